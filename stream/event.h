@@ -1,0 +1,33 @@
+// The unit of data that flows through freshet: one user-item interaction.
+#ifndef FRESHET_STREAM_EVENT_H_
+#define FRESHET_STREAM_EVENT_H_
+
+#include <cstdint>
+#include <string>
+
+namespace freshet::stream {
+
+// Where an event came from, precise enough to resume right after it. For a file source `stream`
+// is 0 and `offset` is the event's index in replay (time) order; for Kafka `stream` indexes the
+// source's topic list, `partition` is the partition and `offset` the message offset.
+struct SourcePosition {
+  int32_t stream = 0;
+  int32_t partition = 0;
+  int64_t offset = -1;
+};
+
+// One interaction. `user` and `item` are external ids exactly as they appeared in the input
+// (integers are kept as their decimal text). `weight` is already resolved: the event's explicit
+// weight if it had one, else the configured weight of its `type`, else 1.
+struct Event {
+  std::string user;
+  std::string item;
+  std::string type;
+  float weight = 1.0f;
+  int64_t ts_ms = 0;  // epoch milliseconds
+  SourcePosition position;
+};
+
+}  // namespace freshet::stream
+
+#endif  // FRESHET_STREAM_EVENT_H_
