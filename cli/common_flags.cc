@@ -1,0 +1,46 @@
+#include "cli/common_flags.h"
+
+#include <cstdio>
+
+#include "common/status_macros.h"
+
+namespace freshet::cli {
+
+absl::StatusOr<config::Config> LoadConfig(const ConfigFlags& flags) {
+  config::Config config;
+  if (!flags.config_path.empty()) {
+    FRESHET_ASSIGN_OR_RETURN(config, config::LoadConfigFile(flags.config_path));
+  }
+  FRESHET_RETURN_IF_ERROR(config::ApplyOverrides(&config, flags.sets));
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<stream::FileEventSource>> OpenDataFile(
+    const DataFlags& flags, const config::Config& config) {
+  FRESHET_ASSIGN_OR_RETURN(stream::FileSourceOptions options,
+                           stream::FileSourceOptions::ForFormat(flags.format));
+  if (!flags.columns.empty()) {
+    FRESHET_ASSIGN_OR_RETURN(options.columns, stream::ParseColumns(flags.columns));
+  }
+  if (!flags.delimiter.empty()) {
+    FRESHET_ASSIGN_OR_RETURN(options.delimiter, stream::ParseDelimiter(flags.delimiter));
+  }
+  options.header = options.header || flags.header;
+  if (!flags.ts_unit.empty()) {
+    FRESHET_ASSIGN_OR_RETURN(options.ts_unit, stream::ParseTimestampUnit(flags.ts_unit));
+  }
+  options.type_weights = config.type_weights;
+  options.default_weight = config.default_weight;
+  if (!flags.type_weights.empty()) {
+    FRESHET_ASSIGN_OR_RETURN(auto weights, stream::ParseTypeWeights(flags.type_weights));
+    for (const auto& [type, weight] : weights) options.type_weights[type] = weight;
+  }
+  options.sort_by_time = !flags.no_sort;
+  return stream::FileEventSource::Open(flags.path, options);
+}
+
+void PrintError(const absl::Status& status) {
+  std::fprintf(stderr, "freshet: %s\n", std::string(status.message()).c_str());
+}
+
+}  // namespace freshet::cli

@@ -1,0 +1,340 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+
+// Debian ships toml++ as a shared library built with exceptions; parse errors are caught here
+// and become a Status, so no exception leaves this file.
+#include <toml++/toml.h>
+
+namespace freshet::config {
+namespace {
+
+// Registry entry: how to read and write one key. Ranges are checked on write.
+struct KeyImpl {
+  ConfigKey key;
+  std::function<std::string(const Config&)> get;
+  std::function<absl::Status(Config*, absl::string_view)> set;
+};
+
+std::string FormatFloat(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, end);
+  if (s.find_first_of(".e") == std::string::npos && s.find("inf") == std::string::npos) s += ".0";
+  return s;
+}
+
+absl::Status OutOfRange(absl::string_view key, absl::string_view value, absl::string_view range) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("config key '", key, "': value ", value, " is out of range (", range, ")"));
+}
+
+template <typename T>
+KeyImpl IntKey(const char* name, T Config::*member, int64_t lo, int64_t hi, const char* help) {
+  return KeyImpl{
+      {name, "int", help},
+      [member](const Config& c) { return absl::StrCat(c.*member); },
+      [=](Config* c, absl::string_view text) -> absl::Status {
+        int64_t v = 0;
+        if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &v)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("config key '", name, "' needs an integer, got '", text, "'"));
+        }
+        if (v < lo || v > hi) return OutOfRange(name, text, absl::StrCat(lo, "..", hi));
+        c->*member = static_cast<T>(v);
+        return absl::OkStatus();
+      }};
+}
+
+template <typename T>
+KeyImpl FloatKey(const char* name, T Config::*member, double lo, double hi, const char* help) {
+  return KeyImpl{
+      {name, "float", help},
+      [member](const Config& c) { return FormatFloat(static_cast<double>(c.*member)); },
+      [=](Config* c, absl::string_view text) -> absl::Status {
+        double v = 0;
+        if (!absl::SimpleAtod(absl::StripAsciiWhitespace(text), &v) || !std::isfinite(v)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("config key '", name, "' needs a number, got '", text, "'"));
+        }
+        if (v < lo || v > hi) return OutOfRange(name, text, absl::StrCat(lo, "..", hi));
+        c->*member = static_cast<T>(v);
+        return absl::OkStatus();
+      }};
+}
+
+KeyImpl ChoiceKey(const char* name, std::string Config::*member, std::vector<std::string> choices,
+                  const char* help) {
+  return KeyImpl{
+      {name, "string", help},
+      [member](const Config& c) { return c.*member; },
+      [=](Config* c, absl::string_view text) -> absl::Status {
+        for (const std::string& choice : choices) {
+          if (text == choice) {
+            c->*member = choice;
+            return absl::OkStatus();
+          }
+        }
+        return absl::InvalidArgumentError(absl::StrCat("config key '", name, "' must be one of ",
+                                                       absl::StrJoin(choices, ", "), "; got '",
+                                                       text, "'"));
+      }};
+}
+
+const std::vector<KeyImpl>& Registry() {
+  static const std::vector<KeyImpl>* registry = new std::vector<KeyImpl>{
+      IntKey("model.dim", &Config::dim, 1, 1024, "embedding dimension d"),
+      IntKey("model.seed", &Config::seed, 0, std::numeric_limits<int64_t>::max(),
+             "seed of every random choice (initialisation, negative sampling)"),
+      FloatKey("model.init_std", &Config::init_std, 0, 10,
+               "standard deviation of a new vector's entries"),
+      IntKey("history.max_items", &Config::history_max_items, 1, 1 << 20,
+             "distinct items remembered per user for exclude-seen; the oldest is dropped"),
+      IntKey("history.recent", &Config::history_recent, 1, 4096,
+             "latest interactions kept in order per user (short-term context)"),
+      FloatKey("popularity.half_life_s", &Config::popularity_half_life_s, 0, 1e12,
+               "half-life of popularity counts in seconds; 0 counts all time equally"),
+      ChoiceKey("bpr.loss", &Config::bpr_loss, {"softmax", "bpr"},
+                "softmax: sampled softmax with logQ correction; bpr: pairwise logistic"),
+      IntKey("bpr.negatives", &Config::bpr_negatives, 1, 1024, "negatives sampled per event"),
+      FloatKey("bpr.negative_alpha", &Config::bpr_negative_alpha, 0, 2,
+               "negatives are drawn with probability proportional to popularity^alpha"),
+      FloatKey("bpr.lr", &Config::bpr_lr, 0, 100, "row-wise Adagrad learning rate"),
+      FloatKey("bpr.l2", &Config::bpr_l2, 0, 100, "L2 regularisation of the rows an event touches"),
+      IntKey("bpr.window", &Config::bpr_window, 0, 256,
+             "latest items forming the short-term user vector (0 disables it)"),
+      FloatKey("bpr.window_decay", &Config::bpr_window_decay, 0, 1,
+               "weight of the item k steps back in the short-term vector = decay^k"),
+      FloatKey("bpr.short_term_weight", &Config::bpr_short_term_weight, 0, 100,
+               "weight of the short-term vector in the user query"),
+      FloatKey("bpr.long_term_weight", &Config::bpr_long_term_weight, 0, 100,
+               "weight of the long-term user vector in the user query"),
+      FloatKey("ials.reg", &Config::ials_reg, 0, 1e6, "L2 regularisation of user and item vectors"),
+      FloatKey("ials.unobserved", &Config::ials_unobserved, 0, 1e6,
+               "weight of every unobserved user-item pair (through the cached Gramian)"),
+      FloatKey("ials.confidence", &Config::ials_confidence, 0, 1e6,
+               "an observed pair's weight is 1 + confidence * recency weight"),
+      IntKey("ials.window", &Config::ials_window, 1, 4096,
+             "latest items of a user (and users of an item) each fold-in uses"),
+      FloatKey("ials.window_decay", &Config::ials_window_decay, 0, 1,
+               "recency weight of the item k steps back = decay^k"),
+      FloatKey("ials.long_term", &Config::ials_long_term, 0, 1e6,
+               "pull of a vector towards its previous value (the long-term part)"),
+      IntKey("ials.cg_steps", &Config::ials_cg_steps, 0, 1024,
+             "conjugate-gradient steps per fold-in, warm-started; 0 solves exactly (Cholesky)"),
+      IntKey("cooc.window", &Config::cooc_window, 1, 256,
+             "latest items of a user that co-occur with each new item"),
+      FloatKey("cooc.decay", &Config::cooc_decay, 0, 1,
+               "weight of the neighbour k steps back = decay^k"),
+      FloatKey("cooc.popularity_weight", &Config::cooc_popularity_weight, 0, 1e6,
+               "weight of log(1 + popularity) added to every co-occurrence score"),
+      FloatKey("cooc.norm_exponent", &Config::cooc_norm_exponent, 0, 2,
+               "co-occurrence of i and j is divided by (count_i * count_j)^exponent"),
+      IntKey("cooc.max_pairs", &Config::cooc_max_pairs, 1000, int64_t{1} << 40,
+             "stored pairs beyond which the weakest are pruned"),
+      FloatKey("hybrid.cooc_weight", &Config::hybrid_cooc_weight, 0, 1e6,
+               "weight of the cooc score beside the bpr score in the hybrid model"),
+      FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
+               "weight of an event whose type has no entry in [events.types]"),
+      IntKey("replay.k", &Config::replay_k, 1, 10000, "K of Recall@K, NDCG@K, MRR@K"),
+      IntKey("replay.windows", &Config::replay_windows, 1, 10000,
+             "number of equal slices of the stream reported in the report's windows"),
+      ChoiceKey("kernels.backend", &Config::backend, {"cpu", "cuda", "auto"},
+                "compute backend: cpu, cuda (error without a GPU) or auto (cuda if usable)"),
+  };
+  return *registry;
+}
+
+const KeyImpl* FindKey(absl::string_view name) {
+  for (const KeyImpl& k : Registry()) {
+    if (k.key.name == name) return &k;
+  }
+  return nullptr;
+}
+
+// Levenshtein distance, to suggest the key the user probably meant.
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t prev = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+absl::Status UnknownKey(absl::string_view name) {
+  const KeyImpl* best = nullptr;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const KeyImpl& k : Registry()) {
+    const size_t d = EditDistance(name, k.key.name);
+    if (d < best_distance) {
+      best_distance = d;
+      best = &k;
+    }
+  }
+  std::string hint;
+  if (best != nullptr && best_distance <= 4) hint = absl::StrCat(" (did you mean '", best->key.name, "'?)");
+  return absl::InvalidArgumentError(absl::StrCat("unknown config key '", name, "'", hint));
+}
+
+constexpr absl::string_view kTypesPrefix = "events.types.";
+
+// Text of a TOML scalar in the form SetValue accepts.
+absl::StatusOr<std::string> ScalarText(const toml::node& node, absl::string_view key) {
+  if (auto v = node.value<int64_t>(); v && node.is_integer()) return absl::StrCat(*v);
+  if (auto v = node.value<double>(); v && node.is_floating_point()) return FormatFloat(*v);
+  if (auto v = node.value<bool>(); v && node.is_boolean()) return std::string(*v ? "true" : "false");
+  if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
+  return absl::InvalidArgumentError(absl::StrCat("config key '", key, "' must be a scalar value"));
+}
+
+absl::Status ApplyTable(Config* config, const toml::table& table, const std::string& prefix,
+                        absl::string_view origin) {
+  for (const auto& [raw_key, node] : table) {
+    const std::string key = prefix.empty() ? std::string(raw_key.str())
+                                           : absl::StrCat(prefix, ".", std::string(raw_key.str()));
+    const auto where = [&] {
+      const auto& src = node.source();
+      return src.begin.line > 0 ? absl::StrCat(origin, ":", src.begin.line, ": ")
+                                : absl::StrCat(origin, ": ");
+    };
+    if (const toml::table* sub = node.as_table()) {
+      FRESHET_RETURN_IF_ERROR(ApplyTable(config, *sub, key, origin));
+      continue;
+    }
+    absl::StatusOr<std::string> text = ScalarText(node, key);
+    absl::Status status = text.ok() ? SetValue(config, key, *text) : text.status();
+    if (!status.ok()) return absl::InvalidArgumentError(absl::StrCat(where(), status.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& ConfigKeys() {
+  static const std::vector<ConfigKey>* keys = [] {
+    auto* out = new std::vector<ConfigKey>;
+    for (const KeyImpl& k : Registry()) out->push_back(k.key);
+    return out;
+  }();
+  return *keys;
+}
+
+absl::StatusOr<std::string> GetValue(const Config& config, absl::string_view key) {
+  if (absl::StartsWith(key, kTypesPrefix)) {
+    auto it = config.type_weights.find(key.substr(kTypesPrefix.size()));
+    if (it == config.type_weights.end()) return absl::NotFoundError(absl::StrCat("no event type '", key, "'"));
+    return FormatFloat(it->second);
+  }
+  const KeyImpl* k = FindKey(key);
+  if (k == nullptr) return UnknownKey(key);
+  return k->get(config);
+}
+
+absl::Status SetValue(Config* config, absl::string_view key, absl::string_view value) {
+  if (absl::StartsWith(key, kTypesPrefix)) {
+    const absl::string_view type = key.substr(kTypesPrefix.size());
+    double w = 0;
+    if (type.empty() || !absl::SimpleAtod(value, &w) || !std::isfinite(w) || w < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config key '", key, "' needs an event type and a non-negative weight, got '", value, "'"));
+    }
+    config->type_weights[std::string(type)] = static_cast<float>(w);
+    return absl::OkStatus();
+  }
+  const KeyImpl* k = FindKey(key);
+  if (k == nullptr) return UnknownKey(key);
+  FRESHET_RETURN_IF_ERROR(k->set(config, value));
+  return Validate(*config);
+}
+
+absl::Status ApplyOverrides(Config* config, const std::vector<std::string>& assignments) {
+  for (const std::string& a : assignments) {
+    const size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("override '", a, "' must look like key=value (e.g. bpr.lr=0.05)"));
+    }
+    FRESHET_RETURN_IF_ERROR(SetValue(config, absl::StripAsciiWhitespace(a.substr(0, eq)),
+                                     absl::StripAsciiWhitespace(a.substr(eq + 1))));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_view origin) {
+  toml::table table;
+  try {
+    table = toml::parse(std::string_view(toml_text.data(), toml_text.size()),
+                        std::string_view(origin.data(), origin.size()));
+  } catch (const toml::parse_error& err) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ":", err.source().begin.line, ": ",
+                                                   std::string(err.description())));
+  }
+  Config config;
+  FRESHET_RETURN_IF_ERROR(ApplyTable(&config, table, "", origin));
+  FRESHET_RETURN_IF_ERROR(Validate(config));
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open config file '", path, "'"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseConfig(buffer.str(), path);
+}
+
+absl::Status Validate(const Config& config) {
+  if (config.history_recent < config.bpr_window || config.history_recent < config.ials_window ||
+      config.history_recent < config.cooc_window) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "history.recent (", config.history_recent,
+        ") must be at least bpr.window, ials.window and cooc.window (", config.bpr_window, ", ",
+        config.ials_window, ", ", config.cooc_window, ")"));
+  }
+  return absl::OkStatus();
+}
+
+std::string ToToml(const Config& config) {
+  std::string out;
+  std::string section;
+  for (const KeyImpl& k : Registry()) {
+    const size_t dot = k.key.name.find('.');
+    const std::string sec = k.key.name.substr(0, dot);
+    if (sec != section) {
+      absl::StrAppend(&out, out.empty() ? "" : "\n", "[", sec, "]\n");
+      section = sec;
+    }
+    std::string value = k.get(config);
+    if (k.key.type == "string") value = absl::StrCat("\"", value, "\"");
+    absl::StrAppend(&out, "# ", k.key.help, "\n", k.key.name.substr(dot + 1), " = ", value, "\n");
+  }
+  absl::StrAppend(&out, "\n[events.types]\n");
+  std::vector<std::pair<std::string, float>> types(config.type_weights.begin(),
+                                                   config.type_weights.end());
+  std::sort(types.begin(), types.end());
+  for (const auto& [type, w] : types) absl::StrAppend(&out, type, " = ", FormatFloat(w), "\n");
+  return out;
+}
+
+}  // namespace freshet::config

@@ -1,0 +1,112 @@
+// freshet's configuration: every tunable in one struct, loaded from one TOML file
+// (config/freshet.toml documents every key and its default) and overridable by `--set key=value`.
+//
+// Keys are "section.name" (e.g. "bpr.lr"). Every key has exactly one entry in the registry
+// (ConfigKeys()), which is what the TOML loader, the overrides, `freshet config` and the tests use,
+// so a key cannot exist in one place and not another.
+#ifndef FRESHET_CONFIG_CONFIG_H_
+#define FRESHET_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace freshet::config {
+
+// Plain values; copyable. Not synchronised: build it at start-up, then share it read-only.
+struct Config {
+  // [model] shared by every embedding algorithm
+  int dim = 64;           // embedding dimension d
+  uint64_t seed = 42;     // seed of every random choice (initialisation, negatives)
+  float init_std = 0.1f;  // standard deviation of initial vectors
+
+  // [history] per-user memory
+  int history_max_items = 1000;  // distinct items kept per user for exclude-seen (oldest dropped)
+  int history_recent = 64;       // latest interactions kept in order for short-term modelling
+
+  // [popularity] baseline and cold-start fallback
+  double popularity_half_life_s = 0;  // 0 = all-time counts; else exponential decay
+
+  // [bpr] sampled-softmax / pairwise SGD with short-term context
+  std::string bpr_loss = "softmax";  // "softmax" (sampled, logQ-corrected) or "bpr" (pairwise)
+  int bpr_negatives = 4;
+  float bpr_negative_alpha = 0.5f;  // negatives drawn by popularity^alpha (0 = uniform)
+  float bpr_lr = 0.1f;              // row-wise Adagrad base learning rate
+  float bpr_l2 = 1e-4f;
+  int bpr_window = 5;            // latest items forming the short-term user vector
+  float bpr_window_decay = 0.7f;  // weight of the item k steps back = decay^k
+  float bpr_short_term_weight = 1.0f;  // weight of the short-term vector beside the long-term one
+  float bpr_long_term_weight = 1.0f;
+
+  // [ials] implicit ALS with closed-form user fold-in
+  float ials_reg = 0.05f;        // L2 on user and item vectors
+  float ials_unobserved = 0.02f; // weight alpha0 of every unobserved pair (Gramian term)
+  float ials_confidence = 8.0f;  // confidence of an observed pair = 1 + confidence * recency
+  int ials_window = 32;          // latest items the fold-in uses
+  float ials_window_decay = 0.85f;
+  float ials_long_term = 0.1f;   // pull of the previous vector (the long-term part)
+  int ials_cg_steps = 3;         // conjugate-gradient steps per solve; 0 = exact Cholesky
+
+  // [cooc] item-to-item co-occurrence over each user's latest items
+  int cooc_window = 5;            // how many of the user's latest items are neighbours of a new one
+  float cooc_decay = 0.8f;        // weight of the neighbour k steps back = decay^k (learn and score)
+  float cooc_popularity_weight = 0.05f;  // weight of log(1 + popularity) in the score
+  float cooc_norm_exponent = 0.5f;       // divide by (count_i * count_j)^exponent
+  int64_t cooc_max_pairs = 20000000;     // pruned by weight beyond this many stored pairs
+
+  // [hybrid] weighted blend of bpr and cooc scores
+  float hybrid_cooc_weight = 1.0f;
+
+  // [events] weight of each event type (unknown types weigh events.default_weight)
+  absl::flat_hash_map<std::string, float> type_weights = {
+      {"view", 1.0f}, {"click", 2.0f}, {"cart", 4.0f}, {"purchase", 8.0f}, {"rating", 1.0f}};
+  float default_weight = 1.0f;
+
+  // [replay]
+  int replay_k = 10;
+  int replay_windows = 20;   // slices of the stream reported in "windows"
+  std::string backend = "cpu";  // kernels backend: cpu | cuda | auto
+};
+
+// One registered key.
+struct ConfigKey {
+  std::string name;     // "bpr.lr"
+  std::string type;     // "int", "float", "string", "bool"
+  std::string help;     // one line
+};
+
+// Every key, in documentation order (type_weights is the table [events.types]).
+const std::vector<ConfigKey>& ConfigKeys();
+
+// Reads `key` (e.g. "bpr.lr") as text in TOML value syntax (strings unquoted).
+absl::StatusOr<std::string> GetValue(const Config& config, absl::string_view key);
+
+// Sets one key from text: "bpr.lr", "0.05". Also "events.types.<type>" = weight.
+// InvalidArgument for an unknown key (with the closest valid key), a value of the wrong type, or
+// a value outside the key's range.
+absl::Status SetValue(Config* config, absl::string_view key, absl::string_view value);
+
+// Applies "key=value" strings in order (the --set flag).
+absl::Status ApplyOverrides(Config* config, const std::vector<std::string>& assignments);
+
+// Loads a TOML file over the defaults. NotFound if it does not exist; InvalidArgument (with file,
+// line and key) for a syntax error, an unknown key or a bad value.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Parses TOML text (for tests and for embedded defaults); `origin` names it in errors.
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_view origin);
+
+// Checks cross-key constraints (e.g. dim in [1, 1024]). Called by the loaders and SetValue.
+absl::Status Validate(const Config& config);
+
+// The whole configuration as TOML (every key, current values), e.g. for `freshet config`.
+std::string ToToml(const Config& config);
+
+}  // namespace freshet::config
+
+#endif  // FRESHET_CONFIG_CONFIG_H_

@@ -1,0 +1,67 @@
+// BprModel ("bpr"): online embedding model trained by SGD with row-wise Adagrad on a sampled
+// softmax (logQ-corrected) or pairwise BPR loss, negatives drawn by popularity^alpha.
+//
+// The user side has a long-term vector p_u and a short-term part built from the user's latest
+// items: query(u) = a * p_u + b * sum_k w_k c_{j_k} / sum_k w_k over the last `window` items j_k
+// (w_k = decay^k, newest first), where c_j is a context embedding of item j. Score(u, i) =
+// query(u) . q_i + bias_i. Training the context embeddings on every event learns
+// item-to-next-item structure (a factorised Markov chain, as in FPMC) next to the long-term taste.
+#ifndef FRESHET_LEARNER_BPR_MODEL_H_
+#define FRESHET_LEARNER_BPR_MODEL_H_
+
+#include <vector>
+
+#include "common/random.h"
+#include "config/config.h"
+#include "learner/embedding_table.h"
+#include "learner/model.h"
+#include "learner/negative_sampler.h"
+#include "learner/popularity.h"
+
+namespace freshet::learner {
+
+// Not thread-safe (see Model).
+class BprModel : public Model {
+ public:
+  // `popularity` and `backend` must outlive the model.
+  BprModel(const config::Config& config, const Popularity* popularity,
+           const kernels::Backend* backend);
+
+  std::string name() const override { return "bpr"; }
+  void Grow(int32_t users, int32_t items) override;
+  void Learn(const Interaction& event) override;
+  absl::Status Recommend(const UserQuery& query, int k,
+                         std::vector<kernels::ScoredItem>* out) const override;
+  void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
+
+ private:
+  // Writes query(u) into `out` (stride floats) and the per-item context weights, newest first,
+  // into `weights` (already divided by their sum and multiplied by the short-term weight).
+  void QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
+                   std::vector<float>* weights) const;
+  // One row-wise Adagrad step: row -= lr / sqrt(acc) * grad, acc += mean(grad^2).
+  void AdagradStep(float* row, float& accumulator, const float* grad) const;
+
+  const config::Config config_;
+  const Popularity* popularity_;
+  const kernels::Backend* backend_;
+  const int dim_;
+  const bool softmax_;
+  EmbeddingTable users_;
+  EmbeddingTable context_;
+  EmbeddingTable items_;
+  std::vector<float> bias_;
+  std::vector<float> bias_accumulator_;
+  NegativeSampler sampler_;
+  Rng rng_;
+
+  // Scratch for Learn(), sized once.
+  std::vector<float> query_, grad_query_, grad_;
+  mutable std::vector<float> weights_;
+  std::vector<int32_t> candidates_;
+  std::vector<float> logits_, coeff_;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_BPR_MODEL_H_

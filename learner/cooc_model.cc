@@ -1,0 +1,81 @@
+#include "learner/cooc_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace freshet::learner {
+
+CoocModel::CoocModel(const config::Config& config, const Popularity* popularity,
+                     const kernels::Backend* backend)
+    : config_(config), popularity_(popularity), backend_(backend) {}
+
+void CoocModel::Grow(int32_t, int32_t items) { neighbours_.resize(static_cast<size_t>(items)); }
+
+void CoocModel::AddPair(int32_t a, int32_t b, float weight) {
+  auto [it, inserted] = neighbours_[a].try_emplace(b, 0.0f);
+  it->second += weight;
+  pairs_ += inserted ? 1 : 0;
+}
+
+void CoocModel::Learn(const Interaction& event) {
+  const int n = std::min<int>(config_.cooc_window, static_cast<int>(event.recent.size()));
+  float w = event.weight;
+  for (int k = 0; k < n; ++k) {
+    const int32_t j = event.recent[event.recent.size() - 1 - k];
+    if (j != event.item) {
+      AddPair(event.item, j, w);
+      AddPair(j, event.item, w);
+    }
+    w *= config_.cooc_decay;
+  }
+  if (pairs_ > config_.cooc_max_pairs) Prune();
+}
+
+void CoocModel::Prune() {
+  // Raise the threshold geometrically until enough pairs go; each call is O(pairs) per round.
+  prune_below_ = std::max(prune_below_ * 2.0f, 1.0f);
+  while (pairs_ > config_.cooc_max_pairs * 3 / 4) {
+    for (auto& map : neighbours_) {
+      for (auto it = map.begin(); it != map.end();) {
+        if (it->second <= prune_below_) {
+          map.erase(it++);
+          --pairs_;
+        } else {
+          ++it;
+        }
+      }
+    }
+    prune_below_ *= 2.0f;
+  }
+}
+
+void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
+  const int32_t catalog = static_cast<int32_t>(std::min(scores.size(), neighbours_.size()));
+  const float e = config_.cooc_norm_exponent;
+  for (int32_t i = 0; i < catalog; ++i) {
+    scores[i] = config_.cooc_popularity_weight *
+                static_cast<float>(std::log1p(popularity_->Value(i)));
+  }
+  const int n = std::min<int>(config_.cooc_window, static_cast<int>(query.recent.size()));
+  float w = 1.0f;
+  for (int k = 0; k < n; ++k) {
+    const int32_t j = query.recent[query.recent.size() - 1 - k];
+    const float scale = w / std::pow(static_cast<float>(popularity_->Count(j)) + 1.0f, e);
+    for (const auto& [item, c] : neighbours_[j]) {
+      if (item < catalog) {
+        scores[item] += scale * c / std::pow(static_cast<float>(popularity_->Count(item)) + 1.0f, e);
+      }
+    }
+    w *= config_.cooc_decay;
+  }
+}
+
+absl::Status CoocModel::Recommend(const UserQuery& query, int k,
+                                  std::vector<kernels::ScoredItem>* out) const {
+  std::vector<float> scores(neighbours_.size());
+  ScoreAll(query, absl::MakeSpan(scores));
+  return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()), query.exclude,
+                                  k, out);
+}
+
+}  // namespace freshet::learner

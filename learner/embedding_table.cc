@@ -1,0 +1,36 @@
+#include "learner/embedding_table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "common/check.h"
+
+namespace freshet::learner {
+
+EmbeddingTable::EmbeddingTable(int dim) : dim_(dim), stride_((dim + 15) / 16 * 16) {
+  FRESHET_CHECK(dim > 0);
+}
+
+void EmbeddingTable::Resize(int64_t rows, float init_std, Rng& rng) {
+  if (rows <= rows_) return;
+  if (rows > capacity_) {
+    // Geometric growth keeps appends amortised O(1) per row.
+    const int64_t capacity = std::max<int64_t>({rows, capacity_ * 3 / 2, 1024});
+    const size_t bytes = static_cast<size_t>(capacity * stride_) * sizeof(float);
+    float* fresh = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (fresh == nullptr) throw std::bad_alloc();
+    if (rows_ > 0) std::memcpy(fresh, data_.get(), static_cast<size_t>(rows_ * stride_) * sizeof(float));
+    data_.reset(fresh);
+    capacity_ = capacity;
+  }
+  for (int64_t r = rows_; r < rows; ++r) {
+    float* row = Row(r);
+    for (int j = 0; j < dim_; ++j) row[j] = init_std == 0 ? 0.0f : static_cast<float>(rng.Normal()) * init_std;
+    std::fill(row + dim_, row + stride_, 0.0f);  // padding stays zero for the kernels
+  }
+  adagrad_.resize(static_cast<size_t>(rows), 0.0f);
+  rows_ = rows;
+}
+
+}  // namespace freshet::learner

@@ -1,0 +1,211 @@
+#include "learner/eval/replay_report.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "common/json_writer.h"
+
+namespace freshet::learner {
+namespace {
+
+void MetricsToJson(const ReplayMetrics& m, JsonWriter& w) {
+  w.BeginObject();
+  w.Key("recall").Double(m.recall);
+  w.Key("ndcg").Double(m.ndcg);
+  w.Key("mrr").Double(m.mrr);
+  w.Key("coverage").Double(m.coverage);
+  w.Key("evaluated").Int(m.evaluated);
+  w.Key("events_per_sec").Double(m.events_per_sec);
+  w.Key("seconds").Double(m.seconds);
+  w.EndObject();
+}
+
+size_t WindowCount(const ReplayReport& report) {
+  size_t n = 0;
+  for (const ReplayRun& run : report.runs) n = std::max(n, run.windows.size());
+  return n;
+}
+
+std::string HtmlEscape(absl::string_view s) {
+  return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
+}
+
+constexpr const char* kColors[] = {"#1b6ca8", "#d1495b", "#2e933c", "#edae49",
+                                   "#66468f", "#00798c", "#8c564b", "#444444"};
+
+std::string RecallPlotSvg(const ReplayReport& report) {
+  const double width = 760, height = 320, left = 56, right = 130, top = 16, bottom = 40;
+  const double plot_w = width - left - right, plot_h = height - top - bottom;
+  double max_recall = 0;
+  int64_t max_event = 1;
+  for (const ReplayRun& run : report.runs) {
+    for (const ReplayWindow& w : run.windows) {
+      max_recall = std::max(max_recall, w.metrics.recall);
+      max_event = std::max(max_event, w.end_event);
+    }
+  }
+  max_recall = max_recall <= 0 ? 1.0 : std::ceil(max_recall * 10.0 + 0.5) / 10.0;
+  auto x = [&](double e) { return left + plot_w * e / static_cast<double>(max_event); };
+  auto y = [&](double r) { return top + plot_h * (1.0 - r / max_recall); };
+
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+      width, height, width, height);
+  // Axes and grid.
+  for (int t = 0; t <= 5; ++t) {
+    const double r = max_recall * t / 5.0;
+    absl::StrAppendFormat(&svg,
+                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
+                          left, y(r), left + plot_w, y(r), left - 6, y(r) + 4, r);
+  }
+  for (int t = 0; t <= 4; ++t) {
+    const double e = static_cast<double>(max_event) * t / 4.0;
+    absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n",
+                          x(e), top + plot_h + 16, e);
+  }
+  absl::StrAppendFormat(&svg,
+                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                        "stroke=\"#888\"/>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
+                        "events replayed</text>\n<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 "
+                        "14 %.1f)\" text-anchor=\"middle\">Recall@%d per window</text>\n",
+                        left, top, plot_w, plot_h, left + plot_w / 2, height - 6,
+                        top + plot_h / 2, top + plot_h / 2, report.k);
+  for (size_t m = 0; m < report.runs.size(); ++m) {
+    const ReplayRun& run = report.runs[m];
+    const char* color = kColors[m % (sizeof(kColors) / sizeof(kColors[0]))];
+    std::string points;
+    for (const ReplayWindow& w : run.windows) {
+      const double mid = 0.5 * static_cast<double>(w.begin_event + w.end_event);
+      absl::StrAppendFormat(&points, "%.1f,%.1f ", x(mid), y(w.metrics.recall));
+    }
+    absl::StrAppendFormat(&svg,
+                          "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                          "points=\"%s\"/>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" "
+                          "fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                          color, points, left + plot_w + 12, top + 10 + 18.0 * m, color,
+                          left + plot_w + 28, top + 15 + 18.0 * m, HtmlEscape(run.model));
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace
+
+std::string ReportToJson(const ReplayReport& report) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("dataset").String(report.dataset);
+  w.Key("events").Int(report.events);
+  w.Key("k").Int(report.k);
+  w.Key("malformed").Int(report.malformed);
+  w.Key("models").BeginObject();
+  for (const ReplayRun& run : report.runs) {
+    w.Key(run.model);
+    MetricsToJson(run.total, w);
+  }
+  w.EndObject();
+  w.Key("windows").BeginArray();
+  const size_t windows = WindowCount(report);
+  for (size_t i = 0; i < windows; ++i) {
+    const ReplayWindow* first = nullptr;
+    for (const ReplayRun& run : report.runs) {
+      if (i < run.windows.size()) {
+        first = &run.windows[i];
+        break;
+      }
+    }
+    w.BeginObject();
+    w.Key("begin_event").Int(first->begin_event);
+    w.Key("end_event").Int(first->end_event);
+    w.Key("begin_ts_ms").Int(first->begin_ts_ms);
+    w.Key("end_ts_ms").Int(first->end_ts_ms);
+    w.Key("models").BeginObject();
+    for (const ReplayRun& run : report.runs) {
+      if (i >= run.windows.size()) continue;
+      w.Key(run.model);
+      MetricsToJson(run.windows[i].metrics, w);
+    }
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return w.str() + "\n";
+}
+
+std::string SummaryTable(const ReplayReport& report) {
+  std::string out = absl::StrFormat("%-12s %9s %9s %9s %9s %10s %14s\n", "model",
+                                    absl::StrCat("recall@", report.k), "ndcg", "mrr", "coverage",
+                                    "evaluated", "events/s");
+  for (const ReplayRun& run : report.runs) {
+    const ReplayMetrics& m = run.total;
+    absl::StrAppendFormat(&out, "%-12s %9.4f %9.4f %9.4f %9.4f %10d %14.0f\n", run.model, m.recall,
+                          m.ndcg, m.mrr, m.coverage, m.evaluated, m.events_per_sec);
+  }
+  return out;
+}
+
+std::string ReportToHtml(const ReplayReport& report) {
+  std::string html = absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<title>freshet replay: ", HtmlEscape(report.dataset), "</title>\n<style>"
+      "body{font-family:sans-serif;margin:2em;color:#222}"
+      "table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;"
+      "text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>\n"
+      "<h1>freshet replay</h1>\n<p>Data: <code>", HtmlEscape(report.dataset), "</code>, ",
+      report.events, " events", report.malformed > 0 ? absl::StrCat(" (", report.malformed,
+                                                                   " malformed records skipped)")
+                                                     : "",
+      ". Protocol: time order, test-then-train on every event whose item is known and new to the "
+      "user, top-", report.k, " with the user's seen items excluded.</p>\n");
+  if (report.evaluated) {
+    absl::StrAppend(&html, "<h2>Recall@", report.k, " over the stream</h2>\n",
+                    RecallPlotSvg(report));
+  }
+  absl::StrAppend(&html, "<h2>Summary</h2>\n<table><tr><th>model</th><th>Recall@", report.k,
+                  "</th><th>NDCG@", report.k, "</th><th>MRR@", report.k,
+                  "</th><th>coverage</th><th>evaluated</th><th>events/s</th></tr>\n");
+  for (const ReplayRun& run : report.runs) {
+    const ReplayMetrics& m = run.total;
+    absl::StrAppendFormat(&html,
+                          "<tr><td>%s</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td>"
+                          "<td>%d</td><td>%.0f</td></tr>\n",
+                          HtmlEscape(run.model), m.recall, m.ndcg, m.mrr, m.coverage, m.evaluated,
+                          m.events_per_sec);
+  }
+  html += "</table>\n</body></html>\n";
+  return html;
+}
+
+absl::Status WriteReport(const ReplayReport& report, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create report directory '", dir, "': ", ec.message()));
+  }
+  const std::pair<const char*, std::string> files[] = {{"report.json", ReportToJson(report)},
+                                                       {"report.html", ReportToHtml(report)}};
+  for (const auto& [name, text] : files) {
+    const std::string path = (std::filesystem::path(dir) / name).string();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot write '", path, "': ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace freshet::learner

@@ -1,0 +1,151 @@
+#include "learner/ials_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "learner/internal/vector_ops.h"
+
+namespace freshet::learner {
+
+using internal::Axpy;
+using internal::Dot;
+
+IalsModel::IalsModel(const config::Config& config, const kernels::Backend* backend)
+    : config_(config),
+      backend_(backend),
+      dim_(config.dim),
+      users_(config.dim),
+      items_(config.dim),
+      user_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0),
+      item_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0),
+      rng_(config.seed) {
+  const size_t d = static_cast<size_t>(dim_);
+  for (auto* v : {&old_, &rhs_, &r_, &z_, &ap_, &dir_}) v->assign(d, 0.0f);
+  matrix_.assign(d * d, 0.0);
+}
+
+void IalsModel::Grow(int32_t users, int32_t items) {
+  const int64_t old_users = users_.rows(), old_items = items_.rows();
+  users_.Resize(users, config_.init_std, rng_);
+  items_.Resize(items, config_.init_std, rng_);
+  item_users_.resize(static_cast<size_t>(items));
+  // New rows join the Gramians.
+  const std::vector<float> zero(static_cast<size_t>(dim_), 0.0f);
+  for (int64_t u = old_users; u < users; ++u) UpdateGram(user_gram_, zero.data(), users_.Row(u));
+  for (int64_t i = old_items; i < items; ++i) UpdateGram(item_gram_, zero.data(), items_.Row(i));
+}
+
+void IalsModel::UpdateGram(std::vector<double>& gram, const float* old_row, const float* new_row) {
+  for (int a = 0; a < dim_; ++a) {
+    double* g = gram.data() + static_cast<size_t>(a) * dim_;
+    const double na = new_row[a], oa = old_row[a];
+    for (int b = 0; b < dim_; ++b) g[b] += na * new_row[b] - oa * old_row[b];
+  }
+}
+
+void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& other_table,
+                      absl::Span<const int32_t> others, float* target) {
+  const int d = dim_;
+  const int n = static_cast<int>(others.size());
+  const float alpha0 = config_.ials_unobserved;
+  const float lt = config_.ials_long_term;
+  const float ridge = config_.ials_reg + lt;
+  // Confidence of the k-th newest observation: 1 + confidence * decay^k.
+  weights_.resize(static_cast<size_t>(n));
+  float recency = 1.0f;
+  for (int k = 0; k < n; ++k) {
+    weights_[n - 1 - k] = 1.0f + config_.ials_confidence * recency;
+    recency *= config_.ials_window_decay;
+  }
+  // Right-hand side: sum_j c_j x_j + lt * previous.
+  std::copy(target, target + d, old_.begin());
+  for (int i = 0; i < d; ++i) rhs_[i] = lt * target[i];
+  for (int k = 0; k < n; ++k) Axpy(weights_[k], other_table.Row(others[k]), rhs_.data(), d);
+
+  if (config_.ials_cg_steps == 0) {
+    for (size_t i = 0; i < matrix_.size(); ++i) matrix_[i] = alpha0 * gram[i];
+    for (int i = 0; i < d; ++i) matrix_[static_cast<size_t>(i) * d + i] += ridge;
+    for (int k = 0; k < n; ++k) {
+      const float* x = other_table.Row(others[k]);
+      const double c = weights_[k] - alpha0;
+      for (int a = 0; a < d; ++a) {
+        double* m = matrix_.data() + static_cast<size_t>(a) * d;
+        for (int b = 0; b < d; ++b) m[b] += c * x[a] * x[b];
+      }
+    }
+    Eigen::Map<const Eigen::MatrixXd> a(matrix_.data(), d, d);
+    Eigen::VectorXd b(d);
+    for (int i = 0; i < d; ++i) b[i] = rhs_[i];
+    const Eigen::VectorXd solution = a.llt().solve(b);
+    for (int i = 0; i < d; ++i) target[i] = static_cast<float>(solution[i]);
+    return;
+  }
+
+  // Conjugate gradient on A p = rhs, warm-started at the current vector.
+  auto apply = [&](const float* v, float* out) {
+    for (int a = 0; a < d; ++a) {
+      const double* g = gram.data() + static_cast<size_t>(a) * d;
+      double s = 0;
+      for (int b = 0; b < d; ++b) s += g[b] * v[b];
+      out[a] = static_cast<float>(alpha0 * s) + ridge * v[a];
+    }
+    for (int k = 0; k < n; ++k) {
+      const float* x = other_table.Row(others[k]);
+      Axpy((weights_[k] - alpha0) * Dot(x, v, d), x, out, d);
+    }
+  };
+  apply(target, ap_.data());
+  for (int i = 0; i < d; ++i) r_[i] = rhs_[i] - ap_[i];
+  std::copy(r_.begin(), r_.end(), dir_.begin());
+  float rr = Dot(r_.data(), r_.data(), d);
+  for (int step = 0; step < config_.ials_cg_steps && rr > 1e-12f; ++step) {
+    apply(dir_.data(), ap_.data());
+    const float denom = Dot(dir_.data(), ap_.data(), d);
+    if (denom <= 0) break;
+    const float alpha = rr / denom;
+    Axpy(alpha, dir_.data(), target, d);
+    Axpy(-alpha, ap_.data(), r_.data(), d);
+    const float rr_next = Dot(r_.data(), r_.data(), d);
+    const float beta = rr_next / rr;
+    for (int i = 0; i < d; ++i) dir_[i] = r_[i] + beta * dir_[i];
+    rr = rr_next;
+  }
+}
+
+void IalsModel::Learn(const Interaction& event) {
+  const int window = config_.ials_window;
+  // The user's latest items including this one, newest last.
+  const size_t past = std::min(event.recent.size(), static_cast<size_t>(window - 1));
+  history_.assign(event.recent.end() - past, event.recent.end());
+  history_.push_back(event.item);
+
+  float* user = users_.Row(event.user);
+  std::vector<float> before(user, user + dim_);
+  Solve(item_gram_, items_, history_, user);
+  UpdateGram(user_gram_, before.data(), user);
+
+  std::vector<int32_t>& item_users = item_users_[event.item];
+  item_users.push_back(event.user);
+  if (item_users.size() > static_cast<size_t>(window)) item_users.erase(item_users.begin());
+  float* item = items_.Row(event.item);
+  before.assign(item, item + dim_);
+  Solve(user_gram_, users_, item_users, item);
+  UpdateGram(item_gram_, before.data(), item);
+}
+
+absl::Status IalsModel::Recommend(const UserQuery& query, int k,
+                                  std::vector<kernels::ScoredItem>* out) const {
+  const kernels::TopKQuery q{users_.Row(query.user), query.exclude};
+  return backend_->TopK(items_.View(), absl::MakeConstSpan(&q, 1), k, absl::MakeSpan(out, 1));
+}
+
+void IalsModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
+  const float* user = users_.Row(query.user);
+  const int64_t n = std::min<int64_t>(items_.rows(), static_cast<int64_t>(scores.size()));
+  for (int64_t i = 0; i < n; ++i) scores[i] = Dot(user, items_.Row(i), dim_);
+}
+
+}  // namespace freshet::learner

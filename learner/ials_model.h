@@ -1,0 +1,64 @@
+// IalsModel ("ials"): implicit alternating least squares, online. Every event re-solves the
+// user's vector in closed form against the cached item Gramian (the user "fold-in"), from the
+// user's latest items with recency-weighted confidence (the short-term part) plus a pull towards
+// the user's previous vector (the long-term part); then the event's item is re-solved the same way
+// against the cached user Gramian from the item's latest users.
+//
+// Objective for one user (Hu, Koren, Volinsky 2008; Rendle et al. 2021):
+//   sum_{j in H} c_j (1 - p.q_j)^2 + alpha0 * sum_{all i} (p.q_i)^2 + reg |p|^2 + lt |p - p_prev|^2
+// whose minimiser solves (alpha0 G + sum_j (c_j - alpha0) q_j q_j^T + (reg + lt) I) p =
+// sum_j c_j q_j + lt p_prev, with G = sum_i q_i q_i^T kept up to date by rank-one updates.
+// The solve is exact (Cholesky) when ials.cg_steps is 0, else that many conjugate-gradient
+// steps warm-started from the previous vector (Takacs et al. 2011), which is far cheaper.
+#ifndef FRESHET_LEARNER_IALS_MODEL_H_
+#define FRESHET_LEARNER_IALS_MODEL_H_
+
+#include <vector>
+
+#include "common/random.h"
+#include "config/config.h"
+#include "learner/embedding_table.h"
+#include "learner/model.h"
+
+namespace freshet::learner {
+
+// Not thread-safe (see Model).
+class IalsModel : public Model {
+ public:
+  IalsModel(const config::Config& config, const kernels::Backend* backend);
+
+  std::string name() const override { return "ials"; }
+  void Grow(int32_t users, int32_t items) override;
+  void Learn(const Interaction& event) override;
+  absl::Status Recommend(const UserQuery& query, int k,
+                         std::vector<kernels::ScoredItem>* out) const override;
+  void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
+
+ private:
+  // Solves for `target` (in place: its current value is the warm start and the long-term prior)
+  // from the rows `others` of `other_table` (newest last) with recency-weighted confidence, against
+  // `gram` (the Gramian of `other_table`).
+  void Solve(const std::vector<double>& gram, const EmbeddingTable& other_table,
+             absl::Span<const int32_t> others, float* target);
+  // gram += new new^T - old old^T.
+  void UpdateGram(std::vector<double>& gram, const float* old_row, const float* new_row);
+
+  const config::Config config_;
+  const kernels::Backend* backend_;
+  const int dim_;
+  EmbeddingTable users_;
+  EmbeddingTable items_;
+  std::vector<double> user_gram_;  // dim x dim, sum of p p^T
+  std::vector<double> item_gram_;  // dim x dim, sum of q q^T
+  std::vector<std::vector<int32_t>> item_users_;  // latest users of each item, newest last
+  std::vector<int32_t> history_;                  // scratch: the user's items incl. this event
+  Rng rng_;
+
+  // Scratch for Solve().
+  std::vector<float> old_, rhs_, weights_, r_, z_, ap_, dir_;
+  std::vector<double> matrix_;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_IALS_MODEL_H_

@@ -1,0 +1,47 @@
+// NegativeSampler: draws items with probability proportional to popularity^alpha, in O(1), from a
+// table rebuilt as the counts drift (the word2vec unigram-table technique).
+#ifndef FRESHET_LEARNER_NEGATIVE_SAMPLER_H_
+#define FRESHET_LEARNER_NEGATIVE_SAMPLER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/random.h"
+#include "learner/popularity.h"
+
+namespace freshet::learner {
+
+// Not thread-safe.
+class NegativeSampler {
+ public:
+  explicit NegativeSampler(float alpha) : alpha_(alpha) {}
+
+  // Call once per event. Rebuilds the table when enough events arrived since the last build: early
+  // in a stream (when the catalog changes fast) often, later at most every 64k events.
+  void Observe(const Popularity& popularity, int32_t catalog_size);
+
+  // A random item row; -1 while nothing has been observed.
+  int32_t Sample(Rng& rng) const {
+    return table_.empty() ? -1 : table_[rng.Below(static_cast<uint32_t>(table_.size()))];
+  }
+
+  // Probability that Sample() returns `item` (for logQ correction); a small floor for items that
+  // joined after the last rebuild.
+  float Probability(int32_t item) const {
+    return item < static_cast<int32_t>(prob_.size()) && prob_[item] > 0 ? prob_[item] : min_prob_;
+  }
+
+ private:
+  void Rebuild(const Popularity& popularity, int32_t catalog_size);
+
+  float alpha_;
+  int64_t events_ = 0;
+  int64_t next_rebuild_ = 0;
+  std::vector<int32_t> table_;
+  std::vector<float> prob_;
+  float min_prob_ = 1.0f;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_NEGATIVE_SAMPLER_H_

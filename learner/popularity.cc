@@ -1,0 +1,45 @@
+#include "learner/popularity.h"
+
+#include <cmath>
+
+namespace freshet::learner {
+
+Popularity::Popularity(double half_life_s)
+    : rate_(half_life_s > 0 ? std::log(2.0) / (half_life_s * 1000.0) : 0.0) {}
+
+void Popularity::Resize(int32_t items) {
+  if (items > static_cast<int32_t>(scores_.size())) {
+    scores_.resize(static_cast<size_t>(items), 0.0f);
+    counts_.resize(static_cast<size_t>(items), 0);
+  }
+}
+
+void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
+  ++counts_[item];
+  ++total_;
+  if (rate_ == 0) {
+    scores_[item] += weight;
+    return;
+  }
+  if (!started_) {
+    ref_ts_ = ts_ms;
+    started_ = true;
+  }
+  // Adding weight * exp(rate * (ts - ref)) instead of decaying every score at every event keeps
+  // updates O(1); when the factor grows large, everything is rescaled to a new reference time.
+  double factor = std::exp(rate_ * static_cast<double>(ts_ms - ref_ts_));
+  if (factor > 1e20) {
+    const float shrink = static_cast<float>(1.0 / factor);
+    for (float& s : scores_) s *= shrink;
+    ref_ts_ = ts_ms;
+    factor = 1.0;
+  }
+  scale_ = std::max(scale_, factor);
+  scores_[item] += static_cast<float>(weight * factor);
+}
+
+double Popularity::Value(int32_t item) const {
+  return rate_ == 0 ? scores_[item] : scores_[item] / scale_;
+}
+
+}  // namespace freshet::learner

@@ -1,0 +1,47 @@
+// Popularity: how often each item was interacted with, all-time or exponentially decayed. It is
+// the baseline every model must beat, the fallback for unknown users, and the distribution the
+// negative sampler draws from.
+#ifndef FRESHET_LEARNER_POPULARITY_H_
+#define FRESHET_LEARNER_POPULARITY_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace freshet::learner {
+
+// Not thread-safe.
+class Popularity {
+ public:
+  // half_life_s == 0: plain weighted counts. Otherwise each interaction's weight halves every
+  // half_life_s seconds of event time.
+  explicit Popularity(double half_life_s);
+
+  void Resize(int32_t items);
+  void Add(int32_t item, float weight, int64_t ts_ms);
+
+  // Scores that rank items by (decayed) popularity, one per item row. With decay they are scaled
+  // by a common factor, so only their order and ratios are meaningful: use Value() for counts.
+  absl::Span<const float> Scores() const { return scores_; }
+
+  // The (decayed) weighted count of `item` as of the latest event.
+  double Value(int32_t item) const;
+
+  // Undecayed number of interactions of `item`.
+  int64_t Count(int32_t item) const { return counts_[item]; }
+  int64_t total() const { return total_; }
+
+ private:
+  double rate_;         // ln 2 / half-life, per ms; 0 = no decay
+  int64_t ref_ts_ = 0;  // scores_ are counts scaled by exp(rate * (ts - ref_ts_))
+  double scale_ = 1.0;  // exp(rate * (latest ts - ref_ts_))
+  bool started_ = false;
+  std::vector<float> scores_;
+  std::vector<int64_t> counts_;
+  int64_t total_ = 0;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_POPULARITY_H_

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages freshet needs to build and test, when they are missing.
+# Idempotent: installs nothing when everything is present. As root it runs apt-get; otherwise it
+# prints the apt-get line to run. The CUDA toolkit is optional and never installed from here.
+set -euo pipefail
+
+PACKAGES=(
+  g++ make cmake ninja-build pkg-config
+  libabsl-dev          # Status, containers, strings, time
+  libeigen3-dev        # dense linear algebra (iALS solves, blocked scoring)
+  libtomlplusplus-dev  # the TOML configuration file
+  libsimdjson-dev      # JSON-lines events
+  libcli11-dev         # command-line parsing of the freshet binary
+  zlib1g-dev           # gzip input and output
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]]; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "freshet needs these Debian packages: ${missing[*]}" >&2
+  echo "run: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

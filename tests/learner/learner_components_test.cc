@@ -1,0 +1,147 @@
+// Unit tests of the learner's building blocks: dictionaries, histories, popularity, sampling,
+// embedding tables.
+#include <cmath>
+#include <map>
+
+#include "gtest/gtest.h"
+#include "learner/embedding_table.h"
+#include "learner/id_dictionary.h"
+#include "learner/negative_sampler.h"
+#include "learner/popularity.h"
+#include "learner/user_history.h"
+
+namespace freshet::learner {
+namespace {
+
+TEST(IdDictionaryTest, AssignsDenseRowsInOrderOfFirstAppearance) {
+  IdDictionary dict;
+  bool inserted = false;
+  EXPECT_EQ(dict.FindOrInsert("u42", &inserted), 0);
+  EXPECT_TRUE(inserted);
+  EXPECT_EQ(dict.FindOrInsert("7", &inserted), 1);
+  EXPECT_TRUE(inserted);
+  EXPECT_EQ(dict.FindOrInsert("u42", &inserted), 0);
+  EXPECT_FALSE(inserted);
+  EXPECT_EQ(dict.size(), 2);
+  EXPECT_EQ(dict.Find("7"), 1);
+  EXPECT_EQ(dict.Find("missing"), IdDictionary::kMissing);
+  EXPECT_EQ(dict.ExternalId(0), "u42");
+  EXPECT_EQ(dict.ExternalId(1), "7");
+}
+
+TEST(IdDictionaryTest, KeepsIdsThatDifferOnlyInBytes) {
+  IdDictionary dict;
+  bool inserted = false;
+  const std::string with_nul("a\0b", 3);
+  EXPECT_EQ(dict.FindOrInsert(with_nul, &inserted), 0);
+  EXPECT_EQ(dict.FindOrInsert("a", &inserted), 1);
+  EXPECT_EQ(dict.Find(with_nul), 0);
+  EXPECT_EQ(dict.ExternalId(0).size(), 3u);
+}
+
+TEST(UserHistoryTest, RecentIsChronologicalAndBounded) {
+  UserHistory h;
+  for (int i = 0; i < 20; ++i) h.Add(i % 7, /*recent_cap=*/5, /*seen_cap=*/100);
+  const auto recent = h.Recent(5);
+  ASSERT_EQ(recent.size(), 5u);
+  // Interactions 15..19 are items 1, 2, 3, 4, 5.
+  EXPECT_EQ(std::vector<int32_t>(recent.begin(), recent.end()),
+            (std::vector<int32_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(h.Recent(3).size(), 3u);
+  EXPECT_EQ(h.Recent(3).back(), 5);
+}
+
+TEST(UserHistoryTest, SeenIsSortedDistinctAndForgetsTheStalestItem) {
+  UserHistory h;
+  for (int32_t item : {9, 3, 9, 5, 1}) h.Add(item, 10, /*seen_cap=*/3);
+  // Distinct in order of latest interaction: 3, 9, 5, 1 -> 3 is stalest and must go.
+  EXPECT_EQ(std::vector<int32_t>(h.Seen().begin(), h.Seen().end()),
+            (std::vector<int32_t>{1, 5, 9}));
+  EXPECT_TRUE(h.HasSeen(9));
+  EXPECT_FALSE(h.HasSeen(3));
+  h.Add(5, 10, 3);  // refreshing 5 makes 9 the stalest
+  h.Add(2, 10, 3);
+  EXPECT_EQ(std::vector<int32_t>(h.Seen().begin(), h.Seen().end()),
+            (std::vector<int32_t>{1, 2, 5}));
+}
+
+TEST(PopularityTest, AllTimeCountsAreWeightedSums) {
+  Popularity pop(0);
+  pop.Resize(3);
+  pop.Add(0, 1.0f, 0);
+  pop.Add(2, 2.0f, 10);
+  pop.Add(2, 1.0f, 20);
+  EXPECT_DOUBLE_EQ(pop.Value(0), 1.0);
+  EXPECT_DOUBLE_EQ(pop.Value(1), 0.0);
+  EXPECT_DOUBLE_EQ(pop.Value(2), 3.0);
+  EXPECT_EQ(pop.Count(2), 2);
+  EXPECT_EQ(pop.total(), 3);
+}
+
+TEST(PopularityTest, DecayHalvesPerHalfLife) {
+  Popularity pop(/*half_life_s=*/10);
+  pop.Resize(2);
+  pop.Add(0, 1.0f, 0);
+  pop.Add(1, 1.0f, 10'000);  // one half-life later
+  EXPECT_NEAR(pop.Value(0), 0.5, 1e-6);
+  EXPECT_NEAR(pop.Value(1), 1.0, 1e-6);
+  EXPECT_GT(pop.Scores()[1], pop.Scores()[0]);
+}
+
+TEST(PopularityTest, DecaySurvivesLongStreamsWithoutOverflow) {
+  Popularity pop(/*half_life_s=*/1);
+  pop.Resize(2);
+  for (int64_t t = 0; t < 2000; ++t) pop.Add(t % 2, 1.0f, t * 1000);  // 2000 half-lives
+  EXPECT_TRUE(std::isfinite(pop.Scores()[0]));
+  EXPECT_TRUE(std::isfinite(pop.Scores()[1]));
+  // Item 1 was seen last: decayed count 1 + 1/4 + 1/16 + ... = 4/3.
+  EXPECT_NEAR(pop.Value(1), 4.0 / 3.0, 1e-3);
+  EXPECT_NEAR(pop.Value(0), 2.0 / 3.0, 1e-3);
+}
+
+TEST(NegativeSamplerTest, FollowsPopularityToThePowerAlpha) {
+  Popularity pop(0);
+  pop.Resize(3);
+  // Counts 0, 8, 24 -> (count + 1)^0.5 = 1, 3, 5.
+  for (int i = 0; i < 8; ++i) pop.Add(1, 1.0f, 0);
+  for (int i = 0; i < 24; ++i) pop.Add(2, 1.0f, 0);
+  NegativeSampler sampler(0.5f);
+  sampler.Observe(pop, 3);
+  Rng rng(7);
+  std::map<int32_t, int> hits;
+  const int n = 90000;
+  for (int i = 0; i < n; ++i) ++hits[sampler.Sample(rng)];
+  EXPECT_NEAR(hits[0] / static_cast<double>(n), 1.0 / 9, 0.01);
+  EXPECT_NEAR(hits[1] / static_cast<double>(n), 3.0 / 9, 0.01);
+  EXPECT_NEAR(hits[2] / static_cast<double>(n), 5.0 / 9, 0.01);
+  EXPECT_NEAR(sampler.Probability(2), 5.0 / 9, 0.01);
+}
+
+TEST(NegativeSamplerTest, EmptyUntilObserved) {
+  NegativeSampler sampler(1.0f);
+  Rng rng(1);
+  EXPECT_EQ(sampler.Sample(rng), -1);
+}
+
+TEST(EmbeddingTableTest, RowsAreAlignedPaddedAndKeptAcrossGrowth) {
+  EmbeddingTable table(20);
+  EXPECT_EQ(table.stride(), 32);
+  Rng rng(3);
+  table.Resize(2, 0.1f, rng);
+  table.Row(1)[5] = 42.0f;
+  table.Resize(5000, 0.1f, rng);
+  EXPECT_EQ(table.rows(), 5000);
+  EXPECT_EQ(table.Row(1)[5], 42.0f);
+  for (int64_t r = 0; r < table.rows(); r += 997) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(table.Row(r)) % 64, 0u);
+    for (int j = 20; j < 32; ++j) EXPECT_EQ(table.Row(r)[j], 0.0f);
+  }
+  double sum_sq = 0;
+  for (int64_t r = 2; r < table.rows(); ++r) {
+    for (int j = 0; j < 20; ++j) sum_sq += table.Row(r)[j] * table.Row(r)[j];
+  }
+  EXPECT_NEAR(std::sqrt(sum_sq / (4998.0 * 20)), 0.1, 0.005);
+}
+
+}  // namespace
+}  // namespace freshet::learner
