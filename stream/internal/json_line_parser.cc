@@ -1,0 +1,187 @@
+#include "stream/internal/json_line_parser.h"
+
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "stream/internal/numbers.h"
+
+namespace freshet::stream::internal {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+static_assert(simdjson::SIMDJSON_PADDING <= kLinePadding,
+              "callers must pad lines by at least simdjson's padding");
+
+// How reading one field went. kInvalid is a JSON syntax error; kBad a well-formed value of the
+// wrong kind, reported with the field's own reason.
+enum class FieldResult { kOk, kAbsent, kBad, kInvalid };
+
+absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// True for "0", "42", "-7": the canonical JSON text of an integer (no leading zeros).
+bool IsIntegerText(absl::string_view text) {
+  if (!text.empty() && text.front() == '-') text.remove_prefix(1);
+  if (text.empty() || (text.size() > 1 && text.front() == '0')) return false;
+  for (const char c : text) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+FieldResult CheckNull(od::value& value) {
+  bool is_null = false;
+  if (value.is_null().get(is_null) || !is_null) return FieldResult::kInvalid;
+  return FieldResult::kAbsent;
+}
+
+// An id is a string, or an integer kept exactly as written (the decimal text).
+FieldResult ReadId(od::value& value, absl::string_view* id) {
+  od::json_type type;
+  if (value.type().get(type)) return FieldResult::kInvalid;
+  switch (type) {
+    case od::json_type::string: {
+      std::string_view s;
+      if (value.get_string().get(s)) return FieldResult::kInvalid;
+      *id = ToAbsl(s);
+      return FieldResult::kOk;
+    }
+    case od::json_type::number: {
+      // The raw token runs up to the next structural character, so it may end in spaces.
+      const absl::string_view raw =
+          absl::StripTrailingAsciiWhitespace(ToAbsl(value.raw_json_token()));
+      if (!IsIntegerText(raw)) return FieldResult::kBad;
+      *id = raw;
+      return FieldResult::kOk;
+    }
+    case od::json_type::null:
+      return CheckNull(value);
+    default:
+      return FieldResult::kBad;
+  }
+}
+
+FieldResult ReadType(od::value& value, absl::string_view* type_name) {
+  od::json_type type;
+  if (value.type().get(type)) return FieldResult::kInvalid;
+  if (type == od::json_type::null) return CheckNull(value);
+  if (type != od::json_type::string) return FieldResult::kBad;
+  std::string_view s;
+  if (value.get_string().get(s)) return FieldResult::kInvalid;
+  *type_name = ToAbsl(s);
+  return FieldResult::kOk;
+}
+
+// A number, or a string holding one (producers that fear JavaScript's 53-bit integers quote
+// 64-bit timestamps). An empty string counts as absent, like an empty csv field.
+FieldResult ReadTimestamp(od::value& value, TimestampUnit unit, int64_t* ms) {
+  od::json_type type;
+  if (value.type().get(type)) return FieldResult::kInvalid;
+  switch (type) {
+    case od::json_type::number: {
+      od::number number;
+      if (value.get_number().get(number)) return FieldResult::kBad;
+      bool ok = false;
+      if (number.is_int64()) {
+        ok = IntegerTimestampToMs(number.get_int64(), unit, ms);
+      } else if (number.is_double()) {
+        ok = FloatTimestampToMs(number.get_double(), unit, ms);
+      }  // else: an unsigned integer beyond int64, far outside any epoch
+      return ok ? FieldResult::kOk : FieldResult::kBad;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      if (value.get_string().get(s)) return FieldResult::kInvalid;
+      if (s.empty()) return FieldResult::kAbsent;
+      return ParseTimestamp(ToAbsl(s), unit, ms) ? FieldResult::kOk : FieldResult::kBad;
+    }
+    case od::json_type::null:
+      return CheckNull(value);
+    default:
+      return FieldResult::kBad;
+  }
+}
+
+FieldResult ReadWeight(od::value& value, float* weight) {
+  od::json_type type;
+  if (value.type().get(type)) return FieldResult::kInvalid;
+  switch (type) {
+    case od::json_type::number: {
+      double d = 0;
+      if (value.get_double().get(d)) return FieldResult::kBad;
+      return CheckWeight(d, weight) ? FieldResult::kOk : FieldResult::kBad;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      if (value.get_string().get(s)) return FieldResult::kInvalid;
+      if (s.empty()) return FieldResult::kAbsent;
+      return ParseWeight(ToAbsl(s), weight) ? FieldResult::kOk : FieldResult::kBad;
+    }
+    case od::json_type::null:
+      return CheckNull(value);
+    default:
+      return FieldResult::kBad;
+  }
+}
+
+}  // namespace
+
+std::optional<MalformedReason> JsonLineParser::Parse(absl::string_view line, ParsedLine* out) {
+  *out = ParsedLine();
+  od::document doc;
+  if (parser_.iterate(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING)
+          .get(doc)) {
+    return MalformedReason::kInvalidJson;
+  }
+  od::object object;
+  if (doc.get_object().get(object)) return MalformedReason::kInvalidJson;
+
+  bool has_user = false;
+  bool has_item = false;
+  for (auto maybe_field : object) {
+    od::field field;
+    if (std::move(maybe_field).get(field)) return MalformedReason::kInvalidJson;
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return MalformedReason::kInvalidJson;
+    od::value& value = field.value();
+
+    // Fields freshet does not use are skipped by the iterator without being decoded.
+    FieldResult result = FieldResult::kOk;
+    MalformedReason bad = MalformedReason::kInvalidJson;
+    if (key == "user") {
+      result = ReadId(value, &out->user);
+      has_user = result == FieldResult::kOk;
+      bad = MalformedReason::kBadUser;
+    } else if (key == "item") {
+      result = ReadId(value, &out->item);
+      has_item = result == FieldResult::kOk;
+      bad = MalformedReason::kBadItem;
+    } else if (key == "type") {
+      out->type = {};
+      result = ReadType(value, &out->type);
+      bad = MalformedReason::kBadType;
+    } else if (key == "ts") {
+      result = ReadTimestamp(value, unit_, &out->ts_ms);
+      out->has_ts = result == FieldResult::kOk;
+      bad = MalformedReason::kBadTimestamp;
+    } else if (key == "weight") {
+      result = ReadWeight(value, &out->weight);
+      out->has_weight = result == FieldResult::kOk;
+      bad = MalformedReason::kBadWeight;
+    }
+    if (result == FieldResult::kInvalid) return MalformedReason::kInvalidJson;
+    if (result == FieldResult::kBad) return bad;
+  }
+  // Anything after the closing brace ("{...} x", two objects on one line) is a syntax error that
+  // On-Demand does not report by itself.
+  const char* location = nullptr;
+  if (doc.current_location().get(location) != simdjson::OUT_OF_BOUNDS) {
+    return MalformedReason::kInvalidJson;
+  }
+  if (!has_user) return MalformedReason::kMissingUser;
+  if (!has_item) return MalformedReason::kMissingItem;
+  return std::nullopt;
+}
+
+}  // namespace freshet::stream::internal
