@@ -51,6 +51,9 @@ struct GenerateFlags {
   double sequential_probability = 0.3;
   double drift_rate = 0.002;
   double events_per_second = 100;
+  int32_t user_topics = 3;
+  double topic_concentration = 0.9;
+  int32_t max_successors = 3;
 };
 int RunGenerate(const GenerateFlags& flags);
 

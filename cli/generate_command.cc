@@ -23,6 +23,9 @@ int RunGenerate(const GenerateFlags& flags) {
   options.sequential_probability = flags.sequential_probability;
   options.drift_rate = flags.drift_rate;
   options.events_per_second = flags.events_per_second;
+  options.user_topics = flags.user_topics;
+  options.topic_concentration = flags.topic_concentration;
+  options.max_successors = flags.max_successors;
   ProgressLine progress;
   const auto start = std::chrono::steady_clock::now();
   const auto seconds = [&] {

@@ -60,6 +60,12 @@ int main(int argc, char** argv) {
                       "probability that the next item follows the previous one")->capture_default_str();
   gen_cmd->add_option("--drift", generate.drift_rate, "per-event probability of a taste change")
       ->capture_default_str();
+  gen_cmd->add_option("--user-topics", generate.user_topics, "preferred topics per user")
+      ->capture_default_str();
+  gen_cmd->add_option("--concentration", generate.topic_concentration,
+                      "probability that an item comes from a preferred topic")->capture_default_str();
+  gen_cmd->add_option("--successors", generate.max_successors,
+                      "most planted successors per item")->capture_default_str();
   gen_cmd->add_option("--rate", generate.events_per_second,
                       "events per second of simulated time")->capture_default_str();
 

@@ -30,7 +30,9 @@ struct KeyImpl {
   std::function<absl::Status(Config*, absl::string_view)> set;
 };
 
-std::string FormatFloat(double v) {
+// Shortest text that reads back as the same value of the member's own type (0.1f prints "0.1").
+template <typename T>
+std::string FormatFloat(T v) {
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
   std::string s(buf, end);
@@ -64,7 +66,7 @@ template <typename T>
 KeyImpl FloatKey(const char* name, T Config::*member, double lo, double hi, const char* help) {
   return KeyImpl{
       {name, "float", help},
-      [member](const Config& c) { return FormatFloat(static_cast<double>(c.*member)); },
+      [member](const Config& c) { return FormatFloat(c.*member); },
       [=](Config* c, absl::string_view text) -> absl::Status {
         double v = 0;
         if (!absl::SimpleAtod(absl::StripAsciiWhitespace(text), &v) || !std::isfinite(v)) {
@@ -114,7 +116,7 @@ const std::vector<KeyImpl>& Registry() {
       FloatKey("bpr.negative_alpha", &Config::bpr_negative_alpha, 0, 2,
                "negatives are drawn with probability proportional to popularity^alpha"),
       FloatKey("bpr.lr", &Config::bpr_lr, 0, 100, "row-wise Adagrad learning rate"),
-      FloatKey("bpr.l2", &Config::bpr_l2, 0, 100, "L2 regularisation of the rows an event touches"),
+      FloatKey("bpr.l2", &Config::bpr_l2, 0, 100, "weight decay of the rows an event touches (scaled by their step size)"),
       IntKey("bpr.window", &Config::bpr_window, 0, 256,
              "latest items forming the short-term user vector (0 disables it)"),
       FloatKey("bpr.window_decay", &Config::bpr_window_decay, 0, 1,

@@ -35,17 +35,17 @@ struct Config {
   // [bpr] sampled-softmax / pairwise SGD with short-term context
   std::string bpr_loss = "softmax";  // "softmax" (sampled, logQ-corrected) or "bpr" (pairwise)
   int bpr_negatives = 4;
-  float bpr_negative_alpha = 0.5f;  // negatives drawn by popularity^alpha (0 = uniform)
+  float bpr_negative_alpha = 0.75f;  // negatives drawn by popularity^alpha (0 = uniform)
   float bpr_lr = 0.1f;              // row-wise Adagrad base learning rate
-  float bpr_l2 = 1e-4f;
-  int bpr_window = 5;            // latest items forming the short-term user vector
-  float bpr_window_decay = 0.7f;  // weight of the item k steps back = decay^k
+  float bpr_l2 = 0.01f;
+  int bpr_window = 10;           // latest items forming the short-term user vector
+  float bpr_window_decay = 0.8f;  // weight of the item k steps back = decay^k
   float bpr_short_term_weight = 1.0f;  // weight of the short-term vector beside the long-term one
-  float bpr_long_term_weight = 1.0f;
+  float bpr_long_term_weight = 0.3f;
 
   // [ials] implicit ALS with closed-form user fold-in
   float ials_reg = 0.05f;        // L2 on user and item vectors
-  float ials_unobserved = 0.02f; // weight alpha0 of every unobserved pair (Gramian term)
+  float ials_unobserved = 3.0f;  // weight alpha0 of every unobserved pair (Gramian term)
   float ials_confidence = 8.0f;  // confidence of an observed pair = 1 + confidence * recency
   int ials_window = 32;          // latest items the fold-in uses
   float ials_window_decay = 0.85f;
@@ -53,7 +53,7 @@ struct Config {
   int ials_cg_steps = 3;         // conjugate-gradient steps per solve; 0 = exact Cholesky
 
   // [cooc] item-to-item co-occurrence over each user's latest items
-  int cooc_window = 5;            // how many of the user's latest items are neighbours of a new one
+  int cooc_window = 16;           // how many of the user's latest items are neighbours of a new one
   float cooc_decay = 0.8f;        // weight of the neighbour k steps back = decay^k (learn and score)
   float cooc_popularity_weight = 0.05f;  // weight of log(1 + popularity) in the score
   float cooc_norm_exponent = 0.5f;       // divide by (count_i * count_j)^exponent

@@ -14,22 +14,26 @@ namespace {
 constexpr float kAdagradEpsilon = 1e-6f;
 }  // namespace
 
+// Terms of the weighted row sums: 1 + bpr.window context rows, or 1 + bpr.negatives candidates.
+constexpr int kMaxTerms = 1025;
+
 BprModel::BprModel(const config::Config& config, const Popularity* popularity,
                    const kernels::Backend* backend)
     : config_(config),
       popularity_(popularity),
       backend_(backend),
       dim_(config.dim),
+      stride_((config.dim + 15) / 16 * 16),
       softmax_(config.bpr_loss == "softmax"),
       users_(config.dim),
       context_(config.dim),
       items_(config.dim),
       sampler_(config.bpr_negative_alpha),
-      rng_(config.seed) {
+      sample_rng_(config.seed),
+      log_negatives_(std::log(static_cast<float>(config.bpr_negatives))) {
   const size_t stride = static_cast<size_t>(items_.stride());
   query_.assign(stride, 0.0f);
   grad_query_.assign(stride, 0.0f);
-  grad_.assign(stride, 0.0f);
   candidates_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
   logits_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
   coeff_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
@@ -38,47 +42,83 @@ BprModel::BprModel(const config::Config& config, const Popularity* popularity,
 void BprModel::Grow(int32_t users, int32_t items) {
   // Long-term user vectors start at zero: a new user is described by their latest items until
   // their own vector has learnt something.
-  users_.Resize(users, 0.0f, rng_);
-  context_.Resize(items, config_.init_std, rng_);
-  items_.Resize(items, config_.init_std, rng_);
+  users_.Resize(users, 0.0f, config_.seed);
+  context_.Resize(items, config_.init_std, config_.seed + 1);
+  items_.Resize(items, config_.init_std, config_.seed + 2);
   bias_.resize(static_cast<size_t>(items), 0.0f);
   bias_accumulator_.resize(static_cast<size_t>(items), 0.0f);
 }
 
+void BprModel::Prefetch(const Interaction& upcoming) const {
+  const auto fetch = [this](const float* row) {
+    for (int64_t off = 0; off < items_.stride(); off += 16) __builtin_prefetch(row + off, 0, 2);
+  };
+  fetch(users_.Row(upcoming.user));
+  fetch(items_.Row(upcoming.item));
+  const size_t n = std::min(upcoming.recent.size(), static_cast<size_t>(config_.bpr_window));
+  for (size_t k = 0; k < n; ++k) fetch(context_.Row(upcoming.recent[upcoming.recent.size() - 1 - k]));
+}
+
+int32_t BprModel::NextNegative() {
+  // The queue holds the next kAhead draws; each draw made now is used kAhead draws later, by
+  // which time its rows are in cache.
+  constexpr size_t kAhead = 32;
+  if (negative_queue_.size() < kAhead) {
+    negative_queue_.assign(kAhead, -1);
+    for (int32_t& slot : negative_queue_) slot = sampler_.Sample(sample_rng_);
+  }
+  const int32_t next = negative_queue_[negative_head_];
+  const int32_t drawn = sampler_.Sample(sample_rng_);
+  negative_queue_[negative_head_] = drawn;
+  negative_head_ = (negative_head_ + 1) % kAhead;
+  if (drawn >= 0 && drawn < items_.rows()) {
+    const float* row = items_.Row(drawn);
+    for (int64_t off = 0; off < items_.stride(); off += 16) __builtin_prefetch(row + off, 0, 2);
+  }
+  return next;
+}
+
 void BprModel::QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
                            std::vector<float>* weights) const {
-  internal::Scale(config_.bpr_long_term_weight, users_.Row(user), out, dim_);
   const int n = std::min<int>(config_.bpr_window, static_cast<int>(recent.size()));
   weights->resize(static_cast<size_t>(n));
-  if (n == 0) return;
+  const float* rows[kMaxTerms];
+  float coeffs[kMaxTerms];
+  rows[0] = users_.Row(user);
+  coeffs[0] = config_.bpr_long_term_weight;
   float w = 1.0f, total = 0.0f;
   for (int k = 0; k < n; ++k) {
     (*weights)[k] = w;
     total += w;
     w *= config_.bpr_window_decay;
   }
-  const float norm = config_.bpr_short_term_weight / total;
+  const float norm = n > 0 ? config_.bpr_short_term_weight / total : 0.0f;
   for (int k = 0; k < n; ++k) {
     (*weights)[k] *= norm;
-    Axpy((*weights)[k], context_.Row(recent[recent.size() - 1 - k]), out, dim_);
+    rows[k + 1] = context_.Row(recent[recent.size() - 1 - k]);
+    coeffs[k + 1] = (*weights)[k];
   }
+  internal::WeightedSumPadded(rows, coeffs, n + 1, out, stride_);
 }
 
-void BprModel::AdagradStep(float* row, float& accumulator, const float* grad) const {
-  accumulator += Dot(grad, grad, dim_) / static_cast<float>(dim_);
-  Axpy(-config_.bpr_lr / std::sqrt(accumulator + kAdagradEpsilon), grad, row, dim_);
+void BprModel::AdagradStep(float* __restrict row, float& accumulator, float coeff,
+                           const float* __restrict direction, float direction_sq_norm) const {
+  accumulator += coeff * coeff * direction_sq_norm / static_cast<float>(dim_);
+  const float step = config_.bpr_lr / std::sqrt(accumulator + kAdagradEpsilon);
+  const float keep = 1.0f - step * config_.bpr_l2;
+  internal::ScaleAddPadded(keep, row, -step * coeff, direction, stride_);
 }
 
 void BprModel::Learn(const Interaction& event) {
-  const int32_t catalog = static_cast<int32_t>(items_.rows());
+  const int32_t catalog = event.catalog;
   sampler_.Observe(*popularity_, catalog);
   QueryVector(event.user, event.recent, query_.data(), &weights_);
 
   candidates_.clear();
   candidates_.push_back(event.item);
   for (int n = 0; n < config_.bpr_negatives; ++n) {
-    int32_t j = sampler_.Sample(rng_);
-    if (j == event.item) j = sampler_.Sample(rng_);  // one retry; an accidental hit is skipped
+    int32_t j = NextNegative();
+    if (j == event.item) j = NextNegative();  // one retry; an accidental hit is skipped
     if (j >= 0 && j != event.item && j < catalog) candidates_.push_back(j);
   }
   const size_t m = candidates_.size();
@@ -88,7 +128,7 @@ void BprModel::Learn(const Interaction& event) {
   coeff_.resize(m);
   for (size_t c = 0; c < m; ++c) {
     const int32_t item = candidates_[c];
-    logits_[c] = Dot(query_.data(), items_.Row(item), dim_) + bias_[item];
+    logits_[c] = internal::DotPadded(query_.data(), items_.Row(item), stride_) + bias_[item];
   }
   const float weight = event.weight;
   if (softmax_) {
@@ -96,8 +136,7 @@ void BprModel::Learn(const Interaction& event) {
     // estimate the full softmax despite popularity-biased sampling.
     float max_logit = -INFINITY;
     for (size_t c = 0; c < m; ++c) {
-      logits_[c] -= std::log(sampler_.Probability(candidates_[c]) *
-                             static_cast<float>(config_.bpr_negatives));
+      logits_[c] -= sampler_.LogProbability(candidates_[c]) + log_negatives_;
       max_logit = std::max(max_logit, logits_[c]);
     }
     float total = 0;
@@ -116,31 +155,27 @@ void BprModel::Learn(const Interaction& event) {
   }
 
   // d loss / d query, from the item vectors before they move.
-  std::fill(grad_query_.begin(), grad_query_.end(), 0.0f);
-  for (size_t c = 0; c < m; ++c) Axpy(coeff_[c], items_.Row(candidates_[c]), grad_query_.data(), dim_);
+  const float* rows[kMaxTerms];
+  for (size_t c = 0; c < m; ++c) rows[c] = items_.Row(candidates_[c]);
+  internal::WeightedSumPadded(rows, coeff_.data(), static_cast<int>(m), grad_query_.data(),
+                              stride_);
 
-  const float l2 = config_.bpr_l2;
+  const float query_sq = internal::DotPadded(query_.data(), query_.data(), stride_);
+  const float grad_query_sq = internal::DotPadded(grad_query_.data(), grad_query_.data(), stride_);
   for (size_t c = 0; c < m; ++c) {
     const int32_t item = candidates_[c];
-    float* row = items_.Row(item);
-    internal::Scale(coeff_[c], query_.data(), grad_.data(), dim_);
-    Axpy(l2, row, grad_.data(), dim_);
-    AdagradStep(row, items_.Accumulator(item), grad_.data());
+    AdagradStep(items_.Row(item), items_.Accumulator(item), coeff_[c], query_.data(), query_sq);
     bias_accumulator_[item] += coeff_[c] * coeff_[c];
     bias_[item] -= config_.bpr_lr / std::sqrt(bias_accumulator_[item] + kAdagradEpsilon) * coeff_[c];
   }
   if (config_.bpr_long_term_weight > 0) {
-    float* row = users_.Row(event.user);
-    internal::Scale(config_.bpr_long_term_weight, grad_query_.data(), grad_.data(), dim_);
-    Axpy(l2, row, grad_.data(), dim_);
-    AdagradStep(row, users_.Accumulator(event.user), grad_.data());
+    AdagradStep(users_.Row(event.user), users_.Accumulator(event.user),
+                config_.bpr_long_term_weight, grad_query_.data(), grad_query_sq);
   }
   for (size_t k = 0; k < weights_.size(); ++k) {
     const int32_t j = event.recent[event.recent.size() - 1 - k];
-    float* row = context_.Row(j);
-    internal::Scale(weights_[k], grad_query_.data(), grad_.data(), dim_);
-    Axpy(l2, row, grad_.data(), dim_);
-    AdagradStep(row, context_.Accumulator(j), grad_.data());
+    AdagradStep(context_.Row(j), context_.Accumulator(j), weights_[k], grad_query_.data(),
+                grad_query_sq);
   }
 }
 

@@ -30,6 +30,7 @@ class BprModel : public Model {
   std::string name() const override { return "bpr"; }
   void Grow(int32_t users, int32_t items) override;
   void Learn(const Interaction& event) override;
+  void Prefetch(const Interaction& upcoming) const override;
   absl::Status Recommend(const UserQuery& query, int k,
                          std::vector<kernels::ScoredItem>* out) const override;
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
@@ -39,13 +40,22 @@ class BprModel : public Model {
   // into `weights` (already divided by their sum and multiplied by the short-term weight).
   void QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
                    std::vector<float>* weights) const;
-  // One row-wise Adagrad step: row -= lr / sqrt(acc) * grad, acc += mean(grad^2).
-  void AdagradStep(float* row, float& accumulator, const float* grad) const;
+  // One row-wise Adagrad step for a row whose loss gradient is coeff * direction, where
+  // `direction_sq_norm` = |direction|^2: acc += mean(gradient^2), then
+  // row = (1 - step * l2) * row - step * coeff * direction with step = lr / sqrt(acc). Weight
+  // decay is decoupled from the accumulator, so the norm is computed once per direction, not per
+  // row, and each row is updated in one pass.
+  void AdagradStep(float* row, float& accumulator, float coeff, const float* direction,
+                   float direction_sq_norm) const;
+  // The next negative. Negatives are drawn a few events ahead into a small queue so that their
+  // rows can be prefetched; the sequence is the same whatever the batching.
+  int32_t NextNegative();
 
   const config::Config config_;
   const Popularity* popularity_;
   const kernels::Backend* backend_;
   const int dim_;
+  const int stride_;  // dim rounded up to 16, as in EmbeddingTable
   const bool softmax_;
   EmbeddingTable users_;
   EmbeddingTable context_;
@@ -53,11 +63,14 @@ class BprModel : public Model {
   std::vector<float> bias_;
   std::vector<float> bias_accumulator_;
   NegativeSampler sampler_;
-  Rng rng_;
+  Rng sample_rng_;  // negatives
+  const float log_negatives_;  // log(bpr.negatives), part of the logQ correction
+  std::vector<int32_t> negative_queue_;  // ring of drawn-ahead negatives
+  size_t negative_head_ = 0;
 
   // Scratch for Learn(), sized once.
-  std::vector<float> query_, grad_query_, grad_;
-  mutable std::vector<float> weights_;
+  std::vector<float> query_, grad_query_;
+  std::vector<float> weights_;
   std::vector<int32_t> candidates_;
   std::vector<float> logits_, coeff_;
 };

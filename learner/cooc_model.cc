@@ -9,7 +9,11 @@ CoocModel::CoocModel(const config::Config& config, const Popularity* popularity,
                      const kernels::Backend* backend)
     : config_(config), popularity_(popularity), backend_(backend) {}
 
-void CoocModel::Grow(int32_t, int32_t items) { neighbours_.resize(static_cast<size_t>(items)); }
+void CoocModel::Grow(int32_t, int32_t items) {
+  neighbours_.resize(static_cast<size_t>(items));
+  counts_.resize(static_cast<size_t>(items), 0);
+  inverse_norm_.resize(static_cast<size_t>(items), 1.0f);
+}
 
 void CoocModel::AddPair(int32_t a, int32_t b, float weight) {
   auto [it, inserted] = neighbours_[a].try_emplace(b, 0.0f);
@@ -29,6 +33,8 @@ void CoocModel::Learn(const Interaction& event) {
     w *= config_.cooc_decay;
   }
   if (pairs_ > config_.cooc_max_pairs) Prune();
+  inverse_norm_[event.item] = std::pow(static_cast<float>(++counts_[event.item]) + 1.0f,
+                                       -config_.cooc_norm_exponent);
 }
 
 void CoocModel::Prune() {
@@ -51,7 +57,6 @@ void CoocModel::Prune() {
 
 void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
   const int32_t catalog = static_cast<int32_t>(std::min(scores.size(), neighbours_.size()));
-  const float e = config_.cooc_norm_exponent;
   for (int32_t i = 0; i < catalog; ++i) {
     scores[i] = config_.cooc_popularity_weight *
                 static_cast<float>(std::log1p(popularity_->Value(i)));
@@ -60,11 +65,9 @@ void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const
   float w = 1.0f;
   for (int k = 0; k < n; ++k) {
     const int32_t j = query.recent[query.recent.size() - 1 - k];
-    const float scale = w / std::pow(static_cast<float>(popularity_->Count(j)) + 1.0f, e);
+    const float scale = w * inverse_norm_[j];
     for (const auto& [item, c] : neighbours_[j]) {
-      if (item < catalog) {
-        scores[item] += scale * c / std::pow(static_cast<float>(popularity_->Count(item)) + 1.0f, e);
-      }
+      if (item < catalog) scores[item] += scale * c * inverse_norm_[item];
     }
     w *= config_.cooc_decay;
   }

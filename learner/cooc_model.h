@@ -39,6 +39,9 @@ class CoocModel : public Model {
   const Popularity* popularity_;
   const kernels::Backend* backend_;
   std::vector<absl::flat_hash_map<int32_t, float>> neighbours_;
+  // (interactions of the item + 1)^-cooc.norm_exponent, kept current so scoring needs no pow().
+  std::vector<float> inverse_norm_;
+  std::vector<int64_t> counts_;
   int64_t pairs_ = 0;
   float prune_below_ = 0.0f;
 };

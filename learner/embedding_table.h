@@ -23,9 +23,10 @@ class EmbeddingTable {
   int64_t stride() const { return stride_; }  // floats between row starts (dim rounded up to 16)
   int64_t rows() const { return rows_; }
 
-  // Grows to `rows` rows; new rows get N(0, init_std^2) entries from `rng` (zeros if init_std is
-  // 0) and a zero Adagrad accumulator. Shrinking is not supported (rows <= rows() is a no-op).
-  void Resize(int64_t rows, float init_std, Rng& rng);
+  // Grows to `rows` rows; new rows get N(0, init_std^2) entries (zeros if init_std is 0) and a
+  // zero Adagrad accumulator. Row r's initial values depend only on (seed, r), not on how the
+  // table grew, so batching never changes results. Shrinking is not supported (no-op).
+  void Resize(int64_t rows, float init_std, uint64_t seed);
 
   float* Row(int64_t row) { return data_.get() + row * stride_; }
   const float* Row(int64_t row) const { return data_.get() + row * stride_; }

@@ -20,22 +20,22 @@ IalsModel::IalsModel(const config::Config& config, const kernels::Backend* backe
       users_(config.dim),
       items_(config.dim),
       user_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0),
-      item_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0),
-      rng_(config.seed) {
+      item_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0) {
   const size_t d = static_cast<size_t>(dim_);
   for (auto* v : {&old_, &rhs_, &r_, &z_, &ap_, &dir_}) v->assign(d, 0.0f);
   matrix_.assign(d * d, 0.0);
 }
 
 void IalsModel::Grow(int32_t users, int32_t items) {
-  const int64_t old_users = users_.rows(), old_items = items_.rows();
-  users_.Resize(users, config_.init_std, rng_);
-  items_.Resize(items, config_.init_std, rng_);
+  users_.Resize(users, config_.init_std, config_.seed);
+  items_.Resize(items, config_.init_std, config_.seed + 1);
   item_users_.resize(static_cast<size_t>(items));
-  // New rows join the Gramians.
+}
+
+void IalsModel::Admit(std::vector<double>& gram, const EmbeddingTable& table, int32_t rows,
+                      int32_t* gram_rows) {
   const std::vector<float> zero(static_cast<size_t>(dim_), 0.0f);
-  for (int64_t u = old_users; u < users; ++u) UpdateGram(user_gram_, zero.data(), users_.Row(u));
-  for (int64_t i = old_items; i < items; ++i) UpdateGram(item_gram_, zero.data(), items_.Row(i));
+  for (; *gram_rows < rows; ++*gram_rows) UpdateGram(gram, zero.data(), table.Row(*gram_rows));
 }
 
 void IalsModel::UpdateGram(std::vector<double>& gram, const float* old_row, const float* new_row) {
@@ -116,6 +116,9 @@ void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& oth
 }
 
 void IalsModel::Learn(const Interaction& event) {
+  // Users, like items, are numbered in order of first appearance.
+  Admit(user_gram_, users_, std::max(users_in_gram_, event.user + 1), &users_in_gram_);
+  Admit(item_gram_, items_, event.catalog, &items_in_gram_);
   const int window = config_.ials_window;
   // The user's latest items including this one, newest last.
   const size_t past = std::min(event.recent.size(), static_cast<size_t>(window - 1));

@@ -40,6 +40,10 @@ class IalsModel : public Model {
   // `gram` (the Gramian of `other_table`).
   void Solve(const std::vector<double>& gram, const EmbeddingTable& other_table,
              absl::Span<const int32_t> others, float* target);
+  // Adds rows [gram_rows, rows) of `table` to `gram` (rows join a Gramian when they are first
+  // used, not when batched learning allocates them ahead).
+  void Admit(std::vector<double>& gram, const EmbeddingTable& table, int32_t rows,
+             int32_t* gram_rows);
   // gram += new new^T - old old^T.
   void UpdateGram(std::vector<double>& gram, const float* old_row, const float* new_row);
 
@@ -50,9 +54,10 @@ class IalsModel : public Model {
   EmbeddingTable items_;
   std::vector<double> user_gram_;  // dim x dim, sum of p p^T
   std::vector<double> item_gram_;  // dim x dim, sum of q q^T
+  int32_t users_in_gram_ = 0;
+  int32_t items_in_gram_ = 0;
   std::vector<std::vector<int32_t>> item_users_;  // latest users of each item, newest last
   std::vector<int32_t> history_;                  // scratch: the user's items incl. this event
-  Rng rng_;
 
   // Scratch for Solve().
   std::vector<float> old_, rhs_, weights_, r_, z_, ap_, dir_;

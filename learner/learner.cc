@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "learner/bpr_model.h"
 #include "learner/cooc_model.h"
+#include "learner/hybrid_model.h"
 #include "learner/ials_model.h"
 #include "learner/popularity_model.h"
 
@@ -11,7 +12,7 @@ namespace freshet::learner {
 
 const std::vector<std::string>& AlgorithmNames() {
   static const std::vector<std::string>* names =
-      new std::vector<std::string>{"bpr", "ials", "cooc", "popularity"};
+      new std::vector<std::string>{"bpr", "ials", "cooc", "hybrid", "popularity"};
   return *names;
 }
 
@@ -34,6 +35,8 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
     learner->model_ = std::make_unique<IalsModel>(config, backend);
   } else if (algorithm == "cooc") {
     learner->model_ = std::make_unique<CoocModel>(config, pop, backend);
+  } else if (algorithm == "hybrid") {
+    learner->model_ = std::make_unique<HybridModel>(config, pop, backend);
   } else if (algorithm == "popularity") {
     learner->model_ = std::make_unique<PopularityModel>(pop, backend);
   } else {
@@ -43,26 +46,66 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
   return learner;
 }
 
-void Learner::Apply(const stream::Event& event) {
+Learner::Rows Learner::Resolve(const stream::Event& event, bool* grew) {
   bool new_user = false, new_item = false;
-  const int32_t user = users_.FindOrInsert(event.user, &new_user);
-  const int32_t item = items_.FindOrInsert(event.item, &new_item);
+  const Rows rows{users_.FindOrInsert(event.user, &new_user),
+                  items_.FindOrInsert(event.item, &new_item)};
   if (new_user) {
     histories_.emplace_back();
     user_stats_.emplace_back();
   }
   if (new_item) popularity_.Resize(items_.size());
-  if (new_user || new_item) model_->Grow(users_.size(), items_.size());
+  *grew = *grew || new_user || new_item;
+  return rows;
+}
 
-  UserHistory& history = histories_[user];
-  model_->Learn(Interaction{user, item, event.weight, event.ts_ms,
-                            history.Recent(config_.history_recent)});
-  history.Add(item, config_.history_recent, config_.history_max_items);
-  popularity_.Add(item, event.weight, event.ts_ms);
-  UserStats& stats = user_stats_[user];
+void Learner::ApplyResolved(Rows rows, const stream::Event& event) {
+  UserHistory& history = histories_[rows.user];
+  // Rows are assigned in order of first appearance, so the catalog is every row up to this one.
+  catalog_ = std::max(catalog_, rows.item + 1);
+  model_->Learn(Interaction{rows.user, rows.item, event.weight, event.ts_ms,
+                            history.Recent(config_.history_recent), catalog_});
+  history.Add(rows.item, config_.history_recent, config_.history_max_items);
+  popularity_.Add(rows.item, event.weight, event.ts_ms);
+  UserStats& stats = user_stats_[rows.user];
   ++stats.events;
   stats.last_ts_ms = event.ts_ms;
   ++events_applied_;
+}
+
+void Learner::Apply(const stream::Event& event) {
+  bool grew = false;
+  const Rows rows = Resolve(event, &grew);
+  if (grew) model_->Grow(users_.size(), items_.size());
+  ApplyResolved(rows, event);
+}
+
+void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
+  // Resolving every id first is equivalent to resolving them one by one: rows are assigned in
+  // order of first appearance either way, and nothing below depends on rows added later.
+  bool grew = false;
+  batch_rows_.clear();
+  for (const stream::Event& event : events) batch_rows_.push_back(Resolve(event, &grew));
+  if (grew) model_->Grow(users_.size(), items_.size());
+  // Staged prefetch, hiding the latency of rows of random users and items: the history object
+  // far ahead, its contents nearer (their address is known once the object is in cache), and the
+  // model's rows (which may depend on the history) nearest.
+  constexpr size_t kFar = 16, kMid = 10, kNear = 5;
+  const size_t n = events.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kFar < n) {
+      const int32_t user = batch_rows_[i + kFar].user;
+      __builtin_prefetch(&histories_[user]);
+      __builtin_prefetch(&user_stats_[user]);
+    }
+    if (i + kMid < n) histories_[batch_rows_[i + kMid].user].Prefetch();
+    if (i + kNear < n) {
+      const Rows& ahead = batch_rows_[i + kNear];
+      model_->Prefetch(Interaction{ahead.user, ahead.item, 0.0f, 0,
+                                   histories_[ahead.user].Recent(config_.history_recent)});
+    }
+    ApplyResolved(batch_rows_[i], events[i]);
+  }
 }
 
 absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen,

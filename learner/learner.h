@@ -48,6 +48,11 @@ class Learner {
   // sources reject malformed ones): non-empty ids, finite non-negative weight.
   void Apply(const stream::Event& event);
 
+  // Learns from events in order; the result is identical to calling Apply() on each. Faster for
+  // large batches: ids are resolved first, then each event's rows are prefetched a few events
+  // ahead of its update, hiding memory latency on large tables.
+  void ApplyBatch(absl::Span<const stream::Event> events);
+
   // Top-k items for an external user id. Unknown users get popularity. With exclude_seen, items in
   // the user's history are left out. InvalidArgument for k < 1.
   absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
@@ -64,6 +69,15 @@ class Learner {
  private:
   Learner(std::string algorithm, const config::Config& config, const kernels::Backend* backend);
 
+  struct Rows {
+    int32_t user;
+    int32_t item;
+  };
+  // Looks up (or adds) the event's user and item; grows per-row state, except the model's.
+  Rows Resolve(const stream::Event& event, bool* grew);
+  // The update itself, for resolved rows (the model has been grown to include them).
+  void ApplyResolved(Rows rows, const stream::Event& event);
+
   const std::string algorithm_;
   const config::Config config_;
   const kernels::Backend* backend_;
@@ -74,6 +88,8 @@ class Learner {
   Popularity popularity_;
   std::unique_ptr<Model> model_;
   int64_t events_applied_ = 0;
+  int32_t catalog_ = 0;  // items known as of the latest applied event (see Interaction::catalog)
+  std::vector<Rows> batch_rows_;  // scratch of ApplyBatch()
 };
 
 }  // namespace freshet::learner

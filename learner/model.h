@@ -22,6 +22,9 @@ struct Interaction {
   int64_t ts_ms = 0;
   // The user's latest items before this event, oldest first, newest last (may be empty).
   absl::Span<const int32_t> recent;
+  // Items known when this event is applied, its own included (rows [0, catalog)). Models may have
+  // been grown further ahead by batched learning; rows at or above this must be ignored.
+  int32_t catalog = 0;
 };
 
 // A recommendation request for a known user.
@@ -44,6 +47,10 @@ class Model {
 
   // Learns from one event.
   virtual void Learn(const Interaction& event) = 0;
+
+  // Hints that Learn() for this event follows soon, so the rows it reads can be fetched into
+  // cache ahead of time. Rows must exist (after Grow()). Optional.
+  virtual void Prefetch(const Interaction& /*upcoming*/) const {}
 
   // Writes the best min(k, available) items for the query into *out, best first (see
   // kernels::RanksBefore).

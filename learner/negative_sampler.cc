@@ -35,6 +35,11 @@ void NegativeSampler::Rebuild(const Popularity& popularity, int32_t catalog_size
   if (table_.empty()) table_.push_back(0);
   min_prob_ = 1.0f / static_cast<float>(table_.size());
   for (int32_t item : table_) prob_[item] += min_prob_;
+  log_min_prob_ = std::log(min_prob_);
+  log_prob_.resize(prob_.size());
+  for (size_t i = 0; i < prob_.size(); ++i) {
+    log_prob_[i] = prob_[i] > 0 ? std::log(prob_[i]) : log_min_prob_;
+  }
 }
 
 }  // namespace freshet::learner

@@ -30,6 +30,11 @@ class NegativeSampler {
   float Probability(int32_t item) const {
     return item < static_cast<int32_t>(prob_.size()) && prob_[item] > 0 ? prob_[item] : min_prob_;
   }
+  // log(Probability(item)), precomputed.
+  float LogProbability(int32_t item) const {
+    return item < static_cast<int32_t>(log_prob_.size()) && prob_[item] > 0 ? log_prob_[item]
+                                                                            : log_min_prob_;
+  }
 
  private:
   void Rebuild(const Popularity& popularity, int32_t catalog_size);
@@ -39,7 +44,9 @@ class NegativeSampler {
   int64_t next_rebuild_ = 0;
   std::vector<int32_t> table_;
   std::vector<float> prob_;
+  std::vector<float> log_prob_;
   float min_prob_ = 1.0f;
+  float log_min_prob_ = 0.0f;
 };
 
 }  // namespace freshet::learner

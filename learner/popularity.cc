@@ -31,6 +31,7 @@ void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
   if (factor > 1e20) {
     const float shrink = static_cast<float>(1.0 / factor);
     for (float& s : scores_) s *= shrink;
+    scale_ /= factor;
     ref_ts_ = ts_ms;
     factor = 1.0;
   }

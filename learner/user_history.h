@@ -15,8 +15,8 @@ namespace freshet::learner {
 class UserHistory {
  public:
   // Records an interaction with `item`. Keeps at most `recent_cap` latest interactions (repeats
-  // included) and at most `seen_cap` distinct items; beyond that the item whose latest interaction
-  // is oldest is forgotten.
+  // included) and at most `seen_cap` distinct items: beyond that the items whose latest
+  // interactions are oldest are forgotten, 1/16 of the cap at a time.
   void Add(int32_t item, int recent_cap, int seen_cap);
 
   // Latest interactions, oldest first, newest last; at most `recent_cap` of them.
@@ -30,7 +30,16 @@ class UserHistory {
 
   bool HasSeen(int32_t item) const { return std::binary_search(seen_.begin(), seen_.end(), item); }
 
+  // Hints the CPU to fetch the newest part of the history (the batch learner calls this a few
+  // events ahead, since histories of random users are rarely in cache).
+  void Prefetch() const {
+    if (!recent_.empty()) __builtin_prefetch(recent_.data() + recent_.size() - 1);
+    if (!seen_.empty()) __builtin_prefetch(seen_.data() + seen_.size() / 2);
+  }
+
  private:
+  void Evict(int seen_cap);
+
   std::vector<int32_t> recent_;     // chronological; trimmed in bulk to keep appends O(1)
   std::vector<int32_t> seen_;       // sorted distinct items
   std::vector<uint32_t> seen_seq_;  // parallel to seen_: sequence number of the latest interaction

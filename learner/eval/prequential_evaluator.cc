@@ -88,6 +88,27 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
   while (!source.Finished()) {
     batch.clear();
     FRESHET_RETURN_IF_ERROR(source.Poll(4096, absl::ZeroDuration(), &batch));
+    const size_t polled = batch.size();
+    if (!options.evaluate) {
+      // Learning only: whole batches (split at window ends) through the batched learner.
+      size_t done = 0;
+      while (done < batch.size()) {
+        const size_t take = std::min<size_t>(batch.size() - done, window_end - index);
+        if (window.events == 0) current.begin_ts_ms = batch[done].ts_ms;
+        learner.ApplyBatch(absl::MakeConstSpan(batch.data() + done, take));
+        done += take;
+        all.events += take;
+        window.events += take;
+        index += take;
+        last_ts = batch[done - 1].ts_ms;
+        if (index >= window_end && window_index < num_windows - 1) {
+          close_window(last_ts);
+          ++window_index;
+          window_end = total_events * (window_index + 1) / num_windows;
+        }
+      }
+      batch.clear();
+    }
     for (const stream::Event& event : batch) {
       if (window.events == 0) current.begin_ts_ms = event.ts_ms;
       if (options.evaluate) {
@@ -128,7 +149,7 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
       last_progress = Clock::now();
       options.progress(ReplayProgress{index, options.total_events, SecondsSince(start)});
     }
-    if (batch.empty() && !source.Finished()) {
+    if (polled == 0 && !source.Finished()) {
       return absl::FailedPreconditionError(
           absl::StrCat("source ", source.Name(), " delivered nothing but is not finished; replay "
                        "needs a finite source"));

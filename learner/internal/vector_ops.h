@@ -1,5 +1,7 @@
-// Small dense vector helpers for the learners' hot loops. Written so that g++ -O2 vectorises them
-// without -ffast-math: the dot product keeps 16 independent partial sums.
+// Dense vector helpers for the learners' hot loops, written with GCC/Clang vector extensions so
+// the shape of the generated code (16 floats per step, accumulators in registers) does not depend
+// on the auto-vectoriser. Functions named *Padded take n as a multiple of 16: embedding rows are
+// padded to that with zeros, and the zero padding stays zero under every operation here.
 #ifndef FRESHET_LEARNER_INTERNAL_VECTOR_OPS_H_
 #define FRESHET_LEARNER_INTERNAL_VECTOR_OPS_H_
 
@@ -7,30 +9,64 @@
 
 namespace freshet::learner::internal {
 
-inline float Dot(const float* __restrict a, const float* __restrict b, int n) {
-  float acc[16] = {0};
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float tail = 0;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  float s = 0;
-  for (int j = 0; j < 16; ++j) s += acc[j];
-  return s + tail;
+using V16 = float __attribute__((vector_size(64)));
+
+inline V16 Load16(const float* p) {
+  V16 v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
 }
 
-// y += alpha * x
+inline void Store16(float* p, V16 v) { __builtin_memcpy(p, &v, sizeof(v)); }
+
+inline float Sum16(V16 v) {
+  float s = 0;
+  for (int j = 0; j < 16; ++j) s += v[j];
+  return s;
+}
+
+// Any n.
+inline float Dot(const float* __restrict a, const float* __restrict b, int n) {
+  V16 acc = {};
+  int i = 0;
+  for (; i + 16 <= n; i += 16) acc += Load16(a + i) * Load16(b + i);
+  float tail = 0;
+  for (; i < n; ++i) tail += a[i] * b[i];
+  return Sum16(acc) + tail;
+}
+
+// y += alpha * x, any n.
 inline void Axpy(float alpha, const float* __restrict x, float* __restrict y, int n) {
   for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-// y = alpha * x
+// y = alpha * x, any n.
 inline void Scale(float alpha, const float* __restrict x, float* __restrict y, int n) {
   for (int i = 0; i < n; ++i) y[i] = alpha * x[i];
 }
 
-inline float SquaredNorm(const float* a, int n) { return Dot(a, a, n); }
+inline float DotPadded(const float* __restrict a, const float* __restrict b, int n) {
+  V16 acc = {};
+  for (int i = 0; i < n; i += 16) acc += Load16(a + i) * Load16(b + i);
+  return Sum16(acc);
+}
+
+// out = sum_r weights[r] * rows[r]: each 16-float block is accumulated in registers across all
+// rows rather than in m read-modify-write passes over `out`.
+inline void WeightedSumPadded(const float* const* rows, const float* weights, int m,
+                              float* __restrict out, int n) {
+  for (int i = 0; i < n; i += 16) {
+    V16 acc = {};
+    for (int r = 0; r < m; ++r) acc += weights[r] * Load16(rows[r] + i);
+    Store16(out + i, acc);
+  }
+}
+
+// row = keep * row + move * direction.
+inline void ScaleAddPadded(float keep, float* __restrict row, float move,
+                           const float* __restrict direction, int n) {
+  for (int i = 0; i < n; i += 16) Store16(row + i, keep * Load16(row + i) + move * Load16(direction + i));
+}
 
 }  // namespace freshet::learner::internal
 

@@ -54,7 +54,8 @@ TEST(UserHistoryTest, RecentIsChronologicalAndBounded) {
 TEST(UserHistoryTest, SeenIsSortedDistinctAndForgetsTheStalestItem) {
   UserHistory h;
   for (int32_t item : {9, 3, 9, 5, 1}) h.Add(item, 10, /*seen_cap=*/3);
-  // Distinct in order of latest interaction: 3, 9, 5, 1 -> 3 is stalest and must go.
+  // Distinct in order of latest interaction: 3, 9, 5, 1 -> 3 is stalest and must go (a cap of 3
+  // evicts one item at a time).
   EXPECT_EQ(std::vector<int32_t>(h.Seen().begin(), h.Seen().end()),
             (std::vector<int32_t>{1, 5, 9}));
   EXPECT_TRUE(h.HasSeen(9));
@@ -126,10 +127,9 @@ TEST(NegativeSamplerTest, EmptyUntilObserved) {
 TEST(EmbeddingTableTest, RowsAreAlignedPaddedAndKeptAcrossGrowth) {
   EmbeddingTable table(20);
   EXPECT_EQ(table.stride(), 32);
-  Rng rng(3);
-  table.Resize(2, 0.1f, rng);
+  table.Resize(2, 0.1f, /*seed=*/3);
   table.Row(1)[5] = 42.0f;
-  table.Resize(5000, 0.1f, rng);
+  table.Resize(5000, 0.1f, /*seed=*/3);
   EXPECT_EQ(table.rows(), 5000);
   EXPECT_EQ(table.Row(1)[5], 42.0f);
   for (int64_t r = 0; r < table.rows(); r += 997) {

@@ -1,0 +1,53 @@
+#include "learner/hybrid_model.h"
+
+#include <cmath>
+#include <vector>
+
+namespace freshet::learner {
+namespace {
+
+// Rescales to mean 0 and variance 1 (a constant vector becomes all zeros).
+void Standardise(absl::Span<float> v) {
+  if (v.empty()) return;
+  double sum = 0, sum_sq = 0;
+  for (float x : v) {
+    sum += x;
+    sum_sq += static_cast<double>(x) * x;
+  }
+  const double mean = sum / static_cast<double>(v.size());
+  const double var = std::max(0.0, sum_sq / static_cast<double>(v.size()) - mean * mean);
+  const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+  for (float& x : v) x = (x - static_cast<float>(mean)) * inv;
+}
+
+}  // namespace
+
+void HybridModel::Grow(int32_t users, int32_t items) {
+  bpr_.Grow(users, items);
+  cooc_.Grow(users, items);
+  items_ = items;
+}
+
+void HybridModel::Learn(const Interaction& event) {
+  bpr_.Learn(event);
+  cooc_.Learn(event);
+}
+
+void HybridModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
+  std::vector<float> cooc(scores.size());
+  bpr_.ScoreAll(query, scores);
+  cooc_.ScoreAll(query, absl::MakeSpan(cooc));
+  Standardise(scores);
+  Standardise(absl::MakeSpan(cooc));
+  for (size_t i = 0; i < scores.size(); ++i) scores[i] += weight_ * cooc[i];
+}
+
+absl::Status HybridModel::Recommend(const UserQuery& query, int k,
+                                    std::vector<kernels::ScoredItem>* out) const {
+  std::vector<float> scores(static_cast<size_t>(items_));
+  ScoreAll(query, absl::MakeSpan(scores));
+  return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()),
+                                  query.exclude, k, out);
+}
+
+}  // namespace freshet::learner

@@ -1,0 +1,41 @@
+// HybridModel ("hybrid"): the bpr embedding model and the cooc co-occurrence model learn side by
+// side from every event; a user's score for an item is z(bpr) + w * z(cooc), where z standardises
+// each model's scores over the catalog for this query (mean 0, variance 1), so the blend does not
+// depend on either model's score scale. w is hybrid.cooc_weight.
+#ifndef FRESHET_LEARNER_HYBRID_MODEL_H_
+#define FRESHET_LEARNER_HYBRID_MODEL_H_
+
+#include "learner/bpr_model.h"
+#include "learner/cooc_model.h"
+
+namespace freshet::learner {
+
+// Not thread-safe (see Model).
+class HybridModel : public Model {
+ public:
+  HybridModel(const config::Config& config, const Popularity* popularity,
+              const kernels::Backend* backend)
+      : weight_(config.hybrid_cooc_weight),
+        backend_(backend),
+        bpr_(config, popularity, backend),
+        cooc_(config, popularity, backend) {}
+
+  std::string name() const override { return "hybrid"; }
+  void Grow(int32_t users, int32_t items) override;
+  void Learn(const Interaction& event) override;
+  void Prefetch(const Interaction& upcoming) const override { bpr_.Prefetch(upcoming); }
+  absl::Status Recommend(const UserQuery& query, int k,
+                         std::vector<kernels::ScoredItem>* out) const override;
+  void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
+
+ private:
+  const float weight_;
+  const kernels::Backend* backend_;
+  BprModel bpr_;
+  CoocModel cooc_;
+  int32_t items_ = 0;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_HYBRID_MODEL_H_

@@ -1,0 +1,83 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+
+namespace freshet::config {
+namespace {
+
+const std::string kShippedConfig = FRESHET_SOURCE_DIR "/config/freshet.toml";
+
+TEST(ConfigTest, ShippedFileDocumentsEveryKeyWithItsDefault) {
+  absl::StatusOr<Config> loaded = LoadConfigFile(kShippedConfig);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  // Loading the documented file changes nothing: it states the built-in defaults.
+  EXPECT_EQ(ToToml(*loaded), ToToml(Config{}));
+  std::ifstream in(kShippedConfig);
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const ConfigKey& key : ConfigKeys()) {
+    const std::string name = key.name.substr(key.name.find('.') + 1);
+    EXPECT_NE(text.str().find("\n" + name + " = "), std::string::npos) << key.name;
+  }
+}
+
+TEST(ConfigTest, OverridesApplyInOrder) {
+  Config config;
+  ASSERT_TRUE(ApplyOverrides(&config, {"bpr.lr=0.5", "model.dim = 32", "bpr.lr=0.25",
+                                       "bpr.loss=bpr", "events.types.like=3"})
+                  .ok());
+  EXPECT_FLOAT_EQ(config.bpr_lr, 0.25f);
+  EXPECT_EQ(config.dim, 32);
+  EXPECT_EQ(config.bpr_loss, "bpr");
+  EXPECT_FLOAT_EQ(config.type_weights.at("like"), 3.0f);
+  EXPECT_EQ(*GetValue(config, "model.dim"), "32");
+}
+
+TEST(ConfigTest, RejectsUnknownKeysWithASuggestion) {
+  Config config;
+  absl::Status status = SetValue(&config, "bpr.lrr", "0.1");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("bpr.lr"), std::string::npos) << status;
+  EXPECT_EQ(ApplyOverrides(&config, {"no-equals-sign"}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConfigTest, RejectsBadValues) {
+  Config config;
+  EXPECT_EQ(SetValue(&config, "model.dim", "sixty-four").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetValue(&config, "model.dim", "0").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetValue(&config, "bpr.lr", "nan").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetValue(&config, "bpr.loss", "hinge").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetValue(&config, "events.types.view", "-1").code(), absl::StatusCode::kInvalidArgument);
+  // Cross-key constraint: the short-term window must fit in the remembered history.
+  EXPECT_EQ(SetValue(&config, "history.recent", "2").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.dim, Config{}.dim);  // failed sets leave valid values in place
+}
+
+TEST(ConfigTest, TomlErrorsNameFileAndLine) {
+  absl::StatusOr<Config> bad = ParseConfig("[bpr]\nlr = 0.1\nnegatives = \"four\"\n", "my.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("my.toml:3"), std::string::npos) << bad.status();
+  bad = ParseConfig("[bpr\n", "broken.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("broken.toml"), std::string::npos);
+  bad = ParseConfig("[model]\ncolour = 3\n", "x.toml");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadConfigFile("/nonexistent/freshet.toml").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, ParsesTablesIncludingEventTypes) {
+  absl::StatusOr<Config> config =
+      ParseConfig("[model]\ndim = 16\n[events.types]\nview = 0.5\nshare = 3\n", "t.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->dim, 16);
+  EXPECT_FLOAT_EQ(config->type_weights.at("view"), 0.5f);
+  EXPECT_FLOAT_EQ(config->type_weights.at("share"), 3.0f);
+  EXPECT_FLOAT_EQ(config->type_weights.at("purchase"), 8.0f);  // defaults stay
+}
+
+}  // namespace
+}  // namespace freshet::config
