@@ -38,7 +38,7 @@ struct Config {
   float bpr_negative_alpha = 0.75f;  // negatives drawn by popularity^alpha (0 = uniform)
   float bpr_lr = 0.1f;              // row-wise Adagrad base learning rate
   float bpr_l2 = 0.01f;
-  int bpr_window = 10;           // latest items forming the short-term user vector
+  int bpr_window = 5;            // latest items forming the short-term user vector
   float bpr_window_decay = 0.8f;  // weight of the item k steps back = decay^k
   float bpr_short_term_weight = 1.0f;  // weight of the short-term vector beside the long-term one
   float bpr_long_term_weight = 0.3f;

@@ -50,13 +50,27 @@ void BprModel::Grow(int32_t users, int32_t items) {
 }
 
 void BprModel::Prefetch(const Interaction& upcoming) const {
-  const auto fetch = [this](const float* row) {
-    for (int64_t off = 0; off < items_.stride(); off += 16) __builtin_prefetch(row + off, 0, 2);
+  const auto fetch_row = [this](const float* row) {
+    for (int64_t off = 0; off < stride_; off += 16) __builtin_prefetch(row + off);
   };
-  fetch(users_.Row(upcoming.user));
-  fetch(items_.Row(upcoming.item));
+  fetch_row(users_.Row(upcoming.user));
+  __builtin_prefetch(users_.AccumulatorAddress(upcoming.user));
+  PrefetchItem(upcoming.item);
   const size_t n = std::min(upcoming.recent.size(), static_cast<size_t>(config_.bpr_window));
-  for (size_t k = 0; k < n; ++k) fetch(context_.Row(upcoming.recent[upcoming.recent.size() - 1 - k]));
+  for (size_t k = 0; k < n; ++k) {
+    const int32_t j = upcoming.recent[upcoming.recent.size() - 1 - k];
+    fetch_row(context_.Row(j));
+    __builtin_prefetch(context_.AccumulatorAddress(j));
+  }
+}
+
+void BprModel::PrefetchItem(int32_t item) const {
+  const float* row = items_.Row(item);
+  for (int64_t off = 0; off < stride_; off += 16) __builtin_prefetch(row + off);
+  __builtin_prefetch(items_.AccumulatorAddress(item));
+  __builtin_prefetch(&bias_[item]);
+  __builtin_prefetch(&bias_accumulator_[item]);
+  if (const float* p = sampler_.LogProbabilityAddress(item)) __builtin_prefetch(p);
 }
 
 int32_t BprModel::NextNegative() {
@@ -71,10 +85,7 @@ int32_t BprModel::NextNegative() {
   const int32_t drawn = sampler_.Sample(sample_rng_);
   negative_queue_[negative_head_] = drawn;
   negative_head_ = (negative_head_ + 1) % kAhead;
-  if (drawn >= 0 && drawn < items_.rows()) {
-    const float* row = items_.Row(drawn);
-    for (int64_t off = 0; off < items_.stride(); off += 16) __builtin_prefetch(row + off, 0, 2);
-  }
+  if (drawn >= 0 && drawn < items_.rows()) PrefetchItem(drawn);
   return next;
 }
 

@@ -50,6 +50,8 @@ class BprModel : public Model {
   // The next negative. Negatives are drawn a few events ahead into a small queue so that their
   // rows can be prefetched; the sequence is the same whatever the batching.
   int32_t NextNegative();
+  // Prefetches everything Learn() reads for an item candidate.
+  void PrefetchItem(int32_t item) const;
 
   const config::Config config_;
   const Popularity* popularity_;

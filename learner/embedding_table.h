@@ -31,6 +31,7 @@ class EmbeddingTable {
   float* Row(int64_t row) { return data_.get() + row * stride_; }
   const float* Row(int64_t row) const { return data_.get() + row * stride_; }
   float& Accumulator(int64_t row) { return adagrad_[row]; }
+  const float* AccumulatorAddress(int64_t row) const { return &adagrad_[row]; }
 
   // A view for the top-K kernels (no bias).
   kernels::ItemMatrixView View(const float* bias = nullptr) const {

@@ -119,8 +119,9 @@ absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen
     return backend_->TopKFromScores(s.data(), static_cast<int64_t>(s.size()), {}, k, &out->items);
   }
   const UserHistory& history = histories_[row];
+  std::vector<int32_t> scratch;
   const UserQuery query{row, history.Recent(config_.history_recent),
-                        exclude_seen ? history.Seen() : absl::Span<const int32_t>()};
+                        exclude_seen ? history.Seen(&scratch) : absl::Span<const int32_t>()};
   out->personalized = algorithm_ != "popularity";
   return model_->Recommend(query, k, &out->items);
 }

@@ -30,6 +30,10 @@ class NegativeSampler {
   float Probability(int32_t item) const {
     return item < static_cast<int32_t>(prob_.size()) && prob_[item] > 0 ? prob_[item] : min_prob_;
   }
+  // Address read by LogProbability(item), for prefetching; null when out of range.
+  const float* LogProbabilityAddress(int32_t item) const {
+    return item >= 0 && item < static_cast<int32_t>(log_prob_.size()) ? &log_prob_[item] : nullptr;
+  }
   // log(Probability(item)), precomputed.
   float LogProbability(int32_t item) const {
     return item < static_cast<int32_t>(log_prob_.size()) && prob_[item] > 0 ? log_prob_[item]

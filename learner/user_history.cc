@@ -7,35 +7,79 @@ void UserHistory::Add(int32_t item, int recent_cap, int seen_cap) {
   if (recent_.size() >= 2 * static_cast<size_t>(recent_cap)) {
     recent_.erase(recent_.begin(), recent_.end() - recent_cap);
   }
-  const uint32_t seq = ++seq_;
-  auto it = std::lower_bound(seen_.begin(), seen_.end(), item);
-  const size_t pos = static_cast<size_t>(it - seen_.begin());
-  if (it != seen_.end() && *it == item) {
-    seen_seq_[pos] = seq;
-    return;
-  }
-  seen_.insert(it, item);
-  seen_seq_.insert(seen_seq_.begin() + static_cast<std::ptrdiff_t>(pos), seq);
-  if (seen_.size() > static_cast<size_t>(seen_cap)) Evict(seen_cap);
+  pending_.push_back(item);
+  if (pending_.size() >= kPendingMax) MergePending(seen_cap);
 }
 
-void UserHistory::Evict(int seen_cap) {
-  // Forget down to cap - cap/16 at once (exactly one item for caps below 16), so a user at the cap
-  // pays O(cap) once per cap/16 new items instead of on every event.
-  const size_t keep = static_cast<size_t>(seen_cap - seen_cap / 16);
-  std::vector<uint32_t> seqs = seen_seq_;
-  std::nth_element(seqs.begin(), seqs.end() - static_cast<std::ptrdiff_t>(keep), seqs.end());
-  const uint32_t oldest_kept = *(seqs.end() - static_cast<std::ptrdiff_t>(keep));
-  size_t out = 0;
-  for (size_t i = 0; i < seen_.size(); ++i) {
-    if (seen_seq_[i] >= oldest_kept) {  // sequence numbers are unique: exactly `keep` survive
-      seen_[out] = seen_[i];
-      seen_seq_[out] = seen_seq_[i];
-      ++out;
+void UserHistory::MergePending(int seen_cap) {
+  if (pending_.empty()) return;
+  // New items in order of first interaction go to order_ (eviction order); then one merge pass.
+  std::vector<int32_t> fresh;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const int32_t item = pending_[i];
+    if (std::binary_search(sorted_.begin(), sorted_.end(), item) ||
+        std::find(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i), item) !=
+            pending_.begin() + static_cast<std::ptrdiff_t>(i)) {
+      continue;
+    }
+    fresh.push_back(item);
+    order_.push_back(item);
+  }
+  pending_.clear();
+  if (fresh.empty()) return;
+  const size_t mid = sorted_.size();
+  std::sort(fresh.begin(), fresh.end());
+  sorted_.insert(sorted_.end(), fresh.begin(), fresh.end());
+  std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<std::ptrdiff_t>(mid),
+                     sorted_.end());
+  if (sorted_.size() > static_cast<size_t>(seen_cap)) {
+    Evict(static_cast<size_t>(seen_cap - seen_cap / 16));
+  }
+}
+
+size_t UserHistory::seen_count() const {
+  size_t n = sorted_.size();
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const int32_t item = pending_[i];
+    if (!std::binary_search(sorted_.begin(), sorted_.end(), item) &&
+        std::find(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i), item) ==
+            pending_.begin() + static_cast<std::ptrdiff_t>(i)) {
+      ++n;
     }
   }
-  seen_.resize(out);
-  seen_seq_.resize(out);
+  return n;
+}
+
+void UserHistory::Evict(size_t keep) {
+  const size_t drop = sorted_.size() - keep;
+  std::vector<int32_t> gone(order_.begin() + static_cast<std::ptrdiff_t>(order_begin_),
+                            order_.begin() + static_cast<std::ptrdiff_t>(order_begin_ + drop));
+  order_begin_ += drop;
+  if (order_begin_ * 2 > order_.size()) {
+    order_.erase(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(order_begin_));
+    order_begin_ = 0;
+  }
+  std::sort(gone.begin(), gone.end());
+  size_t out = 0, g = 0;
+  for (int32_t item : sorted_) {
+    while (g < gone.size() && gone[g] < item) ++g;
+    if (g < gone.size() && gone[g] == item) continue;
+    sorted_[out++] = item;
+  }
+  sorted_.resize(out);
+}
+
+absl::Span<const int32_t> UserHistory::Seen(std::vector<int32_t>* scratch) const {
+  if (pending_.empty()) return sorted_;
+  scratch->assign(pending_.begin(), pending_.end());
+  std::sort(scratch->begin(), scratch->end());
+  scratch->erase(std::unique(scratch->begin(), scratch->end()), scratch->end());
+  const size_t mid = scratch->size();
+  scratch->insert(scratch->end(), sorted_.begin(), sorted_.end());
+  std::inplace_merge(scratch->begin(), scratch->begin() + static_cast<std::ptrdiff_t>(mid),
+                     scratch->end());
+  scratch->erase(std::unique(scratch->begin(), scratch->end()), scratch->end());
+  return *scratch;
 }
 
 }  // namespace freshet::learner

@@ -14,9 +14,11 @@ namespace freshet::learner {
 // Not thread-safe.
 class UserHistory {
  public:
-  // Records an interaction with `item`. Keeps at most `recent_cap` latest interactions (repeats
-  // included) and at most `seen_cap` distinct items: beyond that the items whose latest
-  // interactions are oldest are forgotten, 1/16 of the cap at a time.
+  // Records an interaction with `item`, in O(1) amortised time. Keeps at most `recent_cap` latest
+  // interactions (repeats included) and about `seen_cap` distinct items: new items are merged into
+  // the seen set kPendingMax interactions at a time, and after a merge that leaves more than
+  // `seen_cap`, the items first seen longest ago are forgotten down to seen_cap - seen_cap/16 (one
+  // at a time for caps below 16). Between merges up to kPendingMax - 1 more may be held.
   void Add(int32_t item, int recent_cap, int seen_cap);
 
   // Latest interactions, oldest first, newest last; at most `recent_cap` of them.
@@ -25,25 +27,39 @@ class UserHistory {
     return absl::MakeConstSpan(recent_.data() + recent_.size() - n, n);
   }
 
-  // Distinct items seen, sorted ascending (the exclude list of the top-K kernels).
-  absl::Span<const int32_t> Seen() const { return seen_; }
+  // Distinct items seen, sorted ascending (the exclude list of the top-K kernels). Returns a view
+  // of internal storage, or of `*scratch` when recent additions have not been merged yet.
+  absl::Span<const int32_t> Seen(std::vector<int32_t>* scratch) const;
 
-  bool HasSeen(int32_t item) const { return std::binary_search(seen_.begin(), seen_.end(), item); }
+  bool HasSeen(int32_t item) const {
+    return std::binary_search(sorted_.begin(), sorted_.end(), item) ||
+           std::find(pending_.begin(), pending_.end(), item) != pending_.end();
+  }
+
+  // Distinct items seen (counts pending items once each).
+  size_t seen_count() const;
 
   // Hints the CPU to fetch the newest part of the history (the batch learner calls this a few
   // events ahead, since histories of random users are rarely in cache).
   void Prefetch() const {
     if (!recent_.empty()) __builtin_prefetch(recent_.data() + recent_.size() - 1);
-    if (!seen_.empty()) __builtin_prefetch(seen_.data() + seen_.size() / 2);
+    if (!sorted_.empty()) __builtin_prefetch(sorted_.data() + sorted_.size() / 2);
   }
 
  private:
-  void Evict(int seen_cap);
+  // Interactions wait here, unsorted, and are merged into sorted_ this many at a time, so learning
+  // never searches or shifts a heavy user's sorted array per event (a binary search there costs
+  // several cache misses).
+  static constexpr size_t kPendingMax = 32;
 
-  std::vector<int32_t> recent_;     // chronological; trimmed in bulk to keep appends O(1)
-  std::vector<int32_t> seen_;       // sorted distinct items
-  std::vector<uint32_t> seen_seq_;  // parallel to seen_: sequence number of the latest interaction
-  uint32_t seq_ = 0;
+  void MergePending(int seen_cap);
+  void Evict(size_t keep);
+
+  std::vector<int32_t> recent_;   // chronological; trimmed in bulk to keep appends O(1)
+  std::vector<int32_t> sorted_;   // distinct items, sorted
+  std::vector<int32_t> pending_;  // latest interactions not yet merged (may repeat sorted_ items)
+  std::vector<int32_t> order_;    // distinct items by first interaction, from order_begin_
+  size_t order_begin_ = 0;
 };
 
 }  // namespace freshet::learner

@@ -51,19 +51,64 @@ TEST(UserHistoryTest, RecentIsChronologicalAndBounded) {
   EXPECT_EQ(h.Recent(3).back(), 5);
 }
 
-TEST(UserHistoryTest, SeenIsSortedDistinctAndForgetsTheStalestItem) {
+std::vector<int32_t> SeenOf(const UserHistory& h) {
+  std::vector<int32_t> scratch;
+  const absl::Span<const int32_t> seen = h.Seen(&scratch);
+  return std::vector<int32_t>(seen.begin(), seen.end());
+}
+
+TEST(UserHistoryTest, SeenIsSortedAndDistinctBeforeAndAfterMerges) {
   UserHistory h;
-  for (int32_t item : {9, 3, 9, 5, 1}) h.Add(item, 10, /*seen_cap=*/3);
-  // Distinct in order of latest interaction: 3, 9, 5, 1 -> 3 is stalest and must go (a cap of 3
-  // evicts one item at a time).
-  EXPECT_EQ(std::vector<int32_t>(h.Seen().begin(), h.Seen().end()),
-            (std::vector<int32_t>{1, 5, 9}));
-  EXPECT_TRUE(h.HasSeen(9));
-  EXPECT_FALSE(h.HasSeen(3));
-  h.Add(5, 10, 3);  // refreshing 5 makes 9 the stalest
-  h.Add(2, 10, 3);
-  EXPECT_EQ(std::vector<int32_t>(h.Seen().begin(), h.Seen().end()),
-            (std::vector<int32_t>{1, 2, 5}));
+  for (int32_t item : {9, 3, 9, 5, 1}) h.Add(item, 10, /*seen_cap=*/100);
+  EXPECT_EQ(SeenOf(h), (std::vector<int32_t>{1, 3, 5, 9}));  // unmerged, deduplicated
+  EXPECT_TRUE(h.HasSeen(3));
+  EXPECT_FALSE(h.HasSeen(4));
+  EXPECT_EQ(h.seen_count(), 4u);
+  for (int i = 0; i < 40; ++i) h.Add(i % 12, 10, 100);  // forces merges; repeats of 1, 3, 5, 9
+  std::vector<int32_t> expected(12);
+  for (int i = 0; i < 12; ++i) expected[i] = i;
+  EXPECT_EQ(SeenOf(h), expected);
+  EXPECT_EQ(h.seen_count(), 12u);
+}
+
+// Mirrors the documented policy exactly: interactions are merged 32 at a time; after a merge
+// beyond the cap, the items first seen longest ago go, down to cap - cap/16.
+TEST(UserHistoryTest, LargeHistoriesFollowTheEvictionPolicyExactly) {
+  constexpr int kCap = 1000;
+  UserHistory h;
+  Rng rng(5);
+  std::vector<int32_t> first_seen;  // merged distinct items in order of first interaction
+  std::vector<int32_t> pending;
+  const auto known = [&](int32_t item) {
+    return std::find(first_seen.begin(), first_seen.end(), item) != first_seen.end() ||
+           std::find(pending.begin(), pending.end(), item) != pending.end();
+  };
+  for (int i = 0; i < 20000; ++i) {
+    const int32_t item = static_cast<int32_t>(rng.Below(3000));
+    ASSERT_EQ(h.HasSeen(item), known(item)) << i;
+    h.Add(item, 64, kCap);
+    pending.push_back(item);
+    if (pending.size() == 32) {
+      for (int32_t p : pending) {
+        if (std::find(first_seen.begin(), first_seen.end(), p) == first_seen.end()) {
+          first_seen.push_back(p);
+        }
+      }
+      pending.clear();
+      if (first_seen.size() > kCap) {
+        first_seen.erase(first_seen.begin(), first_seen.end() - (kCap - kCap / 16));
+      }
+    }
+    if (i % 997 == 0) {
+      std::vector<int32_t> expected = first_seen;
+      expected.insert(expected.end(), pending.begin(), pending.end());
+      std::sort(expected.begin(), expected.end());
+      expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
+      ASSERT_EQ(SeenOf(h), expected) << i;
+      ASSERT_EQ(h.seen_count(), expected.size());
+    }
+  }
+  EXPECT_LE(h.seen_count(), static_cast<size_t>(kCap + 31));
 }
 
 TEST(PopularityTest, AllTimeCountsAreWeightedSums) {
