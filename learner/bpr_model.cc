@@ -74,18 +74,25 @@ void BprModel::PrefetchItem(int32_t item) const {
 }
 
 int32_t BprModel::NextNegative() {
-  // The queue holds the next kAhead draws; each draw made now is used kAhead draws later, by
-  // which time its rows are in cache.
+  // Two stages of kAhead draws each: a raw draw enters draw_queue_ (its table slot is fetched);
+  // kAhead draws later it is resolved to an item and enters negative_queue_ (its rows are
+  // fetched); kAhead draws after that it is used.
   constexpr size_t kAhead = 32;
-  if (negative_queue_.size() < kAhead) {
-    negative_queue_.assign(kAhead, -1);
-    for (int32_t& slot : negative_queue_) slot = sampler_.Sample(sample_rng_);
+  const auto draw = [this] { return static_cast<uint32_t>(sample_rng_.Next() >> 32); };
+  if (draw_queue_.empty()) {
+    draw_queue_.resize(kAhead);
+    negative_queue_.resize(kAhead);
+    for (size_t i = 0; i < kAhead; ++i) negative_queue_[i] = sampler_.Resolve(draw());
+    for (uint32_t& r : draw_queue_) r = draw();
   }
-  const int32_t next = negative_queue_[negative_head_];
-  const int32_t drawn = sampler_.Sample(sample_rng_);
-  negative_queue_[negative_head_] = drawn;
-  negative_head_ = (negative_head_ + 1) % kAhead;
-  if (drawn >= 0 && drawn < items_.rows()) PrefetchItem(drawn);
+  const int32_t next = negative_queue_[queue_head_];
+  const int32_t resolved = sampler_.Resolve(draw_queue_[queue_head_]);
+  negative_queue_[queue_head_] = resolved;
+  if (resolved >= 0 && resolved < items_.rows()) PrefetchItem(resolved);
+  const uint32_t fresh = draw();
+  draw_queue_[queue_head_] = fresh;
+  if (const int32_t* slot = sampler_.SlotAddress(fresh)) __builtin_prefetch(slot);
+  queue_head_ = (queue_head_ + 1) % kAhead;
   return next;
 }
 

@@ -47,8 +47,9 @@ class BprModel : public Model {
   // row, and each row is updated in one pass.
   void AdagradStep(float* row, float& accumulator, float coeff, const float* direction,
                    float direction_sq_norm) const;
-  // The next negative. Negatives are drawn a few events ahead into a small queue so that their
-  // rows can be prefetched; the sequence is the same whatever the batching.
+  // The next negative. Negatives are drawn ahead through a small pipeline so that the sampler's
+  // table slot and then the item's rows are in cache when used; the sequence of negatives depends
+  // only on the seed and the sequence of events, not on batching.
   int32_t NextNegative();
   // Prefetches everything Learn() reads for an item candidate.
   void PrefetchItem(int32_t item) const;
@@ -67,8 +68,9 @@ class BprModel : public Model {
   NegativeSampler sampler_;
   Rng sample_rng_;  // negatives
   const float log_negatives_;  // log(bpr.negatives), part of the logQ correction
-  std::vector<int32_t> negative_queue_;  // ring of drawn-ahead negatives
-  size_t negative_head_ = 0;
+  std::vector<uint32_t> draw_queue_;      // raw draws whose table slots are being fetched
+  std::vector<int32_t> negative_queue_;   // resolved negatives whose rows are being fetched
+  size_t queue_head_ = 0;
 
   // Scratch for Learn(), sized once.
   std::vector<float> query_, grad_query_;

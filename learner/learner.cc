@@ -95,7 +95,7 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   for (size_t i = 0; i < n; ++i) {
     if (i + kFar < n) {
       const int32_t user = batch_rows_[i + kFar].user;
-      __builtin_prefetch(&histories_[user]);
+      __builtin_prefetch(&histories_[user]);  // one line: see UserHistory
       __builtin_prefetch(&user_stats_[user]);
     }
     if (i + kMid < n) histories_[batch_rows_[i + kMid].user].Prefetch();

@@ -21,8 +21,15 @@ class NegativeSampler {
   void Observe(const Popularity& popularity, int32_t catalog_size);
 
   // A random item row; -1 while nothing has been observed.
-  int32_t Sample(Rng& rng) const {
-    return table_.empty() ? -1 : table_[rng.Below(static_cast<uint32_t>(table_.size()))];
+  int32_t Sample(Rng& rng) const { return Resolve(static_cast<uint32_t>(rng.Next() >> 32)); }
+
+  // Sample() in two steps, so that callers can prefetch between them: a uniform 32-bit draw
+  // `r` picks table slot SlotAddress(r); Resolve(r) reads it (-1 while nothing was observed).
+  int32_t Resolve(uint32_t r) const {
+    return table_.empty() ? -1 : table_[Slot(r)];
+  }
+  const int32_t* SlotAddress(uint32_t r) const {
+    return table_.empty() ? nullptr : &table_[Slot(r)];
   }
 
   // Probability that Sample() returns `item` (for logQ correction); a small floor for items that
@@ -41,6 +48,9 @@ class NegativeSampler {
   }
 
  private:
+  size_t Slot(uint32_t r) const {
+    return static_cast<size_t>((static_cast<uint64_t>(r) * table_.size()) >> 32);
+  }
   void Rebuild(const Popularity& popularity, int32_t catalog_size);
 
   float alpha_;

@@ -11,8 +11,9 @@
 
 namespace freshet::learner {
 
-// Not thread-safe.
-class UserHistory {
+// Not thread-safe. Cache-line aligned, with what learning touches on every event (recent_ and
+// pending_) in the first line: histories of random users are rarely in cache.
+class alignas(64) UserHistory {
  public:
   // Records an interaction with `item`, in O(1) amortised time. Keeps at most `recent_cap` latest
   // interactions (repeats included) and about `seen_cap` distinct items: new items are merged into
@@ -39,11 +40,11 @@ class UserHistory {
   // Distinct items seen (counts pending items once each).
   size_t seen_count() const;
 
-  // Hints the CPU to fetch the newest part of the history (the batch learner calls this a few
-  // events ahead, since histories of random users are rarely in cache).
+  // Hints the CPU to fetch what the next Add() and Recent() touch (the batch learner calls this a
+  // few events ahead, after prefetching the object itself).
   void Prefetch() const {
     if (!recent_.empty()) __builtin_prefetch(recent_.data() + recent_.size() - 1);
-    if (!sorted_.empty()) __builtin_prefetch(sorted_.data() + sorted_.size() / 2);
+    __builtin_prefetch(pending_.data() + pending_.size());
   }
 
  private:
@@ -56,8 +57,8 @@ class UserHistory {
   void Evict(size_t keep);
 
   std::vector<int32_t> recent_;   // chronological; trimmed in bulk to keep appends O(1)
-  std::vector<int32_t> sorted_;   // distinct items, sorted
   std::vector<int32_t> pending_;  // latest interactions not yet merged (may repeat sorted_ items)
+  std::vector<int32_t> sorted_;   // distinct items, sorted
   std::vector<int32_t> order_;    // distinct items by first interaction, from order_begin_
   size_t order_begin_ = 0;
 };
