@@ -1,4 +1,10 @@
 // IdDictionary: external ids (strings; integers as their decimal text) <-> dense rows 0..size-1.
+//
+// An open-addressing hash table of (hash tag, row) pairs with the ids stored once, by row. Lookups
+// can be split into stages so a batch of lookups overlaps its cache misses: Prefetch(hash) fetches
+// the probe position, PrefetchCandidate(hash) fetches the id the probe points at, and
+// Find/FindOrInsert(id, hash) completes the lookup. Called in that order several lookups apart,
+// the final step hits cache; called directly, it is an ordinary hash lookup.
 #ifndef FRESHET_LEARNER_ID_DICTIONARY_H_
 #define FRESHET_LEARNER_ID_DICTIONARY_H_
 
@@ -6,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 
 namespace freshet::learner {
@@ -16,14 +21,23 @@ class IdDictionary {
  public:
   static constexpr int32_t kMissing = -1;
 
-  // The row of `id`, or kMissing.
-  int32_t Find(absl::string_view id) const {
-    auto it = rows_.find(id);
-    return it == rows_.end() ? kMissing : it->second;
-  }
+  IdDictionary();
+
+  static uint64_t Hash(absl::string_view id);
+
+  // The row of `id`, or kMissing. `hash` must be Hash(id).
+  int32_t Find(absl::string_view id) const { return Find(id, Hash(id)); }
+  int32_t Find(absl::string_view id, uint64_t hash) const;
 
   // The row of `id`, assigning the next row if it is new; *inserted tells which.
-  int32_t FindOrInsert(absl::string_view id, bool* inserted);
+  int32_t FindOrInsert(absl::string_view id, bool* inserted) {
+    return FindOrInsert(id, Hash(id), inserted);
+  }
+  int32_t FindOrInsert(absl::string_view id, uint64_t hash, bool* inserted);
+
+  // Optional hints before a lookup of `hash` (see the file comment).
+  void Prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+  void PrefetchCandidate(uint64_t hash) const;
 
   // The external id of a row; `row` must be in [0, size()).
   const std::string& ExternalId(int32_t row) const { return ids_[row]; }
@@ -31,7 +45,15 @@ class IdDictionary {
   int32_t size() const { return static_cast<int32_t>(ids_.size()); }
 
  private:
-  absl::flat_hash_map<std::string, int32_t> rows_;
+  struct Slot {
+    uint32_t tag;  // high 32 bits of the hash
+    int32_t row;   // kMissing: empty
+  };
+
+  void Rehash(size_t capacity);
+
+  std::vector<Slot> slots_;  // power-of-two size, at most half full
+  uint64_t mask_;
   std::vector<std::string> ids_;
 };
 

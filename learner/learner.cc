@@ -46,10 +46,11 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
   return learner;
 }
 
-Learner::Rows Learner::Resolve(const stream::Event& event, bool* grew) {
+Learner::Rows Learner::Resolve(const stream::Event& event, uint64_t user_hash,
+                               uint64_t item_hash, bool* grew) {
   bool new_user = false, new_item = false;
-  const Rows rows{users_.FindOrInsert(event.user, &new_user),
-                  items_.FindOrInsert(event.item, &new_item)};
+  const Rows rows{users_.FindOrInsert(event.user, user_hash, &new_user),
+                  items_.FindOrInsert(event.item, item_hash, &new_item)};
   if (new_user) {
     histories_.emplace_back();
     user_stats_.emplace_back();
@@ -75,7 +76,8 @@ void Learner::ApplyResolved(Rows rows, const stream::Event& event) {
 
 void Learner::Apply(const stream::Event& event) {
   bool grew = false;
-  const Rows rows = Resolve(event, &grew);
+  const Rows rows =
+      Resolve(event, IdDictionary::Hash(event.user), IdDictionary::Hash(event.item), &grew);
   if (grew) model_->Grow(users_.size(), items_.size());
   ApplyResolved(rows, event);
 }
@@ -83,15 +85,32 @@ void Learner::Apply(const stream::Event& event) {
 void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   // Resolving every id first is equivalent to resolving them one by one: rows are assigned in
   // order of first appearance either way, and nothing below depends on rows added later.
+  // The lookups are pipelined: the hash slots of event i + 16 and the ids they point at for event
+  // i + 8 are fetched while event i is resolved.
+  const size_t n = events.size();
+  batch_hashes_.clear();
+  for (const stream::Event& event : events) {
+    batch_hashes_.emplace_back(IdDictionary::Hash(event.user), IdDictionary::Hash(event.item));
+  }
   bool grew = false;
   batch_rows_.clear();
-  for (const stream::Event& event : events) batch_rows_.push_back(Resolve(event, &grew));
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 16 < n) {
+      users_.Prefetch(batch_hashes_[i + 16].first);
+      items_.Prefetch(batch_hashes_[i + 16].second);
+    }
+    if (i + 8 < n) {
+      users_.PrefetchCandidate(batch_hashes_[i + 8].first);
+      items_.PrefetchCandidate(batch_hashes_[i + 8].second);
+    }
+    batch_rows_.push_back(
+        Resolve(events[i], batch_hashes_[i].first, batch_hashes_[i].second, &grew));
+  }
   if (grew) model_->Grow(users_.size(), items_.size());
   // Staged prefetch, hiding the latency of rows of random users and items: the history object
   // far ahead, its contents nearer (their address is known once the object is in cache), and the
   // model's rows (which may depend on the history) nearest.
   constexpr size_t kFar = 16, kMid = 10, kNear = 5;
-  const size_t n = events.size();
   for (size_t i = 0; i < n; ++i) {
     if (i + kFar < n) {
       const int32_t user = batch_rows_[i + kFar].user;

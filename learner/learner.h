@@ -73,8 +73,9 @@ class Learner {
     int32_t user;
     int32_t item;
   };
-  // Looks up (or adds) the event's user and item; grows per-row state, except the model's.
-  Rows Resolve(const stream::Event& event, bool* grew);
+  // Looks up (or adds) the event's user and item, given Hash() of each; grows per-row state,
+  // except the model's.
+  Rows Resolve(const stream::Event& event, uint64_t user_hash, uint64_t item_hash, bool* grew);
   // The update itself, for resolved rows (the model has been grown to include them).
   void ApplyResolved(Rows rows, const stream::Event& event);
 
@@ -90,6 +91,7 @@ class Learner {
   int64_t events_applied_ = 0;
   int32_t catalog_ = 0;  // items known as of the latest applied event (see Interaction::catalog)
   std::vector<Rows> batch_rows_;  // scratch of ApplyBatch()
+  std::vector<std::pair<uint64_t, uint64_t>> batch_hashes_;  // scratch: (user, item) id hashes
 };
 
 }  // namespace freshet::learner

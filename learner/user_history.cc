@@ -13,25 +13,35 @@ void UserHistory::Add(int32_t item, int recent_cap, int seen_cap) {
 
 void UserHistory::MergePending(int seen_cap) {
   if (pending_.empty()) return;
-  // New items in order of first interaction go to order_ (eviction order); then one merge pass.
-  std::vector<int32_t> fresh;
-  for (size_t i = 0; i < pending_.size(); ++i) {
-    const int32_t item = pending_[i];
-    if (std::binary_search(sorted_.begin(), sorted_.end(), item) ||
-        std::find(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i), item) !=
-            pending_.begin() + static_cast<std::ptrdiff_t>(i)) {
-      continue;
+  // The distinct pending items not yet in sorted_, found with one sort and one merge-like pass.
+  thread_local std::vector<int32_t> fresh, merged;
+  fresh.assign(pending_.begin(), pending_.end());
+  std::sort(fresh.begin(), fresh.end());
+  fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
+  size_t out = 0;
+  auto it = sorted_.begin();
+  for (int32_t item : fresh) {
+    it = std::lower_bound(it, sorted_.end(), item);
+    if (it == sorted_.end() || *it != item) fresh[out++] = item;
+  }
+  fresh.resize(out);
+  if (fresh.empty()) {
+    pending_.clear();
+    return;
+  }
+  // Eviction order is first interaction: append the fresh items in arrival order, once each.
+  for (int32_t item : pending_) {
+    auto pos = std::lower_bound(fresh.begin(), fresh.end(), item);
+    if (pos != fresh.end() && *pos == item &&
+        std::find(order_.end() - std::min<std::ptrdiff_t>(order_.size() - order_begin_, 32),
+                  order_.end(), item) == order_.end()) {
+      order_.push_back(item);
     }
-    fresh.push_back(item);
-    order_.push_back(item);
   }
   pending_.clear();
-  if (fresh.empty()) return;
-  const size_t mid = sorted_.size();
-  std::sort(fresh.begin(), fresh.end());
-  sorted_.insert(sorted_.end(), fresh.begin(), fresh.end());
-  std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<std::ptrdiff_t>(mid),
-                     sorted_.end());
+  merged.resize(sorted_.size() + fresh.size());
+  std::merge(sorted_.begin(), sorted_.end(), fresh.begin(), fresh.end(), merged.begin());
+  sorted_.assign(merged.begin(), merged.end());  // not swap: keep capacity tied to this user
   if (sorted_.size() > static_cast<size_t>(seen_cap)) {
     Evict(static_cast<size_t>(seen_cap - seen_cap / 16));
   }

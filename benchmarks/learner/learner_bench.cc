@@ -2,12 +2,13 @@
 //
 // Workloads (each prints one JSON object per line on stdout):
 //   bare     a bare SGD loop over dense arrays (d, 1 positive + `negatives` uniform negatives,
-//            logistic loss, no ids, no history, no Adagrad): the floor any learner pays
+//            logistic loss, vectorised dot products; no ids, no history, no Adagrad, no
+//            short-term part): the floor any learner pays on this stream and machine
 //   learn    Learner::ApplyBatch over the stream, per algorithm (no ranking)
 //   eval     RunPrequential with evaluation (test-then-train, k=10) over the first
 //            --eval_events events, per algorithm
 // Usage:
-//   learner_bench [--events N] [--users U] [--items I] [--algos bpr,ials,cooc,hybrid]
+//   learner_bench [--events N] [--users U] [--items I] [--algos bpr,ials,cooc,hybrid,popularity]
 //                 [--eval_events N] [--seed S] [--set key=value ...]
 // Defaults: 5,000,000 events, 100,000 users, 20,000 items, eval on 200,000 events. Streams are
 // generated in memory (stream/synthetic) before timing starts; only learning is timed.
@@ -25,6 +26,7 @@
 #include "config/config.h"
 #include "kernels/backend.h"
 #include "learner/eval/prequential_evaluator.h"
+#include "learner/internal/vector_ops.h"
 #include "learner/learner.h"
 #include "stream/memory_event_source.h"
 #include "stream/synthetic/synthetic_stream.h"
@@ -43,7 +45,7 @@ struct Flags {
   int32_t items = 20'000;
   int64_t eval_events = 200'000;
   uint64_t seed = 1;
-  std::string algos = "bpr,ials,cooc,hybrid";
+  std::string algos = "bpr,ials,cooc,hybrid,popularity";
   std::vector<std::string> sets;
 };
 
@@ -107,8 +109,7 @@ double BareLoop(const std::vector<freshet::stream::SyntheticEventIds>& ids, cons
     for (int n = 0; n <= negatives; ++n) {
       const int32_t item = n == 0 ? e.item : static_cast<int32_t>(rng.Below(f.items));
       float* q = &items[static_cast<size_t>(item) * d];
-      float s = 0;
-      for (size_t j = 0; j < d; ++j) s += u[j] * q[j];
+      const float s = freshet::learner::internal::Dot(u, q, dim);
       const float g = (n == 0 ? 1.0f : 0.0f) - 1.0f / (1.0f + std::exp(-s));
       for (size_t j = 0; j < d; ++j) {
         grad[j] += g * q[j];
