@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -25,6 +26,15 @@ struct Accumulator {
   double rr = 0;
   std::vector<bool> recommended;  // by item row
   int64_t distinct_recommended = 0;
+
+  // One ranked event; rank is 1-based, 0 for a miss.
+  void AddEvaluation(size_t rank) {
+    ++evaluated;
+    if (rank == 0) return;
+    ++hits;
+    ndcg += 1.0 / std::log2(static_cast<double>(rank) + 1.0);
+    rr += 1.0 / static_cast<double>(rank);
+  }
 
   void Mark(int32_t item) {
     if (item >= static_cast<int32_t>(recommended.size())) recommended.resize(item + 1, false);
@@ -83,73 +93,66 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
     current = ReplayWindow{};
     current.begin_event = index;
   };
-
+  // Events that still fit in the current window (at least 1; unbounded in the last window, so a
+  // source longer than total_events still ends up in the report).
+  auto room = [&]() -> int64_t {
+    return window_index < num_windows - 1 ? std::max<int64_t>(1, window_end - index)
+                                          : std::numeric_limits<int64_t>::max();
+  };
   int64_t last_ts = 0;
+  // Counts n events that ended at `ts`, closing the window when it is full.
+  auto advance = [&](int64_t n, int64_t ts) {
+    all.events += n;
+    window.events += n;
+    index += n;
+    last_ts = ts;
+    if (window_index < num_windows - 1 && index >= window_end) {
+      close_window(ts);
+      ++window_index;
+      window_end = total_events * (window_index + 1) / num_windows;
+    }
+  };
+
   while (!source.Finished()) {
     batch.clear();
     FRESHET_RETURN_IF_ERROR(source.Poll(4096, absl::ZeroDuration(), &batch));
-    const size_t polled = batch.size();
     if (!options.evaluate) {
-      // Learning only: whole batches (split at window ends) through the batched learner.
+      // Learning only: whole batches, split at window ends, through the batched learner.
       size_t done = 0;
       while (done < batch.size()) {
-        const size_t take = std::min<size_t>(batch.size() - done, window_end - index);
+        const size_t take = static_cast<size_t>(
+            std::min<int64_t>(static_cast<int64_t>(batch.size() - done), room()));
         if (window.events == 0) current.begin_ts_ms = batch[done].ts_ms;
         learner.ApplyBatch(absl::MakeConstSpan(batch.data() + done, take));
         done += take;
-        all.events += take;
-        window.events += take;
-        index += take;
-        last_ts = batch[done - 1].ts_ms;
-        if (index >= window_end && window_index < num_windows - 1) {
-          close_window(last_ts);
-          ++window_index;
-          window_end = total_events * (window_index + 1) / num_windows;
-        }
+        advance(static_cast<int64_t>(take), batch[done - 1].ts_ms);
       }
-      batch.clear();
-    }
-    for (const stream::Event& event : batch) {
-      if (window.events == 0) current.begin_ts_ms = event.ts_ms;
-      if (options.evaluate) {
+    } else {
+      for (const stream::Event& event : batch) {
+        if (window.events == 0) current.begin_ts_ms = event.ts_ms;
         const int32_t item = learner.items().Find(event.item);
         const int32_t user = learner.users().Find(event.user);
         if (item != IdDictionary::kMissing &&
             (user == IdDictionary::kMissing || !learner.history(user).HasSeen(item))) {
           FRESHET_RETURN_IF_ERROR(learner.Recommend(event.user, options.k, true, &recs));
-          ++all.evaluated;
-          ++window.evaluated;
+          size_t rank = 0;
           for (size_t r = 0; r < recs.items.size(); ++r) {
             all.Mark(recs.items[r].item);
             window.Mark(recs.items[r].item);
-            if (recs.items[r].item == item) {
-              const double rank = static_cast<double>(r + 1);
-              ++all.hits;
-              ++window.hits;
-              all.ndcg += 1.0 / std::log2(rank + 1.0);
-              window.ndcg += 1.0 / std::log2(rank + 1.0);
-              all.rr += 1.0 / rank;
-              window.rr += 1.0 / rank;
-            }
+            if (recs.items[r].item == item) rank = r + 1;
           }
+          all.AddEvaluation(rank);
+          window.AddEvaluation(rank);
         }
-      }
-      learner.Apply(event);
-      ++all.events;
-      ++window.events;
-      ++index;
-      last_ts = event.ts_ms;
-      if (index >= window_end && window_index < num_windows - 1) {
-        close_window(last_ts);
-        ++window_index;
-        window_end = total_events * (window_index + 1) / num_windows;
+        learner.Apply(event);
+        advance(1, event.ts_ms);
       }
     }
     if (options.progress && SecondsSince(last_progress) >= 0.1) {
       last_progress = Clock::now();
       options.progress(ReplayProgress{index, options.total_events, SecondsSince(start)});
     }
-    if (polled == 0 && !source.Finished()) {
+    if (batch.empty() && !source.Finished()) {
       return absl::FailedPreconditionError(
           absl::StrCat("source ", source.Name(), " delivered nothing but is not finished; replay "
                        "needs a finite source"));

@@ -102,6 +102,30 @@ TEST(PrequentialEvaluatorTest, NoEvalLearnsEverythingAndRanksNothing) {
                 run->windows[2].metrics.events, 8);
 }
 
+TEST(PrequentialEvaluatorTest, SourceLongerThanAnnouncedStillCountsEveryEvent) {
+  for (const bool evaluate : {false, true}) {
+    for (const int64_t announced : {0, 3}) {
+      config::Config config;
+      auto backend = kernels::CreateBackend("cpu");
+      ASSERT_TRUE(backend.ok());
+      auto learner = Learner::Create("popularity", config, backend->get());
+      ASSERT_TRUE(learner.ok());
+      stream::MemoryEventSource source(TinyStream());
+      EvaluatorOptions options;
+      options.evaluate = evaluate;
+      options.windows = 4;
+      options.total_events = announced;
+      auto run = RunPrequential(**learner, source, options);
+      ASSERT_TRUE(run.ok());
+      EXPECT_EQ(run->total.events, 8);
+      int64_t in_windows = 0;
+      for (const ReplayWindow& w : run->windows) in_windows += w.metrics.events;
+      EXPECT_EQ(in_windows, 8) << evaluate << " " << announced;
+      EXPECT_EQ(run->windows.back().end_event, 8);
+    }
+  }
+}
+
 TEST(ReplayReportTest, JsonHasTheDocumentedShape) {
   ReplayReport report;
   report.dataset = "tiny \"quoted\"";
