@@ -50,10 +50,8 @@ absl::Status Replay(const ReplayFlags& flags) {
   if (!note.empty()) LogInfo(note);
 
   ProgressLine progress(!flags.quiet && ProgressLine().enabled());
-  if (progress.enabled()) std::fprintf(stderr, "loading %s ...", flags.data.path.c_str());
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::FileEventSource> source,
                            OpenDataFile(flags.data, config));
-  if (progress.enabled()) std::fprintf(stderr, "\r\033[K");
   const stream::SourceStats stats = source->stats();
   LogInfo(absl::StrCat("replaying ", WithThousands(source->size()), " events from ",
                        source->Name(), stats.malformed > 0

@@ -7,7 +7,6 @@
 
 namespace freshet::learner {
 
-using internal::Axpy;
 using internal::Dot;
 
 namespace {
@@ -212,7 +211,9 @@ void BprModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const 
   std::vector<float> weights;
   QueryVector(query.user, query.recent, vec.data(), &weights);
   const int64_t n = std::min<int64_t>(items_.rows(), static_cast<int64_t>(scores.size()));
-  for (int64_t i = 0; i < n; ++i) scores[i] = Dot(vec.data(), items_.Row(i), dim_) + bias_[i];
+  for (int64_t i = 0; i < n; ++i) {
+    scores[i] = internal::DotPadded(vec.data(), items_.Row(i), stride_) + bias_[i];
+  }
 }
 
 }  // namespace freshet::learner

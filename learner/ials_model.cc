@@ -22,7 +22,7 @@ IalsModel::IalsModel(const config::Config& config, const kernels::Backend* backe
       user_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0),
       item_gram_(static_cast<size_t>(config.dim) * config.dim, 0.0) {
   const size_t d = static_cast<size_t>(dim_);
-  for (auto* v : {&old_, &rhs_, &r_, &z_, &ap_, &dir_}) v->assign(d, 0.0f);
+  for (auto* v : {&before_, &rhs_, &r_, &ap_, &dir_}) v->assign(d, 0.0f);
   matrix_.assign(d * d, 0.0);
 }
 
@@ -61,7 +61,6 @@ void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& oth
     recency *= config_.ials_window_decay;
   }
   // Right-hand side: sum_j c_j x_j + lt * previous.
-  std::copy(target, target + d, old_.begin());
   for (int i = 0; i < d; ++i) rhs_[i] = lt * target[i];
   for (int k = 0; k < n; ++k) Axpy(weights_[k], other_table.Row(others[k]), rhs_.data(), d);
 
@@ -126,17 +125,17 @@ void IalsModel::Learn(const Interaction& event) {
   history_.push_back(event.item);
 
   float* user = users_.Row(event.user);
-  std::vector<float> before(user, user + dim_);
+  std::copy(user, user + dim_, before_.begin());
   Solve(item_gram_, items_, history_, user);
-  UpdateGram(user_gram_, before.data(), user);
+  UpdateGram(user_gram_, before_.data(), user);
 
   std::vector<int32_t>& item_users = item_users_[event.item];
   item_users.push_back(event.user);
   if (item_users.size() > static_cast<size_t>(window)) item_users.erase(item_users.begin());
   float* item = items_.Row(event.item);
-  before.assign(item, item + dim_);
+  std::copy(item, item + dim_, before_.begin());
   Solve(user_gram_, users_, item_users, item);
-  UpdateGram(item_gram_, before.data(), item);
+  UpdateGram(item_gram_, before_.data(), item);
 }
 
 absl::Status IalsModel::Recommend(const UserQuery& query, int k,

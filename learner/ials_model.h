@@ -59,8 +59,8 @@ class IalsModel : public Model {
   std::vector<std::vector<int32_t>> item_users_;  // latest users of each item, newest last
   std::vector<int32_t> history_;                  // scratch: the user's items incl. this event
 
-  // Scratch for Solve().
-  std::vector<float> old_, rhs_, weights_, r_, z_, ap_, dir_;
+  // Scratch for Learn() (a row before its solve) and Solve().
+  std::vector<float> before_, rhs_, weights_, r_, ap_, dir_;
   std::vector<double> matrix_;
 };
 

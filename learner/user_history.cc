@@ -33,7 +33,8 @@ void UserHistory::MergePending(int seen_cap) {
   for (int32_t item : pending_) {
     auto pos = std::lower_bound(fresh.begin(), fresh.end(), item);
     if (pos != fresh.end() && *pos == item &&
-        std::find(order_.end() - std::min<std::ptrdiff_t>(order_.size() - order_begin_, 32),
+        std::find(order_.end() - std::min<std::ptrdiff_t>(order_.size() - order_begin_,
+                                                           kPendingMax),
                   order_.end(), item) == order_.end()) {
       order_.push_back(item);
     }
