@@ -38,20 +38,31 @@ void CoocModel::Learn(const Interaction& event) {
 }
 
 void CoocModel::Prune() {
-  // Raise the threshold geometrically until enough pairs go; each call is O(pairs) per round.
-  prune_below_ = std::max(prune_below_ * 2.0f, 1.0f);
-  while (pairs_ > config_.cooc_max_pairs * 3 / 4) {
-    for (auto& map : neighbours_) {
-      for (auto it = map.begin(); it != map.end();) {
-        if (it->second <= prune_below_) {
-          map.erase(it++);
-          --pairs_;
-        } else {
-          ++it;
-        }
+  // Keep the strongest 3/4 of cooc.max_pairs: estimate the weight at that quantile from a sample
+  // of about 64k stored weights, then drop every pair at or below it in one pass.
+  const int64_t target = config_.cooc_max_pairs * 3 / 4;
+  const int64_t stride = std::max<int64_t>(1, pairs_ / 65536);
+  std::vector<float> sample;
+  int64_t seen = 0;
+  for (const auto& map : neighbours_) {
+    for (const auto& [item, weight] : map) {
+      if (seen++ % stride == 0) sample.push_back(weight);
+    }
+  }
+  const double drop_fraction = 1.0 - static_cast<double>(target) / static_cast<double>(pairs_);
+  const size_t nth = std::min(sample.size() - 1,
+                              static_cast<size_t>(drop_fraction * static_cast<double>(sample.size())));
+  std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(nth), sample.end());
+  const float threshold = sample[nth];
+  for (auto& map : neighbours_) {
+    for (auto it = map.begin(); it != map.end();) {
+      if (it->second <= threshold) {
+        map.erase(it++);
+        --pairs_;
+      } else {
+        ++it;
       }
     }
-    prune_below_ *= 2.0f;
   }
 }
 

@@ -32,7 +32,7 @@ class CoocModel : public Model {
 
  private:
   void AddPair(int32_t a, int32_t b, float weight);
-  // Drops the weakest pairs until at most 3/4 of cooc.max_pairs remain.
+  // Drops the weakest pairs, down to about 3/4 of cooc.max_pairs.
   void Prune();
 
   const config::Config config_;
@@ -43,7 +43,6 @@ class CoocModel : public Model {
   std::vector<float> inverse_norm_;
   std::vector<int64_t> counts_;
   int64_t pairs_ = 0;
-  float prune_below_ = 0.0f;
 };
 
 }  // namespace freshet::learner

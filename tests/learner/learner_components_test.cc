@@ -4,6 +4,9 @@
 #include <map>
 
 #include "gtest/gtest.h"
+#include "config/config.h"
+#include "kernels/backend.h"
+#include "learner/cooc_model.h"
 #include "learner/embedding_table.h"
 #include "learner/id_dictionary.h"
 #include "learner/negative_sampler.h"
@@ -186,6 +189,35 @@ TEST(EmbeddingTableTest, RowsAreAlignedPaddedAndKeptAcrossGrowth) {
     for (int j = 0; j < 20; ++j) sum_sq += table.Row(r)[j] * table.Row(r)[j];
   }
   EXPECT_NEAR(std::sqrt(sum_sq / (4998.0 * 20)), 0.1, 0.005);
+}
+
+TEST(CoocModelTest, PruningBoundsMemoryAndKeepsTheStrongestPairs) {
+  config::Config config;
+  config.cooc_max_pairs = 1000;
+  config.cooc_window = 4;
+  Popularity pop(0);
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  CoocModel model(config, &pop, backend->get());
+  constexpr int32_t kItems = 400;
+  model.Grow(1, kItems);
+  pop.Resize(kItems);
+  Rng rng(9);
+  std::vector<int32_t> recent;
+  for (int i = 0; i < 20000; ++i) {
+    // Items 0 and 1 always come together; everything else is noise.
+    const int32_t item = i % 2 == 0 ? static_cast<int32_t>(rng.Below(kItems)) : (i % 4 == 1 ? 0 : 1);
+    model.Learn(Interaction{0, item, 1.0f, i, recent, kItems});
+    pop.Add(item, 1.0f, i);
+    recent.push_back(item);
+    EXPECT_LE(model.stored_pairs(), 1000) << i;
+  }
+  EXPECT_GT(model.stored_pairs(), 500);  // pruning keeps about 3/4 of the cap, not far less
+  std::vector<int32_t> last{0};
+  std::vector<kernels::ScoredItem> recs;
+  ASSERT_TRUE(model.Recommend(UserQuery{0, last, {}}, 1, &recs).ok());
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].item, 1);
 }
 
 }  // namespace
