@@ -158,7 +158,7 @@ void BprModel::Learn(const Interaction& event) {
     }
     float total = 0;
     for (size_t c = 0; c < m; ++c) {
-      coeff_[c] = std::exp(logits_[c] - max_logit);
+      coeff_[c] = internal::ExpNonPositive(logits_[c] - max_logit);
       total += coeff_[c];
     }
     for (size_t c = 0; c < m; ++c) coeff_[c] = weight * (coeff_[c] / total - (c == 0 ? 1.0f : 0.0f));

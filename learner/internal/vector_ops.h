@@ -68,6 +68,27 @@ inline void ScaleAddPadded(float keep, float* __restrict row, float move,
   for (int i = 0; i < n; i += 16) Store16(row + i, keep * Load16(row + i) + move * Load16(direction + i));
 }
 
+// e^x for x <= 0 (softmax terms after subtracting the maximum), relative error below 4e-6:
+// e^x = 2^n * 2^f with n = round(x log2 e), |f| <= 1/2, and 2^f by a degree-6 polynomial. Inline
+// and branch-free, unlike a call into libm; inputs below -87 return 0.
+inline float ExpNonPositive(float x) {
+  if (x < -87.0f) return 0.0f;
+  const float t = x * 1.44269504088896341f;  // log2(e)
+  const float n = __builtin_rintf(t);  // one vroundss; roundf would be a libm call
+  const float f = t - n;
+  float p = 1.53533e-4f;
+  p = p * f + 1.339887e-3f;
+  p = p * f + 9.618437e-3f;
+  p = p * f + 5.5503324e-2f;
+  p = p * f + 2.4022652e-1f;
+  p = p * f + 6.9314718e-1f;
+  p = p * f + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  __builtin_memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
 }  // namespace freshet::learner::internal
 
 #endif  // FRESHET_LEARNER_INTERNAL_VECTOR_OPS_H_

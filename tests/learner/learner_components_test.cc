@@ -9,6 +9,7 @@
 #include "learner/cooc_model.h"
 #include "learner/embedding_table.h"
 #include "learner/id_dictionary.h"
+#include "learner/internal/vector_ops.h"
 #include "learner/negative_sampler.h"
 #include "learner/popularity.h"
 #include "learner/user_history.h"
@@ -189,6 +190,15 @@ TEST(EmbeddingTableTest, RowsAreAlignedPaddedAndKeptAcrossGrowth) {
     for (int j = 0; j < 20; ++j) sum_sq += table.Row(r)[j] * table.Row(r)[j];
   }
   EXPECT_NEAR(std::sqrt(sum_sq / (4998.0 * 20)), 0.1, 0.005);
+}
+
+TEST(VectorOpsTest, ExpNonPositiveMatchesLibm) {
+  for (float x = 0.0f; x > -87.0f; x -= 0.013f) {
+    const double expected = std::exp(static_cast<double>(x));
+    EXPECT_NEAR(internal::ExpNonPositive(x), expected, 4e-6 * expected) << x;
+  }
+  EXPECT_EQ(internal::ExpNonPositive(0.0f), 1.0f);
+  EXPECT_EQ(internal::ExpNonPositive(-1000.0f), 0.0f);
 }
 
 TEST(CoocModelTest, PruningBoundsMemoryAndKeepsTheStrongestPairs) {
