@@ -38,10 +38,12 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--algo", replay.algorithms,
                          "comma-separated models (popularity is always added): bpr, ials, cooc, "
                          "hybrid, popularity")->capture_default_str();
-  replay_cmd->add_option("--k", replay.k, "K of Recall@K (default: replay.k = 10)");
+  replay_cmd->add_option("--k", replay.k, "K of Recall@K (default: replay.k = 10)")
+      ->check(CLI::Range(1, 10000));
   replay_cmd->add_option("--report", replay.report_dir, "write report.json and report.html here");
   replay_cmd->add_flag("--no-eval", replay.no_eval, "learn only: measure pure learning throughput");
-  replay_cmd->add_option("--windows", replay.windows, "slices of the stream in the report (default 20)");
+  replay_cmd->add_option("--windows", replay.windows, "slices of the stream in the report (default 20)")
+      ->check(CLI::Range(1, 10000));
   replay_cmd->add_option("--backend", replay.backend, "cpu | cuda | auto (default: kernels.backend)");
   replay_cmd->add_flag("--quiet", replay.quiet, "no progress line");
 
@@ -49,7 +51,8 @@ int main(int argc, char** argv) {
   CLI::App* gen_cmd = app.add_subcommand(
       "generate", "write a synthetic JSON-lines clickstream with planted structure");
   gen_cmd->add_option("--output", generate.output, "output file (.gz: gzip)")->required();
-  gen_cmd->add_option("--events", generate.events, "number of events")->capture_default_str();
+  gen_cmd->add_option("--events", generate.events, "number of events")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   gen_cmd->add_option("--users", generate.users, "number of users")->capture_default_str();
   gen_cmd->add_option("--items", generate.items, "number of items")->capture_default_str();
   gen_cmd->add_option("--seed", generate.seed, "random seed")->capture_default_str();
@@ -73,7 +76,12 @@ int main(int argc, char** argv) {
   CLI::App* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   AddConfigFlags(config_cmd, &config);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Prints help/version (exit 0) or the usage error; every usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   if (replay_cmd->parsed()) return freshet::cli::RunReplay(replay);
   if (gen_cmd->parsed()) return freshet::cli::RunGenerate(generate);

@@ -127,8 +127,11 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
   }
+  r = Freshet("replay --data x --k 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--k"), std::string::npos) << r.output;
   r = Freshet("replay");  // missing --data
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 2);
   r = Freshet("generate --events 10 --output /nonexistent/dir/x.jsonl");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("/nonexistent/dir"), std::string::npos) << r.output;
