@@ -79,6 +79,20 @@ KeyImpl FloatKey(const char* name, T Config::*member, double lo, double hi, cons
       }};
 }
 
+KeyImpl BoolKey(const char* name, bool Config::*member, const char* help) {
+  return KeyImpl{
+      {name, "bool", help},
+      [member](const Config& c) { return std::string(c.*member ? "true" : "false"); },
+      [=](Config* c, absl::string_view text) -> absl::Status {
+        if (text == "true" || text == "false") {
+          c->*member = text == "true";
+          return absl::OkStatus();
+        }
+        return absl::InvalidArgumentError(
+            absl::StrCat("config key '", name, "' must be true or false; got '", text, "'"));
+      }};
+}
+
 KeyImpl ChoiceKey(const char* name, std::string Config::*member, std::vector<std::string> choices,
                   const char* help) {
   return KeyImpl{
@@ -125,6 +139,9 @@ const std::vector<KeyImpl>& Registry() {
                "weight of the short-term vector in the user query"),
       FloatKey("bpr.long_term_weight", &Config::bpr_long_term_weight, 0, 100,
                "weight of the long-term user vector in the user query"),
+      BoolKey("bpr.tied_context", &Config::bpr_tied_context,
+              "build the short-term vector from the items' own embeddings (read only) instead of "
+              "separate context embeddings trained on every event"),
       FloatKey("ials.reg", &Config::ials_reg, 0, 1e6, "L2 regularisation of user and item vectors"),
       FloatKey("ials.unobserved", &Config::ials_unobserved, 0, 1e6,
                "weight of every unobserved user-item pair (through the cached Gramian)"),

@@ -38,10 +38,11 @@ struct Config {
   float bpr_negative_alpha = 0.75f;  // negatives drawn by popularity^alpha (0 = uniform)
   float bpr_lr = 0.1f;              // row-wise Adagrad base learning rate
   float bpr_l2 = 0.01f;
-  int bpr_window = 5;            // latest items forming the short-term user vector
-  float bpr_window_decay = 0.8f;  // weight of the item k steps back = decay^k
+  int bpr_window = 3;            // latest items forming the short-term user vector
+  float bpr_window_decay = 0.6f;  // weight of the item k steps back = decay^k
   float bpr_short_term_weight = 1.0f;  // weight of the short-term vector beside the long-term one
   float bpr_long_term_weight = 0.3f;
+  bool bpr_tied_context = true;  // short-term vector from the item embeddings, not its own
 
   // [ials] implicit ALS with closed-form user fold-in
   float ials_reg = 0.05f;        // L2 on user and item vectors

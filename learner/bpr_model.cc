@@ -42,7 +42,7 @@ void BprModel::Grow(int32_t users, int32_t items) {
   // Long-term user vectors start at zero: a new user is described by their latest items until
   // their own vector has learnt something.
   users_.Resize(users, 0.0f, config_.seed);
-  context_.Resize(items, config_.init_std, config_.seed + 1);
+  if (!config_.bpr_tied_context) context_.Resize(items, config_.init_std, config_.seed + 1);
   items_.Resize(items, config_.init_std, config_.seed + 2);
   bias_.resize(static_cast<size_t>(items), 0.0f);
   bias_accumulator_.resize(static_cast<size_t>(items), 0.0f);
@@ -53,23 +53,20 @@ void BprModel::Prefetch(const Interaction& upcoming) const {
     for (int64_t off = 0; off < stride_; off += 16) __builtin_prefetch(row + off);
   };
   fetch_row(users_.Row(upcoming.user));
-  __builtin_prefetch(users_.AccumulatorAddress(upcoming.user));
+  __builtin_prefetch(users_.AccumulatorAddress(upcoming.user));  // 4 bytes per user: often cold
   PrefetchItem(upcoming.item);
   const size_t n = std::min(upcoming.recent.size(), static_cast<size_t>(config_.bpr_window));
   for (size_t k = 0; k < n; ++k) {
     const int32_t j = upcoming.recent[upcoming.recent.size() - 1 - k];
-    fetch_row(context_.Row(j));
-    __builtin_prefetch(context_.AccumulatorAddress(j));
+    fetch_row(ContextRow(j));
   }
 }
 
 void BprModel::PrefetchItem(int32_t item) const {
+  // The row only: the per-item scalars (accumulator, bias, sampling probability) are 4 bytes per
+  // item and mostly in L2 already; prefetching them too costs more issue slots than it saves.
   const float* row = items_.Row(item);
   for (int64_t off = 0; off < stride_; off += 16) __builtin_prefetch(row + off);
-  __builtin_prefetch(items_.AccumulatorAddress(item));
-  __builtin_prefetch(&bias_[item]);
-  __builtin_prefetch(&bias_accumulator_[item]);
-  if (const float* p = sampler_.LogProbabilityAddress(item)) __builtin_prefetch(p);
 }
 
 int32_t BprModel::NextNegative() {
@@ -112,7 +109,7 @@ void BprModel::QueryVector(int32_t user, absl::Span<const int32_t> recent, float
   const float norm = n > 0 ? config_.bpr_short_term_weight / total : 0.0f;
   for (int k = 0; k < n; ++k) {
     (*weights)[k] *= norm;
-    rows[k + 1] = context_.Row(recent[recent.size() - 1 - k]);
+    rows[k + 1] = ContextRow(recent[recent.size() - 1 - k]);
     coeffs[k + 1] = (*weights)[k];
   }
   internal::WeightedSumPadded(rows, coeffs, n + 1, out, stride_);
@@ -189,6 +186,7 @@ void BprModel::Learn(const Interaction& event) {
     AdagradStep(users_.Row(event.user), users_.Accumulator(event.user),
                 config_.bpr_long_term_weight, grad_query_.data(), grad_query_sq);
   }
+  if (config_.bpr_tied_context) return;  // the short-term vector learns through the items
   for (size_t k = 0; k < weights_.size(); ++k) {
     const int32_t j = event.recent[event.recent.size() - 1 - k];
     AdagradStep(context_.Row(j), context_.Accumulator(j), weights_[k], grad_query_.data(),

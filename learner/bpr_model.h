@@ -40,6 +40,11 @@ class BprModel : public Model {
   // into `weights` (already divided by their sum and multiplied by the short-term weight).
   void QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
                    std::vector<float>* weights) const;
+  // The embedding of a recent item in the short-term vector: its context row, or with
+  // bpr.tied_context its item row.
+  const float* ContextRow(int32_t item) const {
+    return config_.bpr_tied_context ? items_.Row(item) : context_.Row(item);
+  }
   // One row-wise Adagrad step for a row whose loss gradient is coeff * direction, where
   // `direction_sq_norm` = |direction|^2: acc += mean(gradient^2), then
   // row = (1 - step * l2) * row - step * coeff * direction with step = lr / sqrt(acc). Weight

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/huge_page_allocator.h"
 
 namespace freshet::learner {
 
@@ -52,9 +53,9 @@ class IdDictionary {
 
   void Rehash(size_t capacity);
 
-  std::vector<Slot> slots_;  // power-of-two size, at most half full
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;  // power-of-two size, at most half full
   uint64_t mask_;
-  std::vector<std::string> ids_;
+  std::vector<std::string, HugePageAllocator<std::string>> ids_;
 };
 
 }  // namespace freshet::learner

@@ -53,7 +53,6 @@ Learner::Rows Learner::Resolve(const stream::Event& event, uint64_t user_hash,
                   items_.FindOrInsert(event.item, item_hash, &new_item)};
   if (new_user) {
     histories_.emplace_back();
-    user_stats_.emplace_back();
   }
   if (new_item) popularity_.Resize(items_.size());
   *grew = *grew || new_user || new_item;
@@ -68,9 +67,7 @@ void Learner::ApplyResolved(Rows rows, const stream::Event& event) {
                             history.Recent(config_.history_recent), catalog_});
   history.Add(rows.item, config_.history_recent, config_.history_max_items);
   popularity_.Add(rows.item, event.weight, event.ts_ms);
-  UserStats& stats = user_stats_[rows.user];
-  ++stats.events;
-  stats.last_ts_ms = event.ts_ms;
+  history.CountEvent(event.ts_ms);
   ++events_applied_;
 }
 
@@ -85,8 +82,8 @@ void Learner::Apply(const stream::Event& event) {
 void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   // Resolving every id first is equivalent to resolving them one by one: rows are assigned in
   // order of first appearance either way, and nothing below depends on rows added later.
-  // The lookups are pipelined: the hash slots of event i + 16 and the ids they point at for event
-  // i + 8 are fetched while event i is resolved.
+  // The lookups are pipelined: the hash slots of event i + 32 and the ids they point at for event
+  // i + 16 are fetched while event i is resolved.
   const size_t n = events.size();
   batch_hashes_.clear();
   for (const stream::Event& event : events) {
@@ -95,13 +92,13 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   bool grew = false;
   batch_rows_.clear();
   for (size_t i = 0; i < n; ++i) {
-    if (i + 16 < n) {
-      users_.Prefetch(batch_hashes_[i + 16].first);
-      items_.Prefetch(batch_hashes_[i + 16].second);
+    if (i + 32 < n) {
+      users_.Prefetch(batch_hashes_[i + 32].first);
+      items_.Prefetch(batch_hashes_[i + 32].second);
     }
-    if (i + 8 < n) {
-      users_.PrefetchCandidate(batch_hashes_[i + 8].first);
-      items_.PrefetchCandidate(batch_hashes_[i + 8].second);
+    if (i + 16 < n) {
+      users_.PrefetchCandidate(batch_hashes_[i + 16].first);
+      items_.PrefetchCandidate(batch_hashes_[i + 16].second);
     }
     batch_rows_.push_back(
         Resolve(events[i], batch_hashes_[i].first, batch_hashes_[i].second, &grew));
@@ -113,9 +110,7 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   constexpr size_t kFar = 16, kMid = 10, kNear = 5;
   for (size_t i = 0; i < n; ++i) {
     if (i + kFar < n) {
-      const int32_t user = batch_rows_[i + kFar].user;
-      __builtin_prefetch(&histories_[user]);  // one line: see UserHistory
-      __builtin_prefetch(&user_stats_[user]);
+      __builtin_prefetch(&histories_[batch_rows_[i + kFar].user]);  // one line: see UserHistory
     }
     if (i + kMid < n) histories_[batch_rows_[i + kMid].user].Prefetch();
     if (i + kNear < n) {

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/huge_page_allocator.h"
 #include "config/config.h"
 #include "kernels/backend.h"
 #include "learner/id_dictionary.h"
@@ -27,12 +28,6 @@ const std::vector<std::string>& AlgorithmNames();
 struct Recommendation {
   std::vector<kernels::ScoredItem> items;
   bool personalized = false;  // false: popularity (unknown user, or the popularity model)
-};
-
-// Per-user counters.
-struct UserStats {
-  int64_t events = 0;
-  int64_t last_ts_ms = 0;
 };
 
 // Not thread-safe: callers serialise Apply() and Recommend().
@@ -61,8 +56,8 @@ class Learner {
   const IdDictionary& users() const { return users_; }
   const IdDictionary& items() const { return items_; }
   const Popularity& popularity() const { return popularity_; }
+  // A known user's history and counters; `user_row` must be in [0, users().size()).
   const UserHistory& history(int32_t user_row) const { return histories_[user_row]; }
-  const UserStats& user_stats(int32_t user_row) const { return user_stats_[user_row]; }
   int64_t events_applied() const { return events_applied_; }
   const std::string& algorithm() const { return algorithm_; }
 
@@ -84,8 +79,7 @@ class Learner {
   const kernels::Backend* backend_;
   IdDictionary users_;
   IdDictionary items_;
-  std::vector<UserHistory> histories_;
-  std::vector<UserStats> user_stats_;
+  std::vector<UserHistory, HugePageAllocator<UserHistory>> histories_;
   Popularity popularity_;
   std::unique_ptr<Model> model_;
   int64_t events_applied_ = 0;

@@ -9,7 +9,9 @@ void NegativeSampler::Observe(const Popularity& popularity, int32_t catalog_size
   ++events_;
   if (events_ < next_rebuild_) return;
   Rebuild(popularity, catalog_size);
-  next_rebuild_ = events_ + std::clamp<int64_t>(events_ / 8, 16, 65536);
+  // Every 1/8 of the stream so far: often while the catalog takes shape, at most every 256k events
+  // later (a rebuild costs O(catalog); popularity moves slowly by then).
+  next_rebuild_ = events_ + std::clamp<int64_t>(events_ / 8, 16, 262144);
 }
 
 void NegativeSampler::Rebuild(const Popularity& popularity, int32_t catalog_size) {

@@ -17,7 +17,7 @@ class NegativeSampler {
   explicit NegativeSampler(float alpha) : alpha_(alpha) {}
 
   // Call once per event. Rebuilds the table when enough events arrived since the last build: early
-  // in a stream (when the catalog changes fast) often, later at most every 64k events.
+  // in a stream (when the catalog changes fast) often, later at most every 256k events.
   void Observe(const Popularity& popularity, int32_t catalog_size);
 
   // A random item row; -1 while nothing has been observed.
@@ -36,10 +36,6 @@ class NegativeSampler {
   // joined after the last rebuild.
   float Probability(int32_t item) const {
     return item < static_cast<int32_t>(prob_.size()) && prob_[item] > 0 ? prob_[item] : min_prob_;
-  }
-  // Address read by LogProbability(item), for prefetching; null when out of range.
-  const float* LogProbabilityAddress(int32_t item) const {
-    return item >= 0 && item < static_cast<int32_t>(log_prob_.size()) ? &log_prob_[item] : nullptr;
   }
   // log(Probability(item)), precomputed.
   float LogProbability(int32_t item) const {

@@ -14,7 +14,7 @@ void UserHistory::Add(int32_t item, int recent_cap, int seen_cap) {
 void UserHistory::MergePending(int seen_cap) {
   if (pending_.empty()) return;
   // The distinct pending items not yet in sorted_, found with one sort and one merge-like pass.
-  thread_local std::vector<int32_t> fresh, merged;
+  thread_local std::vector<int32_t> fresh;
   fresh.assign(pending_.begin(), pending_.end());
   std::sort(fresh.begin(), fresh.end());
   fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
@@ -25,24 +25,31 @@ void UserHistory::MergePending(int seen_cap) {
     if (it == sorted_.end() || *it != item) fresh[out++] = item;
   }
   fresh.resize(out);
-  if (fresh.empty()) {
-    pending_.clear();
-    return;
-  }
-  // Eviction order is first interaction: append the fresh items in arrival order, once each.
-  for (int32_t item : pending_) {
-    auto pos = std::lower_bound(fresh.begin(), fresh.end(), item);
-    if (pos != fresh.end() && *pos == item &&
-        std::find(order_.end() - std::min<std::ptrdiff_t>(order_.size() - order_begin_,
-                                                           kPendingMax),
-                  order_.end(), item) == order_.end()) {
-      order_.push_back(item);
+  if (!fresh.empty()) {
+    // Eviction order is first interaction: append the fresh items in arrival order, once each
+    // (a bit per fresh item; there are at most kPendingMax of them).
+    uint64_t appended = 0;
+    for (int32_t item : pending_) {
+      const auto pos = std::lower_bound(fresh.begin(), fresh.end(), item);
+      if (pos == fresh.end() || *pos != item) continue;
+      const uint64_t bit = uint64_t{1} << (pos - fresh.begin());
+      if ((appended & bit) == 0) {
+        appended |= bit;
+        order_.push_back(item);
+      }
+    }
+    // Merge in place from the back: only the elements above the smallest fresh item move.
+    size_t a = sorted_.size(), b = fresh.size();
+    sorted_.resize(a + b);
+    for (size_t w = a + b; b > 0;) {
+      if (a > 0 && sorted_[a - 1] > fresh[b - 1]) {
+        sorted_[--w] = sorted_[--a];
+      } else {
+        sorted_[--w] = fresh[--b];
+      }
     }
   }
   pending_.clear();
-  merged.resize(sorted_.size() + fresh.size());
-  std::merge(sorted_.begin(), sorted_.end(), fresh.begin(), fresh.end(), merged.begin());
-  sorted_.assign(merged.begin(), merged.end());  // not swap: keep capacity tied to this user
   if (sorted_.size() > static_cast<size_t>(seen_cap)) {
     Evict(static_cast<size_t>(seen_cap - seen_cap / 16));
   }

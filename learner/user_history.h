@@ -1,5 +1,6 @@
 // UserHistory: what freshet remembers of one user's past — the latest interactions in order (the
-// short-term context of the models) and the distinct items seen (exclude-seen), both bounded.
+// short-term context of the models), the distinct items seen (exclude-seen), both bounded, and
+// how many events were applied for the user and when the latest happened.
 #ifndef FRESHET_LEARNER_USER_HISTORY_H_
 #define FRESHET_LEARNER_USER_HISTORY_H_
 
@@ -17,10 +18,18 @@ class alignas(64) UserHistory {
  public:
   // Records an interaction with `item`, in O(1) amortised time. Keeps at most `recent_cap` latest
   // interactions (repeats included) and about `seen_cap` distinct items: new items are merged into
-  // the seen set kPendingMax interactions at a time, and after a merge that leaves more than
+  // the seen set kPendingMax (64) interactions at a time, and after a merge that leaves more than
   // `seen_cap`, the items first seen longest ago are forgotten down to seen_cap - seen_cap/16 (one
   // at a time for caps below 16). Between merges up to kPendingMax - 1 more may be held.
   void Add(int32_t item, int recent_cap, int seen_cap);
+
+  // Counts one applied event for the user at `ts_ms` (epoch ms).
+  void CountEvent(int64_t ts_ms) {
+    ++events_;
+    last_ts_ms_ = ts_ms;
+  }
+  int64_t events() const { return events_; }
+  int64_t last_ts_ms() const { return last_ts_ms_; }
 
   // Latest interactions, oldest first, newest last; at most `recent_cap` of them.
   absl::Span<const int32_t> Recent(int recent_cap) const {
@@ -51,13 +60,17 @@ class alignas(64) UserHistory {
   // Interactions wait here, unsorted, and are merged into sorted_ this many at a time, so learning
   // never searches or shifts a heavy user's sorted array per event (a binary search there costs
   // several cache misses).
-  static constexpr size_t kPendingMax = 32;
+  static constexpr size_t kPendingMax = 64;  // at most 64: MergePending keeps a bit per item
 
   void MergePending(int seen_cap);
   void Evict(size_t keep);
 
+  // First cache line: what every event touches.
   std::vector<int32_t> recent_;   // chronological; trimmed in bulk to keep appends O(1)
   std::vector<int32_t> pending_;  // latest interactions not yet merged (may repeat sorted_ items)
+  int64_t events_ = 0;
+  int64_t last_ts_ms_ = 0;
+  // Second line: touched once per kPendingMax events.
   std::vector<int32_t> sorted_;   // distinct items, sorted
   std::vector<int32_t> order_;    // distinct items by first interaction, from order_begin_
   size_t order_begin_ = 0;

@@ -43,9 +43,59 @@ TEST(IdDictionaryTest, KeepsIdsThatDifferOnlyInBytes) {
   EXPECT_EQ(dict.ExternalId(0).size(), 3u);
 }
 
+TEST(IdDictionaryTest, DistinguishesIdsOfEveryLength) {
+  // Ids that share a prefix, a suffix, or both ends but not the middle, at lengths around the
+  // 8- and 16-byte boundaries of the comparison.
+  IdDictionary dict;
+  std::vector<std::string> ids;
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string base(n, 'a');
+    ids.push_back(base);
+    if (n > 0) {
+      std::string last = base;
+      last.back() = 'b';
+      ids.push_back(last);
+      std::string first = base;
+      first.front() = 'c';
+      ids.push_back(first);
+    }
+    if (n > 16) {
+      std::string middle = base;
+      middle[n / 2] = 'd';
+      ids.push_back(middle);
+    }
+  }
+  bool inserted = false;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(dict.FindOrInsert(ids[i], &inserted), static_cast<int32_t>(i)) << ids[i];
+    EXPECT_TRUE(inserted) << ids[i];
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(dict.Find(ids[i]), static_cast<int32_t>(i)) << ids[i];
+    EXPECT_EQ(dict.ExternalId(static_cast<int32_t>(i)), ids[i]);
+  }
+  EXPECT_EQ(dict.Find(std::string(41, 'a')), IdDictionary::kMissing);
+}
+
+TEST(IdDictionaryTest, KeepsRowsAcrossRehashing) {
+  IdDictionary dict;
+  bool inserted = false;
+  for (int i = 0; i < 100000; ++i) dict.FindOrInsert("user-" + std::to_string(i), &inserted);
+  EXPECT_EQ(dict.size(), 100000);
+  for (int i = 0; i < 100000; i += 777) {
+    EXPECT_EQ(dict.Find("user-" + std::to_string(i)), i);
+  }
+  EXPECT_EQ(dict.Find("user-100000"), IdDictionary::kMissing);
+}
+
 TEST(UserHistoryTest, RecentIsChronologicalAndBounded) {
   UserHistory h;
-  for (int i = 0; i < 20; ++i) h.Add(i % 7, /*recent_cap=*/5, /*seen_cap=*/100);
+  for (int i = 0; i < 20; ++i) {
+    h.Add(i % 7, /*recent_cap=*/5, /*seen_cap=*/100);
+    h.CountEvent(1000 + i);
+  }
+  EXPECT_EQ(h.events(), 20);
+  EXPECT_EQ(h.last_ts_ms(), 1019);
   const auto recent = h.Recent(5);
   ASSERT_EQ(recent.size(), 5u);
   // Interactions 15..19 are items 1, 2, 3, 4, 5.
@@ -75,7 +125,7 @@ TEST(UserHistoryTest, SeenIsSortedAndDistinctBeforeAndAfterMerges) {
   EXPECT_EQ(h.seen_count(), 12u);
 }
 
-// Mirrors the documented policy exactly: interactions are merged 32 at a time; after a merge
+// Mirrors the documented policy exactly: interactions are merged 64 at a time; after a merge
 // beyond the cap, the items first seen longest ago go, down to cap - cap/16.
 TEST(UserHistoryTest, LargeHistoriesFollowTheEvictionPolicyExactly) {
   constexpr int kCap = 1000;
@@ -92,7 +142,7 @@ TEST(UserHistoryTest, LargeHistoriesFollowTheEvictionPolicyExactly) {
     ASSERT_EQ(h.HasSeen(item), known(item)) << i;
     h.Add(item, 64, kCap);
     pending.push_back(item);
-    if (pending.size() == 32) {
+    if (pending.size() == 64) {
       for (int32_t p : pending) {
         if (std::find(first_seen.begin(), first_seen.end(), p) == first_seen.end()) {
           first_seen.push_back(p);
@@ -112,7 +162,7 @@ TEST(UserHistoryTest, LargeHistoriesFollowTheEvictionPolicyExactly) {
       ASSERT_EQ(h.seen_count(), expected.size());
     }
   }
-  EXPECT_LE(h.seen_count(), static_cast<size_t>(kCap + 31));
+  EXPECT_LE(h.seen_count(), static_cast<size_t>(kCap + 63));
 }
 
 TEST(PopularityTest, AllTimeCountsAreWeightedSums) {

@@ -145,7 +145,9 @@ TEST(LearnerTest, UnknownUsersGetPopularityAndSeenItemsAreExcluded) {
   EXPECT_EQ(recs.items.size(), 3u);
 
   EXPECT_EQ((*learner)->Recommend("u1", 0, true, &recs).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ((*learner)->user_stats((*learner)->users().Find("u1")).events, 6);
+  const UserHistory& u1 = (*learner)->history((*learner)->users().Find("u1"));
+  EXPECT_EQ(u1.events(), 6);
+  EXPECT_EQ(u1.last_ts_ms(), 0);
 }
 
 TEST(LearnerTest, UnknownAlgorithmIsInvalidArgument) {
