@@ -3,9 +3,11 @@
 //
 // The user side has a long-term vector p_u and a short-term part built from the user's latest
 // items: query(u) = a * p_u + b * sum_k w_k c_{j_k} / sum_k w_k over the last `window` items j_k
-// (w_k = decay^k, newest first), where c_j is a context embedding of item j. Score(u, i) =
-// query(u) . q_i + bias_i. Training the context embeddings on every event learns
-// item-to-next-item structure (a factorised Markov chain, as in FPMC) next to the long-term taste.
+// (w_k = decay^k, newest first). Score(u, i) = query(u) . q_i + bias_i.
+// With bpr.tied_context (the default) c_j is the item's own embedding q_j, read only: each update
+// pulls the positive item towards the items that preceded it, so the item embeddings learn
+// item-to-next-item structure. Without it c_j is a separate context embedding trained on every
+// event (a factorised Markov chain, as in FPMC), at the cost of writing those rows too.
 #ifndef FRESHET_LEARNER_BPR_MODEL_H_
 #define FRESHET_LEARNER_BPR_MODEL_H_
 
