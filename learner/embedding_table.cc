@@ -2,16 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
-
-#include <sys/mman.h>
 
 #include "common/check.h"
+#include "common/huge_page_allocator.h"
 
 namespace freshet::learner {
-namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-}  // namespace
 
 EmbeddingTable::EmbeddingTable(int dim) : dim_(dim), stride_((dim + 15) / 16 * 16) {
   FRESHET_CHECK(dim > 0);
@@ -23,12 +18,8 @@ void EmbeddingTable::Resize(int64_t rows, float init_std, uint64_t seed) {
     // Geometric growth keeps appends amortised O(1) per row.
     const int64_t capacity = std::max<int64_t>({rows, capacity_ * 3 / 2, 1024});
     const size_t bytes = static_cast<size_t>(capacity * stride_) * sizeof(float);
-    // Large tables are read at random rows: 2 MiB pages cut the TLB misses of those reads, so
-    // they are aligned for, and advised to use, transparent huge pages.
-    const size_t align = bytes >= kHugePage ? kHugePage : 64;
-    float* fresh = static_cast<float*>(std::aligned_alloc(align, (bytes + align - 1) / align * align));
-    if (fresh == nullptr) throw std::bad_alloc();
-    if (align == kHugePage) madvise(fresh, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+    // Rows start on cache lines; large tables, read at random rows, get huge pages.
+    float* fresh = static_cast<float*>(AllocateForRandomAccess(bytes, 64));
     if (rows_ > 0) std::memcpy(fresh, data_.get(), static_cast<size_t>(rows_ * stride_) * sizeof(float));
     data_.reset(fresh);
     capacity_ = capacity;
