@@ -6,7 +6,6 @@
 #include "learner/cooc_model.h"
 #include "learner/hybrid_model.h"
 #include "learner/ials_model.h"
-#include "learner/popularity_model.h"
 
 namespace freshet::learner {
 
@@ -20,8 +19,8 @@ Learner::Learner(std::string algorithm, const config::Config& config,
                  const kernels::Backend* backend)
     : algorithm_(std::move(algorithm)),
       config_(config),
-      backend_(backend),
-      popularity_(config.popularity_half_life_s) {}
+      popularity_(config.popularity_half_life_s),
+      fallback_(&popularity_, backend) {}
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algorithm,
                                                          const config::Config& config,
@@ -129,8 +128,7 @@ absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen
   const int32_t row = users_.Find(user);
   if (row == IdDictionary::kMissing) {
     out->personalized = false;
-    const absl::Span<const float> s = popularity_.Scores();
-    return backend_->TopKFromScores(s.data(), static_cast<int64_t>(s.size()), {}, k, &out->items);
+    return fallback_.Recommend(UserQuery{}, k, &out->items);
   }
   const UserHistory& history = histories_[row];
   std::vector<int32_t> scratch;

@@ -17,6 +17,7 @@
 #include "learner/id_dictionary.h"
 #include "learner/model.h"
 #include "learner/popularity.h"
+#include "learner/popularity_model.h"
 #include "learner/user_history.h"
 #include "stream/event.h"
 
@@ -76,11 +77,11 @@ class Learner {
 
   const std::string algorithm_;
   const config::Config config_;
-  const kernels::Backend* backend_;
   IdDictionary users_;
   IdDictionary items_;
   std::vector<UserHistory, HugePageAllocator<UserHistory>> histories_;
   Popularity popularity_;
+  PopularityModel fallback_;  // answers users the learner has not seen
   std::unique_ptr<Model> model_;
   int64_t events_applied_ = 0;
   int32_t catalog_ = 0;  // items known as of the latest applied event (see Interaction::catalog)
