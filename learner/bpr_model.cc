@@ -115,6 +115,13 @@ void BprModel::QueryVector(int32_t user, absl::Span<const int32_t> recent, float
   internal::WeightedSumPadded(rows, coeffs, n + 1, out, stride_);
 }
 
+std::vector<float> BprModel::QueryVectorFor(const UserQuery& query) const {
+  std::vector<float> vec(static_cast<size_t>(stride_), 0.0f);
+  std::vector<float> weights;
+  QueryVector(query.user, query.recent, vec.data(), &weights);
+  return vec;
+}
+
 void BprModel::AdagradStep(float* __restrict row, float& accumulator, float coeff,
                            const float* __restrict direction, float direction_sq_norm) const {
   accumulator += coeff * coeff * direction_sq_norm / static_cast<float>(dim_);
@@ -196,18 +203,14 @@ void BprModel::Learn(const Interaction& event) {
 
 absl::Status BprModel::Recommend(const UserQuery& query, int k,
                                  std::vector<kernels::ScoredItem>* out) const {
-  std::vector<float> vec(static_cast<size_t>(items_.stride()), 0.0f);
-  std::vector<float> weights;
-  QueryVector(query.user, query.recent, vec.data(), &weights);
+  const std::vector<float> vec = QueryVectorFor(query);
   const kernels::TopKQuery q{vec.data(), query.exclude};
   return backend_->TopK(items_.View(bias_.data()), absl::MakeConstSpan(&q, 1), k,
                         absl::MakeSpan(out, 1));
 }
 
 void BprModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
-  std::vector<float> vec(static_cast<size_t>(items_.stride()), 0.0f);
-  std::vector<float> weights;
-  QueryVector(query.user, query.recent, vec.data(), &weights);
+  const std::vector<float> vec = QueryVectorFor(query);
   const int64_t n = std::min<int64_t>(items_.rows(), static_cast<int64_t>(scores.size()));
   for (int64_t i = 0; i < n; ++i) {
     scores[i] = internal::DotPadded(vec.data(), items_.Row(i), stride_) + bias_[i];

@@ -42,6 +42,9 @@ class BprModel : public Model {
   // into `weights` (already divided by their sum and multiplied by the short-term weight).
   void QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
                    std::vector<float>* weights) const;
+  // query(u) for a recommendation request, in a fresh buffer (the const query paths leave
+  // Learn()'s scratch alone).
+  std::vector<float> QueryVectorFor(const UserQuery& query) const;
   // The embedding of a recent item in the short-term vector: its context row, or with
   // bpr.tied_context its item row.
   const float* ContextRow(int32_t item) const {
