@@ -93,6 +93,20 @@ KeyImpl BoolKey(const char* name, bool Config::*member, const char* help) {
       }};
 }
 
+KeyImpl StringKey(const char* name, std::string Config::*member, const char* help) {
+  return KeyImpl{
+      {name, "string", help},
+      [member](const Config& c) { return c.*member; },
+      [=](Config* c, absl::string_view text) -> absl::Status {
+        if (text.find_first_of("\"\\\n") != absl::string_view::npos) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "config key '", name, "' must not contain quotes, backslashes or newlines"));
+        }
+        c->*member = std::string(text);
+        return absl::OkStatus();
+      }};
+}
+
 KeyImpl ChoiceKey(const char* name, std::string Config::*member, std::vector<std::string> choices,
                   const char* help) {
   return KeyImpl{
@@ -122,6 +136,12 @@ const std::vector<KeyImpl>& Registry() {
              "distinct items remembered per user for exclude-seen; the oldest is dropped"),
       IntKey("history.recent", &Config::history_recent, 1, 4096,
              "latest interactions kept in order per user (short-term context)"),
+      FloatKey("memory.user_ttl_s", &Config::user_ttl_s, 0, 1e12,
+               "forget users (memory and store) whose latest event is older than this, in event-time "
+               "seconds; 0 keeps every user"),
+      IntKey("memory.admit_min_events", &Config::admit_min_events, 1, 255,
+             "new users and items join the model on their n-th event (approximate count); 1 admits "
+             "at once"),
       FloatKey("popularity.half_life_s", &Config::popularity_half_life_s, 0, 1e12,
                "half-life of popularity counts in seconds; 0 counts all time equally"),
       ChoiceKey("bpr.loss", &Config::bpr_loss, {"softmax", "bpr"},
@@ -174,6 +194,20 @@ const std::vector<KeyImpl>& Registry() {
              "number of equal slices of the stream reported in the report's windows"),
       ChoiceKey("kernels.backend", &Config::backend, {"cpu", "cuda", "auto"},
                 "compute backend: cpu, cuda (error without a GPU) or auto (cuda if usable)"),
+      IntKey("store.flush_interval_ms", &Config::flush_interval_ms, 1, 3600000,
+             "dirty rows and the source positions they include are written together this often"),
+      BoolKey("store.sync", &Config::store_sync,
+              "fsync every write: survives power loss, not only a process crash (slower)"),
+      IntKey("serve.batch_events", &Config::serve_batch_events, 1, 1 << 20,
+             "most events learnt per micro-batch between reads of the sources"),
+      StringKey("serve.bind", &Config::serve_bind,
+                "address the HTTP server listens on (loopback unless told otherwise)"),
+      IntKey("serve.port", &Config::serve_port, 0, 65535, "HTTP port; 0 picks a free one"),
+      IntKey("serve.io_threads", &Config::serve_io_threads, 1, 256, "HTTP I/O threads"),
+      IntKey("serve.max_in_flight", &Config::serve_max_in_flight, 1, 1 << 20,
+             "requests in progress beyond which the server answers 503 with Retry-After"),
+      StringKey("serve.admin_token", &Config::serve_admin_token,
+                "bearer token required by /admin routes; empty disables them"),
   };
   return *registry;
 }

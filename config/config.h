@@ -29,6 +29,10 @@ struct Config {
   int history_max_items = 1000;  // distinct items kept per user for exclude-seen (oldest dropped)
   int history_recent = 64;       // latest interactions kept in order for short-term modelling
 
+  // [memory] bounds on what is kept per id
+  double user_ttl_s = 0;      // forget users without an event for this long (event time); 0 = never
+  int admit_min_events = 1;   // ids join the model on their n-th occurrence (approximate count)
+
   // [popularity] baseline and cold-start fallback
   double popularity_half_life_s = 0;  // 0 = all-time counts; else exponential decay
 
@@ -72,6 +76,18 @@ struct Config {
   int replay_k = 10;
   int replay_windows = 20;   // slices of the stream reported in "windows"
   std::string backend = "cpu";  // kernels backend: cpu | cuda | auto
+
+  // [store] RocksDB persistence
+  int flush_interval_ms = 200;  // dirty rows and source positions are written this often
+  bool store_sync = false;      // fsync every write (survives power loss, not only crashes)
+
+  // [serve] ingestion loop and HTTP server
+  int serve_batch_events = 4096;  // most events learnt per micro-batch
+  std::string serve_bind = "127.0.0.1";
+  int serve_port = 8080;
+  int serve_io_threads = 2;
+  int serve_max_in_flight = 256;  // requests in progress beyond which the server answers 503
+  std::string serve_admin_token;  // bearer token of /admin; empty disables /admin
 };
 
 // One registered key.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+#include "common/byte_codec.h"
 #include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
@@ -185,6 +187,7 @@ void BprModel::Learn(const Interaction& event) {
   const float grad_query_sq = internal::DotPadded(grad_query_.data(), grad_query_.data(), stride_);
   for (size_t c = 0; c < m; ++c) {
     const int32_t item = candidates_[c];
+    MarkItem(item);
     AdagradStep(items_.Row(item), items_.Accumulator(item), coeff_[c], query_.data(), query_sq);
     bias_accumulator_[item] += coeff_[c] * coeff_[c];
     bias_[item] -= config_.bpr_lr / std::sqrt(bias_accumulator_[item] + kAdagradEpsilon) * coeff_[c];
@@ -196,6 +199,7 @@ void BprModel::Learn(const Interaction& event) {
   if (config_.bpr_tied_context) return;  // the short-term vector learns through the items
   for (size_t k = 0; k < weights_.size(); ++k) {
     const int32_t j = event.recent[event.recent.size() - 1 - k];
+    MarkItem(j);
     AdagradStep(context_.Row(j), context_.Accumulator(j), weights_[k], grad_query_.data(),
                 grad_query_sq);
   }
@@ -215,6 +219,71 @@ void BprModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const 
   for (int64_t i = 0; i < n; ++i) {
     scores[i] = internal::DotPadded(vec.data(), items_.Row(i), stride_) + bias_[i];
   }
+}
+
+// Persisted rows: a user is its long-term vector and Adagrad accumulator; an item its vector,
+// accumulator, bias and bias accumulator, then (untied context only) its context vector and
+// accumulator. Padding floats beyond dim are not stored (they stay zero).
+void BprModel::EncodeUser(int32_t row, std::string* out) const {
+  ByteWriter w(out);
+  w.PutRaw(users_.Row(row), static_cast<size_t>(dim_));
+  w.Put(*users_.AccumulatorAddress(row));
+}
+
+void BprModel::EncodeItem(int32_t row, std::string* out) const {
+  ByteWriter w(out);
+  w.PutRaw(items_.Row(row), static_cast<size_t>(dim_));
+  w.Put(*items_.AccumulatorAddress(row));
+  w.Put(bias_[row]);
+  w.Put(bias_accumulator_[row]);
+  if (!config_.bpr_tied_context) {
+    w.PutRaw(context_.Row(row), static_cast<size_t>(dim_));
+    w.Put(*context_.AccumulatorAddress(row));
+  }
+}
+
+absl::Status BprModel::DecodeUser(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  r.GetRaw(users_.Row(row), static_cast<size_t>(dim_));
+  r.Get(&users_.Accumulator(row));
+  if (!r.done()) {
+    return absl::DataLossError(absl::StrCat("bpr user row ", row, ": ", in.size(),
+                                            " bytes do not hold a d=", dim_, " vector"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BprModel::DecodeItem(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  r.GetRaw(items_.Row(row), static_cast<size_t>(dim_));
+  r.Get(&items_.Accumulator(row));
+  r.Get(&bias_[row]);
+  r.Get(&bias_accumulator_[row]);
+  if (!config_.bpr_tied_context) {
+    r.GetRaw(context_.Row(row), static_cast<size_t>(dim_));
+    r.Get(&context_.Accumulator(row));
+  }
+  if (!r.done()) {
+    return absl::DataLossError(absl::StrCat("bpr item row ", row, ": ", in.size(),
+                                            " bytes do not hold a d=", dim_, " item"));
+  }
+  return absl::OkStatus();
+}
+
+void BprModel::FinishLoad(int32_t, int32_t) {}  // the sampler rebuilds from popularity on use
+
+void BprModel::ResetUser(int32_t row) {
+  std::fill_n(users_.Row(row), stride_, 0.0f);
+  users_.Accumulator(row) = 0.0f;
+}
+
+int64_t BprModel::BytesPerUser() const {
+  return static_cast<int64_t>(stride_ + 1) * static_cast<int64_t>(sizeof(float));
+}
+
+int64_t BprModel::BytesPerItem() const {
+  const int64_t tables = config_.bpr_tied_context ? 1 : 2;
+  return (tables * (stride_ + 1) + 2 + 2) * static_cast<int64_t>(sizeof(float));
 }
 
 }  // namespace freshet::learner

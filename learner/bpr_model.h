@@ -37,6 +37,17 @@ class BprModel : public Model {
                          std::vector<kernels::ScoredItem>* out) const override;
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
 
+  void EncodeUser(int32_t row, std::string* out) const override;
+  void EncodeItem(int32_t row, std::string* out) const override;
+  absl::Status DecodeUser(int32_t row, absl::string_view in) override;
+  absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  void FinishLoad(int32_t users, int32_t items) override;
+  void ResetUser(int32_t row) override;
+  kernels::ItemMatrixView ItemVectors() const override { return items_.View(bias_.data()); }
+  const float* UserVector(int32_t row) const override { return users_.Row(row); }
+  int64_t BytesPerUser() const override;
+  int64_t BytesPerItem() const override;
+
  private:
   // Writes query(u) into `out` (stride floats) and the per-item context weights, newest first,
   // into `weights` (already divided by their sum and multiplied by the short-term weight).

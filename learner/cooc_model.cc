@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+#include "common/byte_codec.h"
+
 namespace freshet::learner {
 
 CoocModel::CoocModel(const config::Config& config, const Popularity* popularity,
@@ -27,6 +30,7 @@ void CoocModel::Learn(const Interaction& event) {
   for (int k = 0; k < n; ++k) {
     const int32_t j = event.recent[event.recent.size() - 1 - k];
     if (j != event.item) {
+      MarkItem(j);
       AddPair(event.item, j, w);
       AddPair(j, event.item, w);
     }
@@ -64,6 +68,7 @@ void CoocModel::Prune() {
       }
     }
   }
+  if (dirty_items() != nullptr) dirty_items()->MarkAll(static_cast<int32_t>(neighbours_.size()));
 }
 
 void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
@@ -90,6 +95,56 @@ absl::Status CoocModel::Recommend(const UserQuery& query, int k,
   ScoreAll(query, absl::MakeSpan(scores));
   return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()), query.exclude,
                                   k, out);
+}
+
+// A persisted item is its interaction count and its neighbours as (item, weight) pairs.
+void CoocModel::EncodeItem(int32_t row, std::string* out) const {
+  ByteWriter w(out);
+  w.Put(counts_[row]);
+  w.PutVarint(neighbours_[row].size());
+  for (const auto& [item, weight] : neighbours_[row]) {
+    w.Put(item);
+    w.Put(weight);
+  }
+}
+
+absl::Status CoocModel::DecodeItem(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  int64_t count = 0;
+  uint64_t n = 0;
+  r.Get(&count);
+  r.GetVarint(&n);
+  auto& map = neighbours_[row];
+  map.clear();
+  const int64_t items = static_cast<int64_t>(neighbours_.size());
+  bool valid = r.ok() && count >= 0 && n <= static_cast<uint64_t>(items);
+  if (valid) map.reserve(n);
+  for (uint64_t i = 0; valid && i < n; ++i) {
+    int32_t item = 0;
+    float weight = 0;
+    valid = r.Get(&item) && r.Get(&weight) && item >= 0 && item < items;
+    if (valid) map[item] = weight;
+  }
+  if (!valid || !r.done()) {
+    map.clear();
+    return absl::DataLossError(
+        absl::StrCat("cooc item row ", row, ": malformed neighbour list (", in.size(), " bytes)"));
+  }
+  counts_[row] = count;
+  inverse_norm_[row] = std::pow(static_cast<float>(count) + 1.0f, -config_.cooc_norm_exponent);
+  return absl::OkStatus();
+}
+
+void CoocModel::FinishLoad(int32_t, int32_t) {
+  pairs_ = 0;
+  for (const auto& map : neighbours_) pairs_ += static_cast<int64_t>(map.size());
+}
+
+int64_t CoocModel::BytesPerItem() const {
+  const int64_t items = std::max<int64_t>(1, static_cast<int64_t>(neighbours_.size()));
+  // A flat_hash_map slot is the pair plus a control byte; maps run at most 7/8 full.
+  const int64_t pair_bytes = pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
+  return pair_bytes / items + static_cast<int64_t>(sizeof(neighbours_[0]) + sizeof(float) + sizeof(int64_t));
 }
 
 }  // namespace freshet::learner

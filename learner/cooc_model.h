@@ -28,6 +28,12 @@ class CoocModel : public Model {
                          std::vector<kernels::ScoredItem>* out) const override;
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
 
+  void EncodeItem(int32_t row, std::string* out) const override;
+  absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // Recounts the stored pairs.
+  void FinishLoad(int32_t users, int32_t items) override;
+  int64_t BytesPerItem() const override;
+
   int64_t stored_pairs() const { return pairs_; }
 
  private:

@@ -3,6 +3,10 @@
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "common/byte_codec.h"
+#include "common/status_macros.h"
+
 namespace freshet::learner {
 namespace {
 
@@ -48,6 +52,27 @@ absl::Status HybridModel::Recommend(const UserQuery& query, int k,
   ScoreAll(query, absl::MakeSpan(scores));
   return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()),
                                   query.exclude, k, out);
+}
+
+void HybridModel::EncodeItem(int32_t row, std::string* out) const {
+  std::string part;
+  ByteWriter w(out);
+  bpr_.EncodeItem(row, &part);
+  w.PutString(part);
+  part.clear();
+  cooc_.EncodeItem(row, &part);
+  w.PutString(part);
+}
+
+absl::Status HybridModel::DecodeItem(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  absl::string_view bpr, cooc;
+  if (!r.GetStringView(&bpr) || !r.GetStringView(&cooc) || !r.done()) {
+    return absl::DataLossError(absl::StrCat("hybrid item row ", row, ": malformed (", in.size(),
+                                            " bytes)"));
+  }
+  FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, bpr));
+  return cooc_.DecodeItem(row, cooc);
 }
 
 }  // namespace freshet::learner

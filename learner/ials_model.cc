@@ -6,6 +6,8 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "absl/strings/str_cat.h"
+#include "common/byte_codec.h"
 #include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
@@ -148,6 +150,68 @@ void IalsModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const
   const float* user = users_.Row(query.user);
   const int64_t n = std::min<int64_t>(items_.rows(), static_cast<int64_t>(scores.size()));
   for (int64_t i = 0; i < n; ++i) scores[i] = Dot(user, items_.Row(i), dim_);
+}
+
+// Persisted rows: a user is its vector; an item its vector and its latest users (newest last).
+void IalsModel::EncodeUser(int32_t row, std::string* out) const {
+  ByteWriter(out).PutRaw(users_.Row(row), static_cast<size_t>(dim_));
+}
+
+void IalsModel::EncodeItem(int32_t row, std::string* out) const {
+  ByteWriter w(out);
+  w.PutRaw(items_.Row(row), static_cast<size_t>(dim_));
+  w.PutArray(absl::MakeConstSpan(item_users_[row]));
+}
+
+absl::Status IalsModel::DecodeUser(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  r.GetRaw(users_.Row(row), static_cast<size_t>(dim_));
+  if (!r.done()) {
+    return absl::DataLossError(absl::StrCat("ials user row ", row, ": ", in.size(),
+                                            " bytes do not hold a d=", dim_, " vector"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IalsModel::DecodeItem(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  r.GetRaw(items_.Row(row), static_cast<size_t>(dim_));
+  r.GetArray<int32_t>(&item_users_[row], static_cast<uint64_t>(config_.ials_window));
+  bool valid = r.done();
+  for (int32_t user : item_users_[row]) valid = valid && user >= 0 && user < users_.rows();
+  if (!valid) {
+    item_users_[row].clear();
+    return absl::DataLossError(absl::StrCat("ials item row ", row, ": ", in.size(),
+                                            " bytes do not hold a d=", dim_, " item"));
+  }
+  return absl::OkStatus();
+}
+
+void IalsModel::FinishLoad(int32_t users, int32_t items) {
+  std::fill(user_gram_.begin(), user_gram_.end(), 0.0);
+  std::fill(item_gram_.begin(), item_gram_.end(), 0.0);
+  users_in_gram_ = 0;
+  items_in_gram_ = 0;
+  Admit(user_gram_, users_, users, &users_in_gram_);
+  Admit(item_gram_, items_, items, &items_in_gram_);
+}
+
+void IalsModel::ResetUser(int32_t row) {
+  float* user = users_.Row(row);
+  if (row < users_in_gram_) {
+    const std::vector<float> zero(static_cast<size_t>(dim_), 0.0f);
+    UpdateGram(user_gram_, user, zero.data());
+  }
+  std::fill_n(user, dim_, 0.0f);  // the next fold-in solves it from the new user's items
+}
+
+int64_t IalsModel::BytesPerUser() const {
+  return users_.stride() * static_cast<int64_t>(sizeof(float));
+}
+
+int64_t IalsModel::BytesPerItem() const {
+  return items_.stride() * static_cast<int64_t>(sizeof(float)) +
+         static_cast<int64_t>(config_.ials_window) * static_cast<int64_t>(sizeof(int32_t));
 }
 
 }  // namespace freshet::learner

@@ -34,6 +34,18 @@ class IalsModel : public Model {
                          std::vector<kernels::ScoredItem>* out) const override;
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
 
+  void EncodeUser(int32_t row, std::string* out) const override;
+  void EncodeItem(int32_t row, std::string* out) const override;
+  absl::Status DecodeUser(int32_t row, absl::string_view in) override;
+  absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // Rebuilds both Gramians from the loaded rows.
+  void FinishLoad(int32_t users, int32_t items) override;
+  void ResetUser(int32_t row) override;
+  kernels::ItemMatrixView ItemVectors() const override { return items_.View(); }
+  const float* UserVector(int32_t row) const override { return users_.Row(row); }
+  int64_t BytesPerUser() const override;
+  int64_t BytesPerItem() const override;
+
  private:
   // Solves for `target` (in place: its current value is the warm start and the long-term prior)
   // from the rows `others` of `other_table` (newest last) with recency-weighted confidence, against

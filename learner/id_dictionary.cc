@@ -62,11 +62,18 @@ int32_t IdDictionary::FindOrInsert(absl::string_view id, uint64_t hash, bool* in
       return slot.row;
     }
   }
-  const int32_t row = static_cast<int32_t>(ids_.size());
-  ids_.emplace_back(id);
+  int32_t row;
+  if (free_.empty()) {
+    row = static_cast<int32_t>(ids_.size());
+    ids_.emplace_back(id);
+  } else {
+    row = free_.back();
+    free_.pop_back();
+    ids_[row].assign(id.data(), id.size());
+  }
   slots_[i] = Slot{tag, row};
   *inserted = true;
-  if (ids_.size() * 2 > slots_.size()) Rehash(slots_.size() * 2);
+  if (static_cast<size_t>(live()) * 2 > slots_.size()) Rehash(slots_.size() * 2);
   return row;
 }
 
@@ -74,11 +81,41 @@ void IdDictionary::Rehash(size_t capacity) {
   slots_.assign(capacity, Slot{0, kMissing});
   mask_ = capacity - 1;
   for (int32_t row = 0; row < static_cast<int32_t>(ids_.size()); ++row) {
+    if (ids_[row].empty()) continue;  // a free row
     const uint64_t hash = Hash(ids_[row]);
     uint64_t i = hash & mask_;
     while (slots_[i].row != kMissing) i = (i + 1) & mask_;
     slots_[i] = Slot{static_cast<uint32_t>(hash >> 32), row};
   }
+}
+
+void IdDictionary::Erase(int32_t row) {
+  uint64_t i = Hash(ids_[row]) & mask_;
+  while (slots_[i].row != row) i = (i + 1) & mask_;
+  // Backward-shift deletion: move later entries of the probe run into the hole when their home
+  // slot does not lie cyclically in (hole, their slot], so every lookup still finds them.
+  for (uint64_t j = (i + 1) & mask_; slots_[j].row != kMissing; j = (j + 1) & mask_) {
+    const uint64_t home = Hash(ids_[slots_[j].row]) & mask_;
+    const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!stays) {
+      slots_[i] = slots_[j];
+      i = j;
+    }
+  }
+  slots_[i] = Slot{0, kMissing};
+  std::string().swap(ids_[row]);
+  free_.push_back(row);
+}
+
+void IdDictionary::Restore(std::vector<std::string> ids) {
+  ids_.assign(std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+  free_.clear();
+  for (int32_t row = static_cast<int32_t>(ids_.size()) - 1; row >= 0; --row) {
+    if (ids_[row].empty()) free_.push_back(row);  // lowest free row reused first
+  }
+  size_t capacity = 1024;
+  while (static_cast<size_t>(live()) * 2 > capacity) capacity *= 2;
+  Rehash(capacity);
 }
 
 }  // namespace freshet::learner

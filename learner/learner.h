@@ -14,6 +14,7 @@
 #include "common/huge_page_allocator.h"
 #include "config/config.h"
 #include "kernels/backend.h"
+#include "learner/dirty_rows.h"
 #include "learner/id_dictionary.h"
 #include "learner/model.h"
 #include "learner/popularity.h"
@@ -25,6 +26,27 @@ namespace freshet::learner {
 
 // The algorithms Learner::Create accepts.
 const std::vector<std::string>& AlgorithmNames();
+
+// What changed since the last Learner::TakeChanges(): rows to write and user rows to delete.
+// A row may be in both `erased_users` and `users` (expired, then reused by a new user): delete
+// first, then write.
+struct StateChanges {
+  std::vector<int32_t> users;
+  std::vector<int32_t> items;
+  std::vector<int32_t> erased_users;
+  bool globals = false;  // EncodeGlobals() changed
+  bool empty() const { return users.empty() && items.empty() && erased_users.empty() && !globals; }
+};
+
+// Approximate memory held, for capacity planning.
+struct MemoryUsage {
+  int64_t users = 0;  // live users
+  int64_t items = 0;
+  int64_t user_bytes = 0;  // everything held for users: model rows, histories, ids, hash slots
+  int64_t item_bytes = 0;
+  double bytes_per_user() const { return users > 0 ? static_cast<double>(user_bytes) / users : 0; }
+  double bytes_per_item() const { return items > 0 ? static_cast<double>(item_bytes) / items : 0; }
+};
 
 struct Recommendation {
   std::vector<kernels::ScoredItem> items;
@@ -52,7 +74,19 @@ class Learner {
   // Top-k items for an external user id. Unknown users get popularity. With exclude_seen, items in
   // the user's history are left out. InvalidArgument for k < 1.
   absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
-                         Recommendation* out) const;
+                         Recommendation* out) const {
+    return Recommend(user, k, exclude_seen, {}, out);
+  }
+  // As above, also leaving out the item rows in `also_exclude` (sorted ascending: hidden items,
+  // a request's own filters).
+  absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
+                         absl::Span<const int32_t> also_exclude, Recommendation* out) const;
+
+  // Items similar to `item`: by inner product of item vectors for embedding models, by
+  // co-occurrence for cooc, by popularity for the popularity model. The item itself and
+  // `also_exclude` (sorted) are left out. NotFound for an unknown item.
+  absl::Status Similar(absl::string_view item, int k, absl::Span<const int32_t> also_exclude,
+                       std::vector<kernels::ScoredItem>* out) const;
 
   const IdDictionary& users() const { return users_; }
   const IdDictionary& items() const { return items_; }
@@ -60,10 +94,51 @@ class Learner {
   // A known user's history and counters; `user_row` must be in [0, users().size()).
   const UserHistory& history(int32_t user_row) const { return histories_[user_row]; }
   int64_t events_applied() const { return events_applied_; }
+  // Events not learnt because their user or item has not yet passed the admission filter
+  // (memory.admit_min_events).
+  int64_t events_filtered() const { return events_filtered_; }
+  int64_t users_expired() const { return users_expired_; }
   const std::string& algorithm() const { return algorithm_; }
+  const config::Config& config() const { return config_; }
+  const Model& model() const { return *model_; }
+  // Wall-clock time recorded as each user's "applied at" by the following events (0: none).
+  void set_apply_clock_ns(int64_t ns) { apply_clock_ns_ = ns; }
+  MemoryUsage Memory() const;
+
+  // Forgets users whose latest event is more than memory.user_ttl_s older than `now_ms` (event
+  // time); their rows are freed for reuse and reported by TakeChanges(). Apply() and ApplyBatch()
+  // call it as event time advances; callers may too (e.g. on an idle stream). Returns how many
+  // users expired.
+  int64_t ExpireUsers(int64_t now_ms);
+
+  // --- Persistence (store/). Every persisted value starts with kFormatVersion.
+  static constexpr uint8_t kFormatVersion = 1;
+
+  // Rows changed since the previous call; clears the record.
+  StateChanges TakeChanges();
+  // Marks every live row changed (a full write, e.g. into an empty store).
+  void MarkAllChanged();
+  // The persisted form of a user (id and model row), of a user's history, of an item (id,
+  // popularity and model row) and of the state shared by all rows.
+  void EncodeUser(int32_t row, std::string* out) const;
+  void EncodeHistory(int32_t row, std::string* out) const;
+  void EncodeItem(int32_t row, std::string* out) const;
+  void EncodeGlobals(std::string* out) const;
+
+  // Loading into a new Learner: BeginLoad with the globals (sizes the tables), then every stored
+  // user, history and item row (users and histories may be loaded from two threads at once; each
+  // row once), then FinishLoad. Errors are DataLoss naming what is wrong (an unknown format
+  // version, a malformed value, a row out of range); FailedPrecondition when the stored algorithm
+  // or dimension differs from this learner's.
+  absl::Status BeginLoad(absl::string_view globals);
+  absl::Status LoadUser(int32_t row, absl::string_view value);
+  absl::Status LoadHistory(int32_t row, absl::string_view value);
+  absl::Status LoadItem(int32_t row, absl::string_view value);
+  absl::Status FinishLoad();
 
  private:
   Learner(std::string algorithm, const config::Config& config, const kernels::Backend* backend);
+  const kernels::Backend* backend_;
 
   struct Rows {
     int32_t user;
@@ -75,6 +150,10 @@ class Learner {
   // The update itself, for resolved rows (the model has been grown to include them).
   void ApplyResolved(Rows rows, const stream::Event& event);
 
+  // Admission filter: true once `id` (hash) has occurred memory.admit_min_events times.
+  bool Admit(uint64_t hash);
+  void MaybeExpire(int64_t ts_ms);
+
   const std::string algorithm_;
   const config::Config config_;
   IdDictionary users_;
@@ -84,6 +163,19 @@ class Learner {
   PopularityModel fallback_;  // answers users the learner has not seen
   std::unique_ptr<Model> model_;
   int64_t events_applied_ = 0;
+  int64_t events_filtered_ = 0;
+  int64_t users_expired_ = 0;
+  int64_t latest_ts_ms_ = 0;       // newest event time applied
+  int64_t apply_clock_ns_ = 0;
+  int64_t next_expiry_ms_ = 0;     // event time of the next TTL sweep
+  std::vector<uint8_t> admission_;  // occurrence counters of not-yet-admitted ids, by hash
+  DirtyRows dirty_users_;
+  DirtyRows dirty_items_;
+  std::vector<int32_t> erased_users_;
+  bool globals_dirty_ = false;
+  int64_t popularity_rescales_ = 0;
+  std::vector<std::string> loading_user_ids_;  // BeginLoad .. FinishLoad
+  std::vector<std::string> loading_item_ids_;
   int32_t catalog_ = 0;  // items known as of the latest applied event (see Interaction::catalog)
   std::vector<Rows> batch_rows_;  // scratch of ApplyBatch()
   std::vector<std::pair<uint64_t, uint64_t>> batch_hashes_;  // scratch: (user, item) id hashes

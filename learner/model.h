@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "kernels/backend.h"
+#include "learner/dirty_rows.h"
 
 namespace freshet::learner {
 
@@ -59,6 +61,45 @@ class Model {
 
   // Dense scores of every item row for the query (scores.size() == catalog size), for blends.
   virtual void ScoreAll(const UserQuery& query, absl::Span<float> scores) const = 0;
+
+  // --- Persistence (store/). A model writes its part of a user or item row as opaque bytes and
+  // reads them back into a model grown to the same size. The Learner marks the event's user and
+  // item dirty; a model marks every other item row it changes through MarkItem().
+
+  // Appends the model's state of a row to `out`.
+  virtual void EncodeUser(int32_t /*row*/, std::string* /*out*/) const {}
+  virtual void EncodeItem(int32_t /*row*/, std::string* /*out*/) const {}
+  // Restores a row from EncodeUser/EncodeItem output; DataLoss when `in` is malformed.
+  virtual absl::Status DecodeUser(int32_t /*row*/, absl::string_view /*in*/) {
+    return absl::OkStatus();
+  }
+  virtual absl::Status DecodeItem(int32_t /*row*/, absl::string_view /*in*/) {
+    return absl::OkStatus();
+  }
+  // Every row was decoded; rebuilds derived state (Gramians, norms, sampling tables). `users` and
+  // `items` are the rows in use (items: the catalog).
+  virtual void FinishLoad(int32_t /*users*/, int32_t /*items*/) {}
+  // Returns a user row to its initial state (the row is being reused for a new user).
+  virtual void ResetUser(int32_t /*row*/) {}
+  // The item vectors, for export; rows == 0 when the model has none (cooc, popularity).
+  virtual kernels::ItemMatrixView ItemVectors() const { return {}; }
+  // A user's long-term vector (dim floats) for export, or null when the model has none.
+  virtual const float* UserVector(int32_t /*row*/) const { return nullptr; }
+  // Bytes the model holds per user row and per item row (for capacity planning; approximate).
+  virtual int64_t BytesPerUser() const { return 0; }
+  virtual int64_t BytesPerItem() const { return 0; }
+
+  // Where MarkItem() records item rows changed beyond the event's own item (may be null).
+  virtual void set_dirty_items(DirtyRows* dirty) { dirty_items_ = dirty; }
+
+ protected:
+  void MarkItem(int32_t row) {
+    if (dirty_items_ != nullptr) dirty_items_->Mark(row);
+  }
+  DirtyRows* dirty_items() const { return dirty_items_; }
+
+ private:
+  DirtyRows* dirty_items_ = nullptr;
 };
 
 }  // namespace freshet::learner

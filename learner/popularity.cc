@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/byte_codec.h"
+
 namespace freshet::learner {
 
 Popularity::Popularity(double half_life_s)
@@ -11,12 +13,14 @@ void Popularity::Resize(int32_t items) {
   if (items > static_cast<int32_t>(scores_.size())) {
     scores_.resize(static_cast<size_t>(items), 0.0f);
     counts_.resize(static_cast<size_t>(items), 0);
+    last_ts_.resize(static_cast<size_t>(items), 0);
   }
 }
 
 void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
   ++counts_[item];
   ++total_;
+  last_ts_[item] = ts_ms;
   if (rate_ == 0) {
     scores_[item] += weight;
     return;
@@ -34,6 +38,7 @@ void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
     scale_ /= factor;
     ref_ts_ = ts_ms;
     factor = 1.0;
+    ++rescales_;
   }
   scale_ = std::max(scale_, factor);
   scores_[item] += static_cast<float>(weight * factor);
@@ -41,6 +46,40 @@ void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
 
 double Popularity::Value(int32_t item) const {
   return rate_ == 0 ? scores_[item] : scores_[item] / scale_;
+}
+
+void Popularity::EncodeGlobals(std::string* out) const {
+  ByteWriter w(out);
+  w.Put(ref_ts_);
+  w.Put(scale_);
+  w.Put(static_cast<uint8_t>(started_));
+  w.Put(total_);
+}
+
+bool Popularity::DecodeGlobals(absl::string_view in) {
+  ByteReader r(in);
+  uint8_t started = 0;
+  r.Get(&ref_ts_);
+  r.Get(&scale_);
+  r.Get(&started);
+  r.Get(&total_);
+  started_ = started != 0;
+  return r.done() && std::isfinite(scale_) && scale_ > 0 && total_ >= 0;
+}
+
+void Popularity::EncodeItem(int32_t item, std::string* out) const {
+  ByteWriter w(out);
+  w.Put(counts_[item]);
+  w.Put(scores_[item]);
+  w.Put(last_ts_[item]);
+}
+
+bool Popularity::DecodeItem(int32_t item, absl::string_view in) {
+  ByteReader r(in);
+  r.Get(&counts_[item]);
+  r.Get(&scores_[item]);
+  r.Get(&last_ts_[item]);
+  return r.done() && counts_[item] >= 0 && std::isfinite(scores_[item]);
 }
 
 }  // namespace freshet::learner

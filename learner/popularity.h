@@ -5,8 +5,10 @@
 #define FRESHET_LEARNER_POPULARITY_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace freshet::learner {
@@ -30,7 +32,20 @@ class Popularity {
 
   // Undecayed number of interactions of `item`.
   int64_t Count(int32_t item) const { return counts_[item]; }
+  // Event time (epoch ms) of the item's latest interaction.
+  int64_t LastTs(int32_t item) const { return last_ts_[item]; }
   int64_t total() const { return total_; }
+
+  // How many times every score was rescaled at once (decay only): each time, every item's
+  // persisted score changed.
+  int64_t rescales() const { return rescales_; }
+
+  // Persistence: the state shared by all items, and one item's count and score. DecodeGlobals
+  // and DecodeItem return false for malformed input; items must have been Resize()d first.
+  void EncodeGlobals(std::string* out) const;
+  bool DecodeGlobals(absl::string_view in);
+  void EncodeItem(int32_t item, std::string* out) const;
+  bool DecodeItem(int32_t item, absl::string_view in);
 
  private:
   double rate_;         // ln 2 / half-life, per ms; 0 = no decay
@@ -39,7 +54,9 @@ class Popularity {
   bool started_ = false;
   std::vector<float> scores_;
   std::vector<int64_t> counts_;
+  std::vector<int64_t> last_ts_;
   int64_t total_ = 0;
+  int64_t rescales_ = 0;
 };
 
 }  // namespace freshet::learner

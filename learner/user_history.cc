@@ -1,5 +1,7 @@
 #include "learner/user_history.h"
 
+#include "common/byte_codec.h"
+
 namespace freshet::learner {
 
 void UserHistory::Add(int32_t item, int recent_cap, int seen_cap) {
@@ -98,6 +100,51 @@ absl::Span<const int32_t> UserHistory::Seen(std::vector<int32_t>* scratch) const
                      scratch->end());
   scratch->erase(std::unique(scratch->begin(), scratch->end()), scratch->end());
   return *scratch;
+}
+
+void UserHistory::Encode(int recent_cap, std::string* out) const {
+  ByteWriter w(out);
+  w.Put(events_);
+  w.Put(last_ts_ms_);
+  w.PutArray(Recent(recent_cap));
+  // Distinct items by first interaction: the merged ones, then pending ones not seen before.
+  std::vector<int32_t> order(order_.begin() + static_cast<std::ptrdiff_t>(order_begin_),
+                             order_.end());
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const int32_t item = pending_[i];
+    if (std::binary_search(sorted_.begin(), sorted_.end(), item)) continue;
+    if (std::find(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i), item) !=
+        pending_.begin() + static_cast<std::ptrdiff_t>(i)) {
+      continue;
+    }
+    order.push_back(item);
+  }
+  w.PutArray(absl::MakeConstSpan(order));
+}
+
+bool UserHistory::Decode(absl::string_view in, int32_t items) {
+  ByteReader r(in);
+  std::vector<int32_t> recent, order;
+  constexpr uint64_t kMaxItems = uint64_t{1} << 24;
+  r.Get(&events_);
+  r.Get(&last_ts_ms_);
+  r.GetArray<int32_t>(&recent, kMaxItems);
+  r.GetArray<int32_t>(&order, kMaxItems);
+  if (!r.done() || events_ < 0) return false;
+  for (const std::vector<int32_t>* v : {&recent, &order}) {
+    for (int32_t item : *v) {
+      if (item < 0 || item >= items) return false;
+    }
+  }
+  std::vector<int32_t> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return false;
+  recent_ = std::move(recent);
+  pending_.clear();
+  sorted_ = std::move(sorted);
+  order_ = std::move(order);
+  order_begin_ = 0;
+  return true;
 }
 
 }  // namespace freshet::learner

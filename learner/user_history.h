@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace freshet::learner {
@@ -30,6 +32,9 @@ class alignas(64) UserHistory {
   }
   int64_t events() const { return events_; }
   int64_t last_ts_ms() const { return last_ts_ms_; }
+  // Wall-clock time (ns since the epoch) the latest event was applied in this process; 0 if none.
+  int64_t applied_ns() const { return applied_ns_; }
+  void set_applied_ns(int64_t ns) { applied_ns_ = ns; }
 
   // Latest interactions, oldest first, newest last; at most `recent_cap` of them.
   absl::Span<const int32_t> Recent(int recent_cap) const {
@@ -48,6 +53,18 @@ class alignas(64) UserHistory {
 
   // Distinct items seen (counts pending items once each).
   size_t seen_count() const;
+
+  // Persistence: counters, the latest `recent_cap` interactions and the distinct items in order of
+  // first interaction. Decode() returns false for malformed input; items must be >= 0 and below
+  // `items` (the catalog size).
+  void Encode(int recent_cap, std::string* out) const;
+  bool Decode(absl::string_view in, int32_t items);
+
+  // Bytes held on the heap (capacity of the internal arrays), for memory reporting.
+  size_t HeapBytes() const {
+    return (recent_.capacity() + pending_.capacity() + sorted_.capacity() + order_.capacity()) *
+           sizeof(int32_t);
+  }
 
   // Hints the CPU to fetch what the next Add() and Recent() touch (the batch learner calls this a
   // few events ahead, after prefetching the object itself).
@@ -74,6 +91,7 @@ class alignas(64) UserHistory {
   std::vector<int32_t> sorted_;   // distinct items, sorted
   std::vector<int32_t> order_;    // distinct items by first interaction, from order_begin_
   size_t order_begin_ = 0;
+  int64_t applied_ns_ = 0;        // wall time the latest event was applied (not persisted)
 };
 
 }  // namespace freshet::learner

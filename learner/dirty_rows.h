@@ -1,0 +1,46 @@
+// DirtyRows: the rows whose persisted state changed since they were last taken, each listed once.
+// Marking is O(1) (a flag per row plus an append), so learning can mark every row it writes.
+#ifndef FRESHET_LEARNER_DIRTY_ROWS_H_
+#define FRESHET_LEARNER_DIRTY_ROWS_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace freshet::learner {
+
+// Not thread-safe.
+class DirtyRows {
+ public:
+  void Mark(int32_t row) {
+    if (static_cast<size_t>(row) >= flags_.size()) flags_.resize(static_cast<size_t>(row) + 1, 0);
+    if (flags_[row] == 0) {
+      flags_[row] = 1;
+      rows_.push_back(row);
+    }
+  }
+  // Marks rows [0, n).
+  void MarkAll(int32_t n) {
+    for (int32_t row = 0; row < n; ++row) Mark(row);
+  }
+  bool IsMarked(int32_t row) const {
+    return static_cast<size_t>(row) < flags_.size() && flags_[row] != 0;
+  }
+  size_t size() const { return rows_.size(); }
+  bool empty() const { return rows_.empty(); }
+
+  // The marked rows in marking order; clears the set.
+  std::vector<int32_t> Take() {
+    for (int32_t row : rows_) flags_[row] = 0;
+    std::vector<int32_t> out;
+    out.swap(rows_);
+    return out;
+  }
+
+ private:
+  std::vector<uint8_t> flags_;
+  std::vector<int32_t> rows_;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_DIRTY_ROWS_H_
