@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,14 @@ class EventSource {
   virtual std::string Name() const = 0;
 
   virtual SourceStats stats() const = 0;
+
+  // Repositions the source so the next events are those after `applied(stream, partition)` (the
+  // last applied offset, -1 for none) for each of its streams and partitions: a snapshot restore
+  // rewinds the sources to the snapshot's positions. Unimplemented by default.
+  virtual absl::Status SeekToApplied(
+      const std::function<int64_t(int32_t stream, int32_t partition)>& /*applied*/) {
+    return absl::UnimplementedError(Name() + " cannot be repositioned");
+  }
 };
 
 }  // namespace freshet::stream

@@ -35,6 +35,15 @@ class MemoryEventSource final : public EventSource {
   int64_t size() const { return static_cast<int64_t>(events_.size()); }
   // Starts the replay again from the first event.
   void Rewind() { next_ = 0; }
+  // Continues after event index applied(0, 0) (the offsets of Poll()'s events are their indices
+  // unless the caller set them).
+  absl::Status SeekToApplied(
+      const std::function<int64_t(int32_t stream, int32_t partition)>& applied) override {
+    const int64_t offset = applied(0, 0);
+    if (offset < -1 || offset >= size()) return absl::OutOfRangeError("position beyond the events");
+    next_ = static_cast<size_t>(offset + 1);
+    return absl::OkStatus();
+  }
 
  private:
   std::vector<Event> events_;

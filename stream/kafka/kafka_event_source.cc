@@ -1,0 +1,575 @@
+#include "stream/kafka/kafka_event_source.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/json_writer.h"
+#include "common/status_macros.h"
+#include "stream/internal/json_line_parser.h"
+#include "stream/internal/line_parser.h"
+#include "stream/kafka/internal/rdkafka_util.h"
+
+namespace freshet::stream {
+namespace {
+
+using internal::MalformedReason;
+
+constexpr int kLogBurst = 10;
+constexpr absl::Duration kLogPeriod = absl::Seconds(1);
+constexpr int kDeadLetterFlushMs = 5000;
+
+absl::string_view Bytes(const void* data, size_t size) {
+  return absl::string_view(static_cast<const char*>(data), data == nullptr ? 0 : size);
+}
+
+// Rebuilds a JSON object that has no "user" with `key` as its user:
+// `{"item":"x"}` -> `{"item":"x","user":"<key>"}`. The value already parsed as an object, so it
+// starts with '{' and ends with '}' up to whitespace. Appended last, the key also replaces a
+// `"user":null` or `"user":""`.
+void SpliceUser(absl::string_view value, absl::string_view key, std::string* out) {
+  value = absl::StripTrailingAsciiWhitespace(value);
+  const size_t open = value.find('{');
+  const absl::string_view inner = value.substr(open + 1, value.size() - open - 2);
+  out->assign(value.data(), value.size() - 1);
+  if (!absl::StripAsciiWhitespace(inner).empty()) out->push_back(',');
+  out->append("\"user\":");
+  out->append(JsonWriter::Quote(key));
+  out->push_back('}');
+}
+
+}  // namespace
+
+// The librdkafka handles and the decoder, kept out of the header.
+struct KafkaEventSource::Clients {
+  rd_kafka_t* consumer = nullptr;
+  rd_kafka_queue_t* queue = nullptr;  // the consumer queue (messages, rebalances, errors)
+  rd_kafka_t* dead_letter = nullptr;  // producer; null without a dead-letter topic
+  std::vector<rd_kafka_message_t*> batch;
+  internal::JsonLineParser parser{TimestampUnit::kMilliseconds};
+  // Stream index by librdkafka topic handle (stable for the client's lifetime).
+  absl::flat_hash_map<const rd_kafka_topic_t*, int32_t> streams;
+};
+
+// librdkafka's C callbacks; `opaque` is the source.
+struct KafkaSourceCallbacks {
+  static void Rebalance(rd_kafka_t*, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+    static_cast<KafkaEventSource*>(opaque)->OnRebalance(err, partitions);
+  }
+  static void Error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+    static_cast<KafkaEventSource*>(opaque)->OnError(err, reason);
+  }
+  static void DeadLetter(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+    static_cast<KafkaEventSource*>(opaque)->OnDeadLetterDelivery(message->err);
+  }
+};
+
+absl::StatusOr<std::unique_ptr<KafkaEventSource>> KafkaEventSource::Create(
+    KafkaSourceOptions options, PositionsFn positions) {
+  if (options.brokers.empty()) {
+    return absl::InvalidArgumentError("kafka source: no brokers (bootstrap.servers) given");
+  }
+  if (options.group_id.empty()) {
+    return absl::InvalidArgumentError("kafka source: no consumer group id given");
+  }
+  if (options.topics.empty()) return absl::InvalidArgumentError("kafka source: no topics given");
+  for (const std::string& topic : options.topics) {
+    if (topic.empty()) return absl::InvalidArgumentError("kafka source: empty topic name");
+  }
+  if (positions == nullptr) {
+    return absl::InvalidArgumentError("kafka source: no positions function given");
+  }
+  if (options.max_batch == 0) options.max_batch = 1;
+  std::unique_ptr<KafkaEventSource> source(
+      new KafkaEventSource(std::move(options), std::move(positions)));
+  FRESHET_RETURN_IF_ERROR(source->Init());
+  return source;
+}
+
+KafkaEventSource::KafkaEventSource(KafkaSourceOptions options, PositionsFn positions)
+    : options_(std::move(options)),
+      positions_(std::move(positions)),
+      clients_(std::make_unique<Clients>()),
+      malformed_log_(kLogBurst, kLogPeriod),
+      error_log_(kLogBurst, kLogPeriod) {}
+
+absl::Status KafkaEventSource::Init() {
+  internal::ConfPtr conf = internal::NewConf();
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "bootstrap.servers", options_.brokers));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "group.id", options_.group_id));
+  FRESHET_RETURN_IF_ERROR(
+      internal::SetConf(conf.get(), "auto.offset.reset", options_.auto_offset_reset));
+  // Positions come from the caller's store; group offsets are committed explicitly, for lag only.
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.auto.commit", "false"));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.auto.offset.store", "false"));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.partition.eof", "false"));
+  // Eager protocol: every rebalance revokes everything and assigns afresh, so each assignment
+  // seeks every partition to the stored positions.
+  FRESHET_RETURN_IF_ERROR(
+      internal::SetConf(conf.get(), "partition.assignment.strategy", "range,roundrobin"));
+  // Throughput: a deep prefetch queue, so that fetching goes on while the caller learns and Poll()
+  // finds whole batches waiting. The partitions' fetch queues are forwarded to the one consumer
+  // queue, so these limits act on all partitions together: at librdkafka's default (100k
+  // messages) fetching stalls whenever the caller is busy, which halves broker-to-learned
+  // throughput (benchmarks/stream/kafka_bench.cc).
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "fetch.message.max.bytes", "4194304"));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queued.min.messages", "1000000"));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queued.max.messages.kbytes", "524288"));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "fetch.wait.max.ms", "100"));
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), options_.properties));
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSourceCallbacks::Rebalance);
+  rd_kafka_conf_set_error_cb(conf.get(), &KafkaSourceCallbacks::Error);
+  FRESHET_ASSIGN_OR_RETURN(clients_->consumer,
+                           internal::NewClient(RD_KAFKA_CONSUMER, std::move(conf)));
+  // Errors and logs are served from the consumer queue too.
+  rd_kafka_poll_set_consumer(clients_->consumer);
+  clients_->queue = rd_kafka_queue_get_consumer(clients_->consumer);
+  clients_->batch.resize(options_.max_batch);
+
+  if (!options_.dead_letter_topic.empty()) {
+    internal::ConfPtr producer_conf = internal::NewConf();
+    FRESHET_RETURN_IF_ERROR(
+        internal::SetConf(producer_conf.get(), "bootstrap.servers", options_.brokers));
+    FRESHET_RETURN_IF_ERROR(internal::SetConf(producer_conf.get(), "enable.idempotence", "true"));
+    FRESHET_RETURN_IF_ERROR(internal::SetConf(producer_conf.get(), "acks", "all"));
+    // Consumer-only keys among the extra properties are ignored by a producer (with a warning).
+    FRESHET_RETURN_IF_ERROR(internal::SetConf(producer_conf.get(), options_.properties));
+    rd_kafka_conf_set_opaque(producer_conf.get(), this);
+    rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &KafkaSourceCallbacks::DeadLetter);
+    FRESHET_ASSIGN_OR_RETURN(clients_->dead_letter,
+                             internal::NewClient(RD_KAFKA_PRODUCER, std::move(producer_conf)));
+  }
+
+  rd_kafka_topic_partition_list_t* topics =
+      rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size()));
+  for (const std::string& topic : options_.topics) {
+    rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_subscribe(clients_->consumer, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return internal::KafkaError(
+        err, absl::StrCat("kafka source: subscribing to ", absl::StrJoin(options_.topics, ",")));
+  }
+  return absl::OkStatus();
+}
+
+KafkaEventSource::~KafkaEventSource() {
+  if (clients_->consumer != nullptr) {
+    // Leaves the group: the revocation is served here, and the others rebalance without waiting
+    // for a session timeout.
+    const rd_kafka_resp_err_t err = rd_kafka_consumer_close(clients_->consumer);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      LogWarning(absl::StrCat(Name(), ": closing the consumer: ", rd_kafka_err2str(err)));
+    }
+    if (clients_->queue != nullptr) rd_kafka_queue_destroy(clients_->queue);
+    rd_kafka_destroy(clients_->consumer);
+  }
+  if (clients_->dead_letter != nullptr) {
+    if (rd_kafka_flush(clients_->dead_letter, kDeadLetterFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      LogWarning(absl::StrCat(Name(), ": ", rd_kafka_outq_len(clients_->dead_letter),
+                              " dead-letter messages were not delivered"));
+    }
+    rd_kafka_destroy(clients_->dead_letter);
+  }
+}
+
+std::string KafkaEventSource::Name() const {
+  return absl::StrCat("kafka:", absl::StrJoin(options_.topics, ","), "@", options_.group_id);
+}
+
+namespace {
+
+int32_t StreamIndex(const std::vector<std::string>& topics, const char* topic) {
+  for (size_t i = 0; i < topics.size(); ++i) {
+    if (topics[i] == topic) return static_cast<int32_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t KafkaEventSource::StartOffset(int64_t applied) const {
+  if (applied >= 0) return applied + 1;
+  const std::string& reset = options_.auto_offset_reset;
+  if (reset == "earliest" || reset == "smallest" || reset == "beginning") {
+    return RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (reset == "latest" || reset == "largest" || reset == "end") return RD_KAFKA_OFFSET_END;
+  return RD_KAFKA_OFFSET_INVALID;  // librdkafka applies auto.offset.reset
+}
+
+absl::Status KafkaEventSource::SeekToApplied(
+    const std::function<int64_t(int32_t stream, int32_t partition)>& applied) {
+  const std::vector<SourcePosition> assigned = AssignedPartitions();
+  if (assigned.empty()) return absl::OkStatus();
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size()));
+  for (const SourcePosition& p : assigned) {
+    if (p.stream < 0) continue;
+    int64_t offset = StartOffset(applied(p.stream, p.partition));
+    // A seek needs a definite position: without one, "error" and other policies start over.
+    if (offset == RD_KAFKA_OFFSET_INVALID) offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(list, options_.topics[p.stream].c_str(), p.partition)
+        ->offset = offset;
+  }
+  absl::Status status = absl::OkStatus();
+  rd_kafka_error_t* error = rd_kafka_seek_partitions(clients_->consumer, list, 10000);
+  if (error != nullptr) {
+    status = absl::UnavailableError(
+        absl::StrCat(Name(), ": seeking to the applied positions: ", rd_kafka_error_string(error)));
+    rd_kafka_error_destroy(error);
+  } else {
+    for (int i = 0; i < list->cnt; ++i) {
+      if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        status = internal::KafkaError(list->elems[i].err,
+                                      absl::StrCat(Name(), ": seeking ", list->elems[i].topic, "/",
+                                                   list->elems[i].partition));
+        break;
+      }
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return status;
+}
+
+void KafkaEventSource::OnRebalance(int err, void* opaque_partitions) {
+  auto* partitions = static_cast<rd_kafka_topic_partition_list_t*>(opaque_partitions);
+  rd_kafka_t* rk = clients_->consumer;
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    std::vector<SourcePosition> added;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      rd_kafka_topic_partition_t& p = partitions->elems[i];
+      const int32_t stream = StreamIndex(options_.topics, p.topic);
+      p.offset = StartOffset(stream < 0 ? -1 : positions_(stream, p.partition));
+      added.push_back(SourcePosition{.stream = stream, .partition = p.partition, .offset = -1});
+    }
+    if (cooperative) {
+      rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions);
+      if (error != nullptr) {
+        LogError(absl::StrCat(Name(), ": assigning partitions: ", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+      }
+    } else {
+      const rd_kafka_resp_err_t assign_err = rd_kafka_assign(rk, partitions);
+      if (assign_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        LogError(absl::StrCat(Name(), ": assigning partitions: ", rd_kafka_err2str(assign_err)));
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    if (!cooperative) assigned_.clear();
+    assigned_.insert(assigned_.end(), added.begin(), added.end());
+    LogInfo(absl::StrCat(Name(), ": assigned ", partitions->cnt, " partitions"));
+    return;
+  }
+  // Revocation (or an assignment error): give the partitions up.
+  if (cooperative) {
+    rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions);
+    if (error != nullptr) rd_kafka_error_destroy(error);
+  } else {
+    const rd_kafka_resp_err_t unassign_err = rd_kafka_assign(rk, nullptr);
+    if (unassign_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      LogWarning(absl::StrCat(Name(), ": unassigning: ", rd_kafka_err2str(unassign_err)));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (!cooperative) {
+    assigned_.clear();
+    return;
+  }
+  for (int i = 0; i < partitions->cnt; ++i) {
+    const int32_t stream = StreamIndex(options_.topics, partitions->elems[i].topic);
+    const int32_t partition = partitions->elems[i].partition;
+    std::erase_if(assigned_, [&](const SourcePosition& p) {
+      return p.stream == stream && p.partition == partition;
+    });
+  }
+}
+
+void KafkaEventSource::OnError(int err, const char* reason) {
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char fatal[512];
+    const rd_kafka_resp_err_t original =
+        rd_kafka_fatal_error(clients_->consumer, fatal, sizeof(fatal));
+    absl::MutexLock lock(&mu_);
+    fatal_message_ =
+        absl::StrCat(Name(), ": fatal kafka error: ", rd_kafka_err2name(original), ": ", fatal);
+    LogError(fatal_message_);
+    fatal_.store(true, std::memory_order_release);
+    return;
+  }
+  errors_.fetch_add(1, std::memory_order_relaxed);
+  int64_t suppressed = 0;
+  if (error_log_.Allow(&suppressed)) {
+    std::string line =
+        absl::StrCat(Name(), ": ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
+                     reason, " (retrying)");
+    if (suppressed > 0) absl::StrAppend(&line, " (", suppressed, " similar messages suppressed)");
+    LogWarning(line);
+  }
+}
+
+void KafkaEventSource::OnDeadLetterDelivery(int err) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  dlq_failures_.fetch_add(1, std::memory_order_relaxed);
+  int64_t suppressed = 0;
+  if (error_log_.Allow(&suppressed)) {
+    LogWarning(absl::StrCat(
+        Name(), ": a dead-letter message to ", options_.dead_letter_topic,
+        " was not delivered: ", rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err))));
+  }
+}
+
+absl::Status KafkaEventSource::Poll(size_t max_events, absl::Duration timeout,
+                                    std::vector<Event>* out) {
+  if (fatal_.load(std::memory_order_acquire)) {
+    absl::MutexLock lock(&mu_);
+    return absl::InternalError(fatal_message_);
+  }
+  if (clients_->dead_letter != nullptr) rd_kafka_poll(clients_->dead_letter, 0);
+  const size_t limit = std::min(max_events, options_.max_batch);
+  if (limit == 0) return absl::OkStatus();
+  rd_kafka_message_t** batch = clients_->batch.data();
+  // Take what has already arrived; only when nothing has, wait for the first message (a batch
+  // call with a timeout would wait for the whole batch to fill).
+  ssize_t n = rd_kafka_consume_batch_queue(clients_->queue, 0, batch, limit);
+  if (n == 0 && timeout > absl::ZeroDuration()) {
+    batch[0] = rd_kafka_consumer_poll(clients_->consumer, internal::TimeoutMs(timeout));
+    if (batch[0] != nullptr) {
+      n = 1;
+      if (limit > 1) {
+        const ssize_t more = rd_kafka_consume_batch_queue(clients_->queue, 0, batch + 1, limit - 1);
+        if (more > 0) n += more;
+      }
+    }
+  }
+  if (n < 0) {
+    return internal::KafkaError(rd_kafka_last_error(), absl::StrCat(Name(), ": consuming"));
+  }
+  out->reserve(out->size() + static_cast<size_t>(n));
+  for (ssize_t i = 0; i < n; ++i) {
+    HandleMessage(batch[i], out);
+    rd_kafka_message_destroy(batch[i]);
+  }
+  if (fatal_.load(std::memory_order_acquire)) {
+    absl::MutexLock lock(&mu_);
+    return absl::InternalError(fatal_message_);
+  }
+  return absl::OkStatus();
+}
+
+void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Event>* out) {
+  const auto* m = static_cast<const rd_kafka_message_t*>(opaque_message);
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    OnError(m->err, rd_kafka_message_errstr(m));
+    return;
+  }
+  ++stats_.records_read;
+  const absl::string_view value = Bytes(m->payload, m->len);
+  if (value.empty()) {
+    Malformed(m, "empty value");
+    return;
+  }
+  // simdjson reads up to its padding past the end: decode from a padded copy.
+  const size_t old_size = padded_.size();
+  if (old_size < value.size() + internal::kLinePadding) {
+    padded_.resize(value.size() + internal::kLinePadding);
+  }
+  std::memcpy(padded_.data(), value.data(), value.size());
+  std::memset(padded_.data() + value.size(), 0, internal::kLinePadding);
+  internal::ParsedLine parsed;
+  std::optional<MalformedReason> bad =
+      clients_->parser.Parse(absl::string_view(padded_.data(), value.size()), &parsed);
+  const absl::string_view key = Bytes(m->key, m->key_len);
+  // No user, or an empty one ("" and null count as absent): the key is the user.
+  if (!key.empty() &&
+      (bad == MalformedReason::kMissingUser || (!bad.has_value() && parsed.user.empty()))) {
+    SpliceUser(value, key, &spliced_);
+    const size_t spliced_size = spliced_.size();
+    spliced_.resize(spliced_size + internal::kLinePadding, '\0');
+    bad = clients_->parser.Parse(absl::string_view(spliced_.data(), spliced_size), &parsed);
+    // The value was a valid object: a syntax error now comes from the key.
+    if (bad == MalformedReason::kInvalidJson) bad = MalformedReason::kBadUser;
+  }
+  if (!bad.has_value()) {
+    if (parsed.user.empty()) {
+      bad = MalformedReason::kEmptyUser;
+    } else if (parsed.item.empty()) {
+      bad = MalformedReason::kEmptyItem;
+    }
+  }
+  if (bad.has_value()) {
+    Malformed(m, std::string(internal::MalformedReasonName(*bad)));
+    return;
+  }
+
+  auto stream_it = clients_->streams.find(m->rkt);
+  if (stream_it == clients_->streams.end()) {
+    stream_it =
+        clients_->streams.emplace(m->rkt, StreamIndex(options_.topics, rd_kafka_topic_name(m->rkt)))
+            .first;
+  }
+  Event& event = out->emplace_back();
+  event.user.assign(parsed.user.data(), parsed.user.size());
+  event.item.assign(parsed.item.data(), parsed.item.size());
+  if (parsed.type.empty()) {
+    event.type = options_.default_type;
+  } else {
+    event.type.assign(parsed.type.data(), parsed.type.size());
+  }
+  event.weight = parsed.has_weight ? parsed.weight : TypeWeight(event.type);
+  if (parsed.has_ts) {
+    event.ts_ms = parsed.ts_ms;
+  } else {
+    rd_kafka_timestamp_type_t type;
+    const int64_t broker_ts = rd_kafka_message_timestamp(m, &type);
+    event.ts_ms = broker_ts >= 0 ? broker_ts : absl::ToUnixMillis(absl::Now());
+  }
+  event.position =
+      SourcePosition{.stream = stream_it->second, .partition = m->partition, .offset = m->offset};
+  ++stats_.events;
+}
+
+float KafkaEventSource::TypeWeight(const std::string& type) {
+  // Streams have few types: resolve each once.
+  const auto it = resolved_weights_.find(type);
+  if (it != resolved_weights_.end()) return it->second;
+  const auto configured = options_.type_weights.find(type);
+  float weight = options_.default_weight;
+  if (configured != options_.type_weights.end()) {
+    weight = configured->second;
+  } else if (!options_.type_weights.empty() && !type.empty()) {
+    LogWarning(absl::StrCat(Name(), ": event type \"", absl::CHexEscape(type),
+                            "\" has no configured weight; using the default weight ", weight));
+  }
+  resolved_weights_.emplace(type, weight);
+  return weight;
+}
+
+void KafkaEventSource::Malformed(const void* opaque_message, const std::string& reason) {
+  const auto* m = static_cast<const rd_kafka_message_t*>(opaque_message);
+  ++stats_.malformed;
+  ++malformed_[reason];
+  const std::string origin =
+      absl::StrCat(rd_kafka_topic_name(m->rkt), "/", m->partition, "@", m->offset);
+  int64_t suppressed = 0;
+  if (malformed_log_.Allow(&suppressed)) {
+    std::string line = absl::StrCat("kafka ", origin, ": ", reason);
+    if (suppressed > 0) absl::StrAppend(&line, " (", suppressed, " more malformed suppressed)");
+    LogWarning(line);
+  }
+  if (clients_->dead_letter == nullptr) return;
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(2);
+  rd_kafka_header_add(headers, "freshet-reason", -1, reason.data(),
+                      static_cast<ssize_t>(reason.size()));
+  rd_kafka_header_add(headers, "freshet-origin", -1, origin.data(),
+                      static_cast<ssize_t>(origin.size()));
+  const rd_kafka_resp_err_t err = rd_kafka_producev(
+      clients_->dead_letter, RD_KAFKA_V_TOPIC(options_.dead_letter_topic.c_str()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(m->payload, m->len),
+      RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(headers);  // ownership passes only on success
+    OnDeadLetterDelivery(err);
+  }
+}
+
+absl::flat_hash_map<std::string, int64_t> KafkaEventSource::malformed_by_reason() const {
+  return malformed_;
+}
+
+std::vector<SourcePosition> KafkaEventSource::AssignedPartitions() const {
+  absl::MutexLock lock(&mu_);
+  return assigned_;
+}
+
+bool KafkaEventSource::Assigned() const {
+  absl::MutexLock lock(&mu_);
+  return !assigned_.empty();
+}
+
+std::vector<PartitionLag> KafkaEventSource::Lag() const {
+  const std::vector<SourcePosition> assigned = AssignedPartitions();
+  std::vector<PartitionLag> lags;
+  if (assigned.empty()) return lags;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size()));
+  for (const SourcePosition& p : assigned) {
+    if (p.stream < 0) continue;
+    rd_kafka_topic_partition_list_add(list, options_.topics[p.stream].c_str(), p.partition);
+  }
+  // The application's position: the offset after the last message handed to Poll().
+  if (rd_kafka_position(clients_->consumer, list) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) list->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = list->elems[i];
+    PartitionLag lag;
+    lag.topic = p.topic;
+    lag.partition = p.partition;
+    lag.next_offset = p.offset >= 0 ? p.offset : -1;
+    int64_t low = -1;
+    int64_t high = -1;
+    if (rd_kafka_get_watermark_offsets(clients_->consumer, p.topic, p.partition, &low, &high) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0) {
+      lag.high_watermark = high;
+    }
+    if (lag.next_offset >= 0 && lag.high_watermark >= 0) {
+      lag.lag = std::max<int64_t>(0, lag.high_watermark - lag.next_offset);
+    }
+    lags.push_back(std::move(lag));
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return lags;
+}
+
+absl::Status KafkaEventSource::CommitOffsets(absl::Span<const SourcePosition> applied) {
+  if (applied.empty()) return absl::OkStatus();
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(applied.size()));
+  for (const SourcePosition& p : applied) {
+    if (p.stream < 0 || p.stream >= static_cast<int32_t>(options_.topics.size())) {
+      rd_kafka_topic_partition_list_destroy(list);
+      return absl::InvalidArgumentError(absl::StrCat(Name(), ": cannot commit stream ", p.stream,
+                                                     ": the source has ", options_.topics.size(),
+                                                     " topics"));
+    }
+    if (p.offset < 0) continue;
+    rd_kafka_topic_partition_list_add(list, options_.topics[p.stream].c_str(), p.partition)
+        ->offset = p.offset + 1;
+  }
+  absl::Status status = absl::OkStatus();
+  if (list->cnt > 0) {
+    const rd_kafka_resp_err_t err = rd_kafka_commit(clients_->consumer, list, /*async=*/0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = internal::KafkaError(err, absl::StrCat(Name(), ": committing offsets"));
+      if (status.code() != absl::StatusCode::kInvalidArgument) {
+        status = absl::UnavailableError(status.message());
+      }
+    } else {
+      for (int i = 0; i < list->cnt; ++i) {
+        if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          status = absl::UnavailableError(
+              absl::StrCat(Name(), ": committing ", list->elems[i].topic, "/",
+                           list->elems[i].partition, ": ", rd_kafka_err2str(list->elems[i].err)));
+          break;
+        }
+      }
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return status;
+}
+
+}  // namespace freshet::stream
