@@ -1,0 +1,112 @@
+// Persister: writes the learner's changed rows, together with the source positions of the last
+// events they include, as one atomic batch every flush interval — without pausing learning.
+//
+// The ingestion thread (the only thread that touches the Learner while it learns) calls
+// MaybeFlush() between micro-batches. When the interval has passed and the writer thread is free,
+// MaybeFlush() takes the learner's changes, encodes them with the current positions and the next
+// model version into one StateBatch (the consistent cut: exactly the events applied so far), and
+// hands it to the writer thread, which writes it while learning goes on. While a write is in
+// progress the learner keeps marking rows; the next batch simply covers more events.
+//
+// A failed write is retried (with backoff, forever) before anything newer is written, and is
+// counted and logged: the state on disk never skips a batch, so it always corresponds to an exact
+// prefix of every source.
+#ifndef FRESHET_STORE_PERSISTER_H_
+#define FRESHET_STORE_PERSISTER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "learner/learner.h"
+#include "store/rocksdb/state_store.h"
+#include "stream/applied_positions.h"
+
+namespace freshet::store {
+
+struct PersisterStats {
+  int64_t batches_written = 0;
+  int64_t rows_written = 0;       // user, item and deletion entries
+  int64_t bytes_written = 0;
+  int64_t write_errors = 0;       // failed attempts (each retried)
+  int64_t events_persisted = 0;   // events_applied as of the latest written batch
+  int64_t model_version = 0;      // version of the latest written batch
+  double last_write_ms = 0;       // duration of the latest successful write
+  double last_encode_ms = 0;      // time the ingestion thread spent encoding the latest batch
+  std::string last_error;         // of the latest failed attempt, cleared by a success
+};
+
+class Persister {
+ public:
+  struct Options {
+    absl::Duration flush_interval = absl::Milliseconds(200);
+    absl::Duration min_backoff = absl::Milliseconds(50);
+    absl::Duration max_backoff = absl::Seconds(5);
+  };
+
+  // `writer` must outlive the persister. `model_version` is the version stored so far (the next
+  // batch writes model_version + 1).
+  Persister(BatchWriter* writer, const Options& options, int64_t model_version);
+  ~Persister();  // stops the writer thread; call Flush() first for a clean shutdown
+
+  Persister(const Persister&) = delete;
+  Persister& operator=(const Persister&) = delete;
+
+  // Called by the thread that drives `learner`. Queues a batch when `force` or the interval has
+  // passed, there is something to write and no earlier batch is waiting. `sources` names the
+  // streams by index (written once, in the first batch). Returns true when a batch was queued.
+  bool MaybeFlush(learner::Learner& learner, const stream::AppliedPositions& positions,
+                  const std::vector<std::string>& sources, bool force = false);
+
+  // Queues everything not yet written and waits until it is written, or `timeout` passes
+  // (DeadlineExceeded, with the latest write error if any).
+  absl::Status Flush(learner::Learner& learner, const stream::AppliedPositions& positions,
+                     const std::vector<std::string>& sources, absl::Duration timeout);
+
+  // Marks the first batch to also write the state's identity (algorithm, dimension, config) and
+  // every source name: for a new or reset store.
+  void WriteIdentity(std::string algorithm, int dim, uint64_t fingerprint, std::string config_toml);
+
+  PersisterStats stats() const;
+  // Version of the latest queued batch (what serving reports as the model version).
+  int64_t model_version() const { return queued_version_.load(std::memory_order_relaxed); }
+
+ private:
+  void WriterLoop();
+
+  BatchWriter* const writer_;
+  const Options options_;
+  absl::Time last_flush_;
+  std::atomic<int64_t> queued_version_;
+  bool identity_pending_ = false;
+  std::string algorithm_, config_toml_;
+  int dim_ = 0;
+  uint64_t fingerprint_ = 0;
+  size_t sources_written_ = 0;
+  std::string scratch_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<StateBatch>> queue_;  // at most one waiting + the one in flight
+  struct QueuedInfo {
+    int64_t version;
+    int64_t events;
+  };
+  std::deque<QueuedInfo> queued_info_;
+  bool writing_ = false;
+  bool stop_ = false;
+  PersisterStats stats_;
+  std::thread writer_thread_;
+};
+
+}  // namespace freshet::store
+
+#endif  // FRESHET_STORE_PERSISTER_H_

@@ -1,0 +1,153 @@
+// StateStore: freshet's state in RocksDB. Column families:
+//   users    row (4 bytes, big-endian) -> Learner::EncodeUser   (external id + model row)
+//   history  row -> Learner::EncodeHistory                       (counters, recent and seen items)
+//   items    row -> Learner::EncodeItem                          (external id, popularity, model row)
+//   meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
+//            "model_version", "format", "source/<stream>" (source name), "pos/<stream><partition>"
+//            (last applied offset)
+// Rows are keyed by their dense row so a load rebuilds the id dictionaries exactly (the external
+// id is inside the value); every value starts with a format version byte. One StateBatch is one
+// atomic RocksDB WriteBatch: the rows an interval changed together with the source positions of
+// the last events they include, so the stored state always corresponds to an exact stream prefix.
+#ifndef FRESHET_STORE_ROCKSDB_STATE_STORE_H_
+#define FRESHET_STORE_ROCKSDB_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "learner/learner.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "stream/applied_positions.h"
+
+namespace freshet::store {
+
+// Version of the store layout (keys and column families), in meta "format".
+inline constexpr uint8_t kStoreFormat = 1;
+
+// One stored source position.
+struct StoredPosition {
+  int32_t stream = 0;
+  int32_t partition = 0;
+  int64_t offset = -1;  // last applied
+};
+
+// What the meta column family says, without loading any row.
+struct StoreMeta {
+  bool empty = true;  // nothing was ever written
+  std::string algorithm;
+  int dim = 0;
+  uint64_t fingerprint = 0;
+  std::string config_toml;
+  int64_t events_applied = 0;
+  int64_t model_version = 0;
+  int64_t users = 0;  // live users
+  int64_t items = 0;
+  std::vector<std::string> sources;  // by stream index
+  std::vector<StoredPosition> positions;
+};
+
+// The changes of one flush. Not thread-safe.
+class StateBatch {
+ public:
+  void PutUser(int32_t row, absl::string_view value);
+  void PutHistory(int32_t row, absl::string_view value);
+  void DeleteUser(int32_t row);  // its users and history entries
+  void PutItem(int32_t row, absl::string_view value);
+  // The learner's shared state and the counters `inspect` shows without loading rows.
+  void PutGlobals(absl::string_view learner_globals, int64_t events_applied, int64_t users,
+                  int64_t items);
+  void PutPosition(int32_t stream, int32_t partition, int64_t offset);
+  void PutSource(int32_t stream, absl::string_view name);
+  void PutModelVersion(int64_t version);
+  // Identity of the state: algorithm, dimension, a fingerprint of the configuration and its text.
+  void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
+                   absl::string_view config_toml);
+
+  int64_t rows() const { return rows_; }
+  size_t bytes() const { return batch_.GetDataSize(); }
+  rocksdb::WriteBatch* rep() { return &batch_; }
+
+ private:
+  friend class StateStore;
+  rocksdb::WriteBatch batch_;
+  int64_t rows_ = 0;
+  // Column families; set by StateStore::NewBatch().
+  rocksdb::ColumnFamilyHandle* users_ = nullptr;
+  rocksdb::ColumnFamilyHandle* history_ = nullptr;
+  rocksdb::ColumnFamilyHandle* items_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+};
+
+// Writes batches atomically. StateStore implements it; tests wrap it to inject faults.
+class BatchWriter {
+ public:
+  virtual ~BatchWriter() = default;
+  virtual std::unique_ptr<StateBatch> NewBatch() = 0;
+  virtual absl::Status Write(StateBatch* batch) = 0;
+};
+
+class StateStore : public BatchWriter {
+ public:
+  struct Options {
+    bool read_only = false;  // no lock taken: works beside a running server
+    bool create_if_missing = true;
+    bool sync = false;  // fsync the WAL on every write
+  };
+
+  // Opens (creating when allowed) the RocksDB database in `dir`. FailedPrecondition when another
+  // process holds it; DataLoss when it is corrupt or was written by an unknown layout version.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir,
+                                                          const Options& options);
+  ~StateStore() override;
+
+  std::unique_ptr<StateBatch> NewBatch() override;
+  absl::Status Write(StateBatch* batch) override;
+  // Writes only the first `ops` puts and deletes of `batch`: what a store without atomic batches
+  // could leave after a crash mid-write. For fault-injection tests of the persister's recovery.
+  absl::Status WritePrefix(StateBatch* batch, int64_t ops);
+
+  absl::StatusOr<StoreMeta> ReadMeta() const;
+
+  // Loads every stored row into `learner` (a new one, created with the stored algorithm and
+  // dimension): users and histories on two threads. DataLoss names the first bad key.
+  absl::Status LoadInto(learner::Learner* learner) const;
+
+  // A consistent copy of the database in `dir` (which must not exist): hard links of the table
+  // files plus copies of the rest, taken without stopping writers.
+  absl::Status Checkpoint(const std::string& dir);
+
+  // Deletes every row and meta entry (the operator asked to start over).
+  absl::Status Clear();
+
+  // Bytes of the database's files on disk.
+  int64_t SizeOnDisk() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  StateStore() = default;
+  absl::Status LoadFamily(rocksdb::ColumnFamilyHandle* family, absl::string_view what,
+                          const std::function<absl::Status(int32_t, absl::string_view)>& load) const;
+
+  std::string dir_;
+  Options options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, users, history, items, meta
+  rocksdb::ColumnFamilyHandle* users_ = nullptr;
+  rocksdb::ColumnFamilyHandle* history_ = nullptr;
+  rocksdb::ColumnFamilyHandle* items_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+};
+
+// A stable fingerprint of the settings that fix a stored row's layout and meaning (algorithm,
+// dimension, bpr.tied_context), for manifests and compatibility checks.
+uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& config);
+
+}  // namespace freshet::store
+
+#endif  // FRESHET_STORE_ROCKSDB_STATE_STORE_H_

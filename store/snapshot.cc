@@ -1,0 +1,375 @@
+#include "store/snapshot.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/json_writer.h"
+#include "common/status_macros.h"
+#include "simdjson.h"
+#include "store/data_dir.h"
+
+namespace freshet::store {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kManifestName = "snapshot.json";
+
+absl::StatusOr<uint32_t> FileCrc32(const fs::path& path, int64_t* size) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path.string()));
+  std::vector<char> buf(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  *size = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
+    *size += n;
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path.string()));
+  return static_cast<uint32_t>(crc);
+}
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id[0] == '.') return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+absl::StatusOr<SnapshotManifest> ParseManifest(const std::string& text, const std::string& where) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  auto bad = [&](absl::string_view what) {
+    return absl::DataLossError(absl::StrCat(where, ": malformed manifest (", what, ")"));
+  };
+  if (parser.parse(text).get(doc) != simdjson::SUCCESS) return bad("not JSON");
+  SnapshotManifest m;
+  std::string_view s;
+  int64_t i = 0;
+  if (doc["id"].get_string().get(s)) return bad("id");
+  m.id = std::string(s);
+  if (doc["created_ms"].get_int64().get(m.created_ms)) return bad("created_ms");
+  if (doc["model_version"].get_int64().get(m.model_version)) return bad("model_version");
+  if (doc["events_applied"].get_int64().get(m.events_applied)) return bad("events_applied");
+  if (doc["users"].get_int64().get(m.users)) return bad("users");
+  if (doc["items"].get_int64().get(m.items)) return bad("items");
+  if (doc["algorithm"].get_string().get(s)) return bad("algorithm");
+  m.algorithm = std::string(s);
+  if (doc["dim"].get_int64().get(i)) return bad("dim");
+  m.dim = static_cast<int>(i);
+  if (doc["config_fingerprint"].get_string().get(s) ||
+      !absl::SimpleHexAtoi(absl::string_view(s.data(), s.size()), &m.config_fingerprint)) {
+    return bad("config_fingerprint");
+  }
+  simdjson::dom::array array;
+  if (doc["sources"].get_array().get(array)) return bad("sources");
+  for (simdjson::dom::element e : array) {
+    if (e.get_string().get(s)) return bad("sources");
+    m.sources.emplace_back(s);
+  }
+  if (doc["positions"].get_array().get(array)) return bad("positions");
+  for (simdjson::dom::element e : array) {
+    StoredPosition p;
+    int64_t stream = 0, partition = 0;
+    if (e["stream"].get_int64().get(stream) || e["partition"].get_int64().get(partition) ||
+        e["offset"].get_int64().get(p.offset)) {
+      return bad("positions");
+    }
+    p.stream = static_cast<int32_t>(stream);
+    p.partition = static_cast<int32_t>(partition);
+    m.positions.push_back(p);
+  }
+  if (doc["files"].get_array().get(array)) return bad("files");
+  for (simdjson::dom::element e : array) {
+    SnapshotFile f;
+    int64_t crc = 0;
+    if (e["name"].get_string().get(s) || e["size"].get_int64().get(f.size) ||
+        e["crc32"].get_int64().get(crc)) {
+      return bad("files");
+    }
+    f.name = std::string(s);
+    f.crc32 = static_cast<uint32_t>(crc);
+    if (f.name.empty() || f.name.find('/') != std::string::npos || f.name == "..") return bad("file name");
+    m.files.push_back(std::move(f));
+  }
+  return m;
+}
+
+absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp.string()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int64_t SnapshotManifest::bytes() const {
+  int64_t total = 0;
+  for (const SnapshotFile& f : files) total += f.size;
+  return total;
+}
+
+std::string ManifestToJson(const SnapshotManifest& m) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("id").String(m.id);
+  w.Key("created_ms").Int(m.created_ms);
+  w.Key("model_version").Int(m.model_version);
+  w.Key("events_applied").Int(m.events_applied);
+  w.Key("users").Int(m.users);
+  w.Key("items").Int(m.items);
+  w.Key("algorithm").String(m.algorithm);
+  w.Key("dim").Int(m.dim);
+  w.Key("config_fingerprint").String(absl::StrFormat("%016x", m.config_fingerprint));
+  w.Key("sources").BeginArray();
+  for (const std::string& s : m.sources) w.String(s);
+  w.EndArray();
+  w.Key("positions").BeginArray();
+  for (const StoredPosition& p : m.positions) {
+    w.BeginObject();
+    w.Key("stream").Int(p.stream);
+    w.Key("source").String(p.stream >= 0 && static_cast<size_t>(p.stream) < m.sources.size()
+                               ? m.sources[p.stream]
+                               : "");
+    w.Key("partition").Int(p.partition);
+    w.Key("offset").Int(p.offset);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("bytes").Int(m.bytes());
+  w.Key("files").BeginArray();
+  for (const SnapshotFile& f : m.files) {
+    w.BeginObject();
+    w.Key("name").String(f.name);
+    w.Key("size").Int(f.size);
+    w.Key("crc32").Int(f.crc32);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return w.str();
+}
+
+SnapshotStore::SnapshotStore(std::string data_dir)
+    : data_dir_(std::move(data_dir)), root_(SnapshotsPath(data_dir_)) {}
+
+std::string SnapshotStore::DbPath(const std::string& id) const {
+  return (fs::path(root_) / id).string();
+}
+
+absl::StatusOr<SnapshotManifest> SnapshotStore::Create(StateStore& live, std::string id) {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", root_, ": ", ec.message()));
+  const std::string tmp_id = absl::StrCat(".partial-", absl::ToUnixNanos(absl::Now()));
+  const fs::path tmp = fs::path(root_) / tmp_id;
+  FRESHET_RETURN_IF_ERROR(live.Checkpoint(tmp.string()));
+  auto cleanup = [&] { fs::remove_all(tmp, ec); };
+
+  SnapshotManifest m;
+  {
+    // The manifest describes the checkpoint itself, not the live state, which has moved on.
+    StateStore::Options ro;
+    ro.read_only = true;
+    auto copy = StateStore::Open(tmp.string(), ro);
+    if (!copy.ok()) {
+      cleanup();
+      return copy.status();
+    }
+    auto meta = (*copy)->ReadMeta();
+    if (!meta.ok()) {
+      cleanup();
+      return meta.status();
+    }
+    m.model_version = meta->model_version;
+    m.events_applied = meta->events_applied;
+    m.users = meta->users;
+    m.items = meta->items;
+    m.algorithm = meta->algorithm;
+    m.dim = meta->dim;
+    m.config_fingerprint = meta->fingerprint;
+    m.sources = meta->sources;
+    m.positions = meta->positions;
+  }
+  m.created_ms = absl::ToUnixMillis(absl::Now());
+  if (id.empty()) {
+    id = absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()), "-v",
+                      m.model_version);
+    for (int n = 2; fs::exists(fs::path(root_) / id, ec); ++n) {
+      id = absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()),
+                        "-v", m.model_version, "-", n);
+    }
+  }
+  if (!ValidId(id)) {
+    cleanup();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "snapshot id '", id, "' must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'"));
+  }
+  if (fs::exists(fs::path(root_) / id, ec)) {
+    cleanup();
+    return absl::AlreadyExistsError(absl::StrCat("snapshot ", id, " already exists"));
+  }
+  m.id = id;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(tmp, ec)) {
+    if (entry.is_regular_file(ec)) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& path : files) {
+    SnapshotFile f;
+    f.name = path.filename().string();
+    auto crc = FileCrc32(path, &f.size);
+    if (!crc.ok()) {
+      cleanup();
+      return crc.status();
+    }
+    f.crc32 = *crc;
+    m.files.push_back(std::move(f));
+  }
+  absl::Status written = WriteFileAtomically(tmp / kManifestName, ManifestToJson(m));
+  if (written.ok()) {
+    fs::rename(tmp, fs::path(root_) / id, ec);
+    if (ec) written = absl::UnavailableError(absl::StrCat("cannot publish snapshot ", id, ": ", ec.message()));
+  }
+  if (!written.ok()) {
+    cleanup();
+    return written;
+  }
+  return m;
+}
+
+absl::StatusOr<std::vector<SnapshotManifest>> SnapshotStore::List() const {
+  std::vector<SnapshotManifest> out;
+  std::error_code ec;
+  if (!fs::exists(root_, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    const std::string id = entry.path().filename().string();
+    if (!entry.is_directory(ec) || id.empty() || id[0] == '.') continue;
+    auto m = Inspect(id, /*verify=*/false);
+    if (m.ok()) out.push_back(*std::move(m));
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotManifest& a, const SnapshotManifest& b) {
+    return a.created_ms != b.created_ms ? a.created_ms < b.created_ms : a.id < b.id;
+  });
+  return out;
+}
+
+absl::StatusOr<SnapshotManifest> SnapshotStore::Inspect(const std::string& id, bool verify) const {
+  if (!ValidId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  const fs::path dir = fs::path(root_) / id;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("no snapshot '", id, "' in ", root_));
+  }
+  std::ifstream in(dir / kManifestName, std::ios::binary);
+  if (!in) {
+    return absl::DataLossError(absl::StrCat("snapshot ", id, " has no manifest (", kManifestName,
+                                            "): it is partial or damaged"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  FRESHET_ASSIGN_OR_RETURN(SnapshotManifest m,
+                           ParseManifest(text.str(), absl::StrCat("snapshot ", id)));
+  if (m.id != id) {
+    return absl::DataLossError(absl::StrCat("snapshot ", id, ": manifest names '", m.id, "'"));
+  }
+  if (!verify) return m;
+  for (const SnapshotFile& f : m.files) {
+    int64_t size = 0;
+    auto crc = FileCrc32(dir / f.name, &size);
+    if (!crc.ok()) {
+      return absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " is missing"));
+    }
+    if (size != f.size) {
+      return absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " has ", size,
+                                              " bytes, the manifest says ", f.size,
+                                              " (truncated or altered)"));
+    }
+    if (*crc != f.crc32) {
+      return absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name,
+                                              " fails its checksum (corrupt)"));
+    }
+  }
+  return m;
+}
+
+absl::Status SnapshotStore::Delete(const std::string& id) {
+  if (!ValidId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  const fs::path dir = fs::path(root_) / id;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("no snapshot '", id, "' in ", root_));
+  }
+  fs::remove_all(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot delete ", dir.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
+  FRESHET_ASSIGN_OR_RETURN(SnapshotManifest m, Inspect(id, /*verify=*/true));
+  const fs::path source = fs::path(root_) / id;
+  const fs::path live = LiveDbPath(data_dir_);
+  const fs::path restoring = fs::path(data_dir_) / "db.restoring";
+  const fs::path previous = fs::path(data_dir_) / "db.previous";
+  std::error_code ec;
+  fs::remove_all(restoring, ec);
+  fs::create_directories(restoring, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", restoring.string(), ": ", ec.message()));
+  for (const SnapshotFile& f : m.files) {
+    // Table files are immutable: a hard link shares them; everything else is copied, since the
+    // live database will modify it.
+    const bool table = f.name.size() > 4 && f.name.substr(f.name.size() - 4) == ".sst";
+    ec.clear();
+    if (table) fs::create_hard_link(source / f.name, restoring / f.name, ec);
+    if (!table || ec) {
+      ec.clear();
+      fs::copy_file(source / f.name, restoring / f.name, fs::copy_options::overwrite_existing, ec);
+    }
+    if (ec) {
+      fs::remove_all(restoring, ec);
+      return absl::UnavailableError(absl::StrCat("copying ", f.name, " of snapshot ", id, ": ",
+                                                 ec.message()));
+    }
+  }
+  {
+    std::ofstream marker(restoring / "RESTORE_COMPLETE");
+  }
+  // Swap: the old database aside, the restored one in, the old one removed. RecoverDataDir()
+  // completes or undoes this after a crash at any point.
+  if (fs::exists(live, ec)) {
+    fs::rename(live, previous, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("moving the live database aside: ", ec.message()));
+  }
+  fs::rename(restoring, live, ec);
+  if (ec) {
+    std::error_code undo;
+    fs::rename(previous, live, undo);
+    return absl::UnavailableError(absl::StrCat("moving the restored database in: ", ec.message()));
+  }
+  fs::remove(live / "RESTORE_COMPLETE", ec);
+  fs::remove_all(previous, ec);
+  return absl::OkStatus();
+}
+
+}  // namespace freshet::store

@@ -1,0 +1,80 @@
+// Snapshots: RocksDB checkpoints of the live state (hard links of the table files, taken without
+// pausing learning or serving) under D/snapshots/ID/, each with a manifest, snapshot.json:
+//   {"id", "created_ms", "model_version", "events_applied", "users", "items", "algorithm", "dim",
+//    "config_fingerprint", "sources": [...], "positions": [{"stream","source","partition",
+//    "offset"}], "files": [{"name","size","crc32"}]}
+// The manifest is written last (a snapshot without one is partial and never used) and lists every
+// file with its size and CRC-32, so a truncated or altered snapshot is refused with DataLoss
+// before anything live is touched.
+#ifndef FRESHET_STORE_SNAPSHOT_H_
+#define FRESHET_STORE_SNAPSHOT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "store/rocksdb/state_store.h"
+
+namespace freshet::store {
+
+struct SnapshotFile {
+  std::string name;
+  int64_t size = 0;
+  uint32_t crc32 = 0;
+};
+
+struct SnapshotManifest {
+  std::string id;
+  int64_t created_ms = 0;
+  int64_t model_version = 0;
+  int64_t events_applied = 0;
+  int64_t users = 0;
+  int64_t items = 0;
+  std::string algorithm;
+  int dim = 0;
+  uint64_t config_fingerprint = 0;
+  std::vector<std::string> sources;
+  std::vector<StoredPosition> positions;
+  std::vector<SnapshotFile> files;
+  int64_t bytes() const;
+};
+
+std::string ManifestToJson(const SnapshotManifest& manifest);
+
+// The snapshots of one data directory.
+class SnapshotStore {
+ public:
+  explicit SnapshotStore(std::string data_dir);
+
+  // Checkpoints `live` into a new snapshot and returns its manifest. `id` may be empty (then it is
+  // the UTC time and the model version, e.g. 20261124T101500Z-v42).
+  absl::StatusOr<SnapshotManifest> Create(StateStore& live, std::string id = "");
+
+  // Every complete snapshot, oldest first. Snapshots whose manifest cannot be read are skipped
+  // (Inspect names the problem).
+  absl::StatusOr<std::vector<SnapshotManifest>> List() const;
+
+  // The manifest of `id`; with `verify`, also checks every file's size and checksum (DataLoss on
+  // any difference, naming the file). NotFound for an unknown id.
+  absl::StatusOr<SnapshotManifest> Inspect(const std::string& id, bool verify) const;
+
+  absl::Status Delete(const std::string& id);
+
+  // The directory holding the snapshot's database (to open read-only, e.g. for export).
+  std::string DbPath(const std::string& id) const;
+
+  // Replaces the live database of the data directory (which nothing may have open: hold the
+  // DataDirLock) with a verified copy of snapshot `id`. The live state is untouched unless the
+  // snapshot verifies; a crash midway is repaired by RecoverDataDir().
+  absl::Status RestoreOffline(const std::string& id);
+
+ private:
+  std::string data_dir_;
+  std::string root_;
+};
+
+}  // namespace freshet::store
+
+#endif  // FRESHET_STORE_SNAPSHOT_H_

@@ -1,0 +1,261 @@
+// The engine's exactly-once contract: events re-delivered after a restart are dropped, stored
+// positions resume every source, a snapshot restore rewinds state and positions together, and a
+// data directory is refused to a second process or to another algorithm or dimension.
+#include "serving/engine.h"
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "store/data_dir.h"
+#include "store/snapshot.h"
+#include "stream/memory_event_source.h"
+#include "tests/store/test_util.h"
+
+namespace freshet::serving {
+namespace {
+
+using freshet::testing::FreshDir;
+using freshet::testing::MakeEvents;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  EngineTest() {
+    options_.algorithm = "bpr";
+    options_.config.dim = 16;
+    options_.config.flush_interval_ms = 5;
+    options_.config.serve_batch_events = 97;  // micro-batches that do not align with anything
+  }
+
+  std::unique_ptr<Engine> Open(const std::string& dir) {
+    options_.data_dir = dir;
+    auto engine = Engine::Open(options_, backend_.get());
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return engine.ok() ? *std::move(engine) : nullptr;
+  }
+
+  // Runs `events` (named like every run's source, so positions carry over) to the end.
+  absl::Status RunAll(Engine& engine, std::vector<stream::Event> events) {
+    auto status = engine.AddSource(std::make_unique<stream::MemoryEventSource>(std::move(events)),
+                                   "memory:events");
+    if (!status.ok()) return status;
+    std::atomic<bool> stop{false};
+    Engine::RunOptions run;
+    run.exit_when_done = true;
+    return engine.Run(stop, run);
+  }
+
+  // Per-user event counts held by the engine.
+  static std::map<std::string, int64_t> UserCounts(const Engine& engine) {
+    return engine.WithLearner([](const learner::Learner& l) {
+      std::map<std::string, int64_t> counts;
+      for (int32_t row = 0; row < l.users().size(); ++row) {
+        if (l.users().IsLive(row)) counts[l.users().ExternalId(row)] = l.history(row).events();
+      }
+      return counts;
+    });
+  }
+
+  static std::map<std::string, int64_t> ExpectedCounts(const std::vector<stream::Event>& events) {
+    std::map<std::string, int64_t> counts;
+    for (const auto& e : events) ++counts[e.user];
+    return counts;
+  }
+
+  std::unique_ptr<kernels::Backend> backend_ = *kernels::CreateBackend("cpu");
+  EngineOptions options_;
+};
+
+TEST_F(EngineTest, RedeliveredEventsAreDroppedAfterARestart) {
+  const std::string dir = FreshDir("engine_redeliver");
+  const auto events = MakeEvents(5000, 120, 300, 21);
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 2000)).ok());
+    EXPECT_EQ(engine->stats().events_applied, 2000);
+    EXPECT_EQ(engine->AppliedOffset(0, 0), 1999);
+  }
+  {
+    // The source starts again from the beginning (as a broker may): the first 2000 are dropped.
+    auto engine = Open(dir);
+    EXPECT_EQ(engine->AppliedOffset(0, 0), 1999);
+    ASSERT_TRUE(RunAll(*engine, events).ok());
+    const EngineStats stats = engine->stats();
+    EXPECT_EQ(stats.events_applied, 5000);
+    EXPECT_EQ(stats.duplicates_dropped, 2000);
+    EXPECT_EQ(stats.persister.events_persisted, 5000);
+    EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
+  }
+  auto engine = Open(dir);
+  EXPECT_EQ(engine->stats().events_applied, 5000);
+  EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
+}
+
+TEST_F(EngineTest, SnapshotRestoreRewindsStateAndPositionsTogether) {
+  const auto events = MakeEvents(6000, 150, 300, 22);
+  // Uninterrupted.
+  std::map<std::string, int64_t> uninterrupted;
+  {
+    auto engine = Open(FreshDir("engine_straight"));
+    ASSERT_TRUE(RunAll(*engine, events).ok());
+    uninterrupted = UserCounts(*engine);
+  }
+  const std::string dir = FreshDir("engine_snapshot");
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 2500)).ok());
+  }
+  std::string id;
+  {
+    auto lock = store::DataDirLock::Acquire(dir);
+    ASSERT_TRUE(lock.ok());
+    auto live = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
+    ASSERT_TRUE(live.ok());
+    auto manifest = store::SnapshotStore(dir).Create(**live);
+    ASSERT_TRUE(manifest.ok()) << manifest.status();
+    EXPECT_EQ(manifest->events_applied, 2500);
+    ASSERT_EQ(manifest->positions.size(), 1u);
+    EXPECT_EQ(manifest->positions[0].offset, 2499);
+    id = manifest->id;
+  }
+  {
+    auto engine = Open(dir);  // goes on to the end
+    ASSERT_TRUE(RunAll(*engine, events).ok());
+    EXPECT_EQ(engine->stats().events_applied, 6000);
+  }
+  {
+    auto lock = store::DataDirLock::Acquire(dir);
+    ASSERT_TRUE(lock.ok());
+    ASSERT_TRUE(store::SnapshotStore(dir).RestoreOffline(id).ok());
+  }
+  auto engine = Open(dir);
+  EXPECT_EQ(engine->stats().events_applied, 2500);
+  EXPECT_EQ(engine->AppliedOffset(0, 0), 2499);
+  ASSERT_TRUE(RunAll(*engine, events).ok());  // resumes after the snapshot's position
+  EXPECT_EQ(engine->stats().events_applied, 6000);
+  EXPECT_EQ(UserCounts(*engine), uninterrupted);
+  EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
+}
+
+TEST_F(EngineTest, RestoreWhileRunningRewindsAndTheRunEndsExactlyOnce) {
+  const auto events = MakeEvents(12000, 200, 300, 23);
+  auto engine = Open(FreshDir("engine_online_restore"));
+  Engine::SourceOptions rate;
+  rate.events_per_second = 20000;  // about 0.6 s of stream
+  ASSERT_TRUE(engine->AddSource(std::make_unique<stream::MemoryEventSource>(events),
+                                {"memory:events"}, rate).ok());
+  std::atomic<bool> stop{false};
+  absl::Status run_status;
+  // Runs until told to stop, so the restore always finds it running, however slow the build.
+  std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
+  auto wait_for = [&](int64_t n) {
+    while (engine->stats().persister.events_persisted < n) absl::SleepFor(absl::Milliseconds(2));
+  };
+  wait_for(3000);
+  auto manifest = engine->CreateSnapshot("mid");
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_GE(manifest->events_applied, 3000);
+  wait_for(manifest->events_applied + 3000);
+  const absl::Status restored = engine->RestoreSnapshot("mid", absl::Seconds(60));
+  EXPECT_TRUE(restored.ok()) << restored;
+  // Without the rewind the events between the snapshot and the restore would be lost.
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (engine->stats().events_applied < 12000 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  stop.store(true);
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+  EXPECT_EQ(engine->stats().events_applied, 12000);
+  EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
+  EXPECT_TRUE(absl::IsNotFound(engine->RestoreSnapshot("nope", absl::Seconds(1))));
+  EXPECT_EQ(engine->stats().duplicates_dropped, 0);
+}
+
+TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {
+  const std::string dir = FreshDir("engine_identity");
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  options_.data_dir = dir;
+  options_.config.dim = 32;
+  auto other_dim = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(other_dim.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(other_dim.status()));
+  EXPECT_NE(other_dim.status().message().find("dimension 16"), absl::string_view::npos)
+      << other_dim.status();
+  options_.config.dim = 16;
+  options_.algorithm = "ials";
+  auto other_algo = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(other_algo.ok());
+  EXPECT_NE(other_algo.status().message().find("'bpr'"), absl::string_view::npos);
+  options_.reset = true;
+  auto reset = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  EXPECT_EQ((*reset)->stats().events_applied, 0);
+  EXPECT_EQ((*reset)->AppliedOffset(0, 0), -1);
+}
+
+TEST_F(EngineTest, ASecondProcessCannotOpenTheSameDataDirectory) {
+  const std::string dir = FreshDir("engine_lock");
+  auto first = Open(dir);
+  ASSERT_NE(first, nullptr);
+  options_.data_dir = dir;
+  // flock is per open file description: a second open in this process conflicts like another
+  // process would.
+  auto second = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status()));
+  EXPECT_NE(second.status().message().find("in use"), absl::string_view::npos) << second.status();
+}
+
+TEST_F(EngineTest, AnotherSourceAtAStoredIndexIsRefused) {
+  const std::string dir = FreshDir("engine_sources");
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(100, 5, 5, 2)).ok());
+  }
+  auto engine = Open(dir);
+  const absl::Status s =
+      engine->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(10, 2, 2, 3), "other"),
+                        "memory:other");
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+}
+
+TEST_F(EngineTest, ReadersRunWhileTheEngineLearns) {
+  const std::string dir = FreshDir("engine_readers");
+  auto engine = Open(dir);
+  ASSERT_TRUE(engine->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(20000, 500, 800, 5)),
+                                "memory:events").ok());
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> answered{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      learner::Recommendation rec;
+      for (int i = 0; !done.load(); ++i) {
+        const std::string user = absl::StrCat("u", (i * 7 + t) % 500);
+        if (engine->Recommend(user, 10, true, &rec).ok()) answered.fetch_add(1);
+        engine->User(user);
+      }
+    });
+  }
+  Engine::RunOptions run;
+  run.exit_when_done = true;
+  ASSERT_TRUE(engine->Run(stop, run).ok());
+  done.store(true);
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(engine->stats().events_applied, 20000);
+  EXPECT_GT(answered.load(), 0);
+  const UserInfo info = engine->User("u1");
+  EXPECT_TRUE(info.known);
+  EXPECT_GT(info.events, 0);
+  EXPECT_GE(info.applied_ms_ago, 0);
+}
+
+}  // namespace
+}  // namespace freshet::serving

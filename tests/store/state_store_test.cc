@@ -1,0 +1,417 @@
+// The persisted state: every model's rows survive a write and a load bit for bit, incremental
+// flushes (dirty rows only) store exactly what a full write stores, corrupt values are DataLoss
+// naming the key, and the persister survives failed and torn writes without losing anything.
+#include "store/rocksdb/state_store.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "learner/learner.h"
+#include "store/persister.h"
+#include "tests/store/test_util.h"
+
+namespace freshet::store {
+namespace {
+
+using freshet::testing::FreshDir;
+using freshet::testing::MakeEvents;
+
+struct Fixture {
+  std::unique_ptr<kernels::Backend> backend = *kernels::CreateBackend("cpu");
+  config::Config config = [] {
+    config::Config c;
+    c.dim = 16;
+    c.history_max_items = 40;  // small, so eviction happens
+    return c;
+  }();
+
+  std::unique_ptr<learner::Learner> NewLearner(const std::string& algorithm) const {
+    return *learner::Learner::Create(algorithm, config, backend.get());
+  }
+};
+
+std::unique_ptr<StateStore> OpenStore(const std::string& dir) {
+  auto store = StateStore::Open(dir, StateStore::Options{});
+  EXPECT_TRUE(store.ok()) << store.status();
+  return *std::move(store);
+}
+
+// Writes everything the learner changed, and waits for it.
+void FlushAll(Persister& persister, learner::Learner& l, const stream::AppliedPositions& positions) {
+  ASSERT_TRUE(persister.Flush(l, positions, {"memory:test"}, absl::Seconds(30)).ok());
+}
+
+// Both learners hold the same state: ids, counters, histories, popularity, model rows.
+void ExpectSameState(const learner::Learner& a, const learner::Learner& b) {
+  ASSERT_EQ(a.events_applied(), b.events_applied());
+  ASSERT_EQ(a.users().live(), b.users().live());
+  ASSERT_EQ(a.items().size(), b.items().size());
+  for (int32_t row = 0; row < a.users().size(); ++row) {
+    if (!a.users().IsLive(row)) continue;
+    const std::string& id = a.users().ExternalId(row);
+    ASSERT_EQ(b.users().Find(id), row) << id;
+    const learner::UserHistory& ha = a.history(row);
+    const learner::UserHistory& hb = b.history(row);
+    ASSERT_EQ(ha.events(), hb.events()) << id;
+    ASSERT_EQ(ha.last_ts_ms(), hb.last_ts_ms()) << id;
+    const int recent = a.config().history_recent;
+    ASSERT_EQ(std::vector<int32_t>(ha.Recent(recent).begin(), ha.Recent(recent).end()),
+              std::vector<int32_t>(hb.Recent(recent).begin(), hb.Recent(recent).end()))
+        << id;
+    std::vector<int32_t> sa, sb;
+    const auto seen_a = ha.Seen(&sa);
+    const auto seen_b = hb.Seen(&sb);
+    ASSERT_EQ(std::vector<int32_t>(seen_a.begin(), seen_a.end()),
+              std::vector<int32_t>(seen_b.begin(), seen_b.end()))
+        << id;
+    const float* va = a.model().UserVector(row);
+    const float* vb = b.model().UserVector(row);
+    ASSERT_EQ(va == nullptr, vb == nullptr);
+    if (va != nullptr) {
+      ASSERT_EQ(std::memcmp(va, vb, a.config().dim * sizeof(float)), 0) << id;
+    }
+  }
+  for (int32_t row = 0; row < a.items().size(); ++row) {
+    ASSERT_EQ(a.items().ExternalId(row), b.items().ExternalId(row));
+    ASSERT_EQ(a.popularity().Count(row), b.popularity().Count(row));
+    ASSERT_EQ(a.popularity().Value(row), b.popularity().Value(row));
+    ASSERT_EQ(a.popularity().LastTs(row), b.popularity().LastTs(row));
+  }
+  const kernels::ItemMatrixView ia = a.model().ItemVectors();
+  const kernels::ItemMatrixView ib = b.model().ItemVectors();
+  ASSERT_EQ(ia.rows == 0, ib.rows == 0);
+  for (int64_t row = 0; ia.rows > 0 && row < a.items().size(); ++row) {
+    ASSERT_EQ(std::memcmp(ia.vectors + row * ia.stride, ib.vectors + row * ib.stride,
+                          ia.dim * sizeof(float)), 0) << "item row " << row;
+    if (ia.bias != nullptr) {
+      ASSERT_EQ(ia.bias[row], ib.bias[row]);
+    }
+  }
+  // Recommendations, which also read model state not compared above (co-occurrences).
+  for (int u = 0; u < 30; ++u) {
+    const std::string user = absl::StrCat("u", u);
+    learner::Recommendation ra, rb;
+    ASSERT_TRUE(a.Recommend(user, 10, true, &ra).ok());
+    ASSERT_TRUE(b.Recommend(user, 10, true, &rb).ok());
+    ASSERT_EQ(ra.items.size(), rb.items.size()) << user;
+    for (size_t i = 0; i < ra.items.size(); ++i) {
+      EXPECT_EQ(ra.items[i].item, rb.items[i].item) << user;
+      EXPECT_FLOAT_EQ(ra.items[i].score, rb.items[i].score) << user;
+    }
+  }
+}
+
+class RoundTripTest : public ::testing::TestWithParam<std::string> {};
+
+// Learning in chunks with a flush after each (only the rows each chunk changed are written) ends
+// with the same stored state as the learner in memory: no model forgets to mark a row it changes.
+TEST_P(RoundTripTest, IncrementalFlushesStoreExactlyTheLearnersState) {
+  Fixture f;
+  const std::string dir = FreshDir("roundtrip_" + GetParam());
+  auto events = MakeEvents(6000, 150, 400, 7);
+  auto l = f.NewLearner(GetParam());
+  stream::AppliedPositions positions;
+  {
+    auto store = OpenStore(dir);
+    Persister persister(store.get(), Persister::Options{}, 0);
+    persister.WriteIdentity(GetParam(), f.config.dim, StateFingerprint(GetParam(), f.config), "");
+    for (size_t begin = 0; begin < events.size(); begin += 700) {
+      const size_t n = std::min<size_t>(700, events.size() - begin);
+      l->ApplyBatch(absl::MakeConstSpan(events).subspan(begin, n));
+      positions.Set(0, 0, static_cast<int64_t>(begin + n - 1));
+      FlushAll(persister, *l, positions);
+    }
+    EXPECT_EQ(persister.stats().events_persisted, 6000);
+    EXPECT_EQ(persister.stats().write_errors, 0);
+  }
+  auto store = OpenStore(dir);
+  auto meta = store->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->events_applied, 6000);
+  EXPECT_EQ(meta->algorithm, GetParam());
+  ASSERT_EQ(meta->positions.size(), 1u);
+  EXPECT_EQ(meta->positions[0].offset, 5999);
+  auto loaded = f.NewLearner(GetParam());
+  ASSERT_TRUE(store->LoadInto(loaded.get()).ok());
+  ExpectSameState(*l, *loaded);
+
+  // A loaded learner goes on learning like the original: the same counters afterwards.
+  auto more = MakeEvents(500, 200, 450, 8);
+  l->ApplyBatch(more);
+  loaded->ApplyBatch(more);
+  EXPECT_EQ(l->events_applied(), loaded->events_applied());
+  for (int u = 0; u < 200; ++u) {
+    const std::string id = absl::StrCat("u", u);
+    const int32_t ra = l->users().Find(id), rb = loaded->users().Find(id);
+    ASSERT_EQ(ra, rb);
+    if (ra >= 0) {
+      EXPECT_EQ(l->history(ra).events(), loaded->history(rb).events());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, RoundTripTest,
+                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "popularity"));
+
+// Writes one good state with a single user, then returns the store for tampering.
+std::unique_ptr<StateStore> StoreWithState(const std::string& dir, const Fixture& f) {
+  auto l = f.NewLearner("bpr");
+  l->ApplyBatch(MakeEvents(100, 5, 10, 3));
+  auto store = OpenStore(dir);
+  {
+    Persister persister(store.get(), Persister::Options{}, 0);
+    persister.WriteIdentity("bpr", f.config.dim, StateFingerprint("bpr", f.config), "");
+    stream::AppliedPositions positions;
+    FlushAll(persister, *l, positions);
+  }
+  return store;
+}
+
+TEST(StateStoreTest, CorruptUserValueIsDataLossNamingTheKey) {
+  Fixture f;
+  auto store = StoreWithState(FreshDir("corrupt_user"), f);
+  auto batch = store->NewBatch();
+  batch->PutUser(3, std::string("\x01\x02u3garbage", 11));
+  ASSERT_TRUE(store->Write(batch.get()).ok());
+  auto l = f.NewLearner("bpr");
+  const absl::Status s = store->LoadInto(l.get());
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("users key 3"), absl::string_view::npos) << s;
+}
+
+TEST(StateStoreTest, UnknownRowFormatVersionIsDataLoss) {
+  Fixture f;
+  auto store = StoreWithState(FreshDir("version"), f);
+  auto batch = store->NewBatch();
+  batch->PutItem(2, std::string("\x09whatever"));
+  ASSERT_TRUE(store->Write(batch.get()).ok());
+  auto l = f.NewLearner("bpr");
+  const absl::Status s = store->LoadInto(l.get());
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("items key 2"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("unknown format version 9"), absl::string_view::npos) << s;
+}
+
+TEST(StateStoreTest, TruncatedHistoryIsDataLoss) {
+  Fixture f;
+  auto store = StoreWithState(FreshDir("history"), f);
+  auto batch = store->NewBatch();
+  batch->PutHistory(1, std::string("\x01\x05", 2));
+  ASSERT_TRUE(store->Write(batch.get()).ok());
+  auto l = f.NewLearner("bpr");
+  const absl::Status s = store->LoadInto(l.get());
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("history key 1"), absl::string_view::npos) << s;
+}
+
+TEST(StateStoreTest, RowBeyondTheStoredCountIsDataLoss) {
+  Fixture f;
+  const std::string dir = FreshDir("beyond");
+  auto store = StoreWithState(dir, f);
+  std::string item;
+  {
+    auto l = f.NewLearner("bpr");
+    ASSERT_TRUE(store->LoadInto(l.get()).ok());
+    l->EncodeItem(0, &item);  // a well-formed value, at a row that cannot exist
+  }
+  auto batch = store->NewBatch();
+  batch->PutItem(100000, item);
+  ASSERT_TRUE(store->Write(batch.get()).ok());
+  auto l = f.NewLearner("bpr");
+  const absl::Status s = store->LoadInto(l.get());
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("items key 100000"), absl::string_view::npos) << s;
+}
+
+TEST(StateStoreTest, UnknownStoreLayoutVersionIsRefusedAtOpen) {
+  Fixture f;
+  const std::string dir = FreshDir("layout");
+  StoreWithState(dir, f).reset();
+  {
+    // Rewrite meta "format" behind the store's back, as a future version would have.
+    rocksdb::DBOptions options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "users", "history", "items", "meta"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &db).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[4], "format", "\x07").ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  auto store = StateStore::Open(dir, StateStore::Options{});
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_NE(store.status().message().find("layout version 7"), absl::string_view::npos);
+}
+
+// A writer that fails its first `failures` writes, and tears the one after (writes half of it,
+// then reports an error), before behaving.
+class FaultyWriter : public BatchWriter {
+ public:
+  FaultyWriter(StateStore* store, int failures, bool tear) : store_(store), failures_(failures), tear_(tear) {}
+  std::unique_ptr<StateBatch> NewBatch() override { return store_->NewBatch(); }
+  absl::Status Write(StateBatch* batch) override {
+    ++attempts;
+    if (failures_ > 0) {
+      --failures_;
+      return absl::UnavailableError("injected: disk unavailable");
+    }
+    if (tear_) {
+      tear_ = false;
+      const absl::Status s = store_->WritePrefix(batch, batch->rep()->Count() / 2);
+      if (!s.ok()) return s;
+      return absl::DataLossError("injected: torn write");
+    }
+    return store_->Write(batch);
+  }
+  int attempts = 0;
+
+ private:
+  StateStore* store_;
+  int failures_;
+  bool tear_;
+};
+
+TEST(PersisterTest, FailedAndTornWritesAreRetriedUntilTheStateIsComplete) {
+  Fixture f;
+  const std::string dir = FreshDir("faulty");
+  auto l = f.NewLearner("hybrid");
+  auto events = MakeEvents(3000, 80, 200, 11);
+  stream::AppliedPositions positions;
+  {
+    auto store = OpenStore(dir);
+    FaultyWriter writer(store.get(), /*failures=*/3, /*tear=*/true);
+    Persister::Options options;
+    options.min_backoff = absl::Milliseconds(1);
+    Persister persister(&writer, options, 0);
+    persister.WriteIdentity("hybrid", f.config.dim, StateFingerprint("hybrid", f.config), "");
+    for (size_t begin = 0; begin < events.size(); begin += 1000) {
+      l->ApplyBatch(absl::MakeConstSpan(events).subspan(begin, 1000));
+      positions.Set(0, 0, static_cast<int64_t>(begin + 999));
+      persister.MaybeFlush(*l, positions, {"memory:test"}, /*force=*/true);
+    }
+    ASSERT_TRUE(persister.Flush(*l, positions, {"memory:test"}, absl::Seconds(30)).ok());
+    const PersisterStats stats = persister.stats();
+    EXPECT_EQ(stats.write_errors, 4);  // three failures and one torn write
+    EXPECT_EQ(stats.events_persisted, 3000);
+    EXPECT_TRUE(stats.last_error.empty());
+    EXPECT_GE(writer.attempts, 5);
+  }
+  auto store = OpenStore(dir);
+  auto loaded = f.NewLearner("hybrid");
+  ASSERT_TRUE(store->LoadInto(loaded.get()).ok());
+  ExpectSameState(*l, *loaded);
+  auto meta = store->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->positions.at(0).offset, 2999);
+}
+
+TEST(PersisterTest, ExpiredUsersAreDeletedAndTheirRowsReused) {
+  Fixture f;
+  f.config.user_ttl_s = 100;  // event time
+  const std::string dir = FreshDir("ttl");
+  auto l = f.NewLearner("bpr");
+  std::vector<stream::Event> events;
+  for (int u = 0; u < 10; ++u) {
+    stream::Event e;
+    e.user = absl::StrCat("old", u);
+    e.item = absl::StrCat("i", u % 3);
+    e.ts_ms = 1'000'000;
+    events.push_back(e);
+  }
+  l->ApplyBatch(events);
+  auto store = OpenStore(dir);
+  Persister persister(store.get(), Persister::Options{}, 0);
+  persister.WriteIdentity("bpr", f.config.dim, StateFingerprint("bpr", f.config), "");
+  stream::AppliedPositions positions;
+  FlushAll(persister, *l, positions);
+  // Much later, new users arrive; the old ones expire and their rows are reused.
+  events.clear();
+  for (int u = 0; u < 4; ++u) {
+    stream::Event e;
+    e.user = absl::StrCat("new", u);
+    e.item = "i9";
+    e.ts_ms = 1'000'000 + 500'000;
+    events.push_back(e);
+  }
+  for (const auto& e : events) l->Apply(e);
+  EXPECT_EQ(l->ExpireUsers(1'000'000 + 500'000), 0);  // already expired while applying
+  EXPECT_EQ(l->users_expired(), 10);
+  EXPECT_EQ(l->users().live(), 4);
+  EXPECT_LT(l->users().size(), 14);  // rows were reused
+  EXPECT_EQ(l->users().Find("old3"), learner::IdDictionary::kMissing);
+  FlushAll(persister, *l, positions);
+  auto meta = store->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->users, 4);
+  auto loaded = f.NewLearner("bpr");
+  ASSERT_TRUE(store->LoadInto(loaded.get()).ok());
+  EXPECT_EQ(loaded->users().live(), 4);
+  EXPECT_EQ(loaded->users().Find("old0"), learner::IdDictionary::kMissing);
+  for (int u = 0; u < 4; ++u) {
+    const std::string id = absl::StrCat("new", u);
+    ASSERT_EQ(loaded->users().Find(id), l->users().Find(id));
+    EXPECT_EQ(loaded->history(loaded->users().Find(id)).events(), 1);
+  }
+  // A new user after the load takes a free row, if any, without clashing.
+  stream::Event e;
+  e.user = "newest";
+  e.item = "i1";
+  e.ts_ms = 1'500'001;
+  loaded->Apply(e);
+  EXPECT_EQ(loaded->users().live(), 5);
+}
+
+TEST(LearnerAdmissionTest, IdsJoinOnTheirNthEvent) {
+  Fixture f;
+  f.config.admit_min_events = 3;
+  auto l = f.NewLearner("bpr");
+  auto event = [](const std::string& user, const std::string& item) {
+    stream::Event e;
+    e.user = user;
+    e.item = item;
+    e.ts_ms = 1;
+    return e;
+  };
+  l->Apply(event("a", "x"));
+  l->Apply(event("a", "x"));
+  EXPECT_EQ(l->users().Find("a"), learner::IdDictionary::kMissing);
+  EXPECT_EQ(l->events_filtered(), 2);
+  l->Apply(event("a", "x"));  // the third occurrence of both
+  EXPECT_NE(l->users().Find("a"), learner::IdDictionary::kMissing);
+  EXPECT_NE(l->items().Find("x"), learner::IdDictionary::kMissing);
+  EXPECT_EQ(l->events_applied(), 1);
+}
+
+TEST(IdDictionaryEraseTest, ErasedIdsVanishAndOthersStayFindable) {
+  learner::IdDictionary d;
+  bool inserted = false;
+  for (int i = 0; i < 5000; ++i) d.FindOrInsert(absl::StrCat("id", i), &inserted);
+  for (int i = 0; i < 5000; i += 3) d.Erase(d.Find(absl::StrCat("id", i)));
+  for (int i = 0; i < 5000; ++i) {
+    const int32_t row = d.Find(absl::StrCat("id", i));
+    if (i % 3 == 0) {
+      EXPECT_EQ(row, learner::IdDictionary::kMissing) << i;
+    } else {
+      ASSERT_NE(row, learner::IdDictionary::kMissing) << i;
+      EXPECT_EQ(d.ExternalId(row), absl::StrCat("id", i));
+    }
+  }
+  const int32_t before = d.size();
+  const int32_t row = d.FindOrInsert("fresh", &inserted);
+  EXPECT_TRUE(inserted);
+  EXPECT_LT(row, before);  // a freed row
+  EXPECT_EQ(d.size(), before);
+  EXPECT_EQ(d.live(), 5000 - 1667 + 1);
+}
+
+}  // namespace
+}  // namespace freshet::store
