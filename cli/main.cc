@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/kafka_commands.h"
+#include "cli/state_commands.h"
 
 namespace {
 
@@ -76,6 +78,108 @@ int main(int argc, char** argv) {
   CLI::App* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   AddConfigFlags(config_cmd, &config);
 
+  freshet::cli::ProduceFlags produce;
+  CLI::App* produce_cmd = app.add_subcommand(
+      "produce", "write an event log into a Kafka topic as JSON events keyed by user");
+  AddConfigFlags(produce_cmd, &produce.config);
+  produce_cmd->add_option("--brokers", produce.brokers, "Kafka bootstrap servers (host:port,...)")
+      ->required();
+  produce_cmd->add_option("--topic", produce.topic, "topic to write to")->required();
+  produce_cmd->add_option("--data", produce.data.path, "event log file (.gz is read directly)")
+      ->required();
+  produce_cmd->add_option("--format", produce.data.format,
+                          "movielens-100k | movielens | csv | tsv | jsonl")->capture_default_str();
+  produce_cmd->add_option("--columns", produce.data.columns,
+                          "csv/tsv column roles in order, e.g. user,item,_,type,ts (_ skips)");
+  produce_cmd->add_option("--delimiter", produce.data.delimiter, "csv field separator (default ',')");
+  produce_cmd->add_flag("--header", produce.data.header, "the first line is a header");
+  produce_cmd->add_option("--ts-unit", produce.data.ts_unit, "auto | s | ms (default: auto; jsonl ms)");
+  produce_cmd->add_option("--type-weights", produce.data.type_weights,
+                          "event type weights, e.g. view=1,click=2,purchase=8");
+  produce_cmd->add_flag("--no-sort", produce.data.no_sort, "write in file order instead of time order");
+  produce_cmd->add_option("--rate", produce.rate, "events per second (0: as fast as possible)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  produce_cmd->add_option("--partitions", produce.partitions,
+                          "create the topic with this many partitions if it does not exist")
+      ->check(CLI::Range(1, 100000));
+  produce_cmd->add_option("--property", produce.properties,
+                          "librdkafka property key=value, e.g. message.timeout.ms=5000 (repeatable)");
+  produce_cmd->add_flag("--quiet", produce.quiet, "no progress line");
+
+  freshet::cli::BrokerFlags broker;
+  CLI::App* broker_cmd = app.add_subcommand(
+      "broker",
+      "development broker: librdkafka's in-process mock cluster on 127.0.0.1 (in memory, no "
+      "durability, about 5 MiB retained per partition, eager consumer groups only). A tool for "
+      "development and tests; production uses real Kafka via --brokers/bootstrap.servers, and "
+      "nothing depends on the mock. Prints bootstrap=127.0.0.1:PORT, runs until SIGINT/SIGTERM");
+  broker_cmd->add_option("--topics", broker.topics, "topics to create, comma-separated")
+      ->delimiter(',');
+  broker_cmd->add_option("--partitions", broker.partitions, "partitions per topic")
+      ->check(CLI::Range(1, 10000))->capture_default_str();
+  broker_cmd->add_option("--port", broker.port,
+                         "fixed bootstrap port on 127.0.0.1 (relayed; 0: the mock's random port)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+
+  freshet::cli::ServeFlags serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "consume, learn, persist and serve: sources -> learner -> RocksDB -> HTTP");
+  AddConfigFlags(serve_cmd, &serve.config);
+  serve_cmd->add_option("--data-dir", serve.data_dir,
+                        "state directory (RocksDB, snapshots); without it nothing is persisted");
+  serve_cmd->add_option("--algo", serve.algorithm, "bpr | ials | cooc | hybrid | popularity")
+      ->capture_default_str();
+  serve_cmd->add_option("--source", serve.sources,
+                        "an event log to replay: file:PATH (repeatable; resumes after its stored "
+                        "position)");
+  serve_cmd->add_option("--format", serve.data.format,
+                        "format of file sources: movielens-100k | movielens | csv | tsv | jsonl")
+      ->capture_default_str();
+  serve_cmd->add_option("--columns", serve.data.columns, "csv/tsv column roles, e.g. user,item,_,ts");
+  serve_cmd->add_option("--delimiter", serve.data.delimiter, "csv field separator");
+  serve_cmd->add_flag("--header", serve.data.header, "file sources start with a header line");
+  serve_cmd->add_option("--ts-unit", serve.data.ts_unit, "auto | s | ms");
+  serve_cmd->add_flag("--no-sort", serve.data.no_sort, "replay files in file order, not time order");
+  serve_cmd->add_option("--rate", serve.rate, "events per second per file source (0: unlimited)")
+      ->check(CLI::NonNegativeNumber);
+  serve_cmd->add_option("--brokers", serve.brokers, "Kafka bootstrap servers (host:port,...)");
+  serve_cmd->add_option("--topic", serve.topics, "Kafka topic to consume (repeatable)");
+  serve_cmd->add_option("--group", serve.group, "Kafka consumer group")->capture_default_str();
+  serve_cmd->add_option("--backend", serve.backend, "cpu | cuda | auto (default: kernels.backend)");
+  serve_cmd->add_flag("--exit-when-done", serve.exit_when_done,
+                      "exit (after the final write) once every file source is replayed");
+  serve_cmd->add_flag("--reset", serve.reset,
+                      "discard the state stored in --data-dir and start from nothing");
+  serve_cmd->add_option("--status-interval", serve.status_interval_s,
+                        "seconds between status lines on stderr (0: none)")->capture_default_str();
+  serve_cmd->add_option("--bind", serve.bind, "HTTP address (default: serve.bind, 127.0.0.1)");
+  serve_cmd->add_option("--port", serve.port, "HTTP port (default: serve.port, 8080; 0: any free)")
+      ->check(CLI::Range(0, 65535));
+  serve_cmd->add_flag("--no-http", serve.no_http, "learn and persist only, without the HTTP server");
+
+  freshet::cli::InspectFlags inspect;
+  CLI::App* inspect_cmd = app.add_subcommand(
+      "inspect", "print what a data directory holds: counters, positions, memory; or one row");
+  inspect_cmd->add_option("--data-dir", inspect.data_dir, "state directory")->required();
+  inspect_cmd->add_option("--snapshot", inspect.snapshot, "inspect this snapshot instead");
+  inspect_cmd->add_option("--user", inspect.user, "print this user's counters and vector norm");
+  inspect_cmd->add_option("--item", inspect.item, "print this item's counters and vector norm");
+  inspect_cmd->add_flag("--json", inspect.json, "one line of JSON");
+
+  freshet::cli::SnapshotFlags snapshot;
+  CLI::App* snapshot_cmd = app.add_subcommand(
+      "snapshot", "create | list | inspect | restore | delete | export snapshots of a data dir");
+  snapshot_cmd->add_option("action", snapshot.action,
+                           "create | list | inspect | restore | delete | export")->required();
+  snapshot_cmd->add_option("--data-dir", snapshot.data_dir, "state directory")->required();
+  snapshot_cmd->add_option("--id", snapshot.id,
+                           "snapshot id (create: optional name; export: default the live state)");
+  snapshot_cmd->add_flag("--json", snapshot.json, "JSON output");
+  snapshot_cmd->add_option("--output", snapshot.output, "export: output directory");
+  snapshot_cmd->add_option("--format", snapshot.format, "export: npy (+ .ids files) | tsv")
+      ->capture_default_str();
+  snapshot_cmd->add_flag("--users", snapshot.users, "export: user vectors too");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -86,5 +190,10 @@ int main(int argc, char** argv) {
   if (replay_cmd->parsed()) return freshet::cli::RunReplay(replay);
   if (gen_cmd->parsed()) return freshet::cli::RunGenerate(generate);
   if (config_cmd->parsed()) return freshet::cli::RunConfig(config);
+  if (produce_cmd->parsed()) return freshet::cli::RunProduce(produce);
+  if (broker_cmd->parsed()) return freshet::cli::RunBroker(broker);
+  if (serve_cmd->parsed()) return freshet::cli::RunServe(serve);
+  if (inspect_cmd->parsed()) return freshet::cli::RunInspect(inspect);
+  if (snapshot_cmd->parsed()) return freshet::cli::RunSnapshot(snapshot);
   return 2;
 }

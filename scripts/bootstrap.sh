@@ -12,8 +12,19 @@ PACKAGES=(
   libsimdjson-dev      # JSON-lines events
   libcli11-dev         # command-line parsing of the freshet binary
   zlib1g-dev           # gzip input and output
+  librdkafka-dev       # Kafka consumer/producer and the development broker (librdkafka's mock cluster)
+  kcat                 # Kafka command-line client: inspecting topics; used by the Kafka tests
   libgtest-dev libgmock-dev libbenchmark-dev
+  librocksdb-dev       # the durable state (store/)
+  libboost-dev         # Boost.Beast / Asio (header-only) for the HTTP server
+  curl python3         # the live demo (scripts/demo.sh) reads the API with them
+  wrk                  # HTTP load generator for the serving benchmarks
 )
+# Optional, only for benchmarks/kernels/faiss_compare.cc: FRESHET_BENCH_EXTRAS=1 adds FAISS and
+# an optimised BLAS for it (Debian's default libblas3 is the slow reference implementation).
+if [[ "${FRESHET_BENCH_EXTRAS:-0}" == "1" ]]; then
+  PACKAGES+=(libfaiss-dev libopenblas0-openmp)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and replays MovieLens 100K (or, where it is not
-# available, a generated clickstream) through every model, test-then-train, with a live progress
-# line, a summary table and an HTML/JSON report in reports/.
+# Offline evaluation: replays MovieLens 100K (or, where it is not available, a generated
+# clickstream) through every model, test-then-train, with a live progress line, a summary table and
+# an HTML/JSON report in reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh

@@ -144,4 +144,85 @@ TEST(FreshetCliTest, ConfigPrintsEveryKey) {
   EXPECT_NE(r.output.find("[bpr]"), std::string::npos);
 }
 
+// serve -> inspect -> snapshot create/list/inspect/export; a truncated snapshot is refused with a
+// non-zero exit and the live state is untouched; another algorithm on the same data dir is refused.
+TEST(FreshetCliTest, ServeInspectAndSnapshots) {
+  const std::string dir = TempDir("state");
+  const std::string stream = dir + "/events.jsonl";
+  const std::string data = dir + "/data";
+  ASSERT_EQ(Freshet("generate --events 20000 --users 300 --items 500 --output " + stream).exit_code, 0);
+  Result r = Freshet("serve --data-dir " + data + " --source file:" + stream +
+                     " --format jsonl --exit-when-done --status-interval 0 --no-http");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"events_applied\":20000"), std::string::npos) << r.output;
+
+  r = Freshet("inspect --json --data-dir " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(r.output.substr(r.output.find('{'))).get(doc), simdjson::SUCCESS) << r.output;
+  EXPECT_EQ(int64_t(doc["events_applied"].get_int64().value()), 20000);
+  EXPECT_EQ(std::string_view(doc["algo"].get_string().value()), "bpr");
+  EXPECT_EQ(int64_t(doc["dim"].get_int64().value()), 64);
+  EXPECT_GT(int64_t(doc["users"].get_int64().value()), 0);
+  EXPECT_GT(double(doc["memory"]["bytes_per_user"].get_double().value()), 0);
+  EXPECT_EQ(int64_t(doc["positions"]["file:" + stream]["0"].get_int64().value()), 19999);
+
+  // Restarting on a finished file applies nothing twice.
+  r = Freshet("serve --data-dir " + data + " --source file:" + stream +
+              " --format jsonl --exit-when-done --status-interval 0 --no-http");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"events_applied\":20000"), std::string::npos) << r.output;
+
+  r = Freshet("serve --algo ials --data-dir " + data + " --source file:" + stream +
+              " --format jsonl --exit-when-done --status-interval 0 --no-http");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("algorithm 'bpr'"), std::string::npos) << r.output;
+
+  r = Freshet("snapshot create --id s1 --data-dir " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Freshet("snapshot list --json --data-dir " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"id\":\"s1\""), std::string::npos) << r.output;
+  r = Freshet("snapshot inspect --id s1 --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = Freshet("snapshot export --id s1 --output " + dir + "/export --data-dir " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream ids(dir + "/export/items.ids");
+  int64_t items = 0;
+  for (std::string line; std::getline(ids, line);) ++items;
+  EXPECT_GT(items, 0);
+  // .npy: a header padded to 64 bytes, then items x 64 float32.
+  const auto npy = std::filesystem::file_size(dir + "/export/items.npy");
+  EXPECT_EQ((npy - items * 64 * 4) % 64, 0u);
+  EXPECT_LT(npy - items * 64 * 4, 256u);
+
+  // Truncate the snapshot's largest file (replacing it: table files are shared hard links).
+  std::string victim;
+  uintmax_t largest = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data + "/snapshots/s1")) {
+    if (e.path().filename() != "snapshot.json" && e.file_size() > largest) {
+      largest = e.file_size();
+      victim = e.path().string();
+    }
+  }
+  ASSERT_FALSE(victim.empty());
+  std::filesystem::remove(victim);
+  std::ofstream(victim) << std::string(static_cast<size_t>(largest / 2), '\0');
+  r = Freshet("snapshot inspect --id s1 --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  r = Freshet("snapshot restore --id s1 --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  r = Freshet("inspect --json --data-dir " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"events_applied\":20000"), std::string::npos) << r.output;
+  r = Freshet("snapshot frobnicate --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 2);
+  r = Freshet("inspect --data-dir " + dir + "/nothing-here");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no freshet state"), std::string::npos) << r.output;
+}
+
 }  // namespace

@@ -1,0 +1,215 @@
+// `freshet serve`: sources (event log files at a rate, Kafka topics) -> learner -> RocksDB, with
+// the serving tier on the live model. Runs until SIGINT/SIGTERM (or, with --exit-when-done, until
+// every file source is replayed), then writes everything learnt and exits 0.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli/common_flags.h"
+#include "cli/state_commands.h"
+#include "common/json_writer.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "kernels/backend.h"
+#include "serving/api.h"
+#include "serving/engine.h"
+#include "serving/http/http_server.h"
+#include "serving/metrics/metrics_registry.h"
+#include "stream/kafka/kafka_producer.h"
+#include "stream/file_event_source.h"
+#include "stream/kafka/kafka_event_source.h"
+
+namespace freshet::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void HandleStopSignal(int) { g_stop.store(true); }
+
+void InstallSignalHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = HandleStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+std::string StatusLine(const serving::Engine& engine) {
+  const serving::EngineStats s = engine.stats();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("events_applied").Int(s.events_applied);
+  w.Key("users").Int(s.users);
+  w.Key("items").Int(s.items);
+  w.Key("model_version").Int(s.model_version);
+  w.Key("events_persisted").Int(s.persister.events_persisted);
+  w.Key("duplicates_dropped").Int(s.duplicates_dropped);
+  w.Key("store_write_errors").Int(s.persister.write_errors);
+  w.EndObject();
+  return w.str();
+}
+
+absl::Status Serve(const ServeFlags& flags) {
+  FRESHET_ASSIGN_OR_RETURN(config::Config config, LoadConfig(flags.config));
+  if (flags.sources.empty() && flags.brokers.empty()) {
+    return absl::InvalidArgumentError(
+        "nothing to consume: give --source file:PATH and/or --brokers B --topic T");
+  }
+  if (!flags.brokers.empty() && flags.topics.empty()) {
+    return absl::InvalidArgumentError("--brokers needs at least one --topic");
+  }
+  const std::string backend_name = flags.backend.empty() ? config.backend : flags.backend;
+  std::string note;
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Backend> backend,
+                           kernels::CreateBackend(backend_name, &note));
+  if (!note.empty()) LogInfo(note);
+
+  serving::EngineOptions options;
+  options.data_dir = flags.data_dir;
+  options.algorithm = flags.algorithm;
+  options.config = config;
+  options.reset = flags.reset;
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<serving::Engine> engine,
+                           serving::Engine::Open(options, backend.get()));
+
+  for (const std::string& spec : flags.sources) {
+    if (!absl::StartsWith(spec, "file:")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--source '", spec, "': expected file:PATH (Kafka topics use --brokers and --topic)"));
+    }
+    DataFlags data = flags.data;
+    data.path = spec.substr(5);
+    FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::FileEventSource> source,
+                             OpenDataFile(data, config));
+    const int64_t applied = engine->AppliedOffset(engine->NextStream(), 0);
+    if (applied >= source->size()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the stored position of ", spec, " is event ", applied, ", but the file holds only ",
+          source->size(), " events: is it the same file? (--reset starts over)"));
+    }
+    FRESHET_RETURN_IF_ERROR(source->SeekAfter(applied));
+    if (applied >= 0) {
+      LogInfo(absl::StrCat("resuming ", spec, " after event ", applied, " of ", source->size()));
+    }
+    serving::Engine::SourceOptions source_options;
+    source_options.events_per_second = flags.rate;
+    FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), {spec}, source_options));
+  }
+
+  stream::KafkaEventSource* kafka = nullptr;
+  if (!flags.brokers.empty()) {
+    stream::KafkaSourceOptions kafka_options;
+    kafka_options.brokers = flags.brokers;
+    kafka_options.group_id = flags.group;
+    kafka_options.topics = flags.topics;
+    kafka_options.type_weights = config.type_weights;
+    kafka_options.default_weight = config.default_weight;
+    const int32_t first = engine->NextStream();
+    serving::Engine* e = engine.get();
+    FRESHET_ASSIGN_OR_RETURN(
+        std::unique_ptr<stream::KafkaEventSource> source,
+        stream::KafkaEventSource::Create(kafka_options, [e, first](int32_t stream, int32_t partition) {
+          return e->AppliedOffset(first + stream, partition);
+        }));
+    kafka = source.get();
+    std::vector<std::string> names;
+    for (const std::string& topic : flags.topics) names.push_back(absl::StrCat("kafka:", topic));
+    FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), names, {}));
+    engine->OnPersisted([kafka, first, n = static_cast<int32_t>(flags.topics.size())](
+                            const std::vector<stream::SourcePosition>& positions) {
+      std::vector<stream::SourcePosition> mine;
+      for (stream::SourcePosition p : positions) {
+        if (p.stream >= first && p.stream < first + n) {
+          p.stream -= first;
+          mine.push_back(p);
+        }
+      }
+      // Group offsets are for lag monitoring only; a failed commit changes nothing else.
+      const absl::Status s = kafka->CommitOffsets(mine);
+      if (!s.ok()) LogWarning(absl::StrCat("committing Kafka group offsets: ", s.message()));
+    });
+  }
+
+  // The HTTP server, on the live engine.
+  serving::MetricsRegistry metrics;
+  std::unique_ptr<stream::KafkaProducer> producer;
+  std::unique_ptr<serving::HttpServer> server;
+  if (!flags.no_http) {
+    serving::HttpServerOptions http;
+    http.bind_address = flags.bind.empty() ? config.serve_bind : flags.bind;
+    http.port = flags.port >= 0 ? flags.port : config.serve_port;
+    http.io_threads = config.serve_io_threads;
+    http.max_in_flight = config.serve_max_in_flight;
+    http.metrics = &metrics;
+    server = std::make_unique<serving::HttpServer>(http);
+    serving::ApiOptions api;
+    api.admin_token = config.serve_admin_token;
+    api.config = config;
+    if (kafka != nullptr) {
+      stream::KafkaProducerOptions producer_options;
+      producer_options.brokers = flags.brokers;
+      FRESHET_ASSIGN_OR_RETURN(producer, stream::KafkaProducer::Create(producer_options));
+      const std::string topic = flags.topics.front();
+      stream::KafkaProducer* p = producer.get();
+      // POST /v1/events goes through the topic, so it reaches the learner exactly once; the
+      // response waits for the broker's acknowledgement.
+      api.publish = [p, topic](const std::vector<stream::Event>& events) -> absl::Status {
+        for (const stream::Event& e : events) FRESHET_RETURN_IF_ERROR(p->ProduceEvent(topic, e));
+        return p->Flush(absl::Seconds(10));
+      };
+      api.sources_ready = [kafka] { return kafka->Assigned(); };
+      api.consumer_lag = [kafka] {
+        int64_t total = 0;
+        for (const stream::PartitionLag& lag : kafka->Lag()) total += std::max<int64_t>(0, lag.lag);
+        return total;
+      };
+    }
+    FRESHET_RETURN_IF_ERROR(serving::RegisterApi(*server, *engine, metrics, std::move(api)));
+    FRESHET_RETURN_IF_ERROR(server->Start());
+    LogInfo(absl::StrCat("serving on http://", http.bind_address, ":", server->port()));
+    std::printf("http=%s:%d\n", http.bind_address.c_str(), server->port());
+    std::fflush(stdout);
+  }
+
+  InstallSignalHandlers();
+  serving::Engine::RunOptions run;
+  run.exit_when_done = flags.exit_when_done;
+  std::atomic<bool> reporter_stop{false};
+  std::thread reporter;
+  if (flags.status_interval_s > 0) {
+    reporter = std::thread([&] {
+      const absl::Duration every = absl::Seconds(flags.status_interval_s);
+      absl::Time next = absl::Now() + every;
+      while (!reporter_stop.load()) {
+        absl::SleepFor(absl::Milliseconds(50));
+        if (absl::Now() < next) continue;
+        next += every;
+        std::fprintf(stderr, "status %s\n", StatusLine(*engine).c_str());
+      }
+    });
+  }
+  absl::Status status = engine->Run(g_stop, run);
+  if (server != nullptr) server->Stop();
+  reporter_stop.store(true);
+  if (reporter.joinable()) reporter.join();
+  std::fprintf(stderr, "final %s\n", StatusLine(*engine).c_str());
+  return status;
+}
+
+}  // namespace
+
+int RunServe(const ServeFlags& flags) {
+  const absl::Status status = Serve(flags);
+  if (!status.ok()) {
+    PrintError(status);
+    return absl::IsInvalidArgument(status) ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace freshet::cli

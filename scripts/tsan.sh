@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# ThreadSanitizer run of the tests that learn and serve at once: the engine with concurrent
+# readers, a snapshot restore while running, and the HTTP API on a live engine (plus the HTTP
+# server's own concurrency tests). Builds in build-tsan/ (CUDA and benchmarks off).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+JOBS=${JOBS:-$(nproc)}
+cmake -S "$ROOT" -B "$ROOT/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRESHET_TSAN=ON \
+  -DFRESHET_CUDA=OFF -DFRESHET_BUILD_BENCHMARKS=OFF -DFRESHET_NATIVE=OFF >/dev/null
+ninja -C "$ROOT/build-tsan" -j "$JOBS" freshet_store_test freshet_serving_api_test freshet_serving_test
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+"$ROOT/build-tsan/tests/store/freshet_store_test" --gtest_filter='EngineTest.*'
+"$ROOT/build-tsan/tests/serving/freshet_serving_api_test"
+"$ROOT/build-tsan/tests/serving/freshet_serving_test"
+echo "tsan: no data races"

@@ -1,0 +1,365 @@
+#include "serving/api.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "common/json_writer.h"
+#include "serving/http/bearer_auth.h"
+#include "simdjson.h"
+#include "store/snapshot.h"
+
+namespace freshet::serving {
+namespace {
+
+HttpResponse JsonOk(const JsonWriter& w) { return HttpResponse::Json(200, w.str()); }
+
+// Query parameter `name` as an int in [lo, hi]; `fallback` when absent.
+absl::StatusOr<int> IntParam(const HttpRequest& req, absl::string_view name, int fallback, int lo,
+                             int hi) {
+  const std::string* v = req.Query(name);
+  if (v == nullptr) return fallback;
+  int n = 0;
+  if (!absl::SimpleAtoi(*v, &n) || n < lo || n > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("query parameter '", name, "' must be an integer in [", lo, ", ", hi, "], got '", *v, "'"));
+  }
+  return n;
+}
+
+absl::StatusOr<bool> BoolParam(const HttpRequest& req, absl::string_view name, bool fallback) {
+  const std::string* v = req.Query(name);
+  if (v == nullptr) return fallback;
+  const std::string s = absl::AsciiStrToLower(*v);
+  if (s == "true" || s == "1" || s == "yes") return true;
+  if (s == "false" || s == "0" || s == "no") return false;
+  return absl::InvalidArgumentError(
+      absl::StrCat("query parameter '", name, "' must be true or false, got '", *v, "'"));
+}
+
+void WriteItems(JsonWriter& w, const std::vector<ScoredId>& items) {
+  w.Key("items").BeginArray();
+  for (const ScoredId& s : items) {
+    w.BeginObject().Key("item").String(s.item).Key("score").Double(s.score).EndObject();
+  }
+  w.EndArray();
+}
+
+absl::StatusOr<std::string> IdField(simdjson::dom::element e, const char* name, size_t index) {
+  simdjson::dom::element v;
+  if (e[name].get(v) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError(absl::StrCat("event ", index, ": missing \"", name, "\""));
+  }
+  if (v.is_string()) {
+    std::string_view s = v.get_string().value();
+    if (s.empty()) return absl::InvalidArgumentError(absl::StrCat("event ", index, ": empty \"", name, "\""));
+    return std::string(s);
+  }
+  if (v.is_int64()) return absl::StrCat(int64_t(v.get_int64().value()));
+  if (v.is_uint64()) return absl::StrCat(uint64_t(v.get_uint64().value()));
+  return absl::InvalidArgumentError(
+      absl::StrCat("event ", index, ": \"", name, "\" must be a string or an integer"));
+}
+
+void WriteManifest(JsonWriter& w, const store::SnapshotManifest& m) {
+  w.BeginObject();
+  w.Key("id").String(m.id);
+  w.Key("created_ms").Int(m.created_ms);
+  w.Key("model_version").Int(m.model_version);
+  w.Key("events_applied").Int(m.events_applied);
+  w.Key("users").Int(m.users);
+  w.Key("items").Int(m.items);
+  w.Key("algorithm").String(m.algorithm);
+  w.Key("dim").Int(m.dim);
+  w.Key("bytes").Int(m.bytes());
+  w.EndObject();
+}
+
+double ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
+                                                          const config::Config& config,
+                                                          int64_t now_ms) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("the body is not valid JSON");
+  }
+  std::vector<simdjson::dom::element> items;
+  if (doc.is_array()) {
+    simdjson::dom::array array;
+    if (doc.get_array().get(array) != simdjson::SUCCESS) {
+      return absl::InvalidArgumentError("the body is not an event or an array of events");
+    }
+    for (simdjson::dom::element e : array) items.push_back(e);
+  } else {
+    items.push_back(doc);
+  }
+  if (items.empty()) return absl::InvalidArgumentError("no events in the body");
+  std::vector<stream::Event> events;
+  events.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    simdjson::dom::element e = items[i];
+    if (!e.is_object()) return absl::InvalidArgumentError(absl::StrCat("event ", i, ": not an object"));
+    stream::Event ev;
+    auto user = IdField(e, "user", i);
+    if (!user.ok()) return user.status();
+    auto item = IdField(e, "item", i);
+    if (!item.ok()) return item.status();
+    ev.user = *std::move(user);
+    ev.item = *std::move(item);
+    simdjson::dom::element v;
+    ev.weight = config.default_weight;
+    if (e["type"].get(v) == simdjson::SUCCESS) {
+      if (!v.is_string()) return absl::InvalidArgumentError(absl::StrCat("event ", i, ": \"type\" must be a string"));
+      ev.type = std::string(v.get_string().value());
+      auto it = config.type_weights.find(ev.type);
+      if (it != config.type_weights.end()) ev.weight = it->second;
+    }
+    if (e["weight"].get(v) == simdjson::SUCCESS) {
+      double w = 0;
+      if (v.get_double().get(w) != simdjson::SUCCESS || !std::isfinite(w) || w < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("event ", i, ": \"weight\" must be a finite number >= 0"));
+      }
+      ev.weight = static_cast<float>(w);
+    }
+    ev.ts_ms = now_ms;
+    if (e["ts"].get(v) == simdjson::SUCCESS) {
+      int64_t ts = 0;
+      if (v.get_int64().get(ts) != simdjson::SUCCESS || ts < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("event ", i, ": \"ts\" must be epoch milliseconds"));
+      }
+      ev.ts_ms = ts;
+    }
+    events.push_back(std::move(ev));
+  }
+  return events;
+}
+
+absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& metrics,
+                         ApiOptions options) {
+  auto opts = std::make_shared<const ApiOptions>(std::move(options));
+  Engine* e = &engine;
+
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/v1/users/{user}/recommendations",
+      [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        const std::string& user = *req.Param("user");
+        FRESHET_ASSIGN_OR_RETURN(int k, IntParam(req, "k", opts->default_k, 1, opts->max_k));
+        FRESHET_ASSIGN_OR_RETURN(bool exclude_seen, BoolParam(req, "exclude_seen", true));
+        std::vector<std::string> exclude;
+        if (const std::string* x = req.Query("exclude")) {
+          exclude = absl::StrSplit(*x, ',', absl::SkipEmpty());
+        }
+        RecommendResult result;
+        FRESHET_RETURN_IF_ERROR(e->RecommendFor(user, k, exclude_seen, exclude, &result));
+        JsonWriter w;
+        w.BeginObject();
+        w.Key("user").String(user);
+        WriteItems(w, result.items);
+        w.Key("source").String(result.personalized ? "personalized" : "popular");
+        w.Key("model_version").Int(result.model_version);
+        w.Key("user_events").Int(result.user.events);
+        w.Key("last_event_ts").Int(result.user.last_event_ts);
+        w.Key("applied_ms_ago");
+        if (result.user.applied_ms_ago >= 0) {
+          w.Double(result.user.applied_ms_ago);
+        } else {
+          w.Null();
+        }
+        w.EndObject();
+        return JsonOk(w);
+      }));
+
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/v1/items/{item}/similar",
+      [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        const std::string& item = *req.Param("item");
+        FRESHET_ASSIGN_OR_RETURN(int k, IntParam(req, "k", opts->default_k, 1, opts->max_k));
+        std::vector<ScoredId> items;
+        FRESHET_RETURN_IF_ERROR(e->SimilarTo(item, k, &items));
+        JsonWriter w;
+        w.BeginObject().Key("item").String(item);
+        WriteItems(w, items);
+        w.Key("model_version").Int(e->model_version());
+        w.EndObject();
+        return JsonOk(w);
+      }));
+
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "POST", "/v1/events", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        FRESHET_ASSIGN_OR_RETURN(std::vector<stream::Event> events,
+                                 ParseEventsBody(req.body, opts->config, absl::ToUnixMillis(absl::Now())));
+        const char* route = "learner";
+        if (opts->publish) {
+          FRESHET_RETURN_IF_ERROR(opts->publish(events));
+          route = "kafka";
+        } else {
+          e->ApplyDirect(events);
+        }
+        JsonWriter w;
+        w.BeginObject().Key("accepted").Int(static_cast<int64_t>(events.size()));
+        w.Key("to").String(route).EndObject();
+        return HttpResponse::Json(202, w.str());
+      }));
+
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/v1/users/{user}", [e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        const std::string& user = *req.Param("user");
+        const UserInfo info = e->User(user);
+        if (!info.known) return absl::NotFoundError(absl::StrCat("unknown user '", user, "'"));
+        JsonWriter w;
+        w.BeginObject();
+        w.Key("user").String(user);
+        w.Key("events").Int(info.events);
+        w.Key("last_event_ts").Int(info.last_event_ts);
+        w.Key("applied_ms_ago");
+        if (info.applied_ms_ago >= 0) {
+          w.Double(info.applied_ms_ago);
+        } else {
+          w.Null();
+        }
+        w.Key("model_version").Int(e->model_version());
+        w.EndObject();
+        return JsonOk(w);
+      }));
+
+  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/healthz", [](const HttpRequest&) {
+    return absl::StatusOr<HttpResponse>(HttpResponse::Json(200, "{\"status\":\"ok\"}"));
+  }));
+  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/readyz", [opts](const HttpRequest&) {
+    // The engine exists only once its state is loaded; what is left is the sources.
+    const bool ready = !opts->sources_ready || opts->sources_ready();
+    return absl::StatusOr<HttpResponse>(
+        ready ? HttpResponse::Json(200, "{\"status\":\"ready\"}")
+              : ErrorResponse(503, "waiting for the event sources (Kafka partition assignment)"));
+  }));
+  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/metrics", [&metrics](const HttpRequest&) {
+    return absl::StatusOr<HttpResponse>(HttpResponse::Text(
+        200, metrics.RenderText(), "text/plain; version=0.0.4; charset=utf-8"));
+  }));
+
+  // --- Admin.
+  auto admin = [opts](HttpHandler handler) -> HttpHandler {
+    return [opts, handler = std::move(handler)](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+      if (auto denied = CheckBearerToken(req, opts->admin_token)) return *denied;
+      return handler(req);
+    };
+  };
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/admin/snapshots", admin([e](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+        FRESHET_ASSIGN_OR_RETURN(auto all, e->ListSnapshots());
+        JsonWriter w;
+        w.BeginArray();
+        for (const auto& m : all) WriteManifest(w, m);
+        w.EndArray();
+        return JsonOk(w);
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "POST", "/admin/snapshots", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        const std::string* id = req.Query("id");
+        FRESHET_ASSIGN_OR_RETURN(auto m, e->CreateSnapshot(id != nullptr ? *id : ""));
+        JsonWriter w;
+        WriteManifest(w, m);
+        return HttpResponse::Json(201, w.str());
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        FRESHET_ASSIGN_OR_RETURN(auto m, e->InspectSnapshot(*req.Param("id")));
+        return HttpResponse::Json(200, store::ManifestToJson(m));
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "DELETE", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        FRESHET_RETURN_IF_ERROR(e->DeleteSnapshot(*req.Param("id")));
+        return HttpResponse::Json(200, "{\"deleted\":true}");
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "POST", "/admin/snapshots/{id}/restore",
+      admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        const std::string& id = *req.Param("id");
+        FRESHET_RETURN_IF_ERROR(e->RestoreSnapshot(id, absl::Seconds(120)));
+        JsonWriter w;
+        w.BeginObject().Key("restored").String(id);
+        w.Key("events_applied").Int(e->stats().events_applied);
+        w.Key("model_version").Int(e->model_version()).EndObject();
+        return JsonOk(w);
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "PUT", "/admin/items/{item}/availability",
+      admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        // Body: {"available": false} hides the item; true shows it again.
+        simdjson::dom::parser parser;
+        simdjson::dom::element doc;
+        bool available = true;
+        if (parser.parse(req.body.data(), req.body.size()).get(doc) != simdjson::SUCCESS ||
+            doc["available"].get_bool().get(available) != simdjson::SUCCESS) {
+          return absl::InvalidArgumentError("body must be {\"available\": true|false}");
+        }
+        e->SetItemHidden(*req.Param("item"), !available);
+        JsonWriter w;
+        w.BeginObject().Key("item").String(*req.Param("item")).Key("available").Bool(available).EndObject();
+        return JsonOk(w);
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/admin/items/hidden", admin([e](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+        JsonWriter w;
+        w.BeginArray();
+        for (const std::string& id : e->HiddenItems()) w.String(id);
+        w.EndArray();
+        return JsonOk(w);
+      })));
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/admin/config", admin([opts](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+        return HttpResponse::Text(200, config::ToToml(opts->config), "application/toml");
+      })));
+
+  // --- Engine gauges, evaluated at scrape time.
+  metrics.AddCallbackGauge("freshet_events_applied", "events learnt",
+                           [e] { return static_cast<double>(e->stats().events_applied); });
+  metrics.AddCallbackGauge("freshet_events_malformed", "input records skipped as malformed",
+                           [e] { return static_cast<double>(e->stats().events_malformed); });
+  metrics.AddCallbackGauge("freshet_events_duplicate",
+                           "re-delivered events dropped by the exactly-once filter",
+                           [e] { return static_cast<double>(e->stats().duplicates_dropped); });
+  metrics.AddCallbackGauge("freshet_events_filtered",
+                           "events of ids not yet admitted (memory.admit_min_events)",
+                           [e] { return static_cast<double>(e->stats().events_filtered); });
+  metrics.AddCallbackGauge("freshet_events_persisted", "events included in the stored state",
+                           [e] { return static_cast<double>(e->stats().persister.events_persisted); });
+  metrics.AddCallbackGauge("freshet_store_write_errors", "failed state store writes (retried)",
+                           [e] { return static_cast<double>(e->stats().persister.write_errors); });
+  metrics.AddCallbackGauge("freshet_model_version", "version of the latest state batch",
+                           [e] { return static_cast<double>(e->model_version()); });
+  metrics.AddCallbackGauge("freshet_users", "users in the model",
+                           [e] { return static_cast<double>(e->stats().users); });
+  metrics.AddCallbackGauge("freshet_items", "items in the model",
+                           [e] { return static_cast<double>(e->stats().items); });
+  metrics.AddCallbackGauge("freshet_last_applied_age_seconds",
+                           "seconds since an event was last learnt (-1: none yet)",
+                           [e] { return e->stats().last_applied_ago_s; });
+  metrics.AddCallbackGauge("freshet_resident_memory_bytes", "resident set size of the process",
+                           [] { return ResidentBytes(); });
+  if (opts->consumer_lag) {
+    metrics.AddCallbackGauge("freshet_consumer_lag_messages",
+                             "Kafka messages not yet consumed, summed over assigned partitions",
+                             [opts] { return static_cast<double>(opts->consumer_lag()); });
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace freshet::serving

@@ -1,0 +1,56 @@
+// The HTTP API of `freshet serve` (DESIGN.md, "Serving"), on an Engine:
+//   GET  /v1/users/{user}/recommendations?k=20&exclude_seen=true&exclude=i1,i2
+//   GET  /v1/items/{item}/similar?k=20
+//   POST /v1/events            one DESIGN.md event object or an array of them
+//   GET  /v1/users/{user}
+//   GET  /healthz, /readyz, /metrics
+//   /admin/... (bearer token): snapshots (list, create, inspect, delete, restore), item
+//   availability (hide an item from every answer without forgetting it), the configuration.
+// Every recommendation states the model version and the user's freshness:
+//   {"user", "items": [{"item", "score"}], "source": "personalized"|"popular", "model_version",
+//    "user_events", "last_event_ts", "applied_ms_ago"}
+#ifndef FRESHET_SERVING_API_H_
+#define FRESHET_SERVING_API_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "config/config.h"
+#include "serving/engine.h"
+#include "serving/http/http_server.h"
+#include "serving/metrics/metrics_registry.h"
+#include "stream/event.h"
+
+namespace freshet::serving {
+
+struct ApiOptions {
+  // Bearer token of the /admin routes; empty: they answer 403.
+  std::string admin_token;
+  // Where POST /v1/events goes when set (a Kafka topic, so the events reach the learner through
+  // the exactly-once path); otherwise straight into the learner.
+  std::function<absl::Status(const std::vector<stream::Event>&)> publish;
+  // Readiness beyond "state loaded": e.g. the Kafka source has its partitions. Null: ready.
+  std::function<bool()> sources_ready;
+  // Consumer lag summed over partitions, for /metrics; null when there is no broker.
+  std::function<int64_t()> consumer_lag;
+  int max_k = 1000;
+  int default_k = 20;
+  config::Config config;  // event type weights, and GET /admin/config
+};
+
+// Registers every route on `server` (before Start()) and the engine's gauges on `metrics`.
+// `engine` and `metrics` must outlive the server.
+absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& metrics,
+                         ApiOptions options);
+
+// Decodes a POST /v1/events body: one event object or an array of them (DESIGN.md format; ts
+// defaults to `now_ms`, weight to the type's). InvalidArgument naming the first bad event.
+absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
+                                                          const config::Config& config,
+                                                          int64_t now_ms);
+
+}  // namespace freshet::serving
+
+#endif  // FRESHET_SERVING_API_H_

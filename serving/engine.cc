@@ -1,0 +1,475 @@
+#include "serving/engine.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace freshet::serving {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
+                                                     const kernels::Backend* backend) {
+  std::unique_ptr<Engine> engine(new Engine(options));
+  engine->backend_ = backend;
+  FRESHET_ASSIGN_OR_RETURN(engine->learner_,
+                           learner::Learner::Create(options.algorithm, options.config, backend));
+  if (options.data_dir.empty()) return engine;
+  const absl::Time start = absl::Now();
+
+  FRESHET_ASSIGN_OR_RETURN(store::DataDirLock lock, store::DataDirLock::Acquire(options.data_dir));
+  engine->lock_.emplace(std::move(lock));
+  FRESHET_RETURN_IF_ERROR(store::RecoverDataDir(options.data_dir));
+  store::StateStore::Options store_options;
+  store_options.sync = options.config.store_sync;
+  FRESHET_ASSIGN_OR_RETURN(engine->store_,
+                           store::StateStore::Open(store::LiveDbPath(options.data_dir), store_options));
+  FRESHET_ASSIGN_OR_RETURN(store::StoreMeta meta, engine->store_->ReadMeta());
+  if (options.reset && !meta.empty) {
+    LogWarning(absl::StrCat("--reset: discarding the state in ", options.data_dir, " (",
+                            meta.events_applied, " events applied, algorithm ", meta.algorithm,
+                            ", d=", meta.dim, ")"));
+    FRESHET_RETURN_IF_ERROR(engine->store_->Clear());
+    meta = store::StoreMeta();
+  }
+  if (!meta.empty) {
+    if (meta.algorithm != options.algorithm || meta.dim != options.config.dim) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", options.data_dir, " holds state of algorithm '", meta.algorithm,
+          "' with dimension ", meta.dim, ", but this run asks for '", options.algorithm,
+          "' with dimension ", options.config.dim,
+          "; use another --data-dir, or --reset to discard the stored state"));
+    }
+    if (meta.fingerprint != store::StateFingerprint(options.algorithm, options.config)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", options.data_dir,
+          " was written with a different row layout (e.g. bpr.tied_context); use another "
+          "--data-dir, or --reset to discard the stored state"));
+    }
+    FRESHET_RETURN_IF_ERROR(engine->store_->LoadInto(engine->learner_.get()));
+    for (const store::StoredPosition& p : meta.positions) {
+      engine->applied_.Set(p.stream, p.partition, p.offset);
+    }
+    engine->stored_sources_ = meta.sources;
+    LogInfo(absl::StrCat("loaded ", engine->learner_->users().live(), " users, ",
+                         engine->learner_->items().live(), " items, ",
+                         engine->learner_->events_applied(), " events applied (model version ",
+                         meta.model_version, ") from ", options.data_dir, ", opened in ",
+                         absl::FormatDuration(absl::Now() - start)));
+  }
+  store::Persister::Options persist;
+  persist.flush_interval = absl::Milliseconds(options.config.flush_interval_ms);
+  engine->persister_ =
+      std::make_unique<store::Persister>(engine->store_.get(), persist, meta.model_version);
+  if (meta.empty) {
+    // A new state states what it is at once, so even a snapshot taken before the first flush
+    // knows its algorithm and dimension.
+    std::unique_ptr<store::StateBatch> identity = engine->store_->NewBatch();
+    identity->PutIdentity(options.algorithm, options.config.dim,
+                          store::StateFingerprint(options.algorithm, options.config),
+                          config::ToToml(options.config));
+    FRESHET_RETURN_IF_ERROR(engine->store_->Write(identity.get()));
+  }
+  return engine;
+}
+
+Engine::~Engine() {
+  persister_.reset();  // before the store it writes to
+  store_.reset();
+}
+
+absl::Status Engine::AddSource(std::unique_ptr<stream::EventSource> source,
+                               std::vector<std::string> stream_names, SourceOptions options) {
+  if (stream_names.empty()) return absl::InvalidArgumentError("a source needs a stream name");
+  const size_t first = stream_names_.size();
+  for (size_t k = 0; k < stream_names.size(); ++k) {
+    const size_t index = first + k;
+    if (index < stored_sources_.size() && !stored_sources_[index].empty() &&
+        stored_sources_[index] != stream_names[k]) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream ", index, " is '", stream_names[k], "', but the stored positions belong to '",
+          stored_sources_[index], "'; give the same sources in the same order, or --reset"));
+    }
+  }
+  Source s;
+  s.source = std::move(source);
+  s.first_stream = static_cast<int32_t>(first);
+  s.name = s.source->Name();
+  s.options = options;
+  s.tokens = 0;
+  s.last_refill = absl::Now();
+  sources_.push_back(std::move(s));
+  for (std::string& name : stream_names) stream_names_.push_back(std::move(name));
+  return absl::OkStatus();
+}
+
+int64_t Engine::AppliedOffset(int32_t stream, int32_t partition) const {
+  std::lock_guard<std::mutex> lock(applied_mu_);
+  return applied_.Get(stream, partition);
+}
+
+void Engine::ApplyLocked(absl::Span<const stream::Event> events) {
+  for (size_t begin = 0; begin < events.size(); begin += kApplySlice) {
+    const size_t n = std::min(kApplySlice, events.size() - begin);
+    std::unique_lock<RwLock> lock(mu_);
+    const int64_t now = absl::GetCurrentTimeNanos();
+    learner_->set_apply_clock_ns(now);
+    learner_->ApplyBatch(events.subspan(begin, n));
+    last_applied_ns_.store(now, std::memory_order_relaxed);
+  }
+}
+
+void Engine::ApplyDirect(absl::Span<const stream::Event> events) {
+  ApplyLocked(events);
+  direct_.fetch_add(static_cast<int64_t>(events.size()), std::memory_order_relaxed);
+}
+
+std::vector<int32_t> Engine::HiddenRowsLocked() const {
+  std::vector<int32_t> rows;
+  std::lock_guard<std::mutex> lock(hidden_mu_);
+  for (const std::string& id : hidden_) {
+    const int32_t row = learner_->items().Find(id);
+    if (row != learner::IdDictionary::kMissing) rows.push_back(row);
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+void Engine::SetItemHidden(const std::string& item, bool hidden) {
+  std::lock_guard<std::mutex> lock(hidden_mu_);
+  auto it = std::lower_bound(hidden_.begin(), hidden_.end(), item);
+  const bool present = it != hidden_.end() && *it == item;
+  if (hidden && !present) hidden_.insert(it, item);
+  if (!hidden && present) hidden_.erase(it);
+}
+
+std::vector<std::string> Engine::HiddenItems() const {
+  std::lock_guard<std::mutex> lock(hidden_mu_);
+  return hidden_;
+}
+
+absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_seen,
+                                  const std::vector<std::string>& exclude_items,
+                                  RecommendResult* out) const {
+  out->items.clear();
+  out->model_version = model_version();
+  learner::Recommendation rec;
+  std::shared_lock<RwLock> lock(mu_);
+  std::vector<int32_t> exclude = HiddenRowsLocked();
+  for (const std::string& id : exclude_items) {
+    const int32_t row = learner_->items().Find(id);
+    if (row != learner::IdDictionary::kMissing) exclude.push_back(row);
+  }
+  std::sort(exclude.begin(), exclude.end());
+  FRESHET_RETURN_IF_ERROR(learner_->Recommend(user, k, exclude_seen, exclude, &rec));
+  out->personalized = rec.personalized;
+  out->items.reserve(rec.items.size());
+  for (const kernels::ScoredItem& s : rec.items) {
+    out->items.push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
+  }
+  const int32_t row = learner_->users().Find(user);
+  out->user = UserInfo();
+  if (row != learner::IdDictionary::kMissing) {
+    const learner::UserHistory& h = learner_->history(row);
+    out->user.known = true;
+    out->user.events = h.events();
+    out->user.last_event_ts = h.last_ts_ms();
+    out->user.applied_ms_ago =
+        h.applied_ns() == 0 ? -1
+                            : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const {
+  out->clear();
+  std::vector<kernels::ScoredItem> scored;
+  std::shared_lock<RwLock> lock(mu_);
+  FRESHET_RETURN_IF_ERROR(learner_->Similar(item, k, HiddenRowsLocked(), &scored));
+  for (const kernels::ScoredItem& s : scored) {
+    out->push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& options) {
+  const size_t batch = static_cast<size_t>(std::max(1, options_.config.serve_batch_events));
+  std::vector<stream::Event> polled, fresh;
+  polled.reserve(batch);
+  fresh.reserve(batch);
+  absl::Status failure;
+  running_.store(true);
+  while (!stop.load(std::memory_order_relaxed)) {
+    ServeRestoreRequest();
+    bool got_any = false;
+    bool all_finished = true;
+    for (size_t i = 0; i < sources_.size(); ++i) {
+      Source& s = sources_[i];
+      if (s.source->Finished()) continue;
+      all_finished = false;
+      size_t want = batch;
+      if (s.options.events_per_second > 0) {
+        const absl::Time now = absl::Now();
+        s.tokens = std::min(s.tokens + absl::ToDoubleSeconds(now - s.last_refill) *
+                                           s.options.events_per_second,
+                            std::max(1.0, s.options.events_per_second / 20));
+        s.last_refill = now;
+        want = std::min(want, static_cast<size_t>(s.tokens));
+        if (want == 0) continue;
+      }
+      polled.clear();
+      // Wait briefly only when nothing else is pending, so one idle source does not stall others.
+      const absl::Duration wait = got_any ? absl::ZeroDuration() : absl::Milliseconds(5);
+      const absl::Status status = s.source->Poll(want, wait, &polled);
+      if (!status.ok()) {
+        source_errors_.fetch_add(1, std::memory_order_relaxed);
+        failure = absl::Status(status.code(),
+                               absl::StrCat("source ", s.name, " failed: ", status.message()));
+        break;
+      }
+      if (s.options.events_per_second > 0) s.tokens -= static_cast<double>(polled.size());
+      if (polled.empty()) continue;
+      got_any = true;
+      polled_.fetch_add(static_cast<int64_t>(polled.size()), std::memory_order_relaxed);
+      fresh.clear();
+      {
+        std::lock_guard<std::mutex> lock(applied_mu_);
+        for (stream::Event& e : polled) {
+          e.position.stream += s.first_stream;
+          if (applied_.Accept(e.position)) fresh.push_back(std::move(e));
+        }
+      }
+      duplicates_.fetch_add(static_cast<int64_t>(polled.size() - fresh.size()),
+                            std::memory_order_relaxed);
+      // The positions just accepted are recorded before their events are learnt; nothing reads
+      // them in between except the persister, below, on this same thread.
+      ApplyLocked(fresh);
+    }
+    if (!failure.ok()) break;
+    // Source counters belong to the polling thread; other threads read this copy.
+    int64_t malformed = 0;
+    for (const Source& src : sources_) malformed += src.source->stats().malformed;
+    malformed_.store(malformed, std::memory_order_relaxed);
+    if (persister_ != nullptr) {
+      {
+        std::shared_lock<RwLock> lock(mu_);
+        std::lock_guard<std::mutex> positions(applied_mu_);
+        if (persister_->MaybeFlush(*learner_, applied_, stream_names_) && on_persisted_) {
+          unacknowledged_.emplace_back(persister_->model_version(), applied_.All());
+        }
+      }
+      NotifyPersisted();
+    }
+    if (all_finished) {
+      if (options.exit_when_done) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    } else if (!got_any) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+  if (persister_ != nullptr) {
+    std::shared_lock<RwLock> lock(mu_);
+    std::lock_guard<std::mutex> positions(applied_mu_);
+    const absl::Status flushed =
+        persister_->Flush(*learner_, applied_, stream_names_, options.flush_timeout);
+    if (flushed.ok() && on_persisted_) {
+      unacknowledged_.emplace_back(persister_->model_version(), applied_.All());
+    }
+    if (failure.ok()) failure = flushed;
+  }
+  if (persister_ != nullptr) NotifyPersisted();
+  running_.store(false);
+  {
+    std::lock_guard<std::mutex> lock(restore_mu_);
+    if (restore_pending_) {
+      restore_pending_ = false;
+      restore_done_ = true;
+      restore_result_ = absl::UnavailableError("the engine stopped before the restore");
+      restore_cv_.notify_all();
+    }
+  }
+  return failure;
+}
+
+absl::Status Engine::Recommend(absl::string_view user, int k, bool exclude_seen,
+                               learner::Recommendation* out) const {
+  std::shared_lock<RwLock> lock(mu_);
+  return learner_->Recommend(user, k, exclude_seen, out);
+}
+
+UserInfo Engine::User(absl::string_view user) const {
+  UserInfo info;
+  std::shared_lock<RwLock> lock(mu_);
+  const int32_t row = learner_->users().Find(user);
+  if (row == learner::IdDictionary::kMissing) return info;
+  const learner::UserHistory& h = learner_->history(row);
+  info.known = true;
+  info.events = h.events();
+  info.last_event_ts = h.last_ts_ms();
+  info.applied_ms_ago =
+      h.applied_ns() == 0 ? -1 : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
+  return info;
+}
+
+void Engine::NotifyPersisted() {
+  if (!on_persisted_ || unacknowledged_.empty()) return;
+  const int64_t written = persister_->stats().model_version;
+  const std::vector<stream::SourcePosition>* latest = nullptr;
+  size_t done = 0;
+  while (done < unacknowledged_.size() && unacknowledged_[done].first <= written) {
+    latest = &unacknowledged_[done].second;
+    ++done;
+  }
+  if (latest != nullptr) on_persisted_(*latest);
+  unacknowledged_.erase(unacknowledged_.begin(), unacknowledged_.begin() + static_cast<std::ptrdiff_t>(done));
+}
+
+int64_t Engine::model_version() const {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return persister_ != nullptr ? persister_->model_version() : 0;
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  {
+    std::shared_lock<RwLock> lock(mu_);
+    s.events_applied = learner_->events_applied();
+    s.events_filtered = learner_->events_filtered();
+    s.users = learner_->users().live();
+    s.items = learner_->items().live();
+  }
+  s.events_malformed = malformed_.load(std::memory_order_relaxed);
+  s.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);
+  s.events_direct = direct_.load(std::memory_order_relaxed);
+  const int64_t applied_ns = last_applied_ns_.load(std::memory_order_relaxed);
+  s.last_applied_ago_s =
+      applied_ns == 0 ? -1 : static_cast<double>(absl::GetCurrentTimeNanos() - applied_ns) / 1e9;
+  s.events_polled = polled_.load(std::memory_order_relaxed);
+  s.source_errors = source_errors_.load(std::memory_order_relaxed);
+  s.model_version = model_version();
+  std::lock_guard<std::mutex> lock(store_mu_);
+  if (persister_ != nullptr) s.persister = persister_->stats();
+  return s;
+}
+
+// --- Snapshots --------------------------------------------------------------------------------
+
+absl::StatusOr<store::SnapshotManifest> Engine::CreateSnapshot(const std::string& id) {
+  if (store_ == nullptr) return absl::FailedPreconditionError("no --data-dir: nothing to snapshot");
+  std::lock_guard<std::mutex> lock(store_mu_);  // not during a restore's swap
+  return store::SnapshotStore(options_.data_dir).Create(*store_, id);
+}
+
+absl::StatusOr<std::vector<store::SnapshotManifest>> Engine::ListSnapshots() const {
+  if (options_.data_dir.empty()) return absl::FailedPreconditionError("no --data-dir");
+  return store::SnapshotStore(options_.data_dir).List();
+}
+
+absl::StatusOr<store::SnapshotManifest> Engine::InspectSnapshot(const std::string& id) const {
+  if (options_.data_dir.empty()) return absl::FailedPreconditionError("no --data-dir");
+  return store::SnapshotStore(options_.data_dir).Inspect(id, /*verify=*/true);
+}
+
+absl::Status Engine::DeleteSnapshot(const std::string& id) {
+  if (options_.data_dir.empty()) return absl::FailedPreconditionError("no --data-dir");
+  return store::SnapshotStore(options_.data_dir).Delete(id);
+}
+
+absl::Status Engine::RestoreSnapshot(const std::string& id, absl::Duration timeout) {
+  if (store_ == nullptr) return absl::FailedPreconditionError("no --data-dir: nothing to restore");
+  FRESHET_RETURN_IF_ERROR(InspectSnapshot(id).status());  // fail fast, before queueing
+  std::unique_lock<std::mutex> lock(restore_mu_);
+  if (!running_.load()) return absl::FailedPreconditionError("the engine is not running");
+  if (restore_pending_) return absl::UnavailableError("another restore is in progress");
+  restore_id_ = id;
+  restore_pending_ = true;
+  restore_done_ = false;
+  if (!restore_cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(timeout)),
+                            [this] { return restore_done_; })) {
+    return absl::DeadlineExceededError("the restore did not finish in time");
+  }
+  return restore_result_;
+}
+
+void Engine::ServeRestoreRequest() {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(restore_mu_);
+    if (!restore_pending_) return;
+    id = restore_id_;
+  }
+  const absl::Status result = RestoreOnIngestThread(id);
+  std::lock_guard<std::mutex> lock(restore_mu_);
+  restore_pending_ = false;
+  restore_done_ = true;
+  restore_result_ = result;
+  restore_cv_.notify_all();
+}
+
+absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
+  store::SnapshotStore snapshots(options_.data_dir);
+  FRESHET_ASSIGN_OR_RETURN(store::SnapshotManifest manifest, snapshots.Inspect(id, /*verify=*/true));
+  if (manifest.algorithm != options_.algorithm || manifest.dim != options_.config.dim) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot ", id, " holds algorithm '", manifest.algorithm, "' d=", manifest.dim,
+        "; this server runs '", options_.algorithm, "' d=", options_.config.dim));
+  }
+  // Load the snapshot into a new learner first (read-only, from the snapshot's own files), so a
+  // failure leaves the running state as it was.
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<learner::Learner> fresh,
+                           learner::Learner::Create(options_.algorithm, options_.config, backend_));
+  {
+    store::StateStore::Options ro;
+    ro.read_only = true;
+    FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<store::StateStore> snapshot_db,
+                             store::StateStore::Open(snapshots.DbPath(id), ro));
+    FRESHET_RETURN_IF_ERROR(snapshot_db->LoadInto(fresh.get()));
+  }
+  // Everything learnt so far is written, then the snapshot replaces the live database.
+  std::lock_guard<std::mutex> store_lock(store_mu_);
+  {
+    std::shared_lock<RwLock> lock(mu_);
+    std::lock_guard<std::mutex> positions(applied_mu_);
+    FRESHET_RETURN_IF_ERROR(
+        persister_->Flush(*learner_, applied_, stream_names_, absl::Seconds(60)));
+  }
+  persister_.reset();
+  store_.reset();
+  const absl::Status swapped = snapshots.RestoreOffline(id);
+  store::StateStore::Options store_options;
+  store_options.sync = options_.config.store_sync;
+  FRESHET_ASSIGN_OR_RETURN(store_,
+                           store::StateStore::Open(store::LiveDbPath(options_.data_dir), store_options));
+  FRESHET_ASSIGN_OR_RETURN(store::StoreMeta meta, store_->ReadMeta());
+  store::Persister::Options persist;
+  persist.flush_interval = absl::Milliseconds(options_.config.flush_interval_ms);
+  persister_ = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
+  FRESHET_RETURN_IF_ERROR(swapped);  // the old database is live again
+  {
+    std::unique_lock<RwLock> lock(mu_);
+    std::lock_guard<std::mutex> positions(applied_mu_);
+    learner_ = std::move(fresh);
+    applied_.Clear();
+    for (const store::StoredPosition& p : meta.positions) applied_.Set(p.stream, p.partition, p.offset);
+    unacknowledged_.clear();
+  }
+  absl::Status rewound;
+  for (Source& s : sources_) {
+    const int32_t first = s.first_stream;
+    const absl::Status st = s.source->SeekToApplied([this, first](int32_t stream, int32_t partition) {
+      return applied_.Get(first + stream, partition);
+    });
+    if (!st.ok() && rewound.ok()) rewound = st;
+  }
+  LogInfo(absl::StrCat("restored snapshot ", id, ": ", meta.events_applied, " events applied, ",
+                       "model version ", meta.model_version));
+  return rewound;
+}
+
+}  // namespace freshet::serving

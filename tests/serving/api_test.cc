@@ -1,0 +1,199 @@
+// The HTTP API on a real Engine over real sockets: recommendations with freshness (a client sees
+// its own click land), popularity for unknown users, similar items, events in and bad events out,
+// hidden items, readiness, metrics, admin auth and snapshots through the admin routes.
+#include "serving/api.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "simdjson.h"
+#include "stream/memory_event_source.h"
+#include "tests/serving/http_test_client.h"
+
+namespace freshet::serving {
+namespace {
+
+using testing::TestHttpClient;
+
+std::vector<stream::Event> History() {
+  std::vector<stream::Event> events;
+  for (int i = 0; i < 3000; ++i) {
+    stream::Event e;
+    e.user = absl::StrCat("u", i % 50);
+    e.item = absl::StrCat("i", (i * 7) % 97);
+    e.ts_ms = 1'700'000'000'000 + i;
+    events.push_back(e);
+  }
+  return events;
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/freshet_api_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    EngineOptions options;
+    options.data_dir = dir_;
+    options.config.dim = 16;
+    options.config.flush_interval_ms = 5;
+    config_ = options.config;
+    auto engine = Engine::Open(options, backend_.get());
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+    ASSERT_TRUE(engine_->AddSource(std::make_unique<stream::MemoryEventSource>(History()),
+                                   "memory:events").ok());
+    runner_ = std::thread([this] { run_status_ = engine_->Run(stop_, Engine::RunOptions{}); });
+    while (engine_->stats().persister.events_persisted < 3000) absl::SleepFor(absl::Milliseconds(1));
+
+    HttpServerOptions http;
+    http.metrics = &metrics_;
+    server_ = std::make_unique<HttpServer>(http);
+    ApiOptions api;
+    api.admin_token = "s3cret";
+    api.config = config_;
+    api.sources_ready = [this] { return ready_.load(); };
+    ASSERT_TRUE(RegisterApi(*server_, *engine_, metrics_, api).ok());
+    ASSERT_TRUE(server_->Start().ok());
+    auto client = TestHttpClient::Connect(server_->port());
+    ASSERT_TRUE(client.ok());
+    client_ = *std::move(client);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    stop_.store(true);
+    if (runner_.joinable()) runner_.join();
+    EXPECT_TRUE(run_status_.ok()) << run_status_;
+  }
+
+  testing::ClientResponse Get(const std::string& target, const std::string& headers = "") {
+    auto r = client_->Request("GET", target, "", headers);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : testing::ClientResponse{};
+  }
+
+  std::string dir_;
+  config::Config config_;
+  std::unique_ptr<kernels::Backend> backend_ = *kernels::CreateBackend("cpu");
+  std::unique_ptr<Engine> engine_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{true};
+  absl::Status run_status_;
+  std::thread runner_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<TestHttpClient> client_;
+  simdjson::dom::parser parser_;
+};
+
+TEST_F(ApiTest, RecommendationsStateTheModelVersionAndFreshness) {
+  auto r = Get("/v1/users/u7/recommendations?k=5&exclude_seen=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  simdjson::dom::element doc = parser_.parse(r.body).value();
+  EXPECT_EQ(std::string_view(doc["user"].get_string().value()), "u7");
+  EXPECT_EQ(std::string_view(doc["source"].get_string().value()), "personalized");
+  EXPECT_EQ(doc["items"].get_array().value().size(), 5u);
+  EXPECT_EQ(int64_t(doc["user_events"].get_int64().value()), 60);
+  EXPECT_GE(int64_t(doc["model_version"].get_int64().value()), 1);
+  EXPECT_GE(double(doc["applied_ms_ago"].get_double().value()), 0.0);
+  // Exclude-seen: nothing the user interacted with comes back.
+  simdjson::dom::array items = doc["items"].get_array().value();
+  for (simdjson::dom::element item : items) {
+    const std::string id(item["item"].get_string().value());
+    const int n = std::stoi(id.substr(1));
+    bool seen = false;
+    for (int i = 7; i < 3000; i += 50) seen = seen || (i * 7) % 97 == n;
+    EXPECT_FALSE(seen) << id;
+  }
+  auto unknown = Get("/v1/users/nobody/recommendations?k=3");
+  ASSERT_EQ(unknown.status, 200);
+  doc = parser_.parse(unknown.body).value();
+  EXPECT_EQ(std::string_view(doc["source"].get_string().value()), "popular");
+  EXPECT_EQ(doc["items"].get_array().value().size(), 3u);
+  EXPECT_TRUE(doc["applied_ms_ago"].is_null());
+}
+
+TEST_F(ApiTest, AClientSeesItsOwnClickLand) {
+  auto before = Get("/v1/users/u3");
+  ASSERT_EQ(before.status, 200);
+  const int64_t events = int64_t(parser_.parse(before.body).value()["events"].get_int64().value());
+  auto posted = client_->Request("POST", "/v1/events",
+                                 R"([{"user":"u3","item":"i5","type":"click"},{"user":"brand-new","item":12}])");
+  ASSERT_TRUE(posted.ok());
+  EXPECT_EQ(posted->status, 202) << posted->body;
+  auto after = Get("/v1/users/u3/recommendations?k=3");
+  simdjson::dom::element doc = parser_.parse(after.body).value();
+  EXPECT_EQ(int64_t(doc["user_events"].get_int64().value()), events + 1);
+  EXPECT_EQ(Get("/v1/users/brand-new").status, 200);
+  EXPECT_EQ(Get("/v1/users/never-seen").status, 404);
+}
+
+TEST_F(ApiTest, BadRequestsAreJsonErrors) {
+  EXPECT_EQ(Get("/v1/users/u1/recommendations?k=0").status, 400);
+  EXPECT_EQ(Get("/v1/users/u1/recommendations?k=abc").status, 400);
+  EXPECT_EQ(Get("/v1/users/u1/recommendations?exclude_seen=maybe").status, 400);
+  EXPECT_EQ(Get("/v1/items/no-such-item/similar").status, 404);
+  for (const char* body : {"not json", "[]", R"({"user":"u1"})", R"({"user":"u1","item":"i1","weight":-1})",
+                           R"({"user":"","item":"i1"})", R"([{"user":"u1","item":"i1"}, 7])"}) {
+    auto r = client_->Request("POST", "/v1/events", body);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << body << " -> " << r->body;
+    EXPECT_NE(r->body.find("\"error\""), std::string::npos) << r->body;
+  }
+  EXPECT_EQ(engine_->stats().events_direct, 0);  // nothing half-applied
+}
+
+TEST_F(ApiTest, SimilarItemsAndHiddenItems) {
+  auto r = Get("/v1/items/i7/similar?k=4");
+  ASSERT_EQ(r.status, 200) << r.body;
+  simdjson::dom::element doc = parser_.parse(r.body).value();
+  ASSERT_EQ(doc["items"].get_array().value().size(), 4u);
+  const std::string first(doc["items"].at(0)["item"].get_string().value());
+  EXPECT_NE(first, "i7");
+  // Hide the first similar item: it disappears from every answer.
+  auto hidden = client_->Request("PUT", "/admin/items/" + first + "/availability",
+                                 R"({"available": false})", "Authorization: Bearer s3cret\r\n");
+  ASSERT_TRUE(hidden.ok());
+  ASSERT_EQ(hidden->status, 200) << hidden->body;
+  r = Get("/v1/items/i7/similar?k=4");
+  EXPECT_EQ(r.body.find("\"" + first + "\""), std::string::npos) << r.body;
+  r = Get("/v1/users/nobody/recommendations?k=97&exclude_seen=false");
+  EXPECT_EQ(r.body.find("\"" + first + "\""), std::string::npos);
+}
+
+TEST_F(ApiTest, AdminNeedsTheTokenAndSnapshotsWork) {
+  EXPECT_EQ(Get("/admin/snapshots").status, 401);
+  EXPECT_EQ(Get("/admin/snapshots", "Authorization: Bearer wrong\r\n").status, 401);
+  const std::string auth = "Authorization: Bearer s3cret\r\n";
+  auto created = client_->Request("POST", "/admin/snapshots?id=api1", "", auth);
+  ASSERT_TRUE(created.ok());
+  ASSERT_EQ(created->status, 201) << created->body;
+  auto list = Get("/admin/snapshots", auth);
+  EXPECT_NE(list.body.find("\"api1\""), std::string::npos) << list.body;
+  EXPECT_EQ(Get("/admin/snapshots/api1", auth).status, 200);
+  EXPECT_EQ(Get("/admin/snapshots/none", auth).status, 404);
+  auto restored = client_->Request("POST", "/admin/snapshots/api1/restore", "", auth);
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored->status, 200) << restored->body;
+  auto deleted = client_->Request("DELETE", "/admin/snapshots/api1", "", auth);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(deleted->status, 200);
+}
+
+TEST_F(ApiTest, HealthReadinessAndMetrics) {
+  EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+  ready_.store(false);
+  EXPECT_EQ(Get("/readyz").status, 503);
+  Get("/v1/users/u1/recommendations");
+  auto m = Get("/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("freshet_events_applied 3000"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("route=\"/v1/users/{user}/recommendations\""), std::string::npos);
+  EXPECT_NE(m.body.find("freshet_model_version"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace freshet::serving
