@@ -17,3 +17,11 @@ endif()
 if(FRESHET_CUDA_STATE AND NOT EXISTS ${PROJECT_SOURCE_DIR}/kernels/cuda/CMakeLists.txt)
   set(FRESHET_CUDA_STATE "OFF (nvcc found; no CUDA backend sources in this version)")
 endif()
+# CUDA is enabled here, at the top level, so that every target that links the CUDA backend (tests,
+# benchmarks, the binary) can use the CUDA toolchain's link information.
+if(FRESHET_CUDA_STATE STREQUAL "ON")
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+  endif()
+  enable_language(CUDA)
+endif()

@@ -1,0 +1,225 @@
+#include "kernels/cuda/nccl_sync.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_status.h"
+#include "kernels/cuda/internal/launch.h"
+
+namespace freshet::kernels {
+namespace {
+
+absl::Status WriteUniqueId(const ncclUniqueId& id, const std::string& path) {
+  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
+  std::FILE* file = std::fopen(temp.c_str(), "wb");
+  if (file == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot create NCCL id file ", temp));
+  }
+  const bool written = std::fwrite(&id, sizeof(id), 1, file) == 1;
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::remove(temp.c_str());
+    return absl::UnavailableError(absl::StrCat("cannot write NCCL id file ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ncclUniqueId> WaitForUniqueId(const std::string& path, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (std::FILE* file = std::fopen(path.c_str(), "rb")) {
+      ncclUniqueId id;
+      const bool complete = std::fread(&id, sizeof(id), 1, file) == 1;
+      std::fclose(file);
+      // Rank 0 renames a complete file into place, so a short read means a foreign file.
+      if (complete) return id;
+      return absl::UnavailableError(
+          absl::StrCat("NCCL id file ", path, " is shorter than an NCCL unique id"));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("no NCCL id file at ", path, " after ", absl::FormatDuration(timeout)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateInProcess(
+    std::vector<const CudaContext*> contexts) {
+  if (contexts.empty()) return absl::InvalidArgumentError("an NCCL group needs at least one rank");
+  std::vector<int> devices;
+  for (const CudaContext* c : contexts) devices.push_back(c->device());
+  std::vector<int> sorted = devices;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return absl::InvalidArgumentError("in-process NCCL ranks must be on distinct devices");
+  }
+  std::vector<ncclComm_t> comms(contexts.size(), nullptr);
+  FRESHET_RETURN_IF_ERROR(
+      NcclStatus(ncclCommInitAll(comms.data(), static_cast<int>(comms.size()), devices.data()),
+                 "ncclCommInitAll"));
+  const int world = static_cast<int>(contexts.size());
+  return std::unique_ptr<NcclGroup>(new NcclGroup(std::move(contexts), std::move(comms), world));
+}
+
+absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateRank(const CudaContext* context,
+                                                                 int rank, int world_size,
+                                                                 const std::string& id_path,
+                                                                 absl::Duration timeout) {
+  if (world_size < 1 || rank < 0 || rank >= world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NCCL rank ", rank, " of a world of ", world_size));
+  }
+  if (id_path.empty()) return absl::InvalidArgumentError("no NCCL id file path");
+  ncclUniqueId id;
+  if (rank == 0) {
+    FRESHET_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+    FRESHET_RETURN_IF_ERROR(WriteUniqueId(id, id_path));
+  } else {
+    FRESHET_ASSIGN_OR_RETURN(id, WaitForUniqueId(id_path, timeout));
+  }
+  FRESHET_RETURN_IF_ERROR(context->Activate());
+  ncclComm_t comm = nullptr;
+  FRESHET_RETURN_IF_ERROR(
+      NcclStatus(ncclCommInitRank(&comm, world_size, id, rank), "ncclCommInitRank"));
+  return std::unique_ptr<NcclGroup>(new NcclGroup({context}, {comm}, world_size));
+}
+
+NcclGroup::~NcclGroup() {
+  for (size_t r = 0; r < comms_.size(); ++r) {
+    (void)contexts_[r]->Synchronize();
+    (void)ncclCommDestroy(comms_[r]);
+  }
+}
+
+absl::Status NcclGroup::AllReduce(absl::Span<float* const> buffers, int64_t count, DeltaReduce op) {
+  if (buffers.size() != comms_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("all-reduce with ", buffers.size(),
+                                                   " buffers for ", comms_.size(), " local ranks"));
+  }
+  if (count <= 0) return absl::OkStatus();
+  const ncclRedOp_t nccl_op = op == DeltaReduce::kMean ? ncclAvg : ncclSum;
+  // One thread drives every local rank: the calls must form one NCCL group.
+  FRESHET_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "ncclGroupStart"));
+  absl::Status status = absl::OkStatus();
+  for (size_t r = 0; r < comms_.size() && status.ok(); ++r) {
+    status = contexts_[r]->Activate();
+    if (!status.ok()) break;
+    status = NcclStatus(ncclAllReduce(buffers[r], buffers[r], static_cast<size_t>(count), ncclFloat,
+                                      nccl_op, comms_[r], contexts_[r]->stream()),
+                        "ncclAllReduce");
+  }
+  const absl::Status end = NcclStatus(ncclGroupEnd(), "ncclGroupEnd");
+  return status.ok() ? end : status;
+}
+
+ItemModelSync::ItemModelSync(NcclGroup* group, std::vector<DeviceTable*> tables, SyncPolicy policy)
+    : group_(group),
+      tables_(std::move(tables)),
+      policy_(policy),
+      base_(tables_.size()),
+      base_rows_(tables_.size(), 0),
+      last_sync_(std::chrono::steady_clock::now()) {}
+
+absl::StatusOr<std::unique_ptr<ItemModelSync>> ItemModelSync::Create(
+    NcclGroup* group, std::vector<DeviceTable*> tables, SyncPolicy policy) {
+  if (group == nullptr || static_cast<int>(tables.size()) != group->local_ranks()) {
+    return absl::InvalidArgumentError("item-model sync needs one table per local rank");
+  }
+  for (const DeviceTable* t : tables) {
+    if (t == nullptr || t->dim() != tables[0]->dim()) {
+      return absl::InvalidArgumentError("item-model sync: replicas must have the same width");
+    }
+  }
+  std::unique_ptr<ItemModelSync> sync(new ItemModelSync(group, std::move(tables), policy));
+  // The replicas as they are now are the common starting point.
+  for (size_t r = 0; r < sync->tables_.size(); ++r) {
+    const DeviceTable& t = *sync->tables_[r];
+    const CudaContext& ctx = group->context(static_cast<int>(r));
+    FRESHET_RETURN_IF_ERROR(ctx.Activate());
+    FRESHET_ASSIGN_OR_RETURN(sync->base_[r], ctx.Allocate<float>(t.rows() * t.dim()));
+    FRESHET_RETURN_IF_ERROR(ctx.CopyOnDevice(sync->base_[r].data(), t.data(), t.rows() * t.dim()));
+    sync->base_rows_[r] = t.rows();
+    FRESHET_RETURN_IF_ERROR(ctx.Synchronize());
+  }
+  return sync;
+}
+
+absl::StatusOr<bool> ItemModelSync::OnBatchApplied() {
+  ++batches_since_sync_;
+  const bool by_count = policy_.every_batches > 0 && batches_since_sync_ >= policy_.every_batches;
+  const bool by_time = policy_.every_ms > 0 && std::chrono::steady_clock::now() - last_sync_ >=
+                                                   std::chrono::milliseconds(policy_.every_ms);
+  if (!by_count && !by_time) return false;
+  FRESHET_RETURN_IF_ERROR(SyncNow());
+  return true;
+}
+
+absl::Status ItemModelSync::SyncNow() {
+  const int64_t rows = tables_[0]->rows();
+  const int dim = tables_[0]->dim();
+  for (const DeviceTable* t : tables_) {
+    if (t->rows() != rows) {
+      return absl::FailedPreconditionError("item-model sync: local replicas differ in rows");
+    }
+  }
+  std::vector<DeviceBuffer<float>> deltas(tables_.size());
+  std::vector<float*> delta_ptrs(tables_.size());
+  for (size_t r = 0; r < tables_.size(); ++r) {
+    const CudaContext& ctx = group_->context(static_cast<int>(r));
+    DeviceTable& t = *tables_[r];
+    FRESHET_RETURN_IF_ERROR(ctx.Activate());
+    if (base_rows_[r] < rows) {
+      // New rows join the base as they are (identical on every rank by contract).
+      FRESHET_ASSIGN_OR_RETURN(DeviceBuffer<float> grown, ctx.Allocate<float>(rows * dim));
+      FRESHET_RETURN_IF_ERROR(ctx.CopyOnDevice(grown.data(), base_[r].data(), base_rows_[r] * dim));
+      FRESHET_RETURN_IF_ERROR(ctx.CopyOnDevice(grown.data() + base_rows_[r] * dim,
+                                               t.data() + base_rows_[r] * dim,
+                                               (rows - base_rows_[r]) * dim));
+      base_[r] = std::move(grown);
+      base_rows_[r] = rows;
+    }
+    FRESHET_ASSIGN_OR_RETURN(deltas[r], ctx.Allocate<float>(rows * dim));
+    delta_ptrs[r] = deltas[r].data();
+    FRESHET_CUDA_RETURN_IF_ERROR(
+        cuda_internal::LaunchSubtract(t.data(), base_[r].data(), deltas[r].data(), rows * dim,
+                                      ctx.stream()),
+        "delta kernel");
+  }
+  FRESHET_RETURN_IF_ERROR(group_->AllReduce(delta_ptrs, rows * dim, policy_.reduce));
+  for (size_t r = 0; r < tables_.size(); ++r) {
+    const CudaContext& ctx = group_->context(static_cast<int>(r));
+    DeviceTable& t = *tables_[r];
+    FRESHET_RETURN_IF_ERROR(ctx.Activate());
+    FRESHET_CUDA_RETURN_IF_ERROR(
+        cuda_internal::LaunchApplyDelta(t.data(), base_[r].data(), deltas[r].data(), rows, dim,
+                                        t.flags(), ctx.stream()),
+        "apply-delta kernel");
+  }
+  for (size_t r = 0; r < tables_.size(); ++r) {
+    FRESHET_RETURN_IF_ERROR(group_->context(static_cast<int>(r)).Synchronize());
+  }
+  batches_since_sync_ = 0;
+  last_sync_ = std::chrono::steady_clock::now();
+  ++syncs_;
+  return absl::OkStatus();
+}
+
+}  // namespace freshet::kernels
