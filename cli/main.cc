@@ -145,6 +145,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--brokers", serve.brokers, "Kafka bootstrap servers (host:port,...)");
   serve_cmd->add_option("--topic", serve.topics, "Kafka topic to consume (repeatable)");
   serve_cmd->add_option("--group", serve.group, "Kafka consumer group")->capture_default_str();
+  serve_cmd->add_option("--kafka-property", serve.kafka_properties,
+                        "librdkafka consumer property key=value, e.g. security.protocol=SSL or "
+                        "session.timeout.ms=6000 (repeatable)");
   serve_cmd->add_option("--backend", serve.backend, "cpu | cuda | auto (default: kernels.backend)");
   serve_cmd->add_flag("--exit-when-done", serve.exit_when_done,
                       "exit (after the final write) once every file source is replayed");

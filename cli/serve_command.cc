@@ -77,6 +77,58 @@ absl::Status Serve(const ServeFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<serving::Engine> engine,
                            serving::Engine::Open(options, backend.get()));
 
+  // The HTTP server starts as soon as the state is loaded, before file sources are read.
+  std::atomic<stream::KafkaEventSource*> kafka{nullptr};
+  std::atomic<bool> sources_added{false};
+  // The HTTP server, on the live engine.
+  serving::MetricsRegistry metrics;
+  std::unique_ptr<stream::KafkaProducer> producer;
+  std::unique_ptr<serving::HttpServer> server;
+  if (!flags.no_http) {
+    serving::HttpServerOptions http;
+    http.bind_address = flags.bind.empty() ? config.serve_bind : flags.bind;
+    http.port = flags.port >= 0 ? flags.port : config.serve_port;
+    http.io_threads = config.serve_io_threads;
+    http.max_in_flight = config.serve_max_in_flight;
+    http.metrics = &metrics;
+    server = std::make_unique<serving::HttpServer>(http);
+    serving::ApiOptions api;
+    api.admin_token = config.serve_admin_token;
+    api.config = config;
+    if (!flags.brokers.empty()) {
+      stream::KafkaProducerOptions producer_options;
+      producer_options.brokers = flags.brokers;
+      FRESHET_ASSIGN_OR_RETURN(producer, stream::KafkaProducer::Create(producer_options));
+      const std::string topic = flags.topics.front();
+      stream::KafkaProducer* p = producer.get();
+      // POST /v1/events goes through the topic, so it reaches the learner exactly once; the
+      // response waits for the broker's acknowledgement.
+      api.publish = [p, topic](const std::vector<stream::Event>& events) -> absl::Status {
+        for (const stream::Event& e : events) FRESHET_RETURN_IF_ERROR(p->ProduceEvent(topic, e));
+        return p->Flush(absl::Seconds(10));
+      };
+      api.consumer_lag = [&kafka] {
+        int64_t total = 0;
+        stream::KafkaEventSource* k = kafka.load();
+        if (k == nullptr) return total;
+        for (const stream::PartitionLag& lag : k->Lag()) total += std::max<int64_t>(0, lag.lag);
+        return total;
+      };
+    }
+    // Ready once every source is open (and Kafka has assigned partitions); recommendations are
+    // served from the loaded state before that.
+    api.sources_ready = [&kafka, &sources_added] {
+      stream::KafkaEventSource* k = kafka.load();
+      return sources_added.load() && (k == nullptr || k->Assigned());
+    };
+    FRESHET_RETURN_IF_ERROR(serving::RegisterApi(*server, *engine, metrics, std::move(api)));
+    FRESHET_RETURN_IF_ERROR(server->Start());
+    LogInfo(absl::StrCat("serving on http://", http.bind_address, ":", server->port()));
+    std::printf("http=%s:%d\n", http.bind_address.c_str(), server->port());
+    std::fflush(stdout);
+  }
+
+
   for (const std::string& spec : flags.sources) {
     if (!absl::StartsWith(spec, "file:")) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -101,7 +153,6 @@ absl::Status Serve(const ServeFlags& flags) {
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), {spec}, source_options));
   }
 
-  stream::KafkaEventSource* kafka = nullptr;
   if (!flags.brokers.empty()) {
     stream::KafkaSourceOptions kafka_options;
     kafka_options.brokers = flags.brokers;
@@ -109,6 +160,14 @@ absl::Status Serve(const ServeFlags& flags) {
     kafka_options.topics = flags.topics;
     kafka_options.type_weights = config.type_weights;
     kafka_options.default_weight = config.default_weight;
+    for (const std::string& kv : flags.kafka_properties) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--kafka-property '", kv, "': expected key=value"));
+      }
+      kafka_options.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
     const int32_t first = engine->NextStream();
     serving::Engine* e = engine.get();
     FRESHET_ASSIGN_OR_RETURN(
@@ -116,11 +175,12 @@ absl::Status Serve(const ServeFlags& flags) {
         stream::KafkaEventSource::Create(kafka_options, [e, first](int32_t stream, int32_t partition) {
           return e->AppliedOffset(first + stream, partition);
         }));
-    kafka = source.get();
+    stream::KafkaEventSource* kafka_source = source.get();
+    kafka.store(kafka_source);
     std::vector<std::string> names;
     for (const std::string& topic : flags.topics) names.push_back(absl::StrCat("kafka:", topic));
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), names, {}));
-    engine->OnPersisted([kafka, first, n = static_cast<int32_t>(flags.topics.size())](
+    engine->OnPersisted([kafka_source, first, n = static_cast<int32_t>(flags.topics.size())](
                             const std::vector<stream::SourcePosition>& positions) {
       std::vector<stream::SourcePosition> mine;
       for (stream::SourcePosition p : positions) {
@@ -130,52 +190,12 @@ absl::Status Serve(const ServeFlags& flags) {
         }
       }
       // Group offsets are for lag monitoring only; a failed commit changes nothing else.
-      const absl::Status s = kafka->CommitOffsets(mine);
+      const absl::Status s = kafka_source->CommitOffsets(mine);
       if (!s.ok()) LogWarning(absl::StrCat("committing Kafka group offsets: ", s.message()));
     });
   }
 
-  // The HTTP server, on the live engine.
-  serving::MetricsRegistry metrics;
-  std::unique_ptr<stream::KafkaProducer> producer;
-  std::unique_ptr<serving::HttpServer> server;
-  if (!flags.no_http) {
-    serving::HttpServerOptions http;
-    http.bind_address = flags.bind.empty() ? config.serve_bind : flags.bind;
-    http.port = flags.port >= 0 ? flags.port : config.serve_port;
-    http.io_threads = config.serve_io_threads;
-    http.max_in_flight = config.serve_max_in_flight;
-    http.metrics = &metrics;
-    server = std::make_unique<serving::HttpServer>(http);
-    serving::ApiOptions api;
-    api.admin_token = config.serve_admin_token;
-    api.config = config;
-    if (kafka != nullptr) {
-      stream::KafkaProducerOptions producer_options;
-      producer_options.brokers = flags.brokers;
-      FRESHET_ASSIGN_OR_RETURN(producer, stream::KafkaProducer::Create(producer_options));
-      const std::string topic = flags.topics.front();
-      stream::KafkaProducer* p = producer.get();
-      // POST /v1/events goes through the topic, so it reaches the learner exactly once; the
-      // response waits for the broker's acknowledgement.
-      api.publish = [p, topic](const std::vector<stream::Event>& events) -> absl::Status {
-        for (const stream::Event& e : events) FRESHET_RETURN_IF_ERROR(p->ProduceEvent(topic, e));
-        return p->Flush(absl::Seconds(10));
-      };
-      api.sources_ready = [kafka] { return kafka->Assigned(); };
-      api.consumer_lag = [kafka] {
-        int64_t total = 0;
-        for (const stream::PartitionLag& lag : kafka->Lag()) total += std::max<int64_t>(0, lag.lag);
-        return total;
-      };
-    }
-    FRESHET_RETURN_IF_ERROR(serving::RegisterApi(*server, *engine, metrics, std::move(api)));
-    FRESHET_RETURN_IF_ERROR(server->Start());
-    LogInfo(absl::StrCat("serving on http://", http.bind_address, ":", server->port()));
-    std::printf("http=%s:%d\n", http.bind_address.c_str(), server->port());
-    std::fflush(stdout);
-  }
-
+  sources_added.store(true);
   InstallSignalHandlers();
   serving::Engine::RunOptions run;
   run.exit_when_done = flags.exit_when_done;

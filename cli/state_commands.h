@@ -20,6 +20,7 @@ struct ServeFlags {
   std::string brokers;               // Kafka bootstrap servers
   std::vector<std::string> topics;
   std::string group = "freshet";
+  std::vector<std::string> kafka_properties;  // librdkafka key=value, e.g. session.timeout.ms=6000
   std::string backend;
   bool exit_when_done = false;
   bool reset = false;

@@ -1,5 +1,6 @@
 #include "store/rocksdb/state_store.h"
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -176,10 +177,19 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
     }
   }
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &store->handles_, &db)
-          : rocksdb::DB::Open(db_options, dir, families, &store->handles_, &db);
+  rocksdb::Status s;
+  if (options.read_only) {
+    // Beside a running server a file listed at open may be deleted (a log after a flush, a table
+    // after a compaction) before it is read: try again on a fresh listing.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      store->handles_.clear();
+      s = rocksdb::DB::OpenForReadOnly(db_options, dir, families, &store->handles_, &db);
+      if (!s.IsIOError() && !s.IsPathNotFound()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  } else {
+    s = rocksdb::DB::Open(db_options, dir, families, &store->handles_, &db);
+  }
   FRESHET_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("opening the state store in ", dir)));
   store->db_.reset(db);
   store->users_ = store->handles_[1];
