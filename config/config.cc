@@ -208,6 +208,9 @@ const std::vector<KeyImpl>& Registry() {
              "requests in progress beyond which the server answers 503 with Retry-After"),
       StringKey("serve.admin_token", &Config::serve_admin_token,
                 "bearer token required by /admin routes; empty disables them"),
+      BoolKey("serve.batch_scoring", &Config::serve_batch_scoring,
+              "score concurrent recommendation requests together, one pass over the items for "
+              "many queries (embedding models)"),
   };
   return *registry;
 }

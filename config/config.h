@@ -88,6 +88,7 @@ struct Config {
   int serve_io_threads = 2;
   int serve_max_in_flight = 256;  // requests in progress beyond which the server answers 503
   std::string serve_admin_token;  // bearer token of /admin; empty disables /admin
+  bool serve_batch_scoring = true;  // score concurrent recommendation requests in one pass
 };
 
 // One registered key.

@@ -44,6 +44,11 @@ class BprModel : public Model {
   void FinishLoad(int32_t users, int32_t items) override;
   void ResetUser(int32_t row) override;
   kernels::ItemMatrixView ItemVectors() const override { return items_.View(bias_.data()); }
+  bool QueryVector(const UserQuery& query, std::vector<float>* out) const override {
+    *out = QueryVectorFor(query);
+    return true;
+  }
+  kernels::ItemMatrixView ScoringMatrix() const override { return items_.View(bias_.data()); }
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;

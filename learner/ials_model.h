@@ -42,6 +42,12 @@ class IalsModel : public Model {
   void FinishLoad(int32_t users, int32_t items) override;
   void ResetUser(int32_t row) override;
   kernels::ItemMatrixView ItemVectors() const override { return items_.View(); }
+  bool QueryVector(const UserQuery& query, std::vector<float>* out) const override {
+    const float* row = users_.Row(query.user);
+    out->assign(row, row + users_.stride());
+    return true;
+  }
+  kernels::ItemMatrixView ScoringMatrix() const override { return items_.View(); }
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;

@@ -216,6 +216,22 @@ absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen
   return model_->Recommend(query, k, &out->items);
 }
 
+bool Learner::PrepareQuery(absl::string_view user, bool exclude_seen,
+                           absl::Span<const int32_t> also_exclude, std::vector<float>* vector,
+                           std::vector<int32_t>* exclude) const {
+  const int32_t row = users_.Find(user);
+  if (row == IdDictionary::kMissing || algorithm_ == "popularity") return false;
+  const UserHistory& history = histories_[row];
+  std::vector<int32_t> scratch, merged;
+  const absl::Span<const int32_t> seen =
+      exclude_seen ? history.Seen(&scratch) : absl::Span<const int32_t>();
+  const absl::Span<const int32_t> all = MergeSorted(seen, also_exclude, &merged);
+  const UserQuery query{row, history.Recent(config_.history_recent), all};
+  if (!model_->QueryVector(query, vector)) return false;
+  exclude->assign(all.begin(), all.end());
+  return true;
+}
+
 absl::Status Learner::Similar(absl::string_view item, int k, absl::Span<const int32_t> also_exclude,
                               std::vector<kernels::ScoredItem>* out) const {
   if (k < 1) return absl::InvalidArgumentError(absl::StrCat("k must be at least 1, got ", k));

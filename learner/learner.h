@@ -82,6 +82,15 @@ class Learner {
   absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
                          absl::Span<const int32_t> also_exclude, Recommendation* out) const;
 
+  // For batched serving: what Recommend() would score for a known user of an inner-product model —
+  // the query vector and the sorted exclusions (seen items if asked, plus `also_exclude`). False
+  // for an unknown user or a model that does not score by one inner product; call Recommend().
+  bool PrepareQuery(absl::string_view user, bool exclude_seen, absl::Span<const int32_t> also_exclude,
+                    std::vector<float>* vector, std::vector<int32_t>* exclude) const;
+  // The matrix PrepareQuery()'s vectors are scored against (valid until the learner changes).
+  kernels::ItemMatrixView ScoringMatrix() const { return model_->ScoringMatrix(); }
+  const kernels::Backend& backend() const { return *backend_; }
+
   // Items similar to `item`: by inner product of item vectors for embedding models, by
   // co-occurrence for cooc, by popularity for the popularity model. The item itself and
   // `also_exclude` (sorted) are left out. NotFound for an unknown item.

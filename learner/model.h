@@ -81,6 +81,14 @@ class Model {
   virtual void FinishLoad(int32_t /*users*/, int32_t /*items*/) {}
   // Returns a user row to its initial state (the row is being reused for a new user).
   virtual void ResetUser(int32_t /*row*/) {}
+  // For batched serving: writes the query vector Recommend() scores against ScoringMatrix()
+  // (stride floats, see kernels::ItemMatrixView) and returns true; false when the model does not
+  // score by one inner product (cooc, hybrid, popularity). Recommend() must then equal TopK of
+  // that vector over ScoringMatrix() with the query's exclusions.
+  virtual bool QueryVector(const UserQuery& /*query*/, std::vector<float>* /*out*/) const {
+    return false;
+  }
+  virtual kernels::ItemMatrixView ScoringMatrix() const { return {}; }
   // The item vectors, for export; rows == 0 when the model has none (cooc, popularity).
   virtual kernels::ItemMatrixView ItemVectors() const { return {}; }
   // A user's long-term vector (dim floats) for export, or null when the model has none.

@@ -156,34 +156,41 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   auto opts = std::make_shared<const ApiOptions>(std::move(options));
   Engine* e = &engine;
 
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  // Recommendations are answered asynchronously: the query waits to be scored in a batch with
+  // the concurrent ones (Engine::RecommendAsync) without holding an I/O thread.
+  FRESHET_RETURN_IF_ERROR(server.HandleAsync(
       "GET", "/v1/users/{user}/recommendations",
-      [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
-        const std::string& user = *req.Param("user");
-        FRESHET_ASSIGN_OR_RETURN(int k, IntParam(req, "k", opts->default_k, 1, opts->max_k));
-        FRESHET_ASSIGN_OR_RETURN(bool exclude_seen, BoolParam(req, "exclude_seen", true));
+      [e, opts](const HttpRequest& req, HttpResponder respond) {
+        std::string user = *req.Param("user");
+        auto k = IntParam(req, "k", opts->default_k, 1, opts->max_k);
+        if (!k.ok()) return respond(k.status());
+        auto exclude_seen = BoolParam(req, "exclude_seen", true);
+        if (!exclude_seen.ok()) return respond(exclude_seen.status());
         std::vector<std::string> exclude;
         if (const std::string* x = req.Query("exclude")) {
           exclude = absl::StrSplit(*x, ',', absl::SkipEmpty());
         }
-        RecommendResult result;
-        FRESHET_RETURN_IF_ERROR(e->RecommendFor(user, k, exclude_seen, exclude, &result));
-        JsonWriter w;
-        w.BeginObject();
-        w.Key("user").String(user);
-        WriteItems(w, result.items);
-        w.Key("source").String(result.personalized ? "personalized" : "popular");
-        w.Key("model_version").Int(result.model_version);
-        w.Key("user_events").Int(result.user.events);
-        w.Key("last_event_ts").Int(result.user.last_event_ts);
-        w.Key("applied_ms_ago");
-        if (result.user.applied_ms_ago >= 0) {
-          w.Double(result.user.applied_ms_ago);
-        } else {
-          w.Null();
-        }
-        w.EndObject();
-        return JsonOk(w);
+        e->RecommendAsync(
+            user, *k, *exclude_seen, exclude,
+            [user, respond = std::move(respond)](absl::StatusOr<RecommendResult> result) {
+              if (!result.ok()) return respond(result.status());
+              JsonWriter w;
+              w.BeginObject();
+              w.Key("user").String(user);
+              WriteItems(w, result->items);
+              w.Key("source").String(result->personalized ? "personalized" : "popular");
+              w.Key("model_version").Int(result->model_version);
+              w.Key("user_events").Int(result->user.events);
+              w.Key("last_event_ts").Int(result->user.last_event_ts);
+              w.Key("applied_ms_ago");
+              if (result->user.applied_ms_ago >= 0) {
+                w.Double(result->user.applied_ms_ago);
+              } else {
+                w.Null();
+              }
+              w.EndObject();
+              respond(JsonOk(w));
+            });
       }));
 
   FRESHET_RETURN_IF_ERROR(server.Handle(
@@ -352,6 +359,11 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   metrics.AddCallbackGauge("freshet_last_applied_age_seconds",
                            "seconds since an event was last learnt (-1: none yet)",
                            [e] { return e->stats().last_applied_ago_s; });
+  metrics.AddCallbackGauge("freshet_scoring_batches", "batched top-K passes over the items",
+                           [e] { return static_cast<double>(e->stats().scoring_batches); });
+  metrics.AddCallbackGauge("freshet_scoring_batched_queries",
+                           "recommendation queries answered by batched passes",
+                           [e] { return static_cast<double>(e->stats().scoring_queries); });
   metrics.AddCallbackGauge("freshet_resident_memory_bytes", "resident set size of the process",
                            [] { return ResidentBytes(); });
   if (opts->consumer_lag) {

@@ -80,6 +80,12 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
 }
 
 Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(scorer_mu_);
+    scorer_stop_ = true;
+  }
+  scorer_cv_.notify_all();
+  if (scorer_.joinable()) scorer_.join();
   persister_.reset();  // before the store it writes to
   store_.reset();
 }
@@ -154,12 +160,61 @@ std::vector<std::string> Engine::HiddenItems() const {
   return hidden_;
 }
 
+absl::Status Engine::ScoreBatched(ScoreRequest* request) const {
+  std::unique_lock<std::mutex> lock(batch_mu_);
+  batch_queue_.push_back(request);
+  while (!request->done) {
+    if (batch_running_) {
+      batch_cv_.wait(lock);
+      continue;
+    }
+    batch_running_ = true;
+    const size_t n = std::min(batch_queue_.size(), kMaxBatch);
+    std::vector<ScoreRequest*> batch(batch_queue_.begin(), batch_queue_.begin() + n);
+    batch_queue_.erase(batch_queue_.begin(), batch_queue_.begin() + n);
+    lock.unlock();
+    RunBatch(batch);
+    lock.lock();
+    for (ScoreRequest* r : batch) r->done = true;
+    batch_running_ = false;
+    batch_cv_.notify_all();
+  }
+  return request->status;
+}
+
+void Engine::RunBatch(const std::vector<ScoreRequest*>& batch) const {
+  int k = 1;
+  std::vector<kernels::TopKQuery> queries;
+  queries.reserve(batch.size());
+  for (const ScoreRequest* r : batch) {
+    k = std::max(k, r->k);
+    queries.push_back(kernels::TopKQuery{r->vector->data(), r->exclude});
+  }
+  std::vector<std::vector<kernels::ScoredItem>> results(batch.size());
+  absl::Status status;
+  {
+    std::shared_lock<RwLock> lock(mu_);
+    status = learner_->backend().TopK(learner_->ScoringMatrix(), queries, k, absl::MakeSpan(results));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i]->status = status;
+    std::vector<kernels::ScoredItem>& r = results[i];
+    if (r.size() > static_cast<size_t>(batch[i]->k)) r.resize(static_cast<size_t>(batch[i]->k));
+    batch[i]->out->swap(r);
+  }
+  scoring_batches_.fetch_add(1, std::memory_order_relaxed);
+  scoring_queries_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+}
+
 absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_seen,
                                   const std::vector<std::string>& exclude_items,
                                   RecommendResult* out) const {
+  if (k < 1) return absl::InvalidArgumentError(absl::StrCat("k must be at least 1, got ", k));
   out->items.clear();
   out->model_version = model_version();
-  learner::Recommendation rec;
+  std::vector<float> vector;
+  std::vector<int32_t> query_exclude;
+  std::vector<kernels::ScoredItem> scored;
   std::shared_lock<RwLock> lock(mu_);
   std::vector<int32_t> exclude = HiddenRowsLocked();
   for (const std::string& id : exclude_items) {
@@ -167,10 +222,26 @@ absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_se
     if (row != learner::IdDictionary::kMissing) exclude.push_back(row);
   }
   std::sort(exclude.begin(), exclude.end());
-  FRESHET_RETURN_IF_ERROR(learner_->Recommend(user, k, exclude_seen, exclude, &rec));
-  out->personalized = rec.personalized;
-  out->items.reserve(rec.items.size());
-  for (const kernels::ScoredItem& s : rec.items) {
+  if (options_.config.serve_batch_scoring &&
+      learner_->PrepareQuery(user, exclude_seen, exclude, &vector, &query_exclude)) {
+    // Scored with concurrent requests, outside this lock (the batch takes its own).
+    lock.unlock();
+    ScoreRequest request;
+    request.vector = &vector;
+    request.exclude = query_exclude;
+    request.k = k;
+    request.out = &scored;
+    FRESHET_RETURN_IF_ERROR(ScoreBatched(&request));
+    lock.lock();
+    out->personalized = true;
+  } else {
+    learner::Recommendation rec;
+    FRESHET_RETURN_IF_ERROR(learner_->Recommend(user, k, exclude_seen, exclude, &rec));
+    out->personalized = rec.personalized;
+    scored.swap(rec.items);
+  }
+  out->items.reserve(scored.size());
+  for (const kernels::ScoredItem& s : scored) {
     out->items.push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
   }
   const int32_t row = learner_->users().Find(user);
@@ -185,6 +256,110 @@ absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_se
                             : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
   }
   return absl::OkStatus();
+}
+
+void Engine::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
+                            const std::vector<std::string>& exclude_items,
+                            RecommendDone done) const {
+  if (k < 1) {
+    done(absl::InvalidArgumentError(absl::StrCat("k must be at least 1, got ", k)));
+    return;
+  }
+  auto request = std::make_unique<AsyncScore>();
+  bool batched = false;
+  {
+    std::shared_lock<RwLock> lock(mu_);
+    std::vector<int32_t> exclude = HiddenRowsLocked();
+    for (const std::string& id : exclude_items) {
+      const int32_t row = learner_->items().Find(id);
+      if (row != learner::IdDictionary::kMissing) exclude.push_back(row);
+    }
+    std::sort(exclude.begin(), exclude.end());
+    batched = options_.config.serve_batch_scoring &&
+              learner_->PrepareQuery(user, exclude_seen, exclude, &request->vector, &request->exclude);
+    if (batched) {
+      const int32_t row = learner_->users().Find(user);
+      const learner::UserHistory& h = learner_->history(row);
+      request->result.personalized = true;
+      request->result.user.known = true;
+      request->result.user.events = h.events();
+      request->result.user.last_event_ts = h.last_ts_ms();
+      request->result.user.applied_ms_ago =
+          h.applied_ns() == 0
+              ? -1
+              : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
+    }
+  }
+  if (!batched) {
+    RecommendResult result;
+    const absl::Status status = RecommendFor(user, k, exclude_seen, exclude_items, &result);
+    if (status.ok()) {
+      done(std::move(result));
+    } else {
+      done(status);
+    }
+    return;
+  }
+  request->k = k;
+  request->result.model_version = model_version();
+  request->done = std::move(done);
+  {
+    std::lock_guard<std::mutex> lock(scorer_mu_);
+    if (!scorer_.joinable() && !scorer_stop_) scorer_ = std::thread([this] { ScorerLoop(); });
+    scorer_queue_.push_back(std::move(request));
+  }
+  scorer_cv_.notify_one();
+}
+
+void Engine::ScorerLoop() const {
+  std::vector<std::unique_ptr<AsyncScore>> batch;
+  std::vector<kernels::TopKQuery> queries;
+  std::vector<std::vector<kernels::ScoredItem>> results;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(scorer_mu_);
+      scorer_cv_.wait(lock, [this] { return scorer_stop_ || !scorer_queue_.empty(); });
+      if (scorer_queue_.empty()) return;  // stopping, nothing left
+      const size_t n = std::min(scorer_queue_.size(), kMaxBatch);
+      batch.clear();
+      for (size_t i = 0; i < n; ++i) batch.push_back(std::move(scorer_queue_[i]));
+      scorer_queue_.erase(scorer_queue_.begin(), scorer_queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    int k = 1;
+    queries.clear();
+    for (const auto& r : batch) {
+      k = std::max(k, r->k);
+      queries.push_back(kernels::TopKQuery{r->vector.data(), r->exclude});
+    }
+    results.assign(batch.size(), {});
+    absl::Status status;
+    {
+      std::shared_lock<RwLock> lock(mu_);
+      status = learner_->backend().TopK(learner_->ScoringMatrix(), queries, k, absl::MakeSpan(results));
+      if (status.ok()) {
+        for (size_t i = 0; i < batch.size(); ++i) {
+          std::vector<ScoredId>& items = batch[i]->result.items;
+          const size_t n = std::min(results[i].size(), static_cast<size_t>(batch[i]->k));
+          items.reserve(n);
+          for (size_t j = 0; j < n; ++j) {
+            items.push_back(ScoredId{learner_->items().ExternalId(results[i][j].item),
+                                     results[i][j].score});
+          }
+        }
+      }
+    }
+    scoring_batches_.fetch_add(1, std::memory_order_relaxed);
+    scoring_queries_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+    for (auto& r : batch) {
+      if (status.ok()) {
+        r->done(std::move(r->result));
+      } else {
+        r->done(status);
+      }
+    }
+    // Now: the callbacks may hold what their callers own (an HTTP connection).
+    batch.clear();
+  }
 }
 
 absl::Status Engine::SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const {
@@ -347,6 +522,8 @@ EngineStats Engine::stats() const {
   s.events_malformed = malformed_.load(std::memory_order_relaxed);
   s.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);
   s.events_direct = direct_.load(std::memory_order_relaxed);
+  s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
+  s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);
   const int64_t applied_ns = last_applied_ns_.load(std::memory_order_relaxed);
   s.last_applied_ago_s =
       applied_ns == 0 ? -1 : static_cast<double>(absl::GetCurrentTimeNanos() - applied_ns) / 1e9;

@@ -23,6 +23,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -82,6 +83,8 @@ struct EngineStats {
   int64_t events_malformed = 0;  // summed over the sources
   int64_t events_direct = 0;     // learnt through ApplyDirect()
   int64_t latest_event_ts = 0;   // event time of the newest applied event (ms)
+  int64_t scoring_batches = 0;   // batched top-K passes over the items
+  int64_t scoring_queries = 0;   // recommendation queries answered by them
   double last_applied_ago_s = -1;  // wall time since an event was last applied; -1 none yet
   int64_t users = 0;
   int64_t items = 0;
@@ -145,6 +148,13 @@ class Engine {
   absl::Status RecommendFor(absl::string_view user, int k, bool exclude_seen,
                             const std::vector<std::string>& exclude_items,
                             RecommendResult* out) const;
+  // As RecommendFor, answered through `done` (called once, on the engine's scoring thread or the
+  // caller's): with serve.batch_scoring, queries of concurrent requests are scored together in
+  // one pass over the items by a dedicated thread, and the caller's thread is not held meanwhile.
+  using RecommendDone = std::function<void(absl::StatusOr<RecommendResult>)>;
+  void RecommendAsync(absl::string_view user, int k, bool exclude_seen,
+                      const std::vector<std::string>& exclude_items, RecommendDone done) const;
+
   // Items similar to `item` (see Learner::Similar), hidden items left out.
   absl::Status SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const;
   // Item availability: a hidden item is left out of every answer but keeps learning.
@@ -180,6 +190,31 @@ class Engine {
  private:
   explicit Engine(const EngineOptions& options) : options_(options) {}
   void ApplyLocked(absl::Span<const stream::Event> events);
+
+  // Batched scoring (flat combining): a request queues its query; whichever waiting request finds
+  // no batch running takes everything queued (up to kMaxBatch), scores it in one TopK call under
+  // the shared lock, and wakes the others. Requests arriving meanwhile form the next batch, so
+  // batches grow with load and no request waits for a timer.
+  struct ScoreRequest {
+    const std::vector<float>* vector = nullptr;
+    absl::Span<const int32_t> exclude;
+    int k = 0;
+    std::vector<kernels::ScoredItem>* out = nullptr;
+    absl::Status status;
+    bool done = false;
+  };
+  static constexpr size_t kMaxBatch = 256;
+  // A queued asynchronous request (RecommendAsync).
+  struct AsyncScore {
+    std::vector<float> vector;
+    std::vector<int32_t> exclude;
+    int k = 0;
+    RecommendResult result;  // user freshness filled in when queued
+    RecommendDone done;
+  };
+  void ScorerLoop() const;
+  absl::Status ScoreBatched(ScoreRequest* request) const;
+  void RunBatch(const std::vector<ScoreRequest*>& batch) const;
   // On the ingestion thread: performs a pending RestoreSnapshot().
   void ServeRestoreRequest();
   absl::Status RestoreOnIngestThread(const std::string& id);
@@ -222,6 +257,17 @@ class Engine {
   const kernels::Backend* backend_ = nullptr;
   std::atomic<int64_t> duplicates_{0};
   std::atomic<int64_t> direct_{0};
+  mutable std::mutex batch_mu_;
+  mutable std::condition_variable batch_cv_;
+  mutable std::vector<ScoreRequest*> batch_queue_;
+  mutable bool batch_running_ = false;
+  mutable std::atomic<int64_t> scoring_batches_{0};
+  mutable std::atomic<int64_t> scoring_queries_{0};
+  mutable std::mutex scorer_mu_;
+  mutable std::condition_variable scorer_cv_;
+  mutable std::vector<std::unique_ptr<AsyncScore>> scorer_queue_;
+  mutable bool scorer_stop_ = false;
+  mutable std::thread scorer_;  // started by the first RecommendAsync()
   std::atomic<int64_t> malformed_{0};
   std::atomic<int64_t> last_applied_ns_{0};
   mutable std::mutex hidden_mu_;

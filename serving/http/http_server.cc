@@ -91,6 +91,8 @@ class ServerCore {
   ~ServerCore() { Stop(); }
 
   absl::Status Handle(absl::string_view method, absl::string_view pattern, HttpHandler handler);
+  absl::Status HandleAsync(absl::string_view method, absl::string_view pattern,
+                           AsyncHttpHandler handler);
   absl::Status Start();
   void Stop();
 
@@ -359,6 +361,10 @@ class Session : public std::enable_shared_from_this<Session> {
           request.headers.emplace_back(ToStd(field.name_string()), ToStd(field.value()));
         }
         request.body = std::move(req.body());
+        if (match.route->async_handler) {
+          CallAsyncHandler(*match.route, request, route_index, start, req.version(), keep_alive);
+          return;  // answered later, on this session's strand
+        }
         response = CallHandler(*match.route, request);
         break;
       }
@@ -380,6 +386,33 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!result.ok()) return ResponseFromStatus(result.status());
     return std::move(*result);
+  }
+
+  void CallAsyncHandler(const Router::Route& route, const HttpRequest& request, int route_index,
+                        Clock::time_point start, unsigned version, bool keep_alive) {
+    auto self = shared_from_this();
+    // Whatever thread answers, the write happens on the session's strand; a second call is
+    // ignored, so a handler bug cannot write twice.
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    HttpResponder respond = [self, answered, route_index, start, version,
+                             keep_alive](absl::StatusOr<HttpResponse> result) {
+      if (answered->exchange(true)) return;
+      HttpResponse response = result.ok() ? *std::move(result) : ResponseFromStatus(result.status());
+      net::post(self->stream_.get_executor(), [self, route_index, start, version, keep_alive,
+                                               response = std::move(response)]() mutable {
+        self->server_->Record(route_index, response.status, start);
+        self->Write(std::move(response), version, keep_alive);
+      });
+    };
+    try {
+      route.async_handler(request, respond);
+    } catch (const std::exception& e) {
+      LogHandlerFailure(route, e.what());
+      respond(absl::InternalError("internal error"));
+    } catch (...) {
+      LogHandlerFailure(route, "unknown exception");
+      respond(absl::InternalError("internal error"));
+    }
   }
 
   void LogHandlerFailure(const Router::Route& route, absl::string_view what) {
@@ -491,6 +524,16 @@ absl::Status ServerCore::Handle(absl::string_view method, absl::string_view patt
         absl::StrCat("cannot add route ", method, " ", pattern, ": the server has started"));
   }
   return router_.Add(method, pattern, std::move(handler));
+}
+
+absl::Status ServerCore::HandleAsync(absl::string_view method, absl::string_view pattern,
+                                     AsyncHttpHandler handler) {
+  std::lock_guard lock(mu_);
+  if (state_ != State::kNew) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot add route ", method, " ", pattern, ": the server has started"));
+  }
+  return router_.AddAsync(method, pattern, std::move(handler));
 }
 
 absl::Status ServerCore::Start() {
@@ -698,6 +741,11 @@ HttpServer::~HttpServer() = default;
 absl::Status HttpServer::Handle(absl::string_view method, absl::string_view pattern,
                                 HttpHandler handler) {
   return impl_->Handle(method, pattern, std::move(handler));
+}
+
+absl::Status HttpServer::HandleAsync(absl::string_view method, absl::string_view pattern,
+                                     AsyncHttpHandler handler) {
+  return impl_->HandleAsync(method, pattern, std::move(handler));
 }
 
 absl::Status HttpServer::Start() { return impl_->Start(); }

@@ -73,6 +73,10 @@ class HttpServer {
 
   // Registers a route (Router::Add). FailedPrecondition once the server has started.
   absl::Status Handle(absl::string_view method, absl::string_view pattern, HttpHandler handler);
+  // Registers an asynchronous route (see AsyncHttpHandler): the I/O thread is free while the
+  // answer is being produced, e.g. while a request waits to be scored in a batch.
+  absl::Status HandleAsync(absl::string_view method, absl::string_view pattern,
+                           AsyncHttpHandler handler);
 
   // Binds, listens and starts the I/O threads. InvalidArgument for bad options or a bad bind
   // address; Unavailable naming the address when it cannot be bound (e.g. already in use);

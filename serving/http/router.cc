@@ -1,5 +1,7 @@
 #include "serving/http/router.h"
 
+#include "common/status_macros.h"
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -73,6 +75,20 @@ absl::Status Router::Add(absl::string_view method, absl::string_view pattern,
     }
   }
   routes_.push_back(std::move(route));
+  return absl::OkStatus();
+}
+
+absl::Status Router::AddAsync(absl::string_view method, absl::string_view pattern,
+                              AsyncHttpHandler handler) {
+  if (!handler) {
+    return absl::InvalidArgumentError(absl::StrCat("route ", method, " ", pattern,
+                                                   " has no handler"));
+  }
+  // The synchronous slot is never called for an asynchronous route.
+  FRESHET_RETURN_IF_ERROR(Add(method, pattern, [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+    return absl::InternalError("asynchronous route called synchronously");
+  }));
+  routes_.back().async_handler = std::move(handler);
   return absl::OkStatus();
 }
 

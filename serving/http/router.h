@@ -26,12 +26,19 @@ namespace freshet::serving {
 // non-OK status becomes a JSON error (ResponseFromStatus); an exception becomes a 500.
 using HttpHandler = std::function<absl::StatusOr<HttpResponse>(const HttpRequest&)>;
 
+// An asynchronous route handler: it returns at once and the answer comes later through the
+// responder, which must be called exactly once, from any thread. The request is valid only until
+// the handler returns (copy what is needed). The connection reads nothing more until answered.
+using HttpResponder = std::function<void(absl::StatusOr<HttpResponse>)>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
+
 class Router {
  public:
   struct Route {
     std::string method;
     std::string pattern;
     HttpHandler handler;
+    AsyncHttpHandler async_handler;  // set instead of `handler` by AddAsync()
     int index = 0;  // registration order, 0-based
     // Parsed pattern: one entry per segment; is_param[i] says whether segments[i] is a name.
     std::vector<std::string> segments;
@@ -56,6 +63,8 @@ class Router {
   // segment has unbalanced braces or an empty/duplicate parameter name; AlreadyExists when the
   // same method and pattern are registered twice.
   absl::Status Add(absl::string_view method, absl::string_view pattern, HttpHandler handler);
+  absl::Status AddAsync(absl::string_view method, absl::string_view pattern,
+                        AsyncHttpHandler handler);
 
   // Routes `path` (raw, still percent-encoded, without the query string). On kFound, *params
   // (cleared first) receives the decoded path parameters.
