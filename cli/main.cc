@@ -174,7 +174,11 @@ int main(int argc, char** argv) {
       "snapshot", "create | list | inspect | restore | delete | export snapshots of a data dir");
   snapshot_cmd->add_option("action", snapshot.action,
                            "create | list | inspect | restore | delete | export")->required();
-  snapshot_cmd->add_option("--data-dir", snapshot.data_dir, "state directory")->required();
+  snapshot_cmd->add_option("--data-dir", snapshot.data_dir, "state directory (offline)");
+  snapshot_cmd->add_option("--server", snapshot.server,
+                           "a running server's base URL, e.g. http://127.0.0.1:8080 (admin API)");
+  snapshot_cmd->add_option("--token", snapshot.token,
+                           "admin bearer token for --server (default: $FRESHET_ADMIN_TOKEN)");
   snapshot_cmd->add_option("--id", snapshot.id,
                            "snapshot id (create: optional name; export: default the live state)");
   snapshot_cmd->add_flag("--json", snapshot.json, "JSON output");

@@ -1,5 +1,6 @@
 // `freshet snapshot create|list|inspect|restore|delete|export`, offline on a data directory.
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "common/json_writer.h"
 #include "common/status_macros.h"
 #include "store/data_dir.h"
+#include "serving/http/http_client.h"
 #include "store/snapshot.h"
 
 namespace freshet::cli {
@@ -138,8 +140,56 @@ absl::Status Export(const SnapshotFlags& flags) {
   return absl::OkStatus();
 }
 
+// The same actions against a running server, through its admin API.
+absl::Status SnapshotOnServer(const SnapshotFlags& flags) {
+  std::string token = flags.token;
+  if (token.empty()) {
+    if (const char* env = std::getenv("FRESHET_ADMIN_TOKEN")) token = env;
+  }
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!token.empty()) headers.emplace_back("Authorization", absl::StrCat("Bearer ", token));
+  const std::string& a = flags.action;
+  std::string method = "GET", path;
+  if (a == "list") {
+    path = "/admin/snapshots";
+  } else if (a == "create") {
+    method = "POST";
+    path = "/admin/snapshots" + (flags.id.empty() ? std::string() : "?id=" + flags.id);
+  } else if (a == "inspect" || a == "delete" || a == "restore") {
+    if (flags.id.empty()) return absl::InvalidArgumentError(absl::StrCat("snapshot ", a, " needs --id ID"));
+    path = "/admin/snapshots/" + flags.id;
+    if (a == "delete") method = "DELETE";
+    if (a == "restore") {
+      method = "POST";
+      path += "/restore";
+    }
+  } else if (a == "export") {
+    return absl::InvalidArgumentError(
+        "export reads the files of a data directory: use --data-dir (it works beside a running server)");
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown snapshot action '", a, "'; valid: create, list, inspect, restore, delete, export"));
+  }
+  FRESHET_ASSIGN_OR_RETURN(serving::HttpClientResponse r,
+                           serving::HttpRequestOnce(flags.server, method, path, "", headers));
+  std::printf("%s\n", r.body.c_str());
+  if (r.status >= 200 && r.status < 300) return absl::OkStatus();
+  const std::string message = absl::StrCat(flags.server, " answered ", r.status);
+  switch (r.status) {
+    case 400: return absl::InvalidArgumentError(message);
+    case 401: case 403: return absl::PermissionDeniedError(
+        absl::StrCat(message, " (give the admin token: --token or FRESHET_ADMIN_TOKEN)"));
+    case 404: return absl::NotFoundError(message);
+    default: return absl::UnavailableError(message);
+  }
+}
+
 absl::Status Snapshot(const SnapshotFlags& flags) {
-  if (flags.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
+  if (!flags.server.empty()) {
+    if (!flags.data_dir.empty()) return absl::InvalidArgumentError("give --server or --data-dir, not both");
+    return SnapshotOnServer(flags);
+  }
+  if (flags.data_dir.empty()) return absl::InvalidArgumentError("--data-dir or --server is required");
   store::SnapshotStore snapshots(flags.data_dir);
   const std::string& action = flags.action;
   const bool needs_id = action == "inspect" || action == "restore" || action == "delete";

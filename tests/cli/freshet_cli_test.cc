@@ -1,6 +1,8 @@
 // End-to-end tests of the `freshet` binary: replay of MovieLens 100K with the shipped defaults,
 // generated streams, and clear errors with a non-zero exit for bad input.
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -223,6 +225,89 @@ TEST(FreshetCliTest, ServeInspectAndSnapshots) {
   r = Freshet("inspect --data-dir " + dir + "/nothing-here");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("no freshet state"), std::string::npos) << r.output;
+}
+
+// The operator's snapshot round trip: serve a stream, snapshot, go on with a second stream,
+// restore the snapshot, serve both again: the final counters equal an uninterrupted run's.
+TEST(FreshetCliTest, SnapshotRestoreThenResumeEqualsAnUninterruptedRun) {
+  const std::string dir = TempDir("roundtrip");
+  const std::string a = dir + "/a.jsonl", b = dir + "/b.jsonl";
+  ASSERT_EQ(Freshet("generate --events 8000 --users 200 --items 300 --seed 1 --output " + a).exit_code, 0);
+  ASSERT_EQ(Freshet("generate --events 6000 --users 200 --items 300 --seed 2 --output " + b).exit_code, 0);
+  const std::string both = " --source file:" + a + " --source file:" + b +
+                           " --format jsonl --exit-when-done --status-interval 0 --no-http";
+  auto events_of = [](const std::string& data_dir, const std::string& user) {
+    const Result r = Freshet("inspect --json --data-dir " + data_dir + " --user " + user);
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (r.exit_code != 0 || parser.parse(r.output.substr(r.output.find('{'))).get(doc)) return int64_t{-1};
+    return int64_t(doc["events"].get_int64().value());
+  };
+  const std::string straight = dir + "/straight";
+  ASSERT_EQ(Freshet("serve --data-dir " + straight + both).exit_code, 0);
+
+  const std::string data = dir + "/data";
+  Result r = Freshet("serve --data-dir " + data + " --source file:" + a +
+                     " --format jsonl --exit-when-done --status-interval 0 --no-http");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(Freshet("snapshot create --id after-a --data-dir " + data).exit_code, 0);
+  ASSERT_EQ(Freshet("serve --data-dir " + data + both).exit_code, 0);  // goes on with b
+  r = Freshet("snapshot restore --id after-a --data-dir " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Freshet("inspect --json --data-dir " + data);
+  EXPECT_NE(r.output.find("\"events_applied\":8000"), std::string::npos) << r.output;
+  r = Freshet("serve --data-dir " + data + both);  // resumes: a is done, b from its start
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"events_applied\":14000"), std::string::npos) << r.output;
+  for (const char* user : {"u0", "u1", "u17", "u150"}) {
+    EXPECT_EQ(events_of(data, user), events_of(straight, user)) << user;
+  }
+}
+
+// Snapshots of a running server through its admin API: `freshet snapshot ... --server URL`.
+TEST(FreshetCliTest, SnapshotsOfARunningServer) {
+  const std::string dir = TempDir("server_snapshots");
+  const std::string stream = dir + "/s.jsonl";
+  ASSERT_EQ(Freshet("generate --events 5000 --users 100 --items 200 --output " + stream).exit_code, 0);
+  const std::string out = dir + "/serve.out";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(out.c_str(), "w", stdout);
+    freopen((dir + "/serve.err").c_str(), "w", stderr);
+    execl(kFreshet.c_str(), kFreshet.c_str(), "serve", "--data-dir", (dir + "/data").c_str(),
+          "--source", ("file:" + stream).c_str(), "--format", "jsonl", "--port", "0",
+          "--status-interval", "0", "--set", "serve.admin_token=s3cret", nullptr);
+    _exit(127);
+  }
+  std::string url;
+  for (int i = 0; i < 200 && url.empty(); ++i) {
+    std::ifstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("http=", 0) == 0) url = "http://" + line.substr(5);
+    }
+    if (url.empty()) usleep(50000);
+  }
+  ASSERT_FALSE(url.empty()) << "serve did not print its address";
+  Result r = Freshet("snapshot create --id live1 --token s3cret --server " + url);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = Freshet("snapshot list --token s3cret --server " + url);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("live1"), std::string::npos) << r.output;
+  r = Freshet("snapshot restore --id live1 --token s3cret --server " + url);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = Freshet("snapshot list --token wrong --server " + url);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("token"), std::string::npos) << r.output;
+  r = Freshet("snapshot inspect --id nope --token s3cret --server " + url);
+  EXPECT_EQ(r.exit_code, 1);
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  r = Freshet("snapshot list --server http://127.0.0.1:1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
 }
 
 }  // namespace
