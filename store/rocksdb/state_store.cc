@@ -70,7 +70,7 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool compress) {
   rocksdb::ColumnFamilyOptions options;
   // Vectors of floats barely compress; ids and histories do.
   options.compression = compress ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
-  options.write_buffer_size = 64 << 20;
+  options.write_buffer_size = 32 << 20;
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 16 << 10;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -162,6 +162,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   // After a crash the log is replayed into memtables only (no table files written during open),
   // so a restart is ready sooner; the memtables are flushed later in the background.
   db_options.avoid_flush_during_recovery = true;
+  // What a restart after a crash must replay is bounded: beyond this much log the oldest
+  // memtables are flushed to table files.
+  db_options.max_total_wal_size = 64 << 20;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, FamilyOptions(false)},
