@@ -5,9 +5,11 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=${JOBS:-$(nproc)}
-cmake -S "$ROOT" -B "$ROOT/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRESHET_TSAN=ON \
+generator=(); command -v ninja >/dev/null && [[ ! -f "$ROOT/build-tsan/Makefile" ]] && generator=(-G Ninja)
+cmake -S "$ROOT" -B "$ROOT/build-tsan" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRESHET_TSAN=ON \
   -DFRESHET_CUDA=OFF -DFRESHET_BUILD_BENCHMARKS=OFF -DFRESHET_NATIVE=OFF >/dev/null
-ninja -C "$ROOT/build-tsan" -j "$JOBS" freshet_store_test freshet_serving_api_test freshet_serving_test
+cmake --build "$ROOT/build-tsan" -j "$JOBS" --target freshet_store_test freshet_serving_api_test \
+  freshet_serving_test
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 "$ROOT/build-tsan/tests/store/freshet_store_test" --gtest_filter='EngineTest.*'
 "$ROOT/build-tsan/tests/serving/freshet_serving_api_test"
