@@ -10,7 +10,7 @@ cmake -S "$ROOT" -B "$ROOT/build-tsan" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelW
   -DFRESHET_CUDA=OFF -DFRESHET_BUILD_BENCHMARKS=OFF -DFRESHET_NATIVE=OFF >/dev/null
 cmake --build "$ROOT/build-tsan" -j "$JOBS" --target freshet_store_test freshet_serving_api_test \
   freshet_serving_test
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan.supp ${TSAN_OPTIONS:-}"
 "$ROOT/build-tsan/tests/store/freshet_store_test" --gtest_filter='EngineTest.*'
 "$ROOT/build-tsan/tests/serving/freshet_serving_api_test"
 "$ROOT/build-tsan/tests/serving/freshet_serving_test"
