@@ -77,10 +77,10 @@ absl::Status Serve(const ServeFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<serving::Engine> engine,
                            serving::Engine::Open(options, backend.get()));
 
-  // The HTTP server starts as soon as the state is loaded, before file sources are read.
+  // The HTTP server, on the live engine, starts as soon as the state is loaded: before file
+  // sources are read and before Kafka assigns partitions.
   std::atomic<stream::KafkaEventSource*> kafka{nullptr};
   std::atomic<bool> sources_added{false};
-  // The HTTP server, on the live engine.
   serving::MetricsRegistry metrics;
   std::unique_ptr<stream::KafkaProducer> producer;
   std::unique_ptr<serving::HttpServer> server;
@@ -127,7 +127,6 @@ absl::Status Serve(const ServeFlags& flags) {
     std::printf("http=%s:%d\n", http.bind_address.c_str(), server->port());
     std::fflush(stdout);
   }
-
 
   for (const std::string& spec : flags.sources) {
     if (!absl::StartsWith(spec, "file:")) {

@@ -242,6 +242,8 @@ absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_se
   }
   out->items.reserve(scored.size());
   for (const kernels::ScoredItem& s : scored) {
+    // A snapshot restore between scoring and here may have swapped in a smaller catalog.
+    if (s.item >= learner_->items().size()) continue;
     out->items.push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
   }
   const int32_t row = learner_->users().Find(user);
