@@ -107,6 +107,15 @@ absl::Status Serve(const ServeFlags& flags) {
         for (const stream::Event& e : events) FRESHET_RETURN_IF_ERROR(p->ProduceEvent(topic, e));
         return p->Flush(absl::Seconds(10));
       };
+      api.partition_lag = [&kafka] {
+        std::vector<std::tuple<std::string, int32_t, int64_t>> lags;
+        stream::KafkaEventSource* k = kafka.load();
+        if (k == nullptr) return lags;
+        for (const stream::PartitionLag& lag : k->Lag()) {
+          if (lag.lag >= 0) lags.emplace_back(lag.topic, lag.partition, lag.lag);
+        }
+        return lags;
+      };
       api.consumer_lag = [&kafka] {
         int64_t total = 0;
         stream::KafkaEventSource* k = kafka.load();

@@ -256,7 +256,18 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         ready ? HttpResponse::Json(200, "{\"status\":\"ready\"}")
               : ErrorResponse(503, "waiting for the event sources (Kafka partition assignment)"));
   }));
-  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/metrics", [&metrics](const HttpRequest&) {
+  GaugeFamily* partition_lag =
+      opts->partition_lag
+          ? metrics.AddGaugeFamily("freshet_consumer_partition_lag_messages",
+                                   "Kafka messages not yet consumed, by assigned partition",
+                                   {"topic", "partition"})
+          : nullptr;
+  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/metrics", [&metrics, opts, partition_lag](const HttpRequest&) {
+    if (partition_lag != nullptr) {
+      for (const auto& [topic, partition, lag] : opts->partition_lag()) {
+        partition_lag->WithLabels({topic, absl::StrCat(partition)})->Set(static_cast<double>(lag));
+      }
+    }
     return absl::StatusOr<HttpResponse>(HttpResponse::Text(
         200, metrics.RenderText(), "text/plain; version=0.0.4; charset=utf-8"));
   }));

@@ -13,6 +13,7 @@
 #define FRESHET_SERVING_API_H_
 
 #include <functional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct ApiOptions {
   std::function<bool()> sources_ready;
   // Consumer lag summed over partitions, for /metrics; null when there is no broker.
   std::function<int64_t()> consumer_lag;
+  // Consumer lag of every assigned partition: (topic, partition, messages). Optional.
+  std::function<std::vector<std::tuple<std::string, int32_t, int64_t>>()> partition_lag;
   int max_k = 1000;
   int default_k = 20;
   config::Config config;  // event type weights, and GET /admin/config
