@@ -98,7 +98,10 @@ class BrokerProcess {
 };
 
 std::string WriteSmallLog(int lines) {
-  const std::string path = ::testing::TempDir() + "/freshet_kafka_cli_small.data";
+  // One file per test (CTest runs tests in parallel, each in its own process).
+  const std::string path = ::testing::TempDir() + "/freshet_kafka_cli_" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+                           std::to_string(lines) + "_" + std::to_string(getpid()) + ".data";
   std::ofstream out(path);
   for (int i = 0; i < lines; ++i) {
     out << (i % 13) + 1 << '\t' << (i % 29) + 1 << '\t' << 3 << '\t' << 880000000 + i << '\n';
