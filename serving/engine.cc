@@ -377,13 +377,30 @@ absl::Status Engine::SimilarTo(absl::string_view item, int k, std::vector<Scored
 
 absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& options) {
   const size_t batch = static_cast<size_t>(std::max(1, options_.config.serve_batch_events));
-  std::vector<stream::Event> polled, fresh;
+  std::vector<stream::Event> polled, pending;
   polled.reserve(batch);
-  fresh.reserve(batch);
+  // Accepted events wait here briefly so that a slow stream is learnt in groups, not a few events
+  // per lock acquisition (each one makes readers wait); everything pending is learnt before the
+  // persister records positions.
+  absl::Time pending_since;
+  auto apply_pending = [&] {
+    ApplyLocked(pending);
+    pending.clear();
+  };
   absl::Status failure;
   running_.store(true);
   while (!stop.load(std::memory_order_relaxed)) {
-    ServeRestoreRequest();
+    {
+      bool restore = false;
+      {
+        std::lock_guard<std::mutex> lock(restore_mu_);
+        restore = restore_pending_;
+      }
+      if (restore) {
+        apply_pending();  // a restore writes the state first; it must include what was accepted
+        ServeRestoreRequest();
+      }
+    }
     bool got_any = false;
     bool all_finished = true;
     for (size_t i = 0; i < sources_.size(); ++i) {
@@ -414,26 +431,32 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
       if (polled.empty()) continue;
       got_any = true;
       polled_.fetch_add(static_cast<int64_t>(polled.size()), std::memory_order_relaxed);
-      fresh.clear();
+      if (pending.empty()) pending_since = absl::Now();
+      const size_t before = pending.size();
       {
         std::lock_guard<std::mutex> lock(applied_mu_);
         for (stream::Event& e : polled) {
           e.position.stream += s.first_stream;
-          if (applied_.Accept(e.position)) fresh.push_back(std::move(e));
+          if (applied_.Accept(e.position)) pending.push_back(std::move(e));
         }
       }
-      duplicates_.fetch_add(static_cast<int64_t>(polled.size() - fresh.size()),
+      duplicates_.fetch_add(static_cast<int64_t>(polled.size() - (pending.size() - before)),
                             std::memory_order_relaxed);
       // The positions just accepted are recorded before their events are learnt; nothing reads
-      // them in between except the persister, below, on this same thread.
-      ApplyLocked(fresh);
+      // them in between except the persister, below, on this same thread, after applying them.
+      if (pending.size() >= kApplySlice) apply_pending();
     }
     if (!failure.ok()) break;
+    if (!pending.empty() &&
+        (all_finished || absl::Now() - pending_since >= kApplyDelay ||
+         (persister_ != nullptr && persister_->FlushDue()))) {
+      apply_pending();
+    }
     // Source counters belong to the polling thread; other threads read this copy.
     int64_t malformed = 0;
     for (const Source& src : sources_) malformed += src.source->stats().malformed;
     malformed_.store(malformed, std::memory_order_relaxed);
-    if (persister_ != nullptr) {
+    if (persister_ != nullptr && pending.empty()) {
       {
         std::shared_lock<RwLock> lock(mu_);
         std::lock_guard<std::mutex> positions(applied_mu_);
@@ -450,6 +473,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
       absl::SleepFor(absl::Milliseconds(1));
     }
   }
+  apply_pending();
   if (persister_ != nullptr) {
     std::shared_lock<RwLock> lock(mu_);
     std::lock_guard<std::mutex> positions(applied_mu_);

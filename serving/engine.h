@@ -186,6 +186,8 @@ class Engine {
 
   // Events learnt per exclusive-lock hold.
   static constexpr size_t kApplySlice = 512;
+  // The longest an accepted event waits to be learnt with the ones after it.
+  static constexpr absl::Duration kApplyDelay = absl::Milliseconds(2);
 
  private:
   explicit Engine(const EngineOptions& options) : options_(options) {}

@@ -75,6 +75,9 @@ class Persister {
   // every source name: for a new or reset store.
   void WriteIdentity(std::string algorithm, int dim, uint64_t fingerprint, std::string config_toml);
 
+  // True when the flush interval has passed since the last batch was queued.
+  bool FlushDue() const { return absl::Now() - last_flush_ >= options_.flush_interval; }
+
   PersisterStats stats() const;
   // Version of the latest queued batch (what serving reports as the model version).
   int64_t model_version() const { return queued_version_.load(std::memory_order_relaxed); }
