@@ -379,9 +379,10 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
   const size_t batch = static_cast<size_t>(std::max(1, options_.config.serve_batch_events));
   std::vector<stream::Event> polled, pending;
   polled.reserve(batch);
-  // Accepted events wait here briefly so that a slow stream is learnt in groups, not a few events
-  // per lock acquisition (each one makes readers wait); everything pending is learnt before the
-  // persister records positions.
+  // Accepted events wait here while more keep coming (at most kApplyDelay), so that a throttled
+  // or trickling stream is learnt in groups rather than a few events per lock acquisition (each
+  // makes readers wait); an idle stream's last events are learnt at once. Everything pending is
+  // learnt before the persister records positions.
   absl::Time pending_since;
   auto apply_pending = [&] {
     ApplyLocked(pending);
@@ -403,6 +404,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
     }
     bool got_any = false;
     bool all_finished = true;
+    bool throttled = false;  // a source held back by its rate has more to give
     for (size_t i = 0; i < sources_.size(); ++i) {
       Source& s = sources_[i];
       if (s.source->Finished()) continue;
@@ -415,11 +417,16 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
                             std::max(1.0, s.options.events_per_second / 20));
         s.last_refill = now;
         want = std::min(want, static_cast<size_t>(s.tokens));
-        if (want == 0) continue;
+        if (want == 0) {
+          throttled = true;
+          continue;
+        }
       }
       polled.clear();
-      // Wait briefly only when nothing else is pending, so one idle source does not stall others.
-      const absl::Duration wait = got_any ? absl::ZeroDuration() : absl::Milliseconds(5);
+      // Wait briefly only when nothing is waiting to be learnt, so an idle source neither stalls
+      // the others nor delays what was just accepted.
+      const absl::Duration wait =
+          got_any || !pending.empty() ? absl::ZeroDuration() : absl::Milliseconds(5);
       const absl::Status status = s.source->Poll(want, wait, &polled);
       if (!status.ok()) {
         source_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -447,8 +454,10 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
       if (pending.size() >= kApplySlice) apply_pending();
     }
     if (!failure.ok()) break;
+    // Learn now unless more is coming at once: a round that brought nothing new (the streams are
+    // idle: lowest latency), the delay bound, or a persister about to record positions.
     if (!pending.empty() &&
-        (all_finished || absl::Now() - pending_since >= kApplyDelay ||
+        ((!got_any && !throttled) || all_finished || absl::Now() - pending_since >= kApplyDelay ||
          (persister_ != nullptr && persister_->FlushDue()))) {
       apply_pending();
     }
