@@ -122,6 +122,7 @@ void Learner::Apply(const stream::Event& event) {
                          Admit(IdDictionary::Hash(event.item) * 0x9E3779B97F4A7C15ull);
     if (!user_in || !item_in) {
       ++events_filtered_;
+      globals_dirty_ = true;  // so the positions that include it are written too
       return;
     }
   }
@@ -279,14 +280,6 @@ StateChanges Learner::TakeChanges() {
                                      [this](int32_t row) { return !users_.IsLive(row); }),
                       changes.users.end());
   return changes;
-}
-
-void Learner::MarkAllChanged() {
-  for (int32_t row = 0; row < users_.size(); ++row) {
-    if (users_.IsLive(row)) dirty_users_.Mark(row);
-  }
-  dirty_items_.MarkAll(items_.size());
-  globals_dirty_ = true;
 }
 
 void Learner::EncodeUser(int32_t row, std::string* out) const {

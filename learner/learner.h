@@ -125,8 +125,6 @@ class Learner {
 
   // Rows changed since the previous call; clears the record.
   StateChanges TakeChanges();
-  // Marks every live row changed (a full write, e.g. into an empty store).
-  void MarkAllChanged();
   // The persisted form of a user (id and model row), of a user's history, of an item (id,
   // popularity and model row) and of the state shared by all rows.
   void EncodeUser(int32_t row, std::string* out) const;
@@ -181,7 +179,7 @@ class Learner {
   DirtyRows dirty_users_;
   DirtyRows dirty_items_;
   std::vector<int32_t> erased_users_;
-  bool globals_dirty_ = false;
+  bool globals_dirty_ = false;  // counters changed without any row (filtered events)
   int64_t popularity_rescales_ = 0;
   std::vector<std::string> loading_user_ids_;  // BeginLoad .. FinishLoad
   std::vector<std::string> loading_item_ids_;
