@@ -1,5 +1,9 @@
 #include "store/persister.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -7,6 +11,10 @@
 #include "common/log.h"
 
 namespace freshet::store {
+
+namespace {
+constexpr int kWriterNice = 10;
+}  // namespace
 
 Persister::Persister(BatchWriter* writer, const Options& options, int64_t model_version)
     : writer_(writer),
@@ -122,6 +130,8 @@ absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPo
 }
 
 void Persister::WriterLoop() {
+  // Writing is throughput work: on a busy machine the threads answering requests go first.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWriterNice);
   RateLimiter errors_logged(1, absl::Seconds(1));
   absl::Duration backoff = options_.min_backoff;
   std::unique_lock<std::mutex> lock(mu_);
