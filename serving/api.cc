@@ -328,7 +328,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
             doc["available"].get_bool().get(available) != simdjson::SUCCESS) {
           return absl::InvalidArgumentError("body must be {\"available\": true|false}");
         }
-        e->SetItemHidden(*req.Param("item"), !available);
+        FRESHET_RETURN_IF_ERROR(e->SetItemHidden(*req.Param("item"), !available));
         JsonWriter w;
         w.BeginObject().Key("item").String(*req.Param("item")).Key("available").Bool(available).EndObject();
         return JsonOk(w);

@@ -65,6 +65,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
       engine->applied_.Set(p.stream, p.partition, p.offset);
     }
     engine->stored_sources_ = meta.sources;
+    engine->hidden_ = meta.hidden_items;
+    std::sort(engine->hidden_.begin(), engine->hidden_.end());
     LogInfo(absl::StrCat("loaded ", engine->learner_->users().live(), " users, ",
                          engine->learner_->items().live(), " items, ",
                          engine->learner_->events_applied(), " events applied (model version ",
@@ -155,12 +157,23 @@ std::vector<int32_t> Engine::HiddenRowsLocked() const {
   return rows;
 }
 
-void Engine::SetItemHidden(const std::string& item, bool hidden) {
+absl::Status Engine::SetItemHidden(const std::string& item, bool hidden) {
+  std::lock_guard<std::mutex> store_lock(store_mu_);
   std::lock_guard<std::mutex> lock(hidden_mu_);
   auto it = std::lower_bound(hidden_.begin(), hidden_.end(), item);
   const bool present = it != hidden_.end() && *it == item;
-  if (hidden && !present) hidden_.insert(it, item);
-  if (!hidden && present) hidden_.erase(it);
+  if (hidden == present) return absl::OkStatus();
+  if (hidden) {
+    hidden_.insert(it, item);
+  } else {
+    hidden_.erase(it);
+  }
+  if (store_ == nullptr) return absl::OkStatus();
+  // Written at once (not with the next batch): availability is an operator's decision, not
+  // learnt state, and must survive a restart.
+  std::unique_ptr<store::StateBatch> batch = store_->NewBatch();
+  batch->PutHiddenItems(hidden_);
+  return store_->Write(batch.get());
 }
 
 std::vector<std::string> Engine::HiddenItems() const {
@@ -674,6 +687,11 @@ absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
   persist.flush_interval = absl::Milliseconds(options_.config.flush_interval_ms);
   persister_ = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
   FRESHET_RETURN_IF_ERROR(swapped);  // the old database is live again
+  {
+    std::lock_guard<std::mutex> lock(hidden_mu_);
+    hidden_ = meta.hidden_items;
+    std::sort(hidden_.begin(), hidden_.end());
+  }
   {
     std::unique_lock<RwLock> lock(mu_);
     std::lock_guard<std::mutex> positions(applied_mu_);

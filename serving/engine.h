@@ -158,7 +158,8 @@ class Engine {
   // Items similar to `item` (see Learner::Similar), hidden items left out.
   absl::Status SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const;
   // Item availability: a hidden item is left out of every answer but keeps learning.
-  void SetItemHidden(const std::string& item, bool hidden);
+  // Persisted at once with a data dir (and part of snapshots).
+  absl::Status SetItemHidden(const std::string& item, bool hidden);
   std::vector<std::string> HiddenItems() const;
   EngineStats stats() const;
   int64_t model_version() const;

@@ -125,6 +125,14 @@ void StateBatch::PutPosition(int32_t stream, int32_t partition, int64_t offset) 
   batch_.Put(meta_, PositionKey(stream, partition), Fixed(offset));
 }
 
+void StateBatch::PutHiddenItems(const std::vector<std::string>& items) {
+  std::string value;
+  ByteWriter w(&value);
+  w.PutVarint(items.size());
+  for (const std::string& item : items) w.PutString(item);
+  batch_.Put(meta_, "hidden", value);
+}
+
 void StateBatch::PutSource(int32_t stream, absl::string_view name) {
   batch_.Put(meta_, SourceKey(stream), ToSlice(name));
 }
@@ -303,6 +311,15 @@ absl::StatusOr<StoreMeta> StateStore::ReadMeta() const {
       meta.config_toml = std::string(value);
     } else if (key == "events_applied") {
       ok = r.Get(&meta.events_applied) && r.done();
+    } else if (key == "hidden") {
+      uint64_t n = 0;
+      ok = r.GetVarint(&n) && n <= (uint64_t{1} << 24);
+      for (uint64_t i = 0; ok && i < n; ++i) {
+        std::string item;
+        ok = r.GetString(&item);
+        meta.hidden_items.push_back(std::move(item));
+      }
+      ok = ok && r.done();
     } else if (key == "users") {
       ok = r.Get(&meta.users) && r.done();
     } else if (key == "items") {

@@ -3,8 +3,8 @@
 //   history  row -> Learner::EncodeHistory                       (counters, recent and seen items)
 //   items    row -> Learner::EncodeItem                          (external id, popularity, model row)
 //   meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
-//            "model_version", "format", "source/<stream>" (source name), "pos/<stream><partition>"
-//            (last applied offset)
+//            "model_version", "format", "hidden" (hidden items), "source/<stream>" (source name),
+//            "pos/<stream><partition>" (last applied offset)
 // Rows are keyed by their dense row so a load rebuilds the id dictionaries exactly (the external
 // id is inside the value); every value starts with a format version byte. One StateBatch is one
 // atomic RocksDB WriteBatch: the rows an interval changed together with the source positions of
@@ -49,6 +49,7 @@ struct StoreMeta {
   int64_t users = 0;  // live users
   int64_t items = 0;
   std::vector<std::string> sources;  // by stream index
+  std::vector<std::string> hidden_items;
   std::vector<StoredPosition> positions;
 };
 
@@ -65,6 +66,8 @@ class StateBatch {
   void PutPosition(int32_t stream, int32_t partition, int64_t offset);
   void PutSource(int32_t stream, absl::string_view name);
   void PutModelVersion(int64_t version);
+  // Items hidden from every answer (item availability), by external id.
+  void PutHiddenItems(const std::vector<std::string>& items);
   // Identity of the state: algorithm, dimension, a fingerprint of the configuration and its text.
   void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
                    absl::string_view config_toml);

@@ -199,6 +199,22 @@ TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {
   EXPECT_EQ((*reset)->AppliedOffset(0, 0), -1);
 }
 
+TEST_F(EngineTest, HiddenItemsSurviveARestart) {
+  const std::string dir = FreshDir("engine_hidden");
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(500, 20, 30, 4)).ok());
+    ASSERT_TRUE(engine->SetItemHidden("i3", true).ok());
+    ASSERT_TRUE(engine->SetItemHidden("i5", true).ok());
+    ASSERT_TRUE(engine->SetItemHidden("i5", false).ok());
+  }
+  auto engine = Open(dir);
+  EXPECT_EQ(engine->HiddenItems(), std::vector<std::string>{"i3"});
+  RecommendResult result;
+  ASSERT_TRUE(engine->RecommendFor("u1", 30, false, {}, &result).ok());
+  for (const ScoredId& s : result.items) EXPECT_NE(s.item, "i3");
+}
+
 TEST_F(EngineTest, ASecondProcessCannotOpenTheSameDataDirectory) {
   const std::string dir = FreshDir("engine_lock");
   auto first = Open(dir);
