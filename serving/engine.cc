@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -181,103 +182,39 @@ std::vector<std::string> Engine::HiddenItems() const {
   return hidden_;
 }
 
-absl::Status Engine::ScoreBatched(ScoreRequest* request) const {
-  std::unique_lock<std::mutex> lock(batch_mu_);
-  batch_queue_.push_back(request);
-  while (!request->done) {
-    if (batch_running_) {
-      batch_cv_.wait(lock);
-      continue;
-    }
-    batch_running_ = true;
-    const size_t n = std::min(batch_queue_.size(), kMaxBatch);
-    std::vector<ScoreRequest*> batch(batch_queue_.begin(), batch_queue_.begin() + n);
-    batch_queue_.erase(batch_queue_.begin(), batch_queue_.begin() + n);
-    lock.unlock();
-    RunBatch(batch);
-    lock.lock();
-    for (ScoreRequest* r : batch) r->done = true;
-    batch_running_ = false;
-    batch_cv_.notify_all();
-  }
-  return request->status;
-}
-
-void Engine::RunBatch(const std::vector<ScoreRequest*>& batch) const {
-  int k = 1;
-  std::vector<kernels::TopKQuery> queries;
-  queries.reserve(batch.size());
-  for (const ScoreRequest* r : batch) {
-    k = std::max(k, r->k);
-    queries.push_back(kernels::TopKQuery{r->vector->data(), r->exclude});
-  }
-  std::vector<std::vector<kernels::ScoredItem>> results(batch.size());
-  absl::Status status;
-  {
-    std::shared_lock<RwLock> lock(mu_);
-    status = learner_->backend().TopK(learner_->ScoringMatrix(), queries, k, absl::MakeSpan(results));
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    batch[i]->status = status;
-    std::vector<kernels::ScoredItem>& r = results[i];
-    if (r.size() > static_cast<size_t>(batch[i]->k)) r.resize(static_cast<size_t>(batch[i]->k));
-    batch[i]->out->swap(r);
-  }
-  scoring_batches_.fetch_add(1, std::memory_order_relaxed);
-  scoring_queries_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
-}
-
-absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_seen,
-                                  const std::vector<std::string>& exclude_items,
-                                  RecommendResult* out) const {
-  if (k < 1) return absl::InvalidArgumentError(absl::StrCat("k must be at least 1, got ", k));
-  out->items.clear();
-  out->model_version = model_version();
-  std::vector<float> vector;
-  std::vector<int32_t> query_exclude;
-  std::vector<kernels::ScoredItem> scored;
-  std::shared_lock<RwLock> lock(mu_);
+std::vector<int32_t> Engine::ExcludedRowsLocked(const std::vector<std::string>& exclude_items) const {
   std::vector<int32_t> exclude = HiddenRowsLocked();
   for (const std::string& id : exclude_items) {
     const int32_t row = learner_->items().Find(id);
     if (row != learner::IdDictionary::kMissing) exclude.push_back(row);
   }
   std::sort(exclude.begin(), exclude.end());
-  if (options_.config.serve_batch_scoring &&
-      learner_->PrepareQuery(user, exclude_seen, exclude, &vector, &query_exclude)) {
-    // Scored with concurrent requests, outside this lock (the batch takes its own).
-    lock.unlock();
-    ScoreRequest request;
-    request.vector = &vector;
-    request.exclude = query_exclude;
-    request.k = k;
-    request.out = &scored;
-    FRESHET_RETURN_IF_ERROR(ScoreBatched(&request));
-    lock.lock();
-    out->personalized = true;
-  } else {
-    learner::Recommendation rec;
-    FRESHET_RETURN_IF_ERROR(learner_->Recommend(user, k, exclude_seen, exclude, &rec));
-    out->personalized = rec.personalized;
-    scored.swap(rec.items);
-  }
-  out->items.reserve(scored.size());
-  for (const kernels::ScoredItem& s : scored) {
-    // A snapshot restore between scoring and here may have swapped in a smaller catalog.
-    if (s.item >= learner_->items().size()) continue;
-    out->items.push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
-  }
+  return exclude;
+}
+
+UserInfo Engine::UserInfoLocked(absl::string_view user) const {
+  UserInfo info;
   const int32_t row = learner_->users().Find(user);
-  out->user = UserInfo();
-  if (row != learner::IdDictionary::kMissing) {
-    const learner::UserHistory& h = learner_->history(row);
-    out->user.known = true;
-    out->user.events = h.events();
-    out->user.last_event_ts = h.last_ts_ms();
-    out->user.applied_ms_ago =
-        h.applied_ns() == 0 ? -1
-                            : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
-  }
+  if (row == learner::IdDictionary::kMissing) return info;
+  const learner::UserHistory& h = learner_->history(row);
+  info.known = true;
+  info.events = h.events();
+  info.last_event_ts = h.last_ts_ms();
+  info.applied_ms_ago =
+      h.applied_ns() == 0
+          ? -1
+          : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
+  return info;
+}
+
+absl::Status Engine::RecommendFor(absl::string_view user, int k, bool exclude_seen,
+                                  const std::vector<std::string>& exclude_items,
+                                  RecommendResult* out) const {
+  std::promise<absl::StatusOr<RecommendResult>> answer;
+  std::future<absl::StatusOr<RecommendResult>> result = answer.get_future();
+  RecommendAsync(user, k, exclude_seen, exclude_items,
+                 [&answer](absl::StatusOr<RecommendResult> r) { answer.set_value(std::move(r)); });
+  FRESHET_ASSIGN_OR_RETURN(*out, result.get());
   return absl::OkStatus();
 }
 
@@ -289,42 +226,33 @@ void Engine::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
     return;
   }
   auto request = std::make_unique<AsyncScore>();
-  bool batched = false;
-  {
-    std::shared_lock<RwLock> lock(mu_);
-    std::vector<int32_t> exclude = HiddenRowsLocked();
-    for (const std::string& id : exclude_items) {
-      const int32_t row = learner_->items().Find(id);
-      if (row != learner::IdDictionary::kMissing) exclude.push_back(row);
-    }
-    std::sort(exclude.begin(), exclude.end());
-    batched = options_.config.serve_batch_scoring &&
-              learner_->PrepareQuery(user, exclude_seen, exclude, &request->vector, &request->exclude);
-    if (batched) {
-      const int32_t row = learner_->users().Find(user);
-      const learner::UserHistory& h = learner_->history(row);
-      request->result.personalized = true;
-      request->result.user.known = true;
-      request->result.user.events = h.events();
-      request->result.user.last_event_ts = h.last_ts_ms();
-      request->result.user.applied_ms_ago =
-          h.applied_ns() == 0
-              ? -1
-              : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
-    }
-  }
-  if (!batched) {
-    RecommendResult result;
-    const absl::Status status = RecommendFor(user, k, exclude_seen, exclude_items, &result);
-    if (status.ok()) {
-      done(std::move(result));
-    } else {
-      done(status);
-    }
-    return;
-  }
   request->k = k;
   request->result.model_version = model_version();
+  {
+    std::shared_lock<RwLock> lock(mu_);
+    const std::vector<int32_t> exclude = ExcludedRowsLocked(exclude_items);
+    request->result.user = UserInfoLocked(user);
+    if (!options_.config.serve_batch_scoring ||
+        !learner_->PrepareQuery(user, exclude_seen, exclude, &request->vector, &request->exclude)) {
+      // Not an inner-product query (unknown user, cooc, hybrid, popularity): answered here.
+      learner::Recommendation rec;
+      const absl::Status status = learner_->Recommend(user, k, exclude_seen, exclude, &rec);
+      if (status.ok()) {
+        request->result.personalized = rec.personalized;
+        for (const kernels::ScoredItem& s : rec.items) {
+          request->result.items.push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
+        }
+      }
+      lock.unlock();
+      if (status.ok()) {
+        done(std::move(request->result));
+      } else {
+        done(status);
+      }
+      return;
+    }
+    request->result.personalized = true;
+  }
   request->done = std::move(done);
   {
     std::lock_guard<std::mutex> lock(scorer_mu_);
@@ -538,17 +466,8 @@ absl::Status Engine::Recommend(absl::string_view user, int k, bool exclude_seen,
 }
 
 UserInfo Engine::User(absl::string_view user) const {
-  UserInfo info;
   std::shared_lock<RwLock> lock(mu_);
-  const int32_t row = learner_->users().Find(user);
-  if (row == learner::IdDictionary::kMissing) return info;
-  const learner::UserHistory& h = learner_->history(row);
-  info.known = true;
-  info.events = h.events();
-  info.last_event_ts = h.last_ts_ms();
-  info.applied_ms_ago =
-      h.applied_ns() == 0 ? -1 : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
-  return info;
+  return UserInfoLocked(user);
 }
 
 void Engine::NotifyPersisted() {

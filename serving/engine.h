@@ -194,18 +194,10 @@ class Engine {
   explicit Engine(const EngineOptions& options) : options_(options) {}
   void ApplyLocked(absl::Span<const stream::Event> events);
 
-  // Batched scoring (flat combining): a request queues its query; whichever waiting request finds
-  // no batch running takes everything queued (up to kMaxBatch), scores it in one TopK call under
-  // the shared lock, and wakes the others. Requests arriving meanwhile form the next batch, so
-  // batches grow with load and no request waits for a timer.
-  struct ScoreRequest {
-    const std::vector<float>* vector = nullptr;
-    absl::Span<const int32_t> exclude;
-    int k = 0;
-    std::vector<kernels::ScoredItem>* out = nullptr;
-    absl::Status status;
-    bool done = false;
-  };
+  // Batched scoring: RecommendAsync() queues inner-product queries; the scoring thread
+  // (ScorerLoop) takes everything queued, up to kMaxBatch, scores it in one TopK call under the
+  // shared lock and answers each. Requests arriving meanwhile form the next batch, so batches
+  // grow with load and no request waits for a timer.
   static constexpr size_t kMaxBatch = 256;
   // A queued asynchronous request (RecommendAsync).
   struct AsyncScore {
@@ -216,8 +208,6 @@ class Engine {
     RecommendDone done;
   };
   void ScorerLoop() const;
-  absl::Status ScoreBatched(ScoreRequest* request) const;
-  void RunBatch(const std::vector<ScoreRequest*>& batch) const;
   // On the ingestion thread: performs a pending RestoreSnapshot().
   void ServeRestoreRequest();
   absl::Status RestoreOnIngestThread(const std::string& id);
@@ -260,10 +250,6 @@ class Engine {
   const kernels::Backend* backend_ = nullptr;
   std::atomic<int64_t> duplicates_{0};
   std::atomic<int64_t> direct_{0};
-  mutable std::mutex batch_mu_;
-  mutable std::condition_variable batch_cv_;
-  mutable std::vector<ScoreRequest*> batch_queue_;
-  mutable bool batch_running_ = false;
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};
   mutable std::mutex scorer_mu_;
@@ -275,8 +261,11 @@ class Engine {
   std::atomic<int64_t> last_applied_ns_{0};
   mutable std::mutex hidden_mu_;
   std::vector<std::string> hidden_;  // sorted ids
-  // Sorted rows of the hidden items known to the learner; call with mu_ held (shared).
+  // Call these with mu_ held (shared). Sorted rows of the hidden items known to the learner; the
+  // same plus the known ones of `exclude_items`; a user's freshness.
   std::vector<int32_t> HiddenRowsLocked() const;
+  std::vector<int32_t> ExcludedRowsLocked(const std::vector<std::string>& exclude_items) const;
+  UserInfo UserInfoLocked(absl::string_view user) const;
   std::atomic<int64_t> polled_{0};
   std::atomic<int64_t> source_errors_{0};
 };
