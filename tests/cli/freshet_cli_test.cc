@@ -12,28 +12,15 @@
 
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "tests/freshet_binary.h"
 
 namespace {
 
-const std::string kFreshet = FRESHET_BINARY_DIR "/cli/freshet";
 const std::string kMovieLens = FRESHET_SOURCE_DIR "/../shared/data/ml-100k/u.data";
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Result Freshet(const std::string& args) {
-  Result result;
-  FILE* pipe = popen((kFreshet + " " + args + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using freshet::testing::Freshet;
+using freshet::testing::kFreshet;
+using freshet::testing::Result;
 
 std::string TempDir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/freshet_cli_" + name;

@@ -15,25 +15,23 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
 #include "store/data_dir.h"
 #include "store/rocksdb/state_store.h"
 #include "stream/file_event_source.h"
+#include "tests/freshet_binary.h"
 #include "tests/store/test_util.h"
 
 namespace freshet {
 namespace {
 
-const std::string kFreshet = FRESHET_BINARY_DIR "/cli/freshet";
+using testing::kFreshet;
 
 int RunToCompletion(const std::vector<std::string>& args) {
-  std::string command = kFreshet;
-  for (const auto& a : args) command += " " + a;
-  command += " > /dev/null 2>&1";
-  const int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return testing::Freshet(absl::StrJoin(args, " ")).exit_code;
 }
 
 pid_t Spawn(const std::vector<std::string>& args) {

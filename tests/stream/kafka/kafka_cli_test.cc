@@ -17,29 +17,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/freshet_binary.h"
 #include "tests/stream/kafka/kafka_test_util.h"
 
 namespace freshet::stream {
 namespace {
 
-const std::string kFreshet = FRESHET_BINARY_DIR "/cli/freshet";
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Result Freshet(const std::string& args) {
-  Result result;
-  FILE* pipe = popen((kFreshet + " " + args + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using freshet::testing::Freshet;
+using freshet::testing::kFreshet;
+using freshet::testing::Result;
 
 // `freshet broker ARGS` as a child process whose stdout the test reads.
 class BrokerProcess {
