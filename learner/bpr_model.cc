@@ -270,7 +270,11 @@ absl::Status BprModel::DecodeItem(int32_t row, absl::string_view in) {
   return absl::OkStatus();
 }
 
-void BprModel::FinishLoad(int32_t, int32_t) {}  // the sampler rebuilds from popularity on use
+void BprModel::FinishLoad(int32_t, int32_t, int64_t events) {
+  // The sampler's table is rebuilt from the loaded popularity on the next event, and from then
+  // on as rarely as after `events` events in one run (not as often as at a stream's start).
+  sampler_.Resume(events);
+}
 
 void BprModel::ResetUser(int32_t row) {
   std::fill_n(users_.Row(row), stride_, 0.0f);

@@ -41,7 +41,7 @@ class BprModel : public Model {
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
-  void FinishLoad(int32_t users, int32_t items) override;
+  void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   kernels::ItemMatrixView ItemVectors() const override { return items_.View(bias_.data()); }
   bool QueryVector(const UserQuery& query, std::vector<float>* out) const override {

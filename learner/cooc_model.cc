@@ -135,7 +135,7 @@ absl::Status CoocModel::DecodeItem(int32_t row, absl::string_view in) {
   return absl::OkStatus();
 }
 
-void CoocModel::FinishLoad(int32_t, int32_t) {
+void CoocModel::FinishLoad(int32_t, int32_t, int64_t) {
   pairs_ = 0;
   for (const auto& map : neighbours_) pairs_ += static_cast<int64_t>(map.size());
 }

@@ -31,7 +31,7 @@ class CoocModel : public Model {
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
   // Recounts the stored pairs.
-  void FinishLoad(int32_t users, int32_t items) override;
+  void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   int64_t BytesPerItem() const override;
 
   int64_t stored_pairs() const { return pairs_; }

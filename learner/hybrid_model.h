@@ -35,9 +35,9 @@ class HybridModel : public Model {
     return bpr_.DecodeUser(row, in);
   }
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
-  void FinishLoad(int32_t users, int32_t items) override {
-    bpr_.FinishLoad(users, items);
-    cooc_.FinishLoad(users, items);
+  void FinishLoad(int32_t users, int32_t items, int64_t events) override {
+    bpr_.FinishLoad(users, items, events);
+    cooc_.FinishLoad(users, items, events);
   }
   void ResetUser(int32_t row) override { bpr_.ResetUser(row); }
   kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }

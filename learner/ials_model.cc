@@ -187,7 +187,7 @@ absl::Status IalsModel::DecodeItem(int32_t row, absl::string_view in) {
   return absl::OkStatus();
 }
 
-void IalsModel::FinishLoad(int32_t users, int32_t items) {
+void IalsModel::FinishLoad(int32_t users, int32_t items, int64_t) {
   std::fill(user_gram_.begin(), user_gram_.end(), 0.0);
   std::fill(item_gram_.begin(), item_gram_.end(), 0.0);
   users_in_gram_ = 0;

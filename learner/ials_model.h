@@ -39,7 +39,7 @@ class IalsModel : public Model {
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
   // Rebuilds both Gramians from the loaded rows.
-  void FinishLoad(int32_t users, int32_t items) override;
+  void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   kernels::ItemMatrixView ItemVectors() const override { return items_.View(); }
   bool QueryVector(const UserQuery& query, std::vector<float>* out) const override {

@@ -437,7 +437,7 @@ absl::Status Learner::FinishLoad() {
   items_.Restore(std::move(loading_item_ids_));
   loading_user_ids_.clear();
   loading_item_ids_.clear();
-  model_->FinishLoad(users, catalog_);
+  model_->FinishLoad(users, catalog_, events_applied_);
   popularity_rescales_ = popularity_.rescales();
   return absl::OkStatus();
 }

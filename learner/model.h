@@ -77,8 +77,9 @@ class Model {
     return absl::OkStatus();
   }
   // Every row was decoded; rebuilds derived state (Gramians, norms, sampling tables). `users` and
-  // `items` are the rows in use (items: the catalog).
-  virtual void FinishLoad(int32_t /*users*/, int32_t /*items*/) {}
+  // `items` are the rows in use (items: the catalog); `events` is how many events the loaded state
+  // has learnt (schedules that depend on the stream's length continue from there).
+  virtual void FinishLoad(int32_t /*users*/, int32_t /*items*/, int64_t /*events*/) {}
   // Returns a user row to its initial state (the row is being reused for a new user).
   virtual void ResetUser(int32_t /*row*/) {}
   // For batched serving: writes the query vector Recommend() scores against ScoringMatrix()

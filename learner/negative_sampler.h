@@ -3,6 +3,7 @@
 #ifndef FRESHET_LEARNER_NEGATIVE_SAMPLER_H_
 #define FRESHET_LEARNER_NEGATIVE_SAMPLER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -19,6 +20,14 @@ class NegativeSampler {
   // Call once per event. Rebuilds the table when enough events arrived since the last build: early
   // in a stream (when the catalog changes fast) often, later at most every 256k events.
   void Observe(const Popularity& popularity, int32_t catalog_size);
+  // Continues after a restart from state that has learnt `events` events: the next Observe()
+  // rebuilds, and later rebuilds follow the schedule of a stream `events` long (a rebuild is
+  // O(catalog) on the learning thread; a restarted sampler must not go back to rebuilding every
+  // few events).
+  void Resume(int64_t events) {
+    events_ = std::max<int64_t>(events, 0);
+    next_rebuild_ = 0;
+  }
 
   // A random item row; -1 while nothing has been observed.
   int32_t Sample(Rng& rng) const { return Resolve(static_cast<uint32_t>(rng.Next() >> 32)); }

@@ -1,5 +1,6 @@
 #include "serving/engine.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -263,6 +264,7 @@ void Engine::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
 }
 
 void Engine::ScorerLoop() const {
+  pthread_setname_np(pthread_self(), "freshet-score");
   std::vector<std::unique_ptr<AsyncScore>> batch;
   std::vector<kernels::TopKQuery> queries;
   std::vector<std::vector<kernels::ScoredItem>> results;
@@ -342,6 +344,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
   // Requests go first when the cores are short: a little below them, the learner catches up in
   // the gaps (batches grow, so the throughput stays) instead of delaying answers.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kIngestNice);
+  pthread_setname_np(pthread_self(), "freshet-learn");
   while (!stop.load(std::memory_order_relaxed)) {
     {
       bool restore = false;

@@ -5,7 +5,8 @@
 # the machine's cores. Prints one JSON line: QPS, latency percentiles, and the server's CPU
 # seconds per request (from /proc, so the share wrk takes is not counted).
 #   benchmarks/serving/load.sh [ITEMS=10000] [SECONDS=10] [CONNECTIONS=32] [RATE=20000]
-# Environment: WRK_THREADS (1), SERVE_SET (extra --set key=value for serve, space-separated).
+# Environment: WRK_THREADS (1), SERVE_SET (extra --set key=value for serve, space-separated),
+# FRESHET (the binary; default build/cli/freshet).
 set -euo pipefail
 ITEMS=${1:-10000}
 DURATION=${2:-10}
@@ -13,7 +14,7 @@ CONNS=${3:-32}
 RATE=${4:-20000}
 USERS=50000
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-F=$ROOT/build/cli/freshet
+F=${FRESHET:-$ROOT/build/cli/freshet}
 W=$(mktemp -d /tmp/freshet-load.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 # Warm-up stream: every item and user seen; then a live stream the learner consumes under load.

@@ -9,6 +9,8 @@
 // references to its sessions so Stop() can close the idle ones and wait for the busy ones.
 #include "serving/http/http_server.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -590,6 +592,7 @@ absl::Status ServerCore::Start() {
   threads_.reserve(static_cast<size_t>(o.io_threads));
   for (int i = 0; i < o.io_threads; ++i) {
     threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "freshet-http");
       // Handlers catch their exceptions; this is the last line for anything else.
       for (;;) {
         try {

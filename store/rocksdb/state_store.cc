@@ -159,11 +159,12 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   store->options_ = options;
 
   rocksdb::DBOptions db_options;
-  // Flushes and compactions are background work: below the threads that serve requests.
+  // Flushes and compactions are background work: they run when nothing else wants the cores
+  // (RocksDB's kIdle is SCHED_IDLE).
   db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
-                                             rocksdb::CpuPriority::kLow).PermitUncheckedError();
+                                             rocksdb::CpuPriority::kIdle).PermitUncheckedError();
   db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH,
-                                             rocksdb::CpuPriority::kLow).PermitUncheckedError();
+                                             rocksdb::CpuPriority::kIdle).PermitUncheckedError();
   db_options.create_if_missing = options.create_if_missing && !options.read_only;
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;

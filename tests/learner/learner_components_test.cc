@@ -217,6 +217,27 @@ TEST(NegativeSamplerTest, FollowsPopularityToThePowerAlpha) {
   EXPECT_NEAR(sampler.Probability(2), 5.0 / 9, 0.01);
 }
 
+TEST(NegativeSamplerTest, AResumedSamplerKeepsTheScheduleOfALongStream) {
+  // A restarted learner must not rebuild the O(catalog) table every few events as at a stream's
+  // start: after Resume(n) it rebuilds at once, then not again for about n/8 events.
+  Popularity pop(0);
+  pop.Resize(2);
+  for (int i = 0; i < 3; ++i) pop.Add(1, 1.0f, 0);  // counts 0, 3 -> weights 1, 4 at alpha 1
+  NegativeSampler resumed(1.0f);
+  NegativeSampler fresh(1.0f);
+  resumed.Resume(1000000);
+  resumed.Observe(pop, 2);
+  fresh.Observe(pop, 2);
+  EXPECT_NEAR(resumed.Probability(1), 0.8, 0.01);
+  for (int i = 0; i < 95; ++i) pop.Add(0, 1.0f, 0);  // counts 95, 3 -> weights 96, 4
+  for (int i = 0; i < 1000; ++i) {
+    resumed.Observe(pop, 2);
+    fresh.Observe(pop, 2);
+  }
+  EXPECT_NEAR(resumed.Probability(1), 0.8, 0.01);  // not rebuilt yet
+  EXPECT_NEAR(fresh.Probability(1), 0.04, 0.01);   // rebuilt early in its stream
+}
+
 TEST(NegativeSamplerTest, EmptyUntilObserved) {
   NegativeSampler sampler(1.0f);
   Rng rng(1);
