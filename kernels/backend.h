@@ -15,6 +15,8 @@
 
 namespace freshet::kernels {
 
+class BprTrainer;  // kernels/cuda/bpr_trainer.h
+
 // A read-only view of `rows` item vectors of `dim` floats, row i at `vectors + i * stride`
 // (stride >= dim, in floats), plus an optional additive per-item term (`bias`, `rows` floats,
 // may be null). Score(q, i) = dot(q, vectors[i]) + bias[i].
@@ -67,6 +69,11 @@ class Backend {
   virtual absl::Status TopKFromScores(const float* scores, int64_t n,
                                       absl::Span<const int32_t> exclude, int k,
                                       std::vector<ScoredItem>* result) const = 0;
+
+  // A trainer that learns bpr micro-batches of width `dim` on this backend's device (see
+  // kernels/cuda/bpr_trainer.h); Unimplemented for a backend that learns on the host, event by
+  // event (the CPU).
+  virtual absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(int dim) const;
 };
 
 // Creates a backend by name: "cpu"; "cuda" (Unavailable when CUDA was not compiled in or no device

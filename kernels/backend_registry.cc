@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "kernels/backend.h"
 #include "kernels/cpu_backend.h"
+#include "kernels/cuda/bpr_trainer.h"
 
 #ifndef FRESHET_HAVE_CUDA
 #error "FRESHET_HAVE_CUDA must be defined (0 or 1) by kernels/CMakeLists.txt"
@@ -41,6 +42,11 @@ void SetNote(std::string* note, std::string text) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<BprTrainer>> Backend::NewBprTrainer(int /*dim*/) const {
+  return absl::UnimplementedError(
+      absl::StrCat("the ", Name(), " backend learns on the host, one event at a time"));
+}
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, std::string* note) {
   if (name == "cpu") {

@@ -78,24 +78,32 @@ absl::Status RunBprBatch(const CudaContext& context, const BprDeviceModel& model
     }
   }
   std::vector<int32_t> distinct_users, user_slots, distinct_items, cand_slots;
-  AssignSlots(user_rows, &distinct_users, &user_slots);
+  if (params.user_weight > 0) {
+    AssignSlots(user_rows, &distinct_users, &user_slots);
+  } else {
+    user_slots.assign(user_rows.size(), -1);  // users are not learnt
+  }
   AssignSlots(cand_rows, &distinct_items, &cand_slots);
   const int64_t num_user_slots = static_cast<int64_t>(distinct_users.size());
   const int64_t num_item_slots = static_cast<int64_t>(distinct_items.size());
 
   // One upload of all integers and one of all floats.
   std::vector<int32_t> ints;
-  ints.reserve(static_cast<size_t>(2 * b + 2 * b * m + num_user_slots + num_item_slots));
+  const int64_t w = batch.window;
+  ints.reserve(
+      static_cast<size_t>(2 * b + 2 * b * m + num_user_slots + num_item_slots + b * w));
   for (const auto* part :
        {&user_rows, &user_slots, &cand_rows, &cand_slots, &distinct_users, &distinct_items}) {
     ints.insert(ints.end(), part->begin(), part->end());
   }
+  ints.insert(ints.end(), batch.context.begin(), batch.context.end());
   std::vector<float> floats(batch.log_q.begin(), batch.log_q.end());
   if (batch.weights.empty()) {
     floats.insert(floats.end(), static_cast<size_t>(b), 1.0f);
   } else {
     floats.insert(floats.end(), batch.weights.begin(), batch.weights.end());
   }
+  floats.insert(floats.end(), batch.context_weights.begin(), batch.context_weights.end());
   const int64_t grad_floats = (num_user_slots + num_item_slots) * dim + num_item_slots;
   FRESHET_ASSIGN_OR_RETURN(DeviceBuffer<int32_t> ints_device,
                            context.Allocate<int32_t>(static_cast<int64_t>(ints.size())));
@@ -123,8 +131,13 @@ absl::Status RunBprBatch(const CudaContext& context, const BprDeviceModel& model
   d.slot_user_rows = next_int;
   next_int += num_user_slots;
   d.slot_item_rows = next_int;
+  next_int += num_item_slots;
+  d.window = batch.window;
+  d.context = next_int;
   d.log_q = floats_device.data();
   d.weights = floats_device.data() + b * m;
+  d.context_weights = floats_device.data() + b * m + b;
+  d.user_weight = params.user_weight;
   d.num_user_slots = num_user_slots;
   d.num_item_slots = num_item_slots;
   d.user_grad = grads.data();

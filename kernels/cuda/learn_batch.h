@@ -18,18 +18,21 @@ namespace freshet::kernels {
 // ---------------------------------------------------------------------------------------------
 // bpr: sampled softmax with logQ correction, row-wise Adagrad.
 //
-// Event e has a user row u, a positive item row i and `num_negatives` negative item rows (a slot
-// holding -1 is empty). Its candidates are c = 0 (the positive) and c = 1 .. num_negatives (the
-// non-empty negatives). With p = users[u] and q_c, b_c the candidate's item row and bias, all read
-// from the state BEFORE the batch:
+// Event e has a user row u, a positive item row i, `num_negatives` negative item rows (a slot
+// holding -1 is empty) and `window` context item rows j_k with weights w_k (the user's latest
+// items, newest first; -1 = empty). Its candidates are c = 0 (the positive) and c = 1 ..
+// num_negatives (the non-empty negatives). With a = params.user_weight and q_c, b_c the
+// candidate's item row and bias, all read from the state BEFORE the batch:
 //
+//   p   = a * users[u] + sum_k w_k items[j_k]          (the query: long- plus short-term part)
 //   x_c = dot(p, q_c) + b_c - log_q[e][c]             (log_q: the sampling correction)
 //   s_c = exp(x_c - max_c x_c) / sum_c exp(x_c - max_c x_c)
 //   g_c = weight[e] * (s_c - [c == 0])                (d loss / d x_c, loss = -weight * log s_0)
 //
 // Gradients accumulate over the whole batch per distinct row:
-//   GU[u]  += sum_c g_c q_c        GI[i_c] += g_c p        GB[i_c] += g_c
-// so a row that appears several times (the same user in two events, an item that is a positive
+//   GU[u]  += a * sum_c g_c q_c    GI[i_c] += g_c p        GB[i_c] += g_c
+// (context rows get no gradient of their own: they are item rows, which learn as candidates; with
+// a == 0 user rows are not updated at all). A row that appears several times (the same user in two events, an item that is a positive
 // here and a negative there, the same negative twice) gets the SUM of its gradients. Then every
 // distinct row that appears in the batch is updated exactly once (Adagrad, decoupled weight decay):
 //   acc += |G|^2 / dim;  step = lr / sqrt(acc + epsilon);  row = (1 - step * l2) * row - step * G
@@ -47,6 +50,11 @@ struct BprBatch {
   absl::Span<const float> log_q;
   absl::Span<const float> weights;  // B event weights, or empty: every weight is 1
   int num_negatives = 0;
+  // B * window context item rows (newest first, -1 = empty) and their weights w_k; both empty
+  // when window == 0.
+  absl::Span<const int32_t> context;
+  absl::Span<const float> context_weights;
+  int window = 0;
   int64_t size() const { return static_cast<int64_t>(users.size()); }
 };
 
@@ -54,11 +62,13 @@ struct BprParams {
   float lr = 0.05f;
   float l2 = 0.0f;
   float epsilon = 1e-6f;
+  float user_weight = 1.0f;  // a: weight of the user's own vector in the query
 };
 
 // The bpr state: user vectors and their row-wise Adagrad accumulators; item vectors, their
-// accumulators, biases and bias accumulators. users: num_users * dim; user_acc: num_users;
-// items: num_items * dim; item_acc, bias, bias_acc: num_items.
+// accumulators, biases and bias accumulators. users: num_users rows; user_acc: num_users;
+// items: num_items rows; item_acc, bias, bias_acc: num_items. Vector rows are `stride` floats
+// apart (0 means dim: the device layout; host tables may pad rows, and padding is not touched).
 struct BprTables {
   float* users = nullptr;
   float* user_acc = nullptr;
@@ -69,15 +79,19 @@ struct BprTables {
   int64_t num_users = 0;
   int64_t num_items = 0;
   int dim = 0;
+  int64_t stride = 0;
+  int64_t row_stride() const { return stride > 0 ? stride : dim; }
 };
 
-// The most candidates (1 + num_negatives) an event may have.
+// The most candidates (1 + num_negatives) an event may have, and the longest context.
 inline constexpr int kMaxBprCandidates = 1025;
+inline constexpr int kMaxBprWindow = 1024;
 
-// InvalidArgument unless: dim >= 1; 0 <= num_negatives < kMaxBprCandidates; the spans have the
-// sizes above; every user row is in [0, num_users); every positive in [0, num_items); every
-// negative is -1 or in [0, num_items); every weight and log_q entry of a used slot is finite;
-// lr > 0, l2 >= 0, epsilon > 0.
+// InvalidArgument unless: dim >= 1; 0 <= num_negatives < kMaxBprCandidates; 0 <= window <=
+// kMaxBprWindow; the spans have the sizes above; every user row is in [0, num_users); every
+// positive in [0, num_items); every negative and context row is -1 or in [0, num_items); every
+// weight, context weight and log_q entry of a used slot is finite; lr > 0, l2 >= 0, epsilon > 0,
+// user_weight >= 0 and finite.
 absl::Status ValidateBprBatch(const BprBatch& batch, const BprParams& params, int64_t num_users,
                               int64_t num_items, int dim);
 

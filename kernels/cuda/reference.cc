@@ -28,19 +28,30 @@ absl::Status ValidateBprBatch(const BprBatch& batch, const BprParams& params, in
                                                    kMaxBprCandidates - 1, "], got ",
                                                    batch.num_negatives));
   }
-  if (!(params.lr > 0) || !(params.l2 >= 0) || !(params.epsilon > 0)) {
-    return absl::InvalidArgumentError("bpr: need lr > 0, l2 >= 0 and epsilon > 0");
+  if (batch.window < 0 || batch.window > kMaxBprWindow) {
+    return absl::InvalidArgumentError(absl::StrCat("bpr: window must be in [0, ", kMaxBprWindow,
+                                                   "], got ", batch.window));
+  }
+  if (!(params.lr > 0) || !(params.l2 >= 0) || !(params.epsilon > 0) ||
+      !(params.user_weight >= 0) || !std::isfinite(params.user_weight)) {
+    return absl::InvalidArgumentError(
+        "bpr: need lr > 0, l2 >= 0, epsilon > 0 and a finite user_weight >= 0");
   }
   const int64_t b = batch.size();
   const int64_t m = 1 + batch.num_negatives;
+  const int64_t w = batch.window;
   if (static_cast<int64_t>(batch.positives.size()) != b ||
       static_cast<int64_t>(batch.negatives.size()) != b * batch.num_negatives ||
       static_cast<int64_t>(batch.log_q.size()) != b * m ||
-      (!batch.weights.empty() && static_cast<int64_t>(batch.weights.size()) != b)) {
+      (!batch.weights.empty() && static_cast<int64_t>(batch.weights.size()) != b) ||
+      static_cast<int64_t>(batch.context.size()) != b * w ||
+      static_cast<int64_t>(batch.context_weights.size()) != b * w) {
     return absl::InvalidArgumentError(absl::StrCat(
         "bpr: span sizes do not match a batch of ", b, " events with ", batch.num_negatives,
-        " negatives (positives ", batch.positives.size(), ", negatives ", batch.negatives.size(),
-        ", log_q ", batch.log_q.size(), ", weights ", batch.weights.size(), ")"));
+        " negatives and a window of ", w, " (positives ", batch.positives.size(), ", negatives ",
+        batch.negatives.size(), ", log_q ", batch.log_q.size(), ", weights ",
+        batch.weights.size(), ", context ", batch.context.size(), ", context weights ",
+        batch.context_weights.size(), ")"));
   }
   for (int64_t e = 0; e < b; ++e) {
     if (!InRange(batch.users[e], num_users)) {
@@ -67,6 +78,18 @@ absl::Status ValidateBprBatch(const BprBatch& batch, const BprParams& params, in
       }
       if (!std::isfinite(batch.log_q[e * m + 1 + n])) {
         return absl::InvalidArgumentError(absl::StrCat("bpr: event ", e, ": log_q not finite"));
+      }
+    }
+    for (int64_t k = 0; k < w; ++k) {
+      const int32_t j = batch.context[e * w + k];
+      if (j == -1) continue;
+      if (!InRange(j, num_items)) {
+        return absl::InvalidArgumentError(absl::StrCat("bpr: event ", e, ": context item row ", j,
+                                                       " outside [0, ", num_items, ")"));
+      }
+      if (!std::isfinite(batch.context_weights[e * w + k])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bpr: event ", e, ": context weight not finite"));
       }
     }
   }
@@ -118,20 +141,37 @@ absl::Status ValidateIalsBatch(const IalsBatch& batch, const IalsParams& params,
   return absl::OkStatus();
 }
 
-std::vector<float> ReferenceBprCoefficients(const BprTables& t, const BprBatch& batch, int64_t e) {
+std::vector<float> ReferenceBprQuery(const BprTables& t, const BprBatch& batch,
+                                     const BprParams& params, int64_t e) {
+  const int dim = t.dim;
+  std::vector<float> p(static_cast<size_t>(dim));
+  const float* user = t.users + static_cast<int64_t>(batch.users[e]) * t.row_stride();
+  for (int d = 0; d < dim; ++d) p[d] = params.user_weight * user[d];
+  for (int k = 0; k < batch.window; ++k) {
+    const int32_t j = batch.context[e * batch.window + k];
+    if (j < 0) continue;
+    const float w = batch.context_weights[e * batch.window + k];
+    const float* q = t.items + static_cast<int64_t>(j) * t.row_stride();
+    for (int d = 0; d < dim; ++d) p[d] += w * q[d];
+  }
+  return p;
+}
+
+std::vector<float> ReferenceBprCoefficients(const BprTables& t, const BprBatch& batch,
+                                            const BprParams& params, int64_t e) {
   const int m = 1 + batch.num_negatives;
   const int dim = t.dim;
   std::vector<float> g(static_cast<size_t>(m), 0.0f);
   std::vector<float> x(static_cast<size_t>(m), 0.0f);
   std::vector<bool> used(static_cast<size_t>(m), false);
-  const float* p = t.users + static_cast<int64_t>(batch.users[e]) * dim;
+  const std::vector<float> p = ReferenceBprQuery(t, batch, params, e);
   float max_x = -INFINITY;
   for (int c = 0; c < m; ++c) {
     const int32_t row =
         c == 0 ? batch.positives[e] : batch.negatives[e * batch.num_negatives + (c - 1)];
     if (row < 0) continue;
     used[c] = true;
-    const float* q = t.items + static_cast<int64_t>(row) * dim;
+    const float* q = t.items + static_cast<int64_t>(row) * t.row_stride();
     float dot = 0.0f;
     for (int d = 0; d < dim; ++d) dot += p[d] * q[d];
     x[c] = dot + t.bias[row] - batch.log_q[e * m + c];
@@ -158,17 +198,17 @@ absl::Status ReferenceBprBatch(const BprTables& t, const BprBatch& batch, const 
   std::map<int32_t, std::vector<float>> user_grad;
   std::map<int32_t, std::vector<float>> item_grad;
   std::map<int32_t, float> bias_grad;
+  const bool learn_users = params.user_weight > 0;
   for (int64_t e = 0; e < batch.size(); ++e) {
-    const std::vector<float> g = ReferenceBprCoefficients(t, batch, e);
+    const std::vector<float> g = ReferenceBprCoefficients(t, batch, params, e);
     const int32_t u = batch.users[e];
-    const float* p = t.users + static_cast<int64_t>(u) * dim;
-    std::vector<float>& gu = user_grad[u];
-    gu.resize(static_cast<size_t>(dim), 0.0f);
+    const std::vector<float> p = ReferenceBprQuery(t, batch, params, e);
+    std::vector<float> gu(static_cast<size_t>(dim), 0.0f);
     for (int c = 0; c < m; ++c) {
       const int32_t row =
           c == 0 ? batch.positives[e] : batch.negatives[e * batch.num_negatives + (c - 1)];
       if (row < 0) continue;
-      const float* q = t.items + static_cast<int64_t>(row) * dim;
+      const float* q = t.items + static_cast<int64_t>(row) * t.row_stride();
       std::vector<float>& gi = item_grad[row];
       gi.resize(static_cast<size_t>(dim), 0.0f);
       for (int d = 0; d < dim; ++d) {
@@ -176,6 +216,11 @@ absl::Status ReferenceBprBatch(const BprTables& t, const BprBatch& batch, const 
         gi[d] += g[c] * p[d];
       }
       bias_grad[row] += g[c];
+    }
+    if (learn_users) {
+      std::vector<float>& sum = user_grad[u];
+      sum.resize(static_cast<size_t>(dim), 0.0f);
+      for (int d = 0; d < dim; ++d) sum[d] += params.user_weight * gu[d];
     }
   }
   const auto adagrad = [&](float* row, float* acc, const std::vector<float>& grad) {
@@ -187,10 +232,10 @@ absl::Status ReferenceBprBatch(const BprTables& t, const BprBatch& batch, const 
     for (int d = 0; d < dim; ++d) row[d] = keep * row[d] - step * grad[d];
   };
   for (const auto& [u, grad] : user_grad) {
-    adagrad(t.users + static_cast<int64_t>(u) * dim, t.user_acc + u, grad);
+    adagrad(t.users + static_cast<int64_t>(u) * t.row_stride(), t.user_acc + u, grad);
   }
   for (const auto& [i, grad] : item_grad) {
-    adagrad(t.items + static_cast<int64_t>(i) * dim, t.item_acc + i, grad);
+    adagrad(t.items + static_cast<int64_t>(i) * t.row_stride(), t.item_acc + i, grad);
   }
   for (const auto& [i, gb] : bias_grad) {
     t.bias_acc[i] += gb * gb;

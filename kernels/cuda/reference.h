@@ -17,10 +17,14 @@
 
 namespace freshet::kernels {
 
+// The query p of event `e` of `batch` (learn_batch.h), from the current host tables (dim floats).
+std::vector<float> ReferenceBprQuery(const BprTables& tables, const BprBatch& batch,
+                                     const BprParams& params, int64_t e);
+
 // g_c for event `e` of `batch` (learn_batch.h), from the current host tables: one coefficient per
 // candidate slot, 1 + num_negatives of them, 0 for empty slots. Requires a valid batch.
 std::vector<float> ReferenceBprCoefficients(const BprTables& tables, const BprBatch& batch,
-                                            int64_t e);
+                                            const BprParams& params, int64_t e);
 
 // Applies one bpr micro-batch to host tables, exactly as learn_batch.h describes.
 // InvalidArgument (tables untouched) when ValidateBprBatch fails.

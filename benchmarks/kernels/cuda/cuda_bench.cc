@@ -1,7 +1,8 @@
 // freshet_kernels_cuda_bench: throughput of the CUDA kernels, one JSON line per workload.
 //
 // Workloads (defaults in brackets; --flag value to change):
-//   bpr    micro-batches of --batch [1024] events, --negatives [4] negatives each, on
+//   bpr    micro-batches of --batch [1024] events, --negatives [4] negatives and a context of
+//          --window [3] recent items each (the learner's defaults), on
 //          --users [1000000] x --items [100000] tables of --dim [64]; events/s over --batches
 //          [50] batches (after one warm-up batch).
 //   ials   batched user fold-in of --batch distinct users with --history [32] items each against
@@ -44,6 +45,7 @@ struct Options {
   int dim = 64;
   int batch = 1024;
   int negatives = 4;
+  int window = 3;
   int history = 32;
   int batches = 50;
   int k = 20;
@@ -98,7 +100,9 @@ absl::Status BenchBpr(const CudaContext& ctx, const Options& o) {
   const int m = 1 + o.negatives;
   const int total = o.batches + 1;
   std::vector<int32_t> u(static_cast<size_t>(total) * o.batch);
-  std::vector<int32_t> pos(u.size()), neg(u.size() * o.negatives);
+  std::vector<int32_t> pos(u.size()), neg(u.size() * o.negatives), ctx_rows(u.size() * o.window);
+  std::vector<float> ctx_weights(ctx_rows.size(), 0.4f / static_cast<float>(std::max(1, o.window)));
+  for (int32_t& x : ctx_rows) x = static_cast<int32_t>(rng.Below(static_cast<uint32_t>(o.items)));
   std::vector<float> log_q(u.size() * m, 0.0f), weights(u.size(), 1.0f);
   for (int32_t& x : u) x = static_cast<int32_t>(rng.Below(static_cast<uint32_t>(o.users)));
   for (int32_t& x : pos) x = static_cast<int32_t>(rng.Below(static_cast<uint32_t>(o.items)));
@@ -112,9 +116,14 @@ absl::Status BenchBpr(const CudaContext& ctx, const Options& o) {
                                                      static_cast<size_t>(o.batch) * o.negatives),
                     absl::MakeConstSpan(log_q).subspan(e0 * m, static_cast<size_t>(o.batch) * m),
                     absl::MakeConstSpan(weights).subspan(e0, o.batch),
-                    o.negatives};
+                    o.negatives,
+                    absl::MakeConstSpan(ctx_rows).subspan(e0 * o.window,
+                                                          static_cast<size_t>(o.batch) * o.window),
+                    absl::MakeConstSpan(ctx_weights)
+                        .subspan(e0 * o.window, static_cast<size_t>(o.batch) * o.window),
+                    o.window};
   };
-  const BprParams params{0.05f, 1e-4f, 1e-6f};
+  const BprParams params{0.05f, 1e-4f, 1e-6f, 0.3f};  // bpr.long_term_weight's default
   BENCH_CHECK(RunBprBatch(ctx, model, batch_at(0), params));
   BENCH_CHECK(ctx.Synchronize());
   const auto start = std::chrono::steady_clock::now();
@@ -124,9 +133,9 @@ absl::Status BenchBpr(const CudaContext& ctx, const Options& o) {
   const double events = static_cast<double>(o.batches) * o.batch;
   std::printf(
       "{\"bench\":\"bpr_batch\",\"device\":\"%s\",\"users\":%lld,\"items\":%lld,\"dim\":%d,"
-      "\"batch\":%d,\"negatives\":%d,\"batches\":%d,\"seconds\":%.6f,\"events_per_sec\":%.1f}\n",
+      "\"batch\":%d,\"negatives\":%d,\"window\":%d,\"batches\":%d,\"seconds\":%.6f,\"events_per_sec\":%.1f}\n",
       ctx.description().c_str(), static_cast<long long>(o.users), static_cast<long long>(o.items),
-      o.dim, o.batch, o.negatives, o.batches, seconds, events / seconds);
+      o.dim, o.batch, o.negatives, o.window, o.batches, seconds, events / seconds);
   return absl::OkStatus();
 }
 
@@ -254,6 +263,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->batch = static_cast<int>(n);
     else if (flag == "--negatives")
       o->negatives = static_cast<int>(n);
+    else if (flag == "--window")
+      o->window = static_cast<int>(n);
     else if (flag == "--history")
       o->history = static_cast<int>(n);
     else if (flag == "--batches")
@@ -263,7 +274,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else
       return false;
   }
-  return o->history <= o->items && o->negatives < kMaxBprCandidates;
+  return o->history <= o->items && o->negatives < kMaxBprCandidates && o->window <= kMaxBprWindow;
 }
 
 int Main(int argc, char** argv) {
@@ -271,7 +282,7 @@ int Main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, &options)) {
     std::fprintf(stderr,
                  "usage: %s [--users N] [--items N] [--dim N] [--batch N] [--negatives N] "
-                 "[--history N] [--batches N] [--k N] [--topk-items N,N,...]\n",
+                 "[--window N] [--history N] [--batches N] [--k N] [--topk-items N,N,...]\n",
                  argv[0]);
     return 2;
   }

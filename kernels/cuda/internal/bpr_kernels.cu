@@ -12,8 +12,9 @@ namespace {
 constexpr int kThreads = 128;  // 4 warps; the apply kernel's reduction assumes exactly this
 constexpr int kWarp = 32;
 
-// Grid: one block per event (blockIdx.x = e), kThreads threads. Dynamic shared memory: p (dim
-// floats), then per candidate its logit / coefficient (m floats) and item row (m ints).
+// Grid: one block per event (blockIdx.x = e), kThreads threads. Dynamic shared memory: the query
+// p (dim floats), then per candidate its logit / coefficient (m floats) and item row (m ints).
+// Phase 0: the threads split the dimensions of p = a * user + sum_k w_k * context row k.
 // Phase 1: warp w computes the logits of candidates w, w + 4, ... (lanes split the dot product).
 // Phase 2: thread 0 turns logits into coefficients g_c (m <= 1025: a short serial loop).
 // Phase 3: threads split the dimensions of the user gradient (sum over candidates) and the
@@ -29,7 +30,16 @@ __global__ void BprGradientsKernel(BprDeviceTables t, BprDeviceBatch b) {
   const int tid = threadIdx.x;
 
   const float* user = t.users + static_cast<int64_t>(b.user_rows[e]) * dim;
-  for (int d = tid; d < dim; d += blockDim.x) p[d] = user[d];
+  const int32_t* context = b.context + e * b.window;
+  const float* context_weights = b.context_weights + e * b.window;
+  for (int d = tid; d < dim; d += blockDim.x) {
+    float v = b.user_weight * user[d];
+    for (int k = 0; k < b.window; ++k) {
+      const int32_t j = context[k];
+      if (j >= 0) v += context_weights[k] * t.items[static_cast<int64_t>(j) * dim + d];
+    }
+    p[d] = v;
+  }
   for (int c = tid; c < m; c += blockDim.x) rows[c] = b.cand_rows[e * m + c];
   __syncthreads();
 
@@ -65,13 +75,16 @@ __global__ void BprGradientsKernel(BprDeviceTables t, BprDeviceBatch b) {
   }
   __syncthreads();
 
-  float* user_grad = b.user_grad + static_cast<int64_t>(b.user_slots[e]) * dim;
-  for (int d = tid; d < dim; d += blockDim.x) {
-    float sum = 0.0f;
-    for (int c = 0; c < m; ++c) {
-      if (rows[c] >= 0) sum += g[c] * t.items[static_cast<int64_t>(rows[c]) * dim + d];
+  const int32_t user_slot = b.user_slots[e];
+  if (user_slot >= 0) {
+    float* user_grad = b.user_grad + static_cast<int64_t>(user_slot) * dim;
+    for (int d = tid; d < dim; d += blockDim.x) {
+      float sum = 0.0f;
+      for (int c = 0; c < m; ++c) {
+        if (rows[c] >= 0) sum += g[c] * t.items[static_cast<int64_t>(rows[c]) * dim + d];
+      }
+      atomicAdd(&user_grad[d], b.user_weight * sum);
     }
-    atomicAdd(&user_grad[d], sum);
   }
   const int64_t pairs = static_cast<int64_t>(m) * dim;
   for (int64_t idx = tid; idx < pairs; idx += blockDim.x) {

@@ -74,6 +74,10 @@ struct BprDeviceBatch {
   const int32_t* cand_slots = nullptr;  // [events * m], -1 = empty slot
   const float* log_q = nullptr;         // [events * m]
   const float* weights = nullptr;       // [events]
+  int window = 0;                             // context rows per event
+  const int32_t* context = nullptr;           // [events * window], -1 = empty
+  const float* context_weights = nullptr;     // [events * window]
+  float user_weight = 1.0f;                   // a; user_slots are all -1 when a == 0
   int64_t num_user_slots = 0;
   int64_t num_item_slots = 0;
   const int32_t* slot_user_rows = nullptr;  // [num_user_slots]

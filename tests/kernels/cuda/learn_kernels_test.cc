@@ -63,7 +63,11 @@ void ExpectClose(const std::vector<float>& device, const std::vector<float>& ref
 
 TEST(CudaBprBatchTest, MatchesTheReferenceWithRepeatedRows) {
   FRESHET_CUDA_CONTEXT_OR_SKIP(ctx);
+  // Without a context window (p = users[u]), and with one of three slots (one often empty) and
+  // a user weight below one, as the learner sends them.
+  for (const int window : {0, 3})
   for (const int dim : {16, 64, 100}) {
+    SCOPED_TRACE(::testing::Message() << "dim " << dim << ", window " << window);
     constexpr int64_t kUsers = 300, kItems = 400, kEvents = 512;
     constexpr int kNegatives = 4;
     Rng rng(40 + dim);
@@ -86,8 +90,16 @@ TEST(CudaBprBatchTest, MatchesTheReferenceWithRepeatedRows) {
       for (int c = 0; c <= kNegatives; ++c) log_q.push_back(rng.UniformFloat() * 2.0f - 1.0f);
       weights.push_back(0.5f + rng.UniformFloat());
     }
-    const BprBatch batch{batch_users, positives, negatives, log_q, weights, kNegatives};
-    const BprParams params{0.05f, 0.01f, 1e-6f};
+    std::vector<int32_t> context;
+    std::vector<float> context_weights;
+    for (int64_t e = 0; e < kEvents * window; ++e) {
+      const bool empty = rng.Below(4) == 0;
+      context.push_back(empty ? -1 : static_cast<int32_t>(rng.Below(kItems)));
+      context_weights.push_back(empty ? 0.0f : 0.1f + 0.3f * rng.UniformFloat());
+    }
+    const BprBatch batch{batch_users, positives, negatives, log_q,  weights,
+                         kNegatives,  context,   context_weights, window};
+    const BprParams params{0.05f, 0.01f, 1e-6f, window > 0 ? 0.7f : 1.0f};
 
     std::unique_ptr<DeviceTable> d_users = Table(*ctx, users, dim);
     std::unique_ptr<DeviceTable> d_user_acc = Table(*ctx, user_acc, 1);
@@ -103,7 +115,8 @@ TEST(CudaBprBatchTest, MatchesTheReferenceWithRepeatedRows) {
 
     const BprTables host{users.data(),    user_acc.data(), items.data(),
                          item_acc.data(), bias.data(),     bias_acc.data(),
-                         kUsers,          kItems,          dim};
+                         kUsers,          kItems,          dim,
+                         0};
     ASSERT_TRUE(ReferenceBprBatch(host, batch, params).ok());
     // Gradients are sums of up to ~60 events of O(1) terms in a different order: a few float
     // ulps of the larger terms.
@@ -139,15 +152,15 @@ TEST(CudaBprBatchTest, InvalidBatchesAreRejectedBeforeAnyWrite) {
   const BprDeviceModel model{users.get(), a.get(), items.get(), b.get(), c.get(), d.get()};
   const std::vector<int32_t> u = {0}, pos = {8}, neg = {};
   const std::vector<float> log_q = {0.0f};
-  EXPECT_EQ(RunBprBatch(*ctx, model, BprBatch{u, pos, neg, log_q, {}, 0}, BprParams{}).code(),
+  EXPECT_EQ(RunBprBatch(*ctx, model, BprBatch{u, pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).code(),
             absl::StatusCode::kInvalidArgument);
   const BprDeviceModel mismatched{users.get(), a.get(), items.get(), b.get(), c.get(), users.get()};
   const std::vector<int32_t> ok_pos = {1};
   EXPECT_EQ(
-      RunBprBatch(*ctx, mismatched, BprBatch{u, ok_pos, neg, log_q, {}, 0}, BprParams{}).code(),
+      RunBprBatch(*ctx, mismatched, BprBatch{u, ok_pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).code(),
       absl::StatusCode::kInvalidArgument);
   ExpectClose(Download(*users), zeros, 0.0f, 0.0f, "users");
-  EXPECT_TRUE(RunBprBatch(*ctx, model, BprBatch{u, ok_pos, neg, log_q, {}, 0}, BprParams{}).ok());
+  EXPECT_TRUE(RunBprBatch(*ctx, model, BprBatch{u, ok_pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).ok());
   EXPECT_TRUE(ctx->Synchronize().ok());
 }
 

@@ -44,7 +44,8 @@ struct HostBpr {
                      bias_acc.data(),
                      static_cast<int64_t>(user_acc.size()),
                      static_cast<int64_t>(item_acc.size()),
-                     dim};
+                     dim,
+                     0};
   }
   int dim;
   std::vector<float> users, user_acc, items, item_acc, bias, bias_acc;
@@ -56,7 +57,7 @@ struct OwnedBatch {
   std::vector<float> log_q, weights;
   int num_negatives = 0;
   BprBatch view() const {
-    return BprBatch{users, positives, negatives, log_q, weights, num_negatives};
+    return BprBatch{users, positives, negatives, log_q, weights, num_negatives, {}, {}, 0};
   }
   OwnedBatch Event(int64_t e) const {
     const int m = 1 + num_negatives;
@@ -81,7 +82,7 @@ TEST(CudaReferenceBprTest, CoefficientsSumToZeroAndFavourThePositiveDirection) {
   batch.negatives = {7, -1, 11};
   batch.log_q = {0.1f, -0.2f, 99.0f, 0.3f};  // the empty slot's value is ignored
   batch.weights = {2.0f};
-  const std::vector<float> g = ReferenceBprCoefficients(state.tables(), batch.view(), 0);
+  const std::vector<float> g = ReferenceBprCoefficients(state.tables(), batch.view(), BprParams{}, 0);
   ASSERT_EQ(g.size(), 4u);
   EXPECT_LT(g[0], 0.0f);  // raise the positive's logit
   EXPECT_GT(g[1], 0.0f);
@@ -116,7 +117,7 @@ TEST(CudaReferenceBprTest, BatchWithoutRepeatedRowsEqualsEventsOneByOne) {
     for (int c = 0; c <= kNegatives; ++c) batch.log_q.push_back(rng.UniformFloat() - 0.5f);
     batch.weights.push_back(0.5f + rng.UniformFloat());
   }
-  const BprParams params{0.1f, 0.01f, 1e-6f};
+  const BprParams params{0.1f, 0.01f, 1e-6f, 1.0f};
   ASSERT_TRUE(ReferenceBprBatch(batched.tables(), batch.view(), params).ok());
   for (int e = 0; e < kEvents; ++e) {
     const OwnedBatch one = batch.Event(e);
@@ -145,11 +146,11 @@ TEST(CudaReferenceBprTest, RepeatedRowsAccumulateTheirGradientsAndStepOnce) {
   batch.negatives = {2, 3, 4, 8};
   batch.log_q = {0.1f, 0.2f, -0.1f, 0.0f, 0.3f, 0.2f};
   batch.weights = {1.0f, 1.5f};
-  const BprParams params{0.2f, 0.05f, 1e-6f};
+  const BprParams params{0.2f, 0.05f, 1e-6f, 1.0f};
   ASSERT_TRUE(ReferenceBprBatch(after.tables(), batch.view(), params).ok());
 
-  const std::vector<float> g0 = ReferenceBprCoefficients(scratch.tables(), batch.view(), 0);
-  const std::vector<float> g1 = ReferenceBprCoefficients(scratch.tables(), batch.view(), 1);
+  const std::vector<float> g0 = ReferenceBprCoefficients(scratch.tables(), batch.view(), BprParams{}, 0);
+  const std::vector<float> g1 = ReferenceBprCoefficients(scratch.tables(), batch.view(), BprParams{}, 1);
   const float* p = before.users.data() + 1 * kDim;
   const auto q = [&](int32_t item) { return before.items.data() + item * kDim; };
   const auto expect_step = [&](const float* row, float acc, const std::vector<double>& grad,
@@ -208,11 +209,83 @@ TEST(CudaReferenceBprTest, InvalidBatchesAreRejectedAndLeaveTheTablesAlone) {
   EXPECT_EQ(ReferenceBprBatch(state.tables(), batch.view(), BprParams{}).code(),
             absl::StatusCode::kInvalidArgument);
   batch.log_q = {0.0f, 0.0f};
-  EXPECT_EQ(ReferenceBprBatch(state.tables(), batch.view(), BprParams{0.0f, 0.0f, 1e-6f}).code(),
+  EXPECT_EQ(ReferenceBprBatch(state.tables(), batch.view(), BprParams{0.0f, 0.0f, 1e-6f, 1.0f}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(state.users, before.users);
   EXPECT_EQ(state.items, before.items);
   EXPECT_TRUE(ReferenceBprBatch(state.tables(), batch.view(), BprParams{}).ok());
+}
+
+TEST(CudaReferenceBprTest, TheQueryAddsWeightedContextRowsAndUsersLearnScaledByTheirWeight) {
+  constexpr int kDim = 6;
+  HostBpr state(2, 8, kDim, 9);
+  const HostBpr before = state;
+  OwnedBatch owned;
+  owned.num_negatives = 2;
+  owned.users = {1};
+  owned.positives = {3};
+  owned.negatives = {5, 6};
+  owned.log_q = {-1.0f, -0.5f, -2.0f};
+  owned.weights = {1.5f};
+  const std::vector<int32_t> context = {2, -1, 4};  // newest first, one empty slot
+  const std::vector<float> context_weights = {0.3f, 9.0f, 0.2f};
+  BprBatch batch = owned.view();
+  batch.context = context;
+  batch.context_weights = context_weights;
+  batch.window = 3;
+  BprParams params{0.1f, 0.01f, 1e-6f, 0.5f};
+
+  const std::vector<float> p = ReferenceBprQuery(state.tables(), batch, params, 0);
+  for (int d = 0; d < kDim; ++d) {
+    const float expected = 0.5f * state.users[1 * kDim + d] + 0.3f * state.items[2 * kDim + d] +
+                           0.2f * state.items[4 * kDim + d];
+    EXPECT_NEAR(p[d], expected, 1e-6f) << d;
+  }
+  const std::vector<float> g = ReferenceBprCoefficients(state.tables(), batch, params, 0);
+  ASSERT_TRUE(ReferenceBprBatch(state.tables(), batch, params).ok());
+  // The user's gradient is a * sum_c g_c q_c; one Adagrad step.
+  std::vector<float> grad(kDim, 0.0f);
+  const int32_t candidates[] = {3, 5, 6};
+  for (int c = 0; c < 3; ++c) {
+    for (int d = 0; d < kDim; ++d) grad[d] += 0.5f * g[c] * before.items[candidates[c] * kDim + d];
+  }
+  float sq = 0.0f;
+  for (float x : grad) sq += x * x;
+  const float acc = before.user_acc[1] + sq / kDim;
+  EXPECT_NEAR(state.user_acc[1], acc, 1e-6f);
+  const float step = 0.1f / std::sqrt(acc + 1e-6f);
+  for (int d = 0; d < kDim; ++d) {
+    EXPECT_NEAR(state.users[1 * kDim + d],
+                (1.0f - step * 0.01f) * before.users[1 * kDim + d] - step * grad[d], 1e-6f);
+  }
+  // A candidate moves along g_c * p; context rows that are not candidates, and the other user,
+  // do not move.
+  const float item_acc = before.item_acc[5] + [&] {
+    float s = 0.0f;
+    for (float x : p) s += g[1] * x * g[1] * x;
+    return s / kDim;
+  }();
+  EXPECT_NEAR(state.item_acc[5], item_acc, 1e-6f);
+  for (const int32_t still : {2, 4}) {
+    for (int d = 0; d < kDim; ++d) {
+      EXPECT_EQ(state.items[still * kDim + d], before.items[still * kDim + d]);
+    }
+  }
+  for (int d = 0; d < kDim; ++d) EXPECT_EQ(state.users[d], before.users[d]);
+
+  // With user_weight 0 users are not learnt at all (no weight decay either).
+  HostBpr frozen = before;
+  params.user_weight = 0.0f;
+  ASSERT_TRUE(ReferenceBprBatch(frozen.tables(), batch, params).ok());
+  EXPECT_EQ(frozen.users, before.users);
+  EXPECT_EQ(frozen.user_acc, before.user_acc);
+  EXPECT_NE(frozen.items, before.items);
+
+  // Context rows are validated like the other rows.
+  const std::vector<int32_t> bad_context = {2, 8, 4};
+  batch.context = bad_context;
+  EXPECT_EQ(ReferenceBprBatch(frozen.tables(), batch, params).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // A seeded fold-in problem: `num_users` users with 1..max_items distinct items each.
