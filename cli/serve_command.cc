@@ -94,6 +94,8 @@ absl::Status Serve(const ServeFlags& flags) {
     server = std::make_unique<serving::HttpServer>(http);
     serving::ApiOptions api;
     api.admin_token = config.serve_admin_token;
+    api.backend_requested = backend_name;
+    api.backend_note = note;
     api.config = config;
     if (!flags.brokers.empty()) {
       stream::KafkaProducerOptions producer_options;

@@ -194,6 +194,9 @@ const std::vector<KeyImpl>& Registry() {
              "number of equal slices of the stream reported in the report's windows"),
       ChoiceKey("kernels.backend", &Config::backend, {"cpu", "cuda", "auto"},
                 "compute backend: cpu, cuda (error without a GPU) or auto (cuda if usable)"),
+      IntKey("kernels.micro_batch", &Config::micro_batch, 0, 1 << 20,
+             "bpr events per learning micro-batch: 0 = 256 on a GPU, one at a time on the CPU; "
+             "N on the CPU runs the GPU's micro-batch semantics on the host (for comparisons)"),
       IntKey("store.flush_interval_ms", &Config::flush_interval_ms, 1, 3600000,
              "dirty rows and the source positions they include are written together this often"),
       BoolKey("store.sync", &Config::store_sync,

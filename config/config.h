@@ -76,6 +76,9 @@ struct Config {
   int replay_k = 10;
   int replay_windows = 20;   // slices of the stream reported in "windows"
   std::string backend = "cpu";  // kernels backend: cpu | cuda | auto
+  // bpr events per micro-batch: 0 = automatic (256 on a GPU, one event at a time on the CPU);
+  // N > 0 on the CPU runs the GPU's micro-batch semantics on the host (slow; for comparisons).
+  int micro_batch = 0;
 
   // [store] RocksDB persistence
   int flush_interval_ms = 200;  // dirty rows and source positions are written this often

@@ -5,6 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/byte_codec.h"
+#include "common/log.h"
+#include "kernels/cpu_backend.h"
+#include "kernels/cuda/reference.h"
 #include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
@@ -13,6 +16,8 @@ using internal::Dot;
 
 namespace {
 constexpr float kAdagradEpsilon = 1e-6f;
+// Events per micro-batch on a device unless kernels.micro_batch says otherwise.
+constexpr int kDeviceMicroBatch = 256;
 }  // namespace
 
 // Terms of the weighted row sums: 1 + bpr.window context rows, or 1 + bpr.negatives candidates.
@@ -38,6 +43,32 @@ BprModel::BprModel(const config::Config& config, const Popularity* popularity,
   candidates_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
   logits_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
   coeff_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
+}
+
+absl::Status BprModel::InitLearning() {
+  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> trainer = backend_->NewBprTrainer(dim_);
+  if (trainer.ok()) {
+    micro_batch_ = config_.micro_batch > 0 ? config_.micro_batch : kDeviceMicroBatch;
+  } else if (absl::IsUnimplemented(trainer.status())) {
+    if (config_.micro_batch == 0) return absl::OkStatus();  // event by event on the host
+    trainer = kernels::NewReferenceBprTrainer(dim_);
+    micro_batch_ = config_.micro_batch;
+  } else {
+    return trainer.status();
+  }
+  if (!softmax_ || !config_.bpr_tied_context) {
+    return absl::InvalidArgumentError(
+        "micro-batched bpr learning (a GPU backend, or kernels.micro_batch > 0) needs "
+        "bpr.loss = \"softmax\" and bpr.tied_context = true");
+  }
+  if (config_.bpr_window > kernels::kMaxBprWindow ||
+      config_.bpr_negatives >= kernels::kMaxBprCandidates) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "micro-batched bpr learning takes bpr.window <= ", kernels::kMaxBprWindow,
+        " and bpr.negatives < ", kernels::kMaxBprCandidates));
+  }
+  trainer_ = std::move(*trainer);
+  return absl::OkStatus();
 }
 
 void BprModel::Grow(int32_t users, int32_t items) {
@@ -94,14 +125,8 @@ int32_t BprModel::NextNegative() {
   return next;
 }
 
-void BprModel::QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
-                           std::vector<float>* weights) const {
-  const int n = std::min<int>(config_.bpr_window, static_cast<int>(recent.size()));
+void BprModel::ContextWeights(int n, std::vector<float>* weights) const {
   weights->resize(static_cast<size_t>(n));
-  const float* rows[kMaxTerms];
-  float coeffs[kMaxTerms];
-  rows[0] = users_.Row(user);
-  coeffs[0] = config_.bpr_long_term_weight;
   float w = 1.0f, total = 0.0f;
   for (int k = 0; k < n; ++k) {
     (*weights)[k] = w;
@@ -109,8 +134,18 @@ void BprModel::QueryVector(int32_t user, absl::Span<const int32_t> recent, float
     w *= config_.bpr_window_decay;
   }
   const float norm = n > 0 ? config_.bpr_short_term_weight / total : 0.0f;
+  for (int k = 0; k < n; ++k) (*weights)[k] *= norm;
+}
+
+void BprModel::QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
+                           std::vector<float>* weights) const {
+  const int n = std::min<int>(config_.bpr_window, static_cast<int>(recent.size()));
+  const float* rows[kMaxTerms];
+  float coeffs[kMaxTerms];
+  rows[0] = users_.Row(user);
+  coeffs[0] = config_.bpr_long_term_weight;
+  ContextWeights(n, weights);
   for (int k = 0; k < n; ++k) {
-    (*weights)[k] *= norm;
     rows[k + 1] = ContextRow(recent[recent.size() - 1 - k]);
     coeffs[k + 1] = (*weights)[k];
   }
@@ -133,6 +168,11 @@ void BprModel::AdagradStep(float* __restrict row, float& accumulator, float coef
 }
 
 void BprModel::Learn(const Interaction& event) {
+  if (trainer_ != nullptr) {
+    Enqueue(event);
+    if (static_cast<int64_t>(queue_.users.size()) >= micro_batch_) Flush();
+    return;
+  }
   const int32_t catalog = event.catalog;
   sampler_.Observe(*popularity_, catalog);
   QueryVector(event.user, event.recent, query_.data(), &weights_);
@@ -205,12 +245,133 @@ void BprModel::Learn(const Interaction& event) {
   }
 }
 
+void BprModel::Enqueue(const Interaction& event) {
+  const int32_t catalog = event.catalog;
+  sampler_.Observe(*popularity_, catalog);
+  // Negatives exactly as Learn() draws them on the host.
+  candidates_.clear();
+  candidates_.push_back(event.item);
+  for (int n = 0; n < config_.bpr_negatives; ++n) {
+    int32_t j = NextNegative();
+    if (j == event.item) j = NextNegative();
+    if (j >= 0 && j != event.item && j < catalog) candidates_.push_back(j);
+  }
+  const size_t m = candidates_.size();
+  if (m < 2) return;  // nothing to contrast with yet
+  queue_.users.push_back(event.user);
+  queue_.positives.push_back(event.item);
+  queue_.weights.push_back(event.weight);
+  for (int c = 0; c <= config_.bpr_negatives; ++c) {
+    const bool used = static_cast<size_t>(c) < m;
+    if (c > 0) queue_.negatives.push_back(used ? candidates_[c] : -1);
+    queue_.log_q.push_back(used ? sampler_.LogProbability(candidates_[c]) + log_negatives_ : 0.0f);
+    if (used) MarkItem(candidates_[c]);
+  }
+  // The short-term context, newest first, weighted as QueryVector() weights it.
+  const int n = std::min<int>(config_.bpr_window, static_cast<int>(event.recent.size()));
+  ContextWeights(n, &weights_);
+  for (int k = 0; k < config_.bpr_window; ++k) {
+    queue_.context.push_back(k < n ? event.recent[event.recent.size() - 1 - k] : -1);
+    queue_.context_weights.push_back(k < n ? weights_[k] : 0.0f);
+  }
+}
+
+kernels::BprTables BprModel::HostTables() {
+  kernels::BprTables t;
+  if (users_.rows() > 0) {
+    t.users = users_.Row(0);
+    t.user_acc = &users_.Accumulator(0);
+  }
+  if (items_.rows() > 0) {
+    t.items = items_.Row(0);
+    t.item_acc = &items_.Accumulator(0);
+    t.bias = bias_.data();
+    t.bias_acc = bias_accumulator_.data();
+  }
+  t.num_users = users_.rows();
+  t.num_items = items_.rows();
+  t.dim = dim_;
+  t.stride = stride_;
+  return t;
+}
+
+void BprModel::Flush() {
+  if (trainer_ == nullptr || queue_.users.empty()) return;
+  const kernels::BprTables host = HostTables();
+  const kernels::BprBatch batch{queue_.users,   queue_.positives,       queue_.negatives,
+                                queue_.log_q,   queue_.weights,         config_.bpr_negatives,
+                                queue_.context, queue_.context_weights, config_.bpr_window};
+  const kernels::BprParams params{config_.bpr_lr, config_.bpr_l2, kAdagradEpsilon,
+                                  config_.bpr_long_term_weight};
+  // Rows the host wrote since the last step (new, loaded or reset ones) go to the trainer first.
+  for (int64_t r = trainer_users_; r < users_.rows(); ++r) upload_users_.push_back(static_cast<int32_t>(r));
+  for (int64_t r = trainer_items_; r < items_.rows(); ++r) upload_items_.push_back(static_cast<int32_t>(r));
+  trainer_users_ = users_.rows();
+  trainer_items_ = items_.rows();
+  absl::Status status = trainer_->Upload(host, upload_users_, upload_items_);
+  if (status.ok()) {
+    upload_users_.clear();
+    upload_items_.clear();
+    status = trainer_->Step(batch, params, host);
+  }
+  if (!status.ok()) {
+    // Nothing is lost: the host tables are complete up to this batch, so the host learns it, and
+    // the trainer gets the rows it may now hold stale copies of before its next step.
+    ++device_fallbacks_;
+    static RateLimiter logged(1, absl::Seconds(10));
+    int64_t suppressed = 0;
+    if (logged.Allow(&suppressed)) {
+      Log(LogLevel::kError,
+          absl::StrCat("bpr: the ", trainer_->Name(), " trainer failed (", status.message(),
+                       "); this micro-batch of ", batch.size(), " events was learnt on the host",
+                       suppressed > 0 ? absl::StrCat(" (", suppressed, " more)") : ""));
+    }
+    LearnOnHost(batch, params);
+    std::vector<int32_t> users, items;
+    kernels::BprBatchRows(batch, params, &users, &items);
+    upload_users_.insert(upload_users_.end(), users.begin(), users.end());
+    upload_items_.insert(upload_items_.end(), items.begin(), items.end());
+  }
+  for (std::vector<int32_t>* v : {&queue_.users, &queue_.positives, &queue_.negatives,
+                                  &queue_.context}) {
+    v->clear();
+  }
+  for (std::vector<float>* v : {&queue_.log_q, &queue_.weights, &queue_.context_weights}) {
+    v->clear();
+  }
+}
+
+void BprModel::LearnOnHost(const kernels::BprBatch& batch, const kernels::BprParams& params) {
+  const absl::Status status = kernels::ReferenceBprBatch(HostTables(), batch, params);
+  if (!status.ok()) {
+    // The batch was built here from valid rows; a refusal is a bug worth a loud line.
+    Log(LogLevel::kError, absl::StrCat("bpr: the host could not learn a micro-batch: ",
+                                       status.message()));
+  }
+}
+
+absl::Status BprModel::TopKBatch(const kernels::Backend& backend,
+                                 absl::Span<const kernels::TopKQuery> queries, int k,
+                                 absl::Span<std::vector<kernels::ScoredItem>> results) const {
+  if (trainer_ != nullptr) {
+    // Rows the trainer does not hold yet (new items of events still queued) are left out.
+    const absl::Status device =
+        trainer_->TopK(std::min<int64_t>(items_.rows(), trainer_items_), queries, k, results);
+    if (device.ok() || absl::IsInvalidArgument(device)) return device;
+    if (!absl::IsUnimplemented(device)) {
+      // The host tables are a complete mirror: answer from them on the CPU.
+      static const kernels::CpuBackend* const cpu = new kernels::CpuBackend();
+      return cpu->TopK(ScoringMatrix(), queries, k, results);
+    }
+  }
+  return backend.TopK(ScoringMatrix(), queries, k, results);
+}
+
 absl::Status BprModel::Recommend(const UserQuery& query, int k,
                                  std::vector<kernels::ScoredItem>* out) const {
   const std::vector<float> vec = QueryVectorFor(query);
   const kernels::TopKQuery q{vec.data(), query.exclude};
-  return backend_->TopK(items_.View(bias_.data()), absl::MakeConstSpan(&q, 1), k,
-                        absl::MakeSpan(out, 1));
+  return TopKBatch(*backend_, absl::MakeConstSpan(&q, 1), k, absl::MakeSpan(out, 1));
 }
 
 void BprModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
@@ -274,11 +435,17 @@ void BprModel::FinishLoad(int32_t, int32_t, int64_t events) {
   // The sampler's table is rebuilt from the loaded popularity on the next event, and from then
   // on as rarely as after `events` events in one run (not as often as at a stream's start).
   sampler_.Resume(events);
+  // Every loaded row goes to the trainer before its first step.
+  trainer_users_ = 0;
+  trainer_items_ = 0;
+  upload_users_.clear();
+  upload_items_.clear();
 }
 
 void BprModel::ResetUser(int32_t row) {
   std::fill_n(users_.Row(row), stride_, 0.0f);
   users_.Accumulator(row) = 0.0f;
+  if (trainer_ != nullptr) upload_users_.push_back(row);
 }
 
 int64_t BprModel::BytesPerUser() const {

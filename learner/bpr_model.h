@@ -8,13 +8,24 @@
 // pulls the positive item towards the items that preceded it, so the item embeddings learn
 // item-to-next-item structure. Without it c_j is a separate context embedding trained on every
 // event (a factorised Markov chain, as in FPMC), at the cost of writing those rows too.
+//
+// Micro-batched learning (a GPU, or kernels.micro_batch > 0): Learn() samples the negatives and
+// the logQ terms on the host exactly as above and queues the event; every kernels.micro_batch
+// events, and on Flush(), a kernels::BprTrainer learns the queue in one step (semantics:
+// kernels/cuda/learn_batch.h; gradients from the state before the batch, one Adagrad step per
+// distinct row) and copies the changed rows back, so the host tables stay a complete mirror.
+// Needs the softmax loss and tied context.
 #ifndef FRESHET_LEARNER_BPR_MODEL_H_
 #define FRESHET_LEARNER_BPR_MODEL_H_
 
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/random.h"
 #include "config/config.h"
+#include "kernels/cuda/bpr_trainer.h"
 #include "learner/embedding_table.h"
 #include "learner/model.h"
 #include "learner/negative_sampler.h"
@@ -29,9 +40,16 @@ class BprModel : public Model {
   BprModel(const config::Config& config, const Popularity* popularity,
            const kernels::Backend* backend);
 
+  // Chooses how to learn: micro-batches on the backend's trainer where it has one (the GPU), on
+  // the reference trainer when kernels.micro_batch > 0 on the CPU, else event by event.
+  // InvalidArgument when micro-batching is asked for with bpr.loss = bpr or untied context;
+  // the backend's error when its trainer cannot be made.
+  absl::Status InitLearning();
+
   std::string name() const override { return "bpr"; }
   void Grow(int32_t users, int32_t items) override;
   void Learn(const Interaction& event) override;
+  void Flush() override;
   void Prefetch(const Interaction& upcoming) const override;
   absl::Status Recommend(const UserQuery& query, int k,
                          std::vector<kernels::ScoredItem>* out) const override;
@@ -49,6 +67,11 @@ class BprModel : public Model {
     return true;
   }
   kernels::ItemMatrixView ScoringMatrix() const override { return items_.View(bias_.data()); }
+  absl::Status TopKBatch(const kernels::Backend& backend,
+                         absl::Span<const kernels::TopKQuery> queries, int k,
+                         absl::Span<std::vector<kernels::ScoredItem>> results) const override;
+  std::string Learning() const override { return trainer_ ? trainer_->Name() : "host"; }
+  int64_t DeviceFallbacks() const override { return device_fallbacks_; }
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
@@ -58,6 +81,9 @@ class BprModel : public Model {
   // into `weights` (already divided by their sum and multiplied by the short-term weight).
   void QueryVector(int32_t user, absl::Span<const int32_t> recent, float* out,
                    std::vector<float>* weights) const;
+  // The weights of the latest n items in the short-term vector, newest first (already divided by
+  // their sum and multiplied by the short-term weight).
+  void ContextWeights(int n, std::vector<float>* weights) const;
   // query(u) for a recommendation request, in a fresh buffer (the const query paths leave
   // Learn()'s scratch alone).
   std::vector<float> QueryVectorFor(const UserQuery& query) const;
@@ -79,6 +105,13 @@ class BprModel : public Model {
   int32_t NextNegative();
   // Prefetches everything Learn() reads for an item candidate.
   void PrefetchItem(int32_t item) const;
+  // Micro-batched Learn(): queues the event with its negatives, logQ terms and context.
+  void Enqueue(const Interaction& event);
+  // The host tables as the trainers see them.
+  kernels::BprTables HostTables();
+  // Learns the queued batch on the host (ReferenceBprBatch on the host tables): the fallback
+  // when the trainer fails.
+  void LearnOnHost(const kernels::BprBatch& batch, const kernels::BprParams& params);
 
   const config::Config config_;
   const Popularity* popularity_;
@@ -103,6 +136,18 @@ class BprModel : public Model {
   std::vector<float> weights_;
   std::vector<int32_t> candidates_;
   std::vector<float> logits_, coeff_;
+
+  // Micro-batched learning (InitLearning); trainer_ is null when learning event by event.
+  std::unique_ptr<kernels::BprTrainer> trainer_;
+  int micro_batch_ = 0;
+  struct Queue {
+    std::vector<int32_t> users, positives, negatives, context;
+    std::vector<float> log_q, weights, context_weights;
+  } queue_;
+  int64_t trainer_users_ = 0;  // rows [0, trainer_users_) were uploaded to the trainer
+  int64_t trainer_items_ = 0;
+  std::vector<int32_t> upload_users_, upload_items_;  // rows rewritten on the host since
+  int64_t device_fallbacks_ = 0;
 };
 
 }  // namespace freshet::learner

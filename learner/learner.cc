@@ -32,7 +32,9 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
   std::unique_ptr<Learner> learner(new Learner(std::string(algorithm), config, backend));
   const Popularity* pop = &learner->popularity_;
   if (algorithm == "bpr") {
-    learner->model_ = std::make_unique<BprModel>(config, pop, backend);
+    auto bpr = std::make_unique<BprModel>(config, pop, backend);
+    FRESHET_RETURN_IF_ERROR(bpr->InitLearning());
+    learner->model_ = std::move(bpr);
   } else if (algorithm == "ials") {
     learner->model_ = std::make_unique<IalsModel>(config, backend);
   } else if (algorithm == "cooc") {
@@ -83,6 +85,7 @@ void Learner::MaybeExpire(int64_t ts_ms) {
 int64_t Learner::ExpireUsers(int64_t now_ms) {
   if (config_.user_ttl_s <= 0) return 0;
   const int64_t cutoff = now_ms - static_cast<int64_t>(config_.user_ttl_s * 1000.0);
+  model_->Flush();  // held events may refer to the rows about to be reset
   int64_t expired = 0;
   for (int32_t row = 0; row < users_.size(); ++row) {
     if (!users_.IsLive(row) || histories_[row].last_ts_ms() >= cutoff) continue;
@@ -140,6 +143,7 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   // i + 16 are fetched while event i is resolved.
   if (!admission_.empty()) {  // the filter decides event by event
     for (const stream::Event& event : events) Apply(event);
+    model_->Flush();
     return;
   }
   if (!events.empty()) MaybeExpire(events.front().ts_ms);
@@ -179,6 +183,8 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
     }
     ApplyResolved(batch_rows_[i], events[i]);
   }
+  // Readers that come after this call see every event of it.
+  model_->Flush();
 }
 
 namespace {
@@ -263,6 +269,7 @@ absl::Status Learner::Similar(absl::string_view item, int k, absl::Span<const in
 // --- Persistence ---------------------------------------------------------------------------
 
 StateChanges Learner::TakeChanges() {
+  model_->Flush();  // the held events' rows belong to this set of changes
   StateChanges changes;
   if (popularity_.rescales() != popularity_rescales_) {
     // Every item's persisted popularity score changed scale at once.

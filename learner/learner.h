@@ -66,10 +66,14 @@ class Learner {
   // sources reject malformed ones): non-empty ids, finite non-negative weight.
   void Apply(const stream::Event& event);
 
-  // Learns from events in order; the result is identical to calling Apply() on each. Faster for
-  // large batches: ids are resolved first, then each event's rows are prefetched a few events
-  // ahead of its update, hiding memory latency on large tables.
+  // Learns from events in order; the result is identical to calling Apply() on each, then
+  // Flush(). Faster for large batches: ids are resolved first, then each event's rows are
+  // prefetched a few events ahead of its update, hiding memory latency on large tables.
   void ApplyBatch(absl::Span<const stream::Event> events);
+  // A micro-batching model (bpr on a GPU, or kernels.micro_batch > 0) may hold up to a batch of
+  // events that Apply() passed it; this learns them. ApplyBatch(), TakeChanges() and
+  // ExpireUsers() do it themselves.
+  void Flush() { model_->Flush(); }
 
   // Top-k items for an external user id. Unknown users get popularity. With exclude_seen, items in
   // the user's history are left out. InvalidArgument for k < 1.
@@ -89,6 +93,12 @@ class Learner {
                     std::vector<float>* vector, std::vector<int32_t>* exclude) const;
   // The matrix PrepareQuery()'s vectors are scored against (valid until the learner changes).
   kernels::ItemMatrixView ScoringMatrix() const { return model_->ScoringMatrix(); }
+  // Top-K of PrepareQuery() vectors (backend().TopK over ScoringMatrix(), or on the device that
+  // holds the model's parameters).
+  absl::Status TopKBatch(absl::Span<const kernels::TopKQuery> queries, int k,
+                         absl::Span<std::vector<kernels::ScoredItem>> results) const {
+    return model_->TopKBatch(*backend_, queries, k, results);
+  }
   const kernels::Backend& backend() const { return *backend_; }
 
   // Items similar to `item`: by inner product of item vectors for embedding models, by

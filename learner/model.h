@@ -47,8 +47,13 @@ class Model {
   // refers to a new row.
   virtual void Grow(int32_t users, int32_t items) = 0;
 
-  // Learns from one event.
+  // Learns from one event. A micro-batching model may hold it until Flush() or until its batch is
+  // full; reads (Recommend, QueryVector, Encode*, ...) then see the state before the held events.
   virtual void Learn(const Interaction& event) = 0;
+
+  // Learns every held event (see Learn). The Learner calls it at the end of each ApplyBatch(),
+  // before it forgets users, and before it reports changes for persistence.
+  virtual void Flush() {}
 
   // Hints that Learn() for this event follows soon, so the rows it reads can be fetched into
   // cache ahead of time. Rows must exist (after Grow()). Optional.
@@ -90,6 +95,18 @@ class Model {
     return false;
   }
   virtual kernels::ItemMatrixView ScoringMatrix() const { return {}; }
+  // Batched top-K of QueryVector() results against ScoringMatrix() (same contract as
+  // kernels::Backend::TopK). Models whose parameters live on a device score them there.
+  virtual absl::Status TopKBatch(const kernels::Backend& backend,
+                                 absl::Span<const kernels::TopKQuery> queries, int k,
+                                 absl::Span<std::vector<kernels::ScoredItem>> results) const {
+    return backend.TopK(ScoringMatrix(), queries, k, results);
+  }
+  // Where the model learns: "host" (the CPU, event by event), or the micro-batch trainer's name
+  // ("reference", "cuda: <device>"); and how many micro-batches failed on the device and were
+  // learnt on the host instead.
+  virtual std::string Learning() const { return "host"; }
+  virtual int64_t DeviceFallbacks() const { return 0; }
   // The item vectors, for export; rows == 0 when the model has none (cooc, popularity).
   virtual kernels::ItemMatrixView ItemVectors() const { return {}; }
   // A user's long-term vector (dim floats) for export, or null when the model has none.

@@ -262,6 +262,20 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
                                    "Kafka messages not yet consumed, by assigned partition",
                                    {"topic", "partition"})
           : nullptr;
+  // Which backend serves and learns; 1 for the current combination.
+  {
+    const EngineStats s = engine.stats();
+    metrics
+        .AddGaugeFamily("freshet_compute_backend_info",
+                        "compute backend in use (requested, chosen, where the model learns, and "
+                        "why: e.g. auto falling back to the CPU)",
+                        {"requested", "backend", "learning", "note"})
+        ->WithLabels({opts->backend_requested, s.backend, s.learning, opts->backend_note})
+        ->Set(1);
+  }
+  metrics.AddCallbackGauge("freshet_device_fallbacks",
+                           "micro-batches the GPU failed and the host learnt instead",
+                           [e] { return static_cast<double>(e->stats().device_fallbacks); });
   FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/metrics", [&metrics, opts, partition_lag](const HttpRequest&) {
     if (partition_lag != nullptr) {
       for (const auto& [topic, partition, lag] : opts->partition_lag()) {

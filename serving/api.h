@@ -38,6 +38,10 @@ struct ApiOptions {
   std::function<int64_t()> consumer_lag;
   // Consumer lag of every assigned partition: (topic, partition, messages). Optional.
   std::function<std::vector<std::tuple<std::string, int32_t, int64_t>>()> partition_lag;
+  // The compute backend asked for (kernels.backend / --backend: cpu, cuda, auto) and the line that
+  // says what was chosen and why (e.g. why auto fell back to the CPU), for /metrics.
+  std::string backend_requested;
+  std::string backend_note;
   int max_k = 1000;
   int default_k = 20;
   config::Config config;  // event type weights, and GET /admin/config

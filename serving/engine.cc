@@ -288,7 +288,7 @@ void Engine::ScorerLoop() const {
     absl::Status status;
     {
       std::shared_lock<RwLock> lock(mu_);
-      status = learner_->backend().TopK(learner_->ScoringMatrix(), queries, k, absl::MakeSpan(results));
+      status = learner_->TopKBatch(queries, k, absl::MakeSpan(results));
       if (status.ok()) {
         for (size_t i = 0; i < batch.size(); ++i) {
           std::vector<ScoredId>& items = batch[i]->result.items;
@@ -499,6 +499,9 @@ EngineStats Engine::stats() const {
     s.events_filtered = learner_->events_filtered();
     s.users = learner_->users().live();
     s.items = learner_->items().live();
+    s.backend = learner_->backend().Name();
+    s.learning = learner_->model().Learning();
+    s.device_fallbacks = learner_->model().DeviceFallbacks();
   }
   s.events_malformed = malformed_.load(std::memory_order_relaxed);
   s.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);

@@ -158,6 +158,7 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
                        "needs a finite source"));
     }
   }
+  learner.Flush();
   if (window.events > 0 || run.windows.empty()) close_window(last_ts);
   run.total = all.Finish(learner.items().size(), SecondsSince(start));
   if (options.progress) {
