@@ -19,6 +19,7 @@ PACKAGES=(
   libboost-dev         # Boost.Beast / Asio (header-only) for the HTTP server
   curl python3         # the live demo (scripts/demo.sh) reads the API with them
   wrk                  # HTTP load generator for the serving benchmarks
+  libjemalloc2         # the freshet binary's allocator (faster than glibc's under the server's load)
 )
 # Optional, only for benchmarks/kernels/faiss_compare.cc: FRESHET_BENCH_EXTRAS=1 adds FAISS and
 # an optimised BLAS for it (Debian's default libblas3 is the slow reference implementation).
