@@ -197,6 +197,12 @@ const std::vector<KeyImpl>& Registry() {
       IntKey("kernels.micro_batch", &Config::micro_batch, 0, 1 << 20,
              "bpr events per learning micro-batch: 0 = 256 on a GPU, one at a time on the CPU; "
              "N on the CPU runs the GPU's micro-batch semantics on the host (for comparisons)"),
+      IntKey("kernels.gpus", &Config::gpus, 1, 64,
+             "GPUs in this process learning bpr together (item deltas summed over NCCL)"),
+      IntKey("kernels.gpu_sync_every_batches", &Config::gpu_sync_every_batches, 0, 1 << 20,
+             "with several GPUs: sync the item model every N micro-batches (0: by time only)"),
+      IntKey("kernels.gpu_sync_ms", &Config::gpu_sync_ms, 0, 3600000,
+             "with several GPUs: sync the item model at least this often (0: by count only)"),
       IntKey("store.flush_interval_ms", &Config::flush_interval_ms, 1, 3600000,
              "dirty rows and the source positions they include are written together this often"),
       BoolKey("store.sync", &Config::store_sync,

@@ -79,6 +79,11 @@ struct Config {
   // bpr events per micro-batch: 0 = automatic (256 on a GPU, one event at a time on the CPU);
   // N > 0 on the CPU runs the GPU's micro-batch semantics on the host (slow; for comparisons).
   int micro_batch = 0;
+  // GPUs in this process learning bpr together (devices 0 .. gpus - 1, item deltas summed over
+  // NCCL every gpu_sync_every_batches micro-batches or gpu_sync_ms milliseconds).
+  int gpus = 1;
+  int gpu_sync_every_batches = 1;
+  int gpu_sync_ms = 0;
 
   // [store] RocksDB persistence
   int flush_interval_ms = 200;  // dirty rows and source positions are written this often

@@ -16,6 +16,7 @@
 namespace freshet::kernels {
 
 class BprTrainer;  // kernels/cuda/bpr_trainer.h
+struct BprTrainerOptions;
 
 // A read-only view of `rows` item vectors of `dim` floats, row i at `vectors + i * stride`
 // (stride >= dim, in floats), plus an optional additive per-item term (`bias`, `rows` floats,
@@ -70,10 +71,11 @@ class Backend {
                                       absl::Span<const int32_t> exclude, int k,
                                       std::vector<ScoredItem>* result) const = 0;
 
-  // A trainer that learns bpr micro-batches of width `dim` on this backend's device (see
+  // A trainer that learns bpr micro-batches on this backend's device(s) (see
   // kernels/cuda/bpr_trainer.h); Unimplemented for a backend that learns on the host, event by
   // event (the CPU).
-  virtual absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(int dim) const;
+  virtual absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
+      const BprTrainerOptions& options) const;
 };
 
 // Creates a backend by name: "cpu"; "cuda" (Unavailable when CUDA was not compiled in or no device

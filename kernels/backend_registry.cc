@@ -43,7 +43,8 @@ void SetNote(std::string* note, std::string text) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BprTrainer>> Backend::NewBprTrainer(int /*dim*/) const {
+absl::StatusOr<std::unique_ptr<BprTrainer>> Backend::NewBprTrainer(
+    const BprTrainerOptions& /*options*/) const {
   return absl::UnimplementedError(
       absl::StrCat("the ", Name(), " backend learns on the host, one event at a time"));
 }

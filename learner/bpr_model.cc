@@ -46,10 +46,20 @@ BprModel::BprModel(const config::Config& config, const Popularity* popularity,
 }
 
 absl::Status BprModel::InitLearning() {
-  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> trainer = backend_->NewBprTrainer(dim_);
+  kernels::BprTrainerOptions options;
+  options.dim = dim_;
+  options.devices = config_.gpus;
+  options.sync_every_batches = config_.gpu_sync_every_batches;
+  options.sync_every_ms = config_.gpu_sync_ms;
+  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> trainer = backend_->NewBprTrainer(options);
   if (trainer.ok()) {
     micro_batch_ = config_.micro_batch > 0 ? config_.micro_batch : kDeviceMicroBatch;
   } else if (absl::IsUnimplemented(trainer.status())) {
+    if (config_.gpus > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kernels.gpus = ", config_.gpus, " needs the cuda backend (this is the ",
+          backend_->Name(), " backend)"));
+    }
     if (config_.micro_batch == 0) return absl::OkStatus();  // event by event on the host
     trainer = kernels::NewReferenceBprTrainer(dim_);
     micro_batch_ = config_.micro_batch;

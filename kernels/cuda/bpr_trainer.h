@@ -22,6 +22,18 @@
 
 namespace freshet::kernels {
 
+// How a backend's trainer learns (Backend::NewBprTrainer).
+struct BprTrainerOptions {
+  int dim = 64;
+  // Devices learning together in this process (devices 0 .. devices - 1): each learns the events
+  // of its share of the users (user row % devices) on its own replica of the item tables, and the
+  // item-table deltas are all-reduced (summed) over NCCL every sync_every_batches micro-batches
+  // or sync_every_ms milliseconds (0 disables that trigger).
+  int devices = 1;
+  int sync_every_batches = 1;
+  int64_t sync_every_ms = 0;
+};
+
 // Not thread-safe: the learner serialises every call (TopK included) against learning.
 class BprTrainer {
  public:

@@ -60,10 +60,12 @@ class CudaBackend final : public Backend {
   absl::Status TopKFromScores(const float* scores, int64_t n, absl::Span<const int32_t> exclude,
                               int k, std::vector<ScoredItem>* result) const override;
 
-  // bpr learning on this device (cuda_bpr_trainer.cc): tables in device memory, served by
-  // TopKDevice. ResourceExhausted / Unavailable from the device; InvalidArgument for a dim the
-  // kernels do not take.
-  absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(int dim) const override;
+  // bpr learning on this device, or on devices 0 .. options.devices - 1 synchronised over NCCL
+  // (cuda_bpr_trainer.cc): tables in device memory, served by TopKDevice on this backend's
+  // device. ResourceExhausted / Unavailable from a device or NCCL; InvalidArgument for a dim the
+  // kernels do not take or fewer devices than asked for.
+  absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
+      const BprTrainerOptions& options) const override;
 
   // TopK over a device-resident matrix (on this backend's device); queries and exclude lists are
   // host memory. The matrix is read in stream order on the backend's stream, so work that the

@@ -168,9 +168,10 @@ class FlakyBackend final : public kernels::Backend {
                               int k, std::vector<kernels::ScoredItem>* result) const override {
     return cpu_.TopKFromScores(scores, n, exclude, k, result);
   }
-  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> NewBprTrainer(int dim) const override {
+  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> NewBprTrainer(
+      const kernels::BprTrainerOptions& options) const override {
     return std::unique_ptr<kernels::BprTrainer>(
-        std::make_unique<FlakyTrainer>(dim, upload_every_, step_every_));
+        std::make_unique<FlakyTrainer>(options.dim, upload_every_, step_every_));
   }
 
  private:
@@ -274,6 +275,11 @@ TEST(MicroBatchTest, SettingsTheKernelsDoNotImplementAreRefused) {
   // Event by event (no micro-batching asked for), both are fine.
   config.micro_batch = 0;
   EXPECT_TRUE(Learner::Create("bpr", config, &cpu).ok());
+  // Several GPUs need the cuda backend.
+  config = config::Config();
+  config.gpus = 2;
+  learner = Learner::Create("bpr", config, &cpu);
+  EXPECT_EQ(learner.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

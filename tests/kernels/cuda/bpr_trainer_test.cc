@@ -15,6 +15,7 @@
 #include "kernels/cpu_backend.h"
 #include "kernels/cuda/bpr_trainer.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/reference.h"
 #include "tests/kernels/cuda/cuda_test_util.h"
 
 namespace freshet::kernels {
@@ -35,8 +36,12 @@ struct PaddedTables {
     fill(ia, static_cast<size_t>(items), 0.0f, 0.1f);
     fill(b, static_cast<size_t>(items), -0.2f, 0.2f);
     fill(ba, static_cast<size_t>(items), 0.0f, 0.1f);
-    for (int64_t r = 0; r < users; ++r) std::fill(&u[r * stride + dim], &u[(r + 1) * stride], 0.0f);
-    for (int64_t r = 0; r < items; ++r) std::fill(&i[r * stride + dim], &i[(r + 1) * stride], 0.0f);
+    for (int64_t r = 0; r < users; ++r) {
+      std::fill(u.data() + r * stride + dim, u.data() + (r + 1) * stride, 0.0f);
+    }
+    for (int64_t r = 0; r < items; ++r) {
+      std::fill(i.data() + r * stride + dim, i.data() + (r + 1) * stride, 0.0f);
+    }
   }
   BprTables view() {
     return BprTables{u.data(),  ua.data(), i.data(), ia.data(), b.data(), ba.data(),
@@ -67,7 +72,9 @@ TEST(CudaBprTrainerTest, MirrorsTheReferenceTrainerOnPaddedHostTablesAndServesTh
   constexpr int64_t kStride = 32, kUsers = 200, kItems = 300;
   PaddedTables on_cuda(kUsers, kItems, kDim, kStride, 1);
   PaddedTables on_reference = on_cuda;
-  absl::StatusOr<std::unique_ptr<BprTrainer>> cuda = (*backend)->NewBprTrainer(kDim);
+  BprTrainerOptions options;
+  options.dim = kDim;
+  absl::StatusOr<std::unique_ptr<BprTrainer>> cuda = (*backend)->NewBprTrainer(options);
   ASSERT_TRUE(cuda.ok()) << cuda.status();
   std::unique_ptr<BprTrainer> reference = NewReferenceBprTrainer(kDim);
   std::vector<int32_t> all_users(kUsers), all_items(kItems);
@@ -130,6 +137,75 @@ TEST(CudaBprTrainerTest, MirrorsTheReferenceTrainerOnPaddedHostTablesAndServesTh
         return s;
       },
       "trainer top-K");
+}
+
+TEST(CudaBprTrainerTest, TwoDevicesSumTheirUpdatesOfTheItemModel) {
+  absl::StatusOr<std::unique_ptr<CudaBackend>> backend = CudaBackend::Create(0);
+  if (!backend.ok()) GTEST_SKIP() << "no CUDA device: " << backend.status().message();
+  if (!CudaBackend::Create(1).ok()) GTEST_SKIP() << "one CUDA device: the NCCL path needs two";
+  constexpr int kDim = 16, kNegatives = 2, kEvents = 64;
+  constexpr int64_t kUsers = 64, kItems = 96;
+  const PaddedTables base(kUsers, kItems, kDim, kDim, 3);
+  BprTrainerOptions options;
+  options.dim = kDim;
+  options.devices = 2;
+  absl::StatusOr<std::unique_ptr<BprTrainer>> pair = (*backend)->NewBprTrainer(options);
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  std::vector<int32_t> all_users(kUsers), all_items(kItems);
+  std::iota(all_users.begin(), all_users.end(), 0);
+  std::iota(all_items.begin(), all_items.end(), 0);
+  PaddedTables on_pair = base;
+  ASSERT_TRUE((*pair)->Upload(on_pair.view(), all_users, all_items).ok());
+
+  // Event e is user e: even users learn on device 0, odd users on device 1.
+  Rng rng(4);
+  std::vector<int32_t> users, positives, negatives;
+  std::vector<float> log_q, weights;
+  for (int e = 0; e < kEvents; ++e) {
+    users.push_back(e);
+    positives.push_back(static_cast<int32_t>(rng.Below(kItems)));
+    for (int n = 0; n < kNegatives; ++n) {
+      negatives.push_back(static_cast<int32_t>(rng.Below(kItems)));
+    }
+    for (int c = 0; c <= kNegatives; ++c) log_q.push_back(-4.0f);
+    weights.push_back(1.0f);
+  }
+  const BprParams params{0.05f, 0.0f, 1e-6f, 1.0f};
+  const BprBatch batch{users, positives, negatives, log_q, weights, kNegatives, {}, {}, 0};
+  ASSERT_TRUE((*pair)->Step(batch, params, on_pair.view()).ok());
+
+  // Expected: the base plus each half's update on the item side (sync every batch, summed);
+  // each user as its own half left it.
+  std::vector<PaddedTables> halves;
+  for (int parity = 0; parity < 2; ++parity) {
+    std::vector<int32_t> u, p, n;
+    std::vector<float> q, w;
+    for (int e = parity; e < kEvents; e += 2) {
+      u.push_back(users[e]);
+      p.push_back(positives[e]);
+      n.insert(n.end(), negatives.begin() + e * kNegatives,
+               negatives.begin() + (e + 1) * kNegatives);
+      q.insert(q.end(), log_q.begin() + e * (kNegatives + 1),
+               log_q.begin() + (e + 1) * (kNegatives + 1));
+      w.push_back(1.0f);
+    }
+    PaddedTables half = base;
+    ASSERT_TRUE(
+        ReferenceBprBatch(half.view(), BprBatch{u, p, n, q, w, kNegatives, {}, {}, 0}, params)
+            .ok());
+    halves.push_back(half);
+  }
+  std::vector<float> expected_items = base.i;
+  for (size_t k = 0; k < expected_items.size(); ++k) {
+    expected_items[k] += (halves[0].i[k] - base.i[k]) + (halves[1].i[k] - base.i[k]);
+  }
+  ExpectClose(on_pair.i, expected_items, "items");
+  std::vector<float> expected_users = base.u;
+  for (int64_t r = 0; r < kUsers; ++r) {
+    const PaddedTables& owner = halves[static_cast<size_t>(r % 2)];
+    std::copy_n(owner.u.data() + r * kDim, kDim, expected_users.data() + r * kDim);
+  }
+  ExpectClose(on_pair.u, expected_users, "users");
 }
 
 }  // namespace
