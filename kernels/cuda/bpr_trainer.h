@@ -68,6 +68,11 @@ class BprTrainer {
 // trainer makes, so tests can check a micro-batched learner without a GPU.
 std::unique_ptr<BprTrainer> NewReferenceBprTrainer(int dim);
 
+// The trainers' argument checks: InvalidArgument unless `host` has width `dim` with rows at least
+// dim floats apart, and every listed user and item row exists in it.
+absl::Status CheckTrainerArgs(const BprTables& host, int dim, absl::Span<const int32_t> users,
+                              absl::Span<const int32_t> items);
+
 // The distinct rows a batch changes, ascending: its users (empty when params.user_weight == 0)
 // and its candidate items (positives and non-empty negatives; context rows are read only).
 void BprBatchRows(const BprBatch& batch, const BprParams& params, std::vector<int32_t>* users,

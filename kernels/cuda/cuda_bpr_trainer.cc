@@ -34,16 +34,6 @@ absl::Status ForEachRun(std::vector<int32_t> rows, Fn fn) {
   return absl::OkStatus();
 }
 
-absl::Status CheckRows(absl::Span<const int32_t> rows, int64_t limit, const char* what) {
-  for (const int32_t r : rows) {
-    if (r < 0 || r >= limit) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bpr trainer: ", what, " row ", r, " outside [0, ", limit, ")"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 class CudaBprTrainer final : public BprTrainer {
  public:
   CudaBprTrainer(const CudaBackend* backend, int dim) : backend_(backend), dim_(dim) {}
@@ -64,9 +54,7 @@ class CudaBprTrainer final : public BprTrainer {
 
   absl::Status Upload(const BprTables& host, absl::Span<const int32_t> users,
                       absl::Span<const int32_t> items) override {
-    FRESHET_RETURN_IF_ERROR(CheckHost(host));
-    FRESHET_RETURN_IF_ERROR(CheckRows(users, host.num_users, "user"));
-    FRESHET_RETURN_IF_ERROR(CheckRows(items, host.num_items, "item"));
+    FRESHET_RETURN_IF_ERROR(CheckTrainerArgs(host, dim_, users, items));
     return backend_->WithContext([&](const CudaContext&) -> absl::Status {
       // Grow first, all or nothing per table pair (ResourceExhausted leaves a table unchanged).
       if (host.num_users > users_->rows()) {
@@ -103,7 +91,7 @@ class CudaBprTrainer final : public BprTrainer {
 
   absl::Status Step(const BprBatch& batch, const BprParams& params,
                     const BprTables& host) override {
-    FRESHET_RETURN_IF_ERROR(CheckHost(host));
+    FRESHET_RETURN_IF_ERROR(CheckTrainerArgs(host, dim_, {}, {}));
     FRESHET_RETURN_IF_ERROR(Run(batch, params));
     BprBatchRows(batch, params, &changed_users_, &changed_items_);
     return ReadBack(changed_users_, changed_items_, host);
@@ -122,8 +110,7 @@ class CudaBprTrainer final : public BprTrainer {
   // any of it, so that an error leaves `host` alone.
   absl::Status ReadBack(absl::Span<const int32_t> users, absl::Span<const int32_t> items,
                         const BprTables& host) {
-    FRESHET_RETURN_IF_ERROR(CheckRows(users, host.num_users, "user"));
-    FRESHET_RETURN_IF_ERROR(CheckRows(items, host.num_items, "item"));
+    FRESHET_RETURN_IF_ERROR(CheckTrainerArgs(host, dim_, users, items));
     return backend_->WithContext([&](const CudaContext&) -> absl::Status {
       FRESHET_RETURN_IF_ERROR(users_->ReadRows(users, &user_rows_));
       FRESHET_RETURN_IF_ERROR(user_acc_->ReadRows(users, &user_acc_rows_));
@@ -165,14 +152,6 @@ class CudaBprTrainer final : public BprTrainer {
   }
 
  private:
-  absl::Status CheckHost(const BprTables& host) const {
-    if (host.dim != dim_ || host.row_stride() < dim_) {
-      return absl::InvalidArgumentError(absl::StrCat("bpr trainer: host tables of width ",
-                                                     host.dim, " for a trainer of width ", dim_));
-    }
-    return absl::OkStatus();
-  }
-
   // Copies `count` host rows from `first` into packed_ without their padding.
   void Pack(const float* table, int64_t stride, int32_t first, int64_t count) {
     packed_.resize(static_cast<size_t>(count * dim_));

@@ -40,6 +40,20 @@ absl::Status CheckRows(absl::Span<const int32_t> rows, int64_t limit, const char
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status CheckTrainerArgs(const BprTables& host, int dim, absl::Span<const int32_t> users,
+                              absl::Span<const int32_t> items) {
+  if (host.dim != dim || host.row_stride() < dim) {
+    return absl::InvalidArgumentError(absl::StrCat("bpr trainer: host tables of width ", host.dim,
+                                                   " for a trainer of width ", dim));
+  }
+  FRESHET_RETURN_IF_ERROR(CheckRows(users, host.num_users, "user"));
+  return CheckRows(items, host.num_items, "item");
+}
+
+namespace {
+
 // Copies user row `r` (vector and accumulator) from `from` to `to`.
 void CopyUser(const BprTables& from, const BprTables& to, int32_t r) {
   std::copy_n(from.users + r * from.row_stride(), from.dim, to.users + r * to.row_stride());
@@ -62,9 +76,7 @@ class ReferenceBprTrainer final : public BprTrainer {
 
   absl::Status Upload(const BprTables& host, absl::Span<const int32_t> users,
                       absl::Span<const int32_t> items) override {
-    FRESHET_RETURN_IF_ERROR(CheckHost(host));
-    FRESHET_RETURN_IF_ERROR(CheckRows(users, host.num_users, "user"));
-    FRESHET_RETURN_IF_ERROR(CheckRows(items, host.num_items, "item"));
+    FRESHET_RETURN_IF_ERROR(CheckTrainerArgs(host, dim_, users, items));
     Grow(host.num_users, host.num_items);
     const BprTables mine = Tables();
     for (const int32_t r : users) CopyUser(host, mine, r);
@@ -74,7 +86,7 @@ class ReferenceBprTrainer final : public BprTrainer {
 
   absl::Status Step(const BprBatch& batch, const BprParams& params,
                     const BprTables& host) override {
-    FRESHET_RETURN_IF_ERROR(CheckHost(host));
+    FRESHET_RETURN_IF_ERROR(CheckTrainerArgs(host, dim_, {}, {}));
     if (host.num_users < num_users_ || host.num_items < num_items_) {
       return absl::InvalidArgumentError("bpr trainer: the host tables are smaller than its own");
     }
@@ -93,14 +105,6 @@ class ReferenceBprTrainer final : public BprTrainer {
   }
 
  private:
-  absl::Status CheckHost(const BprTables& host) const {
-    if (host.dim != dim_ || host.row_stride() < dim_) {
-      return absl::InvalidArgumentError(absl::StrCat("bpr trainer: host tables of width ",
-                                                     host.dim, " for a trainer of width ", dim_));
-    }
-    return absl::OkStatus();
-  }
-
   void Grow(int64_t users, int64_t items) {
     num_users_ = std::max(num_users_, users);
     num_items_ = std::max(num_items_, items);

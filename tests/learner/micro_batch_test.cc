@@ -204,53 +204,43 @@ TEST(MicroBatchTest, AFailingTrainerLosesNothing) {
   EXPECT_EQ(a.items, b.items);
 }
 
+// Loads every row of `from`, as the store would, into the empty learner `to`.
+void LoadInto(Learner& from, Learner* to) {
+  std::string value;
+  from.EncodeGlobals(&value);
+  ASSERT_TRUE(to->BeginLoad(value).ok());
+  for (int32_t r = 0; r < from.users().size(); ++r) {
+    value.clear();
+    from.EncodeUser(r, &value);
+    ASSERT_TRUE(to->LoadUser(r, value).ok());
+    value.clear();
+    from.EncodeHistory(r, &value);
+    ASSERT_TRUE(to->LoadHistory(r, value).ok());
+  }
+  for (int32_t r = 0; r < from.items().size(); ++r) {
+    value.clear();
+    from.EncodeItem(r, &value);
+    ASSERT_TRUE(to->LoadItem(r, value).ok());
+  }
+  ASSERT_TRUE(to->FinishLoad().ok());
+}
+
 TEST(MicroBatchTest, TheFirstBatchAfterALoadStartsFromTheLoadedRows) {
   const std::vector<stream::Event> events = Generated(5000, 9);
   const kernels::CpuBackend cpu;
   const config::Config config = WithMicroBatch(64);
   std::unique_ptr<Learner> original = MakeLearner(config, &cpu);
   original->ApplyBatch(events);
-  // Persist every row, load into a fresh micro-batched learner.
-  std::string globals;
-  original->EncodeGlobals(&globals);
+  // Persist every row and load them into a fresh micro-batched learner.
   std::unique_ptr<Learner> loaded = MakeLearner(config, &cpu);
-  ASSERT_TRUE(loaded->BeginLoad(globals).ok());
-  std::string value;
-  for (int32_t r = 0; r < original->users().size(); ++r) {
-    value.clear();
-    original->EncodeUser(r, &value);
-    ASSERT_TRUE(loaded->LoadUser(r, value).ok());
-    value.clear();
-    original->EncodeHistory(r, &value);
-    ASSERT_TRUE(loaded->LoadHistory(r, value).ok());
-  }
-  for (int32_t r = 0; r < original->items().size(); ++r) {
-    value.clear();
-    original->EncodeItem(r, &value);
-    ASSERT_TRUE(loaded->LoadItem(r, value).ok());
-  }
-  ASSERT_TRUE(loaded->FinishLoad().ok());
+  LoadInto(*original, loaded.get());
   ASSERT_EQ(Parameters(*loaded), Parameters(*original));
   // The same load into a learner whose trainer never manages a step: it learns every batch on the
   // host tables, which certainly hold the loaded rows. A trainer that had missed a loaded row
   // would learn from other values there.
   const FlakyBackend host_only(/*upload_every=*/0, /*step_every=*/1);
   std::unique_ptr<Learner> on_host = MakeLearner(config, &host_only);
-  ASSERT_TRUE(on_host->BeginLoad(globals).ok());
-  for (int32_t r = 0; r < original->users().size(); ++r) {
-    value.clear();
-    original->EncodeUser(r, &value);
-    ASSERT_TRUE(on_host->LoadUser(r, value).ok());
-    value.clear();
-    original->EncodeHistory(r, &value);
-    ASSERT_TRUE(on_host->LoadHistory(r, value).ok());
-  }
-  for (int32_t r = 0; r < original->items().size(); ++r) {
-    value.clear();
-    original->EncodeItem(r, &value);
-    ASSERT_TRUE(on_host->LoadItem(r, value).ok());
-  }
-  ASSERT_TRUE(on_host->FinishLoad().ok());
+  LoadInto(*original, on_host.get());
   const std::vector<float> before = Parameters(*loaded);
   for (size_t i = 0; i < 1000; i += 100) {
     const absl::Span<const stream::Event> part = absl::MakeConstSpan(events).subspan(i, 100);
