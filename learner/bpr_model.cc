@@ -56,9 +56,9 @@ absl::Status BprModel::InitLearning() {
     micro_batch_ = config_.micro_batch > 0 ? config_.micro_batch : kDeviceMicroBatch;
   } else if (absl::IsUnimplemented(trainer.status())) {
     if (config_.gpus > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "kernels.gpus = ", config_.gpus, " needs the cuda backend (this is the ",
-          backend_->Name(), " backend)"));
+      return absl::InvalidArgumentError(absl::StrCat("kernels.gpus = ", config_.gpus,
+                                                     " needs the cuda backend (this is the ",
+                                                     backend_->Name(), " backend)"));
     }
     if (config_.micro_batch == 0) return absl::OkStatus();  // event by event on the host
     trainer = kernels::NewReferenceBprTrainer(dim_);
@@ -73,9 +73,9 @@ absl::Status BprModel::InitLearning() {
   }
   if (config_.bpr_window > kernels::kMaxBprWindow ||
       config_.bpr_negatives >= kernels::kMaxBprCandidates) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "micro-batched bpr learning takes bpr.window <= ", kernels::kMaxBprWindow,
-        " and bpr.negatives < ", kernels::kMaxBprCandidates));
+    return absl::InvalidArgumentError(
+        absl::StrCat("micro-batched bpr learning takes bpr.window <= ", kernels::kMaxBprWindow,
+                     " and bpr.negatives < ", kernels::kMaxBprCandidates));
   }
   trainer_ = std::move(*trainer);
   return absl::OkStatus();
@@ -217,11 +217,13 @@ void BprModel::Learn(const Interaction& event) {
       coeff_[c] = internal::ExpNonPositive(logits_[c] - max_logit);
       total += coeff_[c];
     }
-    for (size_t c = 0; c < m; ++c) coeff_[c] = weight * (coeff_[c] / total - (c == 0 ? 1.0f : 0.0f));
+    for (size_t c = 0; c < m; ++c)
+      coeff_[c] = weight * (coeff_[c] / total - (c == 0 ? 1.0f : 0.0f));
   } else {
     coeff_[0] = 0;
     for (size_t c = 1; c < m; ++c) {
-      const float g = weight / (1.0f + std::exp(logits_[0] - logits_[c]));  // 1 - sigmoid(x_0 - x_c)
+      const float g =
+          weight / (1.0f + std::exp(logits_[0] - logits_[c]));  // 1 - sigmoid(x_0 - x_c)
       coeff_[0] -= g;
       coeff_[c] = g;
     }
@@ -240,7 +242,8 @@ void BprModel::Learn(const Interaction& event) {
     MarkItem(item);
     AdagradStep(items_.Row(item), items_.Accumulator(item), coeff_[c], query_.data(), query_sq);
     bias_accumulator_[item] += coeff_[c] * coeff_[c];
-    bias_[item] -= config_.bpr_lr / std::sqrt(bias_accumulator_[item] + kAdagradEpsilon) * coeff_[c];
+    bias_[item] -=
+        config_.bpr_lr / std::sqrt(bias_accumulator_[item] + kAdagradEpsilon) * coeff_[c];
   }
   if (config_.bpr_long_term_weight > 0) {
     AdagradStep(users_.Row(event.user), users_.Accumulator(event.user),
@@ -314,8 +317,10 @@ void BprModel::Flush() {
   const kernels::BprParams params{config_.bpr_lr, config_.bpr_l2, kAdagradEpsilon,
                                   config_.bpr_long_term_weight};
   // Rows the host wrote since the last step (new, loaded or reset ones) go to the trainer first.
-  for (int64_t r = trainer_users_; r < users_.rows(); ++r) upload_users_.push_back(static_cast<int32_t>(r));
-  for (int64_t r = trainer_items_; r < items_.rows(); ++r) upload_items_.push_back(static_cast<int32_t>(r));
+  for (int64_t r = trainer_users_; r < users_.rows(); ++r)
+    upload_users_.push_back(static_cast<int32_t>(r));
+  for (int64_t r = trainer_items_; r < items_.rows(); ++r)
+    upload_items_.push_back(static_cast<int32_t>(r));
   trainer_users_ = users_.rows();
   trainer_items_ = items_.rows();
   absl::Status status = trainer_->Upload(host, upload_users_, upload_items_);
@@ -342,8 +347,8 @@ void BprModel::Flush() {
     upload_users_.insert(upload_users_.end(), users.begin(), users.end());
     upload_items_.insert(upload_items_.end(), items.begin(), items.end());
   }
-  for (std::vector<int32_t>* v : {&queue_.users, &queue_.positives, &queue_.negatives,
-                                  &queue_.context}) {
+  for (std::vector<int32_t>* v :
+       {&queue_.users, &queue_.positives, &queue_.negatives, &queue_.context}) {
     v->clear();
   }
   for (std::vector<float>* v : {&queue_.log_q, &queue_.weights, &queue_.context_weights}) {
@@ -355,8 +360,8 @@ void BprModel::LearnOnHost(const kernels::BprBatch& batch, const kernels::BprPar
   const absl::Status status = kernels::ReferenceBprBatch(HostTables(), batch, params);
   if (!status.ok()) {
     // The batch was built here from valid rows; a refusal is a bug worth a loud line.
-    Log(LogLevel::kError, absl::StrCat("bpr: the host could not learn a micro-batch: ",
-                                       status.message()));
+    Log(LogLevel::kError,
+        absl::StrCat("bpr: the host could not learn a micro-batch: ", status.message()));
   }
 }
 

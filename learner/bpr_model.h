@@ -125,10 +125,10 @@ class BprModel : public Model {
   std::vector<float> bias_;
   std::vector<float> bias_accumulator_;
   NegativeSampler sampler_;
-  Rng sample_rng_;  // negatives
-  const float log_negatives_;  // log(bpr.negatives), part of the logQ correction
-  std::vector<uint32_t> draw_queue_;      // raw draws whose table slots are being fetched
-  std::vector<int32_t> negative_queue_;   // resolved negatives whose rows are being fetched
+  Rng sample_rng_;                       // negatives
+  const float log_negatives_;            // log(bpr.negatives), part of the logQ correction
+  std::vector<uint32_t> draw_queue_;     // raw draws whose table slots are being fetched
+  std::vector<int32_t> negative_queue_;  // resolved negatives whose rows are being fetched
   size_t queue_head_ = 0;
 
   // Scratch for Learn(), sized once.

@@ -75,17 +75,17 @@ class CudaBprTrainer final : public BprTrainer {
             FRESHET_RETURN_IF_ERROR(users_->Upload(first, packed_));
             return user_acc_->Upload(first, absl::MakeConstSpan(host.user_acc + first, count));
           }));
-      return ForEachRun(std::vector<int32_t>(items.begin(), items.end()),
-                        [&](int32_t first, int64_t count) -> absl::Status {
-                          Pack(host.items, stride, first, count);
-                          FRESHET_RETURN_IF_ERROR(items_->Upload(first, packed_));
-                          FRESHET_RETURN_IF_ERROR(item_acc_->Upload(
-                              first, absl::MakeConstSpan(host.item_acc + first, count)));
-                          FRESHET_RETURN_IF_ERROR(
-                              bias_->Upload(first, absl::MakeConstSpan(host.bias + first, count)));
-                          return bias_acc_->Upload(
-                              first, absl::MakeConstSpan(host.bias_acc + first, count));
-                        });
+      return ForEachRun(
+          std::vector<int32_t>(items.begin(), items.end()),
+          [&](int32_t first, int64_t count) -> absl::Status {
+            Pack(host.items, stride, first, count);
+            FRESHET_RETURN_IF_ERROR(items_->Upload(first, packed_));
+            FRESHET_RETURN_IF_ERROR(
+                item_acc_->Upload(first, absl::MakeConstSpan(host.item_acc + first, count)));
+            FRESHET_RETURN_IF_ERROR(
+                bias_->Upload(first, absl::MakeConstSpan(host.bias + first, count)));
+            return bias_acc_->Upload(first, absl::MakeConstSpan(host.bias_acc + first, count));
+          });
     });
   }
 
@@ -187,9 +187,9 @@ class MultiDeviceBprTrainer final : public BprTrainer {
     for (int d = 1; d < options.devices; ++d) {
       absl::StatusOr<std::unique_ptr<CudaBackend>> backend = CudaBackend::Create(d);
       if (!backend.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("kernels.gpus = ", options.devices,
-                                                       " but device ", d, " is not usable: ",
-                                                       backend.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("kernels.gpus = ", options.devices, " but device ", d,
+                         " is not usable: ", backend.status().message()));
       }
       t->ranks_.push_back(std::make_unique<CudaBprTrainer>(backend->get(), options.dim));
       t->backends_.push_back(std::move(*backend));
@@ -215,8 +215,8 @@ class MultiDeviceBprTrainer final : public BprTrainer {
     // New item rows are written alike on every device and join the sync's base as they are. A
     // rewritten existing row (a reload, or a row a failed step left stale) would count as a delta
     // on every device: sync first, write, and start from a new base.
-    const bool rewrites = std::any_of(items.begin(), items.end(),
-                                      [&](int32_t r) { return r < known_item_rows_; });
+    const bool rewrites =
+        std::any_of(items.begin(), items.end(), [&](int32_t r) { return r < known_item_rows_; });
     if (rewrites) {
       for (const auto& sync : syncs_) FRESHET_RETURN_IF_ERROR(sync->SyncNow());
       read_all_unsynced_ = true;
@@ -289,7 +289,7 @@ class MultiDeviceBprTrainer final : public BprTrainer {
     std::vector<int32_t> users, positives, negatives, context;
     std::vector<float> log_q, weights, context_weights;
     BprBatch View(int num_negatives, int window) const {
-      return BprBatch{users,         positives, negatives, log_q,          weights,
+      return BprBatch{users,         positives, negatives,       log_q, weights,
                       num_negatives, context,   context_weights, window};
     }
   };

@@ -32,9 +32,10 @@ namespace freshet::kernels {
 // Gradients accumulate over the whole batch per distinct row:
 //   GU[u]  += a * sum_c g_c q_c    GI[i_c] += g_c p        GB[i_c] += g_c
 // (context rows get no gradient of their own: they are item rows, which learn as candidates; with
-// a == 0 user rows are not updated at all). A row that appears several times (the same user in two events, an item that is a positive
-// here and a negative there, the same negative twice) gets the SUM of its gradients. Then every
-// distinct row that appears in the batch is updated exactly once (Adagrad, decoupled weight decay):
+// a == 0 user rows are not updated at all). A row that appears several times (the same user in two
+// events, an item that is a positive here and a negative there, the same negative twice) gets the
+// SUM of its gradients. Then every distinct row that appears in the batch is updated exactly once
+// (Adagrad, decoupled weight decay):
 //   acc += |G|^2 / dim;  step = lr / sqrt(acc + epsilon);  row = (1 - step * l2) * row - step * G
 // and every distinct candidate item's bias (no weight decay):
 //   bias_acc += GB^2;  bias -= lr / sqrt(bias_acc + epsilon) * GB.

@@ -117,8 +117,10 @@ class ReferenceBprTrainer final : public BprTrainer {
   }
 
   BprTables Tables() {
-    return BprTables{users_.data(), user_acc_.data(), items_.data(), item_acc_.data(),
-                     bias_.data(),  bias_acc_.data(), num_users_,    num_items_,
+    return BprTables{users_.data(), user_acc_.data(),
+                     items_.data(), item_acc_.data(),
+                     bias_.data(),  bias_acc_.data(),
+                     num_users_,    num_items_,
                      dim_,          0};
   }
 

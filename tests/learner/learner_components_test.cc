@@ -3,8 +3,8 @@
 #include <cmath>
 #include <map>
 
-#include "gtest/gtest.h"
 #include "config/config.h"
+#include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/cooc_model.h"
 #include "learner/embedding_table.h"
@@ -287,7 +287,8 @@ TEST(CoocModelTest, PruningBoundsMemoryAndKeepsTheStrongestPairs) {
   std::vector<int32_t> recent;
   for (int i = 0; i < 20000; ++i) {
     // Items 0 and 1 always come together; everything else is noise.
-    const int32_t item = i % 2 == 0 ? static_cast<int32_t>(rng.Below(kItems)) : (i % 4 == 1 ? 0 : 1);
+    const int32_t item =
+        i % 2 == 0 ? static_cast<int32_t>(rng.Below(kItems)) : (i % 4 == 1 ? 0 : 1);
     model.Learn(Interaction{0, item, 1.0f, i, recent, kItems});
     pop.Add(item, 1.0f, i);
     recent.push_back(item);

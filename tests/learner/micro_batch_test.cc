@@ -67,7 +67,8 @@ std::vector<float> Parameters(const Learner& learner) {
   std::vector<float> out;
   const kernels::ItemMatrixView items = learner.model().ItemVectors();
   for (int64_t r = 0; r < items.rows; ++r) {
-    out.insert(out.end(), items.vectors + r * items.stride, items.vectors + r * items.stride + items.dim);
+    out.insert(out.end(), items.vectors + r * items.stride,
+               items.vectors + r * items.stride + items.dim);
     out.push_back(items.bias[r]);
   }
   for (int32_t u = 0; u < learner.users().size(); ++u) {

@@ -2,6 +2,8 @@
 // uploads and micro-batches on padded host tables must leave the same host tables, within the
 // bpr kernels' tolerance, and the device top-K must rank the host tables' items. Skips without a
 // device.
+#include "kernels/cuda/bpr_trainer.h"
+
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -13,7 +15,6 @@
 #include "common/random.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_backend.h"
-#include "kernels/cuda/bpr_trainer.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/reference.h"
 #include "tests/kernels/cuda/cuda_test_util.h"
@@ -44,8 +45,16 @@ struct PaddedTables {
     }
   }
   BprTables view() {
-    return BprTables{u.data(),  ua.data(), i.data(), ia.data(), b.data(), ba.data(),
-                     static_cast<int64_t>(ua.size()), static_cast<int64_t>(ia.size()), dim, stride};
+    return BprTables{u.data(),
+                     ua.data(),
+                     i.data(),
+                     ia.data(),
+                     b.data(),
+                     ba.data(),
+                     static_cast<int64_t>(ua.size()),
+                     static_cast<int64_t>(ia.size()),
+                     dim,
+                     stride};
   }
   int dim;
   int64_t stride;
@@ -58,8 +67,7 @@ void ExpectClose(const std::vector<float>& device, const std::vector<float>& ref
   int reported = 0;
   for (size_t k = 0; k < device.size() && reported < 5; ++k) {
     if (!(std::fabs(device[k] - reference[k]) <= 2e-5f + 2e-4f * std::fabs(reference[k]))) {
-      ADD_FAILURE() << what << "[" << k << "]: cuda " << device[k] << " reference "
-                    << reference[k];
+      ADD_FAILURE() << what << "[" << k << "]: cuda " << device[k] << " reference " << reference[k];
       ++reported;
     }
   }
@@ -90,7 +98,8 @@ TEST(CudaBprTrainerTest, MirrorsTheReferenceTrainerOnPaddedHostTablesAndServesTh
     for (int e = 0; e < 256; ++e) {
       users.push_back(static_cast<int32_t>(rng.Below(kUsers)));
       positives.push_back(static_cast<int32_t>(rng.Below(kItems)));
-      for (int n = 0; n < kNegatives; ++n) negatives.push_back(static_cast<int32_t>(rng.Below(kItems)));
+      for (int n = 0; n < kNegatives; ++n)
+        negatives.push_back(static_cast<int32_t>(rng.Below(kItems)));
       for (int c = 0; c <= kNegatives; ++c) log_q.push_back(-5.0f + rng.UniformFloat());
       weights.push_back(1.0f);
       for (int k = 0; k < kWindow; ++k) {
@@ -98,8 +107,8 @@ TEST(CudaBprTrainerTest, MirrorsTheReferenceTrainerOnPaddedHostTablesAndServesTh
         context_weights.push_back(0.2f);
       }
     }
-    const BprBatch batch{users, positives, negatives, log_q, weights,
-                         kNegatives, context, context_weights, kWindow};
+    const BprBatch batch{users,      positives, negatives,       log_q,  weights,
+                         kNegatives, context,   context_weights, kWindow};
     const BprParams params{0.05f, 1e-4f, 1e-6f, 0.8f};
     ASSERT_TRUE((*cuda)->Step(batch, params, on_cuda.view()).ok());
     ASSERT_TRUE(reference->Step(batch, params, on_reference.view()).ok());
@@ -125,7 +134,8 @@ TEST(CudaBprTrainerTest, MirrorsTheReferenceTrainerOnPaddedHostTablesAndServesTh
   const std::vector<int32_t> exclude = {3, 7, 11};
   const TopKQuery q{query.data(), exclude};
   std::vector<std::vector<ScoredItem>> device_out(1), host_out(1);
-  ASSERT_TRUE((*cuda)->TopK(kItems, absl::MakeConstSpan(&q, 1), 20, absl::MakeSpan(device_out)).ok());
+  ASSERT_TRUE(
+      (*cuda)->TopK(kItems, absl::MakeConstSpan(&q, 1), 20, absl::MakeSpan(device_out)).ok());
   const CpuBackend cpu;
   const ItemMatrixView view{on_cuda.i.data(), on_cuda.b.data(), kItems, kDim, kStride};
   ASSERT_TRUE(cpu.TopK(view, absl::MakeConstSpan(&q, 1), 20, absl::MakeSpan(host_out)).ok());

@@ -66,81 +66,82 @@ TEST(CudaBprBatchTest, MatchesTheReferenceWithRepeatedRows) {
   // Without a context window (p = users[u]), and with one of three slots (one often empty) and
   // a user weight below one, as the learner sends them.
   for (const int window : {0, 3})
-  for (const int dim : {16, 64, 100}) {
-    SCOPED_TRACE(::testing::Message() << "dim " << dim << ", window " << window);
-    constexpr int64_t kUsers = 300, kItems = 400, kEvents = 512;
-    constexpr int kNegatives = 4;
-    Rng rng(40 + dim);
-    std::vector<float> users = Uniform(kUsers * dim, -0.5f, 0.5f, rng);
-    std::vector<float> user_acc = Uniform(kUsers, 0.0f, 0.2f, rng);
-    std::vector<float> items = Uniform(kItems * dim, -0.5f, 0.5f, rng);
-    std::vector<float> item_acc = Uniform(kItems, 0.0f, 0.2f, rng);
-    std::vector<float> bias = Uniform(kItems, -0.3f, 0.3f, rng);
-    std::vector<float> bias_acc = Uniform(kItems, 0.0f, 0.2f, rng);
-    // Users from a small range and popular items: many repeated rows in one batch.
-    std::vector<int32_t> batch_users, positives, negatives;
-    std::vector<float> log_q, weights;
-    for (int64_t e = 0; e < kEvents; ++e) {
-      batch_users.push_back(static_cast<int32_t>(rng.Below(60)));
-      positives.push_back(static_cast<int32_t>(rng.Below(kItems)));
-      for (int n = 0; n < kNegatives; ++n) {
-        const bool empty = rng.Below(10) == 0;
-        negatives.push_back(empty ? -1 : static_cast<int32_t>(rng.Below(50)));
+    for (const int dim : {16, 64, 100}) {
+      SCOPED_TRACE(::testing::Message() << "dim " << dim << ", window " << window);
+      constexpr int64_t kUsers = 300, kItems = 400, kEvents = 512;
+      constexpr int kNegatives = 4;
+      Rng rng(40 + dim);
+      std::vector<float> users = Uniform(kUsers * dim, -0.5f, 0.5f, rng);
+      std::vector<float> user_acc = Uniform(kUsers, 0.0f, 0.2f, rng);
+      std::vector<float> items = Uniform(kItems * dim, -0.5f, 0.5f, rng);
+      std::vector<float> item_acc = Uniform(kItems, 0.0f, 0.2f, rng);
+      std::vector<float> bias = Uniform(kItems, -0.3f, 0.3f, rng);
+      std::vector<float> bias_acc = Uniform(kItems, 0.0f, 0.2f, rng);
+      // Users from a small range and popular items: many repeated rows in one batch.
+      std::vector<int32_t> batch_users, positives, negatives;
+      std::vector<float> log_q, weights;
+      for (int64_t e = 0; e < kEvents; ++e) {
+        batch_users.push_back(static_cast<int32_t>(rng.Below(60)));
+        positives.push_back(static_cast<int32_t>(rng.Below(kItems)));
+        for (int n = 0; n < kNegatives; ++n) {
+          const bool empty = rng.Below(10) == 0;
+          negatives.push_back(empty ? -1 : static_cast<int32_t>(rng.Below(50)));
+        }
+        for (int c = 0; c <= kNegatives; ++c) log_q.push_back(rng.UniformFloat() * 2.0f - 1.0f);
+        weights.push_back(0.5f + rng.UniformFloat());
       }
-      for (int c = 0; c <= kNegatives; ++c) log_q.push_back(rng.UniformFloat() * 2.0f - 1.0f);
-      weights.push_back(0.5f + rng.UniformFloat());
-    }
-    std::vector<int32_t> context;
-    std::vector<float> context_weights;
-    for (int64_t e = 0; e < kEvents * window; ++e) {
-      const bool empty = rng.Below(4) == 0;
-      context.push_back(empty ? -1 : static_cast<int32_t>(rng.Below(kItems)));
-      context_weights.push_back(empty ? 0.0f : 0.1f + 0.3f * rng.UniformFloat());
-    }
-    const BprBatch batch{batch_users, positives, negatives, log_q,  weights,
-                         kNegatives,  context,   context_weights, window};
-    const BprParams params{0.05f, 0.01f, 1e-6f, window > 0 ? 0.7f : 1.0f};
+      std::vector<int32_t> context;
+      std::vector<float> context_weights;
+      for (int64_t e = 0; e < kEvents * window; ++e) {
+        const bool empty = rng.Below(4) == 0;
+        context.push_back(empty ? -1 : static_cast<int32_t>(rng.Below(kItems)));
+        context_weights.push_back(empty ? 0.0f : 0.1f + 0.3f * rng.UniformFloat());
+      }
+      const BprBatch batch{batch_users, positives, negatives,       log_q, weights,
+                           kNegatives,  context,   context_weights, window};
+      const BprParams params{0.05f, 0.01f, 1e-6f, window > 0 ? 0.7f : 1.0f};
 
-    std::unique_ptr<DeviceTable> d_users = Table(*ctx, users, dim);
-    std::unique_ptr<DeviceTable> d_user_acc = Table(*ctx, user_acc, 1);
-    std::unique_ptr<DeviceTable> d_items = Table(*ctx, items, dim);
-    std::unique_ptr<DeviceTable> d_item_acc = Table(*ctx, item_acc, 1);
-    std::unique_ptr<DeviceTable> d_bias = Table(*ctx, bias, 1);
-    std::unique_ptr<DeviceTable> d_bias_acc = Table(*ctx, bias_acc, 1);
-    ASSERT_TRUE(d_users && d_user_acc && d_items && d_item_acc && d_bias && d_bias_acc);
-    const BprDeviceModel model{d_users.get(),    d_user_acc.get(), d_items.get(),
-                               d_item_acc.get(), d_bias.get(),     d_bias_acc.get()};
-    const absl::Status run = RunBprBatch(*ctx, model, batch, params);
-    ASSERT_TRUE(run.ok()) << run;
+      std::unique_ptr<DeviceTable> d_users = Table(*ctx, users, dim);
+      std::unique_ptr<DeviceTable> d_user_acc = Table(*ctx, user_acc, 1);
+      std::unique_ptr<DeviceTable> d_items = Table(*ctx, items, dim);
+      std::unique_ptr<DeviceTable> d_item_acc = Table(*ctx, item_acc, 1);
+      std::unique_ptr<DeviceTable> d_bias = Table(*ctx, bias, 1);
+      std::unique_ptr<DeviceTable> d_bias_acc = Table(*ctx, bias_acc, 1);
+      ASSERT_TRUE(d_users && d_user_acc && d_items && d_item_acc && d_bias && d_bias_acc);
+      const BprDeviceModel model{d_users.get(),    d_user_acc.get(), d_items.get(),
+                                 d_item_acc.get(), d_bias.get(),     d_bias_acc.get()};
+      const absl::Status run = RunBprBatch(*ctx, model, batch, params);
+      ASSERT_TRUE(run.ok()) << run;
 
-    const BprTables host{users.data(),    user_acc.data(), items.data(),
-                         item_acc.data(), bias.data(),     bias_acc.data(),
-                         kUsers,          kItems,          dim,
-                         0};
-    ASSERT_TRUE(ReferenceBprBatch(host, batch, params).ok());
-    // Gradients are sums of up to ~60 events of O(1) terms in a different order: a few float
-    // ulps of the larger terms.
-    ExpectClose(Download(*d_users), users, 2e-5f, 2e-4f, "users");
-    ExpectClose(Download(*d_user_acc), user_acc, 2e-5f, 2e-4f, "user_acc");
-    ExpectClose(Download(*d_items), items, 2e-5f, 2e-4f, "items");
-    ExpectClose(Download(*d_item_acc), item_acc, 2e-5f, 2e-4f, "item_acc");
-    ExpectClose(Download(*d_bias), bias, 2e-5f, 2e-4f, "bias");
-    ExpectClose(Download(*d_bias_acc), bias_acc, 2e-5f, 2e-4f, "bias_acc");
+      const BprTables host{users.data(), user_acc.data(),
+                           items.data(), item_acc.data(),
+                           bias.data(),  bias_acc.data(),
+                           kUsers,       kItems,
+                           dim,          0};
+      ASSERT_TRUE(ReferenceBprBatch(host, batch, params).ok());
+      // Gradients are sums of up to ~60 events of O(1) terms in a different order: a few float
+      // ulps of the larger terms.
+      ExpectClose(Download(*d_users), users, 2e-5f, 2e-4f, "users");
+      ExpectClose(Download(*d_user_acc), user_acc, 2e-5f, 2e-4f, "user_acc");
+      ExpectClose(Download(*d_items), items, 2e-5f, 2e-4f, "items");
+      ExpectClose(Download(*d_item_acc), item_acc, 2e-5f, 2e-4f, "item_acc");
+      ExpectClose(Download(*d_bias), bias, 2e-5f, 2e-4f, "bias");
+      ExpectClose(Download(*d_bias_acc), bias_acc, 2e-5f, 2e-4f, "bias_acc");
 
-    // The dirty rows are exactly the batch's distinct users and candidate items.
-    const std::set<int32_t> expected_users(batch_users.begin(), batch_users.end());
-    std::set<int32_t> expected_items(positives.begin(), positives.end());
-    for (const int32_t j : negatives) {
-      if (j >= 0) expected_items.insert(j);
+      // The dirty rows are exactly the batch's distinct users and candidate items.
+      const std::set<int32_t> expected_users(batch_users.begin(), batch_users.end());
+      std::set<int32_t> expected_items(positives.begin(), positives.end());
+      for (const int32_t j : negatives) {
+        if (j >= 0) expected_items.insert(j);
+      }
+      absl::StatusOr<DirtyRows> dirty_users = d_users->TakeDirtyRows();
+      absl::StatusOr<DirtyRows> dirty_items = d_items->TakeDirtyRows();
+      ASSERT_TRUE(dirty_users.ok() && dirty_items.ok());
+      EXPECT_EQ(dirty_users->rows,
+                std::vector<int32_t>(expected_users.begin(), expected_users.end()));
+      EXPECT_EQ(dirty_items->rows,
+                std::vector<int32_t>(expected_items.begin(), expected_items.end()));
     }
-    absl::StatusOr<DirtyRows> dirty_users = d_users->TakeDirtyRows();
-    absl::StatusOr<DirtyRows> dirty_items = d_items->TakeDirtyRows();
-    ASSERT_TRUE(dirty_users.ok() && dirty_items.ok());
-    EXPECT_EQ(dirty_users->rows,
-              std::vector<int32_t>(expected_users.begin(), expected_users.end()));
-    EXPECT_EQ(dirty_items->rows,
-              std::vector<int32_t>(expected_items.begin(), expected_items.end()));
-  }
 }
 
 TEST(CudaBprBatchTest, InvalidBatchesAreRejectedBeforeAnyWrite) {
@@ -152,15 +153,19 @@ TEST(CudaBprBatchTest, InvalidBatchesAreRejectedBeforeAnyWrite) {
   const BprDeviceModel model{users.get(), a.get(), items.get(), b.get(), c.get(), d.get()};
   const std::vector<int32_t> u = {0}, pos = {8}, neg = {};
   const std::vector<float> log_q = {0.0f};
-  EXPECT_EQ(RunBprBatch(*ctx, model, BprBatch{u, pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      RunBprBatch(*ctx, model, BprBatch{u, pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).code(),
+      absl::StatusCode::kInvalidArgument);
   const BprDeviceModel mismatched{users.get(), a.get(), items.get(), b.get(), c.get(), users.get()};
   const std::vector<int32_t> ok_pos = {1};
   EXPECT_EQ(
-      RunBprBatch(*ctx, mismatched, BprBatch{u, ok_pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).code(),
+      RunBprBatch(*ctx, mismatched, BprBatch{u, ok_pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{})
+          .code(),
       absl::StatusCode::kInvalidArgument);
   ExpectClose(Download(*users), zeros, 0.0f, 0.0f, "users");
-  EXPECT_TRUE(RunBprBatch(*ctx, model, BprBatch{u, ok_pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{}).ok());
+  EXPECT_TRUE(
+      RunBprBatch(*ctx, model, BprBatch{u, ok_pos, neg, log_q, {}, 0, {}, {}, 0}, BprParams{})
+          .ok());
   EXPECT_TRUE(ctx->Synchronize().ok());
 }
 

@@ -82,7 +82,8 @@ TEST(CudaReferenceBprTest, CoefficientsSumToZeroAndFavourThePositiveDirection) {
   batch.negatives = {7, -1, 11};
   batch.log_q = {0.1f, -0.2f, 99.0f, 0.3f};  // the empty slot's value is ignored
   batch.weights = {2.0f};
-  const std::vector<float> g = ReferenceBprCoefficients(state.tables(), batch.view(), BprParams{}, 0);
+  const std::vector<float> g =
+      ReferenceBprCoefficients(state.tables(), batch.view(), BprParams{}, 0);
   ASSERT_EQ(g.size(), 4u);
   EXPECT_LT(g[0], 0.0f);  // raise the positive's logit
   EXPECT_GT(g[1], 0.0f);
@@ -149,8 +150,10 @@ TEST(CudaReferenceBprTest, RepeatedRowsAccumulateTheirGradientsAndStepOnce) {
   const BprParams params{0.2f, 0.05f, 1e-6f, 1.0f};
   ASSERT_TRUE(ReferenceBprBatch(after.tables(), batch.view(), params).ok());
 
-  const std::vector<float> g0 = ReferenceBprCoefficients(scratch.tables(), batch.view(), BprParams{}, 0);
-  const std::vector<float> g1 = ReferenceBprCoefficients(scratch.tables(), batch.view(), BprParams{}, 1);
+  const std::vector<float> g0 =
+      ReferenceBprCoefficients(scratch.tables(), batch.view(), BprParams{}, 0);
+  const std::vector<float> g1 =
+      ReferenceBprCoefficients(scratch.tables(), batch.view(), BprParams{}, 1);
   const float* p = before.users.data() + 1 * kDim;
   const auto q = [&](int32_t item) { return before.items.data() + item * kDim; };
   const auto expect_step = [&](const float* row, float acc, const std::vector<double>& grad,
@@ -209,8 +212,9 @@ TEST(CudaReferenceBprTest, InvalidBatchesAreRejectedAndLeaveTheTablesAlone) {
   EXPECT_EQ(ReferenceBprBatch(state.tables(), batch.view(), BprParams{}).code(),
             absl::StatusCode::kInvalidArgument);
   batch.log_q = {0.0f, 0.0f};
-  EXPECT_EQ(ReferenceBprBatch(state.tables(), batch.view(), BprParams{0.0f, 0.0f, 1e-6f, 1.0f}).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ReferenceBprBatch(state.tables(), batch.view(), BprParams{0.0f, 0.0f, 1e-6f, 1.0f}).code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(state.users, before.users);
   EXPECT_EQ(state.items, before.items);
   EXPECT_TRUE(ReferenceBprBatch(state.tables(), batch.view(), BprParams{}).ok());
