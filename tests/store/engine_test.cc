@@ -241,6 +241,53 @@ TEST_F(EngineTest, AnotherSourceAtAStoredIndexIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
 }
 
+// Every item vector and bias the engine's model holds.
+std::vector<float> ItemParameters(const Engine& engine) {
+  return engine.WithLearner([](const learner::Learner& l) {
+    std::vector<float> out;
+    const kernels::ItemMatrixView v = l.model().ItemVectors();
+    for (int64_t r = 0; r < v.rows; ++r) {
+      out.insert(out.end(), v.vectors + r * v.stride, v.vectors + r * v.stride + v.dim);
+      out.push_back(v.bias[r]);
+    }
+    return out;
+  });
+}
+
+TEST_F(EngineTest, MicroBatchedLearningServesAndPersistsEveryBatch) {
+  // The GPU's way of learning (micro-batches on a trainer that mirrors the host tables), here on
+  // the reference trainer, with a reader scoring through the batched path meanwhile.
+  options_.config.micro_batch = 32;
+  const std::string dir = FreshDir("engine_micro_batch");
+  const std::vector<stream::Event> events = MakeEvents(6000, 300, 400, 9);
+  std::vector<float> learnt;
+  {
+    auto engine = Open(dir);
+    ASSERT_NE(engine, nullptr);
+    std::atomic<bool> done{false};
+    std::atomic<int64_t> answered{0};
+    std::thread reader([&] {
+      RecommendResult result;
+      for (int i = 0; !done.load(); ++i) {
+        if (engine->RecommendFor(absl::StrCat("u", i % 300), 10, true, {}, &result).ok()) {
+          answered.fetch_add(1);
+        }
+      }
+    });
+    ASSERT_TRUE(RunAll(*engine, events).ok());
+    done.store(true);
+    reader.join();
+    EXPECT_GT(answered.load(), 0);
+    EXPECT_EQ(engine->stats().learning, "reference");
+    EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
+    learnt = ItemParameters(*engine);
+  }
+  // What the trainer learnt reached the host tables and, through them, the store.
+  auto reopened = Open(dir);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(ItemParameters(*reopened), learnt);
+}
+
 TEST_F(EngineTest, ReadersRunWhileTheEngineLearns) {
   const std::string dir = FreshDir("engine_readers");
   auto engine = Open(dir);
