@@ -71,14 +71,7 @@ absl::StatusOr<std::string> IdField(simdjson::dom::element e, const char* name, 
 
 void WriteManifest(JsonWriter& w, const store::SnapshotManifest& m) {
   w.BeginObject();
-  w.Key("id").String(m.id);
-  w.Key("created_ms").Int(m.created_ms);
-  w.Key("model_version").Int(m.model_version);
-  w.Key("events_applied").Int(m.events_applied);
-  w.Key("users").Int(m.users);
-  w.Key("items").Int(m.items);
-  w.Key("algorithm").String(m.algorithm);
-  w.Key("dim").Int(m.dim);
+  store::WriteManifestSummary(w, m);
   w.Key("bytes").Int(m.bytes());
   w.EndObject();
 }

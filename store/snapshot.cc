@@ -130,9 +130,7 @@ int64_t SnapshotManifest::bytes() const {
   return total;
 }
 
-std::string ManifestToJson(const SnapshotManifest& m) {
-  JsonWriter w;
-  w.BeginObject();
+void WriteManifestSummary(JsonWriter& w, const SnapshotManifest& m) {
   w.Key("id").String(m.id);
   w.Key("created_ms").Int(m.created_ms);
   w.Key("model_version").Int(m.model_version);
@@ -141,6 +139,12 @@ std::string ManifestToJson(const SnapshotManifest& m) {
   w.Key("items").Int(m.items);
   w.Key("algorithm").String(m.algorithm);
   w.Key("dim").Int(m.dim);
+}
+
+std::string ManifestToJson(const SnapshotManifest& m) {
+  JsonWriter w;
+  w.BeginObject();
+  WriteManifestSummary(w, m);
   w.Key("config_fingerprint").String(absl::StrFormat("%016x", m.config_fingerprint));
   w.Key("sources").BeginArray();
   for (const std::string& s : m.sources) w.String(s);

@@ -17,6 +17,10 @@
 #include "absl/status/statusor.h"
 #include "store/rocksdb/state_store.h"
 
+namespace freshet {
+class JsonWriter;  // common/json_writer.h
+}  // namespace freshet
+
 namespace freshet::store {
 
 struct SnapshotFile {
@@ -42,6 +46,11 @@ struct SnapshotManifest {
 };
 
 std::string ManifestToJson(const SnapshotManifest& manifest);
+
+// The manifest's summary fields (id, created_ms, model_version, events_applied, users, items,
+// algorithm, dim) as keys of the JSON object `w` is writing: ManifestToJson starts with them, and
+// the admin API lists snapshots by them.
+void WriteManifestSummary(JsonWriter& w, const SnapshotManifest& manifest);
 
 // The snapshots of one data directory.
 class SnapshotStore {
