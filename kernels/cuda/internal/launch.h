@@ -12,6 +12,14 @@
 
 namespace freshet::kernels::cuda_internal {
 
+// Element-wise (grid-stride) launches: kGridStrideThreads threads per block and a grid capped at
+// 65535 blocks; each thread loops over the elements.
+inline constexpr int kGridStrideThreads = 256;
+inline unsigned int GridStrideBlocks(int64_t count) {
+  const int64_t blocks = (count + kGridStrideThreads - 1) / kGridStrideThreads;
+  return static_cast<unsigned int>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
+}
+
 // ---- top-K (topk_kernels.cu) ----
 
 // Candidates per selection tile; a tile's k best survive each round.

@@ -7,12 +7,7 @@
 namespace freshet::kernels::cuda_internal {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned int GridFor(int64_t count) {
-  const int64_t blocks = (count + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
-}
+constexpr int kThreads = kGridStrideThreads;
 
 __device__ __forceinline__ int64_t FirstIndex() {
   return blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -68,14 +63,14 @@ __global__ void ApplyDeltaKernel(float* table, float* base, const float* delta, 
 
 cudaError_t LaunchFill(float* data, int64_t count, float value, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  FillKernel<<<GridFor(count), kThreads, 0, stream>>>(data, count, value);
+  FillKernel<<<GridStrideBlocks(count), kThreads, 0, stream>>>(data, count, value);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchCompactDirty(uint8_t* flags, int64_t rows, int32_t* ids, int32_t* count,
                                cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  CompactDirtyKernel<<<GridFor(rows), kThreads, 0, stream>>>(flags, rows, ids, count);
+  CompactDirtyKernel<<<GridStrideBlocks(rows), kThreads, 0, stream>>>(flags, rows, ids, count);
   return cudaGetLastError();
 }
 
@@ -83,20 +78,20 @@ cudaError_t LaunchGatherRows(const float* table, int dim, const int32_t* ids, in
                              float* out, cudaStream_t stream) {
   const int64_t total = count * dim;
   if (total == 0) return cudaSuccess;
-  GatherRowsKernel<<<GridFor(total), kThreads, 0, stream>>>(table, dim, ids, total, out);
+  GatherRowsKernel<<<GridStrideBlocks(total), kThreads, 0, stream>>>(table, dim, ids, total, out);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchMarkRows(uint8_t* flags, const int32_t* ids, int64_t count, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  MarkRowsKernel<<<GridFor(count), kThreads, 0, stream>>>(flags, ids, count);
+  MarkRowsKernel<<<GridStrideBlocks(count), kThreads, 0, stream>>>(flags, ids, count);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchSubtract(const float* table, const float* base, float* delta, int64_t count,
                            cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  SubtractKernel<<<GridFor(count), kThreads, 0, stream>>>(table, base, delta, count);
+  SubtractKernel<<<GridStrideBlocks(count), kThreads, 0, stream>>>(table, base, delta, count);
   return cudaGetLastError();
 }
 
@@ -104,7 +99,7 @@ cudaError_t LaunchApplyDelta(float* table, float* base, const float* delta, int6
                              uint8_t* flags, cudaStream_t stream) {
   const int64_t total = rows * dim;
   if (total == 0) return cudaSuccess;
-  ApplyDeltaKernel<<<GridFor(total), kThreads, 0, stream>>>(table, base, delta, total, dim, flags);
+  ApplyDeltaKernel<<<GridStrideBlocks(total), kThreads, 0, stream>>>(table, base, delta, total, dim, flags);
   return cudaGetLastError();
 }
 

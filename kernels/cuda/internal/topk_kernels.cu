@@ -7,13 +7,7 @@
 namespace freshet::kernels::cuda_internal {
 namespace {
 
-constexpr int kThreads = 256;
-
-// Grid-stride launches cap their grid; each thread loops.
-unsigned int GridFor(int64_t count) {
-  const int64_t blocks = (count + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
-}
+constexpr int kThreads = kGridStrideThreads;
 
 // RanksBefore (kernels/backend.h) with NaN scores last: a NaN never ranks before anything.
 __device__ __forceinline__ bool Better(float a_score, int32_t a_item, float b_score,
@@ -99,7 +93,7 @@ cudaError_t LaunchAddBias(float* scores, int64_t rows, int64_t queries, const fl
                           cudaStream_t stream) {
   const int64_t total = rows * queries;
   if (total == 0) return cudaSuccess;
-  AddBiasKernel<<<GridFor(total), kThreads, 0, stream>>>(scores, rows, total, bias);
+  AddBiasKernel<<<GridStrideBlocks(total), kThreads, 0, stream>>>(scores, rows, total, bias);
   return cudaGetLastError();
 }
 

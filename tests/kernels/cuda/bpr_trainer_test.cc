@@ -18,6 +18,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/reference.h"
 #include "tests/kernels/cuda/cuda_test_util.h"
+#include "tests/kernels/cuda/uniform_values.h"
 
 namespace freshet::kernels {
 namespace {
@@ -27,16 +28,12 @@ struct PaddedTables {
   PaddedTables(int64_t users, int64_t items, int dim, int64_t stride, uint64_t seed)
       : dim(dim), stride(stride) {
     Rng rng(seed);
-    const auto fill = [&](std::vector<float>& v, size_t n, float lo, float hi) {
-      v.resize(n);
-      for (float& x : v) x = lo + (hi - lo) * rng.UniformFloat();
-    };
-    fill(u, static_cast<size_t>(users * stride), -0.4f, 0.4f);
-    fill(ua, static_cast<size_t>(users), 0.0f, 0.1f);
-    fill(i, static_cast<size_t>(items * stride), -0.4f, 0.4f);
-    fill(ia, static_cast<size_t>(items), 0.0f, 0.1f);
-    fill(b, static_cast<size_t>(items), -0.2f, 0.2f);
-    fill(ba, static_cast<size_t>(items), 0.0f, 0.1f);
+    u = testing_util::Uniform(static_cast<size_t>(users * stride), -0.4f, 0.4f, rng);
+    ua = testing_util::Uniform(static_cast<size_t>(users), 0.0f, 0.1f, rng);
+    i = testing_util::Uniform(static_cast<size_t>(items * stride), -0.4f, 0.4f, rng);
+    ia = testing_util::Uniform(static_cast<size_t>(items), 0.0f, 0.1f, rng);
+    b = testing_util::Uniform(static_cast<size_t>(items), -0.2f, 0.2f, rng);
+    ba = testing_util::Uniform(static_cast<size_t>(items), 0.0f, 0.1f, rng);
     for (int64_t r = 0; r < users; ++r) {
       std::fill(u.data() + r * stride + dim, u.data() + (r + 1) * stride, 0.0f);
     }

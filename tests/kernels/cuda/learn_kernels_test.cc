@@ -20,15 +20,12 @@
 #include "kernels/cuda/learn_batch.h"
 #include "kernels/cuda/reference.h"
 #include "tests/kernels/cuda/cuda_test_util.h"
+#include "tests/kernels/cuda/uniform_values.h"
 
 namespace freshet::kernels {
 namespace {
 
-std::vector<float> Uniform(size_t n, float lo, float hi, Rng& rng) {
-  std::vector<float> v(n);
-  for (float& x : v) x = lo + (hi - lo) * rng.UniformFloat();
-  return v;
-}
+using testing_util::Uniform;
 
 std::unique_ptr<DeviceTable> Table(const CudaContext& ctx, const std::vector<float>& host,
                                    int dim) {

@@ -14,15 +14,12 @@
 #include "common/random.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda/learn_batch.h"
+#include "tests/kernels/cuda/uniform_values.h"
 
 namespace freshet::kernels {
 namespace {
 
-std::vector<float> Uniform(size_t n, float lo, float hi, Rng& rng) {
-  std::vector<float> v(n);
-  for (float& x : v) x = lo + (hi - lo) * rng.UniformFloat();
-  return v;
-}
+using testing_util::Uniform;
 
 // Host bpr state with seeded random values.
 struct HostBpr {
