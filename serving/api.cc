@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -255,15 +256,17 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
                                    "Kafka messages not yet consumed, by assigned partition",
                                    {"topic", "partition"})
           : nullptr;
-  // Which backend serves and learns; 1 for the current combination.
+  // Which backend serves and learns; 1 for the current combination (fixed for the process).
   {
-    const EngineStats s = engine.stats();
+    const auto [backend, learning] = engine.WithLearner([](const learner::Learner& l) {
+      return std::make_pair(l.backend().Name(), l.model().Learning());
+    });
     metrics
         .AddGaugeFamily("freshet_compute_backend_info",
                         "compute backend in use (requested, chosen, where the model learns, and "
                         "why: e.g. auto falling back to the CPU)",
                         {"requested", "backend", "learning", "note"})
-        ->WithLabels({opts->backend_requested, s.backend, s.learning, opts->backend_note})
+        ->WithLabels({opts->backend_requested, backend, learning, opts->backend_note})
         ->Set(1);
   }
   metrics.AddCallbackGauge("freshet_device_fallbacks",

@@ -499,8 +499,6 @@ EngineStats Engine::stats() const {
     s.events_filtered = learner_->events_filtered();
     s.users = learner_->users().live();
     s.items = learner_->items().live();
-    s.backend = learner_->backend().Name();
-    s.learning = learner_->model().Learning();
     s.device_fallbacks = learner_->model().DeviceFallbacks();
   }
   s.events_malformed = malformed_.load(std::memory_order_relaxed);

@@ -89,8 +89,6 @@ struct EngineStats {
   int64_t users = 0;
   int64_t items = 0;
   int64_t model_version = 0;  // latest queued batch
-  std::string backend;         // the compute backend's name: "cpu", "cuda"
-  std::string learning;        // where the model learns: "host", or its micro-batch trainer
   int64_t device_fallbacks = 0;  // micro-batches the device failed and the host learnt
   store::PersisterStats persister;
 };

@@ -278,7 +278,9 @@ TEST_F(EngineTest, MicroBatchedLearningServesAndPersistsEveryBatch) {
     done.store(true);
     reader.join();
     EXPECT_GT(answered.load(), 0);
-    EXPECT_EQ(engine->stats().learning, "reference");
+    EXPECT_EQ(engine->WithLearner(
+                  [](const learner::Learner& l) { return l.model().Learning(); }),
+              "reference");
     EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
     learnt = ItemParameters(*engine);
   }
