@@ -24,6 +24,10 @@ using internal::MalformedReason;
 constexpr int kLogBurst = 10;
 constexpr absl::Duration kLogPeriod = absl::Seconds(1);
 constexpr int kDeadLetterFlushMs = 5000;
+// Static shares: how long one metadata request may take (the destructor waits for the one in
+// flight), and the pause between failed attempts.
+constexpr int kShareMetadataTimeoutMs = 5000;
+constexpr absl::Duration kShareRetryPause = absl::Seconds(1);
 
 absl::string_view Bytes(const void* data, size_t size) {
   return absl::string_view(static_cast<const char*>(data), data == nullptr ? 0 : size);
@@ -85,6 +89,16 @@ absl::StatusOr<std::unique_ptr<KafkaEventSource>> KafkaEventSource::Create(
   }
   if (positions == nullptr) {
     return absl::InvalidArgumentError("kafka source: no positions function given");
+  }
+  if (options.share_count < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kafka source: share_count must be at least 1 (the number of replicas), not ",
+                     options.share_count));
+  }
+  if (options.share_index < 0 || options.share_index >= options.share_count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kafka source: share_index ", options.share_index, " is outside [0, ",
+                     options.share_count, ") (the replica's rank among share_count replicas)"));
   }
   if (options.max_batch == 0) options.max_batch = 1;
   std::unique_ptr<KafkaEventSource> source(
@@ -148,6 +162,12 @@ absl::Status KafkaEventSource::Init() {
                              internal::NewClient(RD_KAFKA_PRODUCER, std::move(producer_conf)));
   }
 
+  if (options_.share_count > 1) {
+    // No subscription: the partitions are assigned by hand, so the group never rebalances them.
+    share_pending_ = true;
+    share_thread_ = std::thread([this] { FindShare(); });
+    return absl::OkStatus();
+  }
   rd_kafka_topic_partition_list_t* topics =
       rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size()));
   for (const std::string& topic : options_.topics) {
@@ -163,9 +183,16 @@ absl::Status KafkaEventSource::Init() {
 }
 
 KafkaEventSource::~KafkaEventSource() {
+  if (share_thread_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      share_stop_ = true;
+    }
+    share_thread_.join();  // it uses the consumer
+  }
   if (clients_->consumer != nullptr) {
     // Leaves the group: the revocation is served here, and the others rebalance without waiting
-    // for a session timeout.
+    // for a session timeout. A static share is no member: closing just drops its assignment.
     const rd_kafka_resp_err_t err = rd_kafka_consumer_close(clients_->consumer);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       LogWarning(absl::StrCat(Name(), ": closing the consumer: ", rd_kafka_err2str(err)));
@@ -183,7 +210,12 @@ KafkaEventSource::~KafkaEventSource() {
 }
 
 std::string KafkaEventSource::Name() const {
-  return absl::StrCat("kafka:", absl::StrJoin(options_.topics, ","), "@", options_.group_id);
+  std::string name =
+      absl::StrCat("kafka:", absl::StrJoin(options_.topics, ","), "@", options_.group_id);
+  if (options_.share_count > 1) {
+    absl::StrAppend(&name, "[", options_.share_index, "/", options_.share_count, "]");
+  }
+  return name;
 }
 
 namespace {
@@ -241,34 +273,44 @@ absl::Status KafkaEventSource::SeekToApplied(
   return status;
 }
 
+absl::Status KafkaEventSource::AssignAtStoredPositions(void* opaque_partitions, bool incremental) {
+  auto* partitions = static_cast<rd_kafka_topic_partition_list_t*>(opaque_partitions);
+  rd_kafka_t* rk = clients_->consumer;
+  std::vector<SourcePosition> added;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    rd_kafka_topic_partition_t& p = partitions->elems[i];
+    const int32_t stream = StreamIndex(options_.topics, p.topic);
+    p.offset = StartOffset(stream < 0 ? -1 : positions_(stream, p.partition));
+    added.push_back(SourcePosition{.stream = stream, .partition = p.partition, .offset = -1});
+  }
+  if (incremental) {
+    rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions);
+    if (error != nullptr) {
+      const absl::Status status = internal::KafkaError(
+          rd_kafka_error_code(error), absl::StrCat(Name(), ": assigning partitions"));
+      rd_kafka_error_destroy(error);
+      return status;
+    }
+  } else {
+    const rd_kafka_resp_err_t assign_err = rd_kafka_assign(rk, partitions);
+    if (assign_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return internal::KafkaError(assign_err, absl::StrCat(Name(), ": assigning partitions"));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (!incremental) assigned_.clear();
+  assigned_.insert(assigned_.end(), added.begin(), added.end());
+  LogInfo(absl::StrCat(Name(), ": assigned ", partitions->cnt, " partitions"));
+  return absl::OkStatus();
+}
+
 void KafkaEventSource::OnRebalance(int err, void* opaque_partitions) {
   auto* partitions = static_cast<rd_kafka_topic_partition_list_t*>(opaque_partitions);
   rd_kafka_t* rk = clients_->consumer;
   const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    std::vector<SourcePosition> added;
-    for (int i = 0; i < partitions->cnt; ++i) {
-      rd_kafka_topic_partition_t& p = partitions->elems[i];
-      const int32_t stream = StreamIndex(options_.topics, p.topic);
-      p.offset = StartOffset(stream < 0 ? -1 : positions_(stream, p.partition));
-      added.push_back(SourcePosition{.stream = stream, .partition = p.partition, .offset = -1});
-    }
-    if (cooperative) {
-      rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions);
-      if (error != nullptr) {
-        LogError(absl::StrCat(Name(), ": assigning partitions: ", rd_kafka_error_string(error)));
-        rd_kafka_error_destroy(error);
-      }
-    } else {
-      const rd_kafka_resp_err_t assign_err = rd_kafka_assign(rk, partitions);
-      if (assign_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        LogError(absl::StrCat(Name(), ": assigning partitions: ", rd_kafka_err2str(assign_err)));
-      }
-    }
-    absl::MutexLock lock(&mu_);
-    if (!cooperative) assigned_.clear();
-    assigned_.insert(assigned_.end(), added.begin(), added.end());
-    LogInfo(absl::StrCat(Name(), ": assigned ", partitions->cnt, " partitions"));
+    const absl::Status status = AssignAtStoredPositions(partitions, cooperative);
+    if (!status.ok()) LogError(status.message());
     return;
   }
   // Revocation (or an assignment error): give the partitions up.
@@ -307,14 +349,116 @@ void KafkaEventSource::OnError(int err, const char* reason) {
     fatal_.store(true, std::memory_order_release);
     return;
   }
+  RetriedError(absl::StrCat(Name(), ": ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
+                            ": ", reason));
+}
+
+void KafkaEventSource::RetriedError(absl::string_view message) {
   errors_.fetch_add(1, std::memory_order_relaxed);
   int64_t suppressed = 0;
   if (error_log_.Allow(&suppressed)) {
-    std::string line =
-        absl::StrCat(Name(), ": ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
-                     reason, " (retrying)");
+    std::string line = absl::StrCat(message, " (retrying)");
     if (suppressed > 0) absl::StrAppend(&line, " (", suppressed, " similar messages suppressed)");
     LogWarning(line);
+  }
+}
+
+absl::StatusOr<std::vector<SourcePosition>> KafkaEventSource::FetchShare() {
+  std::vector<SourcePosition> share;
+  for (size_t stream = 0; stream < options_.topics.size(); ++stream) {
+    const std::string& topic = options_.topics[stream];
+    // One topic per request: asking for all the cluster's topics could be a large answer.
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(clients_->consumer, topic.c_str(), nullptr);
+    if (rkt == nullptr) {
+      return internal::KafkaError(rd_kafka_last_error(), absl::StrCat(Name(), ": topic ", topic));
+    }
+    const rd_kafka_metadata_t* metadata = nullptr;
+    const rd_kafka_resp_err_t err = rd_kafka_metadata(clients_->consumer, /*all_topics=*/0, rkt,
+                                                      &metadata, kShareMetadataTimeoutMs);
+    rd_kafka_topic_destroy(rkt);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return internal::KafkaError(
+          err, absl::StrCat(Name(), ": reading the metadata of topic ", topic, " (is a broker of ",
+                            options_.brokers, " reachable?)"));
+    }
+    absl::Status status = absl::OkStatus();
+    const rd_kafka_metadata_topic_t* found = nullptr;
+    for (int i = 0; i < metadata->topic_cnt; ++i) {
+      if (topic == metadata->topics[i].topic) found = &metadata->topics[i];
+    }
+    if (found == nullptr || found->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        (found->err == RD_KAFKA_RESP_ERR_NO_ERROR && found->partition_cnt == 0)) {
+      status = absl::NotFoundError(absl::StrCat(Name(), ": topic ", topic, " does not exist"));
+    } else if (found->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status =
+          internal::KafkaError(found->err, absl::StrCat(Name(), ": the metadata of topic ", topic));
+    } else {
+      for (int i = 0; i < found->partition_cnt; ++i) {
+        const int32_t partition = found->partitions[i].id;
+        if (partition % options_.share_count != options_.share_index) continue;
+        share.push_back(SourcePosition{
+            .stream = static_cast<int32_t>(stream), .partition = partition, .offset = -1});
+      }
+    }
+    rd_kafka_metadata_destroy(metadata);
+    if (!status.ok()) return status;
+  }
+  std::sort(share.begin(), share.end(), [](const SourcePosition& a, const SourcePosition& b) {
+    return std::pair(a.stream, a.partition) < std::pair(b.stream, b.partition);
+  });
+  return share;
+}
+
+void KafkaEventSource::FindShare() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (share_stop_) return;
+    }
+    absl::StatusOr<std::vector<SourcePosition>> share = FetchShare();
+    if (share.ok()) {
+      if (share->empty()) {
+        LogWarning(absl::StrCat(Name(), ": no partition of ", absl::StrJoin(options_.topics, ","),
+                                " falls to share ", options_.share_index, " of ",
+                                options_.share_count,
+                                " (more replicas than partitions): this replica consumes "
+                                "nothing and never reports itself assigned"));
+      }
+      absl::MutexLock lock(&mu_);
+      share_found_ = std::move(*share);
+      return;
+    }
+    RetriedError(share.status().message());
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&share_stop_), kShareRetryPause)) return;
+  }
+}
+
+void KafkaEventSource::AssignShare() {
+  std::vector<SourcePosition> share;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!share_found_.has_value()) return;
+    share = std::move(*share_found_);
+    share_found_.reset();
+  }
+  // It has found the share and is returning (a retried assignment has joined it already).
+  if (share_thread_.joinable()) share_thread_.join();
+  share_pending_ = false;
+  if (share.empty()) return;  // FindShare() said so
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(share.size()));
+  for (const SourcePosition& p : share) {
+    rd_kafka_topic_partition_list_add(list, options_.topics[p.stream].c_str(), p.partition);
+  }
+  const absl::Status status = AssignAtStoredPositions(list, /*incremental=*/false);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (!status.ok()) {
+    // Try again on the next Poll().
+    RetriedError(status.message());
+    share_pending_ = true;
+    absl::MutexLock lock(&mu_);
+    share_found_ = std::move(share);
   }
 }
 
@@ -335,6 +479,7 @@ absl::Status KafkaEventSource::Poll(size_t max_events, absl::Duration timeout,
     absl::MutexLock lock(&mu_);
     return absl::InternalError(fatal_message_);
   }
+  if (share_pending_) AssignShare();
   if (clients_->dead_letter != nullptr) rd_kafka_poll(clients_->dead_letter, 0);
   const size_t limit = std::min(max_events, options_.max_batch);
   if (limit == 0) return absl::OkStatus();

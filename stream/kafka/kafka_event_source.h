@@ -18,6 +18,16 @@
 // group offsets committed by CommitOffsets are NOT used for positioning). Messages may still be
 // delivered twice around a rebalance: the caller drops duplicates with stream::AppliedPositions.
 //
+// Static shares (`share_count` > 1): replicas that each keep their own positions need every
+// partition to go to the same replica every time, which group rebalancing cannot promise. Such a
+// source does not join the group's rebalancing: it reads the topics' metadata and assigns itself
+// (rd_kafka_assign) every partition p with p % share_count == share_index, positioned exactly as
+// above. The metadata is read by a background thread, retried (counted in errors(), logged
+// rate-limited) while a broker cannot be reached or a topic does not exist, and the share is
+// assigned by the next Poll() once it is known; Assigned() is false until then, and stays false
+// for a share that holds no partition (more replicas than partitions; logged once). Partitions
+// added to a topic later are not picked up until the source is created again.
+//
 // Malformed messages never stop the source: each is counted under its reason (the reasons of
 // FileEventSource, plus "empty value" for a message without a value), logged as
 // "kafka TOPIC/PARTITION@OFFSET: reason" (rate-limited), optionally produced to the dead-letter
@@ -38,13 +48,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -76,6 +89,15 @@ struct KafkaSourceOptions {
   std::map<std::string, std::string> properties;
   // Poll() appends at most this many events per call, whatever `max_events` says.
   size_t max_batch = 65536;
+  // Static partition share, for replicas that each persist their own positions (rank
+  // `share_index` of `share_count`). With share_count > 1 the source takes no part in the group's
+  // rebalancing: it consumes exactly the partitions p of each topic with
+  // p % share_count == share_index, always, positioned by PositionsFn like a group assignment.
+  // `group_id` still names the group CommitOffsets() commits to (its members must all use shares:
+  // a broker refuses commits from outside a group that has subscribed members). Requires
+  // 0 <= share_index < share_count; share_count 1 is the consumer-group mode.
+  int share_index = 0;
+  int share_count = 1;
 };
 
 // Consumption state of one assigned partition, for metrics.
@@ -94,25 +116,30 @@ class KafkaEventSource final : public EventSource {
   using PositionsFn = std::function<int64_t(int32_t stream, int32_t partition)>;
 
   // Creates the consumer and subscribes to `options.topics`; joining the group happens during
-  // the following Poll() calls. InvalidArgument for missing brokers, group or topics, or a
-  // property librdkafka rejects (the message names it); Internal if the client cannot be created.
-  // An unreachable broker is not an error here (the client retries).
+  // the following Poll() calls. With a static share (share_count > 1) it starts reading the
+  // topics' metadata instead, and a later Poll() assigns the share. InvalidArgument for missing
+  // brokers, group or topics, a share outside [0, share_count), or a property librdkafka rejects
+  // (the message names it); Internal if the client cannot be created. An unreachable broker (or,
+  // with a share, a missing topic) is not an error here: the client retries.
   static absl::StatusOr<std::unique_ptr<KafkaEventSource>> Create(KafkaSourceOptions options,
                                                                   PositionsFn positions);
 
-  // Leaves the group (revoking its partitions, so the others rebalance at once), flushes pending
-  // dead-letter messages (for up to 5 s) and destroys the clients.
+  // Leaves the group (revoking its partitions, so the others rebalance at once; a static share
+  // just drops its assignment), flushes pending dead-letter messages (for up to 5 s) and destroys
+  // the clients. While a share's metadata is still being read (a broker outage at startup), it
+  // first waits for the metadata request in flight (up to 5 s).
   ~KafkaEventSource() override;
 
   KafkaEventSource(const KafkaEventSource&) = delete;
   KafkaEventSource& operator=(const KafkaEventSource&) = delete;
 
   // Appends up to min(max_events, max_batch) events, waiting up to `timeout` for the first
-  // message, then taking whatever else has already arrived. Rebalances are handled inside this
-  // call. Internal after a fatal client error; nothing else is an error.
+  // message, then taking whatever else has already arrived. Rebalances (and the assignment of a
+  // static share) are handled inside this call. Internal after a fatal client error; nothing else
+  // is an error.
   absl::Status Poll(size_t max_events, absl::Duration timeout, std::vector<Event>* out) override;
   bool Finished() const override { return false; }
-  // "kafka:topic1,topic2@group".
+  // "kafka:topic1,topic2@group", with "[share_index/share_count]" appended for a static share.
   std::string Name() const override;
   // records_read: messages looked at (not errors); events: decoded; malformed: skipped.
   SourceStats stats() const override { return stats_; }
@@ -139,7 +166,8 @@ class KafkaEventSource final : public EventSource {
   // Partitions currently assigned to this member, as {stream, partition, -1}.
   std::vector<SourcePosition> AssignedPartitions() const;
   // True once the group has assigned this member at least one partition and still does (for
-  // readiness). A member of a group with more members than partitions may have none.
+  // readiness), or once a static share with at least one partition is assigned. A member of a
+  // group with more members than partitions may have none; so may a share.
   bool Assigned() const;
 
   // Commits `applied` (last applied offsets) + 1 as the group's offsets, for lag monitoring only
@@ -160,10 +188,24 @@ class KafkaEventSource final : public EventSource {
   absl::Status Init();
   // The librdkafka offset to start a partition at, given its last applied offset (-1: none).
   int64_t StartOffset(int64_t applied) const;
+  // Positions every partition of `partitions` (an rd_kafka_topic_partition_list_t) at
+  // StartOffset(PositionsFn) and assigns them: added to the current assignment when
+  // `incremental` (cooperative rebalancing), else in place of it. The group's assignments and
+  // the static share both go through here. Records them in assigned_ only once assigned.
+  absl::Status AssignAtStoredPositions(void* partitions, bool incremental);
   // librdkafka callbacks (trampolines in the .cc).
   void OnRebalance(int err, void* partitions);
   void OnError(int err, const char* reason);
   void OnDeadLetterDelivery(int err);
+  // Counts a retried error in errors() and logs it, rate-limited, with "(retrying)" appended.
+  void RetriedError(absl::string_view message);
+
+  // Static share: the partitions of the share from the topics' metadata, or the first error.
+  absl::StatusOr<std::vector<SourcePosition>> FetchShare();
+  // The share thread: FetchShare() until it succeeds or the source is destroyed.
+  void FindShare();
+  // On the polling thread: assigns the share once FindShare() has found it.
+  void AssignShare();
 
   // Decodes one message into out (or counts it as malformed).
   void HandleMessage(const void* message, std::vector<Event>* out);
@@ -185,9 +227,18 @@ class KafkaEventSource final : public EventSource {
   std::atomic<int64_t> dlq_failures_{0};
   std::atomic<bool> fatal_{false};
 
+  // Static share: the metadata is read on share_thread_ (a metadata request blocks, and Poll()
+  // must not: the engine polls all its sources on one thread with millisecond waits), the
+  // partitions are assigned by Poll(), so that PositionsFn is only called on the polling thread.
+  bool share_pending_ = false;  // polling thread: a share is configured but not assigned yet
+  std::thread share_thread_;
+
   mutable absl::Mutex mu_;
   std::vector<SourcePosition> assigned_ ABSL_GUARDED_BY(mu_);
   std::string fatal_message_ ABSL_GUARDED_BY(mu_);
+  bool share_stop_ ABSL_GUARDED_BY(mu_) = false;  // the destructor asks share_thread_ to stop
+  // The share's partitions as found by share_thread_, until Poll() assigns them.
+  std::optional<std::vector<SourcePosition>> share_found_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace freshet::stream

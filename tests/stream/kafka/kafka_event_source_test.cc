@@ -1,11 +1,14 @@
 // KafkaEventSource, KafkaProducer and DevBroker against librdkafka's mock cluster.
 #include "stream/kafka/kafka_event_source.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -294,6 +297,259 @@ TEST(KafkaEventSourceTest, StartsAfterTheAppliedPositionsAndSeeksBackToThem) {
   }
   EXPECT_EQ(a_offsets, std::vector<int64_t>({2, 3, 4, 5, 6, 7, 8, 9}));
   EXPECT_EQ(b_offsets, std::vector<int64_t>({9}));
+}
+
+// Static shares (replicas): each source assigns itself a fixed subset of the partitions.
+
+KafkaSourceOptions ShareOptions(const std::string& brokers, const std::string& group,
+                                std::vector<std::string> topics, int index, int count) {
+  KafkaSourceOptions options = SourceOptions(brokers, group, std::move(topics));
+  options.share_index = index;
+  options.share_count = count;
+  return options;
+}
+
+// Produces `count` events to `topic`, keyed by users u0 ... u(users-1) (so murmur2 spreads them
+// over the partitions), with ts = the event's index.
+void ProduceIndexed(KafkaProducer* producer, const std::string& topic, int count, int users) {
+  for (int i = 0; i < count; ++i) {
+    Event e;
+    e.user = absl::StrCat("u", i % users);
+    e.item = absl::StrCat("i", i);
+    e.ts_ms = i;
+    ASSERT_TRUE(producer->ProduceEvent(topic, e).ok());
+  }
+  ASSERT_TRUE(producer->Flush(absl::Seconds(10)).ok());
+}
+
+std::vector<int32_t> Partitions(const KafkaEventSource& source) {
+  std::vector<int32_t> partitions;
+  for (const SourcePosition& p : source.AssignedPartitions()) {
+    EXPECT_EQ(p.stream, 0);
+    partitions.push_back(p.partition);
+  }
+  return partitions;
+}
+
+// The offsets `group` has committed for partitions 0 ... partitions-1 of `topic` (-1: none).
+std::vector<int64_t> Committed(const std::string& brokers, const std::string& group,
+                               const std::string& topic, int partitions) {
+  std::vector<int64_t> offsets(partitions, -1);
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof(errstr));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (rk == nullptr) return offsets;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+  if (rd_kafka_committed(rk, list, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) {
+      if (list->elems[i].offset >= 0) offsets[list->elems[i].partition] = list->elems[i].offset;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return offsets;
+}
+
+TEST(KafkaEventSourceShareTest, TwoSharesConsumeDisjointPartitionsAndEveryEventOnce) {
+  auto broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string topic = "share-disjoint";
+  const std::string group = "share-disjoint-replicas";
+  ASSERT_TRUE(broker->CreateTopic(topic, 4).ok());
+  const std::string brokers = broker->bootstrap_servers();
+  auto producer = Producer(brokers);
+  ASSERT_NE(producer, nullptr);
+  constexpr int kEvents = 400;
+  ASSERT_NO_FATAL_FAILURE(ProduceIndexed(producer.get(), topic, kEvents, 64));
+
+  auto even = KafkaEventSource::Create(ShareOptions(brokers, group, {topic}, 0, 2), NoPositions);
+  ASSERT_TRUE(even.ok()) << even.status();
+  auto odd = KafkaEventSource::Create(ShareOptions(brokers, group, {topic}, 1, 2), NoPositions);
+  ASSERT_TRUE(odd.ok()) << odd.status();
+  EXPECT_EQ((*even)->Name(), "kafka:share-disjoint@share-disjoint-replicas[0/2]");
+  std::vector<Event> even_events, odd_events;
+  const absl::Time end = absl::Now() + absl::Seconds(30);
+  while (even_events.size() + odd_events.size() < kEvents && absl::Now() < end) {
+    ASSERT_TRUE((*even)->Poll(10000, absl::Milliseconds(50), &even_events).ok());
+    ASSERT_TRUE((*odd)->Poll(10000, absl::Milliseconds(50), &odd_events).ok());
+  }
+  // Nothing more arrives (no partition is consumed twice).
+  const absl::Time quiet_end = absl::Now() + absl::Seconds(1);
+  while (absl::Now() < quiet_end) {
+    ASSERT_TRUE((*even)->Poll(10000, absl::Milliseconds(50), &even_events).ok());
+    ASSERT_TRUE((*odd)->Poll(10000, absl::Milliseconds(50), &odd_events).ok());
+  }
+
+  EXPECT_TRUE((*even)->Assigned());
+  EXPECT_TRUE((*odd)->Assigned());
+  EXPECT_EQ(Partitions(**even), std::vector<int32_t>({0, 2}));
+  EXPECT_EQ(Partitions(**odd), std::vector<int32_t>({1, 3}));
+  std::vector<int> seen(kEvents, 0);
+  std::vector<int> per_partition(4, 0);
+  for (const Event& e : even_events) {
+    EXPECT_EQ(e.position.partition % 2, 0) << e.position.partition;
+    seen[e.ts_ms] += 1;
+    per_partition[e.position.partition] += 1;
+  }
+  for (const Event& e : odd_events) {
+    EXPECT_EQ(e.position.partition % 2, 1) << e.position.partition;
+    seen[e.ts_ms] += 1;
+    per_partition[e.position.partition] += 1;
+  }
+  for (int i = 0; i < kEvents; ++i) EXPECT_EQ(seen[i], 1) << "event " << i;
+  for (int p = 0; p < 4; ++p) EXPECT_GT(per_partition[p], 0) << "partition " << p;
+
+  // Lag and commits work without group membership; commits go to the configured group.
+  for (const PartitionLag& lag : (*even)->Lag()) {
+    EXPECT_EQ(lag.lag, 0) << lag.partition;
+    EXPECT_EQ(lag.next_offset, per_partition[lag.partition]);
+  }
+  EXPECT_EQ((*odd)->Lag().size(), 2u);
+  std::vector<SourcePosition> last;
+  for (int32_t p = 0; p < 4; ++p) {
+    last.push_back(SourcePosition{.stream = 0, .partition = p, .offset = per_partition[p] - 1});
+  }
+  ASSERT_TRUE((*even)->CommitOffsets({last[0], last[2]}).ok());
+  ASSERT_TRUE((*odd)->CommitOffsets({last[1], last[3]}).ok());
+  EXPECT_EQ(Committed(brokers, group, topic, 4),
+            std::vector<int64_t>(per_partition.begin(), per_partition.end()));
+}
+
+TEST(KafkaEventSourceShareTest, StartsAfterTheStoredPositionsAndSeeksBackToThem) {
+  auto broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string topic = "share-positions";
+  ASSERT_TRUE(broker->CreateTopic(topic, 2).ok());
+  const std::string brokers = broker->bootstrap_servers();
+  auto producer = Producer(brokers);
+  ASSERT_NE(producer, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ProduceIndexed(producer.get(), topic, 60, 30));
+
+  // Share 1 of 2 holds partition 1 only, applied up to offset 4.
+  std::vector<std::pair<int32_t, int32_t>> asked;
+  auto source =
+      KafkaEventSource::Create(ShareOptions(brokers, "share-positions-replicas", {topic}, 1, 2),
+                               [&asked](int32_t stream, int32_t partition) -> int64_t {
+                                 asked.emplace_back(stream, partition);
+                                 return 4;
+                               });
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::vector<Event> events;
+  int64_t end_offset = -1;
+  ASSERT_TRUE(PollUntil(source->get(), &events, [&] {
+                const std::vector<PartitionLag> lag = (*source)->Lag();
+                if (events.empty() || lag.size() != 1 || lag[0].lag != 0) return false;
+                end_offset = lag[0].high_watermark;
+                return true;
+              }).ok());
+  EXPECT_EQ(asked, (std::vector<std::pair<int32_t, int32_t>>{{0, 1}}));
+  ASSERT_GT(end_offset, 5);
+  std::vector<int64_t> offsets, expected;
+  for (const Event& e : events) {
+    EXPECT_EQ(e.position.partition, 1);
+    offsets.push_back(e.position.offset);
+  }
+  for (int64_t o = 5; o < end_offset; ++o) expected.push_back(o);
+  EXPECT_EQ(offsets, expected);
+
+  // Rewind (a snapshot restore) to after offset 1.
+  ASSERT_TRUE((*source)->SeekToApplied([](int32_t, int32_t) -> int64_t { return 1; }).ok());
+  events.clear();
+  const size_t rewound = static_cast<size_t>(end_offset - 2);
+  ASSERT_TRUE(PollUntil(source->get(), &events, [&] { return events.size() >= rewound; }).ok());
+  ASSERT_EQ(events.size(), rewound);
+  EXPECT_EQ(events.front().position.offset, 2);
+  EXPECT_EQ(events.back().position.offset, end_offset - 1);
+}
+
+TEST(KafkaEventSourceShareTest, RejectsInvalidShares) {
+  struct Share {
+    int index, count;
+  };
+  for (const Share share :
+       {Share{0, 0}, Share{0, -2}, Share{-1, 2}, Share{2, 2}, Share{5, 3}, Share{1, 1}}) {
+    const auto source = KafkaEventSource::Create(
+        ShareOptions("127.0.0.1:1", "g", {"t"}, share.index, share.count), NoPositions);
+    EXPECT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument)
+        << share.index << "/" << share.count;
+    EXPECT_NE(source.status().message().find("share_"), absl::string_view::npos) << source.status();
+  }
+  // The default (0 of 1) is the group mode; 2 of 3 is a share.
+  EXPECT_TRUE(
+      KafkaEventSource::Create(ShareOptions("127.0.0.1:1", "g", {"t"}, 0, 1), NoPositions).ok());
+  EXPECT_TRUE(
+      KafkaEventSource::Create(ShareOptions("127.0.0.1:1", "g", {"t"}, 2, 3), NoPositions).ok());
+}
+
+// (A missing topic takes the same retry path, but the mock cluster creates any topic that a
+// metadata request names, so it cannot be missing here.)
+TEST(KafkaEventSourceShareTest, ABrokerDownAtStartupIsRetriedUntilItAnswers) {
+  auto broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string topic = "share-outage";
+  ASSERT_TRUE(broker->CreateTopic(topic, 2).ok());
+  const std::string brokers = broker->bootstrap_servers();
+  ASSERT_TRUE(broker->SetBrokerUp(1, false).ok());
+  // Reconnect quickly once the broker is back (the default backoff grows to 10 s).
+  KafkaSourceOptions options = ShareOptions(brokers, "share-outage-replicas", {topic}, 0, 2);
+  options.properties = {{"reconnect.backoff.max.ms", "200"}};
+  auto source = KafkaEventSource::Create(options, NoPositions);
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::vector<Event> events;
+  // Polling goes on through the outage without failing.
+  const absl::Time outage_end = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < outage_end) {
+    ASSERT_TRUE((*source)->Poll(1000, absl::Milliseconds(100), &events).ok());
+  }
+  EXPECT_GT((*source)->errors(), 0);  // the outage was seen, logged and counted
+  EXPECT_FALSE((*source)->Assigned());
+  EXPECT_TRUE(events.empty());
+
+  ASSERT_TRUE(broker->SetBrokerUp(1, true).ok());
+  auto producer = Producer(brokers);
+  ASSERT_NE(producer, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ProduceIndexed(producer.get(), topic, 40, 20));
+  ASSERT_TRUE(PollUntil(source->get(), &events, [&] { return !events.empty(); }).ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE((*source)->Assigned());
+  EXPECT_EQ(Partitions(**source), std::vector<int32_t>({0}));
+  for (const Event& e : events) EXPECT_EQ(e.position.partition, 0);
+}
+
+TEST(KafkaEventSourceShareTest, AShareWithoutPartitionsIsValidButNeverAssigned) {
+  auto broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string topic = "share-few";
+  ASSERT_TRUE(broker->CreateTopic(topic, 2).ok());
+  const std::string brokers = broker->bootstrap_servers();
+  auto producer = Producer(brokers);
+  ASSERT_NE(producer, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ProduceIndexed(producer.get(), topic, 40, 20));
+
+  // Three replicas, two partitions: share 2 holds none.
+  auto first = KafkaEventSource::Create(ShareOptions(brokers, "share-few-replicas", {topic}, 0, 3),
+                                        NoPositions);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto idle = KafkaEventSource::Create(ShareOptions(brokers, "share-few-replicas", {topic}, 2, 3),
+                                       NoPositions);
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  std::vector<Event> first_events, idle_events;
+  ASSERT_TRUE(PollUntil(first->get(), &first_events, [&] { return (*first)->Assigned(); }).ok());
+  EXPECT_EQ(Partitions(**first), std::vector<int32_t>({0}));
+  // The idle share has read the same metadata by now; give it a while longer all the same.
+  const absl::Time end = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < end) {
+    ASSERT_TRUE((*idle)->Poll(1000, absl::Milliseconds(100), &idle_events).ok());
+  }
+  EXPECT_FALSE((*idle)->Assigned());
+  EXPECT_TRUE((*idle)->AssignedPartitions().empty());
+  EXPECT_TRUE((*idle)->Lag().empty());
+  EXPECT_TRUE(idle_events.empty());
+  EXPECT_EQ((*idle)->errors(), 0);
 }
 
 TEST(KafkaProducerTest, AnUnreachableBrokerFailsTheFlush) {
