@@ -108,6 +108,12 @@ class ByteReader {
     if (n > 0) std::memcpy(values, taken_, n * sizeof(T));
     return true;
   }
+  // Takes the next `n` bytes without copying them: *at points into the input.
+  bool GetBytes(uint64_t n, const char** at) {
+    if (!Take(n)) return false;
+    *at = taken_;
+    return true;
+  }
 
  private:
   bool Take(uint64_t n) {

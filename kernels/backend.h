@@ -17,6 +17,8 @@ namespace freshet::kernels {
 
 class BprTrainer;  // kernels/cuda/bpr_trainer.h
 struct BprTrainerOptions;
+class Collective;  // kernels/collective.h
+struct CollectiveOptions;
 
 // A read-only view of `rows` item vectors of `dim` floats, row i at `vectors + i * stride`
 // (stride >= dim, in floats), plus an optional additive per-item term (`bias`, `rows` floats,
@@ -76,6 +78,12 @@ class Backend {
   // event (the CPU).
   virtual absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
       const BprTrainerOptions& options) const;
+
+  // This process's rank of a replica group whose ranks exchange item-model changes through the
+  // backend's devices (kernels/collective.h; NCCL on the cuda backend, one GPU per process);
+  // Unimplemented for a backend without a transport of its own (the CPU).
+  virtual absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
+      const CollectiveOptions& options) const;
 };
 
 // Creates a backend by name: "cpu"; "cuda" (Unavailable when CUDA was not compiled in or no device

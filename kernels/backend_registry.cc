@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "kernels/backend.h"
+#include "kernels/collective.h"
 #include "kernels/cpu_backend.h"
 #include "kernels/cuda/bpr_trainer.h"
 
@@ -47,6 +48,13 @@ absl::StatusOr<std::unique_ptr<BprTrainer>> Backend::NewBprTrainer(
     const BprTrainerOptions& /*options*/) const {
   return absl::UnimplementedError(
       absl::StrCat("the ", Name(), " backend learns on the host, one event at a time"));
+}
+
+absl::StatusOr<std::unique_ptr<Collective>> Backend::NewCollective(
+    const CollectiveOptions& /*options*/) const {
+  return absl::UnimplementedError(absl::StrCat(
+      "replicas exchange item-model changes over NCCL, which the ", Name(),
+      " backend does not have: run them with --backend cuda, one GPU per replica"));
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, std::string* note) {

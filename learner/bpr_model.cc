@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/byte_codec.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "kernels/cpu_backend.h"
 #include "kernels/cuda/reference.h"
 #include "learner/internal/vector_ops.h"
@@ -316,19 +317,9 @@ void BprModel::Flush() {
                                 queue_.context, queue_.context_weights, config_.bpr_window};
   const kernels::BprParams params{config_.bpr_lr, config_.bpr_l2, kAdagradEpsilon,
                                   config_.bpr_long_term_weight};
-  // Rows the host wrote since the last step (new, loaded or reset ones) go to the trainer first.
-  for (int64_t r = trainer_users_; r < users_.rows(); ++r)
-    upload_users_.push_back(static_cast<int32_t>(r));
-  for (int64_t r = trainer_items_; r < items_.rows(); ++r)
-    upload_items_.push_back(static_cast<int32_t>(r));
-  trainer_users_ = users_.rows();
-  trainer_items_ = items_.rows();
-  absl::Status status = trainer_->Upload(host, upload_users_, upload_items_);
-  if (status.ok()) {
-    upload_users_.clear();
-    upload_items_.clear();
-    status = trainer_->Step(batch, params, host);
-  }
+  // Rows the host wrote since the last step go to the trainer first.
+  absl::Status status = UploadPending(host);
+  if (status.ok()) status = trainer_->Step(batch, params, host);
   if (!status.ok()) {
     // Nothing is lost: the host tables are complete up to this batch, so the host learns it, and
     // the trainer gets the rows it may now hold stale copies of before its next step.
@@ -354,6 +345,20 @@ void BprModel::Flush() {
   for (std::vector<float>* v : {&queue_.log_q, &queue_.weights, &queue_.context_weights}) {
     v->clear();
   }
+}
+
+absl::Status BprModel::UploadPending(const kernels::BprTables& host) {
+  for (int64_t r = trainer_users_; r < users_.rows(); ++r)
+    upload_users_.push_back(static_cast<int32_t>(r));
+  for (int64_t r = trainer_items_; r < items_.rows(); ++r)
+    upload_items_.push_back(static_cast<int32_t>(r));
+  trainer_users_ = users_.rows();
+  trainer_items_ = items_.rows();
+  if (upload_users_.empty() && upload_items_.empty()) return absl::OkStatus();
+  FRESHET_RETURN_IF_ERROR(trainer_->Upload(host, upload_users_, upload_items_));
+  upload_users_.clear();
+  upload_items_.clear();
+  return absl::OkStatus();
 }
 
 void BprModel::LearnOnHost(const kernels::BprBatch& batch, const kernels::BprParams& params) {
@@ -461,6 +466,52 @@ void BprModel::ResetUser(int32_t row) {
   std::fill_n(users_.Row(row), stride_, 0.0f);
   users_.Accumulator(row) = 0.0f;
   if (trainer_ != nullptr) upload_users_.push_back(row);
+}
+
+// The replicated row: [vector (dim), bias, vector accumulator, bias accumulator] and with untied
+// context [context vector (dim), its accumulator].
+void BprModel::ReadReplicaItem(int32_t row, bool initial, float* out) const {
+  if (initial) {
+    // As Grow() starts a row: accumulators and bias at zero.
+    std::fill_n(out, ReplicaItemWidth(), 0.0f);
+    EmbeddingTable::InitialRow(row, dim_, config_.init_std, config_.seed + 2, out);
+    if (!config_.bpr_tied_context) {
+      EmbeddingTable::InitialRow(row, dim_, config_.init_std, config_.seed + 1, out + dim_ + 3);
+    }
+    return;
+  }
+  std::copy_n(items_.Row(row), dim_, out);
+  out[dim_] = bias_[row];
+  out[dim_ + 1] = *items_.AccumulatorAddress(row);
+  out[dim_ + 2] = bias_accumulator_[row];
+  if (!config_.bpr_tied_context) {
+    std::copy_n(context_.Row(row), dim_, out + dim_ + 3);
+    out[2 * dim_ + 3] = *context_.AccumulatorAddress(row);
+  }
+}
+
+void BprModel::WriteReplicaItem(int32_t row, const float* in) {
+  std::copy_n(in, dim_, items_.Row(row));
+  bias_[row] = in[dim_];
+  items_.Accumulator(row) = in[dim_ + 1];
+  bias_accumulator_[row] = in[dim_ + 2];
+  if (!config_.bpr_tied_context) {
+    std::copy_n(in + dim_ + 3, dim_, context_.Row(row));
+    context_.Accumulator(row) = in[2 * dim_ + 3];
+  }
+  if (trainer_ != nullptr) upload_items_.push_back(row);
+}
+
+void BprModel::ReplicaWritesDone() {
+  if (trainer_ == nullptr) return;
+  const absl::Status status = UploadPending(HostTables());
+  // The rows stay listed; the next micro-batch uploads them before it steps (or learns on the
+  // host), so nothing is lost, only served from the device a little later.
+  if (!status.ok()) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("bpr: merged item rows not yet on the ", trainer_->Name(),
+                     " trainer: ", status.message()));
+  }
 }
 
 int64_t BprModel::BytesPerUser() const {

@@ -73,6 +73,15 @@ class BprModel : public Model {
   std::string Learning() const override { return trainer_ ? trainer_->Name() : "host"; }
   int64_t DeviceFallbacks() const override { return device_fallbacks_; }
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
+  // Replicated: the item vector, the bias and their Adagrad accumulators (summed like the
+  // parameters, so steps shrink with every replica's updates, as they would in one learner), and
+  // with untied context the context vector and its accumulator.
+  int ReplicaItemWidth() const override {
+    return dim_ + 3 + (config_.bpr_tied_context ? 0 : dim_ + 1);
+  }
+  void ReadReplicaItem(int32_t row, bool initial, float* out) const override;
+  void WriteReplicaItem(int32_t row, const float* in) override;
+  void ReplicaWritesDone() override;
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
 
@@ -107,6 +116,9 @@ class BprModel : public Model {
   void PrefetchItem(int32_t item) const;
   // Micro-batched Learn(): queues the event with its negatives, logQ terms and context.
   void Enqueue(const Interaction& event);
+  // Uploads the rows the host wrote since the trainer last saw them (new, loaded, reset or
+  // merged rows); on an error they stay listed for the next try.
+  absl::Status UploadPending(const kernels::BprTables& host);
   // The host tables as the trainers see them.
   kernels::BprTables HostTables();
   // Learns the queued batch on the host (ReferenceBprBatch on the host tables): the fallback

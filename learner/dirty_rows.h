@@ -17,7 +17,11 @@ class DirtyRows {
       flags_[row] = 1;
       rows_.push_back(row);
     }
+    if (also_ != nullptr) also_->Mark(row);
   }
+  // Every row marked here from now on is marked in `also` too (a second consumer of the same
+  // changes, taking them on its own schedule); null stops that.
+  void set_also(DirtyRows* also) { also_ = also; }
   // Marks rows [0, n).
   void MarkAll(int32_t n) {
     for (int32_t row = 0; row < n; ++row) Mark(row);
@@ -39,6 +43,7 @@ class DirtyRows {
  private:
   std::vector<uint8_t> flags_;
   std::vector<int32_t> rows_;
+  DirtyRows* also_ = nullptr;
 };
 
 }  // namespace freshet::learner

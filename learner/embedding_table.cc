@@ -12,6 +12,14 @@ EmbeddingTable::EmbeddingTable(int dim) : dim_(dim), stride_((dim + 15) / 16 * 1
   FRESHET_CHECK(dim > 0);
 }
 
+void EmbeddingTable::InitialRow(int64_t row, int dim, float init_std, uint64_t seed, float* out) {
+  uint64_t mix = seed ^ (static_cast<uint64_t>(row) * 0x9E3779B97F4A7C15ull);
+  Rng rng(SplitMix64(mix));
+  for (int j = 0; j < dim; ++j) {
+    out[j] = init_std == 0 ? 0.0f : static_cast<float>(rng.Normal()) * init_std;
+  }
+}
+
 void EmbeddingTable::Resize(int64_t rows, float init_std, uint64_t seed) {
   if (rows <= rows_) return;
   if (rows > capacity_) {
@@ -26,9 +34,7 @@ void EmbeddingTable::Resize(int64_t rows, float init_std, uint64_t seed) {
   }
   for (int64_t r = rows_; r < rows; ++r) {
     float* row = Row(r);
-    uint64_t mix = seed ^ (static_cast<uint64_t>(r) * 0x9E3779B97F4A7C15ull);
-    Rng rng(SplitMix64(mix));
-    for (int j = 0; j < dim_; ++j) row[j] = init_std == 0 ? 0.0f : static_cast<float>(rng.Normal()) * init_std;
+    InitialRow(r, dim_, init_std, seed, row);
     std::fill(row + dim_, row + stride_, 0.0f);  // padding stays zero for the kernels
   }
   adagrad_.resize(static_cast<size_t>(rows), 0.0f);

@@ -27,6 +27,8 @@ class EmbeddingTable {
   // zero Adagrad accumulator. Row r's initial values depend only on (seed, r), not on how the
   // table grew, so batching never changes results. Shrinking is not supported (no-op).
   void Resize(int64_t rows, float init_std, uint64_t seed);
+  // The `dim` values Resize() gives row `row` (the padding is not written).
+  static void InitialRow(int64_t row, int dim, float init_std, uint64_t seed, float* out);
 
   float* Row(int64_t row) { return data_.get() + row * stride_; }
   const float* Row(int64_t row) const { return data_.get() + row * stride_; }

@@ -53,6 +53,14 @@ struct Recommendation {
   bool personalized = false;  // false: popularity (unknown user, or the popularity model)
 };
 
+// What one MergeReplicaChanges() did.
+struct ReplicaMergeStats {
+  int64_t rows_received = 0;  // entries from the other replicas
+  int64_t rows_merged = 0;    // item rows rewritten here
+  int64_t items_added = 0;    // items this replica had not seen
+  bool catch_up = false;      // a replica joined: a catch-up exchange follows (ReplicaCatchUp)
+};
+
 // Not thread-safe: callers serialise Apply() and Recommend().
 class Learner {
  public:
@@ -130,6 +138,39 @@ class Learner {
   // users expired.
   int64_t ExpireUsers(int64_t now_ms);
 
+  // --- Replicas: learners in separate processes that each learn their own users (their own Kafka
+  // partitions) and keep one item model; serving::Engine exchanges their messages through a
+  // kernels::Collective every replicas.sync_ms. Between exchanges a learner records the item rows
+  // it changes. TakeReplicaChanges() encodes each as (item id, change since the last merge);
+  // rows new since then also carry their starting value. Every replica merges every replica's
+  // message in rank order with the same arithmetic: value = start + sum of the changes in rank
+  // order, where start is the value at the last merge, or for a new row the lowest rank's
+  // starting value. So item parameters end bitwise equal on every replica, and each replica's
+  // learning counts once. Optimiser state, popularity and users stay each replica's own.
+  //
+  // A replica joins (its first exchange after EnableReplicas(): a start, a restore) by sending
+  // every item row as new, with its value as the start: its rows win over the group's. When some
+  // replicas join and some do not, a catch-up exchange follows, in which the lowest non-joining
+  // rank sends its whole item table, so the joiners receive the rows they lack.
+  //
+  // Starts recording changes; the next TakeReplicaChanges() joins. FailedPrecondition for a model
+  // without replicated item parameters (bpr has them; ials, cooc, hybrid and popularity do not).
+  absl::Status EnableReplicas();
+  bool replicas_enabled() const { return replicas_ != nullptr; }
+  // This replica's message for the next exchange (requires EnableReplicas()).
+  std::string TakeReplicaChanges();
+  // Merges every replica's message of one exchange, element r from rank r (`rank` is this
+  // replica's; its own message is element `rank`). Items unknown here join the dictionary. On an
+  // error nothing changes: DataLoss for a malformed message, FailedPrecondition for one from a
+  // model of another width, or one that changes an item this replica never received outside a
+  // join (the replicas did not start together).
+  absl::Status MergeReplicaChanges(absl::Span<const std::string> messages, int rank,
+                                   ReplicaMergeStats* stats);
+  // After a merge that set stats->catch_up: this replica's message for the catch-up exchange (the
+  // whole item table from the lowest non-joining rank, an empty message from the others), which
+  // is merged with MergeReplicaChanges() like any other.
+  std::string ReplicaCatchUp();
+
   // --- Persistence (store/). Every persisted value starts with kFormatVersion.
   static constexpr uint8_t kFormatVersion = 1;
 
@@ -196,6 +237,21 @@ class Learner {
   int32_t catalog_ = 0;  // items known as of the latest applied event (see Interaction::catalog)
   std::vector<Rows> batch_rows_;  // scratch of ApplyBatch()
   std::vector<std::pair<uint64_t, uint64_t>> batch_hashes_;  // scratch: (user, item) id hashes
+
+  // Replicas (learner/replicas.cc).
+  struct ReplicaState {
+    int width = 0;             // Model::ReplicaItemWidth()
+    bool joining = true;       // the next message joins the group
+    bool catch_up_sender = false;  // this replica sends its table in the coming catch-up
+    int32_t base_rows = 0;     // item rows [0, base_rows) have a base
+    std::vector<float> base;   // base_rows x width: each row's value as of the last merge
+    DirtyRows changed;         // item rows changed since the last TakeReplicaChanges()
+  };
+  // Encodes item rows into a replica message: kind (kReplica*), width, then each row's id, whether
+  // it is new (with its start) and its change since the start.
+  std::string EncodeReplicaRows(uint8_t kind, absl::Span<const int32_t> rows, bool as_new,
+                                bool from_initial);
+  std::unique_ptr<ReplicaState> replicas_;
 };
 
 }  // namespace freshet::learner

@@ -115,6 +115,19 @@ class Model {
   virtual int64_t BytesPerUser() const { return 0; }
   virtual int64_t BytesPerItem() const { return 0; }
 
+  // --- Replicas (Learner::TakeReplicaChanges): the item parameters that replicas of the model in
+  // other processes keep equal, ReplicaItemWidth() floats per item row; 0 when the model cannot
+  // be replicated. Optimiser state (Adagrad accumulators) stays each replica's own.
+  virtual int ReplicaItemWidth() const { return 0; }
+  // Writes a row's replicated parameters as they are now, or (initial) as the row started out
+  // before anything was learnt.
+  virtual void ReadReplicaItem(int32_t /*row*/, bool /*initial*/, float* /*out*/) const {}
+  // Overwrites a row's replicated parameters with merged values.
+  virtual void WriteReplicaItem(int32_t /*row*/, const float* /*in*/) {}
+  // After a round of WriteReplicaItem(): a model that also keeps its parameters on a device
+  // copies the rewritten rows there.
+  virtual void ReplicaWritesDone() {}
+
   // Where MarkItem() records item rows changed beyond the event's own item (may be null).
   virtual void set_dirty_items(DirtyRows* dirty) { dirty_items_ = dirty; }
 

@@ -104,8 +104,58 @@ absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateRank(const CudaConte
 
 NcclGroup::~NcclGroup() {
   for (size_t r = 0; r < comms_.size(); ++r) {
+    if (comms_[r] == nullptr) continue;  // aborted
     (void)contexts_[r]->Synchronize();
     (void)ncclCommDestroy(comms_[r]);
+  }
+}
+
+absl::Status NcclGroup::AllGather(const void* send, void* recv, size_t bytes) {
+  if (comms_.size() != 1) {
+    return absl::FailedPreconditionError("a byte all-gather needs a group of one local rank");
+  }
+  if (comms_[0] == nullptr) return absl::FailedPreconditionError("the NCCL group was aborted");
+  FRESHET_RETURN_IF_ERROR(contexts_[0]->Activate());
+  return NcclStatus(
+      ncclAllGather(send, recv, bytes, ncclChar, comms_[0], contexts_[0]->stream()),
+      "ncclAllGather");
+}
+
+absl::Status NcclGroup::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    bool all_done = true;
+    for (size_t r = 0; r < comms_.size(); ++r) {
+      if (comms_[r] == nullptr) return absl::FailedPreconditionError("the NCCL group was aborted");
+      FRESHET_RETURN_IF_ERROR(contexts_[r]->Activate());
+      const cudaError_t query = cudaStreamQuery(contexts_[r]->stream());
+      if (query == cudaSuccess) continue;
+      if (query != cudaErrorNotReady) return CudaStatus(query, "waiting for NCCL");
+      all_done = false;
+      ncclResult_t async = ncclSuccess;
+      (void)ncclCommGetAsyncError(comms_[r], &async);
+      if (async != ncclSuccess && async != ncclInProgress) {
+        const absl::Status error = NcclStatus(async, "NCCL peer");
+        Abort();
+        return absl::UnavailableError(
+            absl::StrCat("the NCCL group failed (", error.message(), "); aborted"));
+      }
+    }
+    if (all_done) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      Abort();
+      return absl::DeadlineExceededError(absl::StrCat(
+          "NCCL: not every rank took part within ", absl::FormatDuration(timeout), "; aborted"));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+void NcclGroup::Abort() {
+  for (size_t r = 0; r < comms_.size(); ++r) {
+    if (comms_[r] == nullptr) continue;
+    (void)ncclCommAbort(comms_[r]);
+    comms_[r] = nullptr;
   }
 }
 
@@ -115,6 +165,9 @@ absl::Status NcclGroup::AllReduce(absl::Span<float* const> buffers, int64_t coun
                                                    " buffers for ", comms_.size(), " local ranks"));
   }
   if (count <= 0) return absl::OkStatus();
+  for (ncclComm_t comm : comms_) {
+    if (comm == nullptr) return absl::FailedPreconditionError("the NCCL group was aborted");
+  }
   const ncclRedOp_t nccl_op = op == DeltaReduce::kMean ? ncclAvg : ncclSum;
   // One thread drives every local rank: the calls must form one NCCL group.
   FRESHET_RETURN_IF_ERROR(NcclStatus(ncclGroupStart(), "ncclGroupStart"));

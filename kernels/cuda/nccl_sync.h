@@ -66,9 +66,23 @@ class NcclGroup {
   // buffers.size() != local_ranks().
   absl::Status AllReduce(absl::Span<float* const> buffers, int64_t count, DeltaReduce op);
 
+  // All-gather of `bytes` bytes from every rank, for a group with one local rank (one process of
+  // a multi-process group): `recv` (device memory, world_size() * bytes) receives every rank's
+  // `send` (device memory) in rank order. Enqueued on the local stream; returns once enqueued.
+  // FailedPrecondition with several local ranks or after an abort.
+  absl::Status AllGather(const void* send, void* recv, size_t bytes);
+
+  // Waits up to `timeout` for the local streams, watching NCCL for asynchronous errors (a peer
+  // that crashed or left). On such an error, or at the deadline, aborts the communicators, so
+  // nothing stays stuck on the device: Unavailable / DeadlineExceeded, and the group is unusable
+  // from then on.
+  absl::Status Wait(absl::Duration timeout);
+
  private:
   NcclGroup(std::vector<const CudaContext*> contexts, std::vector<ncclComm_t> comms, int world_size)
       : contexts_(std::move(contexts)), comms_(std::move(comms)), world_size_(world_size) {}
+  // Aborts every communicator (the group is unusable afterwards).
+  void Abort();
 
   std::vector<const CudaContext*> contexts_;
   std::vector<ncclComm_t> comms_;

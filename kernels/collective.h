@@ -1,0 +1,59 @@
+// Collective: the ranks of a replica group exchanging byte strings. Replicas are engine processes
+// that each learn their own share of the users (their own Kafka partitions) and keep one item
+// model between them; every few milliseconds they exchange the item rows they changed
+// (learner::Learner::TakeReplicaChanges / MergeReplicaChanges) through one AllGather.
+//
+// Implementations:
+//   NCCL        Backend::NewCollective on the cuda backend: one rank per process, one GPU each;
+//               rank 0 writes the NCCL unique id to a file the other ranks wait for.
+//   in-process  NewInProcessCollectives: the ranks are threads of one process (tests, and
+//               several engines in one process).
+#ifndef FRESHET_KERNELS_COLLECTIVE_H_
+#define FRESHET_KERNELS_COLLECTIVE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace freshet::kernels {
+
+// Where this process sits in its replica group, and how it finds the others.
+struct CollectiveOptions {
+  int rank = 0;
+  int world_size = 1;
+  // NCCL: rank 0 writes the unique id here and the others read it. Must be fresh for every launch
+  // of the group (e.g. contain a job id): a stale id makes the others wait for a dead group.
+  std::string id_path;
+  // The longest any rank waits for the others: for the id file, and in every exchange.
+  absl::Duration timeout = absl::Seconds(60);
+};
+
+// Thread-safety: not thread-safe; one thread drives a rank.
+class Collective {
+ public:
+  virtual ~Collective() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // "nccl: <device>", "in-process".
+  virtual std::string Name() const = 0;
+
+  // Every rank calls AllGather the same number of times, in step; each call returns every rank's
+  // `mine`, in rank order. DeadlineExceeded when some rank does not take part within the timeout
+  // (it stopped, or crashed); Unavailable or Internal when the transport fails. After any error
+  // the group is broken: every later call fails with FailedPrecondition.
+  virtual absl::StatusOr<std::vector<std::string>> AllGather(absl::string_view mine) = 0;
+};
+
+// `world_size` ranks in this process, element r being rank r; each is driven by its own thread.
+// InvalidArgument for world_size < 1.
+absl::StatusOr<std::vector<std::unique_ptr<Collective>>> NewInProcessCollectives(
+    int world_size, absl::Duration timeout);
+
+}  // namespace freshet::kernels
+
+#endif  // FRESHET_KERNELS_COLLECTIVE_H_
