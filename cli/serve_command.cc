@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "kernels/backend.h"
+#include "kernels/collective.h"
 #include "serving/api.h"
 #include "serving/engine.h"
 #include "serving/http/http_server.h"
@@ -69,11 +70,42 @@ absl::Status Serve(const ServeFlags& flags) {
                            kernels::CreateBackend(backend_name, &note));
   if (!note.empty()) LogInfo(note);
 
+  // A replica group (config [replicas]): declared before the engine, which uses it until it is
+  // destroyed.
+  std::unique_ptr<kernels::Collective> replicas;
+  if (config.replica_world_size > 1) {
+    if (config.replica_rank >= config.replica_world_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("replicas.rank is ", config.replica_rank, ", but replicas.world_size is ",
+                       config.replica_world_size, ": ranks are 0 .. world_size - 1"));
+    }
+    if (config.replica_id_file.empty()) {
+      return absl::InvalidArgumentError(
+          "replicas.world_size > 1 needs replicas.id_file: a path every rank can reach, new for "
+          "this launch of the group");
+    }
+    if (!flags.sources.empty()) {
+      LogWarning(
+          "replicas: every rank reads the whole of each --source file it is given; give each "
+          "rank its own users' file (Kafka topics are split by partition)");
+    }
+    kernels::CollectiveOptions group;
+    group.rank = config.replica_rank;
+    group.world_size = config.replica_world_size;
+    group.id_path = config.replica_id_file;
+    group.timeout = absl::Milliseconds(config.replica_timeout_ms);
+    LogInfo(absl::StrCat("replicas: rank ", group.rank, " of ", group.world_size,
+                         ", waiting for the group through ", group.id_path));
+    FRESHET_ASSIGN_OR_RETURN(replicas, backend->NewCollective(group));
+    LogInfo(absl::StrCat("replicas: joined over ", replicas->Name()));
+  }
+
   serving::EngineOptions options;
   options.data_dir = flags.data_dir;
   options.algorithm = flags.algorithm;
   options.config = config;
   options.reset = flags.reset;
+  options.replicas = replicas.get();
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<serving::Engine> engine,
                            serving::Engine::Open(options, backend.get()));
 
@@ -170,6 +202,10 @@ absl::Status Serve(const ServeFlags& flags) {
     kafka_options.topics = flags.topics;
     kafka_options.type_weights = config.type_weights;
     kafka_options.default_weight = config.default_weight;
+    // Replicas consume fixed shares of the partitions: a partition's stored position lives in
+    // one rank's data directory, so the partition must always come back to that rank.
+    kafka_options.share_index = config.replica_rank;
+    kafka_options.share_count = config.replica_world_size;
     for (const std::string& kv : flags.kafka_properties) {
       const size_t eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {

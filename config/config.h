@@ -85,6 +85,15 @@ struct Config {
   int gpu_sync_every_batches = 1;
   int gpu_sync_ms = 0;
 
+  // [replicas] engine processes learning one item model together (learner.h, "Replicas"): each
+  // learns its own share of the Kafka partitions; every sync_ms they exchange their item-model
+  // changes over NCCL (one GPU each), rank 0 handing the NCCL id to the others through id_file.
+  int replica_world_size = 1;  // 1: alone
+  int replica_rank = 0;
+  std::string replica_id_file;
+  int replica_sync_ms = 100;
+  int replica_timeout_ms = 60000;  // longest wait for the other ranks (the id file, each exchange)
+
   // [store] RocksDB persistence
   int flush_interval_ms = 200;  // dirty rows and source positions are written this often
   bool store_sync = false;      // fsync every write (survives power loss, not only crashes)

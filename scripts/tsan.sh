@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ThreadSanitizer run of the tests that learn and serve at once: the engine with concurrent
-# readers, a snapshot restore while running, and the HTTP API on a live engine (plus the HTTP
-# server's own concurrency tests). Builds in build-tsan/ (CUDA and benchmarks off).
+# readers, a snapshot restore while running, engines exchanging their item models as replicas,
+# and the HTTP API on a live engine (plus the HTTP server's own concurrency tests). Builds in build-tsan/ (CUDA and benchmarks off).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=${JOBS:-$(nproc)}
@@ -11,7 +11,7 @@ cmake -S "$ROOT" -B "$ROOT/build-tsan" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelW
 cmake --build "$ROOT/build-tsan" -j "$JOBS" --target freshet_store_test freshet_serving_api_test \
   freshet_serving_test
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan.supp ${TSAN_OPTIONS:-}"
-"$ROOT/build-tsan/tests/store/freshet_store_test" --gtest_filter='EngineTest.*'
+"$ROOT/build-tsan/tests/store/freshet_store_test" --gtest_filter='EngineTest.*:EngineReplicasTest.*'
 "$ROOT/build-tsan/tests/serving/freshet_serving_api_test"
 "$ROOT/build-tsan/tests/serving/freshet_serving_test"
 echo "tsan: no data races"

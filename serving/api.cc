@@ -272,6 +272,21 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   metrics.AddCallbackGauge("freshet_device_fallbacks",
                            "micro-batches the GPU failed and the host learnt instead",
                            [e] { return static_cast<double>(e->stats().device_fallbacks); });
+  if (opts->config.replica_world_size > 1) {
+    metrics.AddCallbackGauge("freshet_replica_exchanges",
+                             "item-model exchanges with the other replicas",
+                             [e] { return static_cast<double>(e->stats().replica_exchanges); });
+    metrics.AddCallbackGauge(
+        "freshet_replica_rows_received", "item rows received from the other replicas",
+        [e] { return static_cast<double>(e->stats().replica_rows_received); });
+    metrics.AddCallbackGauge(
+        "freshet_replica_items_added", "items first met through the other replicas",
+        [e] { return static_cast<double>(e->stats().replica_items_added); });
+    metrics.AddCallbackGauge(
+        "freshet_replica_last_exchange_seconds",
+        "wall time of the latest exchange, waiting for the other replicas included",
+        [e] { return e->stats().replica_last_exchange_ms / 1000.0; });
+  }
   FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/metrics", [&metrics, opts, partition_lag](const HttpRequest&) {
     if (partition_lag != nullptr) {
       for (const auto& [topic, partition, lag] : opts->partition_lag()) {

@@ -30,6 +30,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
   engine->backend_ = backend;
   FRESHET_ASSIGN_OR_RETURN(engine->learner_,
                            learner::Learner::Create(options.algorithm, options.config, backend));
+  // Before the load: the first exchange sends every row as it is, loaded or not.
+  if (options.replicas != nullptr) FRESHET_RETURN_IF_ERROR(engine->learner_->EnableReplicas());
   if (options.data_dir.empty()) return engine;
   const absl::Time start = absl::Now();
 
@@ -345,7 +347,20 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
   // the gaps (batches grow, so the throughput stays) instead of delaying answers.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kIngestNice);
   pthread_setname_np(pthread_self(), "freshet-learn");
-  while (!stop.load(std::memory_order_relaxed)) {
+  // Replicas: the first exchange (before any source is read) joins the group; then one every
+  // replica_sync_ms, until some rank stops or (exit_when_done) every rank is done.
+  const absl::Duration replica_sync = absl::Milliseconds(options_.config.replica_sync_ms);
+  absl::Time last_exchange = absl::Now();
+  bool group_stopping = false, group_done = false, group_ended = false;
+  if (options_.replicas != nullptr) {
+    const absl::StatusOr<GroupState> joined = ExchangeReplicas(0);
+    if (!joined.ok()) {
+      failure = joined.status();
+    } else {
+      group_stopping = joined->stopping;
+    }
+  }
+  while (failure.ok() && !group_stopping && !stop.load(std::memory_order_relaxed)) {
     {
       bool restore = false;
       {
@@ -420,6 +435,20 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
     int64_t malformed = 0;
     for (const Source& src : sources_) malformed += src.source->stats().malformed;
     malformed_.store(malformed, std::memory_order_relaxed);
+    if (options_.replicas != nullptr && absl::Now() - last_exchange >= replica_sync) {
+      apply_pending();  // everything accepted goes out with the exchange (it may be the last)
+      const absl::StatusOr<GroupState> group = ExchangeReplicas(all_finished ? kReplicaDone : 0);
+      last_exchange = absl::Now();
+      if (!group.ok()) {
+        failure = group.status();
+        break;
+      }
+      if (group->stopping) {
+        LogInfo("replicas: another rank is stopping; this one stops with the group");
+        group_stopping = true;
+      }
+      group_done = group->all_done;
+    }
     if (persister_ != nullptr && pending.empty()) {
       {
         std::shared_lock<RwLock> lock(mu_);
@@ -431,13 +460,23 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
       NotifyPersisted();
     }
     if (all_finished) {
-      if (options.exit_when_done) break;
+      if (options.exit_when_done && options_.replicas == nullptr) break;
+      if (options.exit_when_done && group_done) {
+        group_ended = true;  // every rank saw every rank done in the same exchange
+        break;
+      }
       absl::SleepFor(absl::Milliseconds(20));
     } else if (!got_any) {
       absl::SleepFor(absl::Milliseconds(1));
     }
   }
   apply_pending();
+  if (options_.replicas != nullptr && failure.ok() && !group_stopping && !group_ended) {
+    // Stopped here: the last exchange takes this rank's latest changes to the others and tells
+    // them to stop too.
+    const absl::StatusOr<GroupState> last = ExchangeReplicas(kReplicaStopping);
+    if (!last.ok()) failure = last.status();
+  }
   if (persister_ != nullptr) {
     std::shared_lock<RwLock> lock(mu_);
     std::lock_guard<std::mutex> positions(applied_mu_);
@@ -491,6 +530,53 @@ int64_t Engine::model_version() const {
   return persister_ != nullptr ? persister_->model_version() : 0;
 }
 
+absl::StatusOr<Engine::GroupState> Engine::ExchangeReplicas(uint8_t flags) {
+  kernels::Collective& group = *options_.replicas;
+  const absl::Time start = absl::Now();
+  std::string mine(1, static_cast<char>(flags));
+  {
+    std::unique_lock<RwLock> lock(mu_);
+    mine += learner_->TakeReplicaChanges();
+  }
+  GroupState state;
+  state.all_done = true;
+  learner::ReplicaMergeStats total;
+  // The exchange, then after a join the catch-up exchange; the group waits without any lock held.
+  for (int round = 0; round < 2; ++round) {
+    absl::StatusOr<std::vector<std::string>> all = group.AllGather(mine);
+    if (!all.ok()) {
+      return absl::Status(all.status().code(),
+                          absl::StrCat("replicas: rank ", group.rank(), " of ", group.world_size(),
+                                       ": ", all.status().message()));
+    }
+    for (size_t r = 0; r < all->size(); ++r) {
+      std::string& message = (*all)[r];
+      if (message.empty()) {
+        return absl::DataLossError(absl::StrCat("replicas: rank ", r, " sent an empty message"));
+      }
+      const uint8_t their = static_cast<uint8_t>(message[0]);
+      state.stopping = state.stopping || (their & kReplicaStopping) != 0;
+      state.all_done = state.all_done && (their & kReplicaDone) != 0;
+      message.erase(0, 1);
+    }
+    learner::ReplicaMergeStats stats;
+    {
+      std::unique_lock<RwLock> lock(mu_);
+      FRESHET_RETURN_IF_ERROR(learner_->MergeReplicaChanges(*all, group.rank(), &stats));
+      if (stats.catch_up) mine = std::string(1, static_cast<char>(flags)) + learner_->ReplicaCatchUp();
+    }
+    total.rows_received += stats.rows_received;
+    total.items_added += stats.items_added;
+    if (!stats.catch_up) break;
+  }
+  replica_rows_received_.fetch_add(total.rows_received, std::memory_order_relaxed);
+  replica_items_added_.fetch_add(total.items_added, std::memory_order_relaxed);
+  replica_exchanges_.fetch_add(1, std::memory_order_relaxed);
+  replica_last_exchange_us_.store(absl::ToInt64Microseconds(absl::Now() - start),
+                                  std::memory_order_relaxed);
+  return state;
+}
+
 EngineStats Engine::stats() const {
   EngineStats s;
   {
@@ -501,6 +587,11 @@ EngineStats Engine::stats() const {
     s.items = learner_->items().live();
     s.device_fallbacks = learner_->model().DeviceFallbacks();
   }
+  s.replica_exchanges = replica_exchanges_.load(std::memory_order_relaxed);
+  s.replica_rows_received = replica_rows_received_.load(std::memory_order_relaxed);
+  s.replica_items_added = replica_items_added_.load(std::memory_order_relaxed);
+  s.replica_last_exchange_ms =
+      static_cast<double>(replica_last_exchange_us_.load(std::memory_order_relaxed)) / 1000.0;
   s.events_malformed = malformed_.load(std::memory_order_relaxed);
   s.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);
   s.events_direct = direct_.load(std::memory_order_relaxed);
@@ -590,6 +681,8 @@ absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
                              store::StateStore::Open(snapshots.DbPath(id), ro));
     FRESHET_RETURN_IF_ERROR(snapshot_db->LoadInto(fresh.get()));
   }
+  // Its first exchange rejoins the group with the snapshot's item rows.
+  if (options_.replicas != nullptr) FRESHET_RETURN_IF_ERROR(fresh->EnableReplicas());
   // Everything learnt so far is written, then the snapshot replaces the live database.
   std::lock_guard<std::mutex> store_lock(store_mu_);
   {

@@ -33,6 +33,7 @@
 #include "common/rw_lock.h"
 #include "config/config.h"
 #include "kernels/backend.h"
+#include "kernels/collective.h"
 #include "learner/learner.h"
 #include "store/data_dir.h"
 #include "store/persister.h"
@@ -50,6 +51,13 @@ struct EngineOptions {
   // Start from an empty state even when the data directory holds one (which is deleted),
   // instead of refusing a directory written with another algorithm or dimension.
   bool reset = false;
+  // This engine's rank of a replica group (kernels/collective.h; not owned, must outlive the
+  // engine), or null to learn alone. Run() exchanges the item model's changes with the other
+  // ranks every config.replica_sync_ms (learner.h, "Replicas"). The group starts and stops
+  // together: an engine stopping (Run's `stop`) stops the others at their next exchange, and with
+  // exit_when_done every rank returns once all have finished their sources. A rank that misses
+  // an exchange for config.replica_timeout_ms makes the others stop with its error.
+  kernels::Collective* replicas = nullptr;
 };
 
 // A user's freshness, as the API reports it.
@@ -90,6 +98,13 @@ struct EngineStats {
   int64_t items = 0;
   int64_t model_version = 0;  // latest queued batch
   int64_t device_fallbacks = 0;  // micro-batches the device failed and the host learnt
+  // Replicas (EngineOptions::replicas): exchanges done, item rows received from the other ranks,
+  // items first met through them, and the last exchange's wall time (from taking this rank's
+  // changes to merging everyone's, waiting for the others included).
+  int64_t replica_exchanges = 0;
+  int64_t replica_rows_received = 0;
+  int64_t replica_items_added = 0;
+  double replica_last_exchange_ms = 0;
   store::PersisterStats persister;
 };
 
@@ -213,6 +228,15 @@ class Engine {
   void ServeRestoreRequest();
   absl::Status RestoreOnIngestThread(const std::string& id);
   void NotifyPersisted();
+  // On the ingestion thread: one replica exchange (with its catch-up, after a join), sending
+  // `flags` (kReplica*) and returning the group's: any rank stopping, every rank done.
+  struct GroupState {
+    bool stopping = false;
+    bool all_done = false;
+  };
+  absl::StatusOr<GroupState> ExchangeReplicas(uint8_t flags);
+  static constexpr uint8_t kReplicaDone = 1;      // every source of this rank is finished
+  static constexpr uint8_t kReplicaStopping = 2;  // this rank stops after this exchange
 
   struct Source {
     std::unique_ptr<stream::EventSource> source;
@@ -269,6 +293,10 @@ class Engine {
   UserInfo UserInfoLocked(absl::string_view user) const;
   std::atomic<int64_t> polled_{0};
   std::atomic<int64_t> source_errors_{0};
+  std::atomic<int64_t> replica_exchanges_{0};
+  std::atomic<int64_t> replica_rows_received_{0};
+  std::atomic<int64_t> replica_items_added_{0};
+  std::atomic<int64_t> replica_last_exchange_us_{0};
 };
 
 }  // namespace freshet::serving
