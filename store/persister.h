@@ -47,7 +47,7 @@ struct PersisterStats {
 class Persister {
  public:
   struct Options {
-    absl::Duration flush_interval = absl::Milliseconds(200);
+    absl::Duration flush_interval = absl::Milliseconds(1000);
     absl::Duration min_backoff = absl::Milliseconds(50);
     absl::Duration max_backoff = absl::Seconds(5);
   };
