@@ -33,7 +33,7 @@
 //                   [--producer_property key=value ...]
 // Defaults: 1,000 probes per path, 20,000 warm-up events over 2,000 users x 3,000 items, bpr,
 // 4 partitions, /tmp/freshet_freshness_bench (deleted first), no background load, config defaults
-// (d = 64, flush every 200 ms). --background_rate R produces R events/s (for other users than the
+// (d = 64, flush every 1 s). --background_rate R produces R events/s (for other users than the
 // probed ones) from a second thread while measuring. --gap_ms G pauses a random 0-G ms before
 // each probe's event (default none: each event follows the previous one's detection at once, which
 // against the mock broker lands it just after the consumer sent an empty fetch, the worst case of
