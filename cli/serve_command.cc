@@ -79,10 +79,10 @@ absl::Status Serve(const ServeFlags& flags) {
           absl::StrCat("replicas.rank is ", config.replica_rank, ", but replicas.world_size is ",
                        config.replica_world_size, ": ranks are 0 .. world_size - 1"));
     }
-    if (config.replica_id_file.empty()) {
+    if (config.replica_rendezvous.empty()) {
       return absl::InvalidArgumentError(
-          "replicas.world_size > 1 needs replicas.id_file: a path every rank can reach, new for "
-          "this launch of the group");
+          "replicas.world_size > 1 needs replicas.rendezvous: a file path every rank can read, "
+          "or redis://HOST:PORT/KEY, new for this launch of the group");
     }
     if (!flags.sources.empty()) {
       LogWarning(
@@ -92,10 +92,10 @@ absl::Status Serve(const ServeFlags& flags) {
     kernels::CollectiveOptions group;
     group.rank = config.replica_rank;
     group.world_size = config.replica_world_size;
-    group.id_path = config.replica_id_file;
+    group.rendezvous = config.replica_rendezvous;
     group.timeout = absl::Milliseconds(config.replica_timeout_ms);
     LogInfo(absl::StrCat("replicas: rank ", group.rank, " of ", group.world_size,
-                         ", waiting for the group through ", group.id_path));
+                         ", waiting for the group through ", group.rendezvous));
     FRESHET_ASSIGN_OR_RETURN(replicas, backend->NewCollective(group));
     LogInfo(absl::StrCat("replicas: joined over ", replicas->Name()));
   }

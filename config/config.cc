@@ -208,13 +208,14 @@ const std::vector<KeyImpl>& Registry() {
              "Kafka partitions, over NCCL (one GPU each); 1: alone"),
       IntKey("replicas.rank", &Config::replica_rank, 0, 1023,
              "this process's rank in [0, world_size): it consumes partitions p % world_size == rank"),
-      StringKey("replicas.id_file", &Config::replica_id_file,
-                "file through which rank 0 hands the NCCL unique id to the other ranks; must be "
-                "new for each launch of the group (e.g. hold a job id)"),
+      StringKey("replicas.rendezvous", &Config::replica_rendezvous,
+                "where rank 0 hands the NCCL unique id to the other ranks: a file path every rank "
+                "can read, or redis://HOST:PORT/KEY; new for each launch of the group (e.g. hold a "
+                "job id)"),
       IntKey("replicas.sync_ms", &Config::replica_sync_ms, 1, 3600000,
              "the replicas exchange their item-model changes this often"),
       IntKey("replicas.timeout_ms", &Config::replica_timeout_ms, 100, 86400000,
-             "longest wait for the other ranks (the id file, every exchange); then this one stops "
+             "longest wait for the other ranks (the rendezvous, every exchange); then this one stops "
              "with an error"),
       IntKey("store.flush_interval_ms", &Config::flush_interval_ms, 1, 3600000,
              "dirty rows and the source positions they include are written together this often"),

@@ -87,12 +87,13 @@ struct Config {
 
   // [replicas] engine processes learning one item model together (learner.h, "Replicas"): each
   // learns its own share of the Kafka partitions; every sync_ms they exchange their item-model
-  // changes over NCCL (one GPU each), rank 0 handing the NCCL id to the others through id_file.
+  // changes over NCCL (one GPU each), rank 0 handing the NCCL id to the others through the
+  // rendezvous (a file path or redis://HOST:PORT/KEY, common/rendezvous.h).
   int replica_world_size = 1;  // 1: alone
   int replica_rank = 0;
-  std::string replica_id_file;
+  std::string replica_rendezvous;
   int replica_sync_ms = 100;
-  int replica_timeout_ms = 60000;  // longest wait for the other ranks (the id file, each exchange)
+  int replica_timeout_ms = 60000;  // longest wait for the other ranks (rendezvous, each exchange)
 
   // [store] RocksDB persistence
   // Dirty rows and source positions are written this often. Each flush rewrites every row changed

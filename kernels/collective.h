@@ -5,7 +5,7 @@
 //
 // Implementations:
 //   NCCL        Backend::NewCollective on the cuda backend: one rank per process, one GPU each;
-//               rank 0 writes the NCCL unique id to a file the other ranks wait for.
+//               rank 0 publishes the NCCL unique id at a rendezvous (a file or a Redis key).
 //   in-process  NewInProcessCollectives: the ranks are threads of one process (tests, and
 //               several engines in one process).
 #ifndef FRESHET_KERNELS_COLLECTIVE_H_
@@ -25,9 +25,10 @@ namespace freshet::kernels {
 struct CollectiveOptions {
   int rank = 0;
   int world_size = 1;
-  // NCCL: rank 0 writes the unique id here and the others read it. Must be fresh for every launch
-  // of the group (e.g. contain a job id): a stale id makes the others wait for a dead group.
-  std::string id_path;
+  // NCCL: where rank 0 publishes the unique id for the others (common/rendezvous.h): a file path
+  // every rank can read, or redis://HOST:PORT/KEY. Must be fresh for every launch of the group
+  // (e.g. contain a job id): a stale id makes the others wait for a dead group.
+  std::string rendezvous;
   // The longest any rank waits for the others: for the id file, and in every exchange.
   absl::Duration timeout = absl::Seconds(60);
 };

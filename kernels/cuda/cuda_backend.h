@@ -68,7 +68,7 @@ class CudaBackend final : public Backend {
       const BprTrainerOptions& options) const override;
 
   // A rank of a multi-process replica group over NCCL (nccl_collective.cc), on this backend's
-  // device with a context of its own; the unique id travels through options.id_path.
+  // device with a context of its own; the unique id travels through options.rendezvous.
   absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
       const CollectiveOptions& options) const override;
 

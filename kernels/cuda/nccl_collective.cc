@@ -99,7 +99,7 @@ absl::StatusOr<std::unique_ptr<Collective>> CudaBackend::NewCollective(
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<CudaContext> context, CudaContext::Create(device));
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<NcclGroup> group,
                            NcclGroup::CreateRank(context.get(), options.rank, options.world_size,
-                                                 options.id_path, options.timeout));
+                                                 options.rendezvous, options.timeout));
   return std::unique_ptr<Collective>(
       new NcclCollective(std::move(context), std::move(group), options.rank, options.timeout));
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,50 +18,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/rendezvous.h"
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/internal/launch.h"
 
 namespace freshet::kernels {
-namespace {
-
-absl::Status WriteUniqueId(const ncclUniqueId& id, const std::string& path) {
-  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
-  std::FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot create NCCL id file ", temp));
-  }
-  const bool written = std::fwrite(&id, sizeof(id), 1, file) == 1;
-  const bool closed = std::fclose(file) == 0;
-  if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::remove(temp.c_str());
-    return absl::UnavailableError(absl::StrCat("cannot write NCCL id file ", path));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<ncclUniqueId> WaitForUniqueId(const std::string& path, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (std::FILE* file = std::fopen(path.c_str(), "rb")) {
-      ncclUniqueId id;
-      const bool complete = std::fread(&id, sizeof(id), 1, file) == 1;
-      std::fclose(file);
-      // Rank 0 renames a complete file into place, so a short read means a foreign file.
-      if (complete) return id;
-      return absl::UnavailableError(
-          absl::StrCat("NCCL id file ", path, " is shorter than an NCCL unique id"));
-    }
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("no NCCL id file at ", path, " after ", absl::FormatDuration(timeout)));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateInProcess(
     std::vector<const CudaContext*> contexts) {
   if (contexts.empty()) return absl::InvalidArgumentError("an NCCL group needs at least one rank");
@@ -81,19 +44,21 @@ absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateInProcess(
 
 absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateRank(const CudaContext* context,
                                                                  int rank, int world_size,
-                                                                 const std::string& id_path,
+                                                                 const std::string& rendezvous,
                                                                  absl::Duration timeout) {
   if (world_size < 1 || rank < 0 || rank >= world_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("NCCL rank ", rank, " of a world of ", world_size));
   }
-  if (id_path.empty()) return absl::InvalidArgumentError("no NCCL id file path");
+  if (rendezvous.empty()) return absl::InvalidArgumentError("no rendezvous for the NCCL id");
   ncclUniqueId id;
   if (rank == 0) {
     FRESHET_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
-    FRESHET_RETURN_IF_ERROR(WriteUniqueId(id, id_path));
+    FRESHET_RETURN_IF_ERROR(
+        PublishBlob(rendezvous, absl::string_view(reinterpret_cast<const char*>(&id), sizeof(id))));
   } else {
-    FRESHET_ASSIGN_OR_RETURN(id, WaitForUniqueId(id_path, timeout));
+    FRESHET_ASSIGN_OR_RETURN(const std::string blob, WaitForBlob(rendezvous, sizeof(id), timeout));
+    std::memcpy(&id, blob.data(), sizeof(id));
   }
   FRESHET_RETURN_IF_ERROR(context->Activate());
   ncclComm_t comm = nullptr;

@@ -4,7 +4,7 @@
 //
 //   NcclGroup      a group of ranks: all in this process (ncclCommInitAll, one rank per device),
 //                  or one rank of a multi-process group whose NCCL unique id travels through a
-//                  file (rank 0 writes it, the others wait for it).
+//                  rendezvous (a file or a Redis key: rank 0 publishes it, the others wait for it).
 //   ItemModelSync  keeps, per local rank, a copy of a table as of the last sync (the base); a sync
 //                  all-reduces (table - base) across ranks and sets table = base = base + reduced,
 //                  marking the rows that changed dirty.
@@ -42,15 +42,15 @@ class NcclGroup {
       std::vector<const CudaContext*> contexts);
 
   // Rank `rank` of `world_size` ranks in separate processes. Rank 0 creates the NCCL unique id
-  // and writes it to `id_path` (to a temporary file first, then renamed, so that a reader never
-  // sees half of it); the other ranks wait up to `timeout` for the file. `id_path` must be fresh
-  // for each launch of the group (e.g. contain a job id): a stale id from an earlier launch would
-  // make the other ranks wait for a group that no longer exists. DeadlineExceeded when the file
-  // does not appear in time; InvalidArgument for a bad rank or world size; Unavailable when the
-  // file cannot be written or read, or NCCL cannot connect.
+  // and publishes it at `rendezvous` (common/rendezvous.h: a file path or redis://HOST:PORT/KEY);
+  // the other ranks wait up to `timeout` for it. The rendezvous must be fresh for each launch of
+  // the group (e.g. contain a job id): a stale id from an earlier launch would make the other
+  // ranks wait for a group that no longer exists. DeadlineExceeded when the id does not appear in
+  // time; InvalidArgument for a bad rank, world size or rendezvous; Unavailable when the id cannot
+  // be published or read, or NCCL cannot connect.
   static absl::StatusOr<std::unique_ptr<NcclGroup>> CreateRank(const CudaContext* context, int rank,
                                                                int world_size,
-                                                               const std::string& id_path,
+                                                               const std::string& rendezvous,
                                                                absl::Duration timeout);
 
   NcclGroup(const NcclGroup&) = delete;

@@ -116,17 +116,17 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
   }
-  // Replicas: an impossible rank, a missing id file, and the CPU (no NCCL) are clear errors.
+  // Replicas: an impossible rank, a missing rendezvous, and the CPU (no NCCL) are clear errors.
   const std::string replicas = ::testing::TempDir() + "/freshet_cli_replicas";
   const std::string serve = "serve --no-http --data-dir " + replicas + " --reset --source file:" +
                             kMovieLens + " --format movielens-100k --set replicas.world_size=2 ";
-  r = Freshet(serve + "--set replicas.rank=2 --set replicas.id_file=" + replicas + ".id");
+  r = Freshet(serve + "--set replicas.rank=2 --set replicas.rendezvous=" + replicas + ".id");
   EXPECT_EQ(r.exit_code, 2);  // a usage error
   EXPECT_NE(r.output.find("replicas.rank is 2"), std::string::npos) << r.output;
   r = Freshet(serve + "--set replicas.rank=1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("replicas.id_file"), std::string::npos) << r.output;
-  r = Freshet(serve + "--set replicas.id_file=" + replicas + ".id --backend cpu");
+  EXPECT_NE(r.output.find("replicas.rendezvous"), std::string::npos) << r.output;
+  r = Freshet(serve + "--set replicas.rendezvous=" + replicas + ".id --backend cpu");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("NCCL"), std::string::npos) << r.output;
   r = Freshet("replay --data x --k 0");

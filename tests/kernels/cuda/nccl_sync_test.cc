@@ -21,6 +21,7 @@
 #include "kernels/collective.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/device_table.h"
+#include "tests/common/redis_server.h"
 #include "tests/kernels/cuda/cuda_test_util.h"
 
 namespace freshet::kernels {
@@ -156,25 +157,32 @@ TEST(CudaNcclSyncTest, InProcessRanksAverageTheirDeltas) {
   }
 }
 
-// The NCCL transport of the replicas' exchange (kernels/collective.h), one rank: every exchange
-// gives back exactly the bytes sent, whatever their size.
+// The NCCL transport of the replicas' exchange (kernels/collective.h), one rank, its id through a
+// file and through a real redis-server: every exchange gives back exactly the bytes sent,
+// whatever their size.
 TEST(CudaNcclCollectiveTest, OneRankGathersExactlyItsOwnBytes) {
   FRESHET_CUDA_CONTEXT_OR_SKIP(ctx);
   absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend("cuda");
   ASSERT_TRUE(backend.ok()) << backend.status();
-  CollectiveOptions options;
-  options.id_path = FreshIdPath("collective");
-  options.timeout = absl::Seconds(10);
-  absl::StatusOr<std::unique_ptr<Collective>> rank = (*backend)->NewCollective(options);
-  ASSERT_TRUE(rank.ok()) << rank.status();
-  EXPECT_EQ((*rank)->world_size(), 1);
-  std::string large(3'000'001, '\0');
-  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i * 7);
-  for (const std::string& mine : {std::string("abc"), std::string(), large}) {
-    absl::StatusOr<std::vector<std::string>> all = (*rank)->AllGather(mine);
-    ASSERT_TRUE(all.ok()) << all.status();
-    ASSERT_EQ(all->size(), 1u);
-    EXPECT_TRUE((*all)[0] == mine) << "sent " << mine.size() << " bytes, got " << (*all)[0].size();
+  testing::RedisServer redis;
+  ASSERT_TRUE(redis.ok()) << "redis-server did not start (scripts/bootstrap.sh installs it)";
+  // The NCCL id through a file, then through a Redis key.
+  for (const std::string& rendezvous :
+       {FreshIdPath("collective"), redis.Location(absl::StrCat("freshet-nccl-", getpid()))}) {
+    CollectiveOptions options;
+    options.rendezvous = rendezvous;
+    options.timeout = absl::Seconds(10);
+    absl::StatusOr<std::unique_ptr<Collective>> rank = (*backend)->NewCollective(options);
+    ASSERT_TRUE(rank.ok()) << rendezvous << ": " << rank.status();
+    EXPECT_EQ((*rank)->world_size(), 1);
+    std::string large(3'000'001, '\0');
+    for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i * 7);
+    for (const std::string& mine : {std::string("abc"), std::string(), large}) {
+      absl::StatusOr<std::vector<std::string>> all = (*rank)->AllGather(mine);
+      ASSERT_TRUE(all.ok()) << all.status();
+      ASSERT_EQ(all->size(), 1u);
+      EXPECT_TRUE((*all)[0] == mine) << "sent " << mine.size() << " bytes, got " << (*all)[0].size();
+    }
   }
 }
 
@@ -201,7 +209,7 @@ TEST(CudaNcclCollectiveTest, TwoServeProcessesEndWithOneItemModel) {
     return absl::StrCat("CUDA_VISIBLE_DEVICES=", rank, " ", freshet, " serve --no-http --backend cuda",
                         " --exit-when-done --data-dir ", dir, "/state", rank, " --source file:", dir,
                         "/", rank, ".jsonl --format jsonl --set replicas.world_size=2",
-                        " --set replicas.rank=", rank, " --set replicas.id_file=", dir, "/nccl.id",
+                        " --set replicas.rank=", rank, " --set replicas.rendezvous=", dir, "/nccl.id",
                         " --set replicas.sync_ms=5 >", dir, "/log", rank, " 2>&1");
   };
   const std::string both = absl::StrCat("a=0; b=0; ", serve(0), " & p=$!; ", serve(1),
