@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "kernels/backend.h"
-#include "kernels/collective.h"
+#include "common/collective.h"
 #include "serving/api.h"
 #include "serving/engine.h"
 #include "serving/http/http_server.h"
@@ -72,7 +72,7 @@ absl::Status Serve(const ServeFlags& flags) {
 
   // A replica group (config [replicas]): declared before the engine, which uses it until it is
   // destroyed.
-  std::unique_ptr<kernels::Collective> replicas;
+  std::unique_ptr<Collective> replicas;
   if (config.replica_world_size > 1) {
     if (config.replica_rank >= config.replica_world_size) {
       return absl::InvalidArgumentError(
@@ -89,7 +89,7 @@ absl::Status Serve(const ServeFlags& flags) {
           "replicas: every rank reads the whole of each --source file it is given; give each "
           "rank its own users' file (Kafka topics are split by partition)");
     }
-    kernels::CollectiveOptions group;
+    CollectiveOptions group;
     group.rank = config.replica_rank;
     group.world_size = config.replica_world_size;
     group.rendezvous = config.replica_rendezvous;

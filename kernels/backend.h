@@ -13,12 +13,15 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
+namespace freshet {
+class Collective;  // common/collective.h
+struct CollectiveOptions;
+}  // namespace freshet
+
 namespace freshet::kernels {
 
 class BprTrainer;  // kernels/cuda/bpr_trainer.h
 struct BprTrainerOptions;
-class Collective;  // kernels/collective.h
-struct CollectiveOptions;
 
 // A read-only view of `rows` item vectors of `dim` floats, row i at `vectors + i * stride`
 // (stride >= dim, in floats), plus an optional additive per-item term (`bias`, `rows` floats,
@@ -80,7 +83,7 @@ class Backend {
       const BprTrainerOptions& options) const;
 
   // This process's rank of a replica group whose ranks exchange item-model changes through the
-  // backend's devices (kernels/collective.h; NCCL on the cuda backend, one GPU per process);
+  // backend's devices (common/collective.h; NCCL on the cuda backend, one GPU per process);
   // Unimplemented for a backend without a transport of its own (the CPU).
   virtual absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
       const CollectiveOptions& options) const;

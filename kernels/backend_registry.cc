@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "kernels/backend.h"
-#include "kernels/collective.h"
+#include "common/collective.h"
 #include "kernels/cpu_backend.h"
 #include "kernels/cuda/bpr_trainer.h"
 

@@ -140,7 +140,7 @@ class Learner {
 
   // --- Replicas: learners in separate processes that each learn their own users (their own Kafka
   // partitions) and keep one item model; serving::Engine exchanges their messages through a
-  // kernels::Collective every replicas.sync_ms. Between exchanges a learner records the item rows
+  // Collective every replicas.sync_ms. Between exchanges a learner records the item rows
   // it changes. TakeReplicaChanges() encodes each as (item id, change since the last merge);
   // rows new since then also carry their starting value. Every replica merges every replica's
   // message in rank order with the same arithmetic: value = start + sum of the changes in rank

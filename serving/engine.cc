@@ -531,7 +531,7 @@ int64_t Engine::model_version() const {
 }
 
 absl::StatusOr<Engine::GroupState> Engine::ExchangeReplicas(uint8_t flags) {
-  kernels::Collective& group = *options_.replicas;
+  Collective& group = *options_.replicas;
   const absl::Time start = absl::Now();
   std::string mine(1, static_cast<char>(flags));
   {

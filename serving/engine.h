@@ -33,7 +33,7 @@
 #include "common/rw_lock.h"
 #include "config/config.h"
 #include "kernels/backend.h"
-#include "kernels/collective.h"
+#include "common/collective.h"
 #include "learner/learner.h"
 #include "store/data_dir.h"
 #include "store/persister.h"
@@ -51,13 +51,13 @@ struct EngineOptions {
   // Start from an empty state even when the data directory holds one (which is deleted),
   // instead of refusing a directory written with another algorithm or dimension.
   bool reset = false;
-  // This engine's rank of a replica group (kernels/collective.h; not owned, must outlive the
+  // This engine's rank of a replica group (common/collective.h; not owned, must outlive the
   // engine), or null to learn alone. Run() exchanges the item model's changes with the other
   // ranks every config.replica_sync_ms (learner.h, "Replicas"). The group starts and stops
   // together: an engine stopping (Run's `stop`) stops the others at their next exchange, and with
   // exit_when_done every rank returns once all have finished their sources. A rank that misses
   // an exchange for config.replica_timeout_ms makes the others stop with its error.
-  kernels::Collective* replicas = nullptr;
+  Collective* replicas = nullptr;
 };
 
 // A user's freshness, as the API reports it.

@@ -1,4 +1,4 @@
-// The NCCL transport of kernels::Collective: one rank per process, on one GPU. An exchange is two
+// The NCCL transport of Collective: one rank per process, on one GPU. An exchange is two
 // NCCL all-gathers on the collective's own stream: every rank's byte count, then every rank's
 // bytes padded to the largest count. Waits watch NCCL for a failed peer and give up at the
 // timeout (NcclGroup::Wait aborts the communicator, so no kernel stays stuck on the device).
@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
-#include "kernels/collective.h"
+#include "common/collective.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/nccl_sync.h"

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "kernels/collective.h"
+#include "common/collective.h"
 #include "learner/id_dictionary.h"
 #include "serving/engine.h"
 #include "stream/memory_event_source.h"
@@ -50,7 +50,7 @@ class EngineReplicasTest : public ::testing::Test {
   }
 
   // Rank r's engine on its own data directory.
-  std::unique_ptr<Engine> Open(const std::string& dir, kernels::Collective* rank) {
+  std::unique_ptr<Engine> Open(const std::string& dir, Collective* rank) {
     EngineOptions options = options_;
     options.data_dir = dir;
     options.replicas = rank;
@@ -76,7 +76,7 @@ class EngineReplicasTest : public ::testing::Test {
 };
 
 TEST_F(EngineReplicasTest, RanksLearningTheirOwnUsersEndWithOneItemModel) {
-  auto ranks = kernels::NewInProcessCollectives(kRanks, absl::Seconds(30));
+  auto ranks = NewInProcessCollectives(kRanks, absl::Seconds(30));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   const auto events = MakeEvents(8000, 200, 400, 31);
   std::vector<std::string> dirs;
@@ -129,7 +129,7 @@ TEST_F(EngineReplicasTest, RanksLearningTheirOwnUsersEndWithOneItemModel) {
 }
 
 TEST_F(EngineReplicasTest, OneRankStoppingStopsTheGroup) {
-  auto ranks = kernels::NewInProcessCollectives(kRanks, absl::Seconds(30));
+  auto ranks = NewInProcessCollectives(kRanks, absl::Seconds(30));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   const auto events = MakeEvents(200'000, 500, 400, 32);
   std::vector<std::unique_ptr<Engine>> engines;
@@ -160,7 +160,7 @@ TEST_F(EngineReplicasTest, OneRankStoppingStopsTheGroup) {
 }
 
 TEST_F(EngineReplicasTest, AMissingRankStopsTheOthersWithAnError) {
-  auto ranks = kernels::NewInProcessCollectives(kRanks, absl::Milliseconds(300));
+  auto ranks = NewInProcessCollectives(kRanks, absl::Milliseconds(300));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   auto engine = Open(FreshDir("replicas_missing"), (*ranks)[0].get());
   ASSERT_NE(engine, nullptr);
@@ -177,7 +177,7 @@ TEST_F(EngineReplicasTest, AMissingRankStopsTheOthersWithAnError) {
 }
 
 TEST_F(EngineReplicasTest, AModelWithoutReplicatedItemsIsRefused) {
-  auto ranks = kernels::NewInProcessCollectives(1, absl::Seconds(1));
+  auto ranks = NewInProcessCollectives(1, absl::Seconds(1));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   options_.algorithm = "ials";
   EngineOptions options = options_;

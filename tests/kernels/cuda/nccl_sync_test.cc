@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
-#include "kernels/collective.h"
+#include "common/collective.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/device_table.h"
 #include "tests/common/redis_server.h"
@@ -157,7 +157,7 @@ TEST(CudaNcclSyncTest, InProcessRanksAverageTheirDeltas) {
   }
 }
 
-// The NCCL transport of the replicas' exchange (kernels/collective.h), one rank, its id through a
+// The NCCL transport of the replicas' exchange (common/collective.h), one rank, its id through a
 // file and through a real redis-server: every exchange gives back exactly the bytes sent,
 // whatever their size.
 TEST(CudaNcclCollectiveTest, OneRankGathersExactlyItsOwnBytes) {

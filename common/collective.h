@@ -8,8 +8,8 @@
 //               rank 0 publishes the NCCL unique id at a rendezvous (a file or a Redis key).
 //   in-process  NewInProcessCollectives: the ranks are threads of one process (tests, and
 //               several engines in one process).
-#ifndef FRESHET_KERNELS_COLLECTIVE_H_
-#define FRESHET_KERNELS_COLLECTIVE_H_
+#ifndef FRESHET_COMMON_COLLECTIVE_H_
+#define FRESHET_COMMON_COLLECTIVE_H_
 
 #include <memory>
 #include <string>
@@ -19,7 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace freshet::kernels {
+namespace freshet {
 
 // Where this process sits in its replica group, and how it finds the others.
 struct CollectiveOptions {
@@ -55,6 +55,6 @@ class Collective {
 absl::StatusOr<std::vector<std::unique_ptr<Collective>>> NewInProcessCollectives(
     int world_size, absl::Duration timeout);
 
-}  // namespace freshet::kernels
+}  // namespace freshet
 
-#endif  // FRESHET_KERNELS_COLLECTIVE_H_
+#endif  // FRESHET_COMMON_COLLECTIVE_H_

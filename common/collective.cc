@@ -1,4 +1,4 @@
-#include "kernels/collective.h"
+#include "common/collective.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -15,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace freshet::kernels {
+namespace freshet {
 namespace {
 
 // What the ranks of one in-process group share: a slot per rank for the exchange in progress,
@@ -94,4 +94,4 @@ absl::StatusOr<std::vector<std::unique_ptr<Collective>>> NewInProcessCollectives
   return ranks;
 }
 
-}  // namespace freshet::kernels
+}  // namespace freshet
