@@ -22,6 +22,7 @@
 #include "serving/metrics/metrics_registry.h"
 #include "stream/kafka/kafka_producer.h"
 #include "stream/file_event_source.h"
+#include "stream/kafka/kafka_collective.h"
 #include "stream/kafka/kafka_event_source.h"
 
 namespace freshet::cli {
@@ -79,10 +80,19 @@ absl::Status Serve(const ServeFlags& flags) {
           absl::StrCat("replicas.rank is ", config.replica_rank, ", but replicas.world_size is ",
                        config.replica_world_size, ": ranks are 0 .. world_size - 1"));
     }
+    // auto: NCCL between GPUs, a Kafka topic between CPU-only nodes.
+    const bool over_kafka = config.replica_transport == "kafka" ||
+                            (config.replica_transport == "auto" && backend->Name() != "cuda");
     if (config.replica_rendezvous.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "replicas.world_size > 1 needs replicas.rendezvous, new for this launch of the group: ",
+          over_kafka ? "the Kafka topic the ranks exchange through"
+                     : "a file path every rank can read, or redis://HOST:PORT/KEY"));
+    }
+    if (over_kafka && flags.brokers.empty()) {
       return absl::InvalidArgumentError(
-          "replicas.world_size > 1 needs replicas.rendezvous: a file path every rank can read, "
-          "or redis://HOST:PORT/KEY, new for this launch of the group");
+          "replicas exchanging over Kafka (replicas.transport, on a CPU backend by default) need "
+          "--brokers; with GPUs, --backend cuda exchanges over NCCL");
     }
     if (!flags.sources.empty()) {
       LogWarning(
@@ -96,7 +106,17 @@ absl::Status Serve(const ServeFlags& flags) {
     group.timeout = absl::Milliseconds(config.replica_timeout_ms);
     LogInfo(absl::StrCat("replicas: rank ", group.rank, " of ", group.world_size,
                          ", waiting for the group through ", group.rendezvous));
-    FRESHET_ASSIGN_OR_RETURN(replicas, backend->NewCollective(group));
+    if (over_kafka) {
+      stream::KafkaCollectiveOptions kafka_group;
+      kafka_group.brokers = flags.brokers;
+      kafka_group.topic = group.rendezvous;
+      kafka_group.rank = group.rank;
+      kafka_group.world_size = group.world_size;
+      kafka_group.timeout = group.timeout;
+      FRESHET_ASSIGN_OR_RETURN(replicas, stream::NewKafkaCollective(kafka_group));
+    } else {
+      FRESHET_ASSIGN_OR_RETURN(replicas, backend->NewCollective(group));
+    }
     LogInfo(absl::StrCat("replicas: joined over ", replicas->Name()));
   }
 

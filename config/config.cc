@@ -205,13 +205,16 @@ const std::vector<KeyImpl>& Registry() {
              "with several GPUs: sync the item model at least this often (0: by count only)"),
       IntKey("replicas.world_size", &Config::replica_world_size, 1, 1024,
              "engine processes learning one bpr item model together, each from its share of the "
-             "Kafka partitions, over NCCL (one GPU each); 1: alone"),
+             "Kafka partitions; 1: alone"),
+      ChoiceKey("replicas.transport", &Config::replica_transport, {"auto", "nccl", "kafka"},
+                "how the replicas exchange: nccl (between GPUs, one per process), kafka (a topic "
+                "on --brokers, between CPU-only nodes), or auto (nccl on the cuda backend)"),
       IntKey("replicas.rank", &Config::replica_rank, 0, 1023,
              "this process's rank in [0, world_size): it consumes partitions p % world_size == rank"),
       StringKey("replicas.rendezvous", &Config::replica_rendezvous,
-                "where rank 0 hands the NCCL unique id to the other ranks: a file path every rank "
-                "can read, or redis://HOST:PORT/KEY; new for each launch of the group (e.g. hold a "
-                "job id)"),
+                "where the ranks meet, new for each launch of the group (e.g. hold a job id): for "
+                "nccl a file path every rank can read or redis://HOST:PORT/KEY (rank 0 publishes "
+                "the NCCL id there), for kafka the exchange topic"),
       IntKey("replicas.sync_ms", &Config::replica_sync_ms, 1, 3600000,
              "the replicas exchange their item-model changes this often"),
       IntKey("replicas.timeout_ms", &Config::replica_timeout_ms, 100, 86400000,

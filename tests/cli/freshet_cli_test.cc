@@ -116,7 +116,8 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
   }
-  // Replicas: an impossible rank, a missing rendezvous, and the CPU (no NCCL) are clear errors.
+  // Replicas: an impossible rank, a missing rendezvous, Kafka replicas without brokers, and NCCL
+  // on the CPU are clear errors.
   const std::string replicas = ::testing::TempDir() + "/freshet_cli_replicas";
   const std::string serve = "serve --no-http --data-dir " + replicas + " --reset --source file:" +
                             kMovieLens + " --format movielens-100k --set replicas.world_size=2 ";
@@ -127,6 +128,10 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("replicas.rendezvous"), std::string::npos) << r.output;
   r = Freshet(serve + "--set replicas.rendezvous=" + replicas + ".id --backend cpu");
+  EXPECT_EQ(r.exit_code, 2);  // on the CPU the exchange goes over Kafka: --brokers is needed
+  EXPECT_NE(r.output.find("--brokers"), std::string::npos) << r.output;
+  r = Freshet(serve + "--set replicas.rendezvous=" + replicas +
+              ".id --set replicas.transport=nccl --backend cpu");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("NCCL"), std::string::npos) << r.output;
   r = Freshet("replay --data x --k 0");
