@@ -16,6 +16,17 @@
 #include "absl/time/time.h"
 
 namespace freshet {
+
+absl::StatusOr<std::vector<std::string>> Collective::AllGather(absl::string_view mine) {
+  if (!broken_.ok()) return broken_;
+  absl::StatusOr<std::vector<std::string>> result = Exchange(mine);
+  if (!result.ok()) {
+    broken_ = absl::FailedPreconditionError(
+        absl::StrCat("the replica group is broken: ", result.status().message()));
+  }
+  return result;
+}
+
 namespace {
 
 // What the ranks of one in-process group share: a slot per rank for the exchange in progress,
@@ -40,7 +51,8 @@ class InProcessCollective : public Collective {
   int world_size() const override { return static_cast<int>(shared_->slots.size()); }
   std::string Name() const override { return "in-process"; }
 
-  absl::StatusOr<std::vector<std::string>> AllGather(absl::string_view mine) override {
+ protected:
+  absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) override {
     Rendezvous& s = *shared_;
     std::unique_lock<std::mutex> lock(s.mu);
     if (!s.broken.ok()) return s.broken;

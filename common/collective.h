@@ -47,7 +47,14 @@ class Collective {
   // `mine`, in rank order. DeadlineExceeded when some rank does not take part within the timeout
   // (it stopped, or crashed); Unavailable or Internal when the transport fails. After any error
   // the group is broken: every later call fails with FailedPrecondition.
-  virtual absl::StatusOr<std::vector<std::string>> AllGather(absl::string_view mine) = 0;
+  absl::StatusOr<std::vector<std::string>> AllGather(absl::string_view mine);
+
+ protected:
+  // One exchange of the transport (AllGather without the broken-group bookkeeping).
+  virtual absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) = 0;
+
+ private:
+  absl::Status broken_ = absl::OkStatus();
 };
 
 // `world_size` ranks in this process, element r being rank r; each is driven by its own thread.

@@ -36,18 +36,8 @@ class NcclCollective : public Collective {
   int world_size() const override { return group_->world_size(); }
   std::string Name() const override { return absl::StrCat("nccl: ", context_->description()); }
 
-  absl::StatusOr<std::vector<std::string>> AllGather(absl::string_view mine) override {
-    if (!broken_.ok()) return broken_;
-    absl::StatusOr<std::vector<std::string>> result = Exchange(mine);
-    if (!result.ok()) {
-      broken_ = absl::FailedPreconditionError(
-          absl::StrCat("the replica group is broken: ", result.status().message()));
-    }
-    return result;
-  }
-
- private:
-  absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) {
+ protected:
+  absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) override {
     const int world = world_size();
     FRESHET_RETURN_IF_ERROR(context_->Activate());
     // 1. Every rank's byte count: rank r's at sizes[r], this rank's own staged at sizes[world].
@@ -80,11 +70,11 @@ class NcclCollective : public Collective {
     return out;
   }
 
+ private:
   std::unique_ptr<CudaContext> context_;
   std::unique_ptr<NcclGroup> group_;
   const int rank_;
   const absl::Duration timeout_;
-  absl::Status broken_ = absl::OkStatus();
 };
 
 }  // namespace

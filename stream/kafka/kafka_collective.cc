@@ -138,16 +138,6 @@ class KafkaCollective : public Collective {
     return absl::StrCat("kafka: ", options_.topic, "@", options_.brokers);
   }
 
-  absl::StatusOr<std::vector<std::string>> AllGather(absl::string_view mine) override {
-    if (!broken_.ok()) return broken_;
-    absl::StatusOr<std::vector<std::string>> result = Exchange(mine);
-    if (!result.ok()) {
-      broken_ = absl::FailedPreconditionError(
-          absl::StrCat("the replica group is broken: ", result.status().message()));
-    }
-    return result;
-  }
-
  private:
   // What has arrived of one rank's message for one exchange.
   struct Partial {
@@ -157,7 +147,8 @@ class KafkaCollective : public Collective {
     bool complete() const { return !got.empty() && received == static_cast<int32_t>(got.size()); }
   };
 
-  absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) {
+ protected:
+  absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) override {
     const int64_t exchange = next_exchange_++;
     const absl::Time deadline = absl::Now() + options_.timeout;
     FRESHET_RETURN_IF_ERROR(Send(exchange, mine, deadline));
@@ -210,6 +201,7 @@ class KafkaCollective : public Collective {
     return out;
   }
 
+ private:
   absl::Status Send(int64_t exchange, absl::string_view mine, absl::Time deadline) {
     const int32_t chunks =
         static_cast<int32_t>(std::max<size_t>(1, (mine.size() + kChunkBytes - 1) / kChunkBytes));
@@ -297,7 +289,6 @@ class KafkaCollective : public Collective {
   std::atomic<int64_t> failed_deliveries_{0};
   int64_t next_exchange_ = 0;
   std::map<int, RankState> ranks_;
-  absl::Status broken_ = absl::OkStatus();
 };
 
 }  // namespace

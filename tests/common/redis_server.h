@@ -3,12 +3,9 @@
 #ifndef FRESHET_TESTS_COMMON_REDIS_SERVER_H_
 #define FRESHET_TESTS_COMMON_REDIS_SERVER_H_
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +13,8 @@
 #include <chrono>
 #include <string>
 #include <thread>
+
+#include "tests/common/free_port.h"
 
 namespace freshet::testing {
 
@@ -25,7 +24,7 @@ class RedisServer {
   // whether it answers.
   explicit RedisServer(int port = 0) {
     for (int attempt = 0; attempt < 5 && !ok_; ++attempt) {
-      port_ = port > 0 ? port : FreePort();
+      port_ = port > 0 ? port : FreeLoopbackPort();
       if (port_ <= 0) continue;
       pid_ = fork();
       if (pid_ == 0) {
@@ -68,22 +67,6 @@ class RedisServer {
   }
 
  private:
-  static int FreePort() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    int port = -1;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    close(fd);
-    return port;
-  }
-
   bool Ping() const {
     const timeval timeout{0, 200'000};
     redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, timeout);

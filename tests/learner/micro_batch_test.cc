@@ -18,7 +18,7 @@
 #include "learner/learner.h"
 #include "stream/file_event_source.h"
 #include "stream/memory_event_source.h"
-#include "stream/synthetic/synthetic_stream.h"
+#include "tests/learner/generated_events.h"
 
 namespace freshet::learner {
 namespace {
@@ -26,16 +26,7 @@ namespace {
 const std::string kMovieLens = FRESHET_SOURCE_DIR "/../shared/data/ml-100k/u.data";
 
 std::vector<stream::Event> Generated(int64_t events, uint64_t seed) {
-  stream::SyntheticStreamOptions o;
-  o.events = events;
-  o.users = 500;
-  o.items = 1500;
-  o.seed = seed;
-  auto generator = stream::SyntheticStream::Create(o);
-  EXPECT_TRUE(generator.ok()) << generator.status();
-  std::vector<stream::Event> out(static_cast<size_t>(events));
-  for (stream::Event& e : out) generator->Next(&e);
-  return out;
+  return GeneratedEvents(events, 500, 1500, seed);
 }
 
 config::Config WithMicroBatch(int micro_batch) {

@@ -17,7 +17,7 @@
 #include "learner/id_dictionary.h"
 #include "learner/learner.h"
 #include "stream/file_event_source.h"
-#include "stream/synthetic/synthetic_stream.h"
+#include "tests/learner/generated_events.h"
 
 namespace freshet::learner {
 namespace {
@@ -25,16 +25,7 @@ namespace {
 const std::string kMovieLens = FRESHET_SOURCE_DIR "/../shared/data/ml-100k/u.data";
 
 std::vector<stream::Event> Generated(int64_t events, uint64_t seed) {
-  stream::SyntheticStreamOptions o;
-  o.events = events;
-  o.users = 400;
-  o.items = 800;
-  o.seed = seed;
-  auto generator = stream::SyntheticStream::Create(o);
-  EXPECT_TRUE(generator.ok()) << generator.status();
-  std::vector<stream::Event> out(static_cast<size_t>(events));
-  for (stream::Event& e : out) generator->Next(&e);
-  return out;
+  return GeneratedEvents(events, 400, 800, seed);
 }
 
 // Which replica learns a user's events (as Kafka partitions users by key).

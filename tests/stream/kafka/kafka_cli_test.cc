@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/common/free_port.h"
 #include "tests/freshet_binary.h"
 #include "tests/stream/kafka/kafka_test_util.h"
 
@@ -119,25 +120,8 @@ TEST(KafkaCliTest, BrokerPrintsItsAddressAndProduceWritesEveryEvent) {
   EXPECT_EQ(broker.Stop(SIGTERM), 0);
 }
 
-// A loopback port that was free a moment ago.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 TEST(KafkaCliTest, BrokerServesAFixedPort) {
-  const int port = FreePort();
+  const int port = freshet::testing::FreeLoopbackPort();
   ASSERT_GT(port, 0);
   BrokerProcess broker({"--topics", "fixed", "--partitions", "1", "--port", std::to_string(port)});
   const std::string brokers = "127.0.0.1:" + std::to_string(port);
