@@ -146,6 +146,10 @@ void Engine::ApplyLocked(absl::Span<const stream::Event> events) {
 }
 
 void Engine::ApplyDirect(absl::Span<const stream::Event> events) {
+  // With replicas, not between an exchange's taking of this rank's changes and its merge (the
+  // merge rewrites the rows it merges; changes made in between would be lost or sent wrong).
+  std::unique_lock<std::mutex> exchange;
+  if (options_.replicas != nullptr) exchange = std::unique_lock<std::mutex>(exchange_mu_);
   ApplyLocked(events);
   direct_.fetch_add(static_cast<int64_t>(events.size()), std::memory_order_relaxed);
 }
@@ -533,6 +537,7 @@ int64_t Engine::model_version() const {
 absl::StatusOr<Engine::GroupState> Engine::ExchangeReplicas(uint8_t flags) {
   Collective& group = *options_.replicas;
   const absl::Time start = absl::Now();
+  std::lock_guard<std::mutex> exchange(exchange_mu_);  // no direct events until merged
   std::string mine(1, static_cast<char>(flags));
   {
     std::unique_lock<RwLock> lock(mu_);

@@ -181,6 +181,7 @@ class Engine {
   int64_t model_version() const;
   const std::string& algorithm() const { return options_.algorithm; }
   // Learns events directly (POST /v1/events without a broker); they carry no source position.
+  // With replicas it waits for an exchange in progress.
   void ApplyDirect(absl::Span<const stream::Event> events);
 
   // --- Snapshots of the running engine (thread-safe). FailedPrecondition without a data dir.
@@ -293,6 +294,9 @@ class Engine {
   UserInfo UserInfoLocked(absl::string_view user) const;
   std::atomic<int64_t> polled_{0};
   std::atomic<int64_t> source_errors_{0};
+  // Held by an exchange from taking this rank's changes to merging everyone's; ApplyDirect() waits
+  // for it (the ingestion thread itself learns nothing meanwhile).
+  std::mutex exchange_mu_;
   std::atomic<int64_t> replica_exchanges_{0};
   std::atomic<int64_t> replica_rows_received_{0};
   std::atomic<int64_t> replica_items_added_{0};

@@ -159,6 +159,48 @@ TEST_F(EngineReplicasTest, OneRankStoppingStopsTheGroup) {
   EXPECT_EQ(ItemModel(*engines[0]), ItemModel(*engines[1]));  // the last exchange took both
 }
 
+TEST_F(EngineReplicasTest, DirectEventsDuringExchangesReachEveryReplica) {
+  auto ranks = NewInProcessCollectives(kRanks, absl::Seconds(30));
+  ASSERT_TRUE(ranks.ok()) << ranks.status();
+  const auto events = MakeEvents(100'000, 500, 400, 33);
+  std::vector<std::unique_ptr<Engine>> engines;
+  for (int r = 0; r < kRanks; ++r) {
+    engines.push_back(Open(FreshDir(absl::StrCat("replicas_direct_", r)), (*ranks)[r].get()));
+    ASSERT_NE(engines[r], nullptr);
+    Engine::SourceOptions slow;
+    slow.events_per_second = 5000;
+    ASSERT_TRUE(engines[r]
+                    ->AddSource(std::make_unique<stream::MemoryEventSource>(Share(events, r)),
+                                {"memory:events"}, slow)
+                    .ok());
+  }
+  std::atomic<bool> stop_rank0{false}, never{false};
+  std::vector<absl::Status> results(kRanks);
+  std::thread rank1([&] { results[1] = engines[1]->Run(never, Engine::RunOptions()); });
+  std::thread rank0([&] { results[0] = engines[0]->Run(stop_rank0, Engine::RunOptions()); });
+  // POST /v1/events on rank 0 while the ranks exchange every few milliseconds: new items and
+  // known ones, from users of its own.
+  for (int i = 0; i < 300; ++i) {
+    std::vector<stream::Event> direct(2);
+    direct[0].user = direct[1].user = absl::StrCat("direct-user-", i % 7);
+    direct[0].item = absl::StrCat("direct-item-", i);
+    direct[1].item = absl::StrCat("i", i % 50);
+    direct[0].ts_ms = direct[1].ts_ms = 1'700'000'000'000 + i;
+    direct[0].position.offset = direct[1].position.offset = -1;
+    engines[0]->ApplyDirect(direct);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  stop_rank0.store(true);
+  rank0.join();
+  rank1.join();
+  ASSERT_TRUE(results[0].ok()) << results[0];
+  ASSERT_TRUE(results[1].ok()) << results[1];
+  EXPECT_GT(engines[0]->stats().replica_exchanges, 10);
+  const auto model = ItemModel(*engines[0]);
+  EXPECT_EQ(ItemModel(*engines[1]), model);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(model.count(absl::StrCat("direct-item-", i)), 1u) << i;
+}
+
 TEST_F(EngineReplicasTest, AMissingRankStopsTheOthersWithAnError) {
   auto ranks = NewInProcessCollectives(kRanks, absl::Milliseconds(300));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
