@@ -113,7 +113,9 @@ class KafkaCollective : public Collective {
     FRESHET_RETURN_IF_ERROR(internal::SetConf(
         cconf.get(), "group.id", absl::StrCat("freshet-replicas-", options_.topic, "-", rank())));
     FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "enable.auto.commit", "false"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "auto.offset.reset", "earliest"));
+    // Reading starts at the partition's beginning (assigned below); a fetch that finds its offset
+    // gone means the broker dropped chunks this rank had not read yet: an error, not a skip.
+    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "auto.offset.reset", "error"));
     // An exchange waits on the others' latest chunks: fetch them as soon as they exist (a broker
     // that holds an empty fetch for its whole wait, like the development broker, would otherwise
     // add that wait to every exchange).
@@ -182,6 +184,14 @@ class KafkaCollective : public Collective {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(
           clients_.consumer, std::min(100, std::max(1, internal::TimeoutMs(left))));
       if (m == nullptr) continue;
+      if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        const std::string why = rd_kafka_message_errstr(m);
+        rd_kafka_message_destroy(m);
+        return absl::DataLossError(absl::StrCat(
+            "exchange ", exchange, ": the broker no longer holds messages of topic ",
+            options_.topic, " that this rank had not read (", why,
+            "); its retention is too small for the exchange traffic"));
+      }
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         // Transport errors and a topic not created yet are retried by the client.
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {

@@ -9,7 +9,10 @@
 // started more than `timeout` before this one are ignored as a safeguard. The topic is created
 // on first write where the cluster allows it (auto.create.topics.enable); otherwise create it
 // beforehand (one partition is enough). The exchange traffic is every rank's changed item rows
-// every replicas.sync_ms: size the interval to the network.
+// every replicas.sync_ms (a join sends every row): size the interval to the network, and the
+// topic's retention to hold a few exchanges. A rank that finds messages it had not read already
+// deleted fails the exchange with DataLoss (the development broker keeps only about 5 MiB per
+// partition: with large catalogs and short intervals a rank that falls behind can hit that).
 #ifndef FRESHET_STREAM_KAFKA_KAFKA_COLLECTIVE_H_
 #define FRESHET_STREAM_KAFKA_KAFKA_COLLECTIVE_H_
 
