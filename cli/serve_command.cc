@@ -11,19 +11,19 @@
 #include "absl/strings/str_split.h"
 #include "cli/common_flags.h"
 #include "cli/state_commands.h"
+#include "common/collective.h"
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "kernels/backend.h"
-#include "common/collective.h"
 #include "serving/api.h"
 #include "serving/engine.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
-#include "stream/kafka/kafka_producer.h"
 #include "stream/file_event_source.h"
 #include "stream/kafka/kafka_collective.h"
 #include "stream/kafka/kafka_event_source.h"
+#include "stream/kafka/kafka_producer.h"
 
 namespace freshet::cli {
 namespace {

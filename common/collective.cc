@@ -68,18 +68,18 @@ class InProcessCollective : public Collective {
       s.cv.notify_all();
       return s.result;
     }
-    const bool done = s.cv.wait_for(
-        lock, std::chrono::microseconds(absl::ToInt64Microseconds(timeout_)),
-        [&] { return s.generation != generation || !s.broken.ok(); });
+    const bool done =
+        s.cv.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(timeout_)),
+                      [&] { return s.generation != generation || !s.broken.ok(); });
     if (done && s.generation != generation) return s.result;
     if (s.broken.ok()) {
       s.broken = absl::FailedPreconditionError(
           absl::StrCat("the replica group is broken: rank ", rank_, " waited ",
                        absl::FormatDuration(timeout_), " for the others"));
       s.cv.notify_all();
-      return absl::DeadlineExceededError(absl::StrCat("rank ", rank_, " of ", world_size(),
-                                                      ": not every rank joined the exchange within ",
-                                                      absl::FormatDuration(timeout_)));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "rank ", rank_, " of ", world_size(), ": not every rank joined the exchange within ",
+          absl::FormatDuration(timeout_)));
     }
     return s.broken;
   }

@@ -38,8 +38,9 @@ absl::StatusOr<RedisLocation> ParseRedis(absl::string_view location) {
   const size_t colon = rest.substr(0, slash).rfind(':');
   RedisLocation out;
   if (slash == absl::string_view::npos || colon == absl::string_view::npos || colon == 0 ||
-      slash + 1 >= rest.size() || !absl::SimpleAtoi(rest.substr(colon + 1, slash - colon - 1), &out.port) ||
-      out.port <= 0 || out.port > 65535) {
+      slash + 1 >= rest.size() ||
+      !absl::SimpleAtoi(rest.substr(colon + 1, slash - colon - 1), &out.port) || out.port <= 0 ||
+      out.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("rendezvous '", location, "': expected redis://HOST:PORT/KEY"));
   }
@@ -66,7 +67,8 @@ absl::StatusOr<RedisConnection> Connect(const RedisLocation& at) {
         absl::StrCat("cannot reach Redis at ", at.host, ":", at.port, ": ", c->errstr));
   }
   if (redisSetTimeout(c.get(), timeout) != REDIS_OK) {
-    return absl::UnavailableError(absl::StrCat("Redis at ", at.host, ":", at.port, ": ", c->errstr));
+    return absl::UnavailableError(
+        absl::StrCat("Redis at ", at.host, ":", at.port, ": ", c->errstr));
   }
   return c;
 }
@@ -79,7 +81,8 @@ absl::StatusOr<RedisReplyPtr> Command(redisContext* c, const RedisLocation& at, 
   RedisReplyPtr reply(static_cast<redisReply*>(redisvCommand(c, format, args)));
   va_end(args);
   if (reply == nullptr) {
-    return absl::UnavailableError(absl::StrCat("Redis at ", at.host, ":", at.port, ": ", c->errstr));
+    return absl::UnavailableError(
+        absl::StrCat("Redis at ", at.host, ":", at.port, ": ", c->errstr));
   }
   if (reply->type == REDIS_REPLY_ERROR) {
     return absl::UnavailableError(absl::StrCat("Redis at ", at.host, ":", at.port, " refused: ",
@@ -128,9 +131,9 @@ absl::Status PublishBlob(const std::string& location, absl::string_view blob) {
   if (!at.ok()) return at.status();
   absl::StatusOr<RedisConnection> c = Connect(*at);
   if (!c.ok()) return c.status();
-  absl::StatusOr<RedisReplyPtr> reply = Command(c->get(), *at, "SET %b %b EX %d", at->key.data(),
-                                                at->key.size(), blob.data(), blob.size(),
-                                                kRedisExpirySeconds);
+  absl::StatusOr<RedisReplyPtr> reply =
+      Command(c->get(), *at, "SET %b %b EX %d", at->key.data(), at->key.size(), blob.data(),
+              blob.size(), kRedisExpirySeconds);
   return reply.status();
 }
 
@@ -179,8 +182,7 @@ absl::StatusOr<std::string> WaitForBlob(const std::string& location, size_t size
     }
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(
-          absl::StrCat("nothing at rendezvous ", location, " after ",
-                       absl::FormatDuration(timeout),
+          absl::StrCat("nothing at rendezvous ", location, " after ", absl::FormatDuration(timeout),
                        last.ok() ? "" : absl::StrCat(" (last error: ", last.message(), ")")));
     }
     absl::SleepFor(kPollPause);

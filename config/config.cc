@@ -136,9 +136,10 @@ const std::vector<KeyImpl>& Registry() {
              "distinct items remembered per user for exclude-seen; the oldest is dropped"),
       IntKey("history.recent", &Config::history_recent, 1, 4096,
              "latest interactions kept in order per user (short-term context)"),
-      FloatKey("memory.user_ttl_s", &Config::user_ttl_s, 0, 1e12,
-               "forget users (memory and store) whose latest event is older than this, in event-time "
-               "seconds; 0 keeps every user"),
+      FloatKey(
+          "memory.user_ttl_s", &Config::user_ttl_s, 0, 1e12,
+          "forget users (memory and store) whose latest event is older than this, in event-time "
+          "seconds; 0 keeps every user"),
       IntKey("memory.admit_min_events", &Config::admit_min_events, 1, 255,
              "new users and items join the model on their n-th event (approximate count); 1 admits "
              "at once"),
@@ -150,7 +151,8 @@ const std::vector<KeyImpl>& Registry() {
       FloatKey("bpr.negative_alpha", &Config::bpr_negative_alpha, 0, 2,
                "negatives are drawn with probability proportional to popularity^alpha"),
       FloatKey("bpr.lr", &Config::bpr_lr, 0, 100, "row-wise Adagrad learning rate"),
-      FloatKey("bpr.l2", &Config::bpr_l2, 0, 100, "weight decay of the rows an event touches (scaled by their step size)"),
+      FloatKey("bpr.l2", &Config::bpr_l2, 0, 100,
+               "weight decay of the rows an event touches (scaled by their step size)"),
       IntKey("bpr.window", &Config::bpr_window, 0, 256,
              "latest items forming the short-term user vector (0 disables it)"),
       FloatKey("bpr.window_decay", &Config::bpr_window_decay, 0, 1,
@@ -209,17 +211,19 @@ const std::vector<KeyImpl>& Registry() {
       ChoiceKey("replicas.transport", &Config::replica_transport, {"auto", "nccl", "kafka"},
                 "how the replicas exchange: nccl (between GPUs, one per process), kafka (a topic "
                 "on --brokers, between CPU-only nodes), or auto (nccl on the cuda backend)"),
-      IntKey("replicas.rank", &Config::replica_rank, 0, 1023,
-             "this process's rank in [0, world_size): it consumes partitions p % world_size == rank"),
+      IntKey(
+          "replicas.rank", &Config::replica_rank, 0, 1023,
+          "this process's rank in [0, world_size): it consumes partitions p % world_size == rank"),
       StringKey("replicas.rendezvous", &Config::replica_rendezvous,
                 "where the ranks meet, new for each launch of the group (e.g. hold a job id): for "
                 "nccl a file path every rank can read or redis://HOST:PORT/KEY (rank 0 publishes "
                 "the NCCL id there), for kafka the exchange topic"),
       IntKey("replicas.sync_ms", &Config::replica_sync_ms, 1, 3600000,
              "the replicas exchange their item-model changes this often"),
-      IntKey("replicas.timeout_ms", &Config::replica_timeout_ms, 100, 86400000,
-             "longest wait for the other ranks (the rendezvous, every exchange); then this one stops "
-             "with an error"),
+      IntKey(
+          "replicas.timeout_ms", &Config::replica_timeout_ms, 100, 86400000,
+          "longest wait for the other ranks (the rendezvous, every exchange); then this one stops "
+          "with an error"),
       IntKey("store.flush_interval_ms", &Config::flush_interval_ms, 1, 3600000,
              "dirty rows and the source positions they include are written together this often"),
       BoolKey("store.sync", &Config::store_sync,

@@ -90,7 +90,7 @@ struct Config {
   // changes over NCCL (one GPU each; rank 0 hands the NCCL id to the others through the
   // rendezvous, a file path or redis://HOST:PORT/KEY, common/rendezvous.h) or over a Kafka topic
   // (the rendezvous names it; stream/kafka/kafka_collective.h).
-  int replica_world_size = 1;  // 1: alone
+  int replica_world_size = 1;              // 1: alone
   std::string replica_transport = "auto";  // nccl | kafka | auto (nccl on the cuda backend)
   int replica_rank = 0;
   std::string replica_rendezvous;

@@ -508,9 +508,8 @@ void BprModel::ReplicaWritesDone() {
   // The rows stay listed; the next micro-batch uploads them before it steps (or learns on the
   // host), so nothing is lost, only served from the device a little later.
   if (!status.ok()) {
-    Log(LogLevel::kWarning,
-        absl::StrCat("bpr: merged item rows not yet on the ", trainer_->Name(),
-                     " trainer: ", status.message()));
+    Log(LogLevel::kWarning, absl::StrCat("bpr: merged item rows not yet on the ", trainer_->Name(),
+                                         " trainer: ", status.message()));
   }
 }
 

@@ -240,12 +240,12 @@ class Learner {
 
   // Replicas (learner/replicas.cc).
   struct ReplicaState {
-    int width = 0;             // Model::ReplicaItemWidth()
-    bool joining = true;       // the next message joins the group
+    int width = 0;                 // Model::ReplicaItemWidth()
+    bool joining = true;           // the next message joins the group
     bool catch_up_sender = false;  // this replica sends its table in the coming catch-up
-    int32_t base_rows = 0;     // item rows [0, base_rows) have a base
-    std::vector<float> base;   // base_rows x width: each row's value as of the last merge
-    DirtyRows changed;         // item rows changed since the last TakeReplicaChanges()
+    int32_t base_rows = 0;         // item rows [0, base_rows) have a base
+    std::vector<float> base;       // base_rows x width: each row's value as of the last merge
+    DirtyRows changed;             // item rows changed since the last TakeReplicaChanges()
   };
   // Encodes item rows into a replica message: kind (kReplica*), width, then each row's id, whether
   // it is new (with its start) and its change since the start.

@@ -93,8 +93,7 @@ absl::Status Learner::EnableReplicas() {
   const int width = model_->ReplicaItemWidth();
   if (width <= 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "replicas need a model with replicated item parameters (bpr); ", algorithm_,
-        " has none"));
+        "replicas need a model with replicated item parameters (bpr); ", algorithm_, " has none"));
   }
   replicas_ = std::make_unique<ReplicaState>();
   replicas_->width = width;
@@ -184,8 +183,7 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
   }
   std::vector<Message> parsed(messages.size());
   for (size_t r = 0; r < messages.size(); ++r) {
-    FRESHET_RETURN_IF_ERROR(
-        ParseMessage(messages[r], static_cast<int>(r), width, &parsed[r]));
+    FRESHET_RETURN_IF_ERROR(ParseMessage(messages[r], static_cast<int>(r), width, &parsed[r]));
   }
   const bool joining = parsed[rank].kind == kJoin;
 
@@ -219,9 +217,9 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
     if (m.start != nullptr) continue;
     if (m.row != IdDictionary::kMissing && m.row < state.base_rows) continue;
     if (joining) continue;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "a replica changed item '", m.id,
-        "', which this replica never received: the replicas did not start together"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("a replica changed item '", m.id,
+                     "', which this replica never received: the replicas did not start together"));
   }
 
   bool grew = false;
@@ -244,8 +242,10 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
     const Merged& m = merged[i];
     if (m.row == IdDictionary::kMissing) continue;  // a joiner's: comes with the catch-up
     float* base = &state.base[static_cast<size_t>(m.row) * width];
-    if (m.start != nullptr) std::memcpy(value.data(), m.start, sizeof(float) * width);
-    else std::copy_n(base, width, value.data());
+    if (m.start != nullptr)
+      std::memcpy(value.data(), m.start, sizeof(float) * width);
+    else
+      std::copy_n(base, width, value.data());
     const float* sum = &sums[i * width];
     for (int j = 0; j < width; ++j) value[j] += sum[j];
     model_->WriteReplicaItem(m.row, value.data());

@@ -276,12 +276,12 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
     metrics.AddCallbackGauge("freshet_replica_exchanges",
                              "item-model exchanges with the other replicas",
                              [e] { return static_cast<double>(e->stats().replica_exchanges); });
-    metrics.AddCallbackGauge(
-        "freshet_replica_rows_received", "item rows received from the other replicas",
-        [e] { return static_cast<double>(e->stats().replica_rows_received); });
-    metrics.AddCallbackGauge(
-        "freshet_replica_items_added", "items first met through the other replicas",
-        [e] { return static_cast<double>(e->stats().replica_items_added); });
+    metrics.AddCallbackGauge("freshet_replica_rows_received",
+                             "item rows received from the other replicas",
+                             [e] { return static_cast<double>(e->stats().replica_rows_received); });
+    metrics.AddCallbackGauge("freshet_replica_items_added",
+                             "items first met through the other replicas",
+                             [e] { return static_cast<double>(e->stats().replica_items_added); });
     metrics.AddCallbackGauge(
         "freshet_replica_last_exchange_seconds",
         "wall time of the latest exchange, waiting for the other replicas included",

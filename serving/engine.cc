@@ -568,7 +568,8 @@ absl::StatusOr<Engine::GroupState> Engine::ExchangeReplicas(uint8_t flags) {
     {
       std::unique_lock<RwLock> lock(mu_);
       FRESHET_RETURN_IF_ERROR(learner_->MergeReplicaChanges(*all, group.rank(), &stats));
-      if (stats.catch_up) mine = std::string(1, static_cast<char>(flags)) + learner_->ReplicaCatchUp();
+      if (stats.catch_up)
+        mine = std::string(1, static_cast<char>(flags)) + learner_->ReplicaCatchUp();
     }
     total.rows_received += stats.rows_received;
     total.items_added += stats.items_added;

@@ -15,11 +15,11 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
-#include <functional>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -30,10 +30,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/collective.h"
 #include "common/rw_lock.h"
 #include "config/config.h"
 #include "kernels/backend.h"
-#include "common/collective.h"
 #include "learner/learner.h"
 #include "store/data_dir.h"
 #include "store/persister.h"

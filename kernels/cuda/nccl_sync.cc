@@ -81,9 +81,8 @@ absl::Status NcclGroup::AllGather(const void* send, void* recv, size_t bytes) {
   }
   if (comms_[0] == nullptr) return absl::FailedPreconditionError("the NCCL group was aborted");
   FRESHET_RETURN_IF_ERROR(contexts_[0]->Activate());
-  return NcclStatus(
-      ncclAllGather(send, recv, bytes, ncclChar, comms_[0], contexts_[0]->stream()),
-      "ncclAllGather");
+  return NcclStatus(ncclAllGather(send, recv, bytes, ncclChar, comms_[0], contexts_[0]->stream()),
+                    "ncclAllGather");
 }
 
 absl::Status NcclGroup::Wait(absl::Duration timeout) {
@@ -109,8 +108,8 @@ absl::Status NcclGroup::Wait(absl::Duration timeout) {
     if (all_done) return absl::OkStatus();
     if (absl::Now() >= deadline) {
       Abort();
-      return absl::DeadlineExceededError(absl::StrCat(
-          "NCCL: not every rank took part within ", absl::FormatDuration(timeout), "; aborted"));
+      return absl::DeadlineExceededError(absl::StrCat("NCCL: not every rank took part within ",
+                                                      absl::FormatDuration(timeout), "; aborted"));
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }

@@ -94,16 +94,16 @@ class KafkaCollective : public Collective {
     FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "enable.idempotence", "true"));
     FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "acks", "all"));
     FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "linger.ms", "0"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(
-        pconf.get(), "message.timeout.ms", absl::StrCat(internal::TimeoutMs(options_.timeout))));
+    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "message.timeout.ms",
+                                              absl::StrCat(internal::TimeoutMs(options_.timeout))));
     FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), options_.properties));
     rd_kafka_conf_set_opaque(pconf.get(), this);
-    rd_kafka_conf_set_dr_msg_cb(pconf.get(), [](rd_kafka_t*, const rd_kafka_message_t* m,
-                                                void* opaque) {
-      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        static_cast<KafkaCollective*>(opaque)->failed_deliveries_.fetch_add(1);
-      }
-    });
+    rd_kafka_conf_set_dr_msg_cb(
+        pconf.get(), [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+          if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            static_cast<KafkaCollective*>(opaque)->failed_deliveries_.fetch_add(1);
+          }
+        });
     FRESHET_ASSIGN_OR_RETURN(clients_.producer,
                              internal::NewClient(RD_KAFKA_PRODUCER, std::move(pconf)));
 
@@ -177,9 +177,9 @@ class KafkaCollective : public Collective {
             absl::StrAppend(&who, who.empty() ? "" : ", ", r);
           }
         }
-        return absl::DeadlineExceededError(absl::StrCat(
-            "exchange ", exchange, ": nothing complete from rank(s) ", who, " within ",
-            absl::FormatDuration(options_.timeout), " on topic ", options_.topic));
+        return absl::DeadlineExceededError(
+            absl::StrCat("exchange ", exchange, ": nothing complete from rank(s) ", who, " within ",
+                         absl::FormatDuration(options_.timeout), " on topic ", options_.topic));
       }
       rd_kafka_message_t* m = rd_kafka_consumer_poll(
           clients_.consumer, std::min(100, std::max(1, internal::TimeoutMs(left))));
@@ -187,10 +187,10 @@ class KafkaCollective : public Collective {
       if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
         const std::string why = rd_kafka_message_errstr(m);
         rd_kafka_message_destroy(m);
-        return absl::DataLossError(absl::StrCat(
-            "exchange ", exchange, ": the broker no longer holds messages of topic ",
-            options_.topic, " that this rank had not read (", why,
-            "); its retention is too small for the exchange traffic"));
+        return absl::DataLossError(
+            absl::StrCat("exchange ", exchange, ": the broker no longer holds messages of topic ",
+                         options_.topic, " that this rank had not read (", why,
+                         "); its retention is too small for the exchange traffic"));
       }
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         // Transport errors and a topic not created yet are retried by the client.
@@ -239,9 +239,8 @@ class KafkaCollective : public Collective {
       return internal::KafkaError(flushed, absl::StrCat("replicas: writing to ", options_.topic));
     }
     if (failed_deliveries_.load() != failed_before) {
-      return absl::UnavailableError(
-          absl::StrCat("replicas: the broker did not take exchange ", exchange, " on topic ",
-                       options_.topic));
+      return absl::UnavailableError(absl::StrCat("replicas: the broker did not take exchange ",
+                                                 exchange, " on topic ", options_.topic));
     }
     return absl::OkStatus();
   }

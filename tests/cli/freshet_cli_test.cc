@@ -119,8 +119,9 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
   // Replicas: an impossible rank, a missing rendezvous, Kafka replicas without brokers, and NCCL
   // on the CPU are clear errors.
   const std::string replicas = ::testing::TempDir() + "/freshet_cli_replicas";
-  const std::string serve = "serve --no-http --data-dir " + replicas + " --reset --source file:" +
-                            kMovieLens + " --format movielens-100k --set replicas.world_size=2 ";
+  const std::string serve = "serve --no-http --data-dir " + replicas +
+                            " --reset --source file:" + kMovieLens +
+                            " --format movielens-100k --set replicas.world_size=2 ";
   r = Freshet(serve + "--set replicas.rank=2 --set replicas.rendezvous=" + replicas + ".id");
   EXPECT_EQ(r.exit_code, 2);  // a usage error
   EXPECT_NE(r.output.find("replicas.rank is 2"), std::string::npos) << r.output;

@@ -26,8 +26,8 @@ std::string Blob() {
 }
 
 std::string FreshFile(const std::string& name) {
-  const std::string path = absl::StrCat(::testing::TempDir(), "/freshet_rendezvous_", name, "_",
-                                        getpid());
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/freshet_rendezvous_", name, "_", getpid());
   std::remove(path.c_str());
   return path;
 }

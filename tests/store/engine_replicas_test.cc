@@ -11,8 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "common/collective.h"
+#include "gtest/gtest.h"
 #include "learner/id_dictionary.h"
 #include "serving/engine.h"
 #include "stream/memory_event_source.h"
@@ -206,10 +206,11 @@ TEST_F(EngineReplicasTest, AMissingRankStopsTheOthersWithAnError) {
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   auto engine = Open(FreshDir("replicas_missing"), (*ranks)[0].get());
   ASSERT_NE(engine, nullptr);
-  ASSERT_TRUE(engine
-                  ->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(100, 10, 10, 3)),
-                              "memory:events")
-                  .ok());
+  ASSERT_TRUE(
+      engine
+          ->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(100, 10, 10, 3)),
+                      "memory:events")
+          .ok());
   std::atomic<bool> stop{false};
   Engine::RunOptions run;
   run.exit_when_done = true;

@@ -16,9 +16,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/collective.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
-#include "common/collective.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/device_table.h"
 #include "tests/common/redis_server.h"
@@ -181,7 +181,8 @@ TEST(CudaNcclCollectiveTest, OneRankGathersExactlyItsOwnBytes) {
       absl::StatusOr<std::vector<std::string>> all = (*rank)->AllGather(mine);
       ASSERT_TRUE(all.ok()) << all.status();
       ASSERT_EQ(all->size(), 1u);
-      EXPECT_TRUE((*all)[0] == mine) << "sent " << mine.size() << " bytes, got " << (*all)[0].size();
+      EXPECT_TRUE((*all)[0] == mine)
+          << "sent " << mine.size() << " bytes, got " << (*all)[0].size();
     }
   }
 }
@@ -206,11 +207,12 @@ TEST(CudaNcclCollectiveTest, TwoServeProcessesEndWithOneItemModel) {
   }
   for (std::FILE* f : files) std::fclose(f);
   const auto serve = [&](int rank) {
-    return absl::StrCat("CUDA_VISIBLE_DEVICES=", rank, " ", freshet, " serve --no-http --backend cuda",
-                        " --exit-when-done --data-dir ", dir, "/state", rank, " --source file:", dir,
-                        "/", rank, ".jsonl --format jsonl --set replicas.world_size=2",
-                        " --set replicas.rank=", rank, " --set replicas.rendezvous=", dir, "/nccl.id",
-                        " --set replicas.sync_ms=5 >", dir, "/log", rank, " 2>&1");
+    return absl::StrCat("CUDA_VISIBLE_DEVICES=", rank, " ", freshet,
+                        " serve --no-http --backend cuda", " --exit-when-done --data-dir ", dir,
+                        "/state", rank, " --source file:", dir, "/", rank,
+                        ".jsonl --format jsonl --set replicas.world_size=2",
+                        " --set replicas.rank=", rank, " --set replicas.rendezvous=", dir,
+                        "/nccl.id", " --set replicas.sync_ms=5 >", dir, "/log", rank, " 2>&1");
   };
   const std::string both = absl::StrCat("a=0; b=0; ", serve(0), " & p=$!; ", serve(1),
                                         " || b=$?; wait $p || a=$?; exit $((a | b))");
@@ -232,7 +234,8 @@ TEST(CudaNcclCollectiveTest, TwoServeProcessesEndWithOneItemModel) {
     // users' events: compare the norm alone.
     const auto norm = [](const std::string& json) {
       const size_t at = json.find("\"vector_norm\"");
-      return at == std::string::npos ? std::string() : json.substr(at, json.find_first_of(",}", at) - at);
+      return at == std::string::npos ? std::string()
+                                     : json.substr(at, json.find_first_of(",}", at) - at);
     };
     EXPECT_EQ(norm(norms[0]), norm(norms[1])) << "item i" << item;
   }

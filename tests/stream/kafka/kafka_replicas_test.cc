@@ -33,8 +33,8 @@ class ServeProcess {
   ServeProcess(const std::string& args, const std::string& log) {
     pid_ = fork();
     if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", ("exec " + kFreshet + " serve " + args + " >" + log + " 2>&1").c_str(),
-            nullptr);
+      execl("/bin/sh", "sh", "-c",
+            ("exec " + kFreshet + " serve " + args + " >" + log + " 2>&1").c_str(), nullptr);
       _exit(127);
     }
   }
@@ -133,7 +133,8 @@ TEST(KafkaReplicasTest, TwoServeProcessesOnTheCpuEndWithOneItemModel) {
   double applied[2] = {0, 0};
   for (int i = 0; i < 600 && applied[0] + applied[1] < kEvents; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    for (int r = 0; r < 2; ++r) applied[r] = Metric(absl::StrCat(dir, "/log", r), "freshet_events_applied");
+    for (int r = 0; r < 2; ++r)
+      applied[r] = Metric(absl::StrCat(dir, "/log", r), "freshet_events_applied");
   }
   EXPECT_EQ(applied[0] + applied[1], kEvents);
   EXPECT_GT(applied[0], 0);
