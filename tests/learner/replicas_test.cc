@@ -2,8 +2,10 @@
 // end with bitwise-equal item parameters, count every replica's learning once, take in items they
 // never saw, rejoin after a restart, refuse what they cannot merge, and rank as well as one
 // learner that saw every event.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
+#include "common/status_macros.h"
 #include "kernels/cpu_backend.h"
+#include "kernels/cuda/bpr_trainer.h"
 #include "learner/id_dictionary.h"
 #include "learner/learner.h"
 #include "stream/file_event_source.h"
@@ -83,13 +87,19 @@ void ExpectReplicasEqual(const std::vector<Learner*>& group) {
   }
 }
 
-TEST(ReplicasTest, ReplicasLearningTheirOwnUsersEndWithEqualItemModels) {
+// Event by event (micro_batch 0), and in micro-batches on the reference trainer (what a GPU
+// runs): merged rows must reach the trainer's tables, or its next step would copy stale rows back.
+class ReplicasOnLearnersTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(ReplicasOnLearnersTest, ReplicasLearningTheirOwnUsersEndWithEqualItemModels) {
   const kernels::CpuBackend cpu;
   constexpr int kReplicas = 3;
+  config::Config config;
+  config.micro_batch = GetParam();
   std::vector<std::unique_ptr<Learner>> owned;
   std::vector<Learner*> group;
   for (int r = 0; r < kReplicas; ++r) {
-    owned.push_back(MakeLearner(&cpu, "bpr"));
+    owned.push_back(MakeLearner(&cpu, "bpr", config));
     ASSERT_TRUE(owned.back()->EnableReplicas().ok());
     group.push_back(owned.back().get());
   }
@@ -123,6 +133,107 @@ TEST(ReplicasTest, ReplicasLearningTheirOwnUsersEndWithEqualItemModels) {
     replica_users += l->users().size();
   }
   EXPECT_EQ(replica_users, static_cast<int64_t>(users.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(EventByEventAndMicroBatched, ReplicasOnLearnersTest,
+                         ::testing::Values(0, 64));
+
+// A trainer (the reference one inside) that keeps its own mirror of the item rows it was given
+// and learnt, and counts every row a step reads that differs from the host's: a device holding a
+// stale row (a merged row never uploaded) would learn from it and copy it back.
+class MirrorCheckingTrainer final : public kernels::BprTrainer {
+ public:
+  explicit MirrorCheckingTrainer(int dim, int* stale)
+      : inner_(kernels::NewReferenceBprTrainer(dim)), dim_(dim), stale_(stale) {}
+  std::string Name() const override { return "mirror-checking"; }
+  absl::Status Upload(const kernels::BprTables& host, absl::Span<const int32_t> users,
+                      absl::Span<const int32_t> items) override {
+    for (int32_t row : items) Remember(host, row);
+    return inner_->Upload(host, users, items);
+  }
+  absl::Status Step(const kernels::BprBatch& batch, const kernels::BprParams& params,
+                    const kernels::BprTables& host) override {
+    std::vector<int32_t> users, items;
+    kernels::BprBatchRows(batch, params, &users, &items);
+    std::vector<int32_t> read = items;
+    for (int32_t row : batch.context) {
+      if (row >= 0) read.push_back(row);
+    }
+    for (int32_t row : read) {
+      const auto it = mirror_.find(row);
+      if (it == mirror_.end() || it->second != Row(host, row)) ++*stale_;
+    }
+    FRESHET_RETURN_IF_ERROR(inner_->Step(batch, params, host));
+    for (int32_t row : items) Remember(host, row);
+    return absl::OkStatus();
+  }
+  absl::Status TopK(int64_t, absl::Span<const kernels::TopKQuery>, int,
+                    absl::Span<std::vector<kernels::ScoredItem>>) const override {
+    return absl::UnimplementedError("the host tables are scored");
+  }
+
+ private:
+  std::vector<float> Row(const kernels::BprTables& host, int32_t row) const {
+    const float* v = host.items + row * host.row_stride();
+    std::vector<float> out(v, v + dim_);
+    out.push_back(host.item_acc[row]);
+    out.push_back(host.bias[row]);
+    out.push_back(host.bias_acc[row]);
+    return out;
+  }
+  void Remember(const kernels::BprTables& host, int32_t row) { mirror_[row] = Row(host, row); }
+
+  std::unique_ptr<kernels::BprTrainer> inner_;
+  const int dim_;
+  int* stale_;
+  std::map<int32_t, std::vector<float>> mirror_;
+};
+
+class MirrorCheckingBackend final : public kernels::Backend {
+ public:
+  std::string Name() const override { return "mirror-checking"; }
+  absl::Status TopK(const kernels::ItemMatrixView& items,
+                    absl::Span<const kernels::TopKQuery> queries, int k,
+                    absl::Span<std::vector<kernels::ScoredItem>> results) const override {
+    return cpu_.TopK(items, queries, k, results);
+  }
+  absl::Status TopKFromScores(const float* scores, int64_t n, absl::Span<const int32_t> exclude,
+                              int k, std::vector<kernels::ScoredItem>* result) const override {
+    return cpu_.TopKFromScores(scores, n, exclude, k, result);
+  }
+  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> NewBprTrainer(
+      const kernels::BprTrainerOptions& options) const override {
+    return std::unique_ptr<kernels::BprTrainer>(
+        std::make_unique<MirrorCheckingTrainer>(options.dim, &stale));
+  }
+  mutable int stale = 0;
+
+ private:
+  kernels::CpuBackend cpu_;
+};
+
+TEST(ReplicasTest, MergedRowsReachADevicesTablesBeforeItsNextStep) {
+  MirrorCheckingBackend device_a, device_b;
+  config::Config config;
+  config.micro_batch = 64;
+  auto a = MakeLearner(&device_a, "bpr", config), b = MakeLearner(&device_b, "bpr", config);
+  ASSERT_EQ(a->model().Learning(), "mirror-checking");
+  ASSERT_TRUE(a->EnableReplicas().ok());
+  ASSERT_TRUE(b->EnableReplicas().ok());
+  Exchange({a.get(), b.get()});
+  const std::vector<stream::Event> events = Generated(6'000, 13);
+  for (size_t begin = 0; begin < events.size(); begin += 500) {
+    std::vector<stream::Event> shares[2];
+    for (size_t i = begin; i < std::min(events.size(), begin + 500); ++i) {
+      shares[Owner(events[i].user, 2)].push_back(events[i]);
+    }
+    a->ApplyBatch(shares[0]);
+    b->ApplyBatch(shares[1]);
+    Exchange({a.get(), b.get()});
+  }
+  ExpectReplicasEqual({a.get(), b.get()});
+  EXPECT_EQ(device_a.stale, 0);
+  EXPECT_EQ(device_b.stale, 0);
 }
 
 TEST(ReplicasTest, EachReplicasLearningCountsOnceWhenMerged) {
