@@ -29,7 +29,7 @@ struct CollectiveOptions {
   // every rank can read, or redis://HOST:PORT/KEY. Must be fresh for every launch of the group
   // (e.g. contain a job id): a stale id makes the others wait for a dead group.
   std::string rendezvous;
-  // The longest any rank waits for the others: for the id file, and in every exchange.
+  // The longest any rank waits for the others: at the rendezvous, and in every exchange.
   absl::Duration timeout = absl::Seconds(60);
 };
 

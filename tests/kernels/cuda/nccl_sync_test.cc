@@ -1,4 +1,4 @@
-// NcclGroup and ItemModelSync: a single rank through the id file (needs one device), several
+// NcclGroup and ItemModelSync: a single rank through an id file (needs one device), several
 // in-process ranks (needs two), and the argument and timeout errors. The replicas' NCCL
 // collective: one rank (one device), and two `freshet serve` processes (two devices).
 #include "kernels/cuda/nccl_sync.h"
