@@ -146,7 +146,8 @@ class Learner {
   // message in rank order with the same arithmetic: value = start + sum of the changes in rank
   // order, where start is the value at the last merge, or for a new row the lowest rank's
   // starting value. So item parameters end bitwise equal on every replica, and each replica's
-  // learning counts once. Optimiser state, popularity and users stay each replica's own.
+  // learning counts once. The model decides which item state replicates (Model::ReplicaItemWidth;
+  // bpr includes its Adagrad accumulators); popularity and users stay each replica's own.
   //
   // A replica joins (its first exchange after EnableReplicas(): a start, a restore) by sending
   // every item row as new, with its value as the start: its rows win over the group's. When some

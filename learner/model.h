@@ -117,7 +117,8 @@ class Model {
 
   // --- Replicas (Learner::TakeReplicaChanges): the item parameters that replicas of the model in
   // other processes keep equal, ReplicaItemWidth() floats per item row; 0 when the model cannot
-  // be replicated. Optimiser state (Adagrad accumulators) stays each replica's own.
+  // be replicated. The model chooses what they are (bpr: vectors, biases and their Adagrad
+  // accumulators, which merge by summing like the parameters).
   virtual int ReplicaItemWidth() const { return 0; }
   // Writes a row's replicated parameters as they are now, or (initial) as the row started out
   // before anything was learnt.
