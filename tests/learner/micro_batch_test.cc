@@ -19,6 +19,7 @@
 #include "stream/file_event_source.h"
 #include "stream/memory_event_source.h"
 #include "tests/learner/generated_events.h"
+#include "tests/learner/trainer_backend.h"
 
 namespace freshet::learner {
 namespace {
@@ -146,35 +147,12 @@ class FlakyTrainer final : public kernels::BprTrainer {
   int uploads_ = 0, steps_ = 0;
 };
 
-class FlakyBackend final : public kernels::Backend {
- public:
-  FlakyBackend(int upload_every, int step_every)
-      : upload_every_(upload_every), step_every_(step_every) {}
-  std::string Name() const override { return "flaky"; }
-  absl::Status TopK(const kernels::ItemMatrixView& items,
-                    absl::Span<const kernels::TopKQuery> queries, int k,
-                    absl::Span<std::vector<kernels::ScoredItem>> results) const override {
-    return cpu_.TopK(items, queries, k, results);
-  }
-  absl::Status TopKFromScores(const float* scores, int64_t n, absl::Span<const int32_t> exclude,
-                              int k, std::vector<kernels::ScoredItem>* result) const override {
-    return cpu_.TopKFromScores(scores, n, exclude, k, result);
-  }
-  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> NewBprTrainer(
-      const kernels::BprTrainerOptions& options) const override {
-    return std::unique_ptr<kernels::BprTrainer>(
-        std::make_unique<FlakyTrainer>(options.dim, upload_every_, step_every_));
-  }
-
- private:
-  kernels::CpuBackend cpu_;
-  const int upload_every_, step_every_;
-};
-
 TEST(MicroBatchTest, AFailingTrainerLosesNothing) {
   const std::vector<stream::Event> events = Generated(20'000, 8);
   const kernels::CpuBackend cpu;
-  const FlakyBackend flaky(/*upload_every=*/7, /*step_every=*/3);
+  const TrainerBackend flaky("flaky", [](int dim) {
+    return std::make_unique<FlakyTrainer>(dim, /*upload_every=*/7, /*step_every=*/3);
+  });
   config::Config config = WithMicroBatch(128);
   config.dim = 20;  // padded host rows (stride 32): the copies must skip the padding
   std::unique_ptr<Learner> reference = MakeLearner(config, &cpu);
@@ -230,7 +208,9 @@ TEST(MicroBatchTest, TheFirstBatchAfterALoadStartsFromTheLoadedRows) {
   // The same load into a learner whose trainer never manages a step: it learns every batch on the
   // host tables, which certainly hold the loaded rows. A trainer that had missed a loaded row
   // would learn from other values there.
-  const FlakyBackend host_only(/*upload_every=*/0, /*step_every=*/1);
+  const TrainerBackend host_only("flaky", [](int dim) {
+    return std::make_unique<FlakyTrainer>(dim, /*upload_every=*/0, /*step_every=*/1);
+  });
   std::unique_ptr<Learner> on_host = MakeLearner(config, &host_only);
   LoadInto(*original, on_host.get());
   const std::vector<float> before = Parameters(*loaded);

@@ -22,6 +22,7 @@
 #include "learner/learner.h"
 #include "stream/file_event_source.h"
 #include "tests/learner/generated_events.h"
+#include "tests/learner/trainer_backend.h"
 
 namespace freshet::learner {
 namespace {
@@ -189,31 +190,14 @@ class MirrorCheckingTrainer final : public kernels::BprTrainer {
   std::map<int32_t, std::vector<float>> mirror_;
 };
 
-class MirrorCheckingBackend final : public kernels::Backend {
- public:
-  std::string Name() const override { return "mirror-checking"; }
-  absl::Status TopK(const kernels::ItemMatrixView& items,
-                    absl::Span<const kernels::TopKQuery> queries, int k,
-                    absl::Span<std::vector<kernels::ScoredItem>> results) const override {
-    return cpu_.TopK(items, queries, k, results);
-  }
-  absl::Status TopKFromScores(const float* scores, int64_t n, absl::Span<const int32_t> exclude,
-                              int k, std::vector<kernels::ScoredItem>* result) const override {
-    return cpu_.TopKFromScores(scores, n, exclude, k, result);
-  }
-  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> NewBprTrainer(
-      const kernels::BprTrainerOptions& options) const override {
-    return std::unique_ptr<kernels::BprTrainer>(
-        std::make_unique<MirrorCheckingTrainer>(options.dim, &stale));
-  }
-  mutable int stale = 0;
-
- private:
-  kernels::CpuBackend cpu_;
-};
-
 TEST(ReplicasTest, MergedRowsReachADevicesTablesBeforeItsNextStep) {
-  MirrorCheckingBackend device_a, device_b;
+  int stale_a = 0, stale_b = 0;
+  const TrainerBackend device_a("mirror-checking", [&stale_a](int dim) {
+    return std::make_unique<MirrorCheckingTrainer>(dim, &stale_a);
+  });
+  const TrainerBackend device_b("mirror-checking", [&stale_b](int dim) {
+    return std::make_unique<MirrorCheckingTrainer>(dim, &stale_b);
+  });
   config::Config config;
   config.micro_batch = 64;
   auto a = MakeLearner(&device_a, "bpr", config), b = MakeLearner(&device_b, "bpr", config);
@@ -232,8 +216,8 @@ TEST(ReplicasTest, MergedRowsReachADevicesTablesBeforeItsNextStep) {
     Exchange({a.get(), b.get()});
   }
   ExpectReplicasEqual({a.get(), b.get()});
-  EXPECT_EQ(device_a.stale, 0);
-  EXPECT_EQ(device_b.stale, 0);
+  EXPECT_EQ(stale_a, 0);
+  EXPECT_EQ(stale_b, 0);
 }
 
 TEST(ReplicasTest, EachReplicasLearningCountsOnceWhenMerged) {

@@ -71,6 +71,25 @@ class EngineReplicasTest : public ::testing::Test {
     return out;
   }
 
+  // One engine per rank (data directories `prefix` + rank), each learning its share of `events`
+  // at 5,000 events/s; empty after a failure (reported).
+  std::vector<std::unique_ptr<Engine>> OpenThrottled(
+      const std::string& prefix, const std::vector<std::unique_ptr<Collective>>& ranks,
+      const std::vector<stream::Event>& events) {
+    std::vector<std::unique_ptr<Engine>> engines;
+    for (int r = 0; r < kRanks; ++r) {
+      engines.push_back(Open(FreshDir(absl::StrCat(prefix, r)), ranks[r].get()));
+      if (engines[r] == nullptr) return {};
+      Engine::SourceOptions slow;
+      slow.events_per_second = 5000;
+      const absl::Status added = engines[r]->AddSource(
+          std::make_unique<stream::MemoryEventSource>(Share(events, r)), {"memory:events"}, slow);
+      EXPECT_TRUE(added.ok()) << added;
+      if (!added.ok()) return {};
+    }
+    return engines;
+  }
+
   std::unique_ptr<kernels::Backend> backend_ = *kernels::CreateBackend("cpu");
   EngineOptions options_;
 };
@@ -132,17 +151,9 @@ TEST_F(EngineReplicasTest, OneRankStoppingStopsTheGroup) {
   auto ranks = NewInProcessCollectives(kRanks, absl::Seconds(30));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   const auto events = MakeEvents(200'000, 500, 400, 32);
-  std::vector<std::unique_ptr<Engine>> engines;
-  for (int r = 0; r < kRanks; ++r) {
-    engines.push_back(Open(FreshDir(absl::StrCat("replicas_stop_", r)), (*ranks)[r].get()));
-    ASSERT_NE(engines[r], nullptr);
-    Engine::SourceOptions slow;
-    slow.events_per_second = 5000;  // far from finished when rank 0 is told to stop
-    ASSERT_TRUE(engines[r]
-                    ->AddSource(std::make_unique<stream::MemoryEventSource>(Share(events, r)),
-                                {"memory:events"}, slow)
-                    .ok());
-  }
+  // Far from finished when rank 0 is told to stop.
+  const std::vector<std::unique_ptr<Engine>> engines = OpenThrottled("replicas_stop_", *ranks, events);
+  ASSERT_EQ(engines.size(), static_cast<size_t>(kRanks));
   std::atomic<bool> stop_rank0{false}, never{false};
   std::vector<absl::Status> results(kRanks);
   std::thread rank1([&] { results[1] = engines[1]->Run(never, Engine::RunOptions()); });
@@ -163,17 +174,9 @@ TEST_F(EngineReplicasTest, DirectEventsDuringExchangesReachEveryReplica) {
   auto ranks = NewInProcessCollectives(kRanks, absl::Seconds(30));
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   const auto events = MakeEvents(100'000, 500, 400, 33);
-  std::vector<std::unique_ptr<Engine>> engines;
-  for (int r = 0; r < kRanks; ++r) {
-    engines.push_back(Open(FreshDir(absl::StrCat("replicas_direct_", r)), (*ranks)[r].get()));
-    ASSERT_NE(engines[r], nullptr);
-    Engine::SourceOptions slow;
-    slow.events_per_second = 5000;
-    ASSERT_TRUE(engines[r]
-                    ->AddSource(std::make_unique<stream::MemoryEventSource>(Share(events, r)),
-                                {"memory:events"}, slow)
-                    .ok());
-  }
+  const std::vector<std::unique_ptr<Engine>> engines =
+      OpenThrottled("replicas_direct_", *ranks, events);
+  ASSERT_EQ(engines.size(), static_cast<size_t>(kRanks));
   std::atomic<bool> stop_rank0{false}, never{false};
   std::vector<absl::Status> results(kRanks);
   std::thread rank1([&] { results[1] = engines[1]->Run(never, Engine::RunOptions()); });
