@@ -1,17 +1,26 @@
 # Helpers that give every freshet target the same warnings, include root and optimisation flags.
 
 # -Wmaybe-uninitialized is off: GCC 12 reports false positives inside Eigen's AVX-512 code paths.
-set(FRESHET_WARNINGS -Wall -Wextra -Wpedantic -Wno-sign-compare -Wno-maybe-uninitialized
+# -Wno-psabi: the learners' 16-float vectors (learner/internal/vector_ops.h) are passed by value
+# between inline functions; GCC notes that their calling convention differs with and without
+# AVX-512, which matters only across separately compiled objects, never for inline helpers.
+set(FRESHET_WARNINGS -Wall -Wextra -Wpedantic -Wno-sign-compare -Wno-maybe-uninitialized -Wno-psabi
     -Werror=unused-result -Werror=return-type)
 if(FRESHET_WERROR)
   list(APPEND FRESHET_WARNINGS -Werror)
 endif()
 
+# FRESHET_ARCH_FLAGS: -march for every C++ target (see FRESHET_ARCH in the top CMakeLists.txt).
+if(FRESHET_NATIVE)
+  set(FRESHET_ARCH_FLAGS -march=native)
+elseif(FRESHET_ARCH)
+  set(FRESHET_ARCH_FLAGS -march=${FRESHET_ARCH} -mtune=generic)
+else()
+  set(FRESHET_ARCH_FLAGS "")
+endif()
+
 function(freshet_target_defaults target)
-  target_compile_options(${target} PRIVATE ${FRESHET_WARNINGS})
-  if(FRESHET_NATIVE)
-    target_compile_options(${target} PRIVATE -march=native)
-  endif()
+  target_compile_options(${target} PRIVATE ${FRESHET_WARNINGS} ${FRESHET_ARCH_FLAGS})
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
 endfunction()
 

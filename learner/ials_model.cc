@@ -51,26 +51,42 @@ void IalsModel::UpdateGram(std::vector<double>& gram, const float* old_row, cons
 void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& other_table,
                       absl::Span<const int32_t> others, float* target) {
   const int d = dim_;
-  const int n = static_cast<int>(others.size());
   const float alpha0 = config_.ials_unobserved;
   const float lt = config_.ials_long_term;
   const float ridge = config_.ials_reg + lt;
-  // Confidence of the k-th newest observation: 1 + confidence * decay^k.
-  weights_.resize(static_cast<size_t>(n));
+  // One observation per distinct row. A window often holds a row more than once (a user returning
+  // to an item, an item's repeat visitor); its confidence is 1 + confidence * (the sum of the
+  // recency weights of its occurrences). Counting each occurrence as its own observation would
+  // subtract alpha0 x x^T once per occurrence from a Gramian that holds x x^T once, which makes the
+  // system indefinite as soon as a row repeats: the solve then grows that direction without bound
+  // and the model collapses. With one term per distinct row,
+  //   alpha0 G + sum_j (c_j - alpha0) x_j x_j^T = alpha0 (G - sum_j x_j x_j^T) + sum_j c_j x_j x_j^T
+  // is positive definite (G - sum_j x_j x_j^T is the Gramian of the other rows), plus the ridge.
+  rows_.clear();
+  weights_.clear();
   float recency = 1.0f;
-  for (int k = 0; k < n; ++k) {
-    weights_[n - 1 - k] = 1.0f + config_.ials_confidence * recency;
+  for (size_t k = others.size(); k-- > 0;) {  // newest first
+    const int32_t row = others[k];
+    const auto seen = std::find(rows_.begin(), rows_.end(), row);
+    if (seen == rows_.end()) {
+      rows_.push_back(row);
+      weights_.push_back(config_.ials_confidence * recency);
+    } else {
+      weights_[static_cast<size_t>(seen - rows_.begin())] += config_.ials_confidence * recency;
+    }
     recency *= config_.ials_window_decay;
   }
+  const int n = static_cast<int>(rows_.size());
+  for (float& w : weights_) w += 1.0f;
   // Right-hand side: sum_j c_j x_j + lt * previous.
   for (int i = 0; i < d; ++i) rhs_[i] = lt * target[i];
-  for (int k = 0; k < n; ++k) Axpy(weights_[k], other_table.Row(others[k]), rhs_.data(), d);
+  for (int k = 0; k < n; ++k) Axpy(weights_[k], other_table.Row(rows_[k]), rhs_.data(), d);
 
   if (config_.ials_cg_steps == 0) {
     for (size_t i = 0; i < matrix_.size(); ++i) matrix_[i] = alpha0 * gram[i];
     for (int i = 0; i < d; ++i) matrix_[static_cast<size_t>(i) * d + i] += ridge;
     for (int k = 0; k < n; ++k) {
-      const float* x = other_table.Row(others[k]);
+      const float* x = other_table.Row(rows_[k]);
       const double c = weights_[k] - alpha0;
       for (int a = 0; a < d; ++a) {
         double* m = matrix_.data() + static_cast<size_t>(a) * d;
@@ -94,7 +110,7 @@ void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& oth
       out[a] = static_cast<float>(alpha0 * s) + ridge * v[a];
     }
     for (int k = 0; k < n; ++k) {
-      const float* x = other_table.Row(others[k]);
+      const float* x = other_table.Row(rows_[k]);
       Axpy((weights_[k] - alpha0) * Dot(x, v, d), x, out, d);
     }
   };

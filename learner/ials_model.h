@@ -79,6 +79,7 @@ class IalsModel : public Model {
 
   // Scratch for Learn() (a row before its solve) and Solve().
   std::vector<float> before_, rhs_, weights_, r_, ap_, dir_;
+  std::vector<int32_t> rows_;  // Solve(): the distinct rows of its window, newest first
   std::vector<double> matrix_;
 };
 

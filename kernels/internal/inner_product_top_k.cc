@@ -11,17 +11,32 @@
 
 namespace freshet::kernels::internal {
 
+namespace {
+
+bool CpuHasAvx512() {
+#if FRESHET_AVX512_KERNELS
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
 bool SimdLevelCompiled(SimdLevel level) {
   switch (level) {
     case SimdLevel::kPortable:
       return true;
     case SimdLevel::kAvx512:
-      return kAvx512Compiled;
+      return kAvx512Compiled && CpuHasAvx512();
   }
   return false;
 }
 
-SimdLevel BestSimdLevel() { return kAvx512Compiled ? SimdLevel::kAvx512 : SimdLevel::kPortable; }
+SimdLevel BestSimdLevel() {
+  return SimdLevelCompiled(SimdLevel::kAvx512) ? SimdLevel::kAvx512 : SimdLevel::kPortable;
+}
 
 const char* SimdLevelName(SimdLevel level) {
   switch (level) {

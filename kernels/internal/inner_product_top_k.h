@@ -11,14 +11,14 @@
 
 namespace freshet::kernels::internal {
 
-// Scoring kernel implementations. The choice is made at compile time (-march); every compiled
-// level returns bit-identical results.
+// Scoring kernel implementations. Every level returns bit-identical results; which ones exist
+// depends on the build, and which can run on the processor (FAISS-style run-time dispatch).
 enum class SimdLevel { kPortable, kAvx512 };
 
-// True when `level` is compiled into this binary (kPortable always is).
+// True when `level` is compiled into this binary and this processor can run it (kPortable always).
 bool SimdLevelCompiled(SimdLevel level);
 
-// The fastest compiled level; what the public functions use.
+// The fastest level this processor can run; what the public functions use.
 SimdLevel BestSimdLevel();
 
 // "portable", "avx512".

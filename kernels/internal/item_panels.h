@@ -78,11 +78,15 @@ int64_t ScratchFloats(int64_t rows, int dim);
 void ScoreRowsPortable(const ItemMatrixView& items, int64_t first_row, int64_t rows,
                        const PackedQueryBatch& queries, float* scratch);
 
-// AVX-512F; bit-identical results. Defined only when the build targets AVX-512F
-// (kAvx512Compiled).
-#if defined(__AVX512F__)
+// AVX-512F; bit-identical results. Compiled into every x86-64 build whose baseline has FMA (the
+// portable kernels then fuse their multiply-adds too, so both follow the same contract) with the
+// instruction set enabled for these functions only; called only on processors that have it
+// (inner_product_top_k.cc asks the CPU at run time).
+#if defined(__x86_64__) && defined(__FMA__) && (defined(__GNUC__) || defined(__clang__))
+#define FRESHET_AVX512_KERNELS 1
 inline constexpr bool kAvx512Compiled = true;
 #else
+#define FRESHET_AVX512_KERNELS 0
 inline constexpr bool kAvx512Compiled = false;
 #endif
 void ScoreRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t rows,

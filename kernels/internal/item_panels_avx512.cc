@@ -1,9 +1,11 @@
 // AVX-512F scoring kernels. Same contract and bit-identical results as item_panels_portable.cc:
 // each lane runs one item's multiply-add chain in dimension order with the same FMA, so only the
-// speed differs. Everything here compiles only when the target has AVX-512F.
+// speed differs. The build's baseline need not have AVX-512: the functions defined here (and only
+// they: the headers above are included before the target is switched, so their inline functions
+// keep the baseline) are compiled for AVX-512F, and are called only on processors that have it.
 #include "kernels/internal/item_panels.h"
 
-#if defined(__AVX512F__)
+#if FRESHET_AVX512_KERNELS
 
 // GCC 12 flags the intentionally undefined pass-through operand inside many AVX-512 intrinsics
 // as (maybe-)uninitialized (GCC bug 105593, fixed in GCC 13); the warning points into the header.
@@ -21,6 +23,13 @@
 #include <cstdint>
 
 #include "kernels/internal/top_k_selector.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#endif
 
 namespace freshet::kernels::internal {
 namespace {
@@ -329,4 +338,10 @@ void ScoreRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t row
 
 }  // namespace freshet::kernels::internal
 
-#endif  // defined(__AVX512F__)
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif  // FRESHET_AVX512_KERNELS
