@@ -17,7 +17,38 @@ void AddConfigFlags(CLI::App* cmd, freshet::cli::ConfigFlags* flags) {
 
 }  // namespace
 
+namespace {
+
+// A binary built for an x86-64 level this processor lacks would die of SIGILL somewhere inside;
+// say so plainly instead (FRESHET_ARCH in CMakeLists.txt).
+bool ProcessorRunsThisBuild() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+#if defined(__AVX512F__)
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq")) {
+    std::fprintf(stderr,
+                 "freshet: this binary was built for AVX-512 (x86-64-v4), which this processor "
+                 "does not have; rebuild with -DFRESHET_ARCH=x86-64-v3\n");
+    return false;
+  }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    std::fprintf(stderr,
+                 "freshet: this binary was built for AVX2 + FMA (x86-64-v3), which this processor "
+                 "does not have; rebuild with -DFRESHET_ARCH=x86-64-v2\n");
+    return false;
+  }
+#endif
+#endif
+  return true;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (!ProcessorRunsThisBuild()) return 1;
   CLI::App app{"freshet: streaming online-learning recommendation engine"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "freshet 0.1.0");
