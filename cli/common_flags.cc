@@ -31,6 +31,7 @@ absl::StatusOr<std::unique_ptr<stream::FileEventSource>> OpenDataFile(
   }
   options.type_weights = config.type_weights;
   options.default_weight = config.default_weight;
+  options.limits = {config.max_event_weight, config.max_id_bytes};
   if (!flags.type_weights.empty()) {
     FRESHET_ASSIGN_OR_RETURN(auto weights, stream::ParseTypeWeights(flags.type_weights));
     for (const auto& [type, weight] : weights) options.type_weights[type] = weight;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace freshet {
 
@@ -92,7 +93,20 @@ std::string JsonWriter::Quote(absl::string_view value) {
   std::string out;
   out.reserve(value.size() + 2);
   out += '"';
-  for (unsigned char c : value) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x80) {
+      // Valid sequences are copied; any other byte becomes U+FFFD, so the output is always
+      // valid UTF-8 (and so valid JSON) whatever bytes an id or a message carries.
+      const size_t n = Utf8SequenceLength(value.substr(i));
+      if (n == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(value.data() + i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

@@ -107,6 +107,11 @@ KeyImpl StringKey(const char* name, std::string Config::*member, const char* hel
       }};
 }
 
+KeyImpl SecretKey(KeyImpl key) {
+  key.key.secret = true;
+  return key;
+}
+
 KeyImpl ChoiceKey(const char* name, std::string Config::*member, std::vector<std::string> choices,
                   const char* help) {
   return KeyImpl{
@@ -191,6 +196,11 @@ const std::vector<KeyImpl>& Registry() {
                "weight of the cooc score beside the bpr score in the hybrid model"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
+      FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,
+               "heaviest event accepted (its weight, or its type's); heavier events are "
+               "rejected and counted as malformed, on every path (files, Kafka, HTTP)"),
+      IntKey("events.max_id_bytes", &Config::max_id_bytes, 1, 65536,
+             "longest user, item or type id accepted, in bytes; longer ones are rejected"),
       IntKey("replay.k", &Config::replay_k, 1, 10000, "K of Recall@K, NDCG@K, MRR@K"),
       IntKey("replay.windows", &Config::replay_windows, 1, 10000,
              "number of equal slices of the stream reported in the report's windows"),
@@ -228,6 +238,10 @@ const std::vector<KeyImpl>& Registry() {
              "dirty rows and the source positions they include are written together this often"),
       BoolKey("store.sync", &Config::store_sync,
               "fsync every write: survives power loss, not only a process crash (slower)"),
+      BoolKey("store.accept_wal_loss", &Config::store_accept_wal_loss,
+              "start from the state before the first corrupt write-ahead-log record, dropping "
+              "what follows it (counted in a warning), instead of refusing to start; for one "
+              "start after a corruption, with --set"),
       IntKey("serve.batch_events", &Config::serve_batch_events, 1, 1 << 20,
              "most events learnt per micro-batch between reads of the sources"),
       StringKey("serve.bind", &Config::serve_bind,
@@ -236,8 +250,16 @@ const std::vector<KeyImpl>& Registry() {
       IntKey("serve.io_threads", &Config::serve_io_threads, 1, 256, "HTTP I/O threads"),
       IntKey("serve.max_in_flight", &Config::serve_max_in_flight, 1, 1 << 20,
              "requests in progress beyond which the server answers 503 with Retry-After"),
-      StringKey("serve.admin_token", &Config::serve_admin_token,
-                "bearer token required by /admin routes; empty disables them"),
+      SecretKey(StringKey("serve.admin_token", &Config::serve_admin_token,
+                          "bearer token required by /admin routes; empty disables them. Secret: "
+                          "never written out; prefer FRESHET_ADMIN_TOKEN or admin_token_file")),
+      StringKey("serve.admin_token_file", &Config::serve_admin_token_file,
+                "file whose first line is the admin token (instead of admin_token)"),
+      IntKey("serve.max_connections", &Config::serve_max_connections, 0, 1 << 20,
+             "open HTTP connections; at the cap the longest-idle one is closed, or a new one is "
+             "answered 503; 0: half of the file-descriptor limit left after 512 for the store"),
+      IntKey("serve.idle_timeout_ms", &Config::serve_idle_timeout_ms, 100, 3600000,
+             "keep-alive connections idle this long are closed"),
       BoolKey("serve.batch_scoring", &Config::serve_batch_scoring,
               "score concurrent recommendation requests together, one pass over the items for "
               "many queries (embedding models)"),
@@ -337,7 +359,10 @@ absl::StatusOr<std::string> GetValue(const Config& config, absl::string_view key
   return k->get(config);
 }
 
-absl::Status SetValue(Config* config, absl::string_view key, absl::string_view value) {
+namespace {
+
+// SetValue() without the checks across keys.
+absl::Status SetUnchecked(Config* config, absl::string_view key, absl::string_view value) {
   if (absl::StartsWith(key, kTypesPrefix)) {
     const absl::string_view type = key.substr(kTypesPrefix.size());
     double w = 0;
@@ -350,9 +375,20 @@ absl::Status SetValue(Config* config, absl::string_view key, absl::string_view v
   }
   const KeyImpl* k = FindKey(key);
   if (k == nullptr) return UnknownKey(key);
-  FRESHET_RETURN_IF_ERROR(k->set(config, value));
-  return Validate(*config);
+  return k->set(config, value);
 }
+
+}  // namespace
+
+absl::Status SetValue(Config* config, absl::string_view key, absl::string_view value) {
+  // On any error *config is left as it was.
+  Config changed = *config;
+  FRESHET_RETURN_IF_ERROR(SetUnchecked(&changed, key, value));
+  FRESHET_RETURN_IF_ERROR(Validate(changed));
+  *config = std::move(changed);
+  return absl::OkStatus();
+}
+
 
 absl::Status ApplyOverrides(Config* config, const std::vector<std::string>& assignments) {
   for (const std::string& a : assignments) {
@@ -398,6 +434,19 @@ absl::Status Validate(const Config& config) {
         ") must be at least bpr.window, ials.window and cooc.window (", config.bpr_window, ", ",
         config.ials_window, ", ", config.cooc_window, ")"));
   }
+  // A type weight above the bound would reject every event of that type.
+  if (config.default_weight > config.max_event_weight) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("events.default_weight (", config.default_weight,
+                     ") is above events.max_weight (", config.max_event_weight, ")"));
+  }
+  for (const auto& [type, weight] : config.type_weights) {
+    if (weight > config.max_event_weight) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("events.types.", type, " = ", weight, " is above events.max_weight (",
+                       config.max_event_weight, ")"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -412,6 +461,12 @@ std::string ToToml(const Config& config) {
       section = sec;
     }
     std::string value = k.get(config);
+    if (k.key.secret && !value.empty()) {
+      // Written as unset, so that the text reads back, with a note that a value exists.
+      absl::StrAppend(&out, "# ", k.key.help, "\n# (set, not shown)\n", k.key.name.substr(dot + 1),
+                      " = \"\"\n");
+      continue;
+    }
     if (k.key.type == "string") value = absl::StrCat("\"", value, "\"");
     absl::StrAppend(&out, "# ", k.key.help, "\n", k.key.name.substr(dot + 1), " = ", value, "\n");
   }

@@ -71,6 +71,10 @@ struct Config {
   absl::flat_hash_map<std::string, float> type_weights = {
       {"view", 1.0f}, {"click", 2.0f}, {"cart", 4.0f}, {"purchase", 8.0f}, {"rating", 1.0f}};
   float default_weight = 1.0f;
+  // Heaviest event accepted (its explicit weight or its type's); heavier events are rejected.
+  float max_event_weight = 100.0f;
+  // Longest user, item or type id accepted, in bytes.
+  int max_id_bytes = 256;
 
   // [replay]
   int replay_k = 10;
@@ -104,6 +108,9 @@ struct Config {
   // last flush did not include), so the interval trades restart replay against that cost.
   int flush_interval_ms = 1000;
   bool store_sync = false;      // fsync every write (survives power loss, not only crashes)
+  // Start from the state before the first corrupt write-ahead-log record (dropping what follows,
+  // with a warning that counts it) instead of refusing to start. For one start, with --set.
+  bool store_accept_wal_loss = false;
 
   // [serve] ingestion loop and HTTP server
   int serve_batch_events = 4096;  // most events learnt per micro-batch
@@ -111,7 +118,13 @@ struct Config {
   int serve_port = 8080;
   int serve_io_threads = 2;
   int serve_max_in_flight = 256;  // requests in progress beyond which the server answers 503
-  std::string serve_admin_token;  // bearer token of /admin; empty disables /admin
+  // Bearer token of /admin; empty disables /admin. A secret: ToToml() never writes it, so it is
+  // not stored with the state or in snapshots, nor shown by /admin/config or `freshet config`.
+  // `freshet serve` also reads it from FRESHET_ADMIN_TOKEN or serve.admin_token_file.
+  std::string serve_admin_token;
+  std::string serve_admin_token_file;  // a file holding the token (first line)
+  int serve_max_connections = 0;       // open HTTP connections; 0: from the fd limit
+  int serve_idle_timeout_ms = 15000;   // keep-alive connections idle this long are closed
   bool serve_batch_scoring = true;  // score concurrent recommendation requests in one pass
 };
 
@@ -120,6 +133,7 @@ struct ConfigKey {
   std::string name;     // "bpr.lr"
   std::string type;     // "int", "float", "string", "bool"
   std::string help;     // one line
+  bool secret = false;  // never written out by ToToml()
 };
 
 // Every key, in documentation order (type_weights is the table [events.types]).

@@ -238,6 +238,15 @@ void BprModel::Learn(const Interaction& event) {
 
   const float query_sq = internal::DotPadded(query_.data(), query_.data(), stride_);
   const float grad_query_sq = internal::DotPadded(grad_query_.data(), grad_query_.data(), stride_);
+  // Every row this event writes moves by multiples of the query, the gradient of the query and
+  // the coefficients; if any is not finite (or would square to infinity in an accumulator), the
+  // event is skipped whole, so no NaN or infinity can ever enter a row and spread from there.
+  bool finite = std::isfinite(query_sq) && std::isfinite(grad_query_sq);
+  for (size_t c = 0; c < m; ++c) finite = finite && std::isfinite(coeff_[c] * coeff_[c]);
+  if (!finite) {
+    ++nonfinite_skips_;
+    return;
+  }
   for (size_t c = 0; c < m; ++c) {
     const int32_t item = candidates_[c];
     MarkItem(item);

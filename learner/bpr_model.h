@@ -72,6 +72,7 @@ class BprModel : public Model {
                          absl::Span<std::vector<kernels::ScoredItem>> results) const override;
   std::string Learning() const override { return trainer_ ? trainer_->Name() : "host"; }
   int64_t DeviceFallbacks() const override { return device_fallbacks_; }
+  int64_t NonFiniteSkips() const override { return nonfinite_skips_; }
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
   // Replicated: the item vector, the bias and their Adagrad accumulators (summed like the
   // parameters, so steps shrink with every replica's updates, as they would in one learner), and
@@ -160,6 +161,7 @@ class BprModel : public Model {
   int64_t trainer_items_ = 0;
   std::vector<int32_t> upload_users_, upload_items_;  // rows rewritten on the host since
   int64_t device_fallbacks_ = 0;
+  int64_t nonfinite_skips_ = 0;
 };
 
 }  // namespace freshet::learner

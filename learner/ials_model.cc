@@ -132,6 +132,12 @@ void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& oth
   }
 }
 
+bool IalsModel::AllFinite(const float* row) const {
+  float sum = 0;  // NaN or infinity in any element makes the sum non-finite
+  for (int i = 0; i < dim_; ++i) sum += row[i] * 0.0f;
+  return std::isfinite(sum);
+}
+
 void IalsModel::Learn(const Interaction& event) {
   // Users, like items, are numbered in order of first appearance.
   Admit(user_gram_, users_, std::max(users_in_gram_, event.user + 1), &users_in_gram_);
@@ -145,6 +151,11 @@ void IalsModel::Learn(const Interaction& event) {
   float* user = users_.Row(event.user);
   std::copy(user, user + dim_, before_.begin());
   Solve(item_gram_, items_, history_, user);
+  if (!AllFinite(user)) {  // a solve that did not converge to numbers: keep the old row
+    std::copy(before_.begin(), before_.end(), user);
+    ++nonfinite_skips_;
+    return;
+  }
   UpdateGram(user_gram_, before_.data(), user);
 
   std::vector<int32_t>& item_users = item_users_[event.item];
@@ -153,6 +164,11 @@ void IalsModel::Learn(const Interaction& event) {
   float* item = items_.Row(event.item);
   std::copy(item, item + dim_, before_.begin());
   Solve(user_gram_, users_, item_users, item);
+  if (!AllFinite(item)) {
+    std::copy(before_.begin(), before_.end(), item);
+    ++nonfinite_skips_;
+    return;
+  }
   UpdateGram(item_gram_, before_.data(), item);
 }
 

@@ -51,6 +51,7 @@ class IalsModel : public Model {
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
+  int64_t NonFiniteSkips() const override { return nonfinite_skips_; }
 
  private:
   // Solves for `target` (in place: its current value is the warm start and the long-term prior)
@@ -62,6 +63,8 @@ class IalsModel : public Model {
   // used, not when batched learning allocates them ahead).
   void Admit(std::vector<double>& gram, const EmbeddingTable& table, int32_t rows,
              int32_t* gram_rows);
+  // False when any of the dim_ values at `row` is NaN or infinite.
+  bool AllFinite(const float* row) const;
   // gram += new new^T - old old^T.
   void UpdateGram(std::vector<double>& gram, const float* old_row, const float* new_row);
 
@@ -79,6 +82,7 @@ class IalsModel : public Model {
 
   // Scratch for Learn() (a row before its solve) and Solve().
   std::vector<float> before_, rhs_, weights_, r_, ap_, dir_;
+  int64_t nonfinite_skips_ = 0;
   std::vector<int32_t> rows_;  // Solve(): the distinct rows of its window, newest first
   std::vector<double> matrix_;
 };

@@ -1,5 +1,8 @@
 #include "learner/learner.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/byte_codec.h"
@@ -8,6 +11,7 @@
 #include "learner/cooc_model.h"
 #include "learner/hybrid_model.h"
 #include "learner/ials_model.h"
+#include "stream/event_validation.h"
 
 namespace freshet::learner {
 
@@ -115,7 +119,17 @@ void Learner::ApplyResolved(Rows rows, const stream::Event& event) {
   latest_ts_ms_ = std::max(latest_ts_ms_, event.ts_ms);
 }
 
+bool Learner::Acceptable(const stream::Event& event) const {
+  return std::isfinite(event.weight) && event.weight >= 0 &&
+         event.weight <= config_.max_event_weight && event.ts_ms >= 0 &&
+         event.ts_ms < stream::kMaxEventTsMs;
+}
+
 void Learner::Apply(const stream::Event& event) {
+  if (!Acceptable(event)) {
+    ++events_rejected_;
+    return;
+  }
   MaybeExpire(event.ts_ms);
   if (!admission_.empty()) {
     // Both ids count this occurrence; the event is learnt once both are admitted.
@@ -141,7 +155,9 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
   // order of first appearance either way, and nothing below depends on rows added later.
   // The lookups are pipelined: the hash slots of event i + 32 and the ids they point at for event
   // i + 16 are fetched while event i is resolved.
-  if (!admission_.empty()) {  // the filter decides event by event
+  if (!admission_.empty() ||  // the filter decides event by event
+      !std::all_of(events.begin(), events.end(),
+                   [this](const stream::Event& e) { return Acceptable(e); })) {
     for (const stream::Event& event : events) Apply(event);
     model_->Flush();
     return;

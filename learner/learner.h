@@ -124,6 +124,12 @@ class Learner {
   // Events not learnt because their user or item has not yet passed the admission filter
   // (memory.admit_min_events).
   int64_t events_filtered() const { return events_filtered_; }
+  // Events refused by the learner itself: a weight that is not finite or outside
+  // [0, events.max_weight], or a timestamp outside [1970, 2100). The decoders refuse these
+  // already; this is the last guard for events handed to Apply() directly. Not persisted.
+  int64_t events_rejected() const { return events_rejected_; }
+  // Events whose model update was skipped as non-finite (Model::NonFiniteSkips()).
+  int64_t nonfinite_skips() const { return model_->NonFiniteSkips(); }
   int64_t users_expired() const { return users_expired_; }
   const std::string& algorithm() const { return algorithm_; }
   const config::Config& config() const { return config_; }
@@ -208,6 +214,8 @@ class Learner {
   Rows Resolve(const stream::Event& event, uint64_t user_hash, uint64_t item_hash, bool* grew);
   // The update itself, for resolved rows (the model has been grown to include them).
   void ApplyResolved(Rows rows, const stream::Event& event);
+  // The learner's own check of an event's numbers (see events_rejected()).
+  bool Acceptable(const stream::Event& event) const;
 
   // Admission filter: true once `id` (hash) has occurred memory.admit_min_events times.
   bool Admit(uint64_t hash);
@@ -223,6 +231,7 @@ class Learner {
   std::unique_ptr<Model> model_;
   int64_t events_applied_ = 0;
   int64_t events_filtered_ = 0;
+  int64_t events_rejected_ = 0;
   int64_t users_expired_ = 0;
   int64_t latest_ts_ms_ = 0;       // newest event time applied
   int64_t apply_clock_ns_ = 0;

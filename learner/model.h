@@ -107,6 +107,9 @@ class Model {
   // learnt on the host instead.
   virtual std::string Learning() const { return "host"; }
   virtual int64_t DeviceFallbacks() const { return 0; }
+  // Events whose update was skipped because it would have written a non-finite value (NaN or
+  // infinity) into a row; nothing of such an event is learnt by the model.
+  virtual int64_t NonFiniteSkips() const { return 0; }
   // The item vectors, for export; rows == 0 when the model has none (cooc, popularity).
   virtual kernels::ItemMatrixView ItemVectors() const { return {}; }
   // A user's long-term vector (dim floats) for export, or null when the model has none.

@@ -14,8 +14,11 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "common/json_writer.h"
+#include "common/utf8.h"
 #include "serving/http/bearer_auth.h"
 #include "simdjson.h"
+#include "stream/event_validation.h"
+#include "stream/json_event_decoder.h"
 #include "store/snapshot.h"
 
 namespace freshet::serving {
@@ -54,20 +57,23 @@ void WriteItems(JsonWriter& w, const std::vector<ScoredId>& items) {
   w.EndArray();
 }
 
-absl::StatusOr<std::string> IdField(simdjson::dom::element e, const char* name, size_t index) {
-  simdjson::dom::element v;
-  if (e[name].get(v) != simdjson::SUCCESS) {
-    return absl::InvalidArgumentError(absl::StrCat("event ", index, ": missing \"", name, "\""));
+// Ids in a path or a query are refused at the door when no event could have carried them (not
+// UTF-8, or too long), so nothing downstream ever sees or echoes such bytes.
+absl::Status CheckId(absl::string_view what, absl::string_view id, const config::Config& config) {
+  if (!IsValidUtf8(id)) return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
+  if (id.size() > static_cast<size_t>(config.max_id_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is longer than ", config.max_id_bytes,
+                                                   " bytes (events.max_id_bytes)"));
   }
-  if (v.is_string()) {
-    std::string_view s = v.get_string().value();
-    if (s.empty()) return absl::InvalidArgumentError(absl::StrCat("event ", index, ": empty \"", name, "\""));
-    return std::string(s);
-  }
-  if (v.is_int64()) return absl::StrCat(int64_t(v.get_int64().value()));
-  if (v.is_uint64()) return absl::StrCat(uint64_t(v.get_uint64().value()));
-  return absl::InvalidArgumentError(
-      absl::StrCat("event ", index, ": \"", name, "\" must be a string or an integer"));
+  return absl::OkStatus();
+}
+
+stream::JsonEventOptions EventOptions(const config::Config& config) {
+  stream::JsonEventOptions options;
+  options.type_weights = config.type_weights;
+  options.default_weight = config.default_weight;
+  options.limits = {config.max_event_weight, config.max_id_bytes};
+  return options;
 }
 
 void WriteManifest(JsonWriter& w, const store::SnapshotManifest& m) {
@@ -105,42 +111,17 @@ absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view bod
     items.push_back(doc);
   }
   if (items.empty()) return absl::InvalidArgumentError("no events in the body");
-  std::vector<stream::Event> events;
-  events.reserve(items.size());
+  // Each event is decoded by the same decoder and rules as jsonl files and Kafka messages.
+  stream::JsonEventDecoder decoder(EventOptions(config));
+  std::vector<stream::Event> events(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    simdjson::dom::element e = items[i];
-    if (!e.is_object()) return absl::InvalidArgumentError(absl::StrCat("event ", i, ": not an object"));
-    stream::Event ev;
-    auto user = IdField(e, "user", i);
-    if (!user.ok()) return user.status();
-    auto item = IdField(e, "item", i);
-    if (!item.ok()) return item.status();
-    ev.user = *std::move(user);
-    ev.item = *std::move(item);
-    simdjson::dom::element v;
-    ev.weight = config.default_weight;
-    if (e["type"].get(v) == simdjson::SUCCESS) {
-      if (!v.is_string()) return absl::InvalidArgumentError(absl::StrCat("event ", i, ": \"type\" must be a string"));
-      ev.type = std::string(v.get_string().value());
-      auto it = config.type_weights.find(ev.type);
-      if (it != config.type_weights.end()) ev.weight = it->second;
+    if (!items[i].is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat("event ", i, ": not an object"));
     }
-    if (e["weight"].get(v) == simdjson::SUCCESS) {
-      double w = 0;
-      if (v.get_double().get(w) != simdjson::SUCCESS || !std::isfinite(w) || w < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("event ", i, ": \"weight\" must be a finite number >= 0"));
-      }
-      ev.weight = static_cast<float>(w);
+    if (auto bad = decoder.Decode(simdjson::to_string(items[i]), now_ms, &events[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "event ", i, ": ", stream::DescribeRejection(*bad, decoder.options().limits)));
     }
-    ev.ts_ms = now_ms;
-    if (e["ts"].get(v) == simdjson::SUCCESS) {
-      int64_t ts = 0;
-      if (v.get_int64().get(ts) != simdjson::SUCCESS || ts < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("event ", i, ": \"ts\" must be epoch milliseconds"));
-      }
-      ev.ts_ms = ts;
-    }
-    events.push_back(std::move(ev));
   }
   return events;
 }
@@ -156,6 +137,9 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       "GET", "/v1/users/{user}/recommendations",
       [e, opts](const HttpRequest& req, HttpResponder respond) {
         std::string user = *req.Param("user");
+        if (auto valid = CheckId("the user id", user, opts->config); !valid.ok()) {
+          return respond(valid);
+        }
         auto k = IntParam(req, "k", opts->default_k, 1, opts->max_k);
         if (!k.ok()) return respond(k.status());
         auto exclude_seen = BoolParam(req, "exclude_seen", true);
@@ -163,6 +147,11 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         std::vector<std::string> exclude;
         if (const std::string* x = req.Query("exclude")) {
           exclude = absl::StrSplit(*x, ',', absl::SkipEmpty());
+          for (const std::string& item : exclude) {
+            if (auto valid = CheckId("an excluded item id", item, opts->config); !valid.ok()) {
+              return respond(valid);
+            }
+          }
         }
         e->RecommendAsync(
             user, *k, *exclude_seen, exclude,
@@ -191,6 +180,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       "GET", "/v1/items/{item}/similar",
       [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string& item = *req.Param("item");
+        FRESHET_RETURN_IF_ERROR(CheckId("the item id", item, opts->config));
         FRESHET_ASSIGN_OR_RETURN(int k, IntParam(req, "k", opts->default_k, 1, opts->max_k));
         std::vector<ScoredId> items;
         FRESHET_RETURN_IF_ERROR(e->SimilarTo(item, k, &items));
@@ -220,8 +210,10 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       }));
 
   FRESHET_RETURN_IF_ERROR(server.Handle(
-      "GET", "/v1/users/{user}", [e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+      "GET", "/v1/users/{user}",
+      [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string& user = *req.Param("user");
+        FRESHET_RETURN_IF_ERROR(CheckId("the user id", user, opts->config));
         const UserInfo info = e->User(user);
         if (!info.known) return absl::NotFoundError(absl::StrCat("unknown user '", user, "'"));
         JsonWriter w;
@@ -344,7 +336,8 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       })));
   FRESHET_RETURN_IF_ERROR(server.Handle(
       "PUT", "/admin/items/{item}/availability",
-      admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+      admin([e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        FRESHET_RETURN_IF_ERROR(CheckId("the item id", *req.Param("item"), opts->config));
         // Body: {"available": false} hides the item; true shows it again.
         simdjson::dom::parser parser;
         simdjson::dom::element doc;

@@ -589,6 +589,8 @@ EngineStats Engine::stats() const {
     std::shared_lock<RwLock> lock(mu_);
     s.events_applied = learner_->events_applied();
     s.events_filtered = learner_->events_filtered();
+    s.events_rejected = learner_->events_rejected();
+    s.nonfinite_skips = learner_->nonfinite_skips();
     s.users = learner_->users().live();
     s.items = learner_->items().live();
     s.device_fallbacks = learner_->model().DeviceFallbacks();

@@ -85,6 +85,8 @@ struct RecommendResult {
 struct EngineStats {
   int64_t events_applied = 0;
   int64_t events_filtered = 0;  // admission filter
+  int64_t events_rejected = 0;  // refused by the learner's own check (Learner::events_rejected)
+  int64_t nonfinite_skips = 0;  // model updates skipped as non-finite
   int64_t duplicates_dropped = 0;
   int64_t events_polled = 0;
   int64_t source_errors = 0;

@@ -167,12 +167,21 @@ class FileEventSource::Loader {
   std::optional<MalformedReason> Add(const internal::ParsedLine& parsed) {
     if (parsed.user.empty()) return MalformedReason::kEmptyUser;
     if (parsed.item.empty()) return MalformedReason::kEmptyItem;
+    const absl::string_view type_name = parsed.type.empty() ? default_type_ : parsed.type;
     // A missing timestamp repeats the previous one, so the event keeps its place in the replay.
-    if (parsed.has_ts) previous_ts_ms_ = parsed.ts_ms;
-    const uint32_t type = TypeId(parsed.type.empty() ? default_type_ : parsed.type);
+    const int64_t ts_ms = parsed.has_ts ? parsed.ts_ms : previous_ts_ms_;
+    // The weight is checked as resolved, so a type's weight counts too. User and item ids are
+    // checked before they are interned; a type is interned first (types are few).
+    const uint32_t type = TypeId(type_name);
+    const float weight = parsed.has_weight ? parsed.weight : type_weights_[type];
+    if (auto bad = CheckEvent(parsed.user, parsed.item, type_name, ts_ms, weight,
+                              options_.limits)) {
+      return bad;
+    }
+    previous_ts_ms_ = ts_ms;
     source_->events_.push_back(CompactEvent{
         .ts_ms = previous_ts_ms_,
-        .weight = parsed.has_weight ? parsed.weight : type_weights_[type],
+        .weight = weight,
         .user = source_->users_.Intern(parsed.user),
         .item = source_->items_.Intern(parsed.item),
         .type = type,

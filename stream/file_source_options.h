@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "stream/event_validation.h"
 
 namespace freshet::stream {
 
@@ -77,6 +78,8 @@ struct FileSourceOptions {
   // Weight of each event type, and of events whose type is empty or not in the map.
   absl::flat_hash_map<std::string, float> type_weights;
   float default_weight = 1.0f;
+  // What every event must satisfy (stream/event_validation.h); others are malformed.
+  EventLimits limits;
 
   // Replay in timestamp order, ties kept in input order. False: replay in input order.
   bool sort_by_time = true;

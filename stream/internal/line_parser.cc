@@ -34,6 +34,10 @@ absl::string_view MalformedReasonName(MalformedReason reason) {
       return "truncated last line";
     case MalformedReason::kTruncatedGzip:
       return "truncated gzip";
+    case MalformedReason::kIdTooLong:
+      return "id too long";
+    case MalformedReason::kInvalidUtf8:
+      return "invalid utf-8";
   }
   return "unknown";
 }

@@ -24,14 +24,17 @@ enum class MalformedReason {
   kBadUser,            // "bad user": not a string or an integer (jsonl)
   kBadItem,            // "bad item"
   kBadType,            // "bad type": not a string (jsonl)
-  kBadTimestamp,       // "bad ts": not a number, or out of range
-  kBadWeight,          // "bad weight": not a number, negative, NaN or infinite
+  kBadTimestamp,       // "bad ts": not a number, or outside [1970, 2100)
+  kBadWeight,          // "bad weight": not a number, negative, NaN, infinite, or above
+                       // events.max_weight
   kInvalidJson,        // "invalid json": syntax error, bad UTF-8, or not an object
   kTruncatedLastLine,  // "truncated last line": unterminated last line that did not parse, or
                        // any unterminated last line of a truncated gzip stream
   kTruncatedGzip,      // "truncated gzip": the compressed stream ends early (counted once)
+  kIdTooLong,          // "id too long": a user, item or type id above events.max_id_bytes
+  kInvalidUtf8,        // "invalid utf-8": an id that is not valid UTF-8
 };
-inline constexpr int kMalformedReasonCount = static_cast<int>(MalformedReason::kTruncatedGzip) + 1;
+inline constexpr int kMalformedReasonCount = static_cast<int>(MalformedReason::kInvalidUtf8) + 1;
 
 absl::string_view MalformedReasonName(MalformedReason reason);
 

@@ -546,11 +546,25 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
     // The value was a valid object: a syntax error now comes from the key.
     if (bad == MalformedReason::kInvalidJson) bad = MalformedReason::kBadUser;
   }
+  const absl::string_view type_name =
+      parsed.type.empty() ? absl::string_view(options_.default_type) : parsed.type;
+  float weight = 0;
+  int64_t ts_ms = 0;
   if (!bad.has_value()) {
     if (parsed.user.empty()) {
       bad = MalformedReason::kEmptyUser;
     } else if (parsed.item.empty()) {
       bad = MalformedReason::kEmptyItem;
+    } else {
+      weight = parsed.has_weight ? parsed.weight : TypeWeight(type_name);
+      if (parsed.has_ts) {
+        ts_ms = parsed.ts_ms;
+      } else {
+        rd_kafka_timestamp_type_t ts_type;
+        const int64_t broker_ts = rd_kafka_message_timestamp(m, &ts_type);
+        ts_ms = broker_ts >= 0 ? broker_ts : absl::ToUnixMillis(absl::Now());
+      }
+      bad = CheckEvent(parsed.user, parsed.item, type_name, ts_ms, weight, options_.limits);
     }
   }
   if (bad.has_value()) {
@@ -567,26 +581,17 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
   Event& event = out->emplace_back();
   event.user.assign(parsed.user.data(), parsed.user.size());
   event.item.assign(parsed.item.data(), parsed.item.size());
-  if (parsed.type.empty()) {
-    event.type = options_.default_type;
-  } else {
-    event.type.assign(parsed.type.data(), parsed.type.size());
-  }
-  event.weight = parsed.has_weight ? parsed.weight : TypeWeight(event.type);
-  if (parsed.has_ts) {
-    event.ts_ms = parsed.ts_ms;
-  } else {
-    rd_kafka_timestamp_type_t type;
-    const int64_t broker_ts = rd_kafka_message_timestamp(m, &type);
-    event.ts_ms = broker_ts >= 0 ? broker_ts : absl::ToUnixMillis(absl::Now());
-  }
+  event.type.assign(type_name.data(), type_name.size());
+  event.weight = weight;
+  event.ts_ms = ts_ms;
   event.position =
       SourcePosition{.stream = stream_it->second, .partition = m->partition, .offset = m->offset};
   ++stats_.events;
 }
 
-float KafkaEventSource::TypeWeight(const std::string& type) {
-  // Streams have few types: resolve each once.
+float KafkaEventSource::TypeWeight(absl::string_view type) {
+  // Streams have few types: resolve each once (a hostile stream of ever new types is resolved
+  // every time beyond the first 1024, rather than growing the cache without bound).
   const auto it = resolved_weights_.find(type);
   if (it != resolved_weights_.end()) return it->second;
   const auto configured = options_.type_weights.find(type);
@@ -597,7 +602,7 @@ float KafkaEventSource::TypeWeight(const std::string& type) {
     LogWarning(absl::StrCat(Name(), ": event type \"", absl::CHexEscape(type),
                             "\" has no configured weight; using the default weight ", weight));
   }
-  resolved_weights_.emplace(type, weight);
+  if (resolved_weights_.size() < 1024) resolved_weights_.emplace(type, weight);
   return weight;
 }
 

@@ -63,6 +63,7 @@
 #include "absl/types/span.h"
 #include "common/log.h"
 #include "stream/event.h"
+#include "stream/event_validation.h"
 #include "stream/event_source.h"
 
 namespace freshet::stream {
@@ -81,6 +82,8 @@ struct KafkaSourceOptions {
   absl::flat_hash_map<std::string, float> type_weights;
   float default_weight = 1.0f;
   std::string default_type;
+  // What every event must satisfy (stream/event_validation.h); others are malformed.
+  EventLimits limits;
   // Extra librdkafka configuration (security.protocol, sasl.*, fetch sizes, ...), applied last so
   // they override freshet's defaults. Keys librdkafka does not know are an InvalidArgument error.
   // freshet's defaults prefetch deeply for throughput: queued.min.messages=1000000 and
@@ -210,7 +213,7 @@ class KafkaEventSource final : public EventSource {
   // Decodes one message into out (or counts it as malformed).
   void HandleMessage(const void* message, std::vector<Event>* out);
   void Malformed(const void* message, const std::string& reason);
-  float TypeWeight(const std::string& type);
+  float TypeWeight(absl::string_view type);
 
   const KafkaSourceOptions options_;
   const PositionsFn positions_;

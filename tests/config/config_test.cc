@@ -79,5 +79,25 @@ TEST(ConfigTest, ParsesTablesIncludingEventTypes) {
   EXPECT_FLOAT_EQ(config->type_weights.at("purchase"), 8.0f);  // defaults stay
 }
 
+// The admin token is stored with the state and shown by /admin/config through ToToml: never there.
+TEST(ConfigTest, TheAdminTokenIsNeverWrittenOut) {
+  Config config;
+  ASSERT_TRUE(SetValue(&config, "serve.admin_token", "s3cret-token").ok());
+  const std::string toml = ToToml(config);
+  EXPECT_EQ(toml.find("s3cret-token"), std::string::npos) << toml;
+  EXPECT_NE(toml.find("(set, not shown)"), std::string::npos);
+  absl::StatusOr<Config> back = ParseConfig(toml, "written.toml");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->serve_admin_token, "");
+}
+
+TEST(ConfigTest, TypeWeightsAboveTheEventBoundAreRefused) {
+  Config config;
+  EXPECT_FALSE(SetValue(&config, "events.types.purchase", "500").ok());
+  EXPECT_FALSE(SetValue(&config, "events.max_weight", "4").ok());  // below purchase = 8
+  EXPECT_TRUE(SetValue(&config, "events.max_weight", "1000").ok());
+  EXPECT_TRUE(SetValue(&config, "events.types.purchase", "500").ok());
+}
+
 }  // namespace
 }  // namespace freshet::config

@@ -145,6 +145,38 @@ TEST_F(ApiTest, BadRequestsAreJsonErrors) {
   EXPECT_EQ(engine_->stats().events_direct, 0);  // nothing half-applied
 }
 
+// The same rules as files and Kafka (stream/event_validation.h), and nothing that is not UTF-8
+// gets in or out.
+TEST_F(ApiTest, HostileEventsAndIdsAreRefusedAtTheDoor) {
+  for (const std::string& body :
+       {std::string(R"({"user":"u1","item":"i1","weight":1e20})"),
+        std::string(R"({"user":"u1","item":"i1","weight":1e300})"),
+        std::string(R"({"user":"u1","item":"i1","weight":101})"),
+        std::string(R"({"user":"u1","item":"i1","ts":-5})"),
+        std::string(R"({"user":"u1","item":"i1","ts":9223372036854775807})"),
+        absl::StrCat(R"({"user":")", std::string(257, 'x'), R"(","item":"i1"})"),
+        std::string("{\"user\":\"u\xff\",\"item\":\"i1\"}")}) {
+    auto r = client_->Request("POST", "/v1/events", body);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << body.substr(0, 80) << " -> " << r->body;
+  }
+  EXPECT_EQ(engine_->stats().events_direct, 0);
+  // What the file and Kafka decoders accept, HTTP accepts too: a quoted or fractional ts, a
+  // weight as a string, null as absent.
+  auto ok = client_->Request(
+      "POST", "/v1/events",
+      R"([{"user":"u1","item":"i2","ts":"1700000000123"},{"user":"u1","item":"i3","ts":1700000000123.4},)"
+      R"({"user":"u1","item":"i4","weight":"2.5"},{"user":"u1","item":"i5","type":null}])");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 202) << ok->body;
+  for (const char* target : {"/v1/users/%ff/recommendations", "/v1/users/%ff",
+                             "/v1/items/%c0%af/similar", "/v1/users/u1/recommendations?exclude=%ed%a0%80"}) {
+    auto r = Get(target);
+    EXPECT_EQ(r.status, 400) << target << " -> " << r.body;
+    EXPECT_TRUE(parser_.parse(r.body).error() == simdjson::SUCCESS) << r.body;
+  }
+}
+
 TEST_F(ApiTest, SimilarItemsAndHiddenItems) {
   auto r = Get("/v1/items/i7/similar?k=4");
   ASSERT_EQ(r.status, 200) << r.body;

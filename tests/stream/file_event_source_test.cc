@@ -278,25 +278,30 @@ TEST(FileEventSourceTest, AutoUnitTellsSecondsFromMilliseconds) {
       "b,2,1700000000123\n"    // milliseconds
       "c,3,1700000000.5\n"     // fractional seconds
       "d,4,1700000000123.6\n"  // fractional milliseconds, rounded
-      "e,5,99999999999\n"      // just below 1e11: seconds
+      "e,5,99999999999\n"      // just below 1e11: seconds (year 5138: out of range)
       "f,6,100000000000\n"     // 1e11: milliseconds
       "g,7,1.7e9\n"            // exponent notation
-      "h,8,-5\n",              // before the epoch, seconds
+      "h,8,-5\n"               // before the epoch, seconds (out of range)
+      "i,9,4102444799\n",      // the last second before 2100, seconds
       options);
   ASSERT_NE(source, nullptr);
   std::vector<int64_t> ts;
   for (const Event& e : Drain(*source)) ts.push_back(e.ts_ms);
   EXPECT_THAT(ts, ElementsAre(1700000000000, 1700000000123, 1700000000500, 1700000000124,
-                              99999999999000, 100000000000, 1700000000000, -5000));
+                              100000000000, 1700000000000, 4102444799000));
+  // Converted correctly, then refused: event times are 1970 up to 2100 (event_validation.h).
+  EXPECT_THAT(source->malformed_by_reason(), UnorderedElementsAre(Pair("bad ts", 2)));
 }
 
 TEST(FileEventSourceTest, ExplicitTimestampUnits) {
   FileSourceOptions seconds = Csv("user,item,ts");
   seconds.ts_unit = TimestampUnit::kSeconds;
   seconds.sort_by_time = false;
-  auto from_seconds = OpenContents("a,1,1700000000123\nb,2,0.0015\n", seconds);
+  auto from_seconds = OpenContents("a,1,1700000000\nb,2,0.0015\nc,3,1700000000123\n", seconds);
   ASSERT_NE(from_seconds, nullptr);
-  EXPECT_THAT(Summaries(Drain(*from_seconds)), ElementsAre("a|1||1700000000123000|1", "b|2||2|1"));
+  EXPECT_THAT(Summaries(Drain(*from_seconds)), ElementsAre("a|1||1700000000000|1", "b|2||2|1"));
+  // Milliseconds read as seconds land in the year 55,000: refused, not learnt.
+  EXPECT_THAT(from_seconds->malformed_by_reason(), UnorderedElementsAre(Pair("bad ts", 1)));
 
   FileSourceOptions millis = Csv("user,item,ts");
   millis.ts_unit = TimestampUnit::kMilliseconds;

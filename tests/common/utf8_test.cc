@@ -1,0 +1,41 @@
+#include "common/utf8.h"
+
+#include <string>
+
+#include "common/json_writer.h"
+#include "gtest/gtest.h"
+
+namespace freshet {
+namespace {
+
+TEST(Utf8Test, AcceptsValidTextAndRefusesEveryInvalidForm) {
+  for (const std::string& valid : {std::string(""), std::string("plain ascii"),
+                                  std::string("caf\xc3\xa9"), std::string("\xe2\x82\xac 5"),
+                                  std::string("\xf0\x9f\x8e\xac"), std::string("\xf4\x8f\xbf\xbf"),
+                                  std::string("nul\0inside", 10)}) {
+    EXPECT_TRUE(IsValidUtf8(valid)) << valid;
+  }
+  for (const std::string& invalid : {
+           std::string("\xff"),              // never valid
+           std::string("\x80"),              // a lone continuation byte
+           std::string("\xc3"),              // truncated
+           std::string("\xc0\xaf"),          // overlong '/'
+           std::string("\xe0\x80\xaf"),      // overlong, 3 bytes
+           std::string("\xed\xa0\x80"),      // a UTF-16 surrogate
+           std::string("\xf4\x90\x80\x80"),  // above U+10FFFF
+           std::string("\xf5\x80\x80\x80"),  // lead byte beyond F4
+           std::string("ok\xe2\x82"),        // truncated at the end
+       }) {
+    EXPECT_FALSE(IsValidUtf8(invalid)) << testing::PrintToString(invalid);
+  }
+}
+
+TEST(Utf8Test, JsonWriterNeverEmitsInvalidUtf8) {
+  JsonWriter w;
+  w.BeginObject().Key("user").String("u\xff\xc3\xa9\xed\xa0\x80!").EndObject();
+  EXPECT_EQ(w.str(), "{\"user\":\"u\\ufffd\xc3\xa9\\ufffd\\ufffd\\ufffd!\"}");
+  EXPECT_TRUE(IsValidUtf8(w.str()));
+}
+
+}  // namespace
+}  // namespace freshet
