@@ -1,10 +1,17 @@
 // `freshet serve`: sources (event log files at a rate, Kafka topics) -> learner -> RocksDB, with
 // the serving tier on the live model. Runs until SIGINT/SIGTERM (or, with --exit-when-done, until
 // every file source is replayed), then writes everything learnt and exits 0.
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -32,6 +39,17 @@ std::atomic<bool> g_stop{false};
 
 extern "C" void HandleStopSignal(int) { g_stop.store(true); }
 
+// A server holds a descriptor per connection and RocksDB one per open table file: take the hard
+// limit rather than the (often 1024) soft one. The HTTP connection cap is sized from the result.
+void RaiseFileLimit() {
+  struct rlimit limit = {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    LogWarning(absl::StrCat("could not raise the open-file limit: ", std::strerror(errno)));
+  }
+}
+
 void InstallSignalHandlers() {
   struct sigaction action = {};
   action.sa_handler = HandleStopSignal;
@@ -39,6 +57,35 @@ void InstallSignalHandlers() {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+// The admin token, from exactly one of: serve.admin_token (config file or --set),
+// serve.admin_token_file, or the FRESHET_ADMIN_TOKEN environment variable (the latter two keep it
+// out of `ps` and out of config files). Empty: /admin is off.
+absl::StatusOr<std::string> AdminToken(const config::Config& config) {
+  const char* env = std::getenv("FRESHET_ADMIN_TOKEN");
+  const bool from_env = env != nullptr && env[0] != '\0';
+  const int sources = !config.serve_admin_token.empty() + !config.serve_admin_token_file.empty() +
+                      from_env;
+  if (sources > 1) {
+    return absl::InvalidArgumentError(
+        "the admin token is given more than once: use one of serve.admin_token, "
+        "serve.admin_token_file and FRESHET_ADMIN_TOKEN");
+  }
+  if (from_env) return std::string(env);
+  if (config.serve_admin_token_file.empty()) return config.serve_admin_token;
+  std::ifstream in(config.serve_admin_token_file);
+  std::string token;
+  if (!in || !std::getline(in, token)) {
+    return absl::InvalidArgumentError(absl::StrCat("serve.admin_token_file: cannot read a token from ",
+                                                   config.serve_admin_token_file));
+  }
+  absl::StripAsciiWhitespace(&token);
+  if (token.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("serve.admin_token_file: ", config.serve_admin_token_file, " is empty"));
+  }
+  return token;
 }
 
 std::string StatusLine(const serving::Engine& engine) {
@@ -58,6 +105,7 @@ std::string StatusLine(const serving::Engine& engine) {
 
 absl::Status Serve(const ServeFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(config::Config config, LoadConfig(flags.config));
+  FRESHET_ASSIGN_OR_RETURN(config.serve_admin_token, AdminToken(config));
   if (flags.sources.empty() && flags.brokers.empty()) {
     return absl::InvalidArgumentError(
         "nothing to consume: give --source file:PATH and/or --brokers B --topic T");
@@ -142,6 +190,8 @@ absl::Status Serve(const ServeFlags& flags) {
     http.port = flags.port >= 0 ? flags.port : config.serve_port;
     http.io_threads = config.serve_io_threads;
     http.max_in_flight = config.serve_max_in_flight;
+    http.max_connections = config.serve_max_connections;
+    http.idle_timeout = absl::Milliseconds(config.serve_idle_timeout_ms);
     http.metrics = &metrics;
     server = std::make_unique<serving::HttpServer>(http);
     serving::ApiOptions api;
@@ -222,6 +272,7 @@ absl::Status Serve(const ServeFlags& flags) {
     kafka_options.topics = flags.topics;
     kafka_options.type_weights = config.type_weights;
     kafka_options.default_weight = config.default_weight;
+    kafka_options.limits = {config.max_event_weight, config.max_id_bytes};
     // Replicas consume fixed shares of the partitions: a partition's stored position lives in
     // one rank's data directory, so the partition must always come back to that rank.
     kafka_options.share_index = config.replica_rank;
@@ -263,6 +314,7 @@ absl::Status Serve(const ServeFlags& flags) {
 
   sources_added.store(true);
   InstallSignalHandlers();
+  RaiseFileLimit();
   serving::Engine::RunOptions run;
   run.exit_when_done = flags.exit_when_done;
   std::atomic<bool> reporter_stop{false};

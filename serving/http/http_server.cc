@@ -10,6 +10,7 @@
 #include "serving/http/http_server.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -120,11 +121,17 @@ class ServerCore {
   std::atomic<int> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<int> port_{0};
+  int max_connections_ = 0;  // options_.max_connections, or the default; set by Start()
   RateLimiter error_log_limiter_{5, absl::Seconds(10)};
 
  private:
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
+  // At the connection cap: closes the session idle longest and returns true, or returns false
+  // when none is idle.
+  bool CloseOldestIdle();
+  // Answers 503 on a connection that is not given a session, and closes it.
+  void Refuse(tcp::socket socket);
   std::vector<std::shared_ptr<Session>> LiveSessions();
   // Waits up to `timeout` for every session to end; true when they have.
   bool WaitForNoSessions(absl::Duration timeout);
@@ -136,6 +143,8 @@ class ServerCore {
   Gauge* in_flight_gauge_ = nullptr;
   Gauge* open_connections_ = nullptr;
   Counter* connections_total_ = nullptr;
+  Counter* connections_refused_ = nullptr;
+  Counter* idle_closed_at_cap_ = nullptr;
 
   // std:: locks rather than absl::Mutex so that ThreadSanitizer, which cannot see inside
   // Debian's uninstrumented Abseil, checks this code too.
@@ -189,6 +198,15 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Steady-clock nanoseconds since this session has been waiting idle for a request; 0 when it
+  // is not idle. Read by the acceptor at the connection cap.
+  int64_t idle_since_ns() const { return idle_since_ns_.load(std::memory_order_relaxed); }
+  // Takes this session off the idle list if it is still idle since `since`, so that one close
+  // at the cap is never spent twice on the same session; false when it was not.
+  bool ClaimIdle(int64_t since) {
+    return since != 0 && idle_since_ns_.compare_exchange_strong(since, 0, std::memory_order_relaxed);
+  }
+
   void PostForceClose() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       self->stopping_ = true;
@@ -222,12 +240,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     phase_ = Phase::kIdle;
+    idle_since_ns_.store(std::max<int64_t>(1, Clock::now().time_since_epoch().count()),
+                         std::memory_order_relaxed);
     SetExpiry(o.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             beast::bind_front_handler(&Session::OnIdleRead, shared_from_this()));
   }
 
   void OnIdleRead(beast::error_code ec, size_t bytes) {
+    idle_since_ns_.store(0, std::memory_order_relaxed);
     if (ec) {  // peer closed, idle timeout, or Stop()
       CloseNow();
       return;
@@ -511,6 +532,7 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> response_;
   std::string remote_;
   Phase phase_ = Phase::kIdle;
+  std::atomic<int64_t> idle_since_ns_{0};
   bool registered_ = false;
   bool stopping_ = false;
   bool close_after_write_ = false;
@@ -561,6 +583,10 @@ absl::Status ServerCore::Start() {
       o.stop_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("HTTP server timeouts must be positive");
   }
+  if (o.max_connections < 0) {
+    return absl::InvalidArgumentError("max_connections must be >= 0 (0: from the fd limit)");
+  }
+  max_connections_ = o.max_connections > 0 ? o.max_connections : DefaultMaxConnections();
   beast::error_code ec;
   const net::ip::address address = net::ip::make_address(o.bind_address, ec);
   if (ec) {
@@ -625,6 +651,12 @@ void ServerCore::SetUpMetrics() {
       registry.AddGauge("freshet_http_open_connections", "Open HTTP client connections.");
   connections_total_ =
       registry.AddCounter("freshet_http_connections_total", "HTTP client connections accepted.");
+  connections_refused_ = registry.AddCounter(
+      "freshet_http_connections_refused_total",
+      "HTTP connections answered 503 and closed at the connection cap (none idle to close).");
+  idle_closed_at_cap_ = registry.AddCounter(
+      "freshet_http_idle_connections_closed_total",
+      "Idle keep-alive connections closed to make room at the connection cap.");
   const auto add = [&](const std::string& method, const std::string& route) {
     RouteMetrics m;
     m.method = method;
@@ -661,10 +693,64 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  bool at_cap = false;
+  {
+    std::lock_guard lock(mu_);
+    at_cap = static_cast<int64_t>(sessions_.size()) >= max_connections_;
+  }
+  // At the cap an idle connection makes room (it closes on its own strand, so the count may
+  // briefly exceed the cap by the connections being closed); without one the newcomer is refused.
+  if (at_cap && !CloseOldestIdle()) {
+    Refuse(std::move(socket));
+    DoAccept();
+    return;
+  }
   beast::error_code opt_ec;
   socket.set_option(tcp::no_delay(true), opt_ec);
   std::make_shared<Session>(this, std::move(socket))->Run();
   DoAccept();
+}
+
+bool ServerCore::CloseOldestIdle() {
+  for (int attempt = 0; attempt < 4; ++attempt) {  // another thread may wake the one picked
+    std::shared_ptr<Session> oldest;
+    int64_t oldest_since = 0;
+    for (const std::shared_ptr<Session>& s : LiveSessions()) {
+      const int64_t since = s->idle_since_ns();
+      if (since != 0 && (oldest == nullptr || since < oldest_since)) {
+        oldest = s;
+        oldest_since = since;
+      }
+    }
+    if (oldest == nullptr) return false;
+    if (!oldest->ClaimIdle(oldest_since)) continue;
+    oldest->PostShutdown();  // closes it now if still idle, else after its current response
+    if (idle_closed_at_cap_ != nullptr) idle_closed_at_cap_->Increment();
+    return true;
+  }
+  return false;
+}
+
+void ServerCore::Refuse(tcp::socket socket) {
+  static constexpr char kBody[] =
+      "{\"error\":{\"code\":503,\"message\":\"too many open connections; retry shortly\"}}";
+  static const std::string response = absl::StrCat(
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+      "Connection: close\r\nContent-Length: ",
+      sizeof(kBody) - 1, "\r\n\r\n", kBody);
+  // A new socket's send buffer is empty: this small write completes at once, or is dropped.
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(response), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+  if (connections_refused_ != nullptr) connections_refused_->Increment();
+  int64_t suppressed = 0;
+  if (error_log_limiter_.Allow(&suppressed)) {
+    LogWarning(absl::StrCat("http: ", max_connections_,
+                            " connections open and none idle: refusing new ones with 503 "
+                            "(serve.max_connections)"));
+  }
 }
 
 bool ServerCore::Register(const std::shared_ptr<Session>& session) {
@@ -730,6 +816,13 @@ void ServerCore::Stop() {
 }
 
 }  // namespace
+
+int DefaultMaxConnections() {
+  struct rlimit limit = {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65536;
+  const int64_t spare = static_cast<int64_t>(limit.rlim_cur) - 512;
+  return static_cast<int>(std::clamp<int64_t>(spare / 2, 64, 65536));
+}
 
 class HttpServer::Impl : public ServerCore {
  public:

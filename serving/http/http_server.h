@@ -53,7 +53,12 @@ struct HttpServerOptions {
   // From a request's first byte to its last.
   absl::Duration request_timeout = absl::Seconds(10);
   // Between requests on a keep-alive connection.
-  absl::Duration idle_timeout = absl::Seconds(60);
+  absl::Duration idle_timeout = absl::Seconds(15);
+  // Open client connections. A connection accepted at the cap closes the connection that has been
+  // idle longest to make room, or, when none is idle, is answered 503 (Retry-After) and closed:
+  // thousands of idle sockets cannot take the file descriptors that requests and the store need.
+  // 0: DefaultMaxConnections().
+  int max_connections = 0;
   // Requests being handled or having their response written, across all connections. Beyond it
   // the server answers 503 at once.
   int max_in_flight = 256;
@@ -62,6 +67,11 @@ struct HttpServerOptions {
   // Optional; not owned, must outlive the server.
   MetricsRegistry* metrics = nullptr;
 };
+
+// A cap sized from the process's file-descriptor limit (RLIMIT_NOFILE): half of what is left
+// after 512 descriptors for the store, the sources and the rest of the process, within
+// [64, 65536].
+int DefaultMaxConnections();
 
 class HttpServer {
  public:

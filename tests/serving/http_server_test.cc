@@ -2,6 +2,12 @@
 // concurrency, overload, graceful stop and metrics.
 #include "serving/http/http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -428,6 +434,93 @@ TEST_F(HttpServerTest, IdleTimeoutClosesConnection) {
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(MustRequest(*client, "GET", "/count").status, 200);
   EXPECT_TRUE(client->WaitForClose());
+}
+
+// A raw loopback connection to `port` that sends nothing unless told to; -1 on failure.
+int RawConnect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True once the server has closed `fd` (a read returns end of stream without blocking).
+bool ClosedByServer(int fd) {
+  char c;
+  return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+TEST_F(HttpServerTest, ThousandsOfIdleSocketsCannotCrowdOutRequests) {
+  // 3,000 idle clients plus the server's side of up to 1,000 of them, in this one process.
+  struct rlimit limit = {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_max < 8192) GTEST_SKIP() << "needs an open-file hard limit of 8192";
+  limit.rlim_cur = limit.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  HttpServerOptions options;
+  options.max_connections = 1000;
+  options.metrics = &registry_;
+  StartServer(options);
+  std::vector<int> idle;
+  for (int i = 0; i < 3000; ++i) {
+    const int fd = RawConnect(port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    idle.push_back(fd);
+  }
+  // Normal traffic is still served: the connections idle longest made room.
+  for (int i = 0; i < 20; ++i) {
+    auto client = Connect(port());
+    ASSERT_NE(client, nullptr);
+    EXPECT_EQ(MustRequest(*client, "GET", "/count").status, 200);
+  }
+  // connect() returns once the kernel has queued a connection; the server accepts the backlog
+  // at its own pace. Every connection beyond the cap closes one idle before it.
+  int closed = 0;
+  for (int wait = 0; wait < 100 && closed < 2000; ++wait) {
+    absl::SleepFor(absl::Milliseconds(100));
+    closed = 0;
+    for (const int fd : idle) closed += ClosedByServer(fd) ? 1 : 0;
+  }
+  EXPECT_GE(closed, 2000);
+  EXPECT_TRUE(ClosedByServer(idle.front()));  // the oldest went first
+  EXPECT_FALSE(ClosedByServer(idle.back()));  // the newest idle ones are still open
+  for (const int fd : idle) close(fd);
+}
+
+TEST_F(HttpServerTest, AtTheCapWithNothingIdleANewConnectionGets503) {
+  HttpServerOptions options;
+  options.max_connections = 3;
+  StartServer(options);
+  std::vector<int> busy;
+  for (int i = 0; i < 3; ++i) {
+    const int fd = RawConnect(port());
+    ASSERT_GE(fd, 0);
+    const std::string partial = "GET /count HTTP/1.1\r\n";  // mid-request: not idle
+    ASSERT_EQ(send(fd, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
+    busy.push_back(fd);
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  const int refused = RawConnect(port());
+  ASSERT_GE(refused, 0);
+  std::string answer(512, '\0');
+  const ssize_t n = recv(refused, answer.data(), answer.size(), 0);
+  ASSERT_GT(n, 0);
+  answer.resize(static_cast<size_t>(n));
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(answer, HasSubstr("Retry-After: 1"));
+  close(refused);
+  for (const int fd : busy) close(fd);
+  absl::SleepFor(absl::Milliseconds(200));
+  auto client = Connect(port());
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(MustRequest(*client, "GET", "/count").status, 200);
 }
 
 TEST(HttpServerStartTest, PortInUseIsAClearError) {
