@@ -201,6 +201,13 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
           FRESHET_RETURN_IF_ERROR(opts->publish(events));
           route = "kafka";
         } else {
+          // Without a broker nothing could deliver these events again: while the state cannot
+          // be persisted they are refused (503, Retry-After) rather than learnt and then lost.
+          if (const absl::Status health = e->PersistenceHealth(); !health.ok()) {
+            return absl::UnavailableError(
+                absl::StrCat("events are not accepted while they cannot be persisted: ",
+                             health.message()));
+          }
           e->ApplyDirect(events);
         }
         JsonWriter w;
@@ -235,8 +242,12 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/healthz", [](const HttpRequest&) {
     return absl::StatusOr<HttpResponse>(HttpResponse::Json(200, "{\"status\":\"ok\"}"));
   }));
-  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/readyz", [opts](const HttpRequest&) {
-    // The engine exists only once its state is loaded; what is left is the sources.
+  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/readyz", [e, opts](const HttpRequest&) {
+    // The engine exists only once its state is loaded; what is left is the sources, and the
+    // store accepting writes.
+    if (const absl::Status health = e->PersistenceHealth(); !health.ok()) {
+      return absl::StatusOr<HttpResponse>(ErrorResponse(503, health.message()));
+    }
     const bool ready = !opts->sources_ready || opts->sources_ready();
     return absl::StatusOr<HttpResponse>(
         ready ? HttpResponse::Json(200, "{\"status\":\"ready\"}")
@@ -375,10 +386,24 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   metrics.AddCallbackGauge("freshet_events_filtered",
                            "events of ids not yet admitted (memory.admit_min_events)",
                            [e] { return static_cast<double>(e->stats().events_filtered); });
+  metrics.AddCallbackGauge(
+      "freshet_events_rejected",
+      "events the learner refused: weight not finite or outside [0, events.max_weight], or ts "
+      "outside 1970-2100 (the decoders count theirs as malformed)",
+      [e] { return static_cast<double>(e->stats().events_rejected); });
+  metrics.AddCallbackGauge("freshet_nonfinite_skips",
+                           "events whose model update was skipped because it was not finite",
+                           [e] { return static_cast<double>(e->stats().nonfinite_skips); });
   metrics.AddCallbackGauge("freshet_events_persisted", "events included in the stored state",
                            [e] { return static_cast<double>(e->stats().persister.events_persisted); });
   metrics.AddCallbackGauge("freshet_store_write_errors", "failed state store writes (retried)",
                            [e] { return static_cast<double>(e->stats().persister.write_errors); });
+  metrics.AddCallbackGauge("freshet_store_healthy",
+                           "1 while the state store accepts writes, 0 while they fail",
+                           [e] { return e->stats().persister.healthy ? 1.0 : 0.0; });
+  metrics.AddCallbackGauge("freshet_store_seconds_since_write",
+                           "seconds since the latest successful state store write",
+                           [e] { return e->stats().persister.since_last_write_s; });
   metrics.AddCallbackGauge("freshet_model_version", "version of the latest state batch",
                            [e] { return static_cast<double>(e->model_version()); });
   metrics.AddCallbackGauge("freshet_users", "users in the model",

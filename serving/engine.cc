@@ -40,6 +40,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
   FRESHET_RETURN_IF_ERROR(store::RecoverDataDir(options.data_dir));
   store::StateStore::Options store_options;
   store_options.sync = options.config.store_sync;
+  store_options.accept_wal_loss = options.config.store_accept_wal_loss;
   FRESHET_ASSIGN_OR_RETURN(engine->store_,
                            store::StateStore::Open(store::LiveDbPath(options.data_dir), store_options));
   FRESHET_ASSIGN_OR_RETURN(store::StoreMeta meta, engine->store_->ReadMeta());
@@ -614,6 +615,11 @@ EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(store_mu_);
   if (persister_ != nullptr) s.persister = persister_->stats();
   return s;
+}
+
+absl::Status Engine::PersistenceHealth() const {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return persister_ != nullptr ? persister_->Health() : absl::OkStatus();
 }
 
 // --- Snapshots --------------------------------------------------------------------------------

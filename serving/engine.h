@@ -180,6 +180,11 @@ class Engine {
   absl::Status SetItemHidden(const std::string& item, bool hidden);
   std::vector<std::string> HiddenItems() const;
   EngineStats stats() const;
+  // OK while the learnt state can be persisted (or nothing is: no data dir); Unavailable, with
+  // the store's error, while writes fail. The persister keeps what it could not write and
+  // retries; meanwhile the server is not ready and refuses events that have no source to
+  // replay them (POST /v1/events without a broker).
+  absl::Status PersistenceHealth() const;
   int64_t model_version() const;
   const std::string& algorithm() const { return options_.algorithm; }
   // Learns events directly (POST /v1/events without a broker); they carry no source position.

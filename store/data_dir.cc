@@ -84,6 +84,13 @@ absl::Status RecoverDataDir(const std::string& data_dir) {
   }
   fs::remove_all(restoring, ec);
   fs::remove_all(previous, ec);
+  // Snapshots a crash interrupted before they were published (SnapshotStore::Create).
+  for (const auto& entry : fs::directory_iterator(SnapshotsPath(data_dir), ec)) {
+    if (entry.path().filename().string().rfind(".partial-", 0) == 0) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
   return absl::OkStatus();
 }
 

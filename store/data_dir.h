@@ -35,7 +35,8 @@ class DataDirLock {
 };
 
 // Finishes or undoes a restore that a crash interrupted (see SnapshotStore::RestoreOffline): the
-// live database is either the old one or the restored one, never a mix.
+// live database is either the old one or the restored one, never a mix. Also removes snapshots a
+// crash left unfinished.
 absl::Status RecoverDataDir(const std::string& data_dir);
 
 }  // namespace freshet::store

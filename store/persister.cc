@@ -16,6 +16,8 @@ namespace freshet::store {
 
 namespace {
 constexpr int kWriterNice = 10;
+// While idle, how often the writer thread asks the writer whether it stopped by itself.
+constexpr absl::Duration kIdleHealthCheck = absl::Seconds(1);
 }  // namespace
 
 Persister::Persister(BatchWriter* writer, const Options& options, int64_t model_version)
@@ -23,8 +25,9 @@ Persister::Persister(BatchWriter* writer, const Options& options, int64_t model_
       options_(options),
       last_flush_(absl::Now()),
       queued_version_(model_version),
-      writer_thread_([this] { WriterLoop(); }) {
+      last_success_(absl::Now()) {
   stats_.model_version = model_version;
+  writer_thread_ = std::thread([this] { WriterLoop(); });
 }
 
 Persister::~Persister() {
@@ -128,13 +131,54 @@ absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPo
   std::unique_lock<std::mutex> lock(mu_);
   while (!queue_.empty()) {
     if (absl::Now() > deadline) {
+      // What a stop without this write loses: the sources deliver it again only from the stored
+      // positions, and events posted straight to the learner have no source.
+      const int64_t unpersisted = learner.events_applied() - stats_.events_persisted;
       return absl::DeadlineExceededError(absl::StrCat(
-          "the state store did not accept the final write in time",
-          stats_.last_error.empty() ? "" : ": ", stats_.last_error));
+          "the state store did not accept the final write within ", absl::FormatDuration(timeout),
+          ": ", unpersisted, " events learnt are NOT persisted (the stored state holds ",
+          stats_.events_persisted, " of ", learner.events_applied(), ")",
+          stats_.last_error.empty() ? "" : "; latest error: ", stats_.last_error,
+          ". At the next start the sources resume after the stored positions, so a broker or "
+          "file delivers those events again; events posted directly (POST /v1/events without a "
+          "broker) are lost"));
     }
     cv_.wait_for(lock, std::chrono::milliseconds(50));
   }
   return absl::OkStatus();
+}
+
+void Persister::RecordFailure(const absl::Status& status, absl::Duration backoff) {
+  if (stats_.consecutive_errors == 0) failing_since_ = absl::Now();
+  stats_.write_errors += 1;
+  stats_.consecutive_errors += 1;
+  stats_.last_error = std::string(status.message());
+  int64_t suppressed = 0;
+  if (errors_logged_.Allow(&suppressed)) {
+    Log(LogLevel::kError,
+        absl::StrCat("state store write failed (attempt ", stats_.consecutive_errors,
+                     ", will retry in ", absl::FormatDuration(backoff),
+                     "; learnt changes are kept until written",
+                     suppressed > 0 ? absl::StrCat("; ", suppressed, " similar lines suppressed")
+                                    : "",
+                     "): ", status.message()));
+  }
+}
+
+absl::Status Persister::Health() const {
+  const absl::Status writer = writer_->Health();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stats_.consecutive_errors == 0 && writer.ok()) return absl::OkStatus();
+  const absl::Time now = absl::Now();
+  if (stats_.consecutive_errors == 0) {
+    return absl::UnavailableError(absl::StrCat("the state store cannot write: ", writer.message()));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "the state store cannot write: ", stats_.consecutive_errors, " failed attempts over ",
+      absl::FormatDuration(absl::Trunc(now - failing_since_, absl::Milliseconds(1))),
+      " (the latest successful write was ",
+      absl::FormatDuration(absl::Trunc(now - last_success_, absl::Milliseconds(1))),
+      " ago); latest error: ", stats_.last_error));
 }
 
 void Persister::WriterLoop() {
@@ -146,11 +190,34 @@ void Persister::WriterLoop() {
   if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0) {
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWriterNice);
   }
-  RateLimiter errors_logged(1, absl::Seconds(1));
   absl::Duration backoff = options_.min_backoff;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty() && !stop_) {
+      cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(kIdleHealthCheck)),
+                   [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty() && !stop_) {
+        // Idle. A writer that stopped by itself (RocksDB, after a background flush failed) is
+        // recovered now rather than at the next batch, so that health says so at once.
+        lock.unlock();
+        absl::Status recovered = writer_->Health();
+        if (!recovered.ok()) recovered = writer_->Recover();
+        lock.lock();
+        if (recovered.ok()) {
+          if (stats_.consecutive_errors > 0 && queue_.empty()) {
+            stats_.consecutive_errors = 0;
+            stats_.last_error.clear();
+            backoff = options_.min_backoff;
+          }
+          continue;
+        }
+        RecordFailure(recovered, backoff);
+        cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(backoff)),
+                     [this] { return stop_; });
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+    }
     if (queue_.empty()) return;  // stopping with nothing left
     if (stop_) {
       // Destroyed without Flush(): the batch stays unwritten (the stored state is still an exact
@@ -166,11 +233,19 @@ void Persister::WriterLoop() {
     lock.lock();
     writing_ = false;
     if (status.ok()) {
+      if (stats_.consecutive_errors > 0) {
+        Log(LogLevel::kInfo, absl::StrCat("state store writes resumed after ",
+                                          stats_.consecutive_errors, " failed attempts over ",
+                                          absl::FormatDuration(absl::Trunc(
+                                              absl::Now() - failing_since_, absl::Milliseconds(1)))));
+      }
       stats_.batches_written += 1;
       stats_.rows_written += batch->rows();
       stats_.bytes_written += static_cast<int64_t>(batch->bytes());
       stats_.last_write_ms = ms;
       stats_.last_error.clear();
+      stats_.consecutive_errors = 0;
+      last_success_ = absl::Now();
       stats_.model_version = queued_info_.front().version;
       stats_.events_persisted = queued_info_.front().events;
       queue_.pop_front();
@@ -179,12 +254,8 @@ void Persister::WriterLoop() {
       cv_.notify_all();
       continue;
     }
-    stats_.write_errors += 1;
-    stats_.last_error = std::string(status.message());
-    if (errors_logged.Allow()) {
-      Log(LogLevel::kError, absl::StrCat("state store write failed (will retry in ",
-                                         absl::FormatDuration(backoff), "): ", status.message()));
-    }
+    // The batch stays at the front of the queue: retried, as it is, before anything newer.
+    RecordFailure(status, backoff);
     cv_.notify_all();
     cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(backoff)),
                  [this] { return stop_; });
@@ -193,8 +264,12 @@ void Persister::WriterLoop() {
 }
 
 PersisterStats Persister::stats() const {
+  const bool writer_ok = writer_->Health().ok();
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  PersisterStats s = stats_;
+  s.healthy = writer_ok && s.consecutive_errors == 0;
+  s.since_last_write_s = absl::ToDoubleSeconds(absl::Now() - last_success_);
+  return s;
 }
 
 }  // namespace freshet::store

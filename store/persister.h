@@ -10,7 +10,11 @@
 //
 // A failed write is retried (with backoff, forever) before anything newer is written, and is
 // counted and logged: the state on disk never skips a batch, so it always corresponds to an exact
-// prefix of every source.
+// prefix of every source. Nothing is lost meanwhile: the failed batch stays queued, and the rows
+// and positions learnt after it stay marked in the learner for the next batch. The writer
+// (StateStore) resumes RocksDB before each retry, so writing goes on by itself once the cause
+// clears (space freed on a full disk, file descriptors closed). Until then the persister is
+// unhealthy (Health()): the server reports not ready and refuses events it cannot persist.
 #ifndef FRESHET_STORE_PERSISTER_H_
 #define FRESHET_STORE_PERSISTER_H_
 
@@ -26,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "learner/learner.h"
 #include "store/rocksdb/state_store.h"
 #include "stream/applied_positions.h"
@@ -42,6 +47,10 @@ struct PersisterStats {
   double last_write_ms = 0;       // duration of the latest successful write
   double last_encode_ms = 0;      // time the ingestion thread spent encoding the latest batch
   std::string last_error;         // of the latest failed attempt, cleared by a success
+  // Health: false while writes fail (the latest attempt failed, or the writer refuses writes).
+  bool healthy = true;
+  int64_t consecutive_errors = 0;  // failed attempts since the latest success
+  double since_last_write_s = 0;   // since the latest successful write (or the start)
 };
 
 class Persister {
@@ -79,11 +88,17 @@ class Persister {
   bool FlushDue() const { return absl::Now() - last_flush_ >= options_.flush_interval; }
 
   PersisterStats stats() const;
+  // OK while batches are written; otherwise Unavailable, saying since when writes fail, how
+  // often they were tried and the latest error. Nothing learnt is dropped meanwhile (see above).
+  absl::Status Health() const;
+  bool healthy() const { return Health().ok(); }
   // Version of the latest queued batch (what serving reports as the model version).
   int64_t model_version() const { return queued_version_.load(std::memory_order_relaxed); }
 
  private:
   void WriterLoop();
+  // With mu_ held: a failed attempt to write (or to recover the writer).
+  void RecordFailure(const absl::Status& status, absl::Duration backoff);
 
   BatchWriter* const writer_;
   const Options options_;
@@ -107,6 +122,9 @@ class Persister {
   bool writing_ = false;
   bool stop_ = false;
   PersisterStats stats_;
+  absl::Time last_success_;        // latest successful write (or the start)
+  absl::Time failing_since_;       // first failed attempt after the latest success
+  RateLimiter errors_logged_{1, absl::Seconds(1)};
   std::thread writer_thread_;
 };
 

@@ -1,8 +1,13 @@
 #include "store/snapshot.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,6 +29,64 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kManifestName = "snapshot.json";
+
+// Copies `from` to `to` (created; it must not exist) and syncs the copy. Returns the CRC-32 of the
+// bytes copied, and their count in *size.
+absl::StatusOr<uint32_t> CopyWithCrc32(const fs::path& from, const fs::path& to, int64_t* size) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", from.string(), ": ", std::strerror(errno)));
+  }
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    const int error = errno;
+    ::close(in);
+    return absl::UnavailableError(absl::StrCat("cannot create ", to.string(), ": ", std::strerror(error)));
+  }
+  std::vector<char> buf(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  *size = 0;
+  absl::Status status;
+  while (status.ok()) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = absl::DataLossError(absl::StrCat("error reading ", from.string(), ": ", std::strerror(errno)));
+      break;
+    }
+    if (n == 0) break;
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
+    *size += n;
+    for (ssize_t done = 0; done < n && status.ok();) {
+      const ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        status = absl::UnavailableError(absl::StrCat("error writing ", to.string(), ": ", std::strerror(errno)));
+      } else {
+        done += w;
+      }
+    }
+  }
+  if (status.ok() && ::fsync(out) != 0) {
+    status = absl::UnavailableError(absl::StrCat("error syncing ", to.string(), ": ", std::strerror(errno)));
+  }
+  ::close(in);
+  if (::close(out) != 0 && status.ok()) {
+    status = absl::UnavailableError(absl::StrCat("error closing ", to.string(), ": ", std::strerror(errno)));
+  }
+  if (!status.ok()) {
+    std::error_code ec;
+    fs::remove(to, ec);
+    return status;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+// Links shared with another path (the live database, other snapshots) on the same inode.
+bool SharesItsInode(const fs::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && st.st_nlink > 1;
+}
 
 absl::StatusOr<uint32_t> FileCrc32(const fs::path& path, int64_t* size) {
   std::ifstream in(path, std::ios::binary);
@@ -243,7 +306,23 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Create(StateStore& live, std::st
   for (const fs::path& path : files) {
     SnapshotFile f;
     f.name = path.filename().string();
-    auto crc = FileCrc32(path, &f.size);
+    absl::StatusOr<uint32_t> crc;
+    if (SharesItsInode(path)) {
+      // The checkpoint hard-linked this table file to the live database's: one inode, so damage
+      // to the live file (a bad sector, a stray write) would be damage to every snapshot too, and
+      // the CRC in the manifest would only tell that every copy is gone. A snapshot owns its
+      // bytes: the link is replaced by a copy (checksummed while copying).
+      const fs::path copy = path.string() + ".copy";
+      crc = CopyWithCrc32(path, copy, &f.size);
+      if (crc.ok()) {
+        fs::rename(copy, path, ec);
+        if (ec) {
+          crc = absl::UnavailableError(absl::StrCat("cannot replace ", path.string(), ": ", ec.message()));
+        }
+      }
+    } else {
+      crc = FileCrc32(path, &f.size);
+    }
     if (!crc.ok()) {
       cleanup();
       return crc.status();
@@ -331,7 +410,8 @@ absl::Status SnapshotStore::Delete(const std::string& id) {
 }
 
 absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
-  FRESHET_ASSIGN_OR_RETURN(SnapshotManifest m, Inspect(id, /*verify=*/true));
+  // The manifest is read (not yet the files: they are checksummed while copied, below).
+  FRESHET_ASSIGN_OR_RETURN(SnapshotManifest m, Inspect(id, /*verify=*/false));
   const fs::path source = fs::path(root_) / id;
   const fs::path live = LiveDbPath(data_dir_);
   const fs::path restoring = fs::path(data_dir_) / "db.restoring";
@@ -340,36 +420,77 @@ absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
   fs::remove_all(restoring, ec);
   fs::create_directories(restoring, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", restoring.string(), ": ", ec.message()));
+  auto refuse = [&](const absl::Status& why) {
+    std::error_code ignored;
+    fs::remove_all(restoring, ignored);
+    return absl::Status(why.code(), absl::StrCat(why.message(), "; the live state in ",
+                                                 data_dir_, " is untouched"));
+  };
+  // 1. Copy every file, checksummed on the way: the restored database shares no inode with the
+  // snapshot (a later corruption of the live files cannot reach the snapshot), and what was
+  // copied is what the manifest describes.
   for (const SnapshotFile& f : m.files) {
-    // Table files are immutable: a hard link shares them; everything else is copied, since the
-    // live database will modify it.
-    const bool table = f.name.size() > 4 && f.name.substr(f.name.size() - 4) == ".sst";
-    ec.clear();
-    if (table) fs::create_hard_link(source / f.name, restoring / f.name, ec);
-    if (!table || ec) {
-      ec.clear();
-      fs::copy_file(source / f.name, restoring / f.name, fs::copy_options::overwrite_existing, ec);
+    int64_t size = 0;
+    const absl::StatusOr<uint32_t> crc = CopyWithCrc32(source / f.name, restoring / f.name, &size);
+    if (absl::IsNotFound(crc.status())) {
+      return refuse(absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " is missing")));
     }
-    if (ec) {
-      fs::remove_all(restoring, ec);
-      return absl::UnavailableError(absl::StrCat("copying ", f.name, " of snapshot ", id, ": ",
-                                                 ec.message()));
+    if (!crc.ok()) {
+      return refuse(absl::Status(crc.status().code(), absl::StrCat("copying ", f.name, " of snapshot ",
+                                                                   id, ": ", crc.status().message())));
+    }
+    if (size != f.size) {
+      return refuse(absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " has ", size,
+                                                     " bytes, the manifest says ", f.size,
+                                                     " (truncated or altered)")));
+    }
+    if (*crc != f.crc32) {
+      return refuse(absl::DataLossError(
+          absl::StrCat("snapshot ", id, ": file ", f.name, " fails its checksum (corrupt)")));
+    }
+  }
+  // 2. The copy must open and hold what the manifest says, and every table block must pass its
+  // checksum: a manifest that agrees with damaged files (one missing from both, say) is caught
+  // here, before anything live is replaced.
+  {
+    StateStore::Options ro;
+    ro.read_only = true;
+    ro.create_if_missing = false;
+    absl::StatusOr<std::unique_ptr<StateStore>> copy = StateStore::Open(restoring.string(), ro);
+    absl::Status checked = copy.status();
+    if (checked.ok()) checked = (*copy)->VerifyChecksums();
+    if (checked.ok()) {
+      absl::StatusOr<StoreMeta> meta = (*copy)->ReadMeta();
+      checked = meta.status();
+      if (checked.ok() && (meta->model_version != m.model_version ||
+                           meta->events_applied != m.events_applied ||
+                           meta->algorithm != m.algorithm || meta->dim != m.dim)) {
+        checked = absl::DataLossError(absl::StrCat(
+            "it holds model version ", meta->model_version, " with ", meta->events_applied,
+            " events (", meta->algorithm, ", d=", meta->dim, "), the manifest says ",
+            m.model_version, " with ", m.events_applied, " (", m.algorithm, ", d=", m.dim, ")"));
+      }
+    }
+    if (!checked.ok()) {
+      return refuse(absl::DataLossError(absl::StrCat(
+          "snapshot ", id, " cannot be restored: a copy of it does not open as a freshet state (",
+          checked.message(), "); the snapshot is damaged — restore another one")));
     }
   }
   {
     std::ofstream marker(restoring / "RESTORE_COMPLETE");
   }
-  // Swap: the old database aside, the restored one in, the old one removed. RecoverDataDir()
+  // 3. Swap: the old database aside, the restored one in, the old one removed. RecoverDataDir()
   // completes or undoes this after a crash at any point.
   if (fs::exists(live, ec)) {
     fs::rename(live, previous, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("moving the live database aside: ", ec.message()));
+    if (ec) return refuse(absl::UnavailableError(absl::StrCat("moving the live database aside: ", ec.message())));
   }
   fs::rename(restoring, live, ec);
   if (ec) {
     std::error_code undo;
     fs::rename(previous, live, undo);
-    return absl::UnavailableError(absl::StrCat("moving the restored database in: ", ec.message()));
+    return refuse(absl::UnavailableError(absl::StrCat("moving the restored database in: ", ec.message())));
   }
   fs::remove(live / "RESTORE_COMPLETE", ec);
   fs::remove_all(previous, ec);

@@ -1,5 +1,6 @@
-// Snapshots: RocksDB checkpoints of the live state (hard links of the table files, taken without
-// pausing learning or serving) under D/snapshots/ID/, each with a manifest, snapshot.json:
+// Snapshots: RocksDB checkpoints of the live state (taken without pausing learning or serving)
+// under D/snapshots/ID/, every file the snapshot's own copy — never a hard link shared with the
+// live database, whose damage would then be every snapshot's — each with a manifest, snapshot.json:
 //   {"id", "created_ms", "model_version", "events_applied", "users", "items", "algorithm", "dim",
 //    "config_fingerprint", "sources": [...], "positions": [{"stream","source","partition",
 //    "offset"}], "files": [{"name","size","crc32"}]}
@@ -75,8 +76,11 @@ class SnapshotStore {
   std::string DbPath(const std::string& id) const;
 
   // Replaces the live database of the data directory (which nothing may have open: hold the
-  // DataDirLock) with a verified copy of snapshot `id`. The live state is untouched unless the
-  // snapshot verifies; a crash midway is repaired by RecoverDataDir().
+  // DataDirLock) with a copy of snapshot `id`, verified before anything live changes: every
+  // file's size and CRC-32 against the manifest, then the copy opened read-only, its table
+  // blocks' checksums, and its model version, events, algorithm and dimension against the
+  // manifest. DataLoss (the live state untouched) when any of that fails; a crash midway is
+  // repaired by RecoverDataDir().
   absl::Status RestoreOffline(const std::string& id);
 
  private:

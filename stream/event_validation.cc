@@ -13,6 +13,12 @@ using internal::MalformedReason;
 std::optional<MalformedReason> CheckEvent(absl::string_view user, absl::string_view item,
                                           absl::string_view type, int64_t ts_ms, float weight,
                                           const EventLimits& limits) {
+  if (auto bad = CheckIds(user, item, type, limits)) return bad;
+  return CheckNumbers(ts_ms, weight, limits);
+}
+
+std::optional<MalformedReason> CheckIds(absl::string_view user, absl::string_view item,
+                                        absl::string_view type, const EventLimits& limits) {
   const size_t max_id = static_cast<size_t>(limits.max_id_bytes);
   if (user.size() > max_id || item.size() > max_id || type.size() > max_id) {
     return MalformedReason::kIdTooLong;
@@ -20,6 +26,11 @@ std::optional<MalformedReason> CheckEvent(absl::string_view user, absl::string_v
   if (!IsValidUtf8(user) || !IsValidUtf8(item) || !IsValidUtf8(type)) {
     return MalformedReason::kInvalidUtf8;
   }
+  return std::nullopt;
+}
+
+std::optional<MalformedReason> CheckNumbers(int64_t ts_ms, float weight,
+                                            const EventLimits& limits) {
   if (!std::isfinite(weight) || weight < 0 || weight > limits.max_weight) {
     return MalformedReason::kBadWeight;
   }

@@ -30,9 +30,16 @@ struct EventLimits {
 
 // Why an event with these fields must be rejected, or nullopt when it is acceptable. `weight` is
 // the resolved weight. Empty ids are the caller's to report (their reasons differ by format).
+// CheckEvent is CheckIds then CheckNumbers; a decoder that must resolve the type before it knows
+// the weight calls them apart, the ids first, so a rejected line leaves nothing behind.
 std::optional<internal::MalformedReason> CheckEvent(absl::string_view user, absl::string_view item,
                                                     absl::string_view type, int64_t ts_ms,
                                                     float weight, const EventLimits& limits);
+std::optional<internal::MalformedReason> CheckIds(absl::string_view user, absl::string_view item,
+                                                  absl::string_view type,
+                                                  const EventLimits& limits);
+std::optional<internal::MalformedReason> CheckNumbers(int64_t ts_ms, float weight,
+                                                      const EventLimits& limits);
 
 // A sentence for an HTTP client or a log line: what was wrong, with the limit where one applies.
 std::string DescribeRejection(internal::MalformedReason reason, const EventLimits& limits);

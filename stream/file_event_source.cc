@@ -170,14 +170,12 @@ class FileEventSource::Loader {
     const absl::string_view type_name = parsed.type.empty() ? default_type_ : parsed.type;
     // A missing timestamp repeats the previous one, so the event keeps its place in the replay.
     const int64_t ts_ms = parsed.has_ts ? parsed.ts_ms : previous_ts_ms_;
-    // The weight is checked as resolved, so a type's weight counts too. User and item ids are
-    // checked before they are interned; a type is interned first (types are few).
+    // Ids (the type's too) are checked before anything is interned, so a rejected line leaves
+    // nothing behind; the weight is checked as resolved, so a type's weight counts too.
+    if (auto bad = CheckIds(parsed.user, parsed.item, type_name, options_.limits)) return bad;
     const uint32_t type = TypeId(type_name);
     const float weight = parsed.has_weight ? parsed.weight : type_weights_[type];
-    if (auto bad = CheckEvent(parsed.user, parsed.item, type_name, ts_ms, weight,
-                              options_.limits)) {
-      return bad;
-    }
+    if (auto bad = CheckNumbers(ts_ms, weight, options_.limits)) return bad;
     previous_ts_ms_ = ts_ms;
     source_->events_.push_back(CompactEvent{
         .ts_ms = previous_ts_ms_,

@@ -3,11 +3,14 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "common/byte_codec.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -70,7 +73,15 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool compress) {
   rocksdb::ColumnFamilyOptions options;
   // Vectors of floats barely compress; ids and histories do.
   options.compression = compress ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
-  options.write_buffer_size = 32 << 20;
+  // Memtables are switched (and flushed) only by StateStore::Write() (DB::Flush), never by
+  // RocksDB in the write path because one is full or the log is long: RocksDB 7.8 switches full
+  // memtables there in a loop that, when creating the new log file fails (too many open files),
+  // leaks a reference to every other column family waiting to switch — an assertion, and an
+  // abort, when the database closes; and a switch there may leave every memtable empty just
+  // before a write fails, which DB::Resume() then does not recover from (see WriteLogged()). This size
+  // is never reached.
+  options.write_buffer_size = size_t{1} << 30;
+  options.arena_block_size = 1 << 20;
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 16 << 10;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -152,15 +163,104 @@ void StateBatch::PutIdentity(absl::string_view algorithm, int dim, uint64_t fing
 
 // --- StateStore ------------------------------------------------------------------------------
 
+namespace {
+
+// Counts the write-ahead-log records a recovery replays (Options::accept_wal_loss).
+class CountingWalFilter : public rocksdb::WalFilter {
+ public:
+  WalProcessingOption LogRecordFound(unsigned long long /*log_number*/,
+                                     const std::string& /*log_file_name*/,
+                                     const rocksdb::WriteBatch& /*batch*/,
+                                     rocksdb::WriteBatch* /*new_batch*/,
+                                     bool* /*batch_changed*/) override {
+    ++records;
+    return WalProcessingOption::kContinueProcessing;
+  }
+  const char* Name() const override { return "freshet.CountingWalFilter"; }
+  int64_t records = 0;
+};
+
+// RocksDB's warnings about write-ahead-log records it could not read ("D/000012.log: dropping
+// 200 bytes; Corruption: checksum mismatch"), without the source location it prefixes.
+std::vector<std::string> WalCorruption(const std::vector<std::string>& warnings) {
+  std::vector<std::string> out;
+  for (const std::string& w : warnings) {
+    const size_t at = w.find(".log: dropping ");
+    if (at == std::string::npos) continue;
+    const size_t source_end = w.rfind("] ", at);
+    out.push_back(source_end == std::string::npos ? w : w.substr(source_end + 2));
+  }
+  return out;
+}
+
+// The first of those warnings, and how much more was unreadable.
+std::string CorruptionSummary(const std::vector<std::string>& corruption) {
+  if (corruption.empty()) return "";
+  int64_t bytes = 0;
+  for (const std::string& line : corruption) {
+    const size_t at = line.find(": dropping ");
+    int64_t n = 0;
+    if (at != std::string::npos &&
+        absl::SimpleAtoi(absl::string_view(line).substr(at + 11, line.find(' ', at + 11) - at - 11), &n)) {
+      bytes += n;
+    }
+  }
+  if (corruption.size() == 1) return corruption[0];
+  return absl::StrCat(corruption[0], "; then ", corruption.size() - 1,
+                      " more unreadable pieces, ", bytes, " bytes unreadable in all");
+}
+
+}  // namespace
+
+rocksdb::Status StateStore::OpenDb(const rocksdb::DBOptions& db_options) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(false)},
+      {kUsers, FamilyOptions(false)},
+      {kHistory, FamilyOptions(true)},
+      {kItems, FamilyOptions(false)},
+      {kMeta, FamilyOptions(false)},
+  };
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s;
+  if (options_.read_only) {
+    // Beside a running server a file listed at open may be deleted (a log after a flush, a table
+    // after a compaction) before it is read: try again on a fresh listing.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      handles_.clear();
+      s = rocksdb::DB::OpenForReadOnly(db_options, dir_, families, &handles_, &db);
+      if (!s.IsIOError() && !s.IsPathNotFound()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  } else {
+    handles_.clear();
+    s = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
+  }
+  if (s.ok()) db_.reset(db);
+  return s;
+}
+
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir,
                                                               const Options& options) {
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
   store->options_ = options;
+  if (!options.create_if_missing || options.read_only) {
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+      return absl::NotFoundError(absl::StrCat("no freshet state in ", dir));
+    }
+  }
+
+  store->env_ = rocksdb::NewCompositeEnv(NewTransientErrorFileSystem(
+      options.file_system != nullptr ? options.file_system : rocksdb::FileSystem::Default()));
+  // A read-only open (beside a running server) writes no LOG: it only remembers the warnings.
+  store->logger_ = std::make_shared<StoreLogger>(options.read_only ? "" : dir, /*keep_old=*/4);
+  store->listener_ = std::make_shared<StoreListener>();
 
   rocksdb::DBOptions db_options;
+  db_options.env = store->env_.get();
   // Flushes and compactions are background work: they run when nothing else wants the cores
-  // (RocksDB's kIdle is SCHED_IDLE).
+  // (RocksDB's kIdle is SCHED_IDLE). The composite environment shares the default one's threads.
   db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
                                              rocksdb::CpuPriority::kIdle).PermitUncheckedError();
   db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH,
@@ -169,46 +269,84 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;
   db_options.paranoid_checks = true;
-  db_options.keep_log_file_num = 4;
-  // A crash can leave a torn record at the WAL's tail; recovery stops there, so the database is
-  // exactly the batches written before it.
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.info_log = store->logger_;
+  // Error recovery is the persister's (store_io.h): no automatic recovery, DB::Resume() instead.
+  db_options.listeners.push_back(store->listener_);
+  db_options.max_bgerror_resume_count = 0;
+  // The write-ahead log may end in a record a crash cut short (nothing acknowledged it: the
+  // batch is written again); any other damage is corruption and refuses the open, naming the
+  // file. Point-in-time recovery (RocksDB's default) would stop silently at the first corrupt
+  // record and drop everything after it — after a flipped byte, a start from an empty state.
+  // See store/README.md.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // After a crash the log is replayed into memtables only (no table files written during open),
   // so a restart is ready sooner; the memtables are flushed later in the background.
   db_options.avoid_flush_during_recovery = true;
-  // What a restart after a crash must replay is bounded: beyond this much log the oldest
-  // memtables are flushed to table files.
-  db_options.max_total_wal_size = 64 << 20;
+  // What a restart after a crash must replay is bounded by StateStore::Write(), which flushes
+  // the memtables once they hold Options::memtable_bytes (64 MiB); RocksDB's own limit on the log
+  // (max_total_wal_size, by default 4 times the memtables' size limit) is never reached.
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(false)},
-      {kUsers, FamilyOptions(false)},
-      {kHistory, FamilyOptions(true)},
-      {kItems, FamilyOptions(false)},
-      {kMeta, FamilyOptions(false)},
-  };
-  if (!options.create_if_missing || options.read_only) {
-    std::error_code ec;
-    if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
-      return absl::NotFoundError(absl::StrCat("no freshet state in ", dir));
+  rocksdb::Status s = store->OpenDb(db_options);
+  const std::vector<std::string> corruption = WalCorruption(store->logger_->Warnings());
+  if (s.IsCorruption() && !corruption.empty()) {
+    const std::string data_dir = std::filesystem::path(dir).parent_path().string();
+    if (!options.accept_wal_loss) {
+      return absl::DataLossError(absl::StrCat(
+          "the write-ahead log of the state in ", dir, " is corrupt (", CorruptionSummary(corruption),
+          "), not merely cut short by a crash; refusing to start from part of the state. "
+          "Restore a snapshot (freshet snapshot list --data-dir ", data_dir,
+          ", then freshet snapshot restore --data-dir ", data_dir,
+          " --id ID), or accept losing every write after the first corrupt record with "
+          "--set store.accept_wal_loss=true for one start (sources then resume after the "
+          "recovered positions: a broker re-delivers what it still holds; events posted "
+          "directly since then are lost)"));
     }
+    // What the log holds intact, corrupt records skipped (read-only: nothing changes)...
+    auto skip_counter = std::make_unique<CountingWalFilter>();
+    {
+      rocksdb::DBOptions count_options = db_options;
+      count_options.info_log = std::make_shared<StoreLogger>("", 0);
+      count_options.listeners.clear();
+      count_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+      count_options.wal_filter = skip_counter.get();
+      StateStore counting;
+      counting.dir_ = dir;
+      counting.options_ = options;
+      counting.options_.read_only = true;
+      s = counting.OpenDb(count_options);
+      if (!s.ok()) {
+        return FromRocksDb(s, absl::StrCat("reading the corrupt write-ahead log of ", dir));
+      }
+    }
+    // ... and what a recovery up to the first corruption keeps. The recovered state is written to
+    // table files during the open, so the damaged log is not needed (nor replayed) again.
+    auto kept_counter = std::make_unique<CountingWalFilter>();
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    db_options.avoid_flush_during_recovery = false;
+    db_options.wal_filter = kept_counter.get();
+    s = store->OpenDb(db_options);
+    if (s.ok()) {
+      store->wal_loss_.records_total = skip_counter->records;
+      store->wal_loss_.records_dropped = std::max<int64_t>(0, skip_counter->records - kept_counter->records);
+      store->wal_loss_.corruption = corruption;
+      LogWarning(absl::StrCat(
+          "store.accept_wal_loss: the write-ahead log of ", dir, " is corrupt (",
+          CorruptionSummary(corruption), "); recovered the state up to the first corrupt "
+          "record and DROPPED ", store->wal_loss_.records_dropped, " intact records after it (of ",
+          skip_counter->records, " in the log; each one written batch: the rows of a flush "
+          "interval with their source positions). Sources resume after the recovered positions"));
+    }
+    store->wal_counter_ = std::move(kept_counter);
   }
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status s;
-  if (options.read_only) {
-    // Beside a running server a file listed at open may be deleted (a log after a flush, a table
-    // after a compaction) before it is read: try again on a fresh listing.
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      store->handles_.clear();
-      s = rocksdb::DB::OpenForReadOnly(db_options, dir, families, &store->handles_, &db);
-      if (!s.IsIOError() && !s.IsPathNotFound()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-  } else {
-    s = rocksdb::DB::Open(db_options, dir, families, &store->handles_, &db);
+  if (s.IsCorruption()) {
+    const std::string data_dir = std::filesystem::path(dir).parent_path().string();
+    return absl::DataLossError(absl::StrCat(
+        "opening the state store in ", dir, ": ", s.ToString(),
+        ". The database is damaged; restore a snapshot (freshet snapshot list --data-dir ",
+        data_dir, ", then freshet snapshot restore --data-dir ", data_dir, " --id ID)"));
   }
   FRESHET_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("opening the state store in ", dir)));
-  store->db_.reset(db);
+  rocksdb::DB* db = store->db_.get();
   store->users_ = store->handles_[1];
   store->history_ = store->handles_[2];
   store->items_ = store->handles_[3];
@@ -233,6 +371,7 @@ StateStore::~StateStore() {
   if (db_ == nullptr) return;
   if (!options_.read_only) {
     // A clean close leaves nothing in the write-ahead log, so the next open replays nothing.
+    std::lock_guard<std::mutex> lock(write_mu_);
     rocksdb::FlushOptions flush;
     db_->Flush(flush, std::vector<rocksdb::ColumnFamilyHandle*>(handles_.begin(), handles_.end()))
         .PermitUncheckedError();
@@ -254,10 +393,81 @@ std::unique_ptr<StateBatch> StateStore::NewBatch() {
 
 absl::Status StateStore::Write(StateBatch* batch) {
   if (options_.read_only) return absl::FailedPreconditionError("the state store is read-only");
-  rocksdb::WriteOptions write;
-  write.sync = options_.sync;
-  return FromRocksDb(db_->Write(write, batch->rep()),
-                     absl::StrCat("writing ", batch->rows(), " rows to ", dir_));
+  return WriteLogged(batch->rep(), absl::StrCat("writing ", batch->rows(), " rows to ", dir_));
+}
+
+absl::Status StateStore::WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  // A write RocksDB failed left it refusing writes (a hard background error) until resumed. A
+  // failed write changed nothing (its log record is torn at most, and never replayed: a torn
+  // record ends the log, and the resume below switches to a new log file), so the same batch is
+  // simply written again.
+  if (needs_resume_.load(std::memory_order_acquire) || !listener_->error().empty()) {
+    FRESHET_RETURN_IF_ERROR(ResumeLocked());
+  }
+  // RocksDB 7.8 resumes by flushing the memtables, and switches to a new log file only when one of
+  // them holds something: with every memtable empty it keeps the log file whose last write failed,
+  // and the next write to it aborts the process (an assertion). An unlogged marker in the default
+  // column family (unused otherwise) keeps a memtable non-empty at every logged write.
+  rocksdb::WriteOptions unlogged;
+  unlogged.disableWAL = true;
+  rocksdb::Status s = db_->Put(unlogged, handles_[0], "resume-guard", rocksdb::Slice());
+  if (s.ok()) {
+    rocksdb::WriteOptions write;
+    write.sync = options_.sync;
+    s = db_->Write(write, batch);
+  }
+  if (!s.ok()) {
+    needs_resume_.store(true, std::memory_order_release);
+    return FromRocksDb(s, what);
+  }
+  // Memtables full enough: switched to a new log file and flushed, here and now (waiting for it,
+  // so that no flush is ever still in progress when a later write resumes RocksDB: 7.8's resume
+  // can then wait forever). A failure here is RocksDB's background error now (the next write
+  // resumes); this write is in the log.
+  uint64_t memtables = 0;
+  const uint64_t limit = options_.memtable_bytes > 0 ? options_.memtable_bytes : uint64_t{64} << 20;
+  if (db_->GetAggregatedIntProperty("rocksdb.cur-size-active-mem-table", &memtables) &&
+      memtables >= limit) {
+    rocksdb::FlushOptions flush;
+    flush.allow_write_stall = true;
+    if (!db_->Flush(flush, handles_).ok()) needs_resume_.store(true, std::memory_order_release);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::Resume() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return ResumeLocked();
+}
+
+absl::Status StateStore::ResumeLocked() {
+  if (options_.read_only) return absl::OkStatus();
+  const rocksdb::Status s = db_->Resume();
+  if (!s.ok()) {
+    return FromRocksDb(
+        s, absl::StrCat("resuming the state store in ", dir_, " after a write error",
+                        s.severity() >= rocksdb::Status::Severity::kFatalError
+                            ? " (RocksDB does not resume after this error; restarting freshet "
+                              "replays the write-ahead log)"
+                            : ""));
+  }
+  needs_resume_.store(false, std::memory_order_release);
+  listener_->Clear();
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::Health() const {
+  const std::string error = listener_->error();
+  if (!error.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat(dir_, ": RocksDB stopped writing after a background error: ", error));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::VerifyChecksums() const {
+  return FromRocksDb(db_->VerifyChecksum(), absl::StrCat("verifying the table files of ", dir_));
 }
 
 absl::Status StateStore::WritePrefix(StateBatch* batch, int64_t ops) {
@@ -288,7 +498,7 @@ absl::Status StateStore::WritePrefix(StateBatch* batch, int64_t ops) {
   };
   Prefix prefix(handles_, ops);
   FRESHET_RETURN_IF_ERROR(FromRocksDb(batch->rep()->Iterate(&prefix), "splitting a batch"));
-  return FromRocksDb(db_->Write(rocksdb::WriteOptions(), &prefix.out), "writing a batch prefix");
+  return WriteLogged(&prefix.out, "writing a batch prefix");
 }
 
 absl::StatusOr<StoreMeta> StateStore::ReadMeta() const {
@@ -412,6 +622,9 @@ absl::Status StateStore::LoadInto(learner::Learner* learner) const {
 }
 
 absl::Status StateStore::Checkpoint(const std::string& dir) {
+  // Its flush is not run beside a write's resume or flush: a flush RocksDB 7.8 still has in
+  // progress when DB::Resume() flushes can leave the resume waiting forever.
+  std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::Checkpoint* raw = nullptr;
   FRESHET_RETURN_IF_ERROR(
       FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), "preparing a checkpoint"));
@@ -427,8 +640,7 @@ absl::Status StateStore::Clear() {
     // The whole key space of a family: row keys are 4 bytes, meta keys are short text.
     FRESHET_RETURN_IF_ERROR(FromRocksDb(batch.DeleteRange(family, "", std::string(16, '\xff')),
                                         "clearing the state store"));
-    FRESHET_RETURN_IF_ERROR(FromRocksDb(db_->Write(rocksdb::WriteOptions(), &batch),
-                                        absl::StrCat("clearing the state store in ", dir_)));
+    FRESHET_RETURN_IF_ERROR(WriteLogged(&batch, absl::StrCat("clearing the state store in ", dir_)));
   }
   return absl::OkStatus();
 }

@@ -12,8 +12,10 @@
 #ifndef FRESHET_STORE_ROCKSDB_STATE_STORE_H_
 #define FRESHET_STORE_ROCKSDB_STATE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,7 +24,10 @@
 #include "absl/strings/string_view.h"
 #include "learner/learner.h"
 #include "rocksdb/db.h"
+#include "rocksdb/file_system.h"
+#include "rocksdb/wal_filter.h"
 #include "rocksdb/write_batch.h"
+#include "store/rocksdb/store_io.h"
 #include "stream/applied_positions.h"
 
 namespace freshet::store {
@@ -92,7 +97,21 @@ class BatchWriter {
  public:
   virtual ~BatchWriter() = default;
   virtual std::unique_ptr<StateBatch> NewBatch() = 0;
+  // All of `batch` or nothing. After a failure the writer may refuse writes until it recovers;
+  // Write() itself tries to recover first.
   virtual absl::Status Write(StateBatch* batch) = 0;
+  // OK, or why the writer refuses writes now (e.g. RocksDB stopped after a background flush
+  // failed on a full disk) until Recover() succeeds.
+  virtual absl::Status Health() const { return absl::OkStatus(); }
+  // Tries to make writes possible again; the persister calls it while idle and unhealthy.
+  virtual absl::Status Recover() { return absl::OkStatus(); }
+};
+
+// How a corrupt write-ahead log was handled at open (StateStore::Options::accept_wal_loss).
+struct WalLoss {
+  int64_t records_total = 0;    // intact records in the log (each one written batch)
+  int64_t records_dropped = 0;  // intact records after the first corruption, not recovered
+  std::vector<std::string> corruption;  // what RocksDB could not read (file, bytes, why)
 };
 
 class StateStore : public BatchWriter {
@@ -101,16 +120,35 @@ class StateStore : public BatchWriter {
     bool read_only = false;  // no lock taken: works beside a running server
     bool create_if_missing = true;
     bool sync = false;  // fsync the WAL on every write
+    // A write-ahead log that is corrupt anywhere but in a record cut short at its very end (a
+    // crash mid-write) makes Open() fail with DataLoss. With this set, the state is recovered up
+    // to the first corrupt record instead, and what follows it is dropped and counted in a
+    // warning (wal_loss()): the operator's explicit choice, for one start (store.accept_wal_loss).
+    bool accept_wal_loss = false;
+    // RocksDB's file system; null: the operating system's. Tests inject I/O faults through it.
+    std::shared_ptr<rocksdb::FileSystem> file_system = nullptr;
+    // Memtable bytes (all column families) beyond which they are flushed to table files, which
+    // bounds what a restart after a crash replays; 0: 64 MiB. Tests use little, so that log and
+    // table files are created (and can fail to be) often.
+    uint64_t memtable_bytes = 0;
   };
 
   // Opens (creating when allowed) the RocksDB database in `dir`. FailedPrecondition when another
-  // process holds it; DataLoss when it is corrupt or was written by an unknown layout version.
+  // process holds it; DataLoss when it is corrupt (a corrupt write-ahead log: unless
+  // accept_wal_loss) or was written by an unknown layout version, saying what an operator can do.
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir,
                                                           const Options& options);
   ~StateStore() override;
 
   std::unique_ptr<StateBatch> NewBatch() override;
+  // After a failed write or a background error RocksDB refuses writes until DB::Resume(): this
+  // resumes first (a full disk or exhausted file descriptors clear once space or descriptors are
+  // free again), then writes.
   absl::Status Write(StateBatch* batch) override;
+  absl::Status Health() const override;
+  absl::Status Recover() override { return Resume(); }
+  // DB::Resume(): flushes the memtables to new table files and makes writes possible again.
+  absl::Status Resume();
   // Writes only the first `ops` puts and deletes of `batch`: what a store without atomic batches
   // could leave after a crash mid-write. For fault-injection tests of the persister's recovery.
   absl::Status WritePrefix(StateBatch* batch, int64_t ops);
@@ -122,23 +160,45 @@ class StateStore : public BatchWriter {
   absl::Status LoadInto(learner::Learner* learner) const;
 
   // A consistent copy of the database in `dir` (which must not exist): hard links of the table
-  // files plus copies of the rest, taken without stopping writers.
+  // files plus copies of the rest, taken without stopping writers. (SnapshotStore replaces the
+  // links with copies.)
   absl::Status Checkpoint(const std::string& dir);
 
   // Deletes every row and meta entry (the operator asked to start over).
   absl::Status Clear();
 
+  // Checks every table file's block checksums (DB::VerifyChecksum).
+  absl::Status VerifyChecksums() const;
+
   // Bytes of the database's files on disk.
   int64_t SizeOnDisk() const;
   const std::string& dir() const { return dir_; }
+  // What Options::accept_wal_loss dropped at open; all zero when the log was intact.
+  const WalLoss& wal_loss() const { return wal_loss_; }
 
  private:
   StateStore() = default;
+  // Opens db_ with `options` (recovery mode and all) and the column families.
+  rocksdb::Status OpenDb(const rocksdb::DBOptions& options);
+  // Every logged write: resumes RocksDB first when needed, writes, and flushes the memtables
+  // when they are full. `what` names the write in errors.
+  absl::Status WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what);
+  absl::Status ResumeLocked();  // Resume() with write_mu_ held
   absl::Status LoadFamily(rocksdb::ColumnFamilyHandle* family, absl::string_view what,
                           const std::function<absl::Status(int32_t, absl::string_view)>& load) const;
 
   std::string dir_;
   Options options_;
+  // RocksDB's environment (the file system below) and what it reports to: they outlive db_.
+  std::unique_ptr<rocksdb::Env> env_;
+  std::shared_ptr<StoreLogger> logger_;
+  std::shared_ptr<StoreListener> listener_;
+  std::unique_ptr<rocksdb::WalFilter> wal_counter_;
+  WalLoss wal_loss_;
+  // A write failed: the next one resumes the database first.
+  std::atomic<bool> needs_resume_{false};
+  // One logged write (with its resume and flush), checkpoint or closing flush at a time.
+  std::mutex write_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, users, history, items, meta
   rocksdb::ColumnFamilyHandle* users_ = nullptr;

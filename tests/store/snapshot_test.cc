@@ -2,8 +2,14 @@
 // is refused with DataLoss before anything live is touched.
 #include "store/snapshot.h"
 
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "learner/learner.h"
@@ -149,6 +155,145 @@ TEST_F(SnapshotTest, PartialOrAlteredSnapshotsAreRefused) {
   }
   EXPECT_TRUE(absl::IsDataLoss(snapshots.Inspect("b", false).status()));
   EXPECT_TRUE(snapshots.List()->empty());  // neither is listed as usable
+}
+
+// Flips bytes in the middle of `path`, in place (the inode, and so every hard link, changes).
+void DamageInPlace(const fs::path& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  const auto size = static_cast<std::streamoff>(fs::file_size(path));
+  for (std::streamoff at = size / 3; at < size / 3 + 64 && at < size; ++at) {
+    f.seekg(at);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(at);
+    f.put(static_cast<char>(c ^ 0xff));
+  }
+  ASSERT_TRUE(f.good()) << path;
+}
+
+ino_t Inode(const fs::path& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_ino;
+}
+
+// Damage to the live database's files cannot reach a snapshot, nor damage to a snapshot the
+// database restored from it: no file is shared (a RocksDB checkpoint hard-links table files, so
+// before the fix a flipped byte in a live table file was the same flip in every snapshot).
+TEST_F(SnapshotTest, SnapshotsShareNoFileWithTheLiveDatabase) {
+  Learn(2000, 1);
+  SnapshotStore snapshots(dir_);
+  auto m = snapshots.Create(*store_, "s");
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::set<ino_t> live_inodes;
+  int live_tables = 0;
+  for (const auto& entry : fs::directory_iterator(LiveDbPath(dir_))) {
+    live_inodes.insert(Inode(entry.path()));
+    live_tables += entry.path().extension() == ".sst";
+  }
+  ASSERT_GT(live_tables, 0);
+  for (const SnapshotFile& f : m->files) {
+    const fs::path path = fs::path(snapshots.DbPath("s")) / f.name;
+    EXPECT_EQ(fs::hard_link_count(path), 1u) << f.name;
+    EXPECT_EQ(live_inodes.count(Inode(path)), 0u) << f.name << " is the live database's file";
+  }
+  // Every live table file damaged in place: the snapshot is intact and restores.
+  persister_.reset();
+  store_.reset();
+  for (const auto& entry : fs::directory_iterator(LiveDbPath(dir_))) {
+    if (entry.path().extension() == ".sst") DamageInPlace(entry.path());
+  }
+  ASSERT_TRUE(snapshots.Inspect("s", /*verify=*/true).ok());
+  const absl::Status restored = snapshots.RestoreOffline("s");
+  ASSERT_TRUE(restored.ok()) << restored;
+  {
+    auto store = StateStore::Open(LiveDbPath(dir_), StateStore::Options{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
+    ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+    EXPECT_EQ(loaded->events_applied(), 2000);
+  }
+  // And the other way: the restored live files are copies too.
+  for (const auto& entry : fs::directory_iterator(LiveDbPath(dir_))) {
+    EXPECT_EQ(fs::hard_link_count(entry.path()), 1u) << entry.path();
+    if (entry.path().extension() == ".sst") DamageInPlace(entry.path());
+  }
+  EXPECT_TRUE(snapshots.Inspect("s", /*verify=*/true).ok());
+}
+
+// A snapshot whose manifest agrees with its files but whose database lacks a table file (gone
+// from the disk and from the manifest): every checksum passes, yet the database cannot open.
+// Before the fix the restore said "restored", deleted the live database and left one that would
+// not open. Now the copy is opened and checked before anything live is replaced.
+TEST_F(SnapshotTest, ASnapshotThatDoesNotOpenIsRefusedAndTheLiveStateIsUntouched) {
+  Learn(1000, 1);
+  SnapshotStore snapshots(dir_);
+  auto m = snapshots.Create(*store_, "s");
+  ASSERT_TRUE(m.ok()) << m.status();
+  Learn(300, 2);
+  SnapshotFile largest;
+  for (const SnapshotFile& f : m->files) {
+    if (f.name.size() > 4 && f.name.substr(f.name.size() - 4) == ".sst" && f.size > largest.size) {
+      largest = f;
+    }
+  }
+  ASSERT_FALSE(largest.name.empty());
+  ASSERT_TRUE(fs::remove(fs::path(snapshots.DbPath("s")) / largest.name));
+  SnapshotManifest edited = *m;
+  edited.files.erase(std::remove_if(edited.files.begin(), edited.files.end(),
+                                    [&](const SnapshotFile& f) { return f.name == largest.name; }),
+                     edited.files.end());
+  {
+    std::ofstream out(fs::path(snapshots.DbPath("s")) / "snapshot.json", std::ios::trunc);
+    out << ManifestToJson(edited);
+  }
+  ASSERT_TRUE(snapshots.Inspect("s", /*verify=*/true).ok());  // the manifest agrees with the files
+  persister_.reset();
+  store_.reset();
+  const absl::Status restored = snapshots.RestoreOffline("s");
+  ASSERT_FALSE(restored.ok());
+  EXPECT_TRUE(absl::IsDataLoss(restored)) << restored;
+  EXPECT_NE(restored.message().find("snapshot s cannot be restored"), absl::string_view::npos)
+      << restored;
+  EXPECT_NE(restored.message().find("untouched"), absl::string_view::npos) << restored;
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "db.restoring"));
+  auto store = StateStore::Open(LiveDbPath(dir_), StateStore::Options{});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->ReadMeta()->events_applied, 1300);
+  auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
+  EXPECT_TRUE((*store)->LoadInto(loaded.get()).ok());
+}
+
+// A table file damaged inside the snapshot, with a manifest rewritten to match it: the copy's
+// checksums pass, but RocksDB's block checksums do not — refused before anything live changes.
+TEST_F(SnapshotTest, ASnapshotWithADamagedTableBlockIsRefused) {
+  Learn(1000, 1);
+  SnapshotStore snapshots(dir_);
+  auto m = snapshots.Create(*store_, "s");
+  ASSERT_TRUE(m.ok()) << m.status();
+  SnapshotManifest edited = *m;
+  for (SnapshotFile& f : edited.files) {
+    if (f.name.size() < 4 || f.name.substr(f.name.size() - 4) != ".sst") continue;
+    const fs::path path = fs::path(snapshots.DbPath("s")) / f.name;
+    DamageInPlace(path);
+    // What the manifest would say had the file been damaged before the snapshot was taken.
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    f.crc32 = static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
+                                          reinterpret_cast<const Bytef*>(bytes.data()),
+                                          static_cast<uInt>(bytes.size())));
+  }
+  {
+    std::ofstream out(fs::path(snapshots.DbPath("s")) / "snapshot.json", std::ios::trunc);
+    out << ManifestToJson(edited);
+  }
+  persister_.reset();
+  store_.reset();
+  const absl::Status restored = snapshots.RestoreOffline("s");
+  EXPECT_TRUE(absl::IsDataLoss(restored)) << restored;
+  auto store = StateStore::Open(LiveDbPath(dir_), StateStore::Options{});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->ReadMeta()->events_applied, 1000);
 }
 
 TEST(DataDirTest, InterruptedRestoreIsRepaired) {

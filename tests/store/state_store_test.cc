@@ -18,6 +18,7 @@
 namespace freshet::store {
 namespace {
 
+using freshet::testing::ExpectSameState;
 using freshet::testing::FreshDir;
 using freshet::testing::MakeEvents;
 
@@ -44,66 +45,6 @@ std::unique_ptr<StateStore> OpenStore(const std::string& dir) {
 // Writes everything the learner changed, and waits for it.
 void FlushAll(Persister& persister, learner::Learner& l, const stream::AppliedPositions& positions) {
   ASSERT_TRUE(persister.Flush(l, positions, {"memory:test"}, absl::Seconds(30)).ok());
-}
-
-// Both learners hold the same state: ids, counters, histories, popularity, model rows.
-void ExpectSameState(const learner::Learner& a, const learner::Learner& b) {
-  ASSERT_EQ(a.events_applied(), b.events_applied());
-  ASSERT_EQ(a.users().live(), b.users().live());
-  ASSERT_EQ(a.items().size(), b.items().size());
-  for (int32_t row = 0; row < a.users().size(); ++row) {
-    if (!a.users().IsLive(row)) continue;
-    const std::string& id = a.users().ExternalId(row);
-    ASSERT_EQ(b.users().Find(id), row) << id;
-    const learner::UserHistory& ha = a.history(row);
-    const learner::UserHistory& hb = b.history(row);
-    ASSERT_EQ(ha.events(), hb.events()) << id;
-    ASSERT_EQ(ha.last_ts_ms(), hb.last_ts_ms()) << id;
-    const int recent = a.config().history_recent;
-    ASSERT_EQ(std::vector<int32_t>(ha.Recent(recent).begin(), ha.Recent(recent).end()),
-              std::vector<int32_t>(hb.Recent(recent).begin(), hb.Recent(recent).end()))
-        << id;
-    std::vector<int32_t> sa, sb;
-    const auto seen_a = ha.Seen(&sa);
-    const auto seen_b = hb.Seen(&sb);
-    ASSERT_EQ(std::vector<int32_t>(seen_a.begin(), seen_a.end()),
-              std::vector<int32_t>(seen_b.begin(), seen_b.end()))
-        << id;
-    const float* va = a.model().UserVector(row);
-    const float* vb = b.model().UserVector(row);
-    ASSERT_EQ(va == nullptr, vb == nullptr);
-    if (va != nullptr) {
-      ASSERT_EQ(std::memcmp(va, vb, a.config().dim * sizeof(float)), 0) << id;
-    }
-  }
-  for (int32_t row = 0; row < a.items().size(); ++row) {
-    ASSERT_EQ(a.items().ExternalId(row), b.items().ExternalId(row));
-    ASSERT_EQ(a.popularity().Count(row), b.popularity().Count(row));
-    ASSERT_EQ(a.popularity().Value(row), b.popularity().Value(row));
-    ASSERT_EQ(a.popularity().LastTs(row), b.popularity().LastTs(row));
-  }
-  const kernels::ItemMatrixView ia = a.model().ItemVectors();
-  const kernels::ItemMatrixView ib = b.model().ItemVectors();
-  ASSERT_EQ(ia.rows == 0, ib.rows == 0);
-  for (int64_t row = 0; ia.rows > 0 && row < a.items().size(); ++row) {
-    ASSERT_EQ(std::memcmp(ia.vectors + row * ia.stride, ib.vectors + row * ib.stride,
-                          ia.dim * sizeof(float)), 0) << "item row " << row;
-    if (ia.bias != nullptr) {
-      ASSERT_EQ(ia.bias[row], ib.bias[row]);
-    }
-  }
-  // Recommendations, which also read model state not compared above (co-occurrences).
-  for (int u = 0; u < 30; ++u) {
-    const std::string user = absl::StrCat("u", u);
-    learner::Recommendation ra, rb;
-    ASSERT_TRUE(a.Recommend(user, 10, true, &ra).ok());
-    ASSERT_TRUE(b.Recommend(user, 10, true, &rb).ok());
-    ASSERT_EQ(ra.items.size(), rb.items.size()) << user;
-    for (size_t i = 0; i < ra.items.size(); ++i) {
-      EXPECT_EQ(ra.items[i].item, rb.items[i].item) << user;
-      EXPECT_FLOAT_EQ(ra.items[i].score, rb.items[i].score) << user;
-    }
-  }
 }
 
 class RoundTripTest : public ::testing::TestWithParam<std::string> {};
