@@ -22,6 +22,9 @@ PACKAGES=(
   curl python3         # the live demo (scripts/demo.sh) reads the API with them
   wrk                  # HTTP load generator for the serving benchmarks
   libjemalloc2         # the freshet binary's allocator (faster than glibc's under the server's load)
+  clang                # the libFuzzer targets (scripts/fuzz.sh): Debian 12's clang 14
+  libclang-rt-14-dev   # clang's libFuzzer and sanitizer runtimes (only a Recommends of clang)
+  llvm-14              # llvm-symbolizer: readable stack traces in the fuzzers' crash reports
 )
 # Optional, only for benchmarks/kernels/faiss_compare.cc: FRESHET_BENCH_EXTRAS=1 adds FAISS and
 # an optimised BLAS for it (Debian's default libblas3 is the slow reference implementation).
