@@ -30,8 +30,10 @@
 # Environment: ROOT_CACHE, DEBIAN_MIRROR (default http://deb.debian.org/debian), FRESHET_JOBS,
 # DEMO_SECONDS.
 #
-# Timings on a 2-core machine: building the root ~3 min; ./scripts/test.sh inside it ~X min
-# (README, "Contributing").
+# Timings on a 2-core machine with FRESHET_JOBS=2 (measured with CUDA 13.0 mounted): building the
+# root ~1 min (debootstrap, once); ./scripts/test.sh inside it ~18 min on an otherwise idle
+# machine (the packages ~3.5 min, then the Release build with CUDA, CTest, the ThreadSanitizer
+# build and run), 40 min and more while other builds share the cores.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -143,6 +145,7 @@ cleanup() {
 if mounted_under_run; then die "$MERGED is mounted: another run is going on (or a stale one: umount -R $MERGED)"; fi
 if [[ $reuse == 1 ]]; then
   [[ -d $RUN/upper ]] || die "nothing to reuse in $RUN (run once with --keep)"
+  [[ $worktree == 0 ]] || die "--worktree needs a new clone; it does not go with --reuse"
 else
   rm -rf "$RUN"
 fi
