@@ -31,9 +31,9 @@
 # DEMO_SECONDS.
 #
 # Timings on a 2-core machine with FRESHET_JOBS=2 (measured with CUDA 13.0 mounted): building the
-# root ~1 min (debootstrap, once); ./scripts/test.sh inside it ~18 min on an otherwise idle
-# machine (the packages ~3.5 min, then the Release build with CUDA, CTest, the ThreadSanitizer
-# build and run), 40 min and more while other builds share the cores.
+# root ~1 min (debootstrap, once); ./scripts/test.sh inside it 15-20 min on an otherwise idle
+# machine (the packages and the Release build with CUDA ~7 min, CTest ~1.5, the ThreadSanitizer
+# build and run ~3.5, the fuzzers ~3.5), 40 min and more while other builds share the cores.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -36,6 +36,7 @@ namespace {
 namespace fs = std::filesystem;
 using freshet::testing::ExpectSameState;
 using freshet::testing::FreshDir;
+using freshet::testing::TestDirPath;
 using freshet::testing::MakeEvents;
 
 // A tmpfs of `size` mounted on a fresh directory, unmounted when destroyed.
@@ -59,7 +60,7 @@ class Tmpfs {
  private:
   // A fresh directory, after unmounting what a crashed earlier run may have left mounted there.
   static std::string Unmounted(const std::string& name) {
-    ::umount2((::testing::TempDir() + "/freshet_store_" + name).c_str(), MNT_DETACH);
+    ::umount2(TestDirPath(name).c_str(), MNT_DETACH);
     return FreshDir(name);
   }
 

@@ -16,9 +16,22 @@
 
 namespace freshet::testing {
 
-// A fresh, empty directory under the test's temporary directory.
+// The path FreshDir(name) gives: under the test's temporary directory, named after the running
+// test, so tests that CTest runs in parallel never share a directory.
+inline std::string TestDirPath(const std::string& name) {
+  std::string owner = "main";
+  if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    owner = absl::StrCat(info->test_suite_name(), ".", info->name());
+    for (char& c : owner) {
+      if (c == '/') c = '_';
+    }
+  }
+  return absl::StrCat(::testing::TempDir(), "/freshet_store_", owner, "_", name);
+}
+
+// A fresh, empty directory at TestDirPath(name).
 inline std::string FreshDir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/freshet_store_" + name;
+  const std::string dir = TestDirPath(name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
