@@ -321,6 +321,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // An answer to a request that could not be parsed; the connection closes after it.
   void SendInvalid(int status, absl::string_view message) {
+    head_request_ = false;
     const Clock::time_point start = Clock::now();
     HttpResponse response = ErrorResponse(status, message);
     server_->Record(server_->invalid_index(), status, start);
@@ -336,6 +337,11 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpRequest request;
     request.method = ToStd(req.method_string());
     request.target = ToStd(req.target());
+    // HEAD is answered like GET, without the body (RFC 9110, 9.3.2): the length a GET would have
+    // is in Content-Length, and nothing follows the header, so a keep-alive client reads the next
+    // response where it starts.
+    head_request_ = request.method == "HEAD";
+    if (head_request_) request.method = "GET";
     absl::string_view path;
     absl::string_view query;
     SplitTarget(request.target, &path, &query);
@@ -466,6 +472,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.keep_alive(keep_alive);
     response_.body() = std::move(response.body);
     response_.prepare_payload();
+    if (head_request_) response_.body().clear();  // Content-Length stays that of the body
     close_after_write_ = !keep_alive;
     phase_ = Phase::kWriting;
     SetExpiry(server_->options_.request_timeout);
@@ -536,6 +543,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool registered_ = false;
   bool stopping_ = false;
   bool close_after_write_ = false;
+  bool head_request_ = false;  // the request being answered is a HEAD
   bool counted_in_flight_ = false;
   size_t lingered_bytes_ = 0;
 };

@@ -275,6 +275,35 @@ TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   EXPECT_THAT(remote, HasSubstr("127.0.0.1:"));
 }
 
+// HEAD is answered like GET without a body: the header states the GET body's length, and the
+// next response on the connection starts right after the header.
+TEST_F(HttpServerTest, HeadIsAGetWithoutItsBody) {
+  StartServer();
+  auto client = Connect(port());
+  ASSERT_NE(client, nullptr);
+  for (const char* target : {"/count?seq=7", "/missing", "/nowhere"}) {
+    ASSERT_TRUE(client->Send(testing::BuildRequest("HEAD", target)).ok());
+    absl::StatusOr<std::string> status_line = client->ReadLine();
+    ASSERT_TRUE(status_line.ok()) << status_line.status();
+    int64_t length = -1;
+    while (true) {
+      absl::StatusOr<std::string> line = client->ReadLine();
+      ASSERT_TRUE(line.ok()) << line.status();
+      if (line->empty()) break;
+      absl::string_view value = *line;
+      if (absl::ConsumePrefix(&value, "Content-Length: ")) {
+        ASSERT_TRUE(absl::SimpleAtoi(value, &length)) << *line;
+      }
+    }
+    EXPECT_GT(length, 0) << target;
+    // Nothing but the next answer follows.
+    ClientResponse r = MustRequest(*client, "GET", "/count?seq=8");
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_THAT(r.body, ::testing::StartsWith("8:")) << target;
+  }
+  EXPECT_EQ(count_.load(), 4);  // the HEAD of /count ran the handler too
+}
+
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   StartServer();
   auto client = Connect(port());
