@@ -12,14 +12,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/json_writer.h"
 #include "common/status_macros.h"
-#include "simdjson.h"
 #include "store/data_dir.h"
 
 namespace freshet::store {
@@ -105,71 +102,6 @@ absl::StatusOr<uint32_t> FileCrc32(const fs::path& path, int64_t* size) {
   return static_cast<uint32_t>(crc);
 }
 
-bool ValidId(const std::string& id) {
-  if (id.empty() || id.size() > 128 || id[0] == '.') return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-}
-
-absl::StatusOr<SnapshotManifest> ParseManifest(const std::string& text, const std::string& where) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  auto bad = [&](absl::string_view what) {
-    return absl::DataLossError(absl::StrCat(where, ": malformed manifest (", what, ")"));
-  };
-  if (parser.parse(text).get(doc) != simdjson::SUCCESS) return bad("not JSON");
-  SnapshotManifest m;
-  std::string_view s;
-  int64_t i = 0;
-  if (doc["id"].get_string().get(s)) return bad("id");
-  m.id = std::string(s);
-  if (doc["created_ms"].get_int64().get(m.created_ms)) return bad("created_ms");
-  if (doc["model_version"].get_int64().get(m.model_version)) return bad("model_version");
-  if (doc["events_applied"].get_int64().get(m.events_applied)) return bad("events_applied");
-  if (doc["users"].get_int64().get(m.users)) return bad("users");
-  if (doc["items"].get_int64().get(m.items)) return bad("items");
-  if (doc["algorithm"].get_string().get(s)) return bad("algorithm");
-  m.algorithm = std::string(s);
-  if (doc["dim"].get_int64().get(i)) return bad("dim");
-  m.dim = static_cast<int>(i);
-  if (doc["config_fingerprint"].get_string().get(s) ||
-      !absl::SimpleHexAtoi(absl::string_view(s.data(), s.size()), &m.config_fingerprint)) {
-    return bad("config_fingerprint");
-  }
-  simdjson::dom::array array;
-  if (doc["sources"].get_array().get(array)) return bad("sources");
-  for (simdjson::dom::element e : array) {
-    if (e.get_string().get(s)) return bad("sources");
-    m.sources.emplace_back(s);
-  }
-  if (doc["positions"].get_array().get(array)) return bad("positions");
-  for (simdjson::dom::element e : array) {
-    StoredPosition p;
-    int64_t stream = 0, partition = 0;
-    if (e["stream"].get_int64().get(stream) || e["partition"].get_int64().get(partition) ||
-        e["offset"].get_int64().get(p.offset)) {
-      return bad("positions");
-    }
-    p.stream = static_cast<int32_t>(stream);
-    p.partition = static_cast<int32_t>(partition);
-    m.positions.push_back(p);
-  }
-  if (doc["files"].get_array().get(array)) return bad("files");
-  for (simdjson::dom::element e : array) {
-    SnapshotFile f;
-    int64_t crc = 0;
-    if (e["name"].get_string().get(s) || e["size"].get_int64().get(f.size) ||
-        e["crc32"].get_int64().get(crc)) {
-      return bad("files");
-    }
-    f.name = std::string(s);
-    f.crc32 = static_cast<uint32_t>(crc);
-    if (f.name.empty() || f.name.find('/') != std::string::npos || f.name == "..") return bad("file name");
-    m.files.push_back(std::move(f));
-  }
-  return m;
-}
 
 absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
@@ -187,56 +119,6 @@ absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) 
 
 }  // namespace
 
-int64_t SnapshotManifest::bytes() const {
-  int64_t total = 0;
-  for (const SnapshotFile& f : files) total += f.size;
-  return total;
-}
-
-void WriteManifestSummary(JsonWriter& w, const SnapshotManifest& m) {
-  w.Key("id").String(m.id);
-  w.Key("created_ms").Int(m.created_ms);
-  w.Key("model_version").Int(m.model_version);
-  w.Key("events_applied").Int(m.events_applied);
-  w.Key("users").Int(m.users);
-  w.Key("items").Int(m.items);
-  w.Key("algorithm").String(m.algorithm);
-  w.Key("dim").Int(m.dim);
-}
-
-std::string ManifestToJson(const SnapshotManifest& m) {
-  JsonWriter w;
-  w.BeginObject();
-  WriteManifestSummary(w, m);
-  w.Key("config_fingerprint").String(absl::StrFormat("%016x", m.config_fingerprint));
-  w.Key("sources").BeginArray();
-  for (const std::string& s : m.sources) w.String(s);
-  w.EndArray();
-  w.Key("positions").BeginArray();
-  for (const StoredPosition& p : m.positions) {
-    w.BeginObject();
-    w.Key("stream").Int(p.stream);
-    w.Key("source").String(p.stream >= 0 && static_cast<size_t>(p.stream) < m.sources.size()
-                               ? m.sources[p.stream]
-                               : "");
-    w.Key("partition").Int(p.partition);
-    w.Key("offset").Int(p.offset);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Key("bytes").Int(m.bytes());
-  w.Key("files").BeginArray();
-  for (const SnapshotFile& f : m.files) {
-    w.BeginObject();
-    w.Key("name").String(f.name);
-    w.Key("size").Int(f.size);
-    w.Key("crc32").Int(f.crc32);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.EndObject();
-  return w.str();
-}
 
 SnapshotStore::SnapshotStore(std::string data_dir)
     : data_dir_(std::move(data_dir)), root_(SnapshotsPath(data_dir_)) {}
@@ -288,7 +170,7 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Create(StateStore& live, std::st
                         "-v", m.model_version, "-", n);
     }
   }
-  if (!ValidId(id)) {
+  if (!IsValidSnapshotId(id)) {
     cleanup();
     return absl::InvalidArgumentError(absl::StrCat(
         "snapshot id '", id, "' must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'"));
@@ -359,7 +241,7 @@ absl::StatusOr<std::vector<SnapshotManifest>> SnapshotStore::List() const {
 }
 
 absl::StatusOr<SnapshotManifest> SnapshotStore::Inspect(const std::string& id, bool verify) const {
-  if (!ValidId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  if (!IsValidSnapshotId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
   const fs::path dir = fs::path(root_) / id;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -398,7 +280,7 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Inspect(const std::string& id, b
 }
 
 absl::Status SnapshotStore::Delete(const std::string& id) {
-  if (!ValidId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  if (!IsValidSnapshotId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
   const fs::path dir = fs::path(root_) / id;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {

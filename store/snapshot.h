@@ -17,41 +17,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "store/rocksdb/state_store.h"
-
-namespace freshet {
-class JsonWriter;  // common/json_writer.h
-}  // namespace freshet
+#include "store/snapshot_manifest.h"
 
 namespace freshet::store {
-
-struct SnapshotFile {
-  std::string name;
-  int64_t size = 0;
-  uint32_t crc32 = 0;
-};
-
-struct SnapshotManifest {
-  std::string id;
-  int64_t created_ms = 0;
-  int64_t model_version = 0;
-  int64_t events_applied = 0;
-  int64_t users = 0;
-  int64_t items = 0;
-  std::string algorithm;
-  int dim = 0;
-  uint64_t config_fingerprint = 0;
-  std::vector<std::string> sources;
-  std::vector<StoredPosition> positions;
-  std::vector<SnapshotFile> files;
-  int64_t bytes() const;
-};
-
-std::string ManifestToJson(const SnapshotManifest& manifest);
-
-// The manifest's summary fields (id, created_ms, model_version, events_applied, users, items,
-// algorithm, dim) as keys of the JSON object `w` is writing: ManifestToJson starts with them, and
-// the admin API lists snapshots by them.
-void WriteManifestSummary(JsonWriter& w, const SnapshotManifest& manifest);
 
 // The snapshots of one data directory.
 class SnapshotStore {

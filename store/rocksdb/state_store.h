@@ -28,6 +28,7 @@
 #include "rocksdb/wal_filter.h"
 #include "rocksdb/write_batch.h"
 #include "store/rocksdb/store_io.h"
+#include "store/stored_position.h"
 #include "stream/applied_positions.h"
 
 namespace freshet::store {
@@ -36,12 +37,6 @@ namespace freshet::store {
 inline constexpr uint8_t kStoreFormat = 1;
 
 // One stored source position.
-struct StoredPosition {
-  int32_t stream = 0;
-  int32_t partition = 0;
-  int64_t offset = -1;  // last applied
-};
-
 // What the meta column family says, without loading any row.
 struct StoreMeta {
   bool empty = true;  // nothing was ever written

@@ -10,6 +10,9 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "learner/learner.h"
@@ -57,6 +60,44 @@ class SnapshotTest : public ::testing::Test {
   std::unique_ptr<Persister> persister_;
   stream::AppliedPositions positions_;
 };
+
+// snapshot.json is read as hostile input: every field in its range, or DataLoss naming it.
+TEST(SnapshotManifestTest, ValuesOutOfRangeAreRefusedAndGoodOnesRoundTrip) {
+  const std::string good =
+      R"({"id":"s1","created_ms":5,"model_version":2,"events_applied":9,"users":3,"items":4,)"
+      R"("algorithm":"bpr","dim":16,"config_fingerprint":"00000000000000ff","sources":["a"],)"
+      R"("positions":[{"stream":0,"partition":1,"offset":-1}],)"
+      R"("files":[{"name":"CURRENT","size":16,"crc32":4294967295}]})";
+  absl::StatusOr<SnapshotManifest> m = ParseManifest(good, "test");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->files[0].crc32, 4294967295u);
+  EXPECT_EQ(m->config_fingerprint, 255u);
+  absl::StatusOr<SnapshotManifest> again = ParseManifest(ManifestToJson(*m), "test");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(ManifestToJson(*again), ManifestToJson(*m));
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {R"("id":"s1")", R"("id":"../s1")"},
+      {R"("dim":16)", R"("dim":1099511627792)"},
+      {R"("dim":16)", R"("dim":0)"},
+      {R"("users":3)", R"("users":-3)"},
+      {R"("stream":0)", R"("stream":4294967296)"},
+      {R"("partition":1)", R"("partition":-1)"},
+      {R"("offset":-1)", R"("offset":-2)"},
+      {R"("crc32":4294967295)", R"("crc32":4294967296)"},
+      {R"("size":16)", R"("size":-16)"},
+      {R"("name":"CURRENT")", R"("name":"..")"},
+      {R"("config_fingerprint":"00000000000000ff")", R"("config_fingerprint":"1ffffffffffffffff")"},
+      {R"("algorithm":"bpr")", R"("algorithm":"")"},
+  };
+  for (const auto& [from, to] : edits) {
+    std::string text = good;
+    ASSERT_NE(text.find(from), std::string::npos) << from;
+    text.replace(text.find(from), from.size(), to);
+    const absl::StatusOr<SnapshotManifest> bad = ParseManifest(text, "snapshot x");
+    EXPECT_TRUE(absl::IsDataLoss(bad.status())) << to << ": " << bad.status();
+    EXPECT_NE(bad.status().message().find("snapshot x: malformed manifest"), absl::string_view::npos);
+  }
+}
 
 TEST_F(SnapshotTest, CreateListInspectDelete) {
   Learn(1000, 1);
