@@ -234,6 +234,16 @@ absl::Status Serve(const ServeFlags& flags) {
       stream::KafkaEventSource* k = kafka.load();
       return sources_added.load() && (k == nullptr || k->Assigned());
     };
+    const absl::Duration unready_after = absl::Milliseconds(config.serve_unready_after_ms);
+    api.sources_health = [&kafka, unready_after, brokers = flags.brokers]() -> absl::Status {
+      stream::KafkaEventSource* k = kafka.load();
+      if (k == nullptr) return absl::OkStatus();
+      const absl::Duration down = k->BrokerUnreachableFor();
+      if (down < unready_after) return absl::OkStatus();
+      return absl::UnavailableError(absl::StrCat(
+          "no Kafka broker of ", brokers, " has been reachable for ",
+          absl::FormatDuration(absl::Trunc(down, absl::Seconds(1))), " (serve.unready_after_ms)"));
+    };
     FRESHET_RETURN_IF_ERROR(serving::RegisterApi(*server, *engine, metrics, std::move(api)));
     FRESHET_RETURN_IF_ERROR(server->Start());
     LogInfo(absl::StrCat("serving on http://", http.bind_address, ":", server->port()));

@@ -200,7 +200,11 @@ const std::vector<KeyImpl>& Registry() {
                "heaviest event accepted (its weight, or its type's); heavier events are "
                "rejected and counted as malformed, on every path (files, Kafka, HTTP)"),
       IntKey("events.max_id_bytes", &Config::max_id_bytes, 1, 65536,
-             "longest user, item or type id accepted, in bytes; longer ones are rejected"),
+             "longest user, item, type or event id accepted, in bytes; longer ones are rejected"),
+      IntKey("events.idempotency_keys", &Config::idempotency_keys, 0, int64_t{1} << 28,
+             "event ids (the \"id\" field, or POST /v1/events' Idempotency-Key) the server "
+             "remembers: an event whose id is among the last this many applied is dropped as a "
+             "repeat; 0 turns the check off"),
       IntKey("replay.k", &Config::replay_k, 1, 10000, "K of Recall@K, NDCG@K, MRR@K"),
       IntKey("replay.windows", &Config::replay_windows, 1, 10000,
              "number of equal slices of the stream reported in the report's windows"),
@@ -263,6 +267,9 @@ const std::vector<KeyImpl>& Registry() {
       BoolKey("serve.batch_scoring", &Config::serve_batch_scoring,
               "score concurrent recommendation requests together, one pass over the items for "
               "many queries (embedding models)"),
+      IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
+             "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
+             "has been reachable, for this long"),
   };
   return *registry;
 }

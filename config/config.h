@@ -73,8 +73,10 @@ struct Config {
   float default_weight = 1.0f;
   // Heaviest event accepted (its explicit weight or its type's); heavier events are rejected.
   float max_event_weight = 100.0f;
-  // Longest user, item or type id accepted, in bytes.
+  // Longest user, item, type or event id accepted, in bytes.
   int max_id_bytes = 256;
+  // Event ids (idempotency keys) the engine remembers; 0: ids are not checked.
+  int64_t idempotency_keys = 1'000'000;
 
   // [replay]
   int replay_k = 10;
@@ -125,6 +127,8 @@ struct Config {
   std::string serve_admin_token_file;  // a file holding the token (first line)
   int serve_max_connections = 0;       // open HTTP connections; 0: from the fd limit
   int serve_idle_timeout_ms = 15000;   // keep-alive connections idle this long are closed
+  // /readyz answers 503 once the learning loop stalls, or no broker is reachable, this long.
+  int serve_unready_after_ms = 30000;
   bool serve_batch_scoring = true;  // score concurrent recommendation requests in one pass
 };
 

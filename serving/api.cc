@@ -126,6 +126,26 @@ absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view bod
   return events;
 }
 
+absl::Status ApplyIdempotencyKey(absl::string_view key, const config::Config& config,
+                                 std::vector<stream::Event>* events) {
+  if (key.empty()) return absl::InvalidArgumentError("the Idempotency-Key header is empty");
+  if (!IsValidUtf8(key)) {
+    return absl::InvalidArgumentError("the Idempotency-Key header is not valid UTF-8");
+  }
+  const bool single = events->size() == 1;
+  for (size_t i = 0; i < events->size(); ++i) {
+    stream::Event& event = (*events)[i];
+    if (!event.id.empty()) continue;  // the event's own id wins
+    event.id = single ? std::string(key) : absl::StrCat(key, "/", i);
+    if (event.id.size() > static_cast<size_t>(config.max_id_bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the Idempotency-Key header makes event ids longer than ",
+                       config.max_id_bytes, " bytes (events.max_id_bytes)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& metrics,
                          ApiOptions options) {
   auto opts = std::make_shared<const ApiOptions>(std::move(options));
@@ -196,7 +216,11 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       "POST", "/v1/events", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_ASSIGN_OR_RETURN(std::vector<stream::Event> events,
                                  ParseEventsBody(req.body, opts->config, absl::ToUnixMillis(absl::Now())));
+        if (const std::string* key = req.Header("Idempotency-Key")) {
+          FRESHET_RETURN_IF_ERROR(ApplyIdempotencyKey(*key, opts->config, &events));
+        }
         const char* route = "learner";
+        int64_t repeats = -1;  // known only when learnt here
         if (opts->publish) {
           FRESHET_RETURN_IF_ERROR(opts->publish(events));
           route = "kafka";
@@ -208,11 +232,14 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
                 absl::StrCat("events are not accepted while they cannot be persisted: ",
                              health.message()));
           }
-          e->ApplyDirect(events);
+          repeats = e->ApplyDirect(events);
         }
         JsonWriter w;
         w.BeginObject().Key("accepted").Int(static_cast<int64_t>(events.size()));
-        w.Key("to").String(route).EndObject();
+        w.Key("to").String(route);
+        // Events whose id was applied before, not applied again (a retry).
+        if (repeats >= 0) w.Key("repeats").Int(repeats);
+        w.EndObject();
         return HttpResponse::Json(202, w.str());
       }));
 
@@ -243,10 +270,19 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
     return absl::StatusOr<HttpResponse>(HttpResponse::Json(200, "{\"status\":\"ok\"}"));
   }));
   FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/readyz", [e, opts](const HttpRequest&) {
-    // The engine exists only once its state is loaded; what is left is the sources, and the
-    // store accepting writes.
+    // The engine exists only once its state is loaded; what is left: the store accepting
+    // writes, the learning loop going round, the sources reachable and assigned.
     if (const absl::Status health = e->PersistenceHealth(); !health.ok()) {
       return absl::StatusOr<HttpResponse>(ErrorResponse(503, health.message()));
+    }
+    const absl::Duration stall = absl::Milliseconds(opts->config.serve_unready_after_ms);
+    if (const absl::Status health = e->IngestHealth(stall); !health.ok()) {
+      return absl::StatusOr<HttpResponse>(ErrorResponse(503, health.message()));
+    }
+    if (opts->sources_health) {
+      if (const absl::Status health = opts->sources_health(); !health.ok()) {
+        return absl::StatusOr<HttpResponse>(ErrorResponse(503, health.message()));
+      }
     }
     const bool ready = !opts->sources_ready || opts->sources_ready();
     return absl::StatusOr<HttpResponse>(
@@ -383,6 +419,13 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   metrics.AddCallbackGauge("freshet_events_duplicate",
                            "re-delivered events dropped by the exactly-once filter",
                            [e] { return static_cast<double>(e->stats().duplicates_dropped); });
+  metrics.AddCallbackGauge(
+      "freshet_events_repeated_id",
+      "events dropped because an event with the same id (idempotency key) was applied before",
+      [e] { return static_cast<double>(e->stats().duplicate_ids_dropped); });
+  metrics.AddCallbackGauge(
+      "freshet_idempotency_keys", "event ids remembered (at most events.idempotency_keys)",
+      [e] { return static_cast<double>(e->stats().idempotency_keys); });
   metrics.AddCallbackGauge("freshet_events_filtered",
                            "events of ids not yet admitted (memory.admit_min_events)",
                            [e] { return static_cast<double>(e->stats().events_filtered); });

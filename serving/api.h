@@ -1,7 +1,8 @@
 // The HTTP API of `freshet serve` (DESIGN.md, "Serving"), on an Engine:
 //   GET  /v1/users/{user}/recommendations?k=20&exclude_seen=true&exclude=i1,i2
 //   GET  /v1/items/{item}/similar?k=20
-//   POST /v1/events            one DESIGN.md event object or an array of them
+//   POST /v1/events            one event object or an array of them (README, "HTTP API"); an
+//                              Idempotency-Key header makes a retry apply nothing twice
 //   GET  /v1/users/{user}
 //   GET  /healthz, /readyz, /metrics
 //   /admin/... (bearer token): snapshots (list, create, inspect, delete, restore), item
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "config/config.h"
 #include "serving/engine.h"
 #include "serving/http/http_server.h"
@@ -34,6 +36,9 @@ struct ApiOptions {
   std::function<absl::Status(const std::vector<stream::Event>&)> publish;
   // Readiness beyond "state loaded": e.g. the Kafka source has its partitions. Null: ready.
   std::function<bool()> sources_ready;
+  // Why the sources cannot be read now (e.g. no broker reachable for serve.unready_after_ms), or
+  // OK. Null: OK.
+  std::function<absl::Status()> sources_health;
   // Consumer lag summed over partitions, for /metrics; null when there is no broker.
   std::function<int64_t()> consumer_lag;
   // Consumer lag of every assigned partition: (topic, partition, messages). Optional.
@@ -57,6 +62,13 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
                                                           const config::Config& config,
                                                           int64_t now_ms);
+
+// The Idempotency-Key header of POST /v1/events: the events without an "id" of their own get
+// `key` (a single event) or `key/<index in the body>` (an array), so a retried request repeats
+// exactly the ids of the first. InvalidArgument for an empty key, one that is not UTF-8, or ids
+// longer than events.max_id_bytes.
+absl::Status ApplyIdempotencyKey(absl::string_view key, const config::Config& config,
+                                 std::vector<stream::Event>* events);
 
 }  // namespace freshet::serving
 

@@ -28,6 +28,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
                                                      const kernels::Backend* backend) {
   std::unique_ptr<Engine> engine(new Engine(options));
   engine->backend_ = backend;
+  engine->applied_.set_id_capacity(static_cast<size_t>(options.config.idempotency_keys));
   FRESHET_ASSIGN_OR_RETURN(engine->learner_,
                            learner::Learner::Create(options.algorithm, options.config, backend));
   // Before the load: the first exchange sends every row as it is, loaded or not.
@@ -69,6 +70,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
     for (const store::StoredPosition& p : meta.positions) {
       engine->applied_.Set(p.stream, p.partition, p.offset);
     }
+    std::lock_guard<std::mutex> positions(engine->applied_mu_);
+    FRESHET_RETURN_IF_ERROR(engine->LoadEventIdsLocked());
     engine->stored_sources_ = meta.sources;
     engine->hidden_ = meta.hidden_items;
     std::sort(engine->hidden_.begin(), engine->hidden_.end());
@@ -82,6 +85,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
   persist.flush_interval = absl::Milliseconds(options.config.flush_interval_ms);
   engine->persister_ =
       std::make_unique<store::Persister>(engine->store_.get(), persist, meta.model_version);
+  engine->persister_->SetStoredEventIds(engine->stored_ids_from_, engine->applied_.next_id_seq());
   if (meta.empty) {
     // A new state states what it is at once, so even a snapshot taken before the first flush
     // knows its algorithm and dimension.
@@ -146,13 +150,50 @@ void Engine::ApplyLocked(absl::Span<const stream::Event> events) {
   }
 }
 
-void Engine::ApplyDirect(absl::Span<const stream::Event> events) {
+absl::Status Engine::LoadEventIdsLocked() {
+  applied_.ClearIds();
+  stored_ids_from_ = -1;
+  FRESHET_RETURN_IF_ERROR(store_->LoadEventIds([this](int64_t seq, absl::string_view id) {
+    if (stored_ids_from_ < 0) stored_ids_from_ = seq;
+    applied_.RestoreId(seq, id);
+  }));
+  if (stored_ids_from_ < 0) stored_ids_from_ = applied_.next_id_seq();
+  return absl::OkStatus();
+}
+
+int64_t Engine::ApplyDirect(absl::Span<const stream::Event> events) {
   // With replicas, not between an exchange's taking of this rank's changes and its merge (the
   // merge rewrites the rows it merges; changes made in between would be lost or sent wrong).
   std::unique_lock<std::mutex> exchange;
   if (options_.replicas != nullptr) exchange = std::unique_lock<std::mutex>(exchange_mu_);
-  ApplyLocked(events);
-  direct_.fetch_add(static_cast<int64_t>(events.size()), std::memory_order_relaxed);
+  const bool any_id = std::any_of(events.begin(), events.end(),
+                                  [](const stream::Event& e) { return !e.id.empty(); });
+  if (!any_id) {
+    ApplyLocked(events);
+    direct_.fetch_add(static_cast<int64_t>(events.size()), std::memory_order_relaxed);
+    return 0;
+  }
+  // The ids are remembered and their events learnt under one exclusive hold of the learner, so
+  // the persister (which takes it shared) never writes an id without its event.
+  std::vector<stream::Event> fresh;
+  fresh.reserve(events.size());
+  std::unique_lock<RwLock> lock(mu_);
+  {
+    std::lock_guard<std::mutex> positions(applied_mu_);
+    for (const stream::Event& e : events) {
+      if (e.id.empty() || applied_.AcceptId(e.id)) fresh.push_back(e);
+    }
+  }
+  const int64_t repeated = static_cast<int64_t>(events.size() - fresh.size());
+  if (!fresh.empty()) {
+    const int64_t now = absl::GetCurrentTimeNanos();
+    learner_->set_apply_clock_ns(now);
+    learner_->ApplyBatch(fresh);
+    last_applied_ns_.store(now, std::memory_order_relaxed);
+  }
+  direct_.fetch_add(static_cast<int64_t>(fresh.size()), std::memory_order_relaxed);
+  duplicate_ids_.fetch_add(repeated, std::memory_order_relaxed);
+  return repeated;
 }
 
 std::vector<int32_t> Engine::HiddenRowsLocked() const {
@@ -347,6 +388,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
     pending.clear();
   };
   absl::Status failure;
+  loop_round_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
   running_.store(true);
   // Requests go first when the cores are short: a little below them, the learner catches up in
   // the gaps (batches grow, so the throughput stays) instead of delaying answers.
@@ -366,6 +408,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
     }
   }
   while (failure.ok() && !group_stopping && !stop.load(std::memory_order_relaxed)) {
+    loop_round_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
     {
       bool restore = false;
       {
@@ -415,15 +458,24 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
       polled_.fetch_add(static_cast<int64_t>(polled.size()), std::memory_order_relaxed);
       if (pending.empty()) pending_since = absl::Now();
       const size_t before = pending.size();
+      int64_t repeated_ids = 0;
       {
         std::lock_guard<std::mutex> lock(applied_mu_);
         for (stream::Event& e : polled) {
           e.position.stream += s.first_stream;
-          if (applied_.Accept(e.position)) pending.push_back(std::move(e));
+          if (!applied_.Accept(e.position)) continue;
+          // The message is consumed (its position recorded) even when its id is a repeat.
+          if (!e.id.empty() && !applied_.AcceptId(e.id)) {
+            ++repeated_ids;
+            continue;
+          }
+          pending.push_back(std::move(e));
         }
       }
-      duplicates_.fetch_add(static_cast<int64_t>(polled.size() - (pending.size() - before)),
-                            std::memory_order_relaxed);
+      duplicates_.fetch_add(
+          static_cast<int64_t>(polled.size() - (pending.size() - before)) - repeated_ids,
+          std::memory_order_relaxed);
+      duplicate_ids_.fetch_add(repeated_ids, std::memory_order_relaxed);
       // The positions just accepted are recorded before their events are learnt; nothing reads
       // them in between except the persister, below, on this same thread, after applying them.
       if (pending.size() >= kApplySlice) apply_pending();
@@ -603,6 +655,11 @@ EngineStats Engine::stats() const {
       static_cast<double>(replica_last_exchange_us_.load(std::memory_order_relaxed)) / 1000.0;
   s.events_malformed = malformed_.load(std::memory_order_relaxed);
   s.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);
+  s.duplicate_ids_dropped = duplicate_ids_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(applied_mu_);
+    s.idempotency_keys = static_cast<int64_t>(applied_.ids());
+  }
   s.events_direct = direct_.load(std::memory_order_relaxed);
   s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
   s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);
@@ -615,6 +672,16 @@ EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(store_mu_);
   if (persister_ != nullptr) s.persister = persister_->stats();
   return s;
+}
+
+absl::Status Engine::IngestHealth(absl::Duration stall) const {
+  if (!running_.load()) return absl::OkStatus();
+  const absl::Duration since =
+      absl::Nanoseconds(absl::GetCurrentTimeNanos() - loop_round_ns_.load(std::memory_order_relaxed));
+  if (since < stall) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "the learning loop has made no progress for ", absl::FormatDuration(absl::Trunc(since, absl::Milliseconds(100))),
+      " (stuck in a source, the store or a replica exchange; events are waiting)"));
 }
 
 absl::Status Engine::PersistenceHealth() const {
@@ -728,6 +795,8 @@ absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
     learner_ = std::move(fresh);
     applied_.Clear();
     for (const store::StoredPosition& p : meta.positions) applied_.Set(p.stream, p.partition, p.offset);
+    FRESHET_RETURN_IF_ERROR(LoadEventIdsLocked());
+    persister_->SetStoredEventIds(stored_ids_from_, applied_.next_id_seq());
     unacknowledged_.clear();
   }
   absl::Status rewound;

@@ -87,7 +87,9 @@ struct EngineStats {
   int64_t events_filtered = 0;  // admission filter
   int64_t events_rejected = 0;  // refused by the learner's own check (Learner::events_rejected)
   int64_t nonfinite_skips = 0;  // model updates skipped as non-finite
-  int64_t duplicates_dropped = 0;
+  int64_t duplicates_dropped = 0;  // at or below their partition's applied offset
+  int64_t duplicate_ids_dropped = 0;  // an id among the remembered ones (events.idempotency_keys)
+  int64_t idempotency_keys = 0;       // ids remembered now
   int64_t events_polled = 0;
   int64_t source_errors = 0;
   int64_t events_malformed = 0;  // summed over the sources
@@ -185,11 +187,15 @@ class Engine {
   // retries; meanwhile the server is not ready and refuses events that have no source to
   // replay them (POST /v1/events without a broker).
   absl::Status PersistenceHealth() const;
+  // OK unless Run() is running and its loop has made no round for `stall` (stuck, e.g. in a
+  // source or a store call): Unavailable saying for how long.
+  absl::Status IngestHealth(absl::Duration stall) const;
   int64_t model_version() const;
   const std::string& algorithm() const { return options_.algorithm; }
   // Learns events directly (POST /v1/events without a broker); they carry no source position.
-  // With replicas it waits for an exchange in progress.
-  void ApplyDirect(absl::Span<const stream::Event> events);
+  // Events whose id the exactly-once filter remembers are dropped (a client's retry); returns how
+  // many. With replicas it waits for an exchange in progress.
+  int64_t ApplyDirect(absl::Span<const stream::Event> events);
 
   // --- Snapshots of the running engine (thread-safe). FailedPrecondition without a data dir.
   absl::StatusOr<store::SnapshotManifest> CreateSnapshot(const std::string& id);
@@ -261,8 +267,11 @@ class Engine {
   std::unique_ptr<store::Persister> persister_;
   std::unique_ptr<learner::Learner> learner_;
   mutable RwLock mu_;  // learner_; a waiting writer goes before later readers
-  stream::AppliedPositions applied_;  // written by the ingestion thread only
-  mutable std::mutex applied_mu_;     // guards applied_ for AppliedOffset() readers
+  // Positions: written by the ingestion thread only. Ids: also by ApplyDirect(), which holds mu_
+  // (exclusive) around remembering ids and learning their events, so a persisted cut never holds
+  // an id without its event.
+  stream::AppliedPositions applied_;
+  mutable std::mutex applied_mu_;  // guards applied_; taken after mu_ where both are held
   std::vector<Source> sources_;
   std::vector<std::string> stream_names_;
   std::function<void(const std::vector<stream::SourcePosition>&)> on_persisted_;
@@ -280,8 +289,11 @@ class Engine {
   bool restore_done_ = false;
   absl::Status restore_result_;
   std::atomic<bool> running_{false};
+  std::atomic<int64_t> loop_round_ns_{0};  // when Run()'s loop last began a round
   const kernels::Backend* backend_ = nullptr;
   std::atomic<int64_t> duplicates_{0};
+  std::atomic<int64_t> duplicate_ids_{0};
+  int64_t stored_ids_from_ = 0;  // lowest stored event id number at the last load
   std::atomic<int64_t> direct_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};
@@ -299,6 +311,9 @@ class Engine {
   std::vector<int32_t> HiddenRowsLocked() const;
   std::vector<int32_t> ExcludedRowsLocked(const std::vector<std::string>& exclude_items) const;
   UserInfo UserInfoLocked(absl::string_view user) const;
+  // With applied_mu_ held: loads the stored event ids into applied_ and tells the persister which
+  // are stored.
+  absl::Status LoadEventIdsLocked();
   std::atomic<int64_t> polled_{0};
   std::atomic<int64_t> source_errors_{0};
   // Held by an exchange from taking this rank's changes to merging everyone's; ApplyDirect() waits

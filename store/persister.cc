@@ -67,7 +67,9 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
   std::sort(changes.users.begin(), changes.users.end());
   std::sort(changes.items.begin(), changes.items.end());
   const bool new_sources = sources.size() > sources_written_;
-  if (changes.empty() && !identity_pending_ && !new_sources) return false;
+  const bool new_ids = positions.next_id_seq() != ids_written_ ||
+                       positions.first_id_seq() != ids_forgotten_from_;
+  if (changes.empty() && !identity_pending_ && !new_sources && !new_ids) return false;
 
   const absl::Time start = absl::Now();
   std::unique_ptr<StateBatch> batch = writer_->NewBatch();
@@ -98,6 +100,15 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
   batch->PutGlobals(scratch_, learner.events_applied(), learner.users().live(),
                     learner.items().live());
   for (const auto& [key, offset] : positions) batch->PutPosition(key.first, key.second, offset);
+  // The ids accepted since the last batch, and the deletion of those forgotten since: the stored
+  // ids are always exactly those the positions held when this cut was taken.
+  positions.ForEachIdFrom(ids_written_,
+                          [&](int64_t seq, absl::string_view id) { batch->PutEventId(seq, id); });
+  ids_written_ = positions.next_id_seq();
+  if (positions.first_id_seq() > ids_forgotten_from_) {
+    batch->ForgetEventIds(ids_forgotten_from_, positions.first_id_seq());
+  }
+  ids_forgotten_from_ = positions.first_id_seq();
   const int64_t version = queued_version_.load(std::memory_order_relaxed) + 1;
   batch->PutModelVersion(version);
   queued_version_.store(version, std::memory_order_relaxed);

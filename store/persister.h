@@ -84,6 +84,14 @@ class Persister {
   // every source name: for a new or reset store.
   void WriteIdentity(std::string algorithm, int dim, uint64_t fingerprint, std::string config_toml);
 
+  // The event ids already stored: numbers [lowest, next) (StateStore::LoadEventIds). Batches
+  // write the ids numbered `next` and later, and delete the stored ones the positions have
+  // forgotten. Without a call every id held is written with the first batch.
+  void SetStoredEventIds(int64_t lowest, int64_t next) {
+    ids_forgotten_from_ = lowest;
+    ids_written_ = next;
+  }
+
   // True when the flush interval has passed since the last batch was queued.
   bool FlushDue() const { return absl::Now() - last_flush_ >= options_.flush_interval; }
 
@@ -109,6 +117,8 @@ class Persister {
   int dim_ = 0;
   uint64_t fingerprint_ = 0;
   size_t sources_written_ = 0;
+  int64_t ids_written_ = 0;         // event ids numbered below this are stored
+  int64_t ids_forgotten_from_ = 0;  // stored event ids numbered below this are deleted
   std::string scratch_;
 
   mutable std::mutex mu_;

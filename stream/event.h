@@ -26,6 +26,10 @@ struct Event {
   float weight = 1.0f;
   int64_t ts_ms = 0;  // epoch milliseconds
   SourcePosition position;
+  // Optional idempotency key (the JSON field "id"; POST /v1/events also derives it from an
+  // Idempotency-Key header). The engine applies at most one event per id among the last
+  // events.idempotency_keys ids it applied, whichever way each copy came in.
+  std::string id;
 };
 
 }  // namespace freshet::stream

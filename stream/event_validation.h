@@ -24,7 +24,7 @@ struct EventLimits {
   // empty every answer. Rejected rather than clamped, because such a weight is a producer's bug,
   // and a clamped event would still carry the most weight any event can.
   float max_weight = 100.0f;
-  // Longest user, item or type id, in bytes.
+  // Longest user, item, type or event id, in bytes.
   int max_id_bytes = 256;
 };
 
@@ -38,6 +38,10 @@ std::optional<internal::MalformedReason> CheckEvent(absl::string_view user, absl
 std::optional<internal::MalformedReason> CheckIds(absl::string_view user, absl::string_view item,
                                                   absl::string_view type,
                                                   const EventLimits& limits);
+// The event's idempotency key: empty (none), or like a user id (valid UTF-8, at most
+// max_id_bytes).
+std::optional<internal::MalformedReason> CheckEventId(absl::string_view id,
+                                                      const EventLimits& limits);
 std::optional<internal::MalformedReason> CheckNumbers(int64_t ts_ms, float weight,
                                                       const EventLimits& limits);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <utility>
 
@@ -173,6 +174,7 @@ class FileEventSource::Loader {
     // Ids (the type's too) are checked before anything is interned, so a rejected line leaves
     // nothing behind; the weight is checked as resolved, so a type's weight counts too.
     if (auto bad = CheckIds(parsed.user, parsed.item, type_name, options_.limits)) return bad;
+    if (auto bad = CheckEventId(parsed.id, options_.limits)) return bad;
     const uint32_t type = TypeId(type_name);
     const float weight = parsed.has_weight ? parsed.weight : type_weights_[type];
     if (auto bad = CheckNumbers(ts_ms, weight, options_.limits)) return bad;
@@ -184,6 +186,14 @@ class FileEventSource::Loader {
         .item = source_->items_.Intern(parsed.item),
         .type = type,
     });
+    if (!parsed.id.empty() || !source_->event_ids_.empty()) {
+      // The first id: every earlier event has none.
+      if (source_->event_ids_.empty()) {
+        FRESHET_CHECK(source_->ids_.Intern("") == 0);
+        source_->event_ids_.assign(source_->events_.size() - 1, 0);
+      }
+      source_->event_ids_.push_back(source_->ids_.Intern(parsed.id));
+    }
     return std::nullopt;
   }
 
@@ -257,7 +267,25 @@ absl::StatusOr<std::unique_ptr<FileEventSource>> FileEventSource::Open(
     return a.ts_ms < b.ts_ms;
   };
   if (options.sort_by_time && !std::is_sorted(events.begin(), events.end(), by_time)) {
-    std::stable_sort(events.begin(), events.end(), by_time);
+    if (source->event_ids_.empty()) {
+      std::stable_sort(events.begin(), events.end(), by_time);
+    } else {
+      // Events and their ids move together.
+      std::vector<uint32_t> order(events.size());
+      std::iota(order.begin(), order.end(), 0u);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](uint32_t a, uint32_t b) { return by_time(events[a], events[b]); });
+      std::vector<CompactEvent> sorted_events;
+      std::vector<uint32_t> sorted_ids;
+      sorted_events.reserve(events.size());
+      sorted_ids.reserve(events.size());
+      for (const uint32_t i : order) {
+        sorted_events.push_back(events[i]);
+        sorted_ids.push_back(source->event_ids_[i]);
+      }
+      events = std::move(sorted_events);
+      source->event_ids_ = std::move(sorted_ids);
+    }
   }
 
   std::string summary = absl::StrCat(
@@ -299,6 +327,10 @@ absl::Status FileEventSource::Poll(size_t max_events, absl::Duration /*timeout*/
     event.weight = compact.weight;
     event.ts_ms = compact.ts_ms;
     event.position.offset = static_cast<int64_t>(i);
+    if (!event_ids_.empty()) {
+      const absl::string_view id = ids_.Get(event_ids_[i]);
+      event.id.assign(id.data(), id.size());
+    }
   }
   next_ += static_cast<int64_t>(n);
   return absl::OkStatus();

@@ -117,6 +117,10 @@ class FileEventSource final : public EventSource {
   internal::StringPool items_;
   internal::StringPool types_;        // id 0 is the empty type
   std::vector<CompactEvent> events_;  // replay order
+  // Idempotency keys ("id") by event, parallel to events_ (index into ids_, 0: none); empty while
+  // no line of the file carries one, so logs without ids pay nothing.
+  internal::StringPool ids_;  // id 0 is "no id"
+  std::vector<uint32_t> event_ids_;
   int64_t next_ = 0;
   SourceStats stats_;
   std::array<int64_t, internal::kMalformedReasonCount> malformed_{};

@@ -33,11 +33,13 @@ std::optional<MalformedReason> JsonEventDecoder::Decode(absl::string_view json,
   if (auto bad = CheckEvent(parsed.user, parsed.item, type, ts_ms, weight, options_.limits)) {
     return bad;
   }
+  if (auto bad = CheckEventId(parsed.id, options_.limits)) return bad;
   out->user.assign(parsed.user.data(), parsed.user.size());
   out->item.assign(parsed.item.data(), parsed.item.size());
   out->type.assign(type.data(), type.size());
   out->weight = weight;
   out->ts_ms = ts_ms;
+  out->id.assign(parsed.id.data(), parsed.id.size());
   return std::nullopt;
 }
 

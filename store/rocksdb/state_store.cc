@@ -1,5 +1,6 @@
 #include "store/rocksdb/state_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -7,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
 #include "common/byte_codec.h"
@@ -27,6 +29,7 @@ constexpr const char* kMeta = "meta";
 
 constexpr absl::string_view kPositionPrefix = "pos/";
 constexpr absl::string_view kSourcePrefix = "source/";
+constexpr absl::string_view kEventIdPrefix = "eid/";
 
 void AppendBigEndian32(uint32_t v, std::string* out) {
   const char bytes[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
@@ -50,6 +53,18 @@ std::string PositionKey(int32_t stream, int32_t partition) {
   std::string key(kPositionPrefix);
   AppendBigEndian32(static_cast<uint32_t>(stream), &key);
   AppendBigEndian32(static_cast<uint32_t>(partition), &key);
+  return key;
+}
+
+void AppendBigEndian64(uint64_t v, std::string* out) {
+  AppendBigEndian32(static_cast<uint32_t>(v >> 32), out);
+  AppendBigEndian32(static_cast<uint32_t>(v), out);
+}
+
+// Event ids sort by their number (non-negative, so big-endian order is numeric order).
+std::string EventIdKey(int64_t seq) {
+  std::string key(kEventIdPrefix);
+  AppendBigEndian64(static_cast<uint64_t>(std::max<int64_t>(seq, 0)), &key);
   return key;
 }
 
@@ -134,6 +149,14 @@ void StateBatch::PutGlobals(absl::string_view learner_globals, int64_t events_ap
 
 void StateBatch::PutPosition(int32_t stream, int32_t partition, int64_t offset) {
   batch_.Put(meta_, PositionKey(stream, partition), Fixed(offset));
+}
+
+void StateBatch::PutEventId(int64_t seq, absl::string_view id) {
+  batch_.Put(meta_, EventIdKey(seq), ToSlice(id));
+}
+
+void StateBatch::ForgetEventIds(int64_t from, int64_t to) {
+  if (from < to) batch_.DeleteRange(meta_, EventIdKey(from), EventIdKey(to));
 }
 
 void StateBatch::PutHiddenItems(const std::vector<std::string>& items) {
@@ -484,6 +507,11 @@ absl::Status StateStore::WritePrefix(StateBatch* batch, int64_t ops) {
       if (left_-- > 0) return out.Delete(Handle(id), key);
       return rocksdb::Status::OK();
     }
+    rocksdb::Status DeleteRangeCF(uint32_t id, const rocksdb::Slice& begin,
+                                  const rocksdb::Slice& end) override {
+      if (left_-- > 0) return out.DeleteRange(Handle(id), begin, end);
+      return rocksdb::Status::OK();
+    }
     rocksdb::WriteBatch out;
 
    private:
@@ -506,6 +534,13 @@ absl::StatusOr<StoreMeta> StateStore::ReadMeta() const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const absl::string_view key = ToView(it->key());
+    if (absl::StartsWith(key, kEventIdPrefix)) {  // LoadEventIds() reads them
+      meta.empty = false;
+      it->Seek("eid0");  // the first key after the prefix ('0' follows '/')
+      if (!it->Valid()) break;
+      it->Prev();
+      continue;
+    }
     const absl::string_view value = ToView(it->value());
     meta.empty = false;
     ByteReader r(value);
@@ -564,6 +599,23 @@ absl::StatusOr<StoreMeta> StateStore::ReadMeta() const {
   }
   FRESHET_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("reading meta of ", dir_)));
   return meta;
+}
+
+absl::Status StateStore::LoadEventIds(
+    const std::function<void(int64_t, absl::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(ToSlice(kEventIdPrefix)); it->Valid(); it->Next()) {
+    const absl::string_view key = ToView(it->key());
+    if (!absl::StartsWith(key, kEventIdPrefix)) break;
+    if (key.size() != kEventIdPrefix.size() + 8) {
+      return absl::DataLossError(
+          absl::StrCat(dir_, ": event id key '", absl::CEscape(key), "' is malformed"));
+    }
+    const absl::string_view number = key.substr(kEventIdPrefix.size());
+    const uint64_t seq = (uint64_t{ReadBigEndian32(number)} << 32) | ReadBigEndian32(number.substr(4));
+    visit(static_cast<int64_t>(seq), ToView(it->value()));
+  }
+  return FromRocksDb(it->status(), absl::StrCat("reading the event ids of ", dir_));
 }
 
 absl::Status StateStore::LoadFamily(

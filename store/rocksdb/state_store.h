@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +67,10 @@ class StateBatch {
   void PutPosition(int32_t stream, int32_t partition, int64_t offset);
   void PutSource(int32_t stream, absl::string_view name);
   void PutModelVersion(int64_t version);
+  // The ids (idempotency keys) the exactly-once filter remembers, by their number
+  // (stream::AppliedPositions::next_id_seq()); ForgetEventIds removes numbers [from, to).
+  void PutEventId(int64_t seq, absl::string_view id);
+  void ForgetEventIds(int64_t from, int64_t to);
   // Items hidden from every answer (item availability), by external id.
   void PutHiddenItems(const std::vector<std::string>& items);
   // Identity of the state: algorithm, dimension, a fingerprint of the configuration and its text.
@@ -149,6 +154,8 @@ class StateStore : public BatchWriter {
   absl::Status WritePrefix(StateBatch* batch, int64_t ops);
 
   absl::StatusOr<StoreMeta> ReadMeta() const;
+  // Calls `visit(seq, id)` for every stored event id (PutEventId), in ascending seq order.
+  absl::Status LoadEventIds(const std::function<void(int64_t, absl::string_view)>& visit) const;
 
   // Loads every stored row into `learner` (a new one, created with the stored algorithm and
   // dimension): users and histories on two threads. DataLoss names the first bad key.

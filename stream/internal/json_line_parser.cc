@@ -169,6 +169,10 @@ std::optional<MalformedReason> JsonLineParser::Parse(absl::string_view line, Par
       result = ReadWeight(value, &out->weight);
       out->has_weight = result == FieldResult::kOk;
       bad = MalformedReason::kBadWeight;
+    } else if (key == "id") {
+      out->id = {};
+      result = ReadId(value, &out->id);
+      bad = MalformedReason::kBadEventId;
     }
     if (result == FieldResult::kInvalid) return MalformedReason::kInvalidJson;
     if (result == FieldResult::kBad) return bad;

@@ -38,6 +38,8 @@ absl::string_view MalformedReasonName(MalformedReason reason) {
       return "id too long";
     case MalformedReason::kInvalidUtf8:
       return "invalid utf-8";
+    case MalformedReason::kBadEventId:
+      return "bad id";
   }
   return "unknown";
 }

@@ -31,10 +31,11 @@ enum class MalformedReason {
   kTruncatedLastLine,  // "truncated last line": unterminated last line that did not parse, or
                        // any unterminated last line of a truncated gzip stream
   kTruncatedGzip,      // "truncated gzip": the compressed stream ends early (counted once)
-  kIdTooLong,          // "id too long": a user, item or type id above events.max_id_bytes
+  kIdTooLong,          // "id too long": a user, item, type or event id above events.max_id_bytes
   kInvalidUtf8,        // "invalid utf-8": an id that is not valid UTF-8
+  kBadEventId,         // "bad id": the event's "id" is not a string or an integer (jsonl)
 };
-inline constexpr int kMalformedReasonCount = static_cast<int>(MalformedReason::kInvalidUtf8) + 1;
+inline constexpr int kMalformedReasonCount = static_cast<int>(MalformedReason::kBadEventId) + 1;
 
 absl::string_view MalformedReasonName(MalformedReason reason);
 
@@ -52,6 +53,7 @@ struct ParsedLine {
   int64_t ts_ms = 0;
   bool has_weight = false;
   float weight = 0;  // finite, >= 0 when has_weight
+  absl::string_view id;  // the event's idempotency key; empty when absent
 };
 
 // Not thread-safe: a parser reuses internal buffers between lines.

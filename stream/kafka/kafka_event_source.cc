@@ -10,8 +10,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/json_writer.h"
 #include "common/status_macros.h"
+#include "simdjson.h"
 #include "stream/internal/json_line_parser.h"
 #include "stream/internal/line_parser.h"
 #include "stream/kafka/internal/rdkafka_util.h"
@@ -69,6 +71,10 @@ struct KafkaSourceCallbacks {
   }
   static void Error(rd_kafka_t*, int err, const char* reason, void* opaque) {
     static_cast<KafkaEventSource*>(opaque)->OnError(err, reason);
+  }
+  static int Stats(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+    static_cast<KafkaEventSource*>(opaque)->OnStats(absl::string_view(json, json_len));
+    return 0;  // librdkafka frees `json`
   }
   static void DeadLetter(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
     static_cast<KafkaEventSource*>(opaque)->OnDeadLetterDelivery(message->err);
@@ -137,10 +143,14 @@ absl::Status KafkaEventSource::Init() {
   FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queued.min.messages", "1000000"));
   FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queued.max.messages.kbytes", "524288"));
   FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "fetch.wait.max.ms", "100"));
+  // The client's statistics say, once a second, which brokers it is connected to
+  // (BrokerUnreachableFor(), for readiness). 0 among the properties turns them off.
+  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "statistics.interval.ms", "1000"));
   FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), options_.properties));
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSourceCallbacks::Rebalance);
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSourceCallbacks::Error);
+  rd_kafka_conf_set_stats_cb(conf.get(), &KafkaSourceCallbacks::Stats);
   FRESHET_ASSIGN_OR_RETURN(clients_->consumer,
                            internal::NewClient(RD_KAFKA_CONSUMER, std::move(conf)));
   // Errors and logs are served from the consumer queue too.
@@ -351,6 +361,40 @@ void KafkaEventSource::OnError(int err, const char* reason) {
   }
   RetriedError(absl::StrCat(Name(), ": ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
                             ": ", reason));
+}
+
+void KafkaEventSource::OnStats(absl::string_view json) {
+  // {"brokers": {"<name>": {"nodeid": 1, "state": "UP", ...}, ...}, ...}: a broker in state UP
+  // has a connection this client uses. Bootstrap entries (nodeid -1) count too.
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(json.data(), json.size()).get(doc) != simdjson::SUCCESS) return;
+  simdjson::dom::object brokers;
+  if (doc["brokers"].get_object().get(brokers) != simdjson::SUCCESS) return;
+  bool up = false;
+  for (const auto field : brokers) {
+    std::string_view state;
+    if (field.value["state"].get_string().get(state) == simdjson::SUCCESS && state == "UP") {
+      up = true;
+      break;
+    }
+  }
+  const int64_t now = absl::GetCurrentTimeNanos();
+  if (up) {
+    broker_up_ns_.store(now, std::memory_order_relaxed);
+    if (broker_down_.load(std::memory_order_relaxed)) {
+      LogInfo(absl::StrCat(Name(), ": a broker of ", options_.brokers, " is connected again"));
+    }
+  } else if (!broker_down_.load(std::memory_order_relaxed)) {
+    LogWarning(absl::StrCat(Name(), ": no broker of ", options_.brokers, " is connected"));
+  }
+  broker_down_.store(!up, std::memory_order_relaxed);
+}
+
+absl::Duration KafkaEventSource::BrokerUnreachableFor() const {
+  if (!broker_down_.load(std::memory_order_relaxed)) return absl::ZeroDuration();
+  return absl::Nanoseconds(absl::GetCurrentTimeNanos() -
+                           broker_up_ns_.load(std::memory_order_relaxed));
 }
 
 void KafkaEventSource::RetriedError(absl::string_view message) {
@@ -565,6 +609,7 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
         ts_ms = broker_ts >= 0 ? broker_ts : absl::ToUnixMillis(absl::Now());
       }
       bad = CheckEvent(parsed.user, parsed.item, type_name, ts_ms, weight, options_.limits);
+      if (!bad.has_value()) bad = CheckEventId(parsed.id, options_.limits);
     }
   }
   if (bad.has_value()) {
@@ -584,6 +629,7 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
   event.type.assign(type_name.data(), type_name.size());
   event.weight = weight;
   event.ts_ms = ts_ms;
+  event.id.assign(parsed.id.data(), parsed.id.size());
   event.position =
       SourcePosition{.stream = stream_it->second, .partition = m->partition, .offset = m->offset};
   ++stats_.events;

@@ -59,6 +59,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/log.h"
@@ -160,6 +161,10 @@ class KafkaEventSource final : public EventSource {
 
   // Consumer errors reported by the client (broker down, timeouts, ...), all retried.
   int64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+  // How long no broker has been connected (zero while one is, or before the client's first
+  // statistics, or with statistics.interval.ms=0): from the last statistics that showed one UP,
+  // or from the creation of the source. Any thread.
+  absl::Duration BrokerUnreachableFor() const;
   // Dead-letter messages the broker did not acknowledge.
   int64_t dead_letter_failures() const { return dlq_failures_.load(std::memory_order_relaxed); }
 
@@ -198,6 +203,7 @@ class KafkaEventSource final : public EventSource {
   absl::Status AssignAtStoredPositions(void* partitions, bool incremental);
   // librdkafka callbacks (trampolines in the .cc).
   void OnRebalance(int err, void* partitions);
+  void OnStats(absl::string_view json);
   void OnError(int err, const char* reason);
   void OnDeadLetterDelivery(int err);
   // Counts a retried error in errors() and logs it, rate-limited, with "(retrying)" appended.
@@ -229,6 +235,8 @@ class KafkaEventSource final : public EventSource {
   std::atomic<int64_t> errors_{0};
   std::atomic<int64_t> dlq_failures_{0};
   std::atomic<bool> fatal_{false};
+  std::atomic<bool> broker_down_{false};
+  std::atomic<int64_t> broker_up_ns_{absl::GetCurrentTimeNanos()};
 
   // Static share: the metadata is read on share_thread_ (a metadata request blocks, and Poll()
   // must not: the engine polls all its sources on one thread with millisecond waits), the

@@ -39,7 +39,12 @@ void AppendEventJson(const Event& event, std::string* out) {
     out->append(",\"type\":");
     AppendJsonString(event.type, out);
   }
-  absl::StrAppend(out, ",\"ts\":", event.ts_ms, ",\"weight\":", event.weight, "}");
+  absl::StrAppend(out, ",\"ts\":", event.ts_ms, ",\"weight\":", event.weight);
+  if (!event.id.empty()) {
+    out->append(",\"id\":");
+    AppendJsonString(event.id, out);
+  }
+  out->push_back('}');
 }
 
 struct KafkaProducer::Client {

@@ -53,7 +53,7 @@ absl::flat_hash_map<std::string, float> TypeWeights() {
 
 std::string Describe(const Event& e) {
   return absl::StrCat("user=\"", absl::CHexEscape(e.user), "\" item=\"", absl::CHexEscape(e.item),
-                      "\" type=\"", absl::CHexEscape(e.type), "\" weight=", e.weight,
+                      "\" type=\"", absl::CHexEscape(e.type), "\" id=\"", absl::CHexEscape(e.id), "\" weight=", e.weight,
                       " ts_ms=", e.ts_ms, " offset=", e.position.offset);
 }
 
@@ -66,9 +66,11 @@ void CheckAccepted(const Event& e, const EventLimits& limits, absl::string_view 
   FUZZ_CHECK(e.user.size() <= max_id, what());
   FUZZ_CHECK(e.item.size() <= max_id, what());
   FUZZ_CHECK(e.type.size() <= max_id, what());
+  FUZZ_CHECK(e.id.size() <= max_id, what());
   FUZZ_CHECK(IsValidUtf8(e.user), what());
   FUZZ_CHECK(IsValidUtf8(e.item), what());
   FUZZ_CHECK(IsValidUtf8(e.type), what());
+  FUZZ_CHECK(IsValidUtf8(e.id), what());
   FUZZ_CHECK(std::isfinite(e.weight), what());
   FUZZ_CHECK(e.weight >= 0 && e.weight <= limits.max_weight, what());
   FUZZ_CHECK(e.ts_ms >= 0 && e.ts_ms < kMaxEventTsMs, what());
@@ -304,7 +306,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!rejected.has_value()) {
       const Event& e = (*events)[0];
       FUZZ_CHECK(e.user == decoded.user && e.item == decoded.item && e.type == decoded.type &&
-                     e.weight == decoded.weight && e.ts_ms == decoded.ts_ms,
+                     e.weight == decoded.weight && e.ts_ms == decoded.ts_ms && e.id == decoded.id,
                  absl::StrCat("file: ", Describe(e), "\n  decoder: ", Describe(decoded)));
     }
   }

@@ -250,9 +250,9 @@ TEST(ReplicasTest, AnItemNewToTwoReplicasAtOnceStartsOnceAndSumsBothUpdates) {
   ASSERT_TRUE(b->EnableReplicas().ok());
   Exchange({a.get(), b.get()});
   // Different first items, so "shared" lands on different rows with different initial values.
-  a->ApplyBatch(std::vector<stream::Event>{{"ua", "only-a", "", 1.0f, 1, {}},
-                                           {"ua", "shared", "", 1.0f, 2, {}}});
-  b->ApplyBatch(std::vector<stream::Event>{{"ub", "shared", "", 1.0f, 3, {}}});
+  a->ApplyBatch(std::vector<stream::Event>{{"ua", "only-a", "", 1.0f, 1, {}, {}},
+                                           {"ua", "shared", "", 1.0f, 2, {}, {}}});
+  b->ApplyBatch(std::vector<stream::Event>{{"ub", "shared", "", 1.0f, 3, {}, {}}});
   ASSERT_NE(a->items().Find("shared"), b->items().Find("shared"));
   const std::vector<float> before_a = ItemParams(*a, "shared");
   const std::vector<float> before_b = ItemParams(*b, "shared");
@@ -278,8 +278,8 @@ TEST(ReplicasTest, ARestartedReplicaRejoinsAndCatchesUp) {
   // b restarts empty (its state lost) and learns a few events of its own before it rejoins.
   b = MakeLearner(&cpu, "bpr");
   ASSERT_TRUE(b->EnableReplicas().ok());
-  b->ApplyBatch(std::vector<stream::Event>{{"ub", events[0].item, "", 1.0f, 5, {}},
-                                           {"ub", "brand-new", "", 1.0f, 6, {}}});
+  b->ApplyBatch(std::vector<stream::Event>{{"ub", events[0].item, "", 1.0f, 5, {}, {}},
+                                           {"ub", "brand-new", "", 1.0f, 6, {}, {}}});
   for (const stream::Event& e : second) (Owner(e.user, 2) == 0 ? a : c)->Apply(e);
   Exchange({a.get(), b.get(), c.get()});  // b joins; a catch-up from rank 0 follows
   ExpectReplicasEqual({a.get(), b.get(), c.get()});

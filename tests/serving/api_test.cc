@@ -54,6 +54,10 @@ class ApiTest : public ::testing::Test {
     api.admin_token = "s3cret";
     api.config = config_;
     api.sources_ready = [this] { return ready_.load(); };
+    api.sources_health = [this] {
+      return broker_down_.load() ? absl::UnavailableError("no Kafka broker reachable")
+                                 : absl::OkStatus();
+    };
     ASSERT_TRUE(RegisterApi(*server_, *engine_, metrics_, api).ok());
     ASSERT_TRUE(server_->Start().ok());
     auto client = TestHttpClient::Connect(server_->port());
@@ -80,6 +84,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{true};
+  std::atomic<bool> broker_down_{false};
   absl::Status run_status_;
   std::thread runner_;
   MetricsRegistry metrics_;
@@ -128,6 +133,45 @@ TEST_F(ApiTest, AClientSeesItsOwnClickLand) {
   EXPECT_EQ(int64_t(doc["user_events"].get_int64().value()), events + 1);
   EXPECT_EQ(Get("/v1/users/brand-new").status, 200);
   EXPECT_EQ(Get("/v1/users/never-seen").status, 404);
+}
+
+// A client that retries after a timeout sends the same Idempotency-Key (or the same event ids):
+// nothing is learnt twice, and the answer says how many were repeats.
+TEST_F(ApiTest, ARetryWithTheSameIdempotencyKeyIsNotLearntTwice) {
+  const int64_t events = engine_->stats().events_applied;
+  const std::string body = R"([{"user":"u3","item":"i5"},{"user":"u4","item":"i6","id":"own"}])";
+  auto first = client_->Request("POST", "/v1/events", body, "Idempotency-Key: order-17\r\n");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->status, 202) << first->body;
+  EXPECT_EQ(int64_t(parser_.parse(first->body).value()["repeats"].get_int64().value()), 0);
+  auto retry = client_->Request("POST", "/v1/events", body, "Idempotency-Key: order-17\r\n");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->status, 202) << retry->body;
+  EXPECT_EQ(int64_t(parser_.parse(retry->body).value()["repeats"].get_int64().value()), 2);
+  // The event's own id held without the header; another key is another request.
+  auto own = client_->Request("POST", "/v1/events", R"({"user":"u4","item":"i6","id":"own"})");
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(int64_t(parser_.parse(own->body).value()["repeats"].get_int64().value()), 1);
+  auto other = client_->Request("POST", "/v1/events", body, "Idempotency-Key: order-18\r\n");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(int64_t(parser_.parse(other->body).value()["repeats"].get_int64().value()), 1);
+  EXPECT_EQ(engine_->stats().events_applied, events + 3);
+  EXPECT_EQ(engine_->stats().duplicate_ids_dropped, 4);
+  // Keys and ids follow the id rules.
+  for (const std::string& headers :
+       {std::string("Idempotency-Key: \xff\r\n"),
+        absl::StrCat("Idempotency-Key: ", std::string(300, 'k'), "\r\n")}) {
+    auto r = client_->Request("POST", "/v1/events", body, headers);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << r->body;
+  }
+  for (const char* bad : {R"({"user":"u1","item":"i1","id":{"a":1}})",
+                          R"({"user":"u1","item":"i1","id":1.5})"}) {
+    auto r = client_->Request("POST", "/v1/events", bad);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << bad << " -> " << r->body;
+  }
+  EXPECT_EQ(engine_->stats().events_applied, events + 3);
 }
 
 TEST_F(ApiTest, BadRequestsAreJsonErrors) {
@@ -216,6 +260,12 @@ TEST_F(ApiTest, AdminNeedsTheTokenAndSnapshotsWork) {
 
 TEST_F(ApiTest, HealthReadinessAndMetrics) {
   EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+  broker_down_.store(true);
+  auto down = Get("/readyz");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_NE(down.body.find("no Kafka broker reachable"), std::string::npos) << down.body;
+  broker_down_.store(false);
   EXPECT_EQ(Get("/readyz").status, 200);
   ready_.store(false);
   EXPECT_EQ(Get("/readyz").status, 503);

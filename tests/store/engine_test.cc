@@ -5,12 +5,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "store/data_dir.h"
+#include "store/rocksdb/state_store.h"
 #include "store/snapshot.h"
 #include "stream/memory_event_source.h"
 #include "tests/store/test_util.h"
@@ -175,6 +182,176 @@ TEST_F(EngineTest, RestoreWhileRunningRewindsAndTheRunEndsExactlyOnce) {
   EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
   EXPECT_TRUE(absl::IsNotFound(engine->RestoreSnapshot("nope", absl::Seconds(1))));
   EXPECT_EQ(engine->stats().duplicates_dropped, 0);
+}
+
+stream::Event WithId(std::string user, std::string item, std::string id) {
+  stream::Event e;
+  e.user = std::move(user);
+  e.item = std::move(item);
+  e.ts_ms = 1000;
+  e.id = std::move(id);
+  return e;
+}
+
+// Waits (bounded) until the persister has written every event applied so far.
+void WaitPersisted(const Engine& engine) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (engine.stats().persister.events_persisted < engine.stats().events_applied &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+}
+
+TEST_F(EngineTest, AnEventIdIsAppliedOnceOnEveryPathAndAfterARestart) {
+  const std::string dir = FreshDir("engine_ids");
+  {
+    auto engine = Open(dir);
+    // Straight to the learner (POST /v1/events without a broker), then the client's retry.
+    EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "a"), WithId("u2", "i1", "b"),
+                                   WithId("u3", "i1", "c"), WithId("u4", "i1", "")}),
+              0);
+    EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "a"), WithId("u2", "i1", "b"),
+                                   WithId("u4", "i1", "")}),
+              2);
+    EXPECT_EQ(engine->stats().events_applied, 5);
+    // Through a source: a copy of a direct event, and one id at two offsets (a retried produce).
+    ASSERT_TRUE(RunAll(*engine, {WithId("u3", "i2", "c"), WithId("u5", "i2", "d"),
+                                 WithId("u5", "i2", "d"), WithId("u6", "i2", "")})
+                    .ok());
+    EXPECT_EQ(engine->stats().events_applied, 7);
+    EXPECT_EQ(engine->stats().duplicate_ids_dropped, 4);
+    EXPECT_EQ(engine->stats().duplicates_dropped, 0);
+    EXPECT_EQ(engine->stats().idempotency_keys, 4);
+    // The repeats were consumed: the position is past them.
+    EXPECT_EQ(engine->AppliedOffset(0, 0), 3);
+  }
+  // The ids were persisted with the state they produced.
+  auto engine = Open(dir);
+  EXPECT_EQ(engine->stats().idempotency_keys, 4);
+  EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "a"), WithId("u5", "i2", "d"),
+                                 WithId("u7", "i1", "e")}),
+            2);
+  EXPECT_EQ(engine->stats().events_applied, 8);
+  std::map<std::string, int64_t> expected = {{"u1", 1}, {"u2", 1}, {"u3", 1}, {"u4", 2},
+                                             {"u5", 1}, {"u6", 1}, {"u7", 1}};
+  EXPECT_EQ(UserCounts(*engine), expected);
+}
+
+TEST_F(EngineTest, OnlyTheNewestIdsAreRememberedAndStored) {
+  const std::string dir = FreshDir("engine_ids_capacity");
+  options_.config.idempotency_keys = 3;
+  {
+    auto engine = Open(dir);
+    for (int i = 1; i <= 5; ++i) {
+      EXPECT_EQ(engine->ApplyDirect({WithId("u", "i", absl::StrCat("k", i))}), 0);
+    }
+    EXPECT_EQ(engine->stats().idempotency_keys, 3);
+    // A clean stop writes everything.
+    std::atomic<bool> stop{true};
+    ASSERT_TRUE(engine->Run(stop, Engine::RunOptions{}).ok());
+  }
+  {
+    store::StateStore::Options read_only;
+    read_only.read_only = true;
+    auto store = store::StateStore::Open(store::LiveDbPath(dir), read_only);
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::vector<std::pair<int64_t, std::string>> stored;
+    ASSERT_TRUE((*store)
+                    ->LoadEventIds([&](int64_t seq, absl::string_view id) {
+                      stored.emplace_back(seq, std::string(id));
+                    })
+                    .ok());
+    EXPECT_EQ(stored, (std::vector<std::pair<int64_t, std::string>>{
+                          {2, "k3"}, {3, "k4"}, {4, "k5"}}));
+  }
+  // A smaller capacity at the next start keeps the newest, and the store follows.
+  options_.config.idempotency_keys = 2;
+  auto engine = Open(dir);
+  EXPECT_EQ(engine->ApplyDirect({WithId("u", "i", "k3")}), 0);  // forgotten: applied again
+  EXPECT_EQ(engine->ApplyDirect({WithId("u", "i", "k5")}), 1);
+  EXPECT_EQ(engine->stats().events_applied, 6);
+}
+
+TEST_F(EngineTest, ARestoreBringsBackTheIdsOfTheSnapshot) {
+  auto engine = Open(FreshDir("engine_ids_restore"));
+  ASSERT_TRUE(engine->AddSource(std::make_unique<stream::MemoryEventSource>(
+                                    std::vector<stream::Event>{}),
+                                {"memory:events"}, {})
+                  .ok());
+  std::atomic<bool> stop{false};
+  absl::Status run_status;
+  std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
+  EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "before")}), 0);
+  WaitPersisted(*engine);
+  ASSERT_TRUE(engine->CreateSnapshot("ids").ok());
+  EXPECT_EQ(engine->ApplyDirect({WithId("u2", "i1", "after")}), 0);
+  WaitPersisted(*engine);
+  const absl::Status restored = engine->RestoreSnapshot("ids", absl::Seconds(60));
+  EXPECT_TRUE(restored.ok()) << restored;
+  // The snapshot's state never learnt "after": it is new to it; "before" is not.
+  EXPECT_EQ(engine->ApplyDirect({WithId("u2", "i1", "after"), WithId("u1", "i1", "before")}), 1);
+  stop.store(true);
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+  EXPECT_EQ(engine->stats().events_applied, 2);
+}
+
+// A source whose Poll() blocks until released: a learning loop stuck in a call.
+class BlockingSource final : public stream::EventSource {
+ public:
+  absl::Status Poll(size_t, absl::Duration, std::vector<stream::Event>*) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return released_; });
+    return absl::OkStatus();
+  }
+  bool Finished() const override { return false; }
+  std::string Name() const override { return "blocking"; }
+  stream::SourceStats stats() const override { return {}; }
+  absl::Status SeekToApplied(const std::function<int64_t(int32_t, int32_t)>&) override {
+    return absl::OkStatus();
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+TEST_F(EngineTest, AStuckLearningLoopIsUnhealthyUntilItGoesRoundAgain) {
+  auto engine = Open(FreshDir("engine_stall"));
+  auto source = std::make_unique<BlockingSource>();
+  BlockingSource* blocking = source.get();
+  ASSERT_TRUE(engine->AddSource(std::move(source), {"blocking"}, {}).ok());
+  EXPECT_TRUE(engine->IngestHealth(absl::Milliseconds(50)).ok());  // not running
+  std::atomic<bool> stop{false};
+  absl::Status run_status;
+  std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Status health;
+  while ((health = engine->IngestHealth(absl::Milliseconds(200))).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(absl::IsUnavailable(health)) << health;
+  EXPECT_NE(health.message().find("no progress"), absl::string_view::npos) << health;
+  // A generous limit is not reached.
+  EXPECT_TRUE(engine->IngestHealth(absl::Seconds(3600)).ok());
+  // Unstuck, the loop goes round again and is healthy.
+  blocking->Release();
+  while (!engine->IngestHealth(absl::Milliseconds(200)).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(engine->IngestHealth(absl::Milliseconds(200)).ok());
+  stop.store(true);
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+  EXPECT_TRUE(engine->IngestHealth(absl::Milliseconds(1)).ok());  // stopped: nothing to say
 }
 
 TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {

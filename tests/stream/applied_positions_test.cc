@@ -1,5 +1,7 @@
 #include "stream/applied_positions.h"
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -75,6 +77,67 @@ TEST(AppliedPositionsTest, AllIsSortedAndIterationSeesEveryEntry) {
   EXPECT_EQ(sum, 15);
   applied.Clear();
   EXPECT_TRUE(applied.empty());
+}
+
+std::vector<std::pair<int64_t, std::string>> Ids(const AppliedPositions& applied, int64_t from) {
+  std::vector<std::pair<int64_t, std::string>> ids;
+  applied.ForEachIdFrom(from, [&](int64_t seq, absl::string_view id) {
+    ids.emplace_back(seq, std::string(id));
+  });
+  return ids;
+}
+
+TEST(AppliedPositionsTest, AnIdIsAcceptedOnceAmongTheRememberedOnes) {
+  AppliedPositions applied;
+  // Without a capacity nothing is remembered: ids are not checked.
+  EXPECT_TRUE(applied.AcceptId("a"));
+  EXPECT_TRUE(applied.AcceptId("a"));
+  EXPECT_EQ(applied.ids(), 0u);
+  applied.set_id_capacity(3);
+  EXPECT_TRUE(applied.AcceptId("a"));
+  EXPECT_FALSE(applied.AcceptId("a"));
+  EXPECT_TRUE(applied.AcceptId("b"));
+  EXPECT_TRUE(applied.AcceptId("c"));
+  EXPECT_FALSE(applied.AcceptId("b"));
+  // A fourth id forgets the oldest: "a" is new again, and "b" is then the oldest.
+  EXPECT_TRUE(applied.AcceptId("d"));
+  EXPECT_EQ(applied.ids(), 3u);
+  EXPECT_TRUE(applied.AcceptId("a"));
+  EXPECT_TRUE(applied.AcceptId("b"));
+  EXPECT_FALSE(applied.AcceptId("d"));
+  // Numbers: one per remembered id, in order, never reused.
+  EXPECT_EQ(applied.first_id_seq(), 3);
+  EXPECT_EQ(applied.next_id_seq(), 6);
+  EXPECT_EQ(Ids(applied, 0), (std::vector<std::pair<int64_t, std::string>>{
+                                 {3, "d"}, {4, "a"}, {5, "b"}}));
+  EXPECT_EQ(Ids(applied, 5), (std::vector<std::pair<int64_t, std::string>>{{5, "b"}}));
+  EXPECT_TRUE(Ids(applied, 6).empty());
+  // Lowering the capacity forgets the oldest at once.
+  applied.set_id_capacity(1);
+  EXPECT_EQ(applied.first_id_seq(), 5);
+  EXPECT_TRUE(applied.AcceptId("a"));
+  // Positions are separate: clearing them keeps the ids, ClearIds() forgets them.
+  applied.Clear();
+  EXPECT_FALSE(applied.AcceptId("a"));
+  applied.ClearIds();
+  EXPECT_EQ(applied.next_id_seq(), 0);
+  EXPECT_TRUE(applied.AcceptId("a"));
+}
+
+TEST(AppliedPositionsTest, RestoredIdsKeepTheirNumbersAndTheNewestCapacity) {
+  AppliedPositions applied;
+  applied.set_id_capacity(2);
+  applied.RestoreId(10, "x");
+  applied.RestoreId(11, "y");
+  applied.RestoreId(11, "z");  // out of order (a damaged store): skipped
+  applied.RestoreId(12, "y");  // already held: skipped, but its number is not reused
+  applied.RestoreId(14, "w");  // a gap, and the capacity keeps the newest two
+  EXPECT_EQ(Ids(applied, 0), (std::vector<std::pair<int64_t, std::string>>{{11, "y"}, {14, "w"}}));
+  EXPECT_EQ(applied.first_id_seq(), 11);
+  EXPECT_EQ(applied.next_id_seq(), 15);
+  EXPECT_FALSE(applied.AcceptId("w"));
+  EXPECT_TRUE(applied.AcceptId("x"));
+  EXPECT_EQ(Ids(applied, 15), (std::vector<std::pair<int64_t, std::string>>{{15, "x"}}));
 }
 
 }  // namespace

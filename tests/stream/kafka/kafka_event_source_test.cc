@@ -241,9 +241,21 @@ TEST(KafkaEventSourceTest, ResumesAfterABrokerOutageWithNothingLost) {
     ASSERT_TRUE((*source)->Poll(1000, absl::Milliseconds(100), &events).ok());
   }
   EXPECT_GT((*source)->errors(), 0);  // the outage was seen, logged and counted
+  // The client's statistics (once a second) say that no broker is connected (readiness).
+  const absl::Time down_deadline = absl::Now() + absl::Seconds(30);
+  while ((*source)->BrokerUnreachableFor() == absl::ZeroDuration() && absl::Now() < down_deadline) {
+    ASSERT_TRUE((*source)->Poll(1000, absl::Milliseconds(100), &events).ok());
+  }
+  EXPECT_GT((*source)->BrokerUnreachableFor(), absl::ZeroDuration());
   ASSERT_TRUE(broker->SetBrokerUp(1, true).ok());
   ASSERT_TRUE(producer->Flush(absl::Seconds(30)).ok());
   ASSERT_TRUE(PollUntil(source->get(), &events, [&] { return events.size() >= 200; }).ok());
+  EXPECT_EQ(events.size(), 200u);
+  const absl::Time up_deadline = absl::Now() + absl::Seconds(30);
+  while ((*source)->BrokerUnreachableFor() > absl::ZeroDuration() && absl::Now() < up_deadline) {
+    ASSERT_TRUE((*source)->Poll(1000, absl::Milliseconds(100), &events).ok());
+  }
+  EXPECT_EQ((*source)->BrokerUnreachableFor(), absl::ZeroDuration());
   EXPECT_EQ(events.size(), 200u);
   std::vector<int> seen(200, 0);
   for (const Event& e : events) seen[e.ts_ms] += 1;
@@ -573,6 +585,44 @@ TEST(KafkaProducerTest, WritesTheDesignJsonFormat) {
   event.ts_ms = 1700000000123;
   AppendEventJson(event, &json);
   EXPECT_EQ(json, R"({"user":"u\"1","item":"7","type":"click","ts":1700000000123,"weight":2.5})");
+  json.clear();
+  event.id = "retry-1";
+  AppendEventJson(event, &json);
+  EXPECT_EQ(json, R"({"user":"u\"1","item":"7","type":"click","ts":1700000000123,"weight":2.5,)"
+                  R"("id":"retry-1"})");
+}
+
+// An event's id (its idempotency key) travels through the broker; a bad one is malformed.
+TEST(KafkaEventSourceTest, EventIdsTravelAndBadOnesAreMalformed) {
+  auto broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  ASSERT_TRUE(broker->CreateTopic("ids", 1).ok());
+  auto producer = Producer(broker->bootstrap_servers());
+  ASSERT_NE(producer, nullptr);
+  Event event;
+  event.user = "u1";
+  event.item = "i1";
+  event.ts_ms = 1700000000000;
+  event.id = "post-7/0";
+  ASSERT_TRUE(producer->ProduceEvent("ids", event).ok());
+  ASSERT_TRUE(producer->Produce("ids", "u2", R"({"user":"u2","item":"i2","id":42})").ok());
+  ASSERT_TRUE(producer->Produce("ids", "u3", R"({"user":"u3","item":"i3","id":[1]})").ok());
+  ASSERT_TRUE(producer->Produce("ids", "u4", "{\"user\":\"u4\",\"item\":\"i4\",\"id\":\"\xff\"}").ok());
+  ASSERT_TRUE(producer->Produce("ids", "u5", R"({"user":"u5","item":"i5"})").ok());
+  ASSERT_TRUE(producer->Flush(absl::Seconds(20)).ok());
+  auto source = KafkaEventSource::Create(SourceOptions(broker->bootstrap_servers(), "ids-group",
+                                                       {"ids"}),
+                                         NoPositions);
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::vector<Event> events;
+  ASSERT_TRUE(PollUntil(source->get(), &events, [&] {
+                return events.size() >= 3 && (*source)->stats().malformed >= 2;
+              }).ok());
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].id, "post-7/0");
+  EXPECT_EQ(events[1].id, "42");
+  EXPECT_EQ(events[2].id, "");
+  EXPECT_EQ((*source)->stats().malformed, 2);
 }
 
 }  // namespace
