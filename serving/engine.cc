@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
   engine->persister_ =
       std::make_unique<store::Persister>(engine->store_.get(), persist, meta.model_version);
   engine->persister_->SetStoredEventIds(engine->stored_ids_from_, engine->applied_.next_id_seq());
+  engine->PublishModelVersion();
   if (meta.empty) {
     // A new state states what it is at once, so even a snapshot taken before the first flush
     // knows its algorithm and dimension.
@@ -514,6 +515,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
           unacknowledged_.emplace_back(persister_->model_version(), applied_.All());
         }
       }
+      PublishModelVersion();
       NotifyPersisted();
     }
     if (all_finished) {
@@ -542,6 +544,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
     if (flushed.ok() && on_persisted_) {
       unacknowledged_.emplace_back(persister_->model_version(), applied_.All());
     }
+    PublishModelVersion();
     if (failure.ok()) failure = flushed;
   }
   if (persister_ != nullptr) NotifyPersisted();
@@ -582,9 +585,12 @@ void Engine::NotifyPersisted() {
   unacknowledged_.erase(unacknowledged_.begin(), unacknowledged_.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
-int64_t Engine::model_version() const {
-  std::lock_guard<std::mutex> lock(store_mu_);
-  return persister_ != nullptr ? persister_->model_version() : 0;
+int64_t Engine::model_version() const { return model_version_.load(std::memory_order_relaxed); }
+
+void Engine::PublishModelVersion() {
+  if (persister_ != nullptr) {
+    model_version_.store(persister_->model_version(), std::memory_order_relaxed);
+  }
 }
 
 absl::StatusOr<Engine::GroupState> Engine::ExchangeReplicas(uint8_t flags) {
@@ -669,7 +675,7 @@ EngineStats Engine::stats() const {
   s.events_polled = polled_.load(std::memory_order_relaxed);
   s.source_errors = source_errors_.load(std::memory_order_relaxed);
   s.model_version = model_version();
-  std::lock_guard<std::mutex> lock(store_mu_);
+  std::lock_guard<std::mutex> lock(persister_mu_);
   if (persister_ != nullptr) s.persister = persister_->stats();
   return s;
 }
@@ -685,7 +691,7 @@ absl::Status Engine::IngestHealth(absl::Duration stall) const {
 }
 
 absl::Status Engine::PersistenceHealth() const {
-  std::lock_guard<std::mutex> lock(store_mu_);
+  std::lock_guard<std::mutex> lock(persister_mu_);
   return persister_ != nullptr ? persister_->Health() : absl::OkStatus();
 }
 
@@ -694,6 +700,7 @@ absl::Status Engine::PersistenceHealth() const {
 absl::StatusOr<store::SnapshotManifest> Engine::CreateSnapshot(const std::string& id) {
   if (store_ == nullptr) return absl::FailedPreconditionError("no --data-dir: nothing to snapshot");
   std::lock_guard<std::mutex> lock(store_mu_);  // not during a restore's swap
+  if (snapshot_hook_) snapshot_hook_();
   return store::SnapshotStore(options_.data_dir).Create(*store_, id);
 }
 
@@ -772,7 +779,10 @@ absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
     FRESHET_RETURN_IF_ERROR(
         persister_->Flush(*learner_, applied_, stream_names_, absl::Seconds(60)));
   }
-  persister_.reset();
+  {
+    std::lock_guard<std::mutex> persister_lock(persister_mu_);
+    persister_.reset();
+  }
   store_.reset();
   const absl::Status swapped = snapshots.RestoreOffline(id);
   store::StateStore::Options store_options;
@@ -782,7 +792,11 @@ absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
   FRESHET_ASSIGN_OR_RETURN(store::StoreMeta meta, store_->ReadMeta());
   store::Persister::Options persist;
   persist.flush_interval = absl::Milliseconds(options_.config.flush_interval_ms);
-  persister_ = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
+  {
+    std::lock_guard<std::mutex> persister_lock(persister_mu_);
+    persister_ = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
+  }
+  PublishModelVersion();
   FRESHET_RETURN_IF_ERROR(swapped);  // the old database is live again
   {
     std::lock_guard<std::mutex> lock(hidden_mu_);

@@ -199,6 +199,9 @@ class Engine {
 
   // --- Snapshots of the running engine (thread-safe). FailedPrecondition without a data dir.
   absl::StatusOr<store::SnapshotManifest> CreateSnapshot(const std::string& id);
+  // Tests: `hook` runs inside every CreateSnapshot() while it holds the store. Set it before
+  // other threads use the engine.
+  void SetSnapshotHookForTesting(std::function<void()> hook) { snapshot_hook_ = std::move(hook); }
   absl::StatusOr<std::vector<store::SnapshotManifest>> ListSnapshots() const;
   absl::StatusOr<store::SnapshotManifest> InspectSnapshot(const std::string& id) const;
   absl::Status DeleteSnapshot(const std::string& id);
@@ -280,9 +283,17 @@ class Engine {
   std::vector<std::string> stored_sources_;
   // A pending RestoreSnapshot(): id, and the result once done.
   std::mutex restore_mu_;
-  // Held while store_ and persister_ are replaced (restore), and by readers of them on other
-  // threads (snapshots, stats).
+  // Held while store_ is replaced (restore) and by the work that uses it on other threads
+  // (snapshots, item availability). Reads never take it.
   mutable std::mutex store_mu_;
+  // Held only while persister_ is replaced (restore) and while another thread reads its health or
+  // counters: never across storage work, so /readyz, /metrics and POST never wait for a snapshot.
+  mutable std::mutex persister_mu_;
+  // The version of the latest queued batch, set by the ingestion thread (and by Open and a
+  // restore); what every answer reports, without a lock.
+  std::atomic<int64_t> model_version_{0};
+  // Tests: called inside CreateSnapshot() with the store in use (store_mu_ held).
+  std::function<void()> snapshot_hook_;
   std::condition_variable restore_cv_;
   std::string restore_id_;
   bool restore_pending_ = false;
@@ -314,6 +325,8 @@ class Engine {
   // With applied_mu_ held: loads the stored event ids into applied_ and tells the persister which
   // are stored.
   absl::Status LoadEventIdsLocked();
+  // On the ingestion thread: model_version_ = the persister's latest queued version.
+  void PublishModelVersion();
   std::atomic<int64_t> polled_{0};
   std::atomic<int64_t> source_errors_{0};
   // Held by an exchange from taking this rank's changes to merging everyone's; ApplyDirect() waits

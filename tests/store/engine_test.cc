@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <string>
@@ -352,6 +353,36 @@ TEST_F(EngineTest, AStuckLearningLoopIsUnhealthyUntilItGoesRoundAgain) {
   runner.join();
   ASSERT_TRUE(run_status.ok()) << run_status;
   EXPECT_TRUE(engine->IngestHealth(absl::Milliseconds(1)).ok());  // stopped: nothing to say
+}
+
+// Reads never wait on storage: while a snapshot holds the store, recommendations, the model
+// version, readiness and the counters all answer.
+TEST_F(EngineTest, ReadsAnswerWhileASnapshotHoldsTheStore) {
+  auto engine = Open(FreshDir("engine_reads_during_snapshot"));
+  ASSERT_TRUE(RunAll(*engine, MakeEvents(2000, 50, 80, 6)).ok());
+  const int64_t version = engine->model_version();
+  EXPECT_GE(version, 1);
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  engine->SetSnapshotHookForTesting([&entered, released] {
+    entered.set_value();
+    released.wait();
+  });
+  std::thread snapshot([&] { EXPECT_TRUE(engine->CreateSnapshot("held").ok()); });
+  entered.get_future().wait();
+  auto reads = std::async(std::launch::async, [&] {
+    RecommendResult result;
+    EXPECT_TRUE(engine->RecommendFor("u1", 5, false, {}, &result).ok());
+    EXPECT_EQ(result.model_version, version);
+    EXPECT_EQ(engine->model_version(), version);
+    EXPECT_TRUE(engine->PersistenceHealth().ok());
+    EXPECT_EQ(engine->stats().events_applied, 2000);
+  });
+  const bool answered = reads.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  release.set_value();
+  snapshot.join();
+  reads.wait();
+  EXPECT_TRUE(answered) << "a read waited for the snapshot";
 }
 
 TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {
