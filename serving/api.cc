@@ -423,9 +423,9 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       "freshet_events_repeated_id",
       "events dropped because an event with the same id (idempotency key) was applied before",
       [e] { return static_cast<double>(e->stats().duplicate_ids_dropped); });
-  metrics.AddCallbackGauge(
-      "freshet_idempotency_keys", "event ids remembered (at most events.idempotency_keys)",
-      [e] { return static_cast<double>(e->stats().idempotency_keys); });
+  metrics.AddCallbackGauge("freshet_idempotency_keys",
+                           "event ids remembered (at most events.idempotency_keys)",
+                           [e] { return static_cast<double>(e->stats().idempotency_keys); });
   metrics.AddCallbackGauge("freshet_events_filtered",
                            "events of ids not yet admitted (memory.admit_min_events)",
                            [e] { return static_cast<double>(e->stats().events_filtered); });

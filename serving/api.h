@@ -14,8 +14,8 @@
 #define FRESHET_SERVING_API_H_
 
 #include <functional>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"

@@ -144,11 +144,15 @@ void Engine::ApplyLocked(absl::Span<const stream::Event> events) {
   for (size_t begin = 0; begin < events.size(); begin += kApplySlice) {
     const size_t n = std::min(kApplySlice, events.size() - begin);
     std::unique_lock<RwLock> lock(mu_);
-    const int64_t now = absl::GetCurrentTimeNanos();
-    learner_->set_apply_clock_ns(now);
-    learner_->ApplyBatch(events.subspan(begin, n));
-    last_applied_ns_.store(now, std::memory_order_relaxed);
+    ApplyHeld(events.subspan(begin, n));
   }
+}
+
+void Engine::ApplyHeld(absl::Span<const stream::Event> events) {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  learner_->set_apply_clock_ns(now);
+  learner_->ApplyBatch(events);
+  last_applied_ns_.store(now, std::memory_order_relaxed);
 }
 
 absl::Status Engine::LoadEventIdsLocked() {
@@ -159,6 +163,7 @@ absl::Status Engine::LoadEventIdsLocked() {
     applied_.RestoreId(seq, id);
   }));
   if (stored_ids_from_ < 0) stored_ids_from_ = applied_.next_id_seq();
+  ids_held_.store(static_cast<int64_t>(applied_.ids()), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -184,14 +189,10 @@ int64_t Engine::ApplyDirect(absl::Span<const stream::Event> events) {
     for (const stream::Event& e : events) {
       if (e.id.empty() || applied_.AcceptId(e.id)) fresh.push_back(e);
     }
+    ids_held_.store(static_cast<int64_t>(applied_.ids()), std::memory_order_relaxed);
   }
   const int64_t repeated = static_cast<int64_t>(events.size() - fresh.size());
-  if (!fresh.empty()) {
-    const int64_t now = absl::GetCurrentTimeNanos();
-    learner_->set_apply_clock_ns(now);
-    learner_->ApplyBatch(fresh);
-    last_applied_ns_.store(now, std::memory_order_relaxed);
-  }
+  if (!fresh.empty()) ApplyHeld(fresh);
   direct_.fetch_add(static_cast<int64_t>(fresh.size()), std::memory_order_relaxed);
   duplicate_ids_.fetch_add(repeated, std::memory_order_relaxed);
   return repeated;
@@ -472,6 +473,7 @@ absl::Status Engine::Run(const std::atomic<bool>& stop, const RunOptions& option
           }
           pending.push_back(std::move(e));
         }
+        ids_held_.store(static_cast<int64_t>(applied_.ids()), std::memory_order_relaxed);
       }
       duplicates_.fetch_add(
           static_cast<int64_t>(polled.size() - (pending.size() - before)) - repeated_ids,
@@ -662,10 +664,7 @@ EngineStats Engine::stats() const {
   s.events_malformed = malformed_.load(std::memory_order_relaxed);
   s.duplicates_dropped = duplicates_.load(std::memory_order_relaxed);
   s.duplicate_ids_dropped = duplicate_ids_.load(std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(applied_mu_);
-    s.idempotency_keys = static_cast<int64_t>(applied_.ids());
-  }
+  s.idempotency_keys = ids_held_.load(std::memory_order_relaxed);
   s.events_direct = direct_.load(std::memory_order_relaxed);
   s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
   s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);
@@ -682,12 +681,13 @@ EngineStats Engine::stats() const {
 
 absl::Status Engine::IngestHealth(absl::Duration stall) const {
   if (!running_.load()) return absl::OkStatus();
-  const absl::Duration since =
-      absl::Nanoseconds(absl::GetCurrentTimeNanos() - loop_round_ns_.load(std::memory_order_relaxed));
+  const absl::Duration since = absl::Nanoseconds(absl::GetCurrentTimeNanos() -
+                                                 loop_round_ns_.load(std::memory_order_relaxed));
   if (since < stall) return absl::OkStatus();
-  return absl::UnavailableError(absl::StrCat(
-      "the learning loop has made no progress for ", absl::FormatDuration(absl::Trunc(since, absl::Milliseconds(100))),
-      " (stuck in a source, the store or a replica exchange; events are waiting)"));
+  return absl::UnavailableError(
+      absl::StrCat("the learning loop has made no progress for ",
+                   absl::FormatDuration(absl::Trunc(since, absl::Milliseconds(100))),
+                   " (stuck in a source, the store or a replica exchange; events are waiting)"));
 }
 
 absl::Status Engine::PersistenceHealth() const {

@@ -87,7 +87,7 @@ struct EngineStats {
   int64_t events_filtered = 0;  // admission filter
   int64_t events_rejected = 0;  // refused by the learner's own check (Learner::events_rejected)
   int64_t nonfinite_skips = 0;  // model updates skipped as non-finite
-  int64_t duplicates_dropped = 0;  // at or below their partition's applied offset
+  int64_t duplicates_dropped = 0;     // at or below their partition's applied offset
   int64_t duplicate_ids_dropped = 0;  // an id among the remembered ones (events.idempotency_keys)
   int64_t idempotency_keys = 0;       // ids remembered now
   int64_t events_polled = 0;
@@ -225,7 +225,10 @@ class Engine {
 
  private:
   explicit Engine(const EngineOptions& options) : options_(options) {}
+  // Learns `events` in slices of kApplySlice, taking mu_ (exclusive) for each.
   void ApplyLocked(absl::Span<const stream::Event> events);
+  // Learns `events` with mu_ held exclusively by the caller.
+  void ApplyHeld(absl::Span<const stream::Event> events);
 
   // Batched scoring: RecommendAsync() queues inner-product queries; the scoring thread
   // (ScorerLoop) takes everything queued, up to kMaxBatch, scores it in one TopK call under the
@@ -304,7 +307,8 @@ class Engine {
   const kernels::Backend* backend_ = nullptr;
   std::atomic<int64_t> duplicates_{0};
   std::atomic<int64_t> duplicate_ids_{0};
-  int64_t stored_ids_from_ = 0;  // lowest stored event id number at the last load
+  std::atomic<int64_t> ids_held_{0};  // applied_.ids(), for stats() without applied_mu_
+  int64_t stored_ids_from_ = 0;       // lowest stored event id number at the last load
   std::atomic<int64_t> direct_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};

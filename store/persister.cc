@@ -67,8 +67,8 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
   std::sort(changes.users.begin(), changes.users.end());
   std::sort(changes.items.begin(), changes.items.end());
   const bool new_sources = sources.size() > sources_written_;
-  const bool new_ids = positions.next_id_seq() != ids_written_ ||
-                       positions.first_id_seq() != ids_forgotten_from_;
+  const bool new_ids =
+      positions.next_id_seq() != ids_written_ || positions.first_id_seq() != ids_forgotten_from_;
   if (changes.empty() && !identity_pending_ && !new_sources && !new_ids) return false;
 
   const absl::Time start = absl::Now();

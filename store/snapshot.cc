@@ -102,7 +102,6 @@ absl::StatusOr<uint32_t> FileCrc32(const fs::path& path, int64_t* size) {
   return static_cast<uint32_t>(crc);
 }
 
-
 absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -118,7 +117,6 @@ absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) 
 }
 
 }  // namespace
-
 
 SnapshotStore::SnapshotStore(std::string data_dir)
     : data_dir_(std::move(data_dir)), root_(SnapshotsPath(data_dir_)) {}
@@ -241,7 +239,9 @@ absl::StatusOr<std::vector<SnapshotManifest>> SnapshotStore::List() const {
 }
 
 absl::StatusOr<SnapshotManifest> SnapshotStore::Inspect(const std::string& id, bool verify) const {
-  if (!IsValidSnapshotId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  if (!IsValidSnapshotId(id)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  }
   const fs::path dir = fs::path(root_) / id;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -280,7 +280,9 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Inspect(const std::string& id, b
 }
 
 absl::Status SnapshotStore::Delete(const std::string& id) {
-  if (!IsValidSnapshotId(id)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  if (!IsValidSnapshotId(id)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad snapshot id '", id, "'"));
+  }
   const fs::path dir = fs::path(root_) / id;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {

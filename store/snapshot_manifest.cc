@@ -120,8 +120,8 @@ absl::StatusOr<SnapshotManifest> ParseManifest(absl::string_view text, absl::str
   for (simdjson::dom::element e : array) {
     StoredPosition p;
     int64_t stream = 0, partition = 0;
-    if (!count(e, "stream", &stream) || stream >= kMaxSources || !count(e, "partition", &partition) ||
-        partition > std::numeric_limits<int32_t>::max() ||
+    if (!count(e, "stream", &stream) || stream >= kMaxSources ||
+        !count(e, "partition", &partition) || partition > std::numeric_limits<int32_t>::max() ||
         e["offset"].get_int64().get(p.offset) || p.offset < -1) {
       return bad("positions");
     }
@@ -139,8 +139,8 @@ absl::StatusOr<SnapshotManifest> ParseManifest(absl::string_view text, absl::str
     }
     f.name = std::string(s);
     f.crc32 = static_cast<uint32_t>(crc);
-    if (f.name.empty() || f.name.find('/') != std::string::npos || f.name.find('\0') != std::string::npos ||
-        f.name == "." || f.name == "..") {
+    if (f.name.empty() || f.name.find('/') != std::string::npos ||
+        f.name.find('\0') != std::string::npos || f.name == "." || f.name == "..") {
       return bad("file name");
     }
     m.files.push_back(std::move(f));

@@ -54,7 +54,8 @@ class AppliedPositions {
   int64_t first_id_seq() const { return id_order_.empty() ? next_id_seq_ : id_order_.front().seq; }
   int64_t next_id_seq() const { return next_id_seq_; }
   // Calls `visit(seq, id)` for every remembered id numbered `from` or later, oldest first.
-  void ForEachIdFrom(int64_t from, const std::function<void(int64_t, absl::string_view)>& visit) const;
+  void ForEachIdFrom(int64_t from,
+                     const std::function<void(int64_t, absl::string_view)>& visit) const;
   // Loading stored ids, in ascending `seq` order. An id already held (a damaged store) is skipped.
   void RestoreId(int64_t seq, absl::string_view id);
   void ClearIds();
@@ -92,7 +93,7 @@ class AppliedPositions {
     int64_t seq;
     std::string id;
   };
-  std::deque<NumberedId> id_order_;  // ascending seq; elements never move while held
+  std::deque<NumberedId> id_order_;                // ascending seq; elements never move while held
   absl::flat_hash_set<absl::string_view> id_set_;  // views of id_order_'s strings
 };
 

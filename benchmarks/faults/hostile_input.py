@@ -10,15 +10,7 @@ It starts its own server (bpr, a generated stream of 10,000 users x 2,000 items)
 loopback port with a temporary data directory, and stops it at the end. Only loopback is used.
 """
 import argparse, json, os, resource, signal, socket, subprocess, sys, tempfile, time
-import urllib.error, urllib.request
-
-def http(url, method="GET", body=None, headers=None, timeout=10):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+from faults_http import http
 
 def valid_json(raw):
     try:

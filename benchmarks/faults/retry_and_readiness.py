@@ -13,15 +13,7 @@ Prints one JSON object per step and exits non-zero if an outcome is not the expe
     benchmarks/faults/retry_and_readiness.py [--freshet build/cli/freshet]
 """
 import argparse, json, os, signal, subprocess, sys, tempfile, time
-import urllib.error, urllib.request
-
-def http(url, method="GET", body=None, headers=None, timeout=30):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+from faults_http import http
 
 def wait_line(path, prefix, seconds=60):
     end = time.time() + seconds
@@ -71,7 +63,8 @@ def main():
             t = time.time()
             status, body = http(url + "/v1/events", "POST",
                                 b'{"user":"retry-user","item":"i1"}',
-                                {"Idempotency-Key": key, "Content-Type": "application/json"})
+                                {"Idempotency-Key": key, "Content-Type": "application/json"},
+                                timeout=30)  # longer than the producer's 10 s
             return status, body, round(time.time() - t, 1)
 
         status, body, _ = post("k1")

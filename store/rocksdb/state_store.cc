@@ -9,8 +9,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/byte_codec.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -612,7 +612,8 @@ absl::Status StateStore::LoadEventIds(
           absl::StrCat(dir_, ": event id key '", absl::CEscape(key), "' is malformed"));
     }
     const absl::string_view number = key.substr(kEventIdPrefix.size());
-    const uint64_t seq = (uint64_t{ReadBigEndian32(number)} << 32) | ReadBigEndian32(number.substr(4));
+    const uint64_t seq =
+        (uint64_t{ReadBigEndian32(number)} << 32) | ReadBigEndian32(number.substr(4));
     visit(static_cast<int64_t>(seq), ToView(it->value()));
   }
   return FromRocksDb(it->status(), absl::StrCat("reading the event ids of ", dir_));

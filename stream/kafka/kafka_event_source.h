@@ -64,8 +64,8 @@
 #include "absl/types/span.h"
 #include "common/log.h"
 #include "stream/event.h"
-#include "stream/event_validation.h"
 #include "stream/event_source.h"
+#include "stream/event_validation.h"
 
 namespace freshet::stream {
 

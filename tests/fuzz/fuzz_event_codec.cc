@@ -53,8 +53,8 @@ absl::flat_hash_map<std::string, float> TypeWeights() {
 
 std::string Describe(const Event& e) {
   return absl::StrCat("user=\"", absl::CHexEscape(e.user), "\" item=\"", absl::CHexEscape(e.item),
-                      "\" type=\"", absl::CHexEscape(e.type), "\" id=\"", absl::CHexEscape(e.id), "\" weight=", e.weight,
-                      " ts_ms=", e.ts_ms, " offset=", e.position.offset);
+                      "\" type=\"", absl::CHexEscape(e.type), "\" id=\"", absl::CHexEscape(e.id),
+                      "\" weight=", e.weight, " ts_ms=", e.ts_ms, " offset=", e.position.offset);
 }
 
 // The rules of CheckEvent, restated.

@@ -165,8 +165,8 @@ TEST_F(ApiTest, ARetryWithTheSameIdempotencyKeyIsNotLearntTwice) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, 400) << r->body;
   }
-  for (const char* bad : {R"({"user":"u1","item":"i1","id":{"a":1}})",
-                          R"({"user":"u1","item":"i1","id":1.5})"}) {
+  for (const char* bad :
+       {R"({"user":"u1","item":"i1","id":{"a":1}})", R"({"user":"u1","item":"i1","id":1.5})"}) {
     auto r = client_->Request("POST", "/v1/events", bad);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, 400) << bad << " -> " << r->body;

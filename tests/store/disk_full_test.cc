@@ -36,8 +36,8 @@ namespace {
 namespace fs = std::filesystem;
 using freshet::testing::ExpectSameState;
 using freshet::testing::FreshDir;
-using freshet::testing::TestDirPath;
 using freshet::testing::MakeEvents;
+using freshet::testing::TestDirPath;
 
 // A tmpfs of `size` mounted on a fresh directory, unmounted when destroyed.
 class Tmpfs {

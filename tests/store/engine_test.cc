@@ -11,9 +11,9 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -211,8 +211,8 @@ TEST_F(EngineTest, AnEventIdIsAppliedOnceOnEveryPathAndAfterARestart) {
     EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "a"), WithId("u2", "i1", "b"),
                                    WithId("u3", "i1", "c"), WithId("u4", "i1", "")}),
               0);
-    EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "a"), WithId("u2", "i1", "b"),
-                                   WithId("u4", "i1", "")}),
+    EXPECT_EQ(engine->ApplyDirect(
+                  {WithId("u1", "i1", "a"), WithId("u2", "i1", "b"), WithId("u4", "i1", "")}),
               2);
     EXPECT_EQ(engine->stats().events_applied, 5);
     // Through a source: a copy of a direct event, and one id at two offsets (a retried produce).
@@ -229,8 +229,8 @@ TEST_F(EngineTest, AnEventIdIsAppliedOnceOnEveryPathAndAfterARestart) {
   // The ids were persisted with the state they produced.
   auto engine = Open(dir);
   EXPECT_EQ(engine->stats().idempotency_keys, 4);
-  EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", "a"), WithId("u5", "i2", "d"),
-                                 WithId("u7", "i1", "e")}),
+  EXPECT_EQ(engine->ApplyDirect(
+                {WithId("u1", "i1", "a"), WithId("u5", "i2", "d"), WithId("u7", "i1", "e")}),
             2);
   EXPECT_EQ(engine->stats().events_applied, 8);
   std::map<std::string, int64_t> expected = {{"u1", 1}, {"u2", 1}, {"u3", 1}, {"u4", 2},
@@ -262,8 +262,8 @@ TEST_F(EngineTest, OnlyTheNewestIdsAreRememberedAndStored) {
                       stored.emplace_back(seq, std::string(id));
                     })
                     .ok());
-    EXPECT_EQ(stored, (std::vector<std::pair<int64_t, std::string>>{
-                          {2, "k3"}, {3, "k4"}, {4, "k5"}}));
+    EXPECT_EQ(stored,
+              (std::vector<std::pair<int64_t, std::string>>{{2, "k3"}, {3, "k4"}, {4, "k5"}}));
   }
   // A smaller capacity at the next start keeps the newest, and the store follows.
   options_.config.idempotency_keys = 2;
@@ -275,10 +275,11 @@ TEST_F(EngineTest, OnlyTheNewestIdsAreRememberedAndStored) {
 
 TEST_F(EngineTest, ARestoreBringsBackTheIdsOfTheSnapshot) {
   auto engine = Open(FreshDir("engine_ids_restore"));
-  ASSERT_TRUE(engine->AddSource(std::make_unique<stream::MemoryEventSource>(
-                                    std::vector<stream::Event>{}),
-                                {"memory:events"}, {})
-                  .ok());
+  ASSERT_TRUE(
+      engine
+          ->AddSource(std::make_unique<stream::MemoryEventSource>(std::vector<stream::Event>{}),
+                      {"memory:events"}, {})
+          .ok());
   std::atomic<bool> stop{false};
   absl::Status run_status;
   std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });

@@ -95,7 +95,8 @@ TEST(SnapshotManifestTest, ValuesOutOfRangeAreRefusedAndGoodOnesRoundTrip) {
     text.replace(text.find(from), from.size(), to);
     const absl::StatusOr<SnapshotManifest> bad = ParseManifest(text, "snapshot x");
     EXPECT_TRUE(absl::IsDataLoss(bad.status())) << to << ": " << bad.status();
-    EXPECT_NE(bad.status().message().find("snapshot x: malformed manifest"), absl::string_view::npos);
+    EXPECT_NE(bad.status().message().find("snapshot x: malformed manifest"),
+              absl::string_view::npos);
   }
 }
 

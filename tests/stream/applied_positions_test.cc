@@ -81,9 +81,8 @@ TEST(AppliedPositionsTest, AllIsSortedAndIterationSeesEveryEntry) {
 
 std::vector<std::pair<int64_t, std::string>> Ids(const AppliedPositions& applied, int64_t from) {
   std::vector<std::pair<int64_t, std::string>> ids;
-  applied.ForEachIdFrom(from, [&](int64_t seq, absl::string_view id) {
-    ids.emplace_back(seq, std::string(id));
-  });
+  applied.ForEachIdFrom(
+      from, [&](int64_t seq, absl::string_view id) { ids.emplace_back(seq, std::string(id)); });
   return ids;
 }
 
@@ -108,8 +107,8 @@ TEST(AppliedPositionsTest, AnIdIsAcceptedOnceAmongTheRememberedOnes) {
   // Numbers: one per remembered id, in order, never reused.
   EXPECT_EQ(applied.first_id_seq(), 3);
   EXPECT_EQ(applied.next_id_seq(), 6);
-  EXPECT_EQ(Ids(applied, 0), (std::vector<std::pair<int64_t, std::string>>{
-                                 {3, "d"}, {4, "a"}, {5, "b"}}));
+  EXPECT_EQ(Ids(applied, 0),
+            (std::vector<std::pair<int64_t, std::string>>{{3, "d"}, {4, "a"}, {5, "b"}}));
   EXPECT_EQ(Ids(applied, 5), (std::vector<std::pair<int64_t, std::string>>{{5, "b"}}));
   EXPECT_TRUE(Ids(applied, 6).empty());
   // Lowering the capacity forgets the oldest at once.

@@ -246,24 +246,23 @@ TEST(FileEventSourceTest, JsonlFields) {
 TEST(FileEventSourceTest, JsonlEventIdsFollowTheirEventsAndBadOnesAreMalformed) {
   FileSourceOptions options = Jsonl();
   options.limits.max_id_bytes = 8;
-  auto source = OpenContents(
-      Lines({
-          R"({"user":"a","item":"1","ts":300})",
-          R"({"user":"b","item":"2","ts":100,"id":"e-b"})",
-          R"({"user":"c","item":"3","ts":200,"id":17})",
-          R"({"user":"d","item":"4","ts":50,"id":null})",
-          R"({"user":"x","item":"5","ts":60,"id":1.5})",
-          R"({"user":"y","item":"6","ts":70,"id":"much-too-long"})",
-          "{\"user\":\"z\",\"item\":\"7\",\"ts\":80,\"id\":\"\xff\"}",
-      }),
-      options);
+  auto source = OpenContents(Lines({
+                                 R"({"user":"a","item":"1","ts":300})",
+                                 R"({"user":"b","item":"2","ts":100,"id":"e-b"})",
+                                 R"({"user":"c","item":"3","ts":200,"id":17})",
+                                 R"({"user":"d","item":"4","ts":50,"id":null})",
+                                 R"({"user":"x","item":"5","ts":60,"id":1.5})",
+                                 R"({"user":"y","item":"6","ts":70,"id":"much-too-long"})",
+                                 "{\"user\":\"z\",\"item\":\"7\",\"ts\":80,\"id\":\"\xff\"}",
+                             }),
+                             options);
   ASSERT_NE(source, nullptr);
   std::vector<std::string> ids;
   for (const Event& e : Drain(*source)) ids.push_back(absl::StrCat(e.user, "=", e.id));
   EXPECT_THAT(ids, ElementsAre("d=", "b=e-b", "c=17", "a="));
-  EXPECT_THAT(source->malformed_by_reason(),
-              UnorderedElementsAre(Pair("bad id", 1), Pair("id too long", 1),
-                                   Pair("invalid json", 1)));
+  EXPECT_THAT(
+      source->malformed_by_reason(),
+      UnorderedElementsAre(Pair("bad id", 1), Pair("id too long", 1), Pair("invalid json", 1)));
 }
 
 TEST(FileEventSourceTest, JsonlMissingTimestampKeepsPreviousOne) {

@@ -607,12 +607,12 @@ TEST(KafkaEventSourceTest, EventIdsTravelAndBadOnesAreMalformed) {
   ASSERT_TRUE(producer->ProduceEvent("ids", event).ok());
   ASSERT_TRUE(producer->Produce("ids", "u2", R"({"user":"u2","item":"i2","id":42})").ok());
   ASSERT_TRUE(producer->Produce("ids", "u3", R"({"user":"u3","item":"i3","id":[1]})").ok());
-  ASSERT_TRUE(producer->Produce("ids", "u4", "{\"user\":\"u4\",\"item\":\"i4\",\"id\":\"\xff\"}").ok());
+  ASSERT_TRUE(
+      producer->Produce("ids", "u4", "{\"user\":\"u4\",\"item\":\"i4\",\"id\":\"\xff\"}").ok());
   ASSERT_TRUE(producer->Produce("ids", "u5", R"({"user":"u5","item":"i5"})").ok());
   ASSERT_TRUE(producer->Flush(absl::Seconds(20)).ok());
-  auto source = KafkaEventSource::Create(SourceOptions(broker->bootstrap_servers(), "ids-group",
-                                                       {"ids"}),
-                                         NoPositions);
+  auto source = KafkaEventSource::Create(
+      SourceOptions(broker->bootstrap_servers(), "ids-group", {"ids"}), NoPositions);
   ASSERT_TRUE(source.ok()) << source.status();
   std::vector<Event> events;
   ASSERT_TRUE(PollUntil(source->get(), &events, [&] {
