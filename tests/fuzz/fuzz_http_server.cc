@@ -269,6 +269,13 @@ void CheckResponses(absl::string_view bytes, bool may_be_cut, absl::string_view 
     }
     FUZZ_CHECK(content_length >= 0, what("a response without Content-Length"));
     FUZZ_CHECK(has_content_type, what("a response without Content-Type"));
+    // A response to HEAD states the length a GET would have, and no body follows (RFC 9110,
+    // 9.3.2). Which pipelined request was a HEAD is not known here: where the input has one, a
+    // response followed by nothing or by the next status line is taken as its answer.
+    if (absl::StrContains(request, "HEAD") &&
+        (bytes.empty() || absl::StartsWith(bytes, "HTTP/1."))) {
+      continue;
+    }
     if (static_cast<size_t>(content_length) > bytes.size()) {
       FUZZ_CHECK(may_be_cut, what("a body shorter than its Content-Length"));
       return;
