@@ -212,7 +212,9 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         return JsonOk(w);
       }));
 
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  // Blocking routes (a broker's acknowledgement, a snapshot, a restore) run on the server's
+  // blocking threads (HandleBlocking), never on an I/O thread.
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "POST", "/v1/events", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_ASSIGN_OR_RETURN(std::vector<stream::Event> events,
                                  ParseEventsBody(req.body, opts->config, absl::ToUnixMillis(absl::Now())));
@@ -352,7 +354,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         w.EndArray();
         return JsonOk(w);
       })));
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "POST", "/admin/snapshots", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string* id = req.Query("id");
         FRESHET_ASSIGN_OR_RETURN(auto m, e->CreateSnapshot(id != nullptr ? *id : ""));
@@ -365,12 +367,12 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         FRESHET_ASSIGN_OR_RETURN(auto m, e->InspectSnapshot(*req.Param("id")));
         return HttpResponse::Json(200, store::ManifestToJson(m));
       })));
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "DELETE", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_RETURN_IF_ERROR(e->DeleteSnapshot(*req.Param("id")));
         return HttpResponse::Json(200, "{\"deleted\":true}");
       })));
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "POST", "/admin/snapshots/{id}/restore",
       admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string& id = *req.Param("id");

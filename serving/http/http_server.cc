@@ -40,6 +40,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "serving/http/blocking_pool.h"
 #include "serving/http/url.h"
 
 namespace freshet::serving {
@@ -96,6 +97,8 @@ class ServerCore {
   absl::Status Handle(absl::string_view method, absl::string_view pattern, HttpHandler handler);
   absl::Status HandleAsync(absl::string_view method, absl::string_view pattern,
                            AsyncHttpHandler handler);
+  absl::Status HandleBlocking(absl::string_view method, absl::string_view pattern,
+                              HttpHandler handler);
   absl::Status Start();
   void Stop();
 
@@ -148,6 +151,7 @@ class ServerCore {
 
   // std:: locks rather than absl::Mutex so that ThreadSanitizer, which cannot see inside
   // Debian's uninstrumented Abseil, checks this code too.
+  BlockingPool blocking_pool_{options_.blocking_threads, options_.blocking_queue};
   std::mutex stop_mu_;  // serialises Start() and Stop()
   std::mutex mu_;
   std::condition_variable sessions_changed_;
@@ -568,6 +572,37 @@ absl::Status ServerCore::HandleAsync(absl::string_view method, absl::string_view
   return router_.AddAsync(method, pattern, std::move(handler));
 }
 
+absl::Status ServerCore::HandleBlocking(absl::string_view method, absl::string_view pattern,
+                                        HttpHandler handler) {
+  auto shared = std::make_shared<const HttpHandler>(std::move(handler));
+  const std::string route = absl::StrCat(method, " ", pattern);
+  return HandleAsync(method, pattern, [this, shared, route](const HttpRequest& req,
+                                                             HttpResponder respond) {
+    auto request = std::make_shared<const HttpRequest>(req);
+    auto responder = std::make_shared<HttpResponder>(std::move(respond));
+    const bool queued = blocking_pool_.TrySubmit(
+        [shared, request, responder, route, this] {
+          absl::StatusOr<HttpResponse> response;
+          try {
+            response = (*shared)(*request);
+          } catch (const std::exception& e) {
+            LogError(absl::StrCat("http: handler for ", route, " threw: ", e.what()));
+            response = absl::InternalError("the handler failed");
+          } catch (...) {
+            LogError(absl::StrCat("http: handler for ", route, " threw"));
+            response = absl::InternalError("the handler failed");
+          }
+          (*responder)(std::move(response));
+        },
+        [responder] { (*responder)(absl::UnavailableError("the server is stopping")); });
+    if (!queued) {
+      (*responder)(absl::UnavailableError(absl::StrCat(
+          "busy: ", blocking_pool_.threads(), " requests that wait (for a broker, a snapshot or "
+          "a restore) are running and ", blocking_pool_.queue(), " more are queued")));
+    }
+  });
+}
+
 absl::Status ServerCore::Start() {
   std::lock_guard stop_lock(stop_mu_);
   {
@@ -622,6 +657,7 @@ absl::Status ServerCore::Start() {
     std::lock_guard lock(mu_);
     state_ = State::kRunning;
   }
+  blocking_pool_.Start();
   net::post(acceptor_->get_executor(), [this] { DoAccept(); });
   threads_.reserve(static_cast<size_t>(o.io_threads));
   for (int i = 0; i < o.io_threads; ++i) {
@@ -819,6 +855,9 @@ void ServerCore::Stop() {
   ioc_->stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  // Blocking handlers still running finish (their answers go nowhere now); queued ones are
+  // cancelled.
+  blocking_pool_.Stop();
   std::lock_guard lock(mu_);
   state_ = State::kStopped;
 }
@@ -850,6 +889,11 @@ absl::Status HttpServer::Handle(absl::string_view method, absl::string_view patt
 absl::Status HttpServer::HandleAsync(absl::string_view method, absl::string_view pattern,
                                      AsyncHttpHandler handler) {
   return impl_->HandleAsync(method, pattern, std::move(handler));
+}
+
+absl::Status HttpServer::HandleBlocking(absl::string_view method, absl::string_view pattern,
+                                        HttpHandler handler) {
+  return impl_->HandleBlocking(method, pattern, std::move(handler));
 }
 
 absl::Status HttpServer::Start() { return impl_->Start(); }

@@ -62,6 +62,10 @@ struct HttpServerOptions {
   // Requests being handled or having their response written, across all connections. Beyond it
   // the server answers 503 at once.
   int max_in_flight = 256;
+  // Threads for the routes registered with HandleBlocking(), and how many of their requests may
+  // wait beyond them; a request beyond that is answered 503 with Retry-After.
+  int blocking_threads = 4;
+  int blocking_queue = 64;
   // How long Stop() lets in-flight requests finish before it closes their connections.
   absl::Duration stop_timeout = absl::Seconds(10);
   // Optional; not owned, must outlive the server.
@@ -87,6 +91,12 @@ class HttpServer {
   // answer is being produced, e.g. while a request waits to be scored in a batch.
   absl::Status HandleAsync(absl::string_view method, absl::string_view pattern,
                            AsyncHttpHandler handler);
+
+  // Registers a route whose handler may block (waits for a broker, a snapshot, a restore): it
+  // runs on one of blocking_threads, never on an I/O thread. With every such thread busy and
+  // blocking_queue requests waiting, a new one is answered 503 with Retry-After at once.
+  absl::Status HandleBlocking(absl::string_view method, absl::string_view pattern,
+                              HttpHandler handler);
 
   // Binds, listens and starts the I/O threads. InvalidArgument for bad options or a bad bind
   // address; Unavailable naming the address when it cannot be bound (e.g. already in use);

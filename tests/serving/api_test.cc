@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
 #include "stream/memory_event_source.h"
@@ -172,6 +173,55 @@ TEST_F(ApiTest, ARetryWithTheSameIdempotencyKeyIsNotLearntTwice) {
     EXPECT_EQ(r->status, 400) << bad << " -> " << r->body;
   }
   EXPECT_EQ(engine_->stats().events_applied, events + 3);
+}
+
+// POST /v1/events with a broker that does not answer waits for it on the blocking threads: 16
+// such requests leave the I/O threads free, and recommendations are answered meanwhile.
+TEST_F(ApiTest, PostsWaitingForABrokerDoNotHoldTheIoThreads) {
+  absl::Notification broker_back;
+  std::atomic<int> publishing{0};
+  MetricsRegistry metrics;
+  HttpServerOptions http;
+  http.metrics = &metrics;
+  HttpServer server(http);  // 2 I/O threads, 4 blocking threads, 64 queued
+  ApiOptions api;
+  api.config = config_;
+  api.publish = [&](const std::vector<stream::Event>&) {
+    ++publishing;
+    broker_back.WaitForNotification();
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(RegisterApi(server, *engine_, metrics, api).ok());
+  ASSERT_TRUE(server.Start().ok());
+  std::vector<std::unique_ptr<TestHttpClient>> posters;
+  for (int i = 0; i < 16; ++i) {
+    auto client = TestHttpClient::Connect(server.port());
+    ASSERT_TRUE(client.ok());
+    const std::string body = absl::StrCat(R"({"user":"p)", i, R"(","item":"i1"})");
+    ASSERT_TRUE((*client)->Send(testing::BuildRequest("POST", "/v1/events", body)).ok());
+    posters.push_back(*std::move(client));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (publishing.load() < 4 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_EQ(publishing.load(), 4);  // every blocking thread waits for the broker
+  auto reader = TestHttpClient::Connect(server.port());
+  ASSERT_TRUE(reader.ok());
+  for (int i = 0; i < 10; ++i) {
+    auto r = (*reader)->Request("GET", absl::StrCat("/v1/users/u", i, "/recommendations?k=5"));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200);
+  }
+  auto health = (*reader)->Request("GET", "/healthz");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 200);
+  broker_back.Notify();
+  for (auto& client : posters) {
+    auto r = client->ReadResponse();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 202) << r->body;
+  }
+  EXPECT_EQ(publishing.load(), 16);
+  server.Stop();
 }
 
 TEST_F(ApiTest, BadRequestsAreJsonErrors) {

@@ -92,6 +92,11 @@ class HttpServerTest : public ::testing::Test {
                   r.headers.emplace_back("X-Reply", "yes");
                   return r;
                 }).ok());
+    ASSERT_TRUE(server_->HandleBlocking("GET", "/wait", [this](const HttpRequest&) {
+                  ++waiting_;
+                  wait_release_.WaitForNotification();
+                  return HttpResponse::Json(200, "{\"waited\":true}");
+                }).ok());
     absl::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started;
     ASSERT_GT(server_->port(), 0);
@@ -99,6 +104,7 @@ class HttpServerTest : public ::testing::Test {
 
   void TearDown() override {
     if (!release_.HasBeenNotified()) release_.Notify();
+    if (!wait_release_.HasBeenNotified()) wait_release_.Notify();
     if (server_) server_->Stop();
   }
 
@@ -110,6 +116,8 @@ class HttpServerTest : public ::testing::Test {
   std::atomic<int> events_posted_{0};
   absl::Notification block_entered_;
   absl::Notification release_;
+  std::atomic<int> waiting_{0};
+  absl::Notification wait_release_;
 };
 
 TEST_F(HttpServerTest, RoutesWithDecodedPathAndQueryParams) {
@@ -353,6 +361,49 @@ TEST_F(HttpServerTest, ConcurrentClients) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
+}
+
+// Handlers that wait run on the blocking threads: with every I/O thread's worth of them stuck,
+// other requests are still answered, and beyond the blocking threads and their queue a request
+// is refused at once with 503 and Retry-After.
+TEST_F(HttpServerTest, BlockingRoutesNeverHoldTheIoThreads) {
+  HttpServerOptions options;
+  options.io_threads = 1;
+  options.blocking_threads = 2;
+  options.blocking_queue = 1;
+  StartServer(options);
+  // Four requests that wait, on four connections: two run, one is queued, one is refused (which
+  // one depends on arrival order).
+  std::vector<std::unique_ptr<TestHttpClient>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(Connect(port()));
+    ASSERT_NE(clients.back(), nullptr);
+    ASSERT_TRUE(clients.back()->Send(testing::BuildRequest("GET", "/wait")).ok());
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (waiting_.load() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
+  ASSERT_EQ(waiting_.load(), 2);
+  // The one I/O thread is free for everything else meanwhile.
+  auto other = Connect(port());
+  ASSERT_NE(other, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(MustRequest(*other, "GET", absl::StrCat("/count?seq=", i)).status, 200);
+  }
+  wait_release_.Notify();
+  int ok = 0, refused = 0;
+  for (auto& client : clients) {
+    absl::StatusOr<ClientResponse> r = client->ReadResponse();
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->status == 200) ++ok;
+    if (r->status == 503) {
+      ++refused;
+      EXPECT_EQ(r->Header("Retry-After"), "1");
+      EXPECT_THAT(r->body, HasSubstr("busy"));
+    }
+  }
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(waiting_.load(), 3);
 }
 
 TEST_F(HttpServerTest, OverloadAnswers503WithRetryAfter) {

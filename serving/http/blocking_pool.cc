@@ -1,0 +1,68 @@
+#include "serving/http/blocking_pool.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+namespace freshet::serving {
+
+BlockingPool::BlockingPool(int threads, int queue)
+    : threads_(threads < 1 ? 1 : threads), queue_limit_(queue < 0 ? 0 : queue) {}
+
+BlockingPool::~BlockingPool() { Stop(); }
+
+void BlockingPool::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (running_ || stopped_) return;
+  running_ = true;
+  workers_.reserve(static_cast<size_t>(threads_));
+  for (int i = 0; i < threads_; ++i) workers_.emplace_back([this] { Loop(); });
+}
+
+void BlockingPool::Stop() {
+  std::deque<Task> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    running_ = false;
+    cancelled.swap(queue_);
+  }
+  cv_.notify_all();
+  for (Task& task : cancelled) {
+    if (task.cancel) task.cancel();
+  }
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+bool BlockingPool::TrySubmit(std::function<void()> run, std::function<void()> cancel) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!running_) return false;
+    // Idle threads take queued tasks first; beyond them, queue_limit_ may wait.
+    if (static_cast<int>(queue_.size()) >= idle_ + queue_limit_) return false;
+    queue_.push_back(Task{std::move(run), std::move(cancel)});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void BlockingPool::Loop() {
+  pthread_setname_np(pthread_self(), "freshet-block");
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++idle_;
+      cv_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
+      --idle_;
+      if (queue_.empty()) return;  // stopped
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    task.run();
+  }
+}
+
+}  // namespace freshet::serving
