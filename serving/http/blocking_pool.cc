@@ -40,8 +40,9 @@ bool BlockingPool::TrySubmit(std::function<void()> run, std::function<void()> ca
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!running_) return false;
-    // Idle threads take queued tasks first; beyond them, queue_limit_ may wait.
-    if (static_cast<int>(queue_.size()) >= idle_ + queue_limit_) return false;
+    // At most threads_ running and queue_limit_ waiting, however far the threads have got since
+    // Start() (a task queued before a thread first waits is simply taken when it does).
+    if (busy_ + static_cast<int>(queue_.size()) >= threads_ + queue_limit_) return false;
     queue_.push_back(Task{std::move(run), std::move(cancel)});
   }
   cv_.notify_one();
@@ -54,14 +55,15 @@ void BlockingPool::Loop() {
     Task task;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      ++idle_;
       cv_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
-      --idle_;
       if (queue_.empty()) return;  // stopped
       task = std::move(queue_.front());
       queue_.pop_front();
+      ++busy_;
     }
     task.run();
+    std::lock_guard<std::mutex> lock(mu_);
+    --busy_;
   }
 }
 

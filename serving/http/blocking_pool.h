@@ -48,7 +48,7 @@ class BlockingPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> queue_;  // guarded by mu_
-  int idle_ = 0;            // guarded by mu_: threads waiting for a task
+  int busy_ = 0;            // guarded by mu_: threads running a task
   bool running_ = false;    // guarded by mu_
   bool stopped_ = false;    // guarded by mu_
   std::vector<std::thread> workers_;
