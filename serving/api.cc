@@ -129,19 +129,14 @@ absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view bod
 absl::Status ApplyIdempotencyKey(absl::string_view key, const config::Config& config,
                                  std::vector<stream::Event>* events) {
   if (key.empty()) return absl::InvalidArgumentError("the Idempotency-Key header is empty");
-  if (!IsValidUtf8(key)) {
-    return absl::InvalidArgumentError("the Idempotency-Key header is not valid UTF-8");
-  }
   const bool single = events->size() == 1;
   for (size_t i = 0; i < events->size(); ++i) {
     stream::Event& event = (*events)[i];
     if (!event.id.empty()) continue;  // the event's own id wins
     event.id = single ? std::string(key) : absl::StrCat(key, "/", i);
-    if (event.id.size() > static_cast<size_t>(config.max_id_bytes)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the Idempotency-Key header makes event ids longer than ",
-                       config.max_id_bytes, " bytes (events.max_id_bytes)"));
-    }
+    // The rules of every id (UTF-8, events.max_id_bytes), on the id the header makes.
+    FRESHET_RETURN_IF_ERROR(
+        CheckId("the event id from the Idempotency-Key header", event.id, config));
   }
   return absl::OkStatus();
 }

@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
     FRESHET_RETURN_IF_ERROR(engine->store_->Clear());
     meta = store::StoreMeta();
   }
+  int64_t stored_ids_from = 0;  // event ids stored: numbers [stored_ids_from, next)
   if (!meta.empty) {
     if (meta.algorithm != options.algorithm || meta.dim != options.config.dim) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -71,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
       engine->applied_.Set(p.stream, p.partition, p.offset);
     }
     std::lock_guard<std::mutex> positions(engine->applied_mu_);
-    FRESHET_RETURN_IF_ERROR(engine->LoadEventIdsLocked());
+    FRESHET_ASSIGN_OR_RETURN(stored_ids_from, engine->LoadEventIdsLocked());
     engine->stored_sources_ = meta.sources;
     engine->hidden_ = meta.hidden_items;
     std::sort(engine->hidden_.begin(), engine->hidden_.end());
@@ -85,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
   persist.flush_interval = absl::Milliseconds(options.config.flush_interval_ms);
   engine->persister_ =
       std::make_unique<store::Persister>(engine->store_.get(), persist, meta.model_version);
-  engine->persister_->SetStoredEventIds(engine->stored_ids_from_, engine->applied_.next_id_seq());
+  engine->persister_->SetStoredEventIds(stored_ids_from, engine->applied_.next_id_seq());
   engine->PublishModelVersion();
   if (meta.empty) {
     // A new state states what it is at once, so even a snapshot taken before the first flush
@@ -155,16 +156,15 @@ void Engine::ApplyHeld(absl::Span<const stream::Event> events) {
   last_applied_ns_.store(now, std::memory_order_relaxed);
 }
 
-absl::Status Engine::LoadEventIdsLocked() {
+absl::StatusOr<int64_t> Engine::LoadEventIdsLocked() {
   applied_.ClearIds();
-  stored_ids_from_ = -1;
-  FRESHET_RETURN_IF_ERROR(store_->LoadEventIds([this](int64_t seq, absl::string_view id) {
-    if (stored_ids_from_ < 0) stored_ids_from_ = seq;
+  int64_t lowest = -1;
+  FRESHET_RETURN_IF_ERROR(store_->LoadEventIds([this, &lowest](int64_t seq, absl::string_view id) {
+    if (lowest < 0) lowest = seq;
     applied_.RestoreId(seq, id);
   }));
-  if (stored_ids_from_ < 0) stored_ids_from_ = applied_.next_id_seq();
   ids_held_.store(static_cast<int64_t>(applied_.ids()), std::memory_order_relaxed);
-  return absl::OkStatus();
+  return lowest < 0 ? applied_.next_id_seq() : lowest;
 }
 
 int64_t Engine::ApplyDirect(absl::Span<const stream::Event> events) {
@@ -809,8 +809,8 @@ absl::Status Engine::RestoreOnIngestThread(const std::string& id) {
     learner_ = std::move(fresh);
     applied_.Clear();
     for (const store::StoredPosition& p : meta.positions) applied_.Set(p.stream, p.partition, p.offset);
-    FRESHET_RETURN_IF_ERROR(LoadEventIdsLocked());
-    persister_->SetStoredEventIds(stored_ids_from_, applied_.next_id_seq());
+    FRESHET_ASSIGN_OR_RETURN(const int64_t stored_ids_from, LoadEventIdsLocked());
+    persister_->SetStoredEventIds(stored_ids_from, applied_.next_id_seq());
     unacknowledged_.clear();
   }
   absl::Status rewound;

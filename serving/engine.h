@@ -308,7 +308,6 @@ class Engine {
   std::atomic<int64_t> duplicates_{0};
   std::atomic<int64_t> duplicate_ids_{0};
   std::atomic<int64_t> ids_held_{0};  // applied_.ids(), for stats() without applied_mu_
-  int64_t stored_ids_from_ = 0;       // lowest stored event id number at the last load
   std::atomic<int64_t> direct_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};
@@ -326,9 +325,9 @@ class Engine {
   std::vector<int32_t> HiddenRowsLocked() const;
   std::vector<int32_t> ExcludedRowsLocked(const std::vector<std::string>& exclude_items) const;
   UserInfo UserInfoLocked(absl::string_view user) const;
-  // With applied_mu_ held: loads the stored event ids into applied_ and tells the persister which
-  // are stored.
-  absl::Status LoadEventIdsLocked();
+  // With applied_mu_ held: loads the stored event ids into applied_. Returns the lowest stored
+  // number (what Persister::SetStoredEventIds() needs), or applied_.next_id_seq() with none.
+  absl::StatusOr<int64_t> LoadEventIdsLocked();
   // On the ingestion thread: model_version_ = the persister's latest queued version.
   void PublishModelVersion();
   std::atomic<int64_t> polled_{0};
