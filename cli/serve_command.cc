@@ -5,9 +5,9 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -22,9 +22,9 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "engine/engine.h"
 #include "kernels/backend.h"
 #include "serving/api.h"
-#include "serving/engine.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
 #include "stream/file_event_source.h"
@@ -88,8 +88,8 @@ absl::StatusOr<std::string> AdminToken(const config::Config& config) {
   return token;
 }
 
-std::string StatusLine(const serving::Engine& engine) {
-  const serving::EngineStats s = engine.stats();
+std::string StatusLine(const engine::Engine& engine) {
+  const engine::EngineStats s = engine.stats();
   JsonWriter w;
   w.BeginObject();
   w.Key("events_applied").Int(s.events_applied);
@@ -168,14 +168,14 @@ absl::Status Serve(const ServeFlags& flags) {
     LogInfo(absl::StrCat("replicas: joined over ", replicas->Name()));
   }
 
-  serving::EngineOptions options;
+  engine::EngineOptions options;
   options.data_dir = flags.data_dir;
   options.algorithm = flags.algorithm;
   options.config = config;
   options.reset = flags.reset;
   options.replicas = replicas.get();
-  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<serving::Engine> engine,
-                           serving::Engine::Open(options, backend.get()));
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
+                           engine::Engine::Open(options, backend.get()));
 
   // The HTTP server, on the live engine, starts as soon as the state is loaded: before file
   // sources are read and before Kafka assigns partitions.
@@ -260,17 +260,7 @@ absl::Status Serve(const ServeFlags& flags) {
     data.path = spec.substr(5);
     FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::FileEventSource> source,
                              OpenDataFile(data, config));
-    const int64_t applied = engine->AppliedOffset(engine->NextStream(), 0);
-    if (applied >= source->size()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the stored position of ", spec, " is event ", applied, ", but the file holds only ",
-          source->size(), " events: is it the same file? (--reset starts over)"));
-    }
-    FRESHET_RETURN_IF_ERROR(source->SeekAfter(applied));
-    if (applied >= 0) {
-      LogInfo(absl::StrCat("resuming ", spec, " after event ", applied, " of ", source->size()));
-    }
-    serving::Engine::SourceOptions source_options;
+    engine::Engine::SourceOptions source_options;
     source_options.events_per_second = flags.rate;
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), {spec}, source_options));
   }
@@ -295,37 +285,20 @@ absl::Status Serve(const ServeFlags& flags) {
       }
       kafka_options.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    const int32_t first = engine->NextStream();
-    serving::Engine* e = engine.get();
-    FRESHET_ASSIGN_OR_RETURN(
-        std::unique_ptr<stream::KafkaEventSource> source,
-        stream::KafkaEventSource::Create(kafka_options, [e, first](int32_t stream, int32_t partition) {
-          return e->AppliedOffset(first + stream, partition);
-        }));
-    stream::KafkaEventSource* kafka_source = source.get();
-    kafka.store(kafka_source);
+    FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::KafkaEventSource> source,
+                             stream::KafkaEventSource::Create(kafka_options, nullptr));
+    kafka.store(source.get());
     std::vector<std::string> names;
     for (const std::string& topic : flags.topics) names.push_back(absl::StrCat("kafka:", topic));
+    // The engine positions it (Resume) and hands it the durable positions to commit as the
+    // group's offsets (Commit), for lag monitoring.
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), names, {}));
-    engine->OnPersisted([kafka_source, first, n = static_cast<int32_t>(flags.topics.size())](
-                            const std::vector<stream::SourcePosition>& positions) {
-      std::vector<stream::SourcePosition> mine;
-      for (stream::SourcePosition p : positions) {
-        if (p.stream >= first && p.stream < first + n) {
-          p.stream -= first;
-          mine.push_back(p);
-        }
-      }
-      // Group offsets are for lag monitoring only; a failed commit changes nothing else.
-      const absl::Status s = kafka_source->CommitOffsets(mine);
-      if (!s.ok()) LogWarning(absl::StrCat("committing Kafka group offsets: ", s.message()));
-    });
   }
 
   sources_added.store(true);
   InstallSignalHandlers();
   RaiseFileLimit();
-  serving::Engine::RunOptions run;
+  engine::Engine::RunOptions run;
   run.exit_when_done = flags.exit_when_done;
   std::atomic<bool> reporter_stop{false};
   std::thread reporter;

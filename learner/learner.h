@@ -145,7 +145,7 @@ class Learner {
   int64_t ExpireUsers(int64_t now_ms);
 
   // --- Replicas: learners in separate processes that each learn their own users (their own Kafka
-  // partitions) and keep one item model; serving::Engine exchanges their messages through a
+  // partitions) and keep one item model; engine::Engine exchanges their messages through a
   // Collective every replicas.sync_ms. Between exchanges a learner records the item rows
   // it changes. TakeReplicaChanges() encodes each as (item id, change since the last merge);
   // rows new since then also carry their starting value. Every replica merges every replica's

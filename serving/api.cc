@@ -12,16 +12,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/status_macros.h"
 #include "common/json_writer.h"
+#include "common/status_macros.h"
 #include "common/utf8.h"
 #include "serving/http/bearer_auth.h"
 #include "simdjson.h"
 #include "stream/event_validation.h"
 #include "stream/json_event_decoder.h"
-#include "store/snapshot.h"
 
 namespace freshet::serving {
+
+using engine::Engine;
+using engine::RecommendResult;
+using engine::ScoredId;
+using engine::UserInfo;
+
 namespace {
 
 HttpResponse JsonOk(const JsonWriter& w) { return HttpResponse::Json(200, w.str()); }
@@ -76,9 +81,9 @@ stream::JsonEventOptions EventOptions(const config::Config& config) {
   return options;
 }
 
-void WriteManifest(JsonWriter& w, const store::SnapshotManifest& m) {
+void WriteManifest(JsonWriter& w, const engine::SnapshotManifest& m) {
   w.BeginObject();
-  store::WriteManifestSummary(w, m);
+  engine::WriteManifestSummary(w, m);
   w.Key("bytes").Int(m.bytes());
   w.EndObject();
 }
@@ -147,7 +152,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   Engine* e = &engine;
 
   // Recommendations are answered asynchronously: the query waits to be scored in a batch with
-  // the concurrent ones (Engine::RecommendAsync) without holding an I/O thread.
+  // the concurrent ones (engine::ModelReader::RecommendAsync) without holding an I/O thread.
   FRESHET_RETURN_IF_ERROR(server.HandleAsync(
       "GET", "/v1/users/{user}/recommendations",
       [e, opts](const HttpRequest& req, HttpResponder respond) {
@@ -294,15 +299,13 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
           : nullptr;
   // Which backend serves and learns; 1 for the current combination (fixed for the process).
   {
-    const auto [backend, learning] = engine.WithLearner([](const learner::Learner& l) {
-      return std::make_pair(l.backend().Name(), l.model().Learning());
-    });
+    const engine::ModelInfo info = engine.model().info();
     metrics
         .AddGaugeFamily("freshet_compute_backend_info",
                         "compute backend in use (requested, chosen, where the model learns, and "
                         "why: e.g. auto falling back to the CPU)",
                         {"requested", "backend", "learning", "note"})
-        ->WithLabels({opts->backend_requested, backend, learning, opts->backend_note})
+        ->WithLabels({opts->backend_requested, info.backend, info.learning, opts->backend_note})
         ->Set(1);
   }
   metrics.AddCallbackGauge("freshet_device_fallbacks",
@@ -360,7 +363,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   FRESHET_RETURN_IF_ERROR(server.Handle(
       "GET", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_ASSIGN_OR_RETURN(auto m, e->InspectSnapshot(*req.Param("id")));
-        return HttpResponse::Json(200, store::ManifestToJson(m));
+        return HttpResponse::Json(200, engine::ManifestToJson(m));
       })));
   FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "DELETE", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {

@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "config/config.h"
-#include "serving/engine.h"
+#include "engine/engine.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
 #include "stream/event.h"
@@ -54,7 +54,7 @@ struct ApiOptions {
 
 // Registers every route on `server` (before Start()) and the engine's gauges on `metrics`.
 // `engine` and `metrics` must outlive the server.
-absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& metrics,
+absl::Status RegisterApi(HttpServer& server, engine::Engine& engine, MetricsRegistry& metrics,
                          ApiOptions options);
 
 // Decodes a POST /v1/events body: one event object or an array of them (DESIGN.md format; ts

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "stream/event.h"
 
 namespace freshet::stream {
@@ -47,13 +48,32 @@ class EventSource {
 
   virtual SourceStats stats() const = 0;
 
-  // Repositions the source so the next events are those after `applied(stream, partition)` (the
-  // last applied offset, -1 for none) for each of its streams and partitions: a snapshot restore
-  // rewinds the sources to the snapshot's positions. Unimplemented by default.
-  virtual absl::Status SeekToApplied(
-      const std::function<int64_t(int32_t stream, int32_t partition)>& /*applied*/) {
+  // The last applied offset of one of the source's streams and partitions (its own stream
+  // numbering), -1 for none.
+  using AppliedFn = std::function<int64_t(int32_t stream, int32_t partition)>;
+
+  // Repositions the source so the next events are those after `applied(stream, partition)` for
+  // each of its streams and partitions: a snapshot restore rewinds the sources to the snapshot's
+  // positions. Unimplemented by default.
+  virtual absl::Status SeekToApplied(const AppliedFn& /*applied*/) {
     return absl::UnimplementedError(Name() + " cannot be repositioned");
   }
+
+  // Called once by the engine when the source is added, before the first Poll(), with the stored
+  // positions: the source resumes after them by itself, and keeps `applied` for partitions it is
+  // given later (a broker's rebalance), which the engine keeps current. By default
+  // SeekToApplied(applied), except that a source that cannot seek is fine with nothing stored.
+  virtual absl::Status Resume(AppliedFn applied) {
+    const absl::Status seek = SeekToApplied(applied);
+    if (absl::IsUnimplemented(seek) && applied(0, 0) < 0) return absl::OkStatus();
+    return seek;
+  }
+
+  // Tells the source that the state including `durable` (last applied offsets, its own stream
+  // numbering) is stored. It may acknowledge them upstream (Kafka group offsets, for lag
+  // monitoring) but must not block: the engine calls it on its learning thread. Failures are the
+  // source's to count and log; they change nothing else. Nothing by default.
+  virtual void Commit(absl::Span<const SourcePosition> /*durable*/) {}
 };
 
 }  // namespace freshet::stream

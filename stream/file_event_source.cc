@@ -336,6 +336,20 @@ absl::Status FileEventSource::Poll(size_t max_events, absl::Duration /*timeout*/
   return absl::OkStatus();
 }
 
+absl::Status FileEventSource::Resume(AppliedFn applied) {
+  const int64_t offset = applied(0, 0);
+  if (offset >= size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the stored position of ", Name(), " is event ", offset, ", but the file holds only ",
+        size(), " events: is it the same file? (--reset starts over)"));
+  }
+  FRESHET_RETURN_IF_ERROR(SeekAfter(offset));
+  if (offset >= 0) {
+    LogInfo(absl::StrCat("resuming ", Name(), " after event ", offset, " of ", size()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FileEventSource::SeekAfter(int64_t offset) {
   if (offset < -1 || offset >= size()) {
     return absl::OutOfRangeError(absl::StrCat("cannot seek ", Name(), " after offset ", offset,

@@ -81,10 +81,10 @@ class FileEventSource final : public EventSource {
   // The next Poll starts at `offset` + 1; -1 means from the start. OutOfRange unless
   // -1 <= offset < size().
   absl::Status SeekAfter(int64_t offset);
-  absl::Status SeekToApplied(
-      const std::function<int64_t(int32_t stream, int32_t partition)>& applied) override {
-    return SeekAfter(applied(0, 0));
-  }
+  absl::Status SeekToApplied(const AppliedFn& applied) override { return SeekAfter(applied(0, 0)); }
+  // Continues after the stored position; FailedPrecondition when the file holds fewer events
+  // than that (another file under the same name).
+  absl::Status Resume(AppliedFn applied) override;
 
   // Malformed record counts by reason (see the file comment); reasons that never occurred are
   // absent. The values sum to stats().malformed.

@@ -37,8 +37,7 @@ class MemoryEventSource final : public EventSource {
   void Rewind() { next_ = 0; }
   // Continues after event index applied(0, 0) (the offsets of Poll()'s events are their indices
   // unless the caller set them).
-  absl::Status SeekToApplied(
-      const std::function<int64_t(int32_t stream, int32_t partition)>& applied) override {
+  absl::Status SeekToApplied(const AppliedFn& applied) override {
     const int64_t offset = applied(0, 0);
     if (offset < -1 || offset >= size()) return absl::OutOfRangeError("position beyond the events");
     next_ = static_cast<size_t>(offset + 1);

@@ -63,9 +63,9 @@
 #include "common/json_writer.h"
 #include "common/random.h"
 #include "config/config.h"
+#include "engine/engine.h"
 #include "kernels/backend.h"
 #include "serving/api.h"
-#include "serving/engine.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
 #include "stream/kafka/dev_broker.h"
@@ -280,14 +280,14 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(f.dir, ec);
   auto backend = kernels::CreateBackend("cpu");
   if (!backend.ok()) return Fail("cpu backend", backend.status());
-  serving::EngineOptions options;
+  engine::EngineOptions options;
   options.data_dir = f.dir;
   options.algorithm = f.algo;
   options.config = config;
   options.reset = true;
-  auto opened = serving::Engine::Open(options, backend->get());
+  auto opened = engine::Engine::Open(options, backend->get());
   if (!opened.ok()) return Fail("opening the engine", opened.status());
-  std::unique_ptr<serving::Engine> engine = std::move(*opened);
+  std::unique_ptr<engine::Engine> engine = std::move(*opened);
 
   stream::KafkaSourceOptions kafka_options;
   kafka_options.brokers = (*broker)->bootstrap_servers();
@@ -296,27 +296,14 @@ int main(int argc, char** argv) {
   kafka_options.type_weights = config.type_weights;
   kafka_options.default_weight = config.default_weight;
   kafka_options.properties = f.properties;
-  const int32_t first = engine->NextStream();
-  serving::Engine* e = engine.get();
-  auto created = stream::KafkaEventSource::Create(
-      kafka_options,
-      [e, first](int32_t stream, int32_t partition) { return e->AppliedOffset(first + stream, partition); });
+  // The engine positions the source (Resume) and commits its durable offsets (Commit).
+  auto created = stream::KafkaEventSource::Create(kafka_options, nullptr);
   if (!created.ok()) return Fail("creating the Kafka source", created.status());
   stream::KafkaEventSource* kafka = created->get();
   if (absl::Status s = engine->AddSource(std::move(*created), absl::StrCat("kafka:", kTopic));
       !s.ok()) {
     return Fail("adding the Kafka source", s);
   }
-  engine->OnPersisted([kafka, first](const std::vector<stream::SourcePosition>& positions) {
-    std::vector<stream::SourcePosition> mine;
-    for (stream::SourcePosition p : positions) {
-      if (p.stream != first) continue;
-      p.stream -= first;
-      mine.push_back(p);
-    }
-    // Group offsets are for lag monitoring only.
-    (void)kafka->CommitOffsets(mine);
-  });
 
   serving::MetricsRegistry metrics;
   serving::HttpServerOptions http;
@@ -336,7 +323,7 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stop{false};
   absl::Status run_status;
-  std::thread runner([&] { run_status = engine->Run(stop, serving::Engine::RunOptions{}); });
+  std::thread runner([&] { run_status = engine->Run(stop, engine::Engine::RunOptions{}); });
   const auto shutdown = [&] {
     server.Stop();
     stop.store(true);

@@ -28,9 +28,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/json_writer.h"
 #include "common/random.h"
+#include "engine/engine.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
-#include "serving/engine.h"
 #include "store/data_dir.h"
 #include "store/persister.h"
 #include "store/snapshot.h"
@@ -187,12 +187,12 @@ int main(int argc, char** argv) {
     return Fail(absl::InternalError("the incremental write failed"));
   }
   {
-    serving::EngineOptions options;
+    engine::EngineOptions options;
     options.data_dir = f.dir;
     options.algorithm = f.algo;
     options.config = config;
     start = Clock::now();
-    auto engine = serving::Engine::Open(options, backend.get());
+    auto engine = engine::Engine::Open(options, backend.get());
     if (!engine.ok()) return Fail(engine.status());
     Print("restart_after_crash", {{"seconds", Seconds(start)},
                                   {"events_loaded", static_cast<double>((*engine)->stats().events_applied)}}, f);
@@ -210,15 +210,15 @@ int main(int argc, char** argv) {
   const int64_t expected_events = l->events_applied();
   l.reset();
 
-  serving::EngineOptions clean_options;
+  engine::EngineOptions clean_options;
   clean_options.data_dir = f.dir;
   clean_options.algorithm = f.algo;
   clean_options.config = config;
   start = Clock::now();
-  auto engine = serving::Engine::Open(clean_options, backend.get());
+  auto engine = engine::Engine::Open(clean_options, backend.get());
   if (!engine.ok()) return Fail(engine.status());
   const double restart = Seconds(start);
-  const serving::EngineStats stats = (*engine)->stats();
+  const engine::EngineStats stats = (*engine)->stats();
   if (stats.events_applied != expected_events || stats.users != f.users) {
     return Fail(absl::InternalError(absl::StrCat("reloaded ", stats.events_applied, " events and ",
                                                  stats.users, " users; expected ",

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -26,6 +28,11 @@ using internal::MalformedReason;
 constexpr int kLogBurst = 10;
 constexpr absl::Duration kLogPeriod = absl::Seconds(1);
 constexpr int kDeadLetterFlushMs = 5000;
+// Leaving the group on shutdown waits at most this long (a broker that is gone would otherwise
+// hold the process for up to session.timeout.ms).
+constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
+// How long a consumer that could not leave its group (no broker) gets to shut down.
+constexpr absl::Duration kAbandonedDestroyTimeout = absl::Seconds(2);
 // Static shares: how long one metadata request may take (the destructor waits for the one in
 // flight), and the pause between failed attempts.
 constexpr int kShareMetadataTimeoutMs = 5000;
@@ -79,6 +86,10 @@ struct KafkaSourceCallbacks {
   static void DeadLetter(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
     static_cast<KafkaEventSource*>(opaque)->OnDeadLetterDelivery(message->err);
   }
+  static void OffsetCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+    static_cast<KafkaEventSource*>(opaque)->OnCommitted(err, offsets);
+  }
 };
 
 absl::StatusOr<std::unique_ptr<KafkaEventSource>> KafkaEventSource::Create(
@@ -92,9 +103,6 @@ absl::StatusOr<std::unique_ptr<KafkaEventSource>> KafkaEventSource::Create(
   if (options.topics.empty()) return absl::InvalidArgumentError("kafka source: no topics given");
   for (const std::string& topic : options.topics) {
     if (topic.empty()) return absl::InvalidArgumentError("kafka source: empty topic name");
-  }
-  if (positions == nullptr) {
-    return absl::InvalidArgumentError("kafka source: no positions function given");
   }
   if (options.share_count < 1) {
     return absl::InvalidArgumentError(
@@ -151,6 +159,7 @@ absl::Status KafkaEventSource::Init() {
   rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSourceCallbacks::Rebalance);
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSourceCallbacks::Error);
   rd_kafka_conf_set_stats_cb(conf.get(), &KafkaSourceCallbacks::Stats);
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), &KafkaSourceCallbacks::OffsetCommit);
   FRESHET_ASSIGN_OR_RETURN(clients_->consumer,
                            internal::NewClient(RD_KAFKA_CONSUMER, std::move(conf)));
   // Errors and logs are served from the consumer queue too.
@@ -203,12 +212,9 @@ KafkaEventSource::~KafkaEventSource() {
   if (clients_->consumer != nullptr) {
     // Leaves the group: the revocation is served here, and the others rebalance without waiting
     // for a session timeout. A static share is no member: closing just drops its assignment.
-    const rd_kafka_resp_err_t err = rd_kafka_consumer_close(clients_->consumer);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      LogWarning(absl::StrCat(Name(), ": closing the consumer: ", rd_kafka_err2str(err)));
-    }
+    const bool left = LeaveGroup();
     if (clients_->queue != nullptr) rd_kafka_queue_destroy(clients_->queue);
-    rd_kafka_destroy(clients_->consumer);
+    DestroyConsumer(clients_->consumer, left);
   }
   if (clients_->dead_letter != nullptr) {
     if (rd_kafka_flush(clients_->dead_letter, kDeadLetterFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -217,6 +223,98 @@ KafkaEventSource::~KafkaEventSource() {
     }
     rd_kafka_destroy(clients_->dead_letter);
   }
+}
+
+void KafkaEventSource::DestroyConsumer(void* consumer, bool left) {
+  // librdkafka 2.0 to 2.3 can hang for ever destroying a group consumer after a broker outage
+  // (confluentinc/librdkafka#4674). The destroy runs on a thread of its own; one that does not
+  // finish in time is left to the process's exit rather than holding it.
+  auto* rk = static_cast<rd_kafka_t*>(consumer);
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread destroyer([rk, left, done] {
+    rd_kafka_destroy_flags(rk, left ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    done->store(true);
+  });
+  const absl::Time deadline = absl::Now() + (left ? kCloseTimeout : kAbandonedDestroyTimeout);
+  while (!done->load() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  if (done->load()) {
+    destroyer.join();
+    return;
+  }
+  destroyer.detach();
+  LogWarning(absl::StrCat(Name(),
+                          ": the Kafka client did not shut down in time (librdkafka "
+                          "hangs destroying a group consumer after a broker outage); left to the "
+                          "process exit"));
+}
+
+bool KafkaEventSource::LeaveGroup() {
+  rd_kafka_t* rk = clients_->consumer;
+  if (broker_down_.load(std::memory_order_relaxed)) {
+    LogWarning(absl::StrCat(Name(),
+                            ": no broker is reachable; not leaving the group (its "
+                            "partitions move on at the session timeout)"));
+    return false;
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue);
+  if (error != nullptr) {
+    LogWarning(absl::StrCat(Name(), ": closing the consumer: ", rd_kafka_error_string(error)));
+    rd_kafka_error_destroy(error);
+    rd_kafka_queue_destroy(queue);
+    return false;
+  }
+  // The close runs in the client's threads; its revocation comes back on `queue`.
+  const absl::Time deadline = absl::Now() + kCloseTimeout;
+  while (!rd_kafka_consumer_closed(rk) && absl::Now() < deadline) {
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 100);
+    if (event == nullptr) continue;
+    if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
+      OnRebalance(rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event));
+    }
+    rd_kafka_event_destroy(event);
+  }
+  const bool closed = rd_kafka_consumer_closed(rk) != 0;
+  if (!closed) {
+    LogWarning(absl::StrCat(
+        Name(), ": the group was not left within ", absl::FormatDuration(kCloseTimeout),
+        " (broker unreachable?); its partitions move on at the session timeout"));
+  }
+  rd_kafka_queue_destroy(queue);
+  return closed;
+}
+
+absl::Status KafkaEventSource::Resume(AppliedFn applied) {
+  positions_ = std::move(applied);
+  return SeekToApplied(positions_);  // nothing assigned before the first Poll(): nothing to do
+}
+
+void KafkaEventSource::Commit(absl::Span<const SourcePosition> durable) {
+  // No broker: the commit would only wait in the client (and hold its shutdown); the next one
+  // after the outage carries these positions too.
+  if (broker_down_.load(std::memory_order_relaxed)) return;
+  const absl::Status status = CommitOffsetsAsync(durable);
+  if (!status.ok()) RetriedError(status.message());
+}
+
+void KafkaEventSource::OnCommitted(int err, const void* opaque_offsets) {
+  const auto* offsets = static_cast<const rd_kafka_topic_partition_list_t*>(opaque_offsets);
+  std::string failure;
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;  // nothing to commit
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    failure = rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err));
+  } else if (offsets != nullptr) {
+    for (int i = 0; i < offsets->cnt && failure.empty(); ++i) {
+      if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = absl::StrCat(offsets->elems[i].topic, "/", offsets->elems[i].partition, ": ",
+                               rd_kafka_err2str(offsets->elems[i].err));
+      }
+    }
+  }
+  if (failure.empty()) return;
+  commit_errors_.fetch_add(1, std::memory_order_relaxed);
+  RetriedError(
+      absl::StrCat(Name(), ": committing group offsets (for lag monitoring only): ", failure));
 }
 
 std::string KafkaEventSource::Name() const {
@@ -249,8 +347,7 @@ int64_t KafkaEventSource::StartOffset(int64_t applied) const {
   return RD_KAFKA_OFFSET_INVALID;  // librdkafka applies auto.offset.reset
 }
 
-absl::Status KafkaEventSource::SeekToApplied(
-    const std::function<int64_t(int32_t stream, int32_t partition)>& applied) {
+absl::Status KafkaEventSource::SeekToApplied(const AppliedFn& applied) {
   const std::vector<SourcePosition> assigned = AssignedPartitions();
   if (assigned.empty()) return absl::OkStatus();
   rd_kafka_topic_partition_list_t* list =
@@ -290,7 +387,8 @@ absl::Status KafkaEventSource::AssignAtStoredPositions(void* opaque_partitions, 
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
     const int32_t stream = StreamIndex(options_.topics, p.topic);
-    p.offset = StartOffset(stream < 0 ? -1 : positions_(stream, p.partition));
+    p.offset =
+        StartOffset(stream < 0 || positions_ == nullptr ? -1 : positions_(stream, p.partition));
     added.push_back(SourcePosition{.stream = stream, .partition = p.partition, .offset = -1});
   }
   if (incremental) {
@@ -731,6 +829,15 @@ std::vector<PartitionLag> KafkaEventSource::Lag() const {
 }
 
 absl::Status KafkaEventSource::CommitOffsets(absl::Span<const SourcePosition> applied) {
+  return CommitOffsetsImpl(applied, /*async=*/false);
+}
+
+absl::Status KafkaEventSource::CommitOffsetsAsync(absl::Span<const SourcePosition> applied) {
+  return CommitOffsetsImpl(applied, /*async=*/true);
+}
+
+absl::Status KafkaEventSource::CommitOffsetsImpl(absl::Span<const SourcePosition> applied,
+                                                 bool async) {
   if (applied.empty()) return absl::OkStatus();
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(applied.size()));
@@ -747,7 +854,7 @@ absl::Status KafkaEventSource::CommitOffsets(absl::Span<const SourcePosition> ap
   }
   absl::Status status = absl::OkStatus();
   if (list->cnt > 0) {
-    const rd_kafka_resp_err_t err = rd_kafka_commit(clients_->consumer, list, /*async=*/0);
+    const rd_kafka_resp_err_t err = rd_kafka_commit(clients_->consumer, list, async ? 1 : 0);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       status = internal::KafkaError(err, absl::StrCat(Name(), ": committing offsets"));
       if (status.code() != absl::StatusCode::kInvalidArgument) {

@@ -153,8 +153,15 @@ class KafkaEventSource final : public EventSource {
   // already fetched are discarded. Partitions assigned later are positioned by PositionsFn, which
   // the caller keeps consistent with `applied`. Call from the polling thread. Unavailable when the
   // broker cannot be reached within 10 s; OK (nothing to do) with no partitions assigned.
-  absl::Status SeekToApplied(
-      const std::function<int64_t(int32_t stream, int32_t partition)>& applied) override;
+  absl::Status SeekToApplied(const AppliedFn& applied) override;
+  // Keeps `applied` as the PositionsFn for partitions assigned from now on (in place of the one
+  // given to Create) and seeks any already assigned. Call from the polling thread.
+  absl::Status Resume(AppliedFn applied) override;
+  // CommitOffsets without waiting: librdkafka commits in its own threads, and a failure (the
+  // broker unreachable, a rebalance) is counted in commit_errors() and logged, never waited for.
+  void Commit(absl::Span<const SourcePosition> durable) override;
+  // Asynchronous commits the broker refused or that could not reach it.
+  int64_t commit_errors() const { return commit_errors_.load(std::memory_order_relaxed); }
 
   // Malformed message counts by reason; reasons that never occurred are absent.
   absl::flat_hash_map<std::string, int64_t> malformed_by_reason() const;
@@ -194,6 +201,16 @@ class KafkaEventSource final : public EventSource {
   KafkaEventSource(KafkaSourceOptions options, PositionsFn positions);
 
   absl::Status Init();
+  // Leaves the group (consumer close), serving the revocation, for at most kCloseTimeout. False
+  // when it did not finish (the handle is then destroyed without another close).
+  bool LeaveGroup();
+  // Destroys the consumer (an rd_kafka_t*), waiting a bounded time (see the definition).
+  void DestroyConsumer(void* consumer, bool left);
+  absl::Status CommitOffsetsImpl(absl::Span<const SourcePosition> applied, bool async);
+  absl::Status CommitOffsetsAsync(absl::Span<const SourcePosition> applied);
+  // The result of an asynchronous commit (an rd_kafka_topic_partition_list_t), on the polling
+  // thread.
+  void OnCommitted(int err, const void* offsets);
   // The librdkafka offset to start a partition at, given its last applied offset (-1: none).
   int64_t StartOffset(int64_t applied) const;
   // Positions every partition of `partitions` (an rd_kafka_topic_partition_list_t) at
@@ -222,7 +239,7 @@ class KafkaEventSource final : public EventSource {
   float TypeWeight(absl::string_view type);
 
   const KafkaSourceOptions options_;
-  const PositionsFn positions_;
+  PositionsFn positions_;  // the polling thread's (Create, Resume)
   std::unique_ptr<Clients> clients_;
 
   SourceStats stats_;
@@ -234,6 +251,7 @@ class KafkaEventSource final : public EventSource {
   RateLimiter error_log_;
   std::atomic<int64_t> errors_{0};
   std::atomic<int64_t> dlq_failures_{0};
+  std::atomic<int64_t> commit_errors_{0};
   std::atomic<bool> fatal_{false};
   std::atomic<bool> broker_down_{false};
   std::atomic<int64_t> broker_up_ns_{absl::GetCurrentTimeNanos()};

@@ -15,6 +15,8 @@
 namespace freshet::serving {
 namespace {
 
+using engine::Engine;
+using engine::EngineOptions;
 using testing::TestHttpClient;
 
 std::vector<stream::Event> History() {

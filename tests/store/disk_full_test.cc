@@ -19,11 +19,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
 #include "serving/api.h"
-#include "serving/engine.h"
 #include "store/data_dir.h"
 #include "store/persister.h"
 #include "store/rocksdb/state_store.h"
@@ -169,16 +169,16 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
   SKIP_UNLESS_MOUNTED(tmpfs);
   ASSERT_GT(Fill(tmpfs.filler(), 12 << 20), 0);
   auto backend = *kernels::CreateBackend("cpu");
-  serving::EngineOptions options;
+  engine::EngineOptions options;
   options.data_dir = tmpfs.dir() + "/data";
   options.config.dim = 32;
   options.config.flush_interval_ms = 5;
-  auto opened = serving::Engine::Open(options, backend.get());
+  auto opened = engine::Engine::Open(options, backend.get());
   ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<serving::Engine> engine = *std::move(opened);
+  std::unique_ptr<engine::Engine> engine = *std::move(opened);
   std::atomic<bool> stop{false};
   absl::Status run_status;
-  serving::Engine::RunOptions run;
+  engine::Engine::RunOptions run;
   run.flush_timeout = absl::Seconds(1);
   std::thread runner([&] { run_status = engine->Run(stop, run); });
 
@@ -236,10 +236,12 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
   ASSERT_TRUE(WaitFor([&] { return request("GET", "/readyz").status == 200; }, absl::Seconds(20)))
       << engine->PersistenceHealth();
   EXPECT_EQ(request("POST", "/v1/events", events_body()).status, 202);
-  ASSERT_TRUE(WaitFor([&] {
-    const serving::EngineStats s = engine->stats();
-    return s.persister.events_persisted == s.events_applied;
-  }, absl::Seconds(20)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const engine::EngineStats s = engine->stats();
+        return s.persister.events_persisted == s.events_applied;
+      },
+      absl::Seconds(20)));
 
   // Full again, then a stop: it cannot write, fails, and says how much is not persisted.
   Fill(tmpfs.filler(), -1);
@@ -256,7 +258,7 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
   server.Stop();
   stop.store(true);
   runner.join();
-  const serving::EngineStats stats = engine->stats();
+  const engine::EngineStats stats = engine->stats();
   const int64_t unpersisted = stats.events_applied - stats.persister.events_persisted;
   EXPECT_GT(unpersisted, 0);
   EXPECT_TRUE(absl::IsDeadlineExceeded(run_status)) << run_status;
@@ -267,7 +269,7 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
 
   // What it left opens (after space is freed): an exact prefix, at least what was persisted.
   ASSERT_TRUE(fs::remove(tmpfs.filler()));
-  auto reopened = serving::Engine::Open(options, backend.get());
+  auto reopened = engine::Engine::Open(options, backend.get());
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_GE((*reopened)->stats().events_applied, stats.persister.events_persisted);
   EXPECT_LE((*reopened)->stats().events_applied, stats.events_applied);

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
-#include "serving/engine.h"
 #include "store/data_dir.h"
 #include "store/persister.h"
 #include "store/rocksdb/state_store.h"
@@ -171,17 +171,17 @@ TEST_F(StoreWalCorruptionTest, TheServerRefusesToStartUnlessTheLossIsAccepted) {
   fs::copy(image_, LiveDbPath(data_dir));
   wal_ = (fs::path(LiveDbPath(data_dir)) / fs::path(wal_).filename()).string();
   Flip(20);  // the first record: point-in-time recovery would have started from nothing
-  serving::EngineOptions options;
+  engine::EngineOptions options;
   options.data_dir = data_dir;
   options.config = config_;
-  auto refused = serving::Engine::Open(options, backend_.get());
+  auto refused = engine::Engine::Open(options, backend_.get());
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(absl::IsDataLoss(refused.status())) << refused.status();
   EXPECT_NE(refused.status().message().find(LiveDbPath(data_dir)), absl::string_view::npos);
   EXPECT_NE(refused.status().message().find("--data-dir " + data_dir), absl::string_view::npos)
       << refused.status();
   options.config.store_accept_wal_loss = true;
-  auto accepted = serving::Engine::Open(options, backend_.get());
+  auto accepted = engine::Engine::Open(options, backend_.get());
   ASSERT_TRUE(accepted.ok()) << accepted.status();
   EXPECT_EQ((*accepted)->stats().events_applied, 0);  // nothing before the first record
 }

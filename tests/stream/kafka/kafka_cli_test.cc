@@ -11,11 +11,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/common/free_port.h"
 #include "tests/freshet_binary.h"
@@ -29,10 +33,10 @@ using freshet::testing::Freshet;
 using freshet::testing::kFreshet;
 using freshet::testing::Result;
 
-// `freshet broker ARGS` as a child process whose stdout the test reads.
-class BrokerProcess {
+// `freshet COMMAND ARGS` as a child process whose stdout the test reads.
+class FreshetProcess {
  public:
-  explicit BrokerProcess(const std::vector<std::string>& args) {
+  FreshetProcess(const std::string& command, const std::vector<std::string>& args) {
     int out[2];
     if (pipe(out) != 0) return;
     pid_ = fork();
@@ -40,7 +44,8 @@ class BrokerProcess {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
       close(out[1]);
-      std::vector<char*> argv = {const_cast<char*>(kFreshet.c_str()), const_cast<char*>("broker")};
+      std::vector<char*> argv = {const_cast<char*>(kFreshet.c_str()),
+                                 const_cast<char*>(command.c_str())};
       for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       execv(kFreshet.c_str(), argv.data());
@@ -50,7 +55,7 @@ class BrokerProcess {
     stdout_ = out[0];
   }
 
-  ~BrokerProcess() {
+  ~FreshetProcess() {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
@@ -80,10 +85,62 @@ class BrokerProcess {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
+  // Sends `signal` and waits up to `limit` for the exit: its code, or -2 when it did not exit in
+  // time (it is then killed).
+  int StopWithin(int signal, absl::Duration limit) {
+    kill(pid_, signal);
+    const absl::Time deadline = absl::Now() + limit;
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (absl::Now() > deadline) return -2;  // the destructor kills it
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
  private:
   pid_t pid_ = -1;
   int stdout_ = -1;
 };
+
+class BrokerProcess : public FreshetProcess {
+ public:
+  explicit BrokerProcess(const std::vector<std::string>& args) : FreshetProcess("broker", args) {}
+};
+
+// The body of GET `path` from 127.0.0.1:`port` (HTTP/1.0), or "" when it cannot be had.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      ssize_t n;
+      while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of the Prometheus sample `name` (no labels) in `metrics`, or -1.
+double Metric(const std::string& metrics, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double value = -1;
+      if (absl::SimpleAtod(line.substr(name.size() + 1), &value)) return value;
+    }
+  }
+  return -1;
+}
 
 std::string WriteSmallLog(int lines) {
   // One file per test (CTest runs tests in parallel, each in its own process).
@@ -137,6 +194,46 @@ TEST(KafkaCliTest, BrokerStopsCleanlyOnSigint) {
   BrokerProcess broker({});
   ASSERT_TRUE(absl::StartsWith(broker.ReadLine(), "bootstrap=127.0.0.1:"));
   EXPECT_EQ(broker.Stop(SIGINT), 0);
+}
+
+TEST(KafkaCliTest, ServeExitsPromptlyOnSigtermWithTheBrokerDown) {
+  auto broker = std::make_unique<BrokerProcess>(
+      std::vector<std::string>{"--topics", "clicks", "--partitions", "2"});
+  const std::string line = broker->ReadLine();
+  ASSERT_TRUE(absl::StartsWith(line, "bootstrap=127.0.0.1:")) << line;
+  const std::string brokers = line.substr(std::string("bootstrap=").size());
+  ASSERT_EQ(Freshet("produce --brokers " + brokers + " --topic clicks --data " +
+                    WriteSmallLog(300) + " --format movielens-100k --quiet")
+                .exit_code,
+            0);
+  const std::string dir = ::testing::TempDir() + "/freshet_sigterm_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  FreshetProcess serve(
+      "serve", {"--brokers", brokers, "--topic", "clicks", "--group", "sigterm", "--data-dir", dir,
+                "--port", "0", "--status-interval", "0", "--set", "store.flush_interval_ms=50"});
+  std::string http;
+  for (int i = 0; i < 20 && http.empty(); ++i) {
+    const std::string out = serve.ReadLine();
+    if (absl::StartsWith(out, "http=")) http = out.substr(5);
+  }
+  ASSERT_FALSE(http.empty()) << "serve did not print its address";
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(http.substr(http.rfind(':') + 1), &port)) << http;
+  // Everything learnt and stored: the final flush and the group-offset commit have positions to
+  // write once the broker is gone.
+  double persisted = -1;
+  for (int i = 0; i < 300 && persisted < 300; ++i) {
+    persisted = Metric(HttpGet(port, "/metrics"), "freshet_events_persisted");
+    if (persisted < 300) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(persisted, 300);
+
+  EXPECT_EQ(broker->Stop(SIGKILL), -1);  // the broker dies (killed: no normal exit)
+  broker.reset();
+  absl::SleepFor(absl::Seconds(2));  // the client notices
+  // Neither committing offsets nor leaving the group may hold the exit: it waited for the broker
+  // (46-77 s, or for ever) when the commit was synchronous on the learning thread.
+  EXPECT_EQ(serve.StopWithin(SIGTERM, absl::Seconds(10)), 0);
 }
 
 TEST(KafkaCliTest, ProduceToAnUnreachableBrokerFails) {

@@ -1,7 +1,7 @@
 // The engine's exactly-once contract: events re-delivered after a restart are dropped, stored
 // positions resume every source, a snapshot restore rewinds state and positions together, and a
 // data directory is refused to a second process or to another algorithm or dimension.
-#include "serving/engine.h"
+#include "engine/engine.h"
 
 #include <algorithm>
 #include <atomic>
@@ -23,11 +23,32 @@
 #include "stream/memory_event_source.h"
 #include "tests/store/test_util.h"
 
-namespace freshet::serving {
+namespace freshet::engine {
 namespace {
 
 using freshet::testing::FreshDir;
 using freshet::testing::MakeEvents;
+
+// A source that starts from its first event whatever the engine stored (Resume does nothing),
+// as a broker may re-deliver after a rebalance: the exactly-once filter must drop the repeats.
+class RedeliveringSource final : public stream::EventSource {
+ public:
+  explicit RedeliveringSource(std::vector<stream::Event> events) : events_(std::move(events)) {}
+  absl::Status Poll(size_t max_events, absl::Duration timeout,
+                    std::vector<stream::Event>* out) override {
+    return events_.Poll(max_events, timeout, out);
+  }
+  bool Finished() const override { return events_.Finished(); }
+  std::string Name() const override { return events_.Name(); }
+  stream::SourceStats stats() const override { return events_.stats(); }
+  absl::Status SeekToApplied(const AppliedFn& applied) override {
+    return events_.SeekToApplied(applied);
+  }
+  absl::Status Resume(AppliedFn) override { return absl::OkStatus(); }
+
+ private:
+  stream::MemoryEventSource events_;
+};
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -45,10 +66,11 @@ class EngineTest : public ::testing::Test {
     return engine.ok() ? *std::move(engine) : nullptr;
   }
 
-  // Runs `events` (named like every run's source, so positions carry over) to the end.
+  // Runs `events` (named like every run's source, so positions carry over) to the end, from the
+  // first event whatever is stored (RedeliveringSource).
   absl::Status RunAll(Engine& engine, std::vector<stream::Event> events) {
-    auto status = engine.AddSource(std::make_unique<stream::MemoryEventSource>(std::move(events)),
-                                   "memory:events");
+    auto status =
+        engine.AddSource(std::make_unique<RedeliveringSource>(std::move(events)), "memory:events");
     if (!status.ok()) return status;
     std::atomic<bool> stop{false};
     Engine::RunOptions run;
@@ -82,7 +104,8 @@ TEST_F(EngineTest, RedeliveredEventsAreDroppedAfterARestart) {
   const auto events = MakeEvents(5000, 120, 300, 21);
   {
     auto engine = Open(dir);
-    ASSERT_TRUE(RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 2000)).ok());
+    ASSERT_TRUE(
+        RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 2000)).ok());
     EXPECT_EQ(engine->stats().events_applied, 2000);
     EXPECT_EQ(engine->AppliedOffset(0, 0), 1999);
   }
@@ -102,6 +125,38 @@ TEST_F(EngineTest, RedeliveredEventsAreDroppedAfterARestart) {
   EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
 }
 
+TEST_F(EngineTest, AnAddedSourceResumesAfterItsStoredPosition) {
+  const std::string dir = FreshDir("engine_resume");
+  const auto events = MakeEvents(3000, 120, 300, 23);
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(
+        RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 1200)).ok());
+  }
+  auto engine = Open(dir);
+  // The engine hands the source its stored position (EventSource::Resume): it seeks itself, so
+  // nothing is delivered twice.
+  ASSERT_TRUE(
+      engine->AddSource(std::make_unique<stream::MemoryEventSource>(events), "memory:events").ok());
+  std::atomic<bool> stop{false};
+  Engine::RunOptions run;
+  run.exit_when_done = true;
+  ASSERT_TRUE(engine->Run(stop, run).ok());
+  const EngineStats stats = engine->stats();
+  EXPECT_EQ(stats.events_applied, 3000);
+  EXPECT_EQ(stats.events_polled, 1800);
+  EXPECT_EQ(stats.duplicates_dropped, 0);
+  EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
+  engine.reset();
+  // A source whose stored position lies beyond its events cannot resume: AddSource says so.
+  engine = Open(dir);
+  const absl::Status short_source =
+      engine->AddSource(std::make_unique<stream::MemoryEventSource>(
+                            std::vector<stream::Event>(events.begin(), events.begin() + 100)),
+                        "memory:events");
+  EXPECT_EQ(short_source.code(), absl::StatusCode::kOutOfRange) << short_source;
+}
+
 TEST_F(EngineTest, SnapshotRestoreRewindsStateAndPositionsTogether) {
   const auto events = MakeEvents(6000, 150, 300, 22);
   // Uninterrupted.
@@ -114,7 +169,8 @@ TEST_F(EngineTest, SnapshotRestoreRewindsStateAndPositionsTogether) {
   const std::string dir = FreshDir("engine_snapshot");
   {
     auto engine = Open(dir);
-    ASSERT_TRUE(RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 2500)).ok());
+    ASSERT_TRUE(
+        RunAll(*engine, std::vector<stream::Event>(events.begin(), events.begin() + 2500)).ok());
   }
   std::string id;
   {
@@ -153,8 +209,10 @@ TEST_F(EngineTest, RestoreWhileRunningRewindsAndTheRunEndsExactlyOnce) {
   auto engine = Open(FreshDir("engine_online_restore"));
   Engine::SourceOptions rate;
   rate.events_per_second = 20000;  // about 0.6 s of stream
-  ASSERT_TRUE(engine->AddSource(std::make_unique<stream::MemoryEventSource>(events),
-                                {"memory:events"}, rate).ok());
+  ASSERT_TRUE(
+      engine
+          ->AddSource(std::make_unique<stream::MemoryEventSource>(events), {"memory:events"}, rate)
+          .ok());
   std::atomic<bool> stop{false};
   absl::Status run_status;
   // Runs until told to stop, so the restore always finds it running, however slow the build.
@@ -447,9 +505,9 @@ TEST_F(EngineTest, AnotherSourceAtAStoredIndexIsRefused) {
     ASSERT_TRUE(RunAll(*engine, MakeEvents(100, 5, 5, 2)).ok());
   }
   auto engine = Open(dir);
-  const absl::Status s =
-      engine->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(10, 2, 2, 3), "other"),
-                        "memory:other");
+  const absl::Status s = engine->AddSource(
+      std::make_unique<stream::MemoryEventSource>(MakeEvents(10, 2, 2, 3), "other"),
+      "memory:other");
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
 }
 
@@ -490,8 +548,7 @@ TEST_F(EngineTest, MicroBatchedLearningServesAndPersistsEveryBatch) {
     done.store(true);
     reader.join();
     EXPECT_GT(answered.load(), 0);
-    EXPECT_EQ(engine->WithLearner(
-                  [](const learner::Learner& l) { return l.model().Learning(); }),
+    EXPECT_EQ(engine->WithLearner([](const learner::Learner& l) { return l.model().Learning(); }),
               "reference");
     EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
     learnt = ItemParameters(*engine);
@@ -505,8 +562,11 @@ TEST_F(EngineTest, MicroBatchedLearningServesAndPersistsEveryBatch) {
 TEST_F(EngineTest, ReadersRunWhileTheEngineLearns) {
   const std::string dir = FreshDir("engine_readers");
   auto engine = Open(dir);
-  ASSERT_TRUE(engine->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(20000, 500, 800, 5)),
-                                "memory:events").ok());
+  ASSERT_TRUE(
+      engine
+          ->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(20000, 500, 800, 5)),
+                      "memory:events")
+          .ok());
   std::atomic<bool> stop{false};
   std::atomic<bool> done{false};
   std::atomic<int64_t> answered{0};
@@ -535,4 +595,4 @@ TEST_F(EngineTest, ReadersRunWhileTheEngineLearns) {
 }
 
 }  // namespace
-}  // namespace freshet::serving
+}  // namespace freshet::engine

@@ -12,13 +12,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/collective.h"
+#include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "learner/id_dictionary.h"
-#include "serving/engine.h"
 #include "stream/memory_event_source.h"
 #include "tests/store/test_util.h"
 
-namespace freshet::serving {
+namespace freshet::engine {
 namespace {
 
 using freshet::testing::FreshDir;
@@ -152,7 +152,8 @@ TEST_F(EngineReplicasTest, OneRankStoppingStopsTheGroup) {
   ASSERT_TRUE(ranks.ok()) << ranks.status();
   const auto events = MakeEvents(200'000, 500, 400, 32);
   // Far from finished when rank 0 is told to stop.
-  const std::vector<std::unique_ptr<Engine>> engines = OpenThrottled("replicas_stop_", *ranks, events);
+  const std::vector<std::unique_ptr<Engine>> engines =
+      OpenThrottled("replicas_stop_", *ranks, events);
   ASSERT_EQ(engines.size(), static_cast<size_t>(kRanks));
   std::atomic<bool> stop_rank0{false}, never{false};
   std::vector<absl::Status> results(kRanks);
@@ -233,4 +234,4 @@ TEST_F(EngineReplicasTest, AModelWithoutReplicatedItemsIsRefused) {
 }
 
 }  // namespace
-}  // namespace freshet::serving
+}  // namespace freshet::engine

@@ -1,0 +1,218 @@
+#include "engine/durable_state.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace freshet::engine {
+
+LoadedState ToLoadedState(const store::StoreMeta& meta) {
+  LoadedState s;
+  s.empty = meta.empty;
+  s.events_applied = meta.events_applied;
+  s.model_version = meta.model_version;
+  s.sources = meta.sources;
+  s.hidden_items = meta.hidden_items;
+  for (const store::StoredPosition& p : meta.positions) {
+    s.positions.push_back(stream::SourcePosition{p.stream, p.partition, p.offset});
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& options,
+                                                                 LiveModel* model,
+                                                                 ExactlyOnceFilter* filter,
+                                                                 LoadedState* loaded) {
+  const absl::Time start = absl::Now();
+  std::unique_ptr<DurableState> state(new DurableState(options));
+  FRESHET_ASSIGN_OR_RETURN(store::DataDirLock lock, store::DataDirLock::Acquire(options.data_dir));
+  state->lock_.emplace(std::move(lock));
+  FRESHET_RETURN_IF_ERROR(store::RecoverDataDir(options.data_dir));
+  MutexLock store_lock(&state->store_mu_);
+  FRESHET_ASSIGN_OR_RETURN(const store::StoreMeta meta, state->Attach(options.reset));
+  if (!meta.empty) {
+    if (meta.algorithm != options.algorithm || meta.dim != options.config.dim) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("data directory ", options.data_dir, " holds state of algorithm '",
+                       meta.algorithm, "' with dimension ", meta.dim, ", but this run asks for '",
+                       options.algorithm, "' with dimension ", options.config.dim,
+                       "; use another --data-dir, or --reset to discard the stored state"));
+    }
+    if (meta.fingerprint != store::StateFingerprint(options.algorithm, options.config)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", options.data_dir,
+          " was written with a different row layout (e.g. bpr.tied_context); use another "
+          "--data-dir, or --reset to discard the stored state"));
+    }
+    FRESHET_RETURN_IF_ERROR(model->WithLearnerExclusive(
+        [&](learner::Learner& l) { return state->store_->LoadInto(&l); }));
+  }
+  FRESHET_RETURN_IF_ERROR(state->LoadPositions(meta, *filter));
+  *loaded = ToLoadedState(meta);
+  if (meta.empty) {
+    // A new state states what it is at once, so even a snapshot taken before the first flush
+    // knows its algorithm and dimension.
+    std::unique_ptr<store::StateBatch> identity = state->store_->NewBatch();
+    identity->PutIdentity(options.algorithm, options.config.dim,
+                          store::StateFingerprint(options.algorithm, options.config),
+                          config::ToToml(options.config));
+    FRESHET_RETURN_IF_ERROR(state->store_->Write(identity.get()));
+  } else {
+    const ModelStats s = model->stats();
+    LogInfo(absl::StrCat("loaded ", s.users, " users, ", s.items, " items, ", s.events_applied,
+                         " events applied (model version ", meta.model_version, ") from ",
+                         options.data_dir, ", opened in ",
+                         absl::FormatDuration(absl::Now() - start)));
+  }
+  return state;
+}
+
+DurableState::~DurableState() {
+  persister_.reset();  // before the store it writes to
+  MutexLock lock(&store_mu_);
+  store_.reset();
+}
+
+absl::StatusOr<store::StoreMeta> DurableState::Attach(bool reset) {
+  store::StateStore::Options store_options;
+  store_options.sync = options_.config.store_sync;
+  store_options.accept_wal_loss = options_.config.store_accept_wal_loss;
+  FRESHET_ASSIGN_OR_RETURN(
+      store_, store::StateStore::Open(store::LiveDbPath(options_.data_dir), store_options));
+  FRESHET_ASSIGN_OR_RETURN(store::StoreMeta meta, store_->ReadMeta());
+  if (reset && !meta.empty) {
+    LogWarning(absl::StrCat("--reset: discarding the state in ", options_.data_dir, " (",
+                            meta.events_applied, " events applied, algorithm ", meta.algorithm,
+                            ", d=", meta.dim, ")"));
+    FRESHET_RETURN_IF_ERROR(store_->Clear());
+    meta = store::StoreMeta();
+  }
+  store::Persister::Options persist;
+  persist.flush_interval = absl::Milliseconds(options_.config.flush_interval_ms);
+  auto persister = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
+  MutexLock lock(&persister_mu_);
+  persister_ = std::move(persister);
+  return meta;
+}
+
+absl::Status DurableState::LoadPositions(const store::StoreMeta& meta, ExactlyOnceFilter& filter) {
+  return filter.WithPositions([&](stream::AppliedPositions& applied) -> absl::Status {
+    applied.Clear();
+    for (const store::StoredPosition& p : meta.positions) {
+      applied.Set(p.stream, p.partition, p.offset);
+    }
+    applied.ClearIds();
+    int64_t lowest = -1;  // event ids stored: numbers [lowest, next)
+    FRESHET_RETURN_IF_ERROR(store_->LoadEventIds([&](int64_t seq, absl::string_view id) {
+      if (lowest < 0) lowest = seq;
+      applied.RestoreId(seq, id);
+    }));
+    persister_->SetStoredEventIds(lowest < 0 ? applied.next_id_seq() : lowest,
+                                  applied.next_id_seq());
+    return absl::OkStatus();
+  });
+}
+
+bool DurableState::MaybeFlush(LiveModel& model, ExactlyOnceFilter& filter,
+                              const std::vector<std::string>& stream_names) {
+  return model.WithLearnerShared([&](learner::Learner& l) {
+    return filter.WithPositions([&](const stream::AppliedPositions& applied) {
+      return persister_->MaybeFlush(l, applied, stream_names);
+    });
+  });
+}
+
+absl::Status DurableState::Flush(LiveModel& model, ExactlyOnceFilter& filter,
+                                 const std::vector<std::string>& stream_names,
+                                 absl::Duration timeout) {
+  return model.WithLearnerShared([&](learner::Learner& l) {
+    return filter.WithPositions([&](const stream::AppliedPositions& applied) {
+      return persister_->Flush(l, applied, stream_names, timeout);
+    });
+  });
+}
+
+absl::Status DurableState::Restore(const std::string& id, const kernels::Backend* backend,
+                                   bool replicas, LiveModel& model, ExactlyOnceFilter& filter,
+                                   const std::vector<std::string>& stream_names,
+                                   LoadedState* loaded) {
+  store::SnapshotStore snapshots(options_.data_dir);
+  FRESHET_ASSIGN_OR_RETURN(store::SnapshotManifest manifest,
+                           snapshots.Inspect(id, /*verify=*/true));
+  if (manifest.algorithm != options_.algorithm || manifest.dim != options_.config.dim) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot ", id, " holds algorithm '", manifest.algorithm, "' d=", manifest.dim,
+        "; this server runs '", options_.algorithm, "' d=", options_.config.dim));
+  }
+  // Load the snapshot into a new learner first (read-only, from the snapshot's own files), so a
+  // failure leaves the running state as it was.
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<learner::Learner> fresh,
+                           learner::Learner::Create(options_.algorithm, options_.config, backend));
+  {
+    store::StateStore::Options ro;
+    ro.read_only = true;
+    FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<store::StateStore> snapshot_db,
+                             store::StateStore::Open(snapshots.DbPath(id), ro));
+    FRESHET_RETURN_IF_ERROR(snapshot_db->LoadInto(fresh.get()));
+  }
+  // Its first exchange rejoins the group with the snapshot's item rows.
+  if (replicas) FRESHET_RETURN_IF_ERROR(fresh->EnableReplicas());
+  // Everything learnt so far is written, then the snapshot replaces the live database.
+  MutexLock store_lock(&store_mu_);
+  FRESHET_RETURN_IF_ERROR(Flush(model, filter, stream_names, absl::Seconds(60)));
+  {
+    MutexLock persister_lock(&persister_mu_);
+    persister_.reset();
+  }
+  store_.reset();
+  const absl::Status swapped = snapshots.RestoreOffline(id);
+  FRESHET_ASSIGN_OR_RETURN(const store::StoreMeta meta, Attach(/*reset=*/false));
+  FRESHET_RETURN_IF_ERROR(swapped);  // the old database is live again
+  absl::Status positions;
+  model.Replace(std::move(fresh), [&] { positions = LoadPositions(meta, filter); });
+  *loaded = ToLoadedState(meta);
+  return positions;
+}
+
+absl::Status DurableState::WriteHiddenItems(const std::vector<std::string>& hidden) {
+  MutexLock lock(&store_mu_);
+  // Written at once (not with the next batch): availability is an operator's decision, not
+  // learnt state, and must survive a restart.
+  std::unique_ptr<store::StateBatch> batch = store_->NewBatch();
+  batch->PutHiddenItems(hidden);
+  return store_->Write(batch.get());
+}
+
+absl::StatusOr<store::SnapshotManifest> DurableState::CreateSnapshot(const std::string& id) {
+  MutexLock lock(&store_mu_);  // not during a restore's swap
+  if (snapshot_hook_) snapshot_hook_();
+  return store::SnapshotStore(options_.data_dir).Create(*store_, id);
+}
+
+absl::StatusOr<std::vector<store::SnapshotManifest>> DurableState::ListSnapshots() const {
+  return store::SnapshotStore(options_.data_dir).List();
+}
+
+absl::StatusOr<store::SnapshotManifest> DurableState::InspectSnapshot(const std::string& id) const {
+  return store::SnapshotStore(options_.data_dir).Inspect(id, /*verify=*/true);
+}
+
+absl::Status DurableState::DeleteSnapshot(const std::string& id) {
+  return store::SnapshotStore(options_.data_dir).Delete(id);
+}
+
+absl::Status DurableState::Health() const {
+  MutexLock lock(&persister_mu_);
+  return persister_ != nullptr ? persister_->Health() : absl::OkStatus();
+}
+
+store::PersisterStats DurableState::stats() const {
+  MutexLock lock(&persister_mu_);
+  return persister_ != nullptr ? persister_->stats() : store::PersisterStats();
+}
+
+}  // namespace freshet::engine

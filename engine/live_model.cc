@@ -1,0 +1,321 @@
+#include "engine/live_model.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <future>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+
+namespace freshet::engine {
+
+absl::Status ModelReader::RecommendFor(absl::string_view user, int k, bool exclude_seen,
+                                       const std::vector<std::string>& exclude_items,
+                                       RecommendResult* out) const {
+  std::promise<absl::StatusOr<RecommendResult>> answer;
+  std::future<absl::StatusOr<RecommendResult>> result = answer.get_future();
+  RecommendAsync(user, k, exclude_seen, exclude_items,
+                 [&answer](absl::StatusOr<RecommendResult> r) { answer.set_value(std::move(r)); });
+  FRESHET_ASSIGN_OR_RETURN(*out, result.get());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Create(const std::string& algorithm,
+                                                             const config::Config& config,
+                                                             const kernels::Backend* backend) {
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<learner::Learner> learner,
+                           learner::Learner::Create(algorithm, config, backend));
+  return std::unique_ptr<LiveModel>(
+      new LiveModel(algorithm, config.serve_batch_scoring, std::move(learner)));
+}
+
+LiveModel::LiveModel(std::string algorithm, bool batch_scoring,
+                     std::unique_ptr<learner::Learner> learner)
+    : algorithm_(std::move(algorithm)),
+      batch_scoring_(batch_scoring),
+      learner_(std::move(learner)) {}
+
+LiveModel::~LiveModel() { Stop(); }
+
+void LiveModel::Start() {
+  MutexLock start_stop(&start_stop_mu_);
+  {
+    MutexLock lock(&scorer_mu_);
+    if (scorer_running_ || scorer_stop_) return;
+    scorer_running_ = true;
+  }
+  scorer_ = std::thread([this] { ScorerLoop(); });
+}
+
+void LiveModel::Stop() {
+  MutexLock start_stop(&start_stop_mu_);
+  {
+    MutexLock lock(&scorer_mu_);
+    scorer_stop_ = true;
+  }
+  scorer_cv_.SignalAll();
+  if (scorer_.joinable()) scorer_.join();
+}
+
+void LiveModel::Apply(absl::Span<const stream::Event> events) {
+  for (size_t begin = 0; begin < events.size(); begin += kApplySlice) {
+    const size_t n = std::min(kApplySlice, events.size() - begin);
+    WriterLock lock(&mu_);
+    ApplyHeld(events.subspan(begin, n));
+  }
+}
+
+int64_t LiveModel::ApplyAdmitted(absl::Span<const stream::Event> events,
+                                 const std::function<bool(const stream::Event&)>& admit) {
+  std::vector<stream::Event> admitted;
+  admitted.reserve(events.size());
+  WriterLock lock(&mu_);
+  for (const stream::Event& e : events) {
+    if (admit(e)) admitted.push_back(e);
+  }
+  if (!admitted.empty()) ApplyHeld(admitted);
+  return static_cast<int64_t>(admitted.size());
+}
+
+void LiveModel::ApplyHeld(absl::Span<const stream::Event> events) {
+  if (events.empty()) return;
+  const int64_t now = absl::GetCurrentTimeNanos();
+  learner_->set_apply_clock_ns(now);
+  learner_->ApplyBatch(events);
+  rounds_.fetch_add(1, std::memory_order_relaxed);
+  last_applied_ns_.store(now, std::memory_order_relaxed);
+}
+
+void LiveModel::Replace(std::unique_ptr<learner::Learner> fresh,
+                        const std::function<void()>& also) {
+  WriterLock lock(&mu_);
+  learner_ = std::move(fresh);
+  if (also) also();
+}
+
+void LiveModel::SetHiddenItems(std::vector<std::string> items) {
+  std::sort(items.begin(), items.end());
+  items.erase(std::unique(items.begin(), items.end()), items.end());
+  MutexLock lock(&hidden_mu_);
+  hidden_ = std::move(items);
+}
+
+bool LiveModel::WithItemHidden(const std::string& item, bool hidden,
+                               std::vector<std::string>* out) const {
+  MutexLock lock(&hidden_mu_);
+  *out = hidden_;
+  auto it = std::lower_bound(out->begin(), out->end(), item);
+  const bool present = it != out->end() && *it == item;
+  if (hidden == present) return false;
+  if (hidden) {
+    out->insert(it, item);
+  } else {
+    out->erase(it);
+  }
+  return true;
+}
+
+std::vector<std::string> LiveModel::HiddenItems() const {
+  MutexLock lock(&hidden_mu_);
+  return hidden_;
+}
+
+std::vector<int32_t> LiveModel::HiddenRowsLocked() const {
+  std::vector<int32_t> rows;
+  MutexLock lock(&hidden_mu_);
+  for (const std::string& id : hidden_) {
+    const int32_t row = learner_->items().Find(id);
+    if (row != learner::IdDictionary::kMissing) rows.push_back(row);
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+std::vector<int32_t> LiveModel::ExcludedRowsLocked(
+    const std::vector<std::string>& exclude_items) const {
+  std::vector<int32_t> exclude = HiddenRowsLocked();
+  for (const std::string& id : exclude_items) {
+    const int32_t row = learner_->items().Find(id);
+    if (row != learner::IdDictionary::kMissing) exclude.push_back(row);
+  }
+  std::sort(exclude.begin(), exclude.end());
+  return exclude;
+}
+
+UserInfo LiveModel::UserInfoLocked(absl::string_view user) const {
+  UserInfo info;
+  const int32_t row = learner_->users().Find(user);
+  if (row == learner::IdDictionary::kMissing) return info;
+  const learner::UserHistory& h = learner_->history(row);
+  info.known = true;
+  info.events = h.events();
+  info.last_event_ts = h.last_ts_ms();
+  info.applied_ms_ago =
+      h.applied_ns() == 0 ? -1
+                          : static_cast<double>(absl::GetCurrentTimeNanos() - h.applied_ns()) / 1e6;
+  return info;
+}
+
+UserInfo LiveModel::User(absl::string_view user) const {
+  ReaderLock lock(&mu_);
+  return UserInfoLocked(user);
+}
+
+absl::Status LiveModel::Recommend(absl::string_view user, int k, bool exclude_seen,
+                                  learner::Recommendation* out) const {
+  ReaderLock lock(&mu_);
+  return learner_->Recommend(user, k, exclude_seen, out);
+}
+
+void LiveModel::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
+                               const std::vector<std::string>& exclude_items,
+                               RecommendDone done) const {
+  if (k < 1) {
+    done(absl::InvalidArgumentError(absl::StrCat("k must be at least 1, got ", k)));
+    return;
+  }
+  auto request = std::make_unique<AsyncScore>();
+  request->k = k;
+  request->result.model_version = model_version();
+  {
+    ReaderLock lock(&mu_);
+    const std::vector<int32_t> exclude = ExcludedRowsLocked(exclude_items);
+    request->result.user = UserInfoLocked(user);
+    bool queue = batch_scoring_;
+    if (queue) {
+      MutexLock scorer(&scorer_mu_);
+      queue = scorer_running_ && !scorer_stop_;
+    }
+    if (!queue ||
+        !learner_->PrepareQuery(user, exclude_seen, exclude, &request->vector, &request->exclude)) {
+      // Not an inner-product query (unknown user, cooc, hybrid, popularity), or no scoring
+      // thread: answered here.
+      learner::Recommendation rec;
+      const absl::Status status = learner_->Recommend(user, k, exclude_seen, exclude, &rec);
+      if (status.ok()) {
+        request->result.personalized = rec.personalized;
+        for (const kernels::ScoredItem& s : rec.items) {
+          request->result.items.push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
+        }
+      }
+      lock.Release();
+      if (status.ok()) {
+        done(std::move(request->result));
+      } else {
+        done(status);
+      }
+      return;
+    }
+    request->result.personalized = true;
+  }
+  request->done = std::move(done);
+  {
+    MutexLock lock(&scorer_mu_);
+    if (!scorer_stop_) {
+      scorer_queue_.push_back(std::move(request));
+    }
+  }
+  if (request != nullptr) {  // stopped meanwhile
+    request->done(absl::UnavailableError("the server is stopping"));
+    return;
+  }
+  scorer_cv_.Signal();
+}
+
+void LiveModel::ScorerLoop() {
+  pthread_setname_np(pthread_self(), "freshet-score");
+  std::vector<std::unique_ptr<AsyncScore>> batch;
+  std::vector<kernels::TopKQuery> queries;
+  std::vector<std::vector<kernels::ScoredItem>> results;
+  while (true) {
+    {
+      MutexLock lock(&scorer_mu_);
+      while (!scorer_stop_ && scorer_queue_.empty()) scorer_cv_.Wait(&scorer_mu_);
+      if (scorer_queue_.empty()) {  // stopping, nothing left
+        scorer_running_ = false;
+        return;
+      }
+      const size_t n = std::min(scorer_queue_.size(), kMaxBatch);
+      batch.clear();
+      for (size_t i = 0; i < n; ++i) batch.push_back(std::move(scorer_queue_[i]));
+      scorer_queue_.erase(scorer_queue_.begin(),
+                          scorer_queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    int k = 1;
+    queries.clear();
+    for (const auto& r : batch) {
+      k = std::max(k, r->k);
+      queries.push_back(kernels::TopKQuery{r->vector.data(), r->exclude});
+    }
+    results.assign(batch.size(), {});
+    absl::Status status;
+    {
+      ReaderLock lock(&mu_);
+      status = learner_->TopKBatch(queries, k, absl::MakeSpan(results));
+      if (status.ok()) {
+        for (size_t i = 0; i < batch.size(); ++i) {
+          std::vector<ScoredId>& items = batch[i]->result.items;
+          const size_t n = std::min(results[i].size(), static_cast<size_t>(batch[i]->k));
+          items.reserve(n);
+          for (size_t j = 0; j < n; ++j) {
+            items.push_back(
+                ScoredId{learner_->items().ExternalId(results[i][j].item), results[i][j].score});
+          }
+        }
+      }
+    }
+    scoring_batches_.fetch_add(1, std::memory_order_relaxed);
+    scoring_queries_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+    for (auto& r : batch) {
+      if (status.ok()) {
+        r->done(std::move(r->result));
+      } else {
+        r->done(status);
+      }
+    }
+    // Now: the callbacks may hold what their callers own (an HTTP connection).
+    batch.clear();
+  }
+}
+
+absl::Status LiveModel::SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const {
+  out->clear();
+  std::vector<kernels::ScoredItem> scored;
+  ReaderLock lock(&mu_);
+  FRESHET_RETURN_IF_ERROR(learner_->Similar(item, k, HiddenRowsLocked(), &scored));
+  for (const kernels::ScoredItem& s : scored) {
+    out->push_back(ScoredId{learner_->items().ExternalId(s.item), s.score});
+  }
+  return absl::OkStatus();
+}
+
+ModelInfo LiveModel::info() const {
+  ReaderLock lock(&mu_);
+  return ModelInfo{algorithm_, learner_->backend().Name(), learner_->model().Learning()};
+}
+
+ModelStats LiveModel::stats() const {
+  ModelStats s;
+  {
+    ReaderLock lock(&mu_);
+    s.events_applied = learner_->events_applied();
+    s.events_filtered = learner_->events_filtered();
+    s.events_rejected = learner_->events_rejected();
+    s.nonfinite_skips = learner_->nonfinite_skips();
+    s.users = learner_->users().live();
+    s.items = learner_->items().live();
+    s.device_fallbacks = learner_->model().DeviceFallbacks();
+  }
+  s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
+  s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);
+  const int64_t applied_ns = last_applied_ns_.load(std::memory_order_relaxed);
+  s.last_applied_ago_s =
+      applied_ns == 0 ? -1 : static_cast<double>(absl::GetCurrentTimeNanos() - applied_ns) / 1e9;
+  s.model_version = model_version();
+  return s;
+}
+
+}  // namespace freshet::engine

@@ -1,0 +1,154 @@
+// LiveModel: the learner the engine teaches and serves from — the learner itself, the lock that
+// orders learning and reading, the hidden items, the published model version and the scoring
+// thread that answers batched recommendation queries.
+//
+// Thread safety: every method may be called from any thread. Learning takes the learner's lock
+// exclusively for at most kApplySlice events at a time; reads take it shared; a waiting writer
+// goes before later readers (RwLock). The model version is an atomic, so reading it never waits.
+// Lock order: mu_ before hidden_mu_ and scorer_mu_; callbacks of WithLearnerExclusive() may take
+// the exactly-once filter's lock (ExactlyOnceFilter) but nothing that waits on storage.
+#ifndef FRESHET_ENGINE_LIVE_MODEL_H_
+#define FRESHET_ENGINE_LIVE_MODEL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/mutex.h"
+#include "common/rw_lock.h"
+#include "config/config.h"
+#include "engine/model_reader.h"
+#include "kernels/backend.h"
+#include "learner/learner.h"
+#include "stream/event.h"
+
+namespace freshet::engine {
+
+class LiveModel final : public ModelReader {
+ public:
+  // A new, empty learner of `algorithm` (learner::Learner::Create).
+  static absl::StatusOr<std::unique_ptr<LiveModel>> Create(const std::string& algorithm,
+                                                           const config::Config& config,
+                                                           const kernels::Backend* backend);
+  ~LiveModel() override;  // Stop()
+  LiveModel(const LiveModel&) = delete;
+  LiveModel& operator=(const LiveModel&) = delete;
+
+  // Starts the scoring thread (batched queries wait for it; others are answered without it).
+  void Start();
+  // Answers what is queued and joins the scoring thread. Idempotent.
+  void Stop();
+
+  // Events learnt per exclusive-lock hold.
+  static constexpr size_t kApplySlice = 512;
+
+  // --- Learning (the ingest loop; ApplyAdmitted also the direct-event path).
+  // Learns `events` in slices of kApplySlice, taking the lock exclusively for each.
+  void Apply(absl::Span<const stream::Event> events);
+  // Learns, under one exclusive hold, the events of `events` that `admit` accepts (called under
+  // that hold, in order). Returns how many were admitted.
+  int64_t ApplyAdmitted(absl::Span<const stream::Event> events,
+                        const std::function<bool(const stream::Event&)>& admit);
+  // Runs `fn(learner)` with the lock held shared (persisting, inspection) or exclusively
+  // (replica exchanges, loading). `fn` must not wait on anything slow: reads queue behind it.
+  template <typename Fn>
+  auto WithLearner(Fn&& fn) const {
+    ReaderLock lock(&mu_);
+    return fn(static_cast<const learner::Learner&>(*learner_));
+  }
+  template <typename Fn>
+  auto WithLearnerShared(Fn&& fn) {
+    ReaderLock lock(&mu_);
+    return fn(*learner_);
+  }
+  template <typename Fn>
+  auto WithLearnerExclusive(Fn&& fn) {
+    WriterLock lock(&mu_);
+    return fn(*learner_);
+  }
+  // Swaps in another learner (a restored snapshot's); `also`, if any, runs under the same hold.
+  void Replace(std::unique_ptr<learner::Learner> fresh, const std::function<void()>& also);
+
+  // --- Item availability: a hidden item is left out of every answer but keeps learning.
+  // Sets the hidden list (sorted here).
+  void SetHiddenItems(std::vector<std::string> items);
+  // The list with `item` hidden or shown; false when that changes nothing.
+  bool WithItemHidden(const std::string& item, bool hidden, std::vector<std::string>* out) const;
+
+  // The model version every answer reports (see ModelReader::model_version()).
+  void PublishModelVersion(int64_t version) {
+    model_version_.store(version, std::memory_order_relaxed);
+  }
+  // Learning rounds so far (the model version without a data directory).
+  int64_t rounds() const { return rounds_.load(std::memory_order_relaxed); }
+
+  // --- ModelReader.
+  void RecommendAsync(absl::string_view user, int k, bool exclude_seen,
+                      const std::vector<std::string>& exclude_items,
+                      RecommendDone done) const override;
+  absl::Status SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const override;
+  UserInfo User(absl::string_view user) const override;
+  std::vector<std::string> HiddenItems() const override;
+  int64_t model_version() const override { return model_version_.load(std::memory_order_relaxed); }
+  ModelInfo info() const override;
+  ModelStats stats() const override;
+  // A recommendation answered on the caller's thread (tools and tests).
+  absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
+                         learner::Recommendation* out) const;
+
+ private:
+  LiveModel(std::string algorithm, bool batch_scoring, std::unique_ptr<learner::Learner> learner);
+  // Learns `events`; the caller holds mu_ exclusively.
+  void ApplyHeld(absl::Span<const stream::Event> events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sorted rows of the hidden items known to the learner; the same plus the known ones of
+  // `exclude_items`; a user's freshness.
+  std::vector<int32_t> HiddenRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  std::vector<int32_t> ExcludedRowsLocked(const std::vector<std::string>& exclude_items) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  UserInfo UserInfoLocked(absl::string_view user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // Batched scoring: RecommendAsync() queues inner-product queries; the scoring thread
+  // (ScorerLoop) takes everything queued, up to kMaxBatch, scores it in one TopK call under the
+  // shared lock and answers each. Requests arriving meanwhile form the next batch, so batches
+  // grow with load and no request waits for a timer.
+  static constexpr size_t kMaxBatch = 256;
+  struct AsyncScore {
+    std::vector<float> vector;
+    std::vector<int32_t> exclude;
+    int k = 0;
+    RecommendResult result;  // user freshness filled in when queued
+    RecommendDone done;
+  };
+  void ScorerLoop();
+
+  const std::string algorithm_;
+  const bool batch_scoring_;
+  mutable RwLock mu_;
+  std::unique_ptr<learner::Learner> learner_ ABSL_GUARDED_BY(mu_) ABSL_PT_GUARDED_BY(mu_);
+  mutable Mutex hidden_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::vector<std::string> hidden_ ABSL_GUARDED_BY(hidden_mu_);  // sorted ids
+  std::atomic<int64_t> model_version_{0};
+  std::atomic<int64_t> rounds_{0};
+  std::atomic<int64_t> last_applied_ns_{0};
+  mutable std::atomic<int64_t> scoring_batches_{0};
+  mutable std::atomic<int64_t> scoring_queries_{0};
+  mutable Mutex scorer_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable CondVar scorer_cv_;
+  mutable std::vector<std::unique_ptr<AsyncScore>> scorer_queue_ ABSL_GUARDED_BY(scorer_mu_);
+  bool scorer_running_ ABSL_GUARDED_BY(scorer_mu_) = false;
+  bool scorer_stop_ ABSL_GUARDED_BY(scorer_mu_) = false;
+  std::thread scorer_;  // Start() .. Stop(), which both serialise on start_stop_mu_
+  Mutex start_stop_mu_;
+};
+
+}  // namespace freshet::engine
+
+#endif  // FRESHET_ENGINE_LIVE_MODEL_H_
