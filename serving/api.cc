@@ -17,8 +17,8 @@
 #include "common/utf8.h"
 #include "serving/http/bearer_auth.h"
 #include "simdjson.h"
+#include "stream/event_codec.h"
 #include "stream/event_validation.h"
-#include "stream/json_event_decoder.h"
 #include "store/snapshot.h"
 
 namespace freshet::serving {
@@ -68,8 +68,8 @@ absl::Status CheckId(absl::string_view what, absl::string_view id, const config:
   return absl::OkStatus();
 }
 
-stream::JsonEventOptions EventOptions(const config::Config& config) {
-  stream::JsonEventOptions options;
+stream::EventCodecOptions EventOptions(const config::Config& config) {
+  stream::EventCodecOptions options;
   options.type_weights = config.type_weights;
   options.default_weight = config.default_weight;
   options.limits = {config.max_event_weight, config.max_id_bytes};
@@ -111,16 +111,16 @@ absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view bod
     items.push_back(doc);
   }
   if (items.empty()) return absl::InvalidArgumentError("no events in the body");
-  // Each event is decoded by the same decoder and rules as jsonl files and Kafka messages.
-  stream::JsonEventDecoder decoder(EventOptions(config));
+  // Each event is decoded by the same codec and rules as jsonl files and Kafka messages.
+  stream::EventCodec codec(EventOptions(config));
   std::vector<stream::Event> events(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     if (!items[i].is_object()) {
       return absl::InvalidArgumentError(absl::StrCat("event ", i, ": not an object"));
     }
-    if (auto bad = decoder.Decode(simdjson::to_string(items[i]), now_ms, &events[i])) {
+    if (auto bad = codec.Decode(simdjson::to_string(items[i]), now_ms, &events[i])) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "event ", i, ": ", stream::DescribeRejection(*bad, decoder.options().limits)));
+          "event ", i, ": ", stream::DescribeRejection(*bad, codec.options().limits)));
     }
   }
   return events;
