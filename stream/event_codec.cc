@@ -1,9 +1,14 @@
 #include "stream/event_codec.h"
 
+#include <charconv>
+#include <cmath>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/json_writer.h"
 #include "simdjson.h"
 #include "stream/internal/numbers.h"
 
@@ -128,6 +133,45 @@ FieldResult ReadWeight(od::value& value, float* weight) {
   }
 }
 
+// Ids and types are nearly always printable ASCII without quotes: copy those, escape the rest.
+void AppendString(absl::string_view s, std::string* out) {
+  for (const char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      out->append(JsonWriter::Quote(s));
+      return;
+    }
+  }
+  out->push_back('"');
+  out->append(s.data(), s.size());
+  out->push_back('"');
+}
+
+// The shortest decimal that reads back as `weight`. The decoder reads a double and checks and
+// narrows it (CheckWeight), which for a few values (FLT_MAX, whose shortest decimal is above it as
+// a double) does not give back the float whose shortest decimal it was; those are written as the
+// double's shortest decimal, which is exact.
+void AppendWeight(float weight, std::string* out) {
+  if (!std::isfinite(weight)) {
+    out->append(std::isnan(weight) ? "\"nan\"" : weight > 0 ? "\"inf\"" : "\"-inf\"");
+    return;
+  }
+  // Whole weights (the common case: 1, 2, 8) need neither.
+  if (weight >= 0 && weight <= 1e6f && weight == std::floor(weight)) {
+    absl::StrAppend(out, static_cast<int32_t>(weight));
+    return;
+  }
+  char buf[64];
+  char* end = std::to_chars(buf, buf + sizeof(buf), weight).ptr;
+  double back = 0;
+  float narrowed = 0;
+  if (std::from_chars(buf, end, back).ec != std::errc() ||
+      !internal::CheckWeight(back, &narrowed) || narrowed != weight) {
+    end = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(weight)).ptr;
+  }
+  out->append(buf, end);
+}
+
 }  // namespace
 
 struct EventCodec::Parser {
@@ -241,6 +285,24 @@ std::optional<MalformedReason> EventCodec::Resolve(
 float EventCodec::TypeWeight(absl::string_view type) const {
   const auto it = options_.type_weights.find(type);
   return it != options_.type_weights.end() ? it->second : options_.default_weight;
+}
+
+void EventCodec::Encode(const Event& event, std::string* out) {
+  out->append("{\"user\":");
+  AppendString(event.user, out);
+  out->append(",\"item\":");
+  AppendString(event.item, out);
+  if (!event.type.empty()) {
+    out->append(",\"type\":");
+    AppendString(event.type, out);
+  }
+  absl::StrAppend(out, ",\"ts\":", event.ts_ms, ",\"weight\":");
+  AppendWeight(event.weight, out);
+  if (!event.id.empty()) {
+    out->append(",\"id\":");
+    AppendString(event.id, out);
+  }
+  out->push_back('}');
 }
 
 }  // namespace freshet::stream

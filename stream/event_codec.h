@@ -1,8 +1,10 @@
 // EventCodec: the one codec of freshet's event format, the JSON object of DESIGN.md "Events":
 //   {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1,"id":"order-17"}
 // Every way in decodes with it: jsonl files (FileEventSource), Kafka messages (KafkaEventSource)
-// and POST /v1/events (serving/api.cc). Delimited files (csv, tsv, MovieLens) have their own
-// syntax but go through the same Resolve step, so a field means the same in every format.
+// and POST /v1/events (serving/api.cc). Every JSON writer encodes with it: the Kafka producer
+// (`freshet produce`, and POST /v1/events when events go through a broker) and the synthetic
+// generator (`freshet generate`). Delimited files (csv, tsv, MovieLens) have their own syntax but
+// go through the same Resolve step, so a field means the same in every format.
 //
 // Decoding is Parse (syntax) then Resolve (defaults and validation):
 //   - The text is one JSON object, valid UTF-8, with nothing but whitespace after it; anything
@@ -29,6 +31,13 @@
 // A rejected event gets the reason of the first rule it breaks: syntax and field kinds in the
 // order the fields appear, then missing, then empty user and item, then the checks above. The
 // reasons are what the sources count (malformed_by_reason) and POST /v1/events describes.
+//
+// Encoding (Encode) writes {"user","item","type","ts","weight","id"} in that order: "type" and
+// "id" only when not empty, strings JSON-escaped (bytes that are not UTF-8 become U+FFFD), ts an
+// integer, weight the shortest decimal that decodes to the same float. Decoding what Encode wrote
+// gives back the same user, item, type, weight, ts and id for every event that decoding accepts
+// (an empty type comes back as options.default_type). A weight that is not finite is written as a
+// string ("nan", "inf"), which keeps the JSON valid and decodes as "bad weight".
 #ifndef FRESHET_STREAM_EVENT_CODEC_H_
 #define FRESHET_STREAM_EVENT_CODEC_H_
 
@@ -70,7 +79,7 @@ struct ResolvedEvent {
   int64_t ts_ms = 0;
 };
 
-// Not thread-safe: Decode and Parse reuse a parser and a buffer.
+// Not thread-safe: Decode and Parse reuse a parser and a buffer. Encode is static.
 class EventCodec {
  public:
   explicit EventCodec(EventCodecOptions options);
@@ -102,6 +111,9 @@ class EventCodec {
   // The weight of an event of `type` without a weight of its own: type_weights[type], else
   // default_weight.
   float TypeWeight(absl::string_view type) const;
+
+  // Appends `event` as one JSON object (no line break) to *out (not cleared).
+  static void Encode(const Event& event, std::string* out);
 
   const EventCodecOptions& options() const { return options_; }
 
