@@ -1,6 +1,7 @@
 // Fuzz target: the event codec. Every input goes through
 //   - EventCodec::Decode (stream/event_codec.h: POST /v1/events, Kafka messages) with two option
-//     sets;
+//     sets, and whatever decodes through EventCodec::Encode and back: it must decode to the same
+//     event (the codec's round-trip promise);
 //   - FileEventSource::Open on a file holding the input, as jsonl, as csv (two column mappings,
 //     one with a "::" delimiter and a header) and as tsv; the input may also be gzip.
 // Whatever is accepted must satisfy the rules of stream/event_validation.h: user and item
@@ -265,6 +266,25 @@ bool IsOneJsonLine(absl::string_view in) {
          !absl::StartsWith(in, "\xEF\xBB\xBF") && !absl::StartsWith(in, "\x1f\x8b") && !IsBlank(in);
 }
 
+// Encodes an accepted event and decodes it again with the same codec and default: the same event
+// must come back, from one line of valid UTF-8.
+void CheckRoundTrip(EventCodec& codec, const Event& e, int64_t default_ts_ms,
+                    absl::string_view where) {
+  std::string json;
+  EventCodec::Encode(e, &json);
+  const auto what = [&] { return absl::StrCat(where, ": ", Describe(e), "\n  encoded as ", json); };
+  FUZZ_CHECK(IsValidUtf8(json), what());
+  FUZZ_CHECK(json.find_first_of("\r\n") == std::string::npos, what());
+  Event back;
+  const std::optional<internal::MalformedReason> bad = codec.Decode(json, default_ts_ms, &back);
+  FUZZ_CHECK(!bad.has_value(),
+             absl::StrCat(what(), "\n  rejected: ",
+                          bad.has_value() ? internal::MalformedReasonName(*bad) : ""));
+  FUZZ_CHECK(back.user == e.user && back.item == e.item && back.type == e.type &&
+                 back.weight == e.weight && back.ts_ms == e.ts_ms && back.id == e.id,
+             absl::StrCat(what(), "\n  decoded as ", Describe(back)));
+}
+
 }  // namespace
 }  // namespace freshet::stream
 
@@ -286,10 +306,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Event decoded;
   const std::optional<freshet::stream::internal::MalformedReason> rejected =
       state.standard.Decode(in, /*default_ts_ms=*/0, &decoded);
-  if (!rejected.has_value()) CheckAccepted(decoded, state.standard.options().limits, "decoder");
+  if (!rejected.has_value()) {
+    CheckAccepted(decoded, state.standard.options().limits, "decoder");
+    CheckRoundTrip(state.standard, decoded, 0, "decoder round trip");
+  }
   Event tight;
   if (!state.tight.Decode(in, kDefaultTsMs, &tight).has_value()) {
     CheckAccepted(tight, state.tight.options().limits, "tight decoder");
+    CheckRoundTrip(state.tight, tight, kDefaultTsMs, "tight decoder round trip");
   }
 
   WriteInput(state.file, in);
