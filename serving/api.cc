@@ -17,8 +17,8 @@
 #include "common/utf8.h"
 #include "serving/http/bearer_auth.h"
 #include "simdjson.h"
+#include "stream/event_codec.h"
 #include "stream/event_validation.h"
-#include "stream/json_event_decoder.h"
 
 namespace freshet::serving {
 
@@ -73,8 +73,8 @@ absl::Status CheckId(absl::string_view what, absl::string_view id, const config:
   return absl::OkStatus();
 }
 
-stream::JsonEventOptions EventOptions(const config::Config& config) {
-  stream::JsonEventOptions options;
+stream::EventCodecOptions EventOptions(const config::Config& config) {
+  stream::EventCodecOptions options;
   options.type_weights = config.type_weights;
   options.default_weight = config.default_weight;
   options.limits = {config.max_event_weight, config.max_id_bytes};
@@ -100,32 +100,51 @@ double ResidentBytes() {
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
                                                           const config::Config& config,
                                                           int64_t now_ms) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) {
-    return absl::InvalidArgumentError("the body is not valid JSON");
+  // Each event's own text goes to the codec of jsonl files and Kafka messages (a parsed and
+  // re-serialized copy could differ: "user":-0 would become 0).
+  const absl::Status not_json = absl::InvalidArgumentError("the body is not valid JSON");
+  const simdjson::padded_string padded(body.data(), body.size());
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::json_type type;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+      doc.type().get(type) != simdjson::SUCCESS) {
+    return not_json;
   }
-  std::vector<simdjson::dom::element> items;
-  if (doc.is_array()) {
-    simdjson::dom::array array;
-    if (doc.get_array().get(array) != simdjson::SUCCESS) {
-      return absl::InvalidArgumentError("the body is not an event or an array of events");
+  std::vector<absl::string_view> texts;
+  if (type == simdjson::ondemand::json_type::object) {
+    texts.emplace_back(body.data(), body.size());
+  } else if (type == simdjson::ondemand::json_type::array) {
+    simdjson::ondemand::array array;
+    if (doc.get_array().get(array) != simdjson::SUCCESS) return not_json;
+    for (auto element : array) {
+      simdjson::ondemand::value value;
+      if (element.get(value) != simdjson::SUCCESS || value.type().get(type) != simdjson::SUCCESS) {
+        return not_json;
+      }
+      if (type != simdjson::ondemand::json_type::object) {
+        return absl::InvalidArgumentError(absl::StrCat("event ", texts.size(), ": not an object"));
+      }
+      simdjson::ondemand::object object;
+      std::string_view text;
+      if (value.get_object().get(object) != simdjson::SUCCESS ||
+          object.raw_json().get(text) != simdjson::SUCCESS) {
+        return not_json;
+      }
+      texts.emplace_back(text.data(), text.size());
     }
-    for (simdjson::dom::element e : array) items.push_back(e);
+    const char* after = nullptr;  // anything after the array
+    if (doc.current_location().get(after) != simdjson::OUT_OF_BOUNDS) return not_json;
   } else {
-    items.push_back(doc);
+    return absl::InvalidArgumentError("the body is not an event or an array of events");
   }
-  if (items.empty()) return absl::InvalidArgumentError("no events in the body");
-  // Each event is decoded by the same decoder and rules as jsonl files and Kafka messages.
-  stream::JsonEventDecoder decoder(EventOptions(config));
-  std::vector<stream::Event> events(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (!items[i].is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat("event ", i, ": not an object"));
-    }
-    if (auto bad = decoder.Decode(simdjson::to_string(items[i]), now_ms, &events[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "event ", i, ": ", stream::DescribeRejection(*bad, decoder.options().limits)));
+  if (texts.empty()) return absl::InvalidArgumentError("no events in the body");
+  stream::EventCodec codec(EventOptions(config));
+  std::vector<stream::Event> events(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (auto bad = codec.Decode(texts[i], now_ms, &events[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", i, ": ", stream::DescribeRejection(*bad, codec.options().limits)));
     }
   }
   return events;

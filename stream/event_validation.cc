@@ -10,13 +10,6 @@ namespace freshet::stream {
 
 using internal::MalformedReason;
 
-std::optional<MalformedReason> CheckEvent(absl::string_view user, absl::string_view item,
-                                          absl::string_view type, int64_t ts_ms, float weight,
-                                          const EventLimits& limits) {
-  if (auto bad = CheckIds(user, item, type, limits)) return bad;
-  return CheckNumbers(ts_ms, weight, limits);
-}
-
 std::optional<MalformedReason> CheckIds(absl::string_view user, absl::string_view item,
                                         absl::string_view type, const EventLimits& limits) {
   const size_t max_id = static_cast<size_t>(limits.max_id_bytes);

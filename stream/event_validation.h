@@ -28,13 +28,10 @@ struct EventLimits {
   int max_id_bytes = 256;
 };
 
-// Why an event with these fields must be rejected, or nullopt when it is acceptable. `weight` is
-// the resolved weight. Empty ids are the caller's to report (their reasons differ by format).
-// CheckEvent is CheckIds then CheckNumbers; a decoder that must resolve the type before it knows
-// the weight calls them apart, the ids first, so a rejected line leaves nothing behind.
-std::optional<internal::MalformedReason> CheckEvent(absl::string_view user, absl::string_view item,
-                                                    absl::string_view type, int64_t ts_ms,
-                                                    float weight, const EventLimits& limits);
+// Why an event with these fields must be rejected, or nullopt when it is acceptable. Missing
+// and empty ids are reported before these are called. EventCodec::Resolve (stream/event_codec.h)
+// is the one caller, for every source: CheckIds, CheckEventId, then CheckNumbers on the resolved
+// weight, the ids first, so a source may intern the type once they have passed.
 std::optional<internal::MalformedReason> CheckIds(absl::string_view user, absl::string_view item,
                                                   absl::string_view type,
                                                   const EventLimits& limits);

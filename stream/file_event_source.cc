@@ -17,8 +17,8 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "stream/event_codec.h"
 #include "stream/internal/delimited_line_parser.h"
-#include "stream/internal/json_line_parser.h"
 #include "stream/internal/whole_file.h"
 
 namespace freshet::stream {
@@ -63,10 +63,43 @@ absl::Status CheckOptions(const FileSourceOptions& options) {
   return absl::OkStatus();
 }
 
-// The parser for the format, with the presets' fixed layouts applied.
-std::unique_ptr<internal::LineParser> MakeParser(const FileSourceOptions& options) {
-  const TimestampUnit unit = options.ts_unit.value_or(
+bool IsPreset(FileFormat format) {
+  return format == FileFormat::kMovieLens100k || format == FileFormat::kMovieLens;
+}
+
+TimestampUnit UnitOf(const FileSourceOptions& options) {
+  return options.ts_unit.value_or(
       options.format == FileFormat::kJsonl ? TimestampUnit::kMilliseconds : TimestampUnit::kAuto);
+}
+
+// The rules every line goes by once parsed (and, for jsonl, its syntax too).
+EventCodecOptions CodecOptions(const FileSourceOptions& options) {
+  EventCodecOptions codec;
+  codec.type_weights = options.type_weights;
+  codec.default_weight = options.default_weight;
+  codec.default_type =
+      options.default_type.empty() && IsPreset(options.format) ? "rating" : options.default_type;
+  codec.limits = options.limits;
+  codec.ts_unit = UnitOf(options);
+  return codec;
+}
+
+// jsonl: every line is one event object, parsed by the codec.
+class JsonLineParser final : public internal::LineParser {
+ public:
+  explicit JsonLineParser(EventCodec* codec) : codec_(codec) {}
+  std::optional<MalformedReason> Parse(absl::string_view line, internal::ParsedLine* out) override {
+    return codec_->Parse(line, out);
+  }
+
+ private:
+  EventCodec* const codec_;
+};
+
+// The parser for the format, with the presets' fixed layouts applied.
+std::unique_ptr<internal::LineParser> MakeParser(const FileSourceOptions& options,
+                                                 EventCodec* codec) {
+  const TimestampUnit unit = UnitOf(options);
   const std::vector<ColumnRole> movielens_columns = {ColumnRole::kUser, ColumnRole::kItem,
                                                      ColumnRole::kSkip, ColumnRole::kTimestamp};
   switch (options.format) {
@@ -80,13 +113,9 @@ std::unique_ptr<internal::LineParser> MakeParser(const FileSourceOptions& option
     case FileFormat::kTsv:
       return std::make_unique<internal::DelimitedLineParser>("\t", options.columns, unit);
     case FileFormat::kJsonl:
-      return std::make_unique<internal::JsonLineParser>(unit);
+      return std::make_unique<JsonLineParser>(codec);
   }
   return nullptr;
-}
-
-bool IsPreset(FileFormat format) {
-  return format == FileFormat::kMovieLens100k || format == FileFormat::kMovieLens;
 }
 
 bool IsBlank(absl::string_view line) {
@@ -106,12 +135,10 @@ std::string Excerpt(absl::string_view line) {
 // Turns the decoded bytes of one file into the source's compact events and counters.
 class FileEventSource::Loader {
  public:
-  Loader(FileEventSource* source, const FileSourceOptions& options)
+  Loader(FileEventSource* source, const FileSourceOptions& options, const EventCodec& codec)
       : source_(source),
         options_(options),
-        default_type_(options.default_type.empty() && IsPreset(options.format)
-                          ? "rating"
-                          : options.default_type),
+        codec_(codec),
         skip_header_(options.header && !IsPreset(options.format) &&
                      options.format != FileFormat::kJsonl),
         limiter_(kMalformedLogBurst, kMalformedLogPeriod) {
@@ -166,33 +193,36 @@ class FileEventSource::Loader {
 
  private:
   std::optional<MalformedReason> Add(const internal::ParsedLine& parsed) {
-    if (parsed.user.empty()) return MalformedReason::kEmptyUser;
-    if (parsed.item.empty()) return MalformedReason::kEmptyItem;
-    const absl::string_view type_name = parsed.type.empty() ? default_type_ : parsed.type;
     // A missing timestamp repeats the previous one, so the event keeps its place in the replay.
-    const int64_t ts_ms = parsed.has_ts ? parsed.ts_ms : previous_ts_ms_;
-    // Ids (the type's too) are checked before anything is interned, so a rejected line leaves
-    // nothing behind; the weight is checked as resolved, so a type's weight counts too.
-    if (auto bad = CheckIds(parsed.user, parsed.item, type_name, options_.limits)) return bad;
-    if (auto bad = CheckEventId(parsed.id, options_.limits)) return bad;
-    const uint32_t type = TypeId(type_name);
-    const float weight = parsed.has_weight ? parsed.weight : type_weights_[type];
-    if (auto bad = CheckNumbers(ts_ms, weight, options_.limits)) return bad;
-    previous_ts_ms_ = ts_ms;
+    // The codec checks the ids (the type's too) before it asks for the type's weight, which
+    // interns the type: a line rejected for its ids leaves nothing behind.
+    uint32_t type = 0;
+    ResolvedEvent event;
+    if (auto bad = codec_.Resolve(
+            parsed, previous_ts_ms_,
+            [&](absl::string_view type_name) {
+              type = TypeId(type_name);
+              return type_weights_[type];
+            },
+            &event)) {
+      return bad;
+    }
+    if (parsed.has_weight) type = TypeId(event.type);
+    previous_ts_ms_ = event.ts_ms;
     source_->events_.push_back(CompactEvent{
-        .ts_ms = previous_ts_ms_,
-        .weight = weight,
-        .user = source_->users_.Intern(parsed.user),
-        .item = source_->items_.Intern(parsed.item),
+        .ts_ms = event.ts_ms,
+        .weight = event.weight,
+        .user = source_->users_.Intern(event.user),
+        .item = source_->items_.Intern(event.item),
         .type = type,
     });
-    if (!parsed.id.empty() || !source_->event_ids_.empty()) {
+    if (!event.id.empty() || !source_->event_ids_.empty()) {
       // The first id: every earlier event has none.
       if (source_->event_ids_.empty()) {
         FRESHET_CHECK(source_->ids_.Intern("") == 0);
         source_->event_ids_.assign(source_->events_.size() - 1, 0);
       }
-      source_->event_ids_.push_back(source_->ids_.Intern(parsed.id));
+      source_->event_ids_.push_back(source_->ids_.Intern(event.id));
     }
     return std::nullopt;
   }
@@ -204,16 +234,11 @@ class FileEventSource::Loader {
     const uint32_t id = source_->types_.Intern(type);
     last_type_ = id;
     if (id < type_weights_.size()) return id;
-    const auto it = options_.type_weights.find(type);
-    if (it != options_.type_weights.end()) {
-      type_weights_.push_back(it->second);
-    } else {
-      type_weights_.push_back(options_.default_weight);
-      if (!options_.type_weights.empty()) {
-        LogWarning(absl::StrCat(source_->path_, ": event type \"", absl::CHexEscape(type),
-                                "\" has no configured weight; using the default weight ",
-                                options_.default_weight));
-      }
+    type_weights_.push_back(codec_.TypeWeight(type));
+    if (!options_.type_weights.empty() && !options_.type_weights.contains(type)) {
+      LogWarning(absl::StrCat(source_->path_, ": event type \"", absl::CHexEscape(type),
+                              "\" has no configured weight; using the default weight ",
+                              options_.default_weight));
     }
     return id;
   }
@@ -238,7 +263,7 @@ class FileEventSource::Loader {
 
   FileEventSource* const source_;
   const FileSourceOptions& options_;
-  const std::string default_type_;
+  const EventCodec& codec_;
   const bool skip_header_;
   RateLimiter limiter_;
   std::vector<float> type_weights_;  // by type id
@@ -249,7 +274,8 @@ class FileEventSource::Loader {
 absl::StatusOr<std::unique_ptr<FileEventSource>> FileEventSource::Open(
     const std::string& path, const FileSourceOptions& options) {
   FRESHET_RETURN_IF_ERROR(CheckOptions(options));
-  std::unique_ptr<internal::LineParser> parser = MakeParser(options);
+  EventCodec codec(CodecOptions(options));
+  std::unique_ptr<internal::LineParser> parser = MakeParser(options, &codec);
   FRESHET_CHECK(parser != nullptr);
 
   const absl::Time start = absl::Now();
@@ -257,7 +283,7 @@ absl::StatusOr<std::unique_ptr<FileEventSource>> FileEventSource::Open(
                            internal::ReadWholeFile(path, internal::kLinePadding));
 
   auto source = absl::WrapUnique(new FileEventSource(path));
-  Loader(source.get(), options).Load(file, *parser);
+  Loader(source.get(), options, codec).Load(file, *parser);
   file = internal::WholeFile();  // the raw bytes are no longer needed; free them before sorting
 
   std::vector<CompactEvent>& events = source->events_;

@@ -3,7 +3,8 @@
 // Open() reads and decodes the whole file up front, because replay order is timestamp order and
 // logs are often not sorted (MovieLens u.data is not). Events are held compactly (ids interned in
 // a string pool, ~24 bytes per event plus each distinct id once), and Poll() materialises Event
-// objects from them. The formats and decoding rules are in stream/file_source_options.h.
+// objects from them. The formats are in stream/file_source_options.h; jsonl lines are decoded, and
+// the lines of every format checked, by EventCodec (stream/event_codec.h).
 //
 // Replay order: by timestamp, ties in input order (a stable sort), unless
 // `FileSourceOptions::sort_by_time` is false. Event::position is {stream 0, partition 0, offset =

@@ -10,7 +10,8 @@
 //                   {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1.0}
 //                   `user`/`item` are strings or integers (integers keep their decimal text),
 //                   `type` (string), `ts` and `weight` (numbers, or strings holding a number) are
-//                   optional; null and "" count as absent; other keys are ignored.
+//                   optional; null and "" count as absent; other keys are ignored. The rules are
+//                   EventCodec's (stream/event_codec.h), the same for Kafka and HTTP.
 // The MovieLens presets fix their own delimiter and columns (`delimiter`, `columns` and `header`
 // are ignored), give every event the type "rating" and ignore the rating value: every rating is
 // one interaction.

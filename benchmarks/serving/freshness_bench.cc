@@ -68,6 +68,7 @@
 #include "serving/api.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
+#include "stream/event_codec.h"
 #include "stream/kafka/dev_broker.h"
 #include "stream/kafka/kafka_event_source.h"
 #include "stream/kafka/kafka_producer.h"
@@ -418,7 +419,7 @@ int main(int argc, char** argv) {
         failure = (*producer)->ProduceEvent(kTopic, ev);
       } else {
         std::string body;
-        stream::AppendEventJson(ev, &body);
+        stream::EventCodec::Encode(ev, &body);
         auto posted = client.Request("POST", "/v1/events", body,
                                      "Content-Type: application/json\r\n");
         if (!posted.ok()) {

@@ -89,9 +89,11 @@ std::optional<MalformedReason> DelimitedLineParser::Parse(absl::string_view line
     if (std::optional<MalformedReason> bad = NextField(line, role, &pos, &field)) return bad;
     switch (role) {
       case ColumnRole::kUser:
+        out->has_user = true;
         out->user = field;
         break;
       case ColumnRole::kItem:
+        out->has_item = true;
         out->item = field;
         break;
       case ColumnRole::kType:

@@ -1,5 +1,6 @@
 // LineParser: decodes one line of an event log into its fields. Implementations:
-// DelimitedLineParser (csv, tsv, MovieLens) and JsonLineParser (jsonl).
+// DelimitedLineParser (csv, tsv, MovieLens) and, for jsonl, FileEventSource's adapter of
+// EventCodec::Parse (stream/event_codec.h).
 #ifndef FRESHET_STREAM_INTERNAL_LINE_PARSER_H_
 #define FRESHET_STREAM_INTERNAL_LINE_PARSER_H_
 
@@ -44,9 +45,12 @@ absl::string_view MalformedReasonName(MalformedReason reason);
 inline constexpr size_t kLinePadding = 64;
 
 // The fields of one line. Views point into the line or into the parser and are valid until the
-// next Parse call. Empty user or item are reported by the caller, not the parser.
+// next Parse call. A missing or empty user or item is reported by EventCodec::Resolve
+// (stream/event_codec.h), not by the parser.
 struct ParsedLine {
+  bool has_user = false;  // false: absent (a jsonl line without "user", or with "user":null)
   absl::string_view user;
+  bool has_item = false;
   absl::string_view item;
   absl::string_view type;  // empty when absent
   bool has_ts = false;

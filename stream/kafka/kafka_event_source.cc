@@ -8,15 +8,13 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "common/json_writer.h"
 #include "common/status_macros.h"
 #include "simdjson.h"
-#include "stream/internal/json_line_parser.h"
+#include "stream/event_codec.h"
 #include "stream/internal/line_parser.h"
 #include "stream/kafka/internal/rdkafka_util.h"
 
@@ -42,30 +40,27 @@ absl::string_view Bytes(const void* data, size_t size) {
   return absl::string_view(static_cast<const char*>(data), data == nullptr ? 0 : size);
 }
 
-// Rebuilds a JSON object that has no "user" with `key` as its user:
-// `{"item":"x"}` -> `{"item":"x","user":"<key>"}`. The value already parsed as an object, so it
-// starts with '{' and ends with '}' up to whitespace. Appended last, the key also replaces a
-// `"user":null` or `"user":""`.
-void SpliceUser(absl::string_view value, absl::string_view key, std::string* out) {
-  value = absl::StripTrailingAsciiWhitespace(value);
-  const size_t open = value.find('{');
-  const absl::string_view inner = value.substr(open + 1, value.size() - open - 2);
-  out->assign(value.data(), value.size() - 1);
-  if (!absl::StripAsciiWhitespace(inner).empty()) out->push_back(',');
-  out->append("\"user\":");
-  out->append(JsonWriter::Quote(key));
-  out->push_back('}');
+EventCodecOptions CodecOptions(const KafkaSourceOptions& options) {
+  EventCodecOptions codec;
+  codec.type_weights = options.type_weights;
+  codec.default_weight = options.default_weight;
+  codec.default_type = options.default_type;
+  codec.limits = options.limits;
+  codec.ts_unit = TimestampUnit::kMilliseconds;
+  return codec;
 }
 
 }  // namespace
 
 // The librdkafka handles and the decoder, kept out of the header.
 struct KafkaEventSource::Clients {
+  explicit Clients(const KafkaSourceOptions& options) : codec(CodecOptions(options)) {}
+
   rd_kafka_t* consumer = nullptr;
   rd_kafka_queue_t* queue = nullptr;  // the consumer queue (messages, rebalances, errors)
   rd_kafka_t* dead_letter = nullptr;  // producer; null without a dead-letter topic
   std::vector<rd_kafka_message_t*> batch;
-  internal::JsonLineParser parser{TimestampUnit::kMilliseconds};
+  EventCodec codec;
   // Stream index by librdkafka topic handle (stable for the client's lifetime).
   absl::flat_hash_map<const rd_kafka_topic_t*, int32_t> streams;
 };
@@ -124,7 +119,7 @@ absl::StatusOr<std::unique_ptr<KafkaEventSource>> KafkaEventSource::Create(
 KafkaEventSource::KafkaEventSource(KafkaSourceOptions options, PositionsFn positions)
     : options_(std::move(options)),
       positions_(std::move(positions)),
-      clients_(std::make_unique<Clients>()),
+      clients_(std::make_unique<Clients>(options_)),
       malformed_log_(kLogBurst, kLogPeriod),
       error_log_(kLogBurst, kLogPeriod) {}
 
@@ -676,39 +671,25 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
   std::memset(padded_.data() + value.size(), 0, internal::kLinePadding);
   internal::ParsedLine parsed;
   std::optional<MalformedReason> bad =
-      clients_->parser.Parse(absl::string_view(padded_.data(), value.size()), &parsed);
-  const absl::string_view key = Bytes(m->key, m->key_len);
-  // No user, or an empty one ("" and null count as absent): the key is the user.
-  if (!key.empty() &&
-      (bad == MalformedReason::kMissingUser || (!bad.has_value() && parsed.user.empty()))) {
-    SpliceUser(value, key, &spliced_);
-    const size_t spliced_size = spliced_.size();
-    spliced_.resize(spliced_size + internal::kLinePadding, '\0');
-    bad = clients_->parser.Parse(absl::string_view(spliced_.data(), spliced_size), &parsed);
-    // The value was a valid object: a syntax error now comes from the key.
-    if (bad == MalformedReason::kInvalidJson) bad = MalformedReason::kBadUser;
-  }
-  const absl::string_view type_name =
-      parsed.type.empty() ? absl::string_view(options_.default_type) : parsed.type;
-  float weight = 0;
-  int64_t ts_ms = 0;
+      clients_->codec.Parse(absl::string_view(padded_.data(), value.size()), &parsed);
+  ResolvedEvent resolved;
   if (!bad.has_value()) {
-    if (parsed.user.empty()) {
-      bad = MalformedReason::kEmptyUser;
-    } else if (parsed.item.empty()) {
-      bad = MalformedReason::kEmptyItem;
-    } else {
-      weight = parsed.has_weight ? parsed.weight : TypeWeight(type_name);
-      if (parsed.has_ts) {
-        ts_ms = parsed.ts_ms;
-      } else {
-        rd_kafka_timestamp_type_t ts_type;
-        const int64_t broker_ts = rd_kafka_message_timestamp(m, &ts_type);
-        ts_ms = broker_ts >= 0 ? broker_ts : absl::ToUnixMillis(absl::Now());
-      }
-      bad = CheckEvent(parsed.user, parsed.item, type_name, ts_ms, weight, options_.limits);
-      if (!bad.has_value()) bad = CheckEventId(parsed.id, options_.limits);
+    // No user, or an empty one ("" and null count as absent): the key is the user.
+    const absl::string_view key = Bytes(m->key, m->key_len);
+    if (!key.empty() && (!parsed.has_user || parsed.user.empty())) {
+      parsed.has_user = true;
+      parsed.user = key;
     }
+    // No ts: the message's timestamp (broker or create time), else now.
+    int64_t default_ts_ms = 0;
+    if (!parsed.has_ts) {
+      rd_kafka_timestamp_type_t ts_type;
+      default_ts_ms = rd_kafka_message_timestamp(m, &ts_type);
+      if (default_ts_ms < 0) default_ts_ms = absl::ToUnixMillis(absl::Now());
+    }
+    bad = clients_->codec.Resolve(
+        parsed, default_ts_ms, [this](absl::string_view type) { return TypeWeight(type); },
+        &resolved);
   }
   if (bad.has_value()) {
     Malformed(m, std::string(internal::MalformedReasonName(*bad)));
@@ -722,12 +703,12 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
             .first;
   }
   Event& event = out->emplace_back();
-  event.user.assign(parsed.user.data(), parsed.user.size());
-  event.item.assign(parsed.item.data(), parsed.item.size());
-  event.type.assign(type_name.data(), type_name.size());
-  event.weight = weight;
-  event.ts_ms = ts_ms;
-  event.id.assign(parsed.id.data(), parsed.id.size());
+  event.user.assign(resolved.user.data(), resolved.user.size());
+  event.item.assign(resolved.item.data(), resolved.item.size());
+  event.type.assign(resolved.type.data(), resolved.type.size());
+  event.weight = resolved.weight;
+  event.ts_ms = resolved.ts_ms;
+  event.id.assign(resolved.id.data(), resolved.id.size());
   event.position =
       SourcePosition{.stream = stream_it->second, .partition = m->partition, .offset = m->offset};
   ++stats_.events;
@@ -738,11 +719,8 @@ float KafkaEventSource::TypeWeight(absl::string_view type) {
   // every time beyond the first 1024, rather than growing the cache without bound).
   const auto it = resolved_weights_.find(type);
   if (it != resolved_weights_.end()) return it->second;
-  const auto configured = options_.type_weights.find(type);
-  float weight = options_.default_weight;
-  if (configured != options_.type_weights.end()) {
-    weight = configured->second;
-  } else if (!options_.type_weights.empty() && !type.empty()) {
+  const float weight = clients_->codec.TypeWeight(type);
+  if (!options_.type_weights.empty() && !type.empty() && !options_.type_weights.contains(type)) {
     LogWarning(absl::StrCat(Name(), ": event type \"", absl::CHexEscape(type),
                             "\" has no configured weight; using the default weight ", weight));
   }

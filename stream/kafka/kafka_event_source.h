@@ -2,12 +2,12 @@
 //
 // Message format (DESIGN.md "Events"): the key is the user id, the value a JSON object
 //   {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1.0}
-// decoded with the jsonl rules of stream/file_source_options.h (user/item strings or integers,
-// `ts` epoch milliseconds, optional `type` and `weight`), and two Kafka-specific ones: a value
-// without a `user` (absent, null or "") takes the message key as its user, and a value without
-// `ts` takes the message's timestamp (broker or create time, whichever the topic keeps). Weights
-// resolve as in the file sources: an explicit `weight`, else `type_weights[type]` (an absent type
-// first becomes `default_type`), else `default_weight`.
+// decoded by EventCodec (stream/event_codec.h: the rules of jsonl files and POST /v1/events;
+// `ts` is epoch milliseconds), and two Kafka-specific ones: a value without a `user` (absent,
+// null or "") takes the message key as its user, and a value without `ts` takes the message's
+// timestamp (broker or create time, whichever the topic keeps). Weights resolve as in the file
+// sources: an explicit `weight`, else `type_weights[type]` (an absent type first becomes
+// `default_type`), else `default_weight`.
 //
 // Positions and exactly-once: Event::position is {stream = index of the message's topic in
 // `topics`, partition, offset}. The source subscribes as a member of `group_id` with the eager
@@ -245,8 +245,7 @@ class KafkaEventSource final : public EventSource {
   SourceStats stats_;
   absl::flat_hash_map<std::string, int64_t> malformed_;
   absl::flat_hash_map<std::string, float> resolved_weights_;
-  std::string padded_;   // the message value, padded for simdjson
-  std::string spliced_;  // the value with the key added as its user
+  std::string padded_;  // the message value, padded for simdjson
   RateLimiter malformed_log_;
   RateLimiter error_log_;
   std::atomic<int64_t> errors_{0};

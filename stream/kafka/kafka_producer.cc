@@ -5,9 +5,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "stream/event_codec.h"
 #include "stream/kafka/internal/rdkafka_util.h"
 
 namespace freshet::stream {
@@ -15,37 +15,7 @@ namespace {
 
 constexpr int kDestroyFlushMs = 10000;
 
-// Ids and types are nearly always plain ASCII: copy those, quote the rest properly.
-void AppendJsonString(absl::string_view s, std::string* out) {
-  for (const char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') {
-      out->append(JsonWriter::Quote(s));
-      return;
-    }
-  }
-  out->push_back('"');
-  out->append(s.data(), s.size());
-  out->push_back('"');
-}
-
 }  // namespace
-
-void AppendEventJson(const Event& event, std::string* out) {
-  out->append("{\"user\":");
-  AppendJsonString(event.user, out);
-  out->append(",\"item\":");
-  AppendJsonString(event.item, out);
-  if (!event.type.empty()) {
-    out->append(",\"type\":");
-    AppendJsonString(event.type, out);
-  }
-  absl::StrAppend(out, ",\"ts\":", event.ts_ms, ",\"weight\":", event.weight);
-  if (!event.id.empty()) {
-    out->append(",\"id\":");
-    AppendJsonString(event.id, out);
-  }
-  out->push_back('}');
-}
 
 struct KafkaProducer::Client {
   rd_kafka_t* rk = nullptr;
@@ -139,7 +109,7 @@ absl::Status KafkaProducer::ProduceEvent(absl::string_view topic, const Event& e
                                          absl::Duration queue_wait) {
   absl::MutexLock lock(&client_->buffer_mu);
   client_->buffer.clear();
-  AppendEventJson(event, &client_->buffer);
+  EventCodec::Encode(event, &client_->buffer);
   return Produce(topic, event.user, client_->buffer, queue_wait);
 }
 

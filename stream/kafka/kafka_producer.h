@@ -27,11 +27,6 @@ struct KafkaProducerOptions {
   std::map<std::string, std::string> properties;
 };
 
-// Appends `event` as the JSON value of DESIGN.md "Events" to `*out` (not cleared):
-// {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1}. `type` is left out
-// when empty; strings are JSON-escaped.
-void AppendEventJson(const Event& event, std::string* out);
-
 // Messages are partitioned by key with murmur2 (the Java client's partitioner), so a user's
 // events land in the same partition whichever client wrote them.
 //
@@ -56,7 +51,8 @@ class KafkaProducer {
   absl::Status Produce(absl::string_view topic, absl::string_view key, absl::string_view value,
                        absl::Duration queue_wait = absl::Seconds(30));
 
-  // Produces AppendEventJson(event) keyed by event.user.
+  // Produces the event as EventCodec::Encode writes it (stream/event_codec.h), keyed by
+  // event.user.
   absl::Status ProduceEvent(absl::string_view topic, const Event& event,
                             absl::Duration queue_wait = absl::Seconds(30));
 

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <system_error>
 #include <utility>
@@ -18,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/status_macros.h"
+#include "stream/event_codec.h"
 
 namespace freshet::stream {
 namespace {
@@ -34,7 +34,7 @@ bool ValidProbability(double p) { return p >= 0.0 && p <= 1.0; }  // false for N
 
 bool ValidTypeName(const std::string& name) {
   if (name.empty() || name.size() > kMaxTypeNameLength) return false;
-  // Restricting the alphabet means the writer never has to escape a JSON string.
+  // A plain alphabet: names that need no JSON escapes and no quoting on a command line.
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-' || c == '.';
@@ -57,11 +57,6 @@ std::vector<int32_t> Shuffled(int32_t n, Rng& rng) {
 
 // Writes n in decimal at `p` and returns the end; the caller guarantees room for 20 characters.
 char* PutInt(char* p, int64_t n) { return std::to_chars(p, p + 20, n).ptr; }
-
-char* PutBytes(char* p, const std::string& s) {
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
 
 }  // namespace
 
@@ -494,43 +489,22 @@ absl::Status WriteSyntheticStream(const SyntheticStreamOptions& options, const s
   FRESHET_ASSIGN_OR_RETURN(SyntheticStream stream, SyntheticStream::Create(options));
   FRESHET_ASSIGN_OR_RETURN(Sink sink, Sink::Open(path));
 
-  // Each line is {"user":"u<N>","item":"i<N>" + per-type middle + ts + per-type tail; the
-  // per-type parts are formatted once.
-  std::vector<std::string> type_middle;
-  std::vector<std::string> type_tail;
-  size_t longest_type = 0;
-  for (const SyntheticEventType& t : options.event_types) {
-    type_middle.push_back(absl::StrCat("\",\"type\":\"", t.name, "\",\"ts\":"));
-    char w[32];
-    const char* end = std::to_chars(w, w + sizeof(w), t.weight).ptr;  // shortest round-trip
-    type_tail.push_back(absl::StrCat(",\"weight\":", absl::string_view(w, end - w), "}\n"));
-    longest_type = std::max(longest_type, type_middle.back().size() + type_tail.back().size());
-  }
-  static constexpr char kUser[] = "{\"user\":\"u";
-  static constexpr char kItem[] = "\",\"item\":\"i";
-  const size_t max_line = sizeof(kUser) + sizeof(kItem) + 3 * 20 + longest_type;
-
-  constexpr size_t kBufferSize = 1 << 20;
-  std::vector<char> buffer(kBufferSize + max_line);
-  char* p = buffer.data();
-  char* const flush_at = buffer.data() + kBufferSize;
-  SyntheticEventIds e;
+  // One EventCodec::Encode line per event, written in chunks of about a megabyte.
+  constexpr size_t kChunkBytes = 1 << 20;
+  std::string chunk;
+  chunk.reserve(kChunkBytes + 1024);
+  Event event;
   for (int64_t i = 0; i < options.events; ++i) {
-    stream.NextIds(&e);
-    std::memcpy(p, kUser, sizeof(kUser) - 1);
-    p = PutInt(p + sizeof(kUser) - 1, e.user);
-    std::memcpy(p, kItem, sizeof(kItem) - 1);
-    p = PutInt(p + sizeof(kItem) - 1, e.item);
-    p = PutBytes(p, type_middle[e.type]);
-    p = PutInt(p, e.ts_ms);
-    p = PutBytes(p, type_tail[e.type]);
-    if (p >= flush_at) {
-      FRESHET_RETURN_IF_ERROR(sink.Write(buffer.data(), p - buffer.data()));
-      p = buffer.data();
+    stream.Next(&event);
+    EventCodec::Encode(event, &chunk);
+    chunk.push_back('\n');
+    if (chunk.size() >= kChunkBytes) {
+      FRESHET_RETURN_IF_ERROR(sink.Write(chunk.data(), chunk.size()));
+      chunk.clear();
     }
     if (progress && (i + 1) % kProgressEvery == 0 && i + 1 < options.events) progress(i + 1);
   }
-  FRESHET_RETURN_IF_ERROR(sink.Write(buffer.data(), p - buffer.data()));
+  FRESHET_RETURN_IF_ERROR(sink.Write(chunk.data(), chunk.size()));
   FRESHET_RETURN_IF_ERROR(sink.Close());
   if (progress) progress(options.events);
   return absl::OkStatus();

@@ -1,12 +1,14 @@
 // Fuzz target: the event codec. Every input goes through
-//   - JsonEventDecoder::Decode (POST /v1/events, Kafka messages) with two option sets;
+//   - EventCodec::Decode (stream/event_codec.h: POST /v1/events, Kafka messages) with two option
+//     sets, and whatever decodes through EventCodec::Encode and back: it must decode to the same
+//     event (the codec's round-trip promise);
 //   - FileEventSource::Open on a file holding the input, as jsonl, as csv (two column mappings,
 //     one with a "::" delimiter and a header) and as tsv; the input may also be gzip.
-// Whatever is accepted must satisfy CheckEvent's rules (stream/event_validation.h): user and item
+// Whatever is accepted must satisfy the rules of stream/event_validation.h: user and item
 // non-empty, ids valid UTF-8 and at most limits.max_id_bytes, weight finite in [0, max_weight],
 // ts in [0, kMaxEventTsMs). The file source's counters must add up, its replay must be in
 // timestamp order with offsets 0, 1, 2, ..., and a single jsonl line must decode the same way
-// through the file source as through JsonEventDecoder (the header promises one set of rules).
+// through the file source as through EventCodec (the header promises one set of rules).
 //
 // The file is a memfd reopened through /proc/self/fd (no disk I/O, no clash between -jobs), or a
 // per-process file under $TMPDIR where memfd is unavailable.
@@ -34,10 +36,10 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "stream/event.h"
+#include "stream/event_codec.h"
 #include "stream/event_validation.h"
 #include "stream/file_event_source.h"
 #include "stream/file_source_options.h"
-#include "stream/json_event_decoder.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace freshet::stream {
@@ -57,7 +59,7 @@ std::string Describe(const Event& e) {
                       "\" weight=", e.weight, " ts_ms=", e.ts_ms, " offset=", e.position.offset);
 }
 
-// The rules of CheckEvent, restated.
+// The rules of stream/event_validation.h, restated.
 void CheckAccepted(const Event& e, const EventLimits& limits, absl::string_view where) {
   const auto what = [&] { return absl::StrCat(where, ": accepted ", Describe(e)); };
   const size_t max_id = static_cast<size_t>(limits.max_id_bytes);
@@ -76,14 +78,14 @@ void CheckAccepted(const Event& e, const EventLimits& limits, absl::string_view 
   FUZZ_CHECK(e.ts_ms >= 0 && e.ts_ms < kMaxEventTsMs, what());
 }
 
-JsonEventOptions StandardJsonOptions() {
-  JsonEventOptions o;
+EventCodecOptions StandardJsonOptions() {
+  EventCodecOptions o;
   o.type_weights = TypeWeights();
   return o;
 }
 
-JsonEventOptions TightJsonOptions() {
-  JsonEventOptions o;
+EventCodecOptions TightJsonOptions() {
+  EventCodecOptions o;
   o.type_weights = TypeWeights();
   o.default_weight = 3.0f;
   o.default_type = "view";
@@ -155,8 +157,8 @@ InputFile OpenInputFile() {
 
 struct State {
   InputFile file = OpenInputFile();
-  JsonEventDecoder standard{StandardJsonOptions()};
-  JsonEventDecoder tight{TightJsonOptions()};
+  EventCodec standard{StandardJsonOptions()};
+  EventCodec tight{TightJsonOptions()};
   std::vector<FileCase> file_cases = MakeFileCases();
 };
 
@@ -258,10 +260,29 @@ bool IsBlank(absl::string_view s) {
 }
 
 // True when the file source reads `in` as exactly the one jsonl line `in` (no line break, no
-// byte-order mark, no gzip, not blank), so it must decode as JsonEventDecoder decodes it.
+// byte-order mark, no gzip, not blank), so it must decode as EventCodec decodes it.
 bool IsOneJsonLine(absl::string_view in) {
   return !in.empty() && in.find_first_of("\r\n") == absl::string_view::npos &&
          !absl::StartsWith(in, "\xEF\xBB\xBF") && !absl::StartsWith(in, "\x1f\x8b") && !IsBlank(in);
+}
+
+// Encodes an accepted event and decodes it again with the same codec and default: the same event
+// must come back, from one line of valid UTF-8.
+void CheckRoundTrip(EventCodec& codec, const Event& e, int64_t default_ts_ms,
+                    absl::string_view where) {
+  std::string json;
+  EventCodec::Encode(e, &json);
+  const auto what = [&] { return absl::StrCat(where, ": ", Describe(e), "\n  encoded as ", json); };
+  FUZZ_CHECK(IsValidUtf8(json), what());
+  FUZZ_CHECK(json.find_first_of("\r\n") == std::string::npos, what());
+  Event back;
+  const std::optional<internal::MalformedReason> bad = codec.Decode(json, default_ts_ms, &back);
+  FUZZ_CHECK(!bad.has_value(),
+             absl::StrCat(what(), "\n  rejected: ",
+                          bad.has_value() ? internal::MalformedReasonName(*bad) : ""));
+  FUZZ_CHECK(back.user == e.user && back.item == e.item && back.type == e.type &&
+                 back.weight == e.weight && back.ts_ms == e.ts_ms && back.id == e.id,
+             absl::StrCat(what(), "\n  decoded as ", Describe(back)));
 }
 
 }  // namespace
@@ -280,15 +301,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   State& state = *g_state;
   const absl::string_view in(reinterpret_cast<const char*>(data), size);
 
-  // JsonEventDecoder: standard options with default ts 0 (as a file source's first event), and
-  // tight limits with a realistic default ts.
+  // EventCodec: standard options with default ts 0 (as a file source's first event), and tight
+  // limits with a realistic default ts.
   Event decoded;
   const std::optional<freshet::stream::internal::MalformedReason> rejected =
       state.standard.Decode(in, /*default_ts_ms=*/0, &decoded);
-  if (!rejected.has_value()) CheckAccepted(decoded, state.standard.options().limits, "decoder");
+  if (!rejected.has_value()) {
+    CheckAccepted(decoded, state.standard.options().limits, "decoder");
+    CheckRoundTrip(state.standard, decoded, 0, "decoder round trip");
+  }
   Event tight;
   if (!state.tight.Decode(in, kDefaultTsMs, &tight).has_value()) {
     CheckAccepted(tight, state.tight.options().limits, "tight decoder");
+    CheckRoundTrip(state.tight, tight, kDefaultTsMs, "tight decoder round trip");
   }
 
   WriteInput(state.file, in);
@@ -302,7 +327,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             : std::string("accepted");
     FUZZ_CHECK(events->size() == (rejected.has_value() ? 0u : 1u),
                absl::StrCat("jsonl file source gave ", events->size(),
-                            " events for one line; JsonEventDecoder: ", reason));
+                            " events for one line; EventCodec: ", reason));
     if (!rejected.has_value()) {
       const Event& e = (*events)[0];
       FUZZ_CHECK(e.user == decoded.user && e.item == decoded.item && e.type == decoded.type &&

@@ -6,11 +6,15 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "stream/event_validation.h"
 #include "stream/memory_event_source.h"
 #include "tests/serving/http_test_client.h"
+#include "tests/stream/event_corpus.h"
 
 namespace freshet::serving {
 namespace {
@@ -61,6 +65,7 @@ class ApiTest : public ::testing::Test {
       return broker_down_.load() ? absl::UnavailableError("no Kafka broker reachable")
                                  : absl::OkStatus();
     };
+    Configure(&api);
     ASSERT_TRUE(RegisterApi(*server_, *engine_, metrics_, api).ok());
     ASSERT_TRUE(server_->Start().ok());
     auto client = TestHttpClient::Connect(server_->port());
@@ -74,6 +79,9 @@ class ApiTest : public ::testing::Test {
     if (runner_.joinable()) runner_.join();
     EXPECT_TRUE(run_status_.ok()) << run_status_;
   }
+
+  // A fixture's changes to the API's options before the routes are registered.
+  virtual void Configure(ApiOptions* /*api*/) {}
 
   testing::ClientResponse Get(const std::string& target, const std::string& headers = "") {
     auto r = client_->Request("GET", target, "", headers);
@@ -327,6 +335,95 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
   EXPECT_NE(m.body.find("freshet_events_applied 3000"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("route=\"/v1/users/{user}/recommendations\""), std::string::npos);
   EXPECT_NE(m.body.find("freshet_model_version"), std::string::npos);
+}
+
+// POST /v1/events with the event corpus (tests/stream/event_corpus.h) that the codec, the file
+// source and the Kafka source are tested with: the same events come out (caught where a broker
+// would get them), and what they reject is refused with the same reason.
+class ApiEventCorpusTest : public ApiTest {
+ protected:
+  void Configure(ApiOptions* api) override {
+    const stream::EventCodecOptions codec = stream::testing::CorpusCodecOptions();
+    api->config.type_weights = codec.type_weights;
+    api->config.default_weight = codec.default_weight;
+    api->config.max_event_weight = codec.limits.max_weight;
+    api->config.max_id_bytes = codec.limits.max_id_bytes;
+    limits_ = codec.limits;
+    api->publish = [this](const std::vector<stream::Event>& events) {
+      absl::MutexLock lock(&mu_);
+      published_.insert(published_.end(), events.begin(), events.end());
+      return absl::OkStatus();
+    };
+  }
+
+  std::vector<stream::Event> TakePublished() {
+    absl::MutexLock lock(&mu_);
+    return std::exchange(published_, {});
+  }
+
+  std::string ErrorMessage(const std::string& body) {
+    simdjson::dom::element doc;
+    if (parser_.parse(body).get(doc) != simdjson::SUCCESS) return "(not JSON) " + body;
+    std::string_view message;
+    if (doc["error"]["message"].get(message) != simdjson::SUCCESS) return "(no message) " + body;
+    return std::string(message);
+  }
+
+  stream::EventLimits limits_;
+  absl::Mutex mu_;
+  std::vector<stream::Event> published_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(ApiEventCorpusTest, EveryValidCorpusEventIsAcceptedAsTheCodecDecodesIt) {
+  std::vector<std::string> bodies;
+  for (const auto& c : stream::testing::ValidEvents()) {
+    const int64_t before_ms = absl::ToUnixMillis(absl::Now());
+    auto r = client_->Request("POST", "/v1/events", c.json);
+    const int64_t after_ms = absl::ToUnixMillis(absl::Now());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 202) << c.json << " -> " << r->body;
+    const std::vector<stream::Event> events = TakePublished();
+    ASSERT_EQ(events.size(), 1u) << c.json;
+    if (!c.ts_ms.has_value()) {  // no ts: the time of the request
+      EXPECT_GE(events[0].ts_ms, before_ms) << c.json;
+      EXPECT_LE(events[0].ts_ms, after_ms) << c.json;
+    }
+    EXPECT_TRUE(stream::testing::DecodedAs(c, events[0], events[0].ts_ms));
+    bodies.push_back(c.json);
+  }
+  // All of them in one array.
+  auto r =
+      client_->Request("POST", "/v1/events", absl::StrCat("[", absl::StrJoin(bodies, ","), "]"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 202) << r->body;
+  const std::vector<stream::Event> events = TakePublished();
+  ASSERT_EQ(events.size(), stream::testing::ValidEvents().size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_TRUE(
+        stream::testing::DecodedAs(stream::testing::ValidEvents()[i], events[i], events[i].ts_ms));
+  }
+}
+
+TEST_F(ApiEventCorpusTest, EveryInvalidCorpusEventIsRefusedForItsReason) {
+  const std::string valid = stream::testing::ValidEvents().front().json;
+  for (const auto& c : stream::testing::InvalidEvents()) {
+    const std::string name(stream::internal::MalformedReasonName(c.reason));
+    auto alone = client_->Request("POST", "/v1/events", c.json);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    EXPECT_EQ(alone->status, 400) << c.json << " -> " << alone->body;
+    // After a valid event in an array: the whole request is refused.
+    auto second =
+        client_->Request("POST", "/v1/events", absl::StrCat("[", valid, ",", c.json, "]"));
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_EQ(second->status, 400) << c.json << " -> " << second->body;
+    // Syntax errors are told apart from the body's structure in more ways than one; every other
+    // reason is named as the sources name it.
+    if (c.reason == stream::internal::MalformedReason::kInvalidJson) continue;
+    const std::string why = stream::DescribeRejection(c.reason, limits_);
+    EXPECT_EQ(ErrorMessage(alone->body), absl::StrCat("event 0: ", why)) << name << ": " << c.json;
+    EXPECT_EQ(ErrorMessage(second->body), absl::StrCat("event 1: ", why)) << name << ": " << c.json;
+  }
+  EXPECT_TRUE(TakePublished().empty());
 }
 
 }  // namespace

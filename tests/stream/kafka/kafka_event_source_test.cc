@@ -575,23 +575,6 @@ TEST(KafkaProducerTest, AnUnreachableBrokerFailsTheFlush) {
   EXPECT_EQ((*producer)->failed(), 1);
 }
 
-TEST(KafkaProducerTest, WritesTheDesignJsonFormat) {
-  std::string json;
-  Event event;
-  event.user = "u\"1";
-  event.item = "7";
-  event.type = "click";
-  event.weight = 2.5f;
-  event.ts_ms = 1700000000123;
-  AppendEventJson(event, &json);
-  EXPECT_EQ(json, R"({"user":"u\"1","item":"7","type":"click","ts":1700000000123,"weight":2.5})");
-  json.clear();
-  event.id = "retry-1";
-  AppendEventJson(event, &json);
-  EXPECT_EQ(json, R"({"user":"u\"1","item":"7","type":"click","ts":1700000000123,"weight":2.5,)"
-                  R"("id":"retry-1"})");
-}
-
 // An event's id (its idempotency key) travels through the broker; a bad one is malformed.
 TEST(KafkaEventSourceTest, EventIdsTravelAndBadOnesAreMalformed) {
   auto broker = StartBroker();

@@ -1,17 +1,25 @@
-#include "stream/internal/json_line_parser.h"
+#include "stream/event_codec.h"
 
+#include <charconv>
+#include <cmath>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/json_writer.h"
+#include "simdjson.h"
 #include "stream/internal/numbers.h"
 
-namespace freshet::stream::internal {
+namespace freshet::stream {
 namespace {
 
 namespace od = simdjson::ondemand;
+using internal::MalformedReason;
+using internal::ParsedLine;
 
-static_assert(simdjson::SIMDJSON_PADDING <= kLinePadding,
+static_assert(simdjson::SIMDJSON_PADDING <= internal::kLinePadding,
               "callers must pad lines by at least simdjson's padding");
 
 // How reading one field went. kInvalid is a JSON syntax error; kBad a well-formed value of the
@@ -84,9 +92,9 @@ FieldResult ReadTimestamp(od::value& value, TimestampUnit unit, int64_t* ms) {
       if (value.get_number().get(number)) return FieldResult::kBad;
       bool ok = false;
       if (number.is_int64()) {
-        ok = IntegerTimestampToMs(number.get_int64(), unit, ms);
+        ok = internal::IntegerTimestampToMs(number.get_int64(), unit, ms);
       } else if (number.is_double()) {
-        ok = FloatTimestampToMs(number.get_double(), unit, ms);
+        ok = internal::FloatTimestampToMs(number.get_double(), unit, ms);
       }  // else: an unsigned integer beyond int64, far outside any epoch
       return ok ? FieldResult::kOk : FieldResult::kBad;
     }
@@ -94,7 +102,7 @@ FieldResult ReadTimestamp(od::value& value, TimestampUnit unit, int64_t* ms) {
       std::string_view s;
       if (value.get_string().get(s)) return FieldResult::kInvalid;
       if (s.empty()) return FieldResult::kAbsent;
-      return ParseTimestamp(ToAbsl(s), unit, ms) ? FieldResult::kOk : FieldResult::kBad;
+      return internal::ParseTimestamp(ToAbsl(s), unit, ms) ? FieldResult::kOk : FieldResult::kBad;
     }
     case od::json_type::null:
       return CheckNull(value);
@@ -110,13 +118,13 @@ FieldResult ReadWeight(od::value& value, float* weight) {
     case od::json_type::number: {
       double d = 0;
       if (value.get_double().get(d)) return FieldResult::kBad;
-      return CheckWeight(d, weight) ? FieldResult::kOk : FieldResult::kBad;
+      return internal::CheckWeight(d, weight) ? FieldResult::kOk : FieldResult::kBad;
     }
     case od::json_type::string: {
       std::string_view s;
       if (value.get_string().get(s)) return FieldResult::kInvalid;
       if (s.empty()) return FieldResult::kAbsent;
-      return ParseWeight(ToAbsl(s), weight) ? FieldResult::kOk : FieldResult::kBad;
+      return internal::ParseWeight(ToAbsl(s), weight) ? FieldResult::kOk : FieldResult::kBad;
     }
     case od::json_type::null:
       return CheckNull(value);
@@ -125,20 +133,89 @@ FieldResult ReadWeight(od::value& value, float* weight) {
   }
 }
 
+// Ids and types are nearly always printable ASCII without quotes: copy those, escape the rest.
+void AppendString(absl::string_view s, std::string* out) {
+  for (const char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      out->append(JsonWriter::Quote(s));
+      return;
+    }
+  }
+  out->push_back('"');
+  out->append(s.data(), s.size());
+  out->push_back('"');
+}
+
+// The shortest decimal that reads back as `weight`. The decoder reads a double and checks and
+// narrows it (CheckWeight), which for a few values (FLT_MAX, whose shortest decimal is above it as
+// a double) does not give back the float whose shortest decimal it was; those are written as the
+// double's shortest decimal, which is exact.
+void AppendWeight(float weight, std::string* out) {
+  if (!std::isfinite(weight)) {
+    out->append(std::isnan(weight) ? "\"nan\"" : weight > 0 ? "\"inf\"" : "\"-inf\"");
+    return;
+  }
+  // Whole weights (the common case: 1, 2, 8) need neither.
+  if (weight >= 0 && weight <= 1e6f && weight == std::floor(weight)) {
+    absl::StrAppend(out, static_cast<int32_t>(weight));
+    return;
+  }
+  char buf[64];
+  char* end = std::to_chars(buf, buf + sizeof(buf), weight).ptr;
+  double back = 0;
+  float narrowed = 0;
+  if (std::from_chars(buf, end, back).ec != std::errc() ||
+      !internal::CheckWeight(back, &narrowed) || narrowed != weight) {
+    end = std::to_chars(buf, buf + sizeof(buf), static_cast<double>(weight)).ptr;
+  }
+  out->append(buf, end);
+}
+
 }  // namespace
 
-std::optional<MalformedReason> JsonLineParser::Parse(absl::string_view line, ParsedLine* out) {
+struct EventCodec::Parser {
+  od::parser parser;
+};
+
+EventCodec::EventCodec(EventCodecOptions options)
+    : options_(std::move(options)), parser_(std::make_unique<Parser>()) {}
+
+EventCodec::~EventCodec() = default;
+EventCodec::EventCodec(EventCodec&&) noexcept = default;
+
+std::optional<MalformedReason> EventCodec::Decode(absl::string_view json, int64_t default_ts_ms,
+                                                  Event* out) {
+  // The parser reads up to kLinePadding bytes past the end: decode from a padded copy.
+  padded_.assign(json.data(), json.size());
+  padded_.append(internal::kLinePadding, '\0');
+  ParsedLine parsed;
+  if (auto bad = Parse(absl::string_view(padded_.data(), json.size()), &parsed)) return bad;
+  ResolvedEvent event;
+  if (auto bad = Resolve(
+          parsed, default_ts_ms, [this](absl::string_view type) { return TypeWeight(type); },
+          &event)) {
+    return bad;
+  }
+  out->user.assign(event.user.data(), event.user.size());
+  out->item.assign(event.item.data(), event.item.size());
+  out->type.assign(event.type.data(), event.type.size());
+  out->weight = event.weight;
+  out->ts_ms = event.ts_ms;
+  out->id.assign(event.id.data(), event.id.size());
+  return std::nullopt;
+}
+
+std::optional<MalformedReason> EventCodec::Parse(absl::string_view json, ParsedLine* out) {
   *out = ParsedLine();
   od::document doc;
-  if (parser_.iterate(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING)
+  if (parser_->parser.iterate(json.data(), json.size(), json.size() + simdjson::SIMDJSON_PADDING)
           .get(doc)) {
     return MalformedReason::kInvalidJson;
   }
   od::object object;
   if (doc.get_object().get(object)) return MalformedReason::kInvalidJson;
 
-  bool has_user = false;
-  bool has_item = false;
   for (auto maybe_field : object) {
     od::field field;
     if (std::move(maybe_field).get(field)) return MalformedReason::kInvalidJson;
@@ -151,18 +228,18 @@ std::optional<MalformedReason> JsonLineParser::Parse(absl::string_view line, Par
     MalformedReason bad = MalformedReason::kInvalidJson;
     if (key == "user") {
       result = ReadId(value, &out->user);
-      has_user = result == FieldResult::kOk;
+      out->has_user = result == FieldResult::kOk;
       bad = MalformedReason::kBadUser;
     } else if (key == "item") {
       result = ReadId(value, &out->item);
-      has_item = result == FieldResult::kOk;
+      out->has_item = result == FieldResult::kOk;
       bad = MalformedReason::kBadItem;
     } else if (key == "type") {
       out->type = {};
       result = ReadType(value, &out->type);
       bad = MalformedReason::kBadType;
     } else if (key == "ts") {
-      result = ReadTimestamp(value, unit_, &out->ts_ms);
+      result = ReadTimestamp(value, options_.ts_unit, &out->ts_ms);
       out->has_ts = result == FieldResult::kOk;
       bad = MalformedReason::kBadTimestamp;
     } else if (key == "weight") {
@@ -183,9 +260,49 @@ std::optional<MalformedReason> JsonLineParser::Parse(absl::string_view line, Par
   if (doc.current_location().get(location) != simdjson::OUT_OF_BOUNDS) {
     return MalformedReason::kInvalidJson;
   }
-  if (!has_user) return MalformedReason::kMissingUser;
-  if (!has_item) return MalformedReason::kMissingItem;
   return std::nullopt;
 }
 
-}  // namespace freshet::stream::internal
+std::optional<MalformedReason> EventCodec::Resolve(
+    const ParsedLine& fields, int64_t default_ts_ms,
+    absl::FunctionRef<float(absl::string_view type)> type_weight, ResolvedEvent* out) const {
+  if (!fields.has_user) return MalformedReason::kMissingUser;
+  if (!fields.has_item) return MalformedReason::kMissingItem;
+  if (fields.user.empty()) return MalformedReason::kEmptyUser;
+  if (fields.item.empty()) return MalformedReason::kEmptyItem;
+  out->user = fields.user;
+  out->item = fields.item;
+  out->type = fields.type.empty() ? absl::string_view(options_.default_type) : fields.type;
+  out->id = fields.id;
+  // Ids first: a source may intern the type when it is asked for its weight.
+  if (auto bad = CheckIds(out->user, out->item, out->type, options_.limits)) return bad;
+  if (auto bad = CheckEventId(out->id, options_.limits)) return bad;
+  out->weight = fields.has_weight ? fields.weight : type_weight(out->type);
+  out->ts_ms = fields.has_ts ? fields.ts_ms : default_ts_ms;
+  return CheckNumbers(out->ts_ms, out->weight, options_.limits);
+}
+
+float EventCodec::TypeWeight(absl::string_view type) const {
+  const auto it = options_.type_weights.find(type);
+  return it != options_.type_weights.end() ? it->second : options_.default_weight;
+}
+
+void EventCodec::Encode(const Event& event, std::string* out) {
+  out->append("{\"user\":");
+  AppendString(event.user, out);
+  out->append(",\"item\":");
+  AppendString(event.item, out);
+  if (!event.type.empty()) {
+    out->append(",\"type\":");
+    AppendString(event.type, out);
+  }
+  absl::StrAppend(out, ",\"ts\":", event.ts_ms, ",\"weight\":");
+  AppendWeight(event.weight, out);
+  if (!event.id.empty()) {
+    out->append(",\"id\":");
+    AppendString(event.id, out);
+  }
+  out->push_back('}');
+}
+
+}  // namespace freshet::stream
