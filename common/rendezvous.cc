@@ -1,12 +1,12 @@
 #include "common/rendezvous.h"
 
-#include <hiredis/hiredis.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -18,6 +18,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+
+#if FRESHET_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
 
 namespace freshet {
 namespace {
@@ -49,6 +53,7 @@ absl::StatusOr<RedisLocation> ParseRedis(absl::string_view location) {
   return out;
 }
 
+#if FRESHET_HAVE_HIREDIS
 struct RedisFree {
   void operator()(redisContext* c) const { redisFree(c); }
 };
@@ -91,6 +96,58 @@ absl::StatusOr<RedisReplyPtr> Command(redisContext* c, const RedisLocation& at, 
   return reply;
 }
 
+absl::Status PublishRedis(const RedisLocation& at, absl::string_view blob) {
+  absl::StatusOr<RedisConnection> c = Connect(at);
+  if (!c.ok()) return c.status();
+  absl::StatusOr<RedisReplyPtr> reply =
+      Command(c->get(), at, "SET %b %b EX %d", at.key.data(), at.key.size(), blob.data(),
+              blob.size(), kRedisExpirySeconds);
+  return reply.status();
+}
+
+// Reads a key, keeping its connection between calls.
+class RedisReader {
+ public:
+  explicit RedisReader(RedisLocation at) : at_(std::move(at)) {}
+  static absl::Status Supported() { return absl::OkStatus(); }
+  // The value, nullopt while the key is absent, or the connection's error (reconnects next).
+  absl::StatusOr<std::optional<std::string>> Get() {
+    if (connection_ == nullptr) {
+      absl::StatusOr<RedisConnection> c = Connect(at_);
+      if (!c.ok()) return c.status();
+      connection_ = *std::move(c);
+    }
+    absl::StatusOr<RedisReplyPtr> reply =
+        Command(connection_.get(), at_, "GET %b", at_.key.data(), at_.key.size());
+    if (!reply.ok()) {
+      connection_.reset();
+      return reply.status();
+    }
+    if ((*reply)->type != REDIS_REPLY_STRING) return std::optional<std::string>();
+    return std::optional<std::string>(std::string((*reply)->str, (*reply)->len));
+  }
+
+ private:
+  RedisLocation at_;
+  RedisConnection connection_;
+};
+#else
+absl::Status NoRedisClient() {
+  return absl::FailedPreconditionError(
+      "this freshet was built without a Redis client (hiredis was not found when it was "
+      "configured): use a file rendezvous, or rebuild with libhiredis-dev installed");
+}
+
+absl::Status PublishRedis(const RedisLocation&, absl::string_view) { return NoRedisClient(); }
+
+class RedisReader {
+ public:
+  explicit RedisReader(RedisLocation) {}
+  static absl::Status Supported() { return NoRedisClient(); }
+  absl::StatusOr<std::optional<std::string>> Get() { return NoRedisClient(); }
+};
+#endif  // FRESHET_HAVE_HIREDIS
+
 absl::Status PublishFile(const std::string& path, absl::string_view blob) {
   const std::string temp = absl::StrCat(path, ".tmp.", getpid());
   std::FILE* file = std::fopen(temp.c_str(), "wb");
@@ -129,12 +186,7 @@ absl::Status PublishBlob(const std::string& location, absl::string_view blob) {
   if (!absl::StartsWith(location, kRedisScheme)) return PublishFile(location, blob);
   absl::StatusOr<RedisLocation> at = ParseRedis(location);
   if (!at.ok()) return at.status();
-  absl::StatusOr<RedisConnection> c = Connect(*at);
-  if (!c.ok()) return c.status();
-  absl::StatusOr<RedisReplyPtr> reply =
-      Command(c->get(), *at, "SET %b %b EX %d", at->key.data(), at->key.size(), blob.data(),
-              blob.size(), kRedisExpirySeconds);
-  return reply.status();
+  return PublishRedis(*at, blob);
 }
 
 absl::StatusOr<std::string> WaitForBlob(const std::string& location, size_t size,
@@ -142,13 +194,13 @@ absl::StatusOr<std::string> WaitForBlob(const std::string& location, size_t size
   if (location.empty()) return absl::InvalidArgumentError("no rendezvous location");
   const absl::Time deadline = absl::Now() + timeout;
   const bool redis = absl::StartsWith(location, kRedisScheme);
-  RedisLocation at;
+  std::optional<RedisReader> reader;
   if (redis) {
     absl::StatusOr<RedisLocation> parsed = ParseRedis(location);
     if (!parsed.ok()) return parsed.status();
-    at = *std::move(parsed);
+    if (absl::Status s = RedisReader::Supported(); !s.ok()) return s;
+    reader.emplace(*std::move(parsed));
   }
-  RedisConnection connection;
   absl::Status last = absl::OkStatus();  // the latest error worth reporting
   while (true) {
     if (!redis) {
@@ -159,25 +211,12 @@ absl::StatusOr<std::string> WaitForBlob(const std::string& location, size_t size
         return blob;
       }
     } else {
-      if (connection == nullptr) {
-        absl::StatusOr<RedisConnection> c = Connect(at);
-        if (c.ok()) {
-          connection = *std::move(c);
-        } else {
-          last = c.status();
-        }
-      }
-      if (connection != nullptr) {
-        absl::StatusOr<RedisReplyPtr> reply =
-            Command(connection.get(), at, "GET %b", at.key.data(), at.key.size());
-        if (!reply.ok()) {
-          last = reply.status();
-          connection.reset();  // reconnect on the next round
-        } else if ((*reply)->type == REDIS_REPLY_STRING) {
-          std::string blob((*reply)->str, (*reply)->len);
-          if (absl::Status s = CheckSize(location, blob, size); !s.ok()) return s;
-          return blob;
-        }
+      absl::StatusOr<std::optional<std::string>> blob = reader->Get();
+      if (!blob.ok()) {
+        last = blob.status();
+      } else if (blob->has_value()) {
+        if (absl::Status s = CheckSize(location, **blob, size); !s.ok()) return s;
+        return **std::move(blob);
       }
     }
     if (absl::Now() >= deadline) {

@@ -2,7 +2,8 @@
 // ranks of a replica group agree on their NCCL unique id. A location is either
 //   a file path   "/shared/job-42.nccl": written to a temporary file that is then renamed into
 //                 place, so a reader never sees half of it (every rank must reach the path);
-//   a Redis key   "redis://HOST:PORT/KEY": SET with an expiry of an hour, read with GET.
+//   a Redis key   "redis://HOST:PORT/KEY": SET with an expiry of an hour, read with GET (in a
+//                 build with hiredis; without it FailedPrecondition says so).
 // A location must be new for each launch of a group: a blob left by an earlier launch would send
 // the other ranks to a group that no longer exists (Redis keys expire; files stay until removed).
 #ifndef FRESHET_COMMON_RENDEZVOUS_H_

@@ -3,9 +3,11 @@
 #ifndef FRESHET_TESTS_COMMON_REDIS_SERVER_H_
 #define FRESHET_TESTS_COMMON_REDIS_SERVER_H_
 
+#include <arpa/inet.h>
 #include <fcntl.h>
-#include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,16 +69,24 @@ class RedisServer {
   }
 
  private:
+  // PING in the inline protocol over a plain socket (no client library needed): "+PONG".
   bool Ping() const {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
     const timeval timeout{0, 200'000};
-    redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, timeout);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     bool pong = false;
-    if (c != nullptr && c->err == 0) {
-      auto* reply = static_cast<redisReply*>(redisCommand(c, "PING"));
-      pong = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
-      if (reply != nullptr) freeReplyObject(reply);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        write(fd, "PING\r\n", 6) == 6) {
+      char reply[8] = {};
+      pong = read(fd, reply, 5) == 5 && std::string(reply, 5) == "+PONG";
     }
-    if (c != nullptr) redisFree(c);
+    close(fd);
     return pong;
   }
 

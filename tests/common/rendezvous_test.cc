@@ -53,11 +53,13 @@ TEST(RendezvousTest, AFileHandsTheBlobOver) {
   std::remove(path.c_str());
 }
 
+#if FRESHET_HAVE_HIREDIS
 TEST(RendezvousTest, ARedisKeyHandsTheBlobOver) {
   testing::RedisServer redis;
   ASSERT_TRUE(redis.ok()) << "redis-server did not start (scripts/bootstrap.sh installs it)";
   ExpectHandOver(redis.Location(absl::StrCat("freshet-test-", getpid())));
 }
+#endif  // FRESHET_HAVE_HIREDIS
 
 TEST(RendezvousTest, NothingPublishedIsATimeoutAndAWrongSizeIsDataLoss) {
   const std::string path = FreshFile("missing");
@@ -68,10 +70,12 @@ TEST(RendezvousTest, NothingPublishedIsATimeoutAndAWrongSizeIsDataLoss) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
   std::remove(path.c_str());
 
+#if FRESHET_HAVE_HIREDIS
   testing::RedisServer redis;
   ASSERT_TRUE(redis.ok());
   got = WaitForBlob(redis.Location("never"), 128, absl::Milliseconds(30));
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded) << got.status();
+#endif
 }
 
 TEST(RendezvousTest, BadLocationsAndAnUnreachableRedisAreClearErrors) {
@@ -83,6 +87,7 @@ TEST(RendezvousTest, BadLocationsAndAnUnreachableRedisAreClearErrors) {
         << bad;
   }
   EXPECT_EQ(PublishBlob("/nonexistent/dir/id", Blob()).code(), absl::StatusCode::kUnavailable);
+#if FRESHET_HAVE_HIREDIS
   // A Redis that is gone: publishing fails at once, waiting times out naming the last error.
   testing::RedisServer redis;
   ASSERT_TRUE(redis.ok());
@@ -93,8 +98,18 @@ TEST(RendezvousTest, BadLocationsAndAnUnreachableRedisAreClearErrors) {
   const absl::Status wait = WaitForBlob(location, 128, absl::Milliseconds(50)).status();
   EXPECT_EQ(wait.code(), absl::StatusCode::kDeadlineExceeded) << wait;
   EXPECT_NE(wait.message().find("cannot reach Redis"), std::string::npos) << wait;
+#else
+  // Without a Redis client a Redis location is a clear error at once, not a wait.
+  const absl::Status publish = PublishBlob("redis://127.0.0.1:6379/k", Blob());
+  EXPECT_EQ(publish.code(), absl::StatusCode::kFailedPrecondition) << publish;
+  EXPECT_NE(publish.message().find("without a Redis client"), std::string::npos) << publish;
+  const absl::Status wait =
+      WaitForBlob("redis://127.0.0.1:6379/k", 128, absl::Seconds(30)).status();
+  EXPECT_EQ(wait.code(), absl::StatusCode::kFailedPrecondition) << wait;
+#endif
 }
 
+#if FRESHET_HAVE_HIREDIS
 TEST(RendezvousTest, AWaiterRetriesUntilRedisComesUp) {
   int port = 0;
   {
@@ -113,6 +128,8 @@ TEST(RendezvousTest, AWaiterRetriesUntilRedisComesUp) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, Blob());
 }
+
+#endif  // FRESHET_HAVE_HIREDIS
 
 }  // namespace
 }  // namespace freshet
