@@ -33,6 +33,7 @@ namespace {
 // Not thread-safe; Stop() (or the destructor) joins the relay thread.
 class BootstrapRelay {
  public:
+  // Listens and starts the relay thread.
   static absl::StatusOr<std::unique_ptr<BootstrapRelay>> Start(int port, int target_port) {
     std::unique_ptr<BootstrapRelay> relay(new BootstrapRelay(target_port));
     relay->listener_ = socket(AF_INET, SOCK_STREAM, 0);
@@ -50,11 +51,7 @@ class BootstrapRelay {
   }
 
   ~BootstrapRelay() {
-    if (thread_.joinable()) {
-      const char byte = 0;
-      if (write(wake_[1], &byte, 1) < 0) LogWarning("bootstrap relay: cannot wake the relay");
-      thread_.join();
-    }
+    Stop();
     for (const Pair& p : pairs_) {
       close(p.client);
       close(p.broker);
@@ -62,6 +59,14 @@ class BootstrapRelay {
     for (int fd : {listener_, wake_[0], wake_[1]}) {
       if (fd >= 0) close(fd);
     }
+  }
+
+  // Wakes and joins the relay thread; idempotent. Its connections stay open until destruction.
+  void Stop() {
+    if (!thread_.joinable()) return;
+    const char byte = 0;
+    if (write(wake_[1], &byte, 1) < 0) LogWarning("bootstrap relay: cannot wake the relay");
+    thread_.join();
   }
 
  private:

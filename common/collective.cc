@@ -1,10 +1,8 @@
 #include "common/collective.h"
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 
 namespace freshet {
 
@@ -32,14 +31,16 @@ namespace {
 // What the ranks of one in-process group share: a slot per rank for the exchange in progress,
 // and the result of the last completed one.
 struct Rendezvous {
-  explicit Rendezvous(int world_size) : slots(static_cast<size_t>(world_size)) {}
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> slots;
-  int arrived = 0;
-  int64_t generation = 0;  // completed exchanges
-  std::vector<std::string> result;
-  absl::Status broken = absl::OkStatus();
+  explicit Rendezvous(int world_size)
+      : world_size(world_size), slots(static_cast<size_t>(world_size)) {}
+  const int world_size;
+  Mutex mu;
+  CondVar cv;
+  std::vector<std::string> slots ABSL_GUARDED_BY(mu);
+  int arrived ABSL_GUARDED_BY(mu) = 0;
+  int64_t generation ABSL_GUARDED_BY(mu) = 0;  // completed exchanges
+  std::vector<std::string> result ABSL_GUARDED_BY(mu);
+  absl::Status broken ABSL_GUARDED_BY(mu) = absl::OkStatus();
 };
 
 class InProcessCollective : public Collective {
@@ -48,13 +49,13 @@ class InProcessCollective : public Collective {
       : shared_(std::move(shared)), rank_(rank), timeout_(timeout) {}
 
   int rank() const override { return rank_; }
-  int world_size() const override { return static_cast<int>(shared_->slots.size()); }
+  int world_size() const override { return shared_->world_size; }
   std::string Name() const override { return "in-process"; }
 
  protected:
   absl::StatusOr<std::vector<std::string>> Exchange(absl::string_view mine) override {
     Rendezvous& s = *shared_;
-    std::unique_lock<std::mutex> lock(s.mu);
+    MutexLock lock(&s.mu);
     if (!s.broken.ok()) return s.broken;
     s.slots[static_cast<size_t>(rank_)] = std::string(mine);
     const int64_t generation = s.generation;
@@ -65,18 +66,21 @@ class InProcessCollective : public Collective {
       s.slots.assign(s.result.size(), std::string());
       s.arrived = 0;
       ++s.generation;
-      s.cv.notify_all();
+      s.cv.SignalAll();
       return s.result;
     }
-    const bool done =
-        s.cv.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(timeout_)),
-                      [&] { return s.generation != generation || !s.broken.ok(); });
-    if (done && s.generation != generation) return s.result;
+    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMicroseconds(timeout_);
+    while (s.generation == generation && s.broken.ok()) {
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= left.zero()) break;
+      s.cv.WaitFor(&s.mu, absl::FromChrono(left));
+    }
+    if (s.generation != generation) return s.result;
     if (s.broken.ok()) {
       s.broken = absl::FailedPreconditionError(
           absl::StrCat("the replica group is broken: rank ", rank_, " waited ",
                        absl::FormatDuration(timeout_), " for the others"));
-      s.cv.notify_all();
+      s.cv.SignalAll();
       return absl::DeadlineExceededError(absl::StrCat(
           "rank ", rank_, " of ", world_size(), ": not every rank joined the exchange within ",
           absl::FormatDuration(timeout_)));

@@ -328,7 +328,9 @@ absl::Status ApplyTable(Config* config, const toml::table& table, const std::str
   for (const auto& [raw_key, node] : table) {
     const std::string key = prefix.empty() ? std::string(raw_key.str())
                                            : absl::StrCat(prefix, ".", std::string(raw_key.str()));
-    const auto where = [&] {
+    // `node` by an init-capture: clang 14 (scripts/thread_safety.sh) cannot capture a structured
+    // binding.
+    const auto where = [&, &node = node] {
       const auto& src = node.source();
       return src.begin.line > 0 ? absl::StrCat(origin, ":", src.begin.line, ": ")
                                 : absl::StrCat(origin, ": ");

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs every test (unit, integration and
-# the one-iteration benchmark smoke runs) with CTest, then the concurrency tests under
-# ThreadSanitizer (scripts/tsan.sh; FRESHET_SKIP_TSAN=1 skips that part), then the libFuzzer
-# targets for a minute each (scripts/fuzz.sh; FRESHET_SKIP_FUZZ=1 skips that part).
+# the one-iteration benchmark smoke runs) with CTest, then clang's thread-safety analysis over every
+# source (scripts/thread_safety.sh; FRESHET_SKIP_THREAD_SAFETY=1 skips that part), then the
+# concurrency tests under ThreadSanitizer (scripts/tsan.sh; FRESHET_SKIP_TSAN=1 skips that part),
+# then the libFuzzer targets for a minute each (scripts/fuzz.sh; FRESHET_SKIP_FUZZ=1 skips that
+# part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh "$@"
 ctest --test-dir build --output-on-failure -j "${FRESHET_JOBS:-$(nproc)}"
+if [[ "${FRESHET_SKIP_THREAD_SAFETY:-0}" != "1" ]]; then
+  scripts/thread_safety.sh
+fi
 if [[ "${FRESHET_SKIP_TSAN:-0}" != "1" ]]; then
   scripts/tsan.sh
 fi

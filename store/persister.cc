@@ -30,13 +30,16 @@ Persister::Persister(BatchWriter* writer, const Options& options, int64_t model_
   writer_thread_ = std::thread([this] { WriterLoop(); });
 }
 
-Persister::~Persister() {
+Persister::~Persister() { Stop(); }
+
+void Persister::Stop() {
+  MutexLock stop_lock(&stop_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
-  writer_thread_.join();
+  cv_.SignalAll();
+  if (writer_thread_.joinable()) writer_thread_.join();
 }
 
 void Persister::WriteIdentity(std::string algorithm, int dim, uint64_t fingerprint,
@@ -54,9 +57,9 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
   const absl::Time now = absl::Now();
   if (!force && now - last_flush_ < options_.flush_interval) return false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // One batch in flight and none waiting: otherwise keep accumulating in the learner.
-    if (queue_.size() > (writing_ ? 1u : 0u)) return false;
+    if (!HasRoom()) return false;
   }
   last_flush_ = now;
   learner::StateChanges changes = learner.TakeChanges();
@@ -114,12 +117,12 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
   queued_version_.store(version, std::memory_order_relaxed);
   const double encode_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stats_.last_encode_ms = encode_ms;
     queue_.push_back(std::move(batch));
     queued_info_.push_back({version, learner.events_applied()});
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return true;
 }
 
@@ -128,18 +131,18 @@ absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPo
   const absl::Time deadline = absl::Now() + timeout;
   // Wait for the queue to have room, queue the rest, then wait for it to drain.
   while (true) {
+    bool room = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_for(lock, std::chrono::milliseconds(50),
-                        [this] { return queue_.size() <= (writing_ ? 1u : 0u); })) {
-        if (absl::Now() > deadline) break;
-        continue;
-      }
+      MutexLock lock(&mu_);
+      room = WaitForRoom(absl::Milliseconds(50));
     }
-    MaybeFlush(learner, positions, sources, /*force=*/true);
-    break;
+    if (room) {
+      MaybeFlush(learner, positions, sources, /*force=*/true);
+      break;
+    }
+    if (absl::Now() > deadline) break;
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!queue_.empty()) {
     if (absl::Now() > deadline) {
       // What a stop without this write loses: the sources deliver it again only from the stored
@@ -154,9 +157,28 @@ absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPo
           "file delivers those events again; events posted directly (POST /v1/events without a "
           "broker) are lost"));
     }
-    cv_.wait_for(lock, std::chrono::milliseconds(50));
+    cv_.WaitFor(&mu_, absl::Milliseconds(50));
   }
   return absl::OkStatus();
+}
+
+bool Persister::WaitForRoom(absl::Duration timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  while (!HasRoom()) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return false;
+    cv_.WaitFor(&mu_, absl::FromChrono(left));
+  }
+  return true;
+}
+
+void Persister::Sleep(absl::Duration timeout, bool or_batch) {
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  while (!stop_ && !(or_batch && !queue_.empty())) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return;
+    cv_.WaitFor(&mu_, absl::FromChrono(left));
+  }
 }
 
 void Persister::RecordFailure(const absl::Status& status, absl::Duration backoff) {
@@ -178,7 +200,7 @@ void Persister::RecordFailure(const absl::Status& status, absl::Duration backoff
 
 absl::Status Persister::Health() const {
   const absl::Status writer = writer_->Health();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stats_.consecutive_errors == 0 && writer.ok()) return absl::OkStatus();
   const absl::Time now = absl::Now();
   if (stats_.consecutive_errors == 0) {
@@ -202,18 +224,17 @@ void Persister::WriterLoop() {
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWriterNice);
   }
   absl::Duration backoff = options_.min_backoff;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);  // released (mu_.unlock()) around every call into the writer
   while (true) {
     if (queue_.empty() && !stop_) {
-      cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(kIdleHealthCheck)),
-                   [this] { return stop_ || !queue_.empty(); });
+      Sleep(kIdleHealthCheck, /*or_batch=*/true);
       if (queue_.empty() && !stop_) {
         // Idle. A writer that stopped by itself (RocksDB, after a background flush failed) is
         // recovered now rather than at the next batch, so that health says so at once.
-        lock.unlock();
+        mu_.unlock();
         absl::Status recovered = writer_->Health();
         if (!recovered.ok()) recovered = writer_->Recover();
-        lock.lock();
+        mu_.lock();
         if (recovered.ok()) {
           if (stats_.consecutive_errors > 0 && queue_.empty()) {
             stats_.consecutive_errors = 0;
@@ -223,8 +244,7 @@ void Persister::WriterLoop() {
           continue;
         }
         RecordFailure(recovered, backoff);
-        cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(backoff)),
-                     [this] { return stop_; });
+        Sleep(backoff, /*or_batch=*/false);
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
       }
@@ -237,11 +257,11 @@ void Persister::WriterLoop() {
     }
     StateBatch* batch = queue_.front().get();
     writing_ = true;
-    lock.unlock();
+    mu_.unlock();
     const absl::Time start = absl::Now();
     const absl::Status status = writer_->Write(batch);
     const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
-    lock.lock();
+    mu_.lock();
     writing_ = false;
     if (status.ok()) {
       if (stats_.consecutive_errors > 0) {
@@ -262,21 +282,20 @@ void Persister::WriterLoop() {
       queue_.pop_front();
       queued_info_.pop_front();
       backoff = options_.min_backoff;
-      cv_.notify_all();
+      cv_.SignalAll();
       continue;
     }
     // The batch stays at the front of the queue: retried, as it is, before anything newer.
     RecordFailure(status, backoff);
-    cv_.notify_all();
-    cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(backoff)),
-                 [this] { return stop_; });
+    cv_.SignalAll();
+    Sleep(backoff, /*or_batch=*/false);
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
 
 PersisterStats Persister::stats() const {
   const bool writer_ok = writer_->Health().ok();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   PersisterStats s = stats_;
   s.healthy = writer_ok && s.consecutive_errors == 0;
   s.since_last_write_s = absl::ToDoubleSeconds(absl::Now() - last_success_);

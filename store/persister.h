@@ -19,18 +19,18 @@
 #define FRESHET_STORE_PERSISTER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "learner/learner.h"
 #include "store/rocksdb/state_store.h"
 #include "stream/applied_positions.h"
@@ -61,10 +61,15 @@ class Persister {
     absl::Duration max_backoff = absl::Seconds(5);
   };
 
-  // `writer` must outlive the persister. `model_version` is the version stored so far (the next
-  // batch writes model_version + 1).
+  // Starts the writer thread. `writer` must outlive the persister. `model_version` is the version
+  // stored so far (the next batch writes model_version + 1).
   Persister(BatchWriter* writer, const Options& options, int64_t model_version);
-  ~Persister();  // stops the writer thread; call Flush() first for a clean shutdown
+  ~Persister();  // Stop()
+
+  // Stops and joins the writer thread; idempotent. A batch not yet written stays unwritten (the
+  // stored state is still an exact earlier prefix): call Flush() first for a clean shutdown.
+  // Nothing is written after it.
+  void Stop() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
   Persister(const Persister&) = delete;
   Persister& operator=(const Persister&) = delete;
@@ -73,12 +78,14 @@ class Persister {
   // passed, there is something to write and no earlier batch is waiting. `sources` names the
   // streams by index (written once, in the first batch). Returns true when a batch was queued.
   bool MaybeFlush(learner::Learner& learner, const stream::AppliedPositions& positions,
-                  const std::vector<std::string>& sources, bool force = false);
+                  const std::vector<std::string>& sources, bool force = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues everything not yet written and waits until it is written, or `timeout` passes
   // (DeadlineExceeded, with the latest write error if any).
   absl::Status Flush(learner::Learner& learner, const stream::AppliedPositions& positions,
-                     const std::vector<std::string>& sources, absl::Duration timeout);
+                     const std::vector<std::string>& sources, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Marks the first batch to also write the state's identity (algorithm, dimension, config) and
   // every source name: for a new or reset store.
@@ -95,21 +102,32 @@ class Persister {
   // True when the flush interval has passed since the last batch was queued.
   bool FlushDue() const { return absl::Now() - last_flush_ >= options_.flush_interval; }
 
-  PersisterStats stats() const;
+  PersisterStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
   // OK while batches are written; otherwise Unavailable, saying since when writes fail, how
   // often they were tried and the latest error. Nothing learnt is dropped meanwhile (see above).
-  absl::Status Health() const;
+  absl::Status Health() const ABSL_LOCKS_EXCLUDED(mu_);
   bool healthy() const { return Health().ok(); }
   // Version of the latest queued batch (what serving reports as the model version).
   int64_t model_version() const { return queued_version_.load(std::memory_order_relaxed); }
 
  private:
-  void WriterLoop();
-  // With mu_ held: a failed attempt to write (or to recover the writer).
-  void RecordFailure(const absl::Status& status, absl::Duration backoff);
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // A failed attempt to write (or to recover the writer).
+  void RecordFailure(const absl::Status& status, absl::Duration backoff)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when the queue has room for a batch: none waiting beyond the one being written.
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.size() <= (writing_ ? 1u : 0u);
+  }
+  // Waits up to `timeout` for HasRoom(); returns it.
+  bool WaitForRoom(absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits up to `timeout`, less once Stop() is called or, with `or_batch`, a batch is queued.
+  void Sleep(absl::Duration timeout, bool or_batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   BatchWriter* const writer_;
   const Options options_;
+  // Only the thread that drives the learner touches these (MaybeFlush(), Flush(), FlushDue(),
+  // WriteIdentity(), SetStoredEventIds()): no lock.
   absl::Time last_flush_;
   std::atomic<int64_t> queued_version_;
   bool identity_pending_ = false;
@@ -121,21 +139,25 @@ class Persister {
   int64_t ids_forgotten_from_ = 0;  // stored event ids numbered below this are deleted
   std::string scratch_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<StateBatch>> queue_;  // at most one waiting + the one in flight
+  mutable Mutex mu_;
+  CondVar cv_;  // a batch queued, a batch written or failed, Stop()
+  // At most one waiting + the one in flight.
+  std::deque<std::unique_ptr<StateBatch>> queue_ ABSL_GUARDED_BY(mu_);
   struct QueuedInfo {
     int64_t version;
     int64_t events;
   };
-  std::deque<QueuedInfo> queued_info_;
-  bool writing_ = false;
-  bool stop_ = false;
-  PersisterStats stats_;
-  absl::Time last_success_;        // latest successful write (or the start)
-  absl::Time failing_since_;       // first failed attempt after the latest success
+  std::deque<QueuedInfo> queued_info_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  PersisterStats stats_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_success_ ABSL_GUARDED_BY(mu_);   // latest successful write (or the start)
+  absl::Time failing_since_ ABSL_GUARDED_BY(mu_);  // first failed attempt after the latest success
   RateLimiter errors_logged_{1, absl::Seconds(1)};
-  std::thread writer_thread_;
+
+  // Serialises Stop(), which joins the writer thread (never taken by that thread); before mu_.
+  Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::thread writer_thread_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 }  // namespace freshet::store

@@ -12,7 +12,8 @@ BlockingPool::BlockingPool(int threads, int queue)
 BlockingPool::~BlockingPool() { Stop(); }
 
 void BlockingPool::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock stop_lock(&stop_mu_);
+  MutexLock lock(&mu_);
   if (running_ || stopped_) return;
   running_ = true;
   workers_.reserve(static_cast<size_t>(threads_));
@@ -20,15 +21,16 @@ void BlockingPool::Start() {
 }
 
 void BlockingPool::Stop() {
+  MutexLock stop_lock(&stop_mu_);
   std::deque<Task> cancelled;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
     running_ = false;
     cancelled.swap(queue_);
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (Task& task : cancelled) {
     if (task.cancel) task.cancel();
   }
@@ -38,14 +40,14 @@ void BlockingPool::Stop() {
 
 bool BlockingPool::TrySubmit(std::function<void()> run, std::function<void()> cancel) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!running_) return false;
     // At most threads_ running and queue_limit_ waiting, however far the threads have got since
     // Start() (a task queued before a thread first waits is simply taken when it does).
     if (busy_ + static_cast<int>(queue_.size()) >= threads_ + queue_limit_) return false;
     queue_.push_back(Task{std::move(run), std::move(cancel)});
   }
-  cv_.notify_one();
+  cv_.Signal();
   return true;
 }
 
@@ -54,15 +56,15 @@ void BlockingPool::Loop() {
   for (;;) {
     Task task;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
+      MutexLock lock(&mu_);
+      while (!stopped_ && queue_.empty()) cv_.Wait(&mu_);
       if (queue_.empty()) return;  // stopped
       task = std::move(queue_.front());
       queue_.pop_front();
       ++busy_;
     }
     task.run();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     --busy_;
   }
 }

@@ -8,13 +8,14 @@
 #ifndef FRESHET_SERVING_HTTP_BLOCKING_POOL_H_
 #define FRESHET_SERVING_HTTP_BLOCKING_POOL_H_
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 
 namespace freshet::serving {
 
@@ -26,12 +27,13 @@ class BlockingPool {
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
 
-  void Start();
-  void Stop();
+  // Starts the threads; does nothing when running or stopped.
+  void Start() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
   // Queues `run`; false (nothing queued) when every thread is busy and the queue is full, or
   // the pool is not running. `cancel` runs instead of `run` if Stop() comes first.
-  bool TrySubmit(std::function<void()> run, std::function<void()> cancel);
+  bool TrySubmit(std::function<void()> run, std::function<void()> cancel) ABSL_LOCKS_EXCLUDED(mu_);
 
   int threads() const { return threads_; }
   int queue() const { return queue_limit_; }
@@ -41,17 +43,19 @@ class BlockingPool {
     std::function<void()> run;
     std::function<void()> cancel;
   };
-  void Loop();
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const int threads_;
   const int queue_limit_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;  // guarded by mu_
-  int busy_ = 0;            // guarded by mu_: threads running a task
-  bool running_ = false;    // guarded by mu_
-  bool stopped_ = false;    // guarded by mu_
-  std::vector<std::thread> workers_;
+  // Serialises Start() and Stop(), which start and join the threads (never taken by them).
+  Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  Mutex mu_;
+  CondVar cv_;  // a task queued, Stop()
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;  // threads running a task
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 }  // namespace freshet::serving

@@ -15,10 +15,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <exception>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -35,11 +33,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "serving/http/blocking_pool.h"
 #include "serving/http/url.h"
 
@@ -94,17 +94,18 @@ class ServerCore {
   explicit ServerCore(HttpServerOptions options) : options_(std::move(options)) {}
   ~ServerCore() { Stop(); }
 
-  absl::Status Handle(absl::string_view method, absl::string_view pattern, HttpHandler handler);
+  absl::Status Handle(absl::string_view method, absl::string_view pattern, HttpHandler handler)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status HandleAsync(absl::string_view method, absl::string_view pattern,
-                           AsyncHttpHandler handler);
+                           AsyncHttpHandler handler) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status HandleBlocking(absl::string_view method, absl::string_view pattern,
-                              HttpHandler handler);
-  absl::Status Start();
-  void Stop();
+                              HttpHandler handler) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
   // Sessions: Register() returns false when the server is stopping (the session then closes).
-  bool Register(const std::shared_ptr<Session>& session);
-  void Deregister(Session* session);
+  bool Register(const std::shared_ptr<Session>& session) ABSL_LOCKS_EXCLUDED(mu_);
+  void Deregister(Session* session) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Metrics; no-ops without a registry. route_index: a Router::Route index, unmatched_index()
   // (404, 405) or invalid_index() (requests that never reached routing).
@@ -120,6 +121,7 @@ class ServerCore {
   }
 
   const HttpServerOptions options_;
+  // Routes are added (under mu_) only before Start(), and read unlocked by the sessions after it.
   Router router_;
   std::atomic<int> in_flight_{0};
   std::atomic<bool> stopping_{false};
@@ -132,12 +134,12 @@ class ServerCore {
   void OnAccept(beast::error_code ec, tcp::socket socket);
   // At the connection cap: closes the session idle longest and returns true, or returns false
   // when none is idle.
-  bool CloseOldestIdle();
+  bool CloseOldestIdle() ABSL_LOCKS_EXCLUDED(mu_);
   // Answers 503 on a connection that is not given a session, and closes it.
   void Refuse(tcp::socket socket);
-  std::vector<std::shared_ptr<Session>> LiveSessions();
+  std::vector<std::shared_ptr<Session>> LiveSessions() ABSL_LOCKS_EXCLUDED(mu_);
   // Waits up to `timeout` for every session to end; true when they have.
-  bool WaitForNoSessions(absl::Duration timeout);
+  bool WaitForNoSessions(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   void SetUpMetrics();
 
   enum class State { kNew, kRunning, kStopped };
@@ -149,21 +151,22 @@ class ServerCore {
   Counter* connections_refused_ = nullptr;
   Counter* idle_closed_at_cap_ = nullptr;
 
-  // std:: locks rather than absl::Mutex so that ThreadSanitizer, which cannot see inside
-  // Debian's uninstrumented Abseil, checks this code too.
+  // freshet::Mutex (std::mutex underneath) rather than absl::Mutex so that ThreadSanitizer,
+  // which cannot see inside Debian's uninstrumented Abseil, checks this code too.
   BlockingPool blocking_pool_{options_.blocking_threads, options_.blocking_queue};
-  std::mutex stop_mu_;  // serialises Start() and Stop()
-  std::mutex mu_;
-  std::condition_variable sessions_changed_;
-  State state_ = State::kNew;                                        // guarded by mu_
-  absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  Mutex stop_mu_;  // serialises Start() and Stop()
+  Mutex mu_ ABSL_ACQUIRED_AFTER(stop_mu_);
+  CondVar sessions_changed_;  // sessions_ became empty
+  State state_ ABSL_GUARDED_BY(mu_) = State::kNew;
+  absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
 
   // Declared after everything sessions touch: destroying the io_context destroys the handlers
-  // that still own sessions, whose destructors call Deregister().
+  // that still own sessions, whose destructors call Deregister(). Set by Start() before the I/O
+  // threads start, which then use them unlocked.
   std::unique_ptr<net::io_context> ioc_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<net::steady_timer> accept_retry_;
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -554,7 +557,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
 absl::Status ServerCore::Handle(absl::string_view method, absl::string_view pattern,
                                 HttpHandler handler) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (state_ != State::kNew) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot add route ", method, " ", pattern, ": the server has started"));
@@ -564,7 +567,7 @@ absl::Status ServerCore::Handle(absl::string_view method, absl::string_view patt
 
 absl::Status ServerCore::HandleAsync(absl::string_view method, absl::string_view pattern,
                                      AsyncHttpHandler handler) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (state_ != State::kNew) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot add route ", method, " ", pattern, ": the server has started"));
@@ -604,9 +607,9 @@ absl::Status ServerCore::HandleBlocking(absl::string_view method, absl::string_v
 }
 
 absl::Status ServerCore::Start() {
-  std::lock_guard stop_lock(stop_mu_);
+  MutexLock stop_lock(&stop_mu_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (state_ != State::kNew) {
       return absl::FailedPreconditionError(state_ == State::kRunning
                                                ? "the HTTP server is already running"
@@ -654,7 +657,7 @@ absl::Status ServerCore::Start() {
   accept_retry_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
   SetUpMetrics();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     state_ = State::kRunning;
   }
   blocking_pool_.Start();
@@ -739,7 +742,7 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
   }
   bool at_cap = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     at_cap = static_cast<int64_t>(sessions_.size()) >= max_connections_;
   }
   // At the cap an idle connection makes room (it closes on its own strand, so the count may
@@ -798,7 +801,7 @@ void ServerCore::Refuse(tcp::socket socket) {
 }
 
 bool ServerCore::Register(const std::shared_ptr<Session>& session) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (stopping_.load(std::memory_order_acquire)) return false;
   sessions_.emplace(session.get(), session);
   if (open_connections_ != nullptr) open_connections_->Add(1);
@@ -807,21 +810,26 @@ bool ServerCore::Register(const std::shared_ptr<Session>& session) {
 }
 
 void ServerCore::Deregister(Session* session) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   sessions_.erase(session);
   if (open_connections_ != nullptr) open_connections_->Add(-1);
-  if (sessions_.empty()) sessions_changed_.notify_all();
+  if (sessions_.empty()) sessions_changed_.SignalAll();
 }
 
 bool ServerCore::WaitForNoSessions(absl::Duration timeout) {
-  std::unique_lock lock(mu_);
-  return sessions_changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                                    [this] { return sessions_.empty(); });
+  const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
+  MutexLock lock(&mu_);
+  while (!sessions_.empty()) {
+    const Clock::duration left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) return false;
+    sessions_changed_.WaitFor(&mu_, absl::FromChrono(left));
+  }
+  return true;
 }
 
 std::vector<std::shared_ptr<Session>> ServerCore::LiveSessions() {
   std::vector<std::shared_ptr<Session>> live;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& [ptr, weak] : sessions_) {
     if (std::shared_ptr<Session> s = weak.lock()) live.push_back(std::move(s));
   }
@@ -829,9 +837,9 @@ std::vector<std::shared_ptr<Session>> ServerCore::LiveSessions() {
 }
 
 void ServerCore::Stop() {
-  std::lock_guard stop_lock(stop_mu_);
+  MutexLock stop_lock(&stop_mu_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (state_ != State::kRunning) {
       state_ = State::kStopped;
       return;
@@ -858,7 +866,7 @@ void ServerCore::Stop() {
   // Blocking handlers still running finish (their answers go nowhere now); queued ones are
   // cancelled.
   blocking_pool_.Stop();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   state_ = State::kStopped;
 }
 

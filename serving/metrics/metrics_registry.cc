@@ -119,11 +119,11 @@ Metric* MetricFamily<Metric>::WithLabels(absl::Span<const absl::string_view> val
   // '\xff' never occurs in UTF-8 text, so the joined key is unambiguous for label values.
   std::string key = absl::StrJoin(values, "\xff");
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(&mu_);
     auto it = index_.find(key);
     if (it != index_.end()) return children_[it->second]->metric.get();
   }
-  std::unique_lock lock(mu_);
+  WriterLock lock(&mu_);
   auto it = index_.find(key);
   if (it != index_.end()) return children_[it->second]->metric.get();
   auto child = std::make_unique<Child>();
@@ -138,7 +138,7 @@ Metric* MetricFamily<Metric>::WithLabels(absl::Span<const absl::string_view> val
 
 template <typename Metric>
 void MetricFamily<Metric>::ForEach(const std::function<void(const Child&)>& fn) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(&mu_);
   for (const auto& child : children_) fn(*child);
 }
 
@@ -196,7 +196,7 @@ MetricsRegistry::Entry* MetricsRegistry::FindOrAdd(absl::string_view name, absl:
 }
 
 Counter* MetricsRegistry::AddCounter(absl::string_view name, absl::string_view help) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kCounter, {}, {}, &created);
   FRESHET_CHECK(created || !e->labelled);
@@ -205,7 +205,7 @@ Counter* MetricsRegistry::AddCounter(absl::string_view name, absl::string_view h
 }
 
 Gauge* MetricsRegistry::AddGauge(absl::string_view name, absl::string_view help) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kGauge, {}, {}, &created);
   FRESHET_CHECK(created || !e->labelled);
@@ -215,7 +215,7 @@ Gauge* MetricsRegistry::AddGauge(absl::string_view name, absl::string_view help)
 
 Histogram* MetricsRegistry::AddHistogram(absl::string_view name, absl::string_view help,
                                          std::vector<double> upper_bounds) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kHistogram, {}, upper_bounds, &created);
   FRESHET_CHECK(created || !e->labelled);
@@ -225,7 +225,7 @@ Histogram* MetricsRegistry::AddHistogram(absl::string_view name, absl::string_vi
 
 CounterFamily* MetricsRegistry::AddCounterFamily(absl::string_view name, absl::string_view help,
                                                  std::vector<std::string> label_names) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kCounter, label_names, {}, &created);
   if (created) {
@@ -239,7 +239,7 @@ CounterFamily* MetricsRegistry::AddCounterFamily(absl::string_view name, absl::s
 
 GaugeFamily* MetricsRegistry::AddGaugeFamily(absl::string_view name, absl::string_view help,
                                              std::vector<std::string> label_names) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kGauge, label_names, {}, &created);
   if (created) {
@@ -255,7 +255,7 @@ HistogramFamily* MetricsRegistry::AddHistogramFamily(absl::string_view name,
                                                      absl::string_view help,
                                                      std::vector<std::string> label_names,
                                                      std::vector<double> upper_bounds) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kHistogram, label_names, upper_bounds, &created);
   if (created) {
@@ -272,14 +272,14 @@ HistogramFamily* MetricsRegistry::AddHistogramFamily(absl::string_view name,
 
 void MetricsRegistry::AddCallbackGauge(absl::string_view name, absl::string_view help,
                                        std::function<double()> fn) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   bool created = false;
   Entry* e = FindOrAdd(name, help, kCallbackGauge, {}, {}, &created);
   e->callback = std::move(fn);
 }
 
 void MetricsRegistry::RemoveCallbackGauge(absl::string_view name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
                                 [&](const std::unique_ptr<Entry>& e) {
                                   return e->type == kCallbackGauge && e->name == name;
@@ -289,7 +289,7 @@ void MetricsRegistry::RemoveCallbackGauge(absl::string_view name) {
 
 std::string MetricsRegistry::RenderText() const {
   std::string out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& entry : entries_) {
     const Entry& e = *entry;
     absl::StrAppend(&out, "# HELP ", e.name, " ", EscapeHelp(e.help), "\n");

@@ -21,14 +21,15 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/mutex.h"
+#include "common/rw_lock.h"
 
 namespace freshet::serving {
 
@@ -88,7 +89,7 @@ class MetricFamily {
  public:
   // Returns the child for `values` (one per label name, in order; FRESHET_CHECK on a count
   // mismatch), creating it on first use. The pointer stays valid for the family's lifetime.
-  Metric* WithLabels(absl::Span<const absl::string_view> values);
+  Metric* WithLabels(absl::Span<const absl::string_view> values) ABSL_LOCKS_EXCLUDED(mu_);
   Metric* WithLabels(std::initializer_list<absl::string_view> values) {
     return WithLabels(absl::MakeConstSpan(values.begin(), values.size()));
   }
@@ -100,7 +101,7 @@ class MetricFamily {
     std::unique_ptr<Metric> metric;
   };
   // Calls fn(child) for every child in creation order (under the reader lock).
-  void ForEach(const std::function<void(const Child&)>& fn) const;
+  void ForEach(const std::function<void(const Child&)>& fn) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   friend class MetricsRegistry;
@@ -109,11 +110,12 @@ class MetricFamily {
 
   const std::vector<std::string> label_names_;
   const std::function<std::unique_ptr<Metric>()> make_;
-  // std:: locks rather than absl::Mutex (here and below) so that ThreadSanitizer, which cannot see
-  // inside Debian's uninstrumented Abseil, checks the hot path too.
-  mutable std::shared_mutex mu_;
-  absl::flat_hash_map<std::string, size_t> index_;    // joined values -> child; guarded by mu_
-  std::vector<std::unique_ptr<Child>> children_;     // guarded by mu_
+  // freshet locks (std:: and pthread ones underneath) rather than absl::Mutex, here and below,
+  // so that ThreadSanitizer, which cannot see inside Debian's uninstrumented Abseil, checks the
+  // hot path too. Taken after the registry's mu_ when RenderText() visits the children.
+  mutable RwLock mu_;
+  absl::flat_hash_map<std::string, size_t> index_ ABSL_GUARDED_BY(mu_);  // joined values -> child
+  std::vector<std::unique_ptr<Child>> children_ ABSL_GUARDED_BY(mu_);
 };
 
 using CounterFamily = MetricFamily<Counter>;
@@ -159,10 +161,11 @@ class MetricsRegistry {
   struct Entry;
   Entry* FindOrAdd(absl::string_view name, absl::string_view help, int type,
                    const std::vector<std::string>& label_names,
-                   const std::vector<double>& upper_bounds, bool* created);  // mu_ held
+                   const std::vector<double>& upper_bounds, bool* created)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Entry>> entries_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 // Exposition helpers, exposed for tests: a label value with \\, \" and \n escaped; a HELP text

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "absl/strings/escaping.h"
@@ -394,7 +393,7 @@ StateStore::~StateStore() {
   if (db_ == nullptr) return;
   if (!options_.read_only) {
     // A clean close leaves nothing in the write-ahead log, so the next open replays nothing.
-    std::lock_guard<std::mutex> lock(write_mu_);
+    MutexLock lock(&write_mu_);
     rocksdb::FlushOptions flush;
     db_->Flush(flush, std::vector<rocksdb::ColumnFamilyHandle*>(handles_.begin(), handles_.end()))
         .PermitUncheckedError();
@@ -420,7 +419,7 @@ absl::Status StateStore::Write(StateBatch* batch) {
 }
 
 absl::Status StateStore::WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what) {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(&write_mu_);
   // A write RocksDB failed left it refusing writes (a hard background error) until resumed. A
   // failed write changed nothing (its log record is torn at most, and never replayed: a torn
   // record ends the log, and the resume below switches to a new log file), so the same batch is
@@ -460,7 +459,7 @@ absl::Status StateStore::WriteLogged(rocksdb::WriteBatch* batch, absl::string_vi
 }
 
 absl::Status StateStore::Resume() {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(&write_mu_);
   return ResumeLocked();
 }
 
@@ -677,7 +676,7 @@ absl::Status StateStore::LoadInto(learner::Learner* learner) const {
 absl::Status StateStore::Checkpoint(const std::string& dir) {
   // Its flush is not run beside a write's resume or flush: a flush RocksDB 7.8 still has in
   // progress when DB::Resume() flushes can leave the resume waiting forever.
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(&write_mu_);
   rocksdb::Checkpoint* raw = nullptr;
   FRESHET_RETURN_IF_ERROR(
       FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), "preparing a checkpoint"));

@@ -16,13 +16,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/mutex.h"
 #include "learner/learner.h"
 #include "rocksdb/db.h"
 #include "rocksdb/file_system.h"
@@ -144,11 +145,11 @@ class StateStore : public BatchWriter {
   // After a failed write or a background error RocksDB refuses writes until DB::Resume(): this
   // resumes first (a full disk or exhausted file descriptors clear once space or descriptors are
   // free again), then writes.
-  absl::Status Write(StateBatch* batch) override;
+  absl::Status Write(StateBatch* batch) override ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::Status Health() const override;
-  absl::Status Recover() override { return Resume(); }
+  absl::Status Recover() override ABSL_LOCKS_EXCLUDED(write_mu_) { return Resume(); }
   // DB::Resume(): flushes the memtables to new table files and makes writes possible again.
-  absl::Status Resume();
+  absl::Status Resume() ABSL_LOCKS_EXCLUDED(write_mu_);
   // Writes only the first `ops` puts and deletes of `batch`: what a store without atomic batches
   // could leave after a crash mid-write. For fault-injection tests of the persister's recovery.
   absl::Status WritePrefix(StateBatch* batch, int64_t ops);
@@ -164,10 +165,10 @@ class StateStore : public BatchWriter {
   // A consistent copy of the database in `dir` (which must not exist): hard links of the table
   // files plus copies of the rest, taken without stopping writers. (SnapshotStore replaces the
   // links with copies.)
-  absl::Status Checkpoint(const std::string& dir);
+  absl::Status Checkpoint(const std::string& dir) ABSL_LOCKS_EXCLUDED(write_mu_);
 
   // Deletes every row and meta entry (the operator asked to start over).
-  absl::Status Clear();
+  absl::Status Clear() ABSL_LOCKS_EXCLUDED(write_mu_);
 
   // Checks every table file's block checksums (DB::VerifyChecksum).
   absl::Status VerifyChecksums() const;
@@ -184,8 +185,9 @@ class StateStore : public BatchWriter {
   rocksdb::Status OpenDb(const rocksdb::DBOptions& options);
   // Every logged write: resumes RocksDB first when needed, writes, and flushes the memtables
   // when they are full. `what` names the write in errors.
-  absl::Status WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what);
-  absl::Status ResumeLocked();  // Resume() with write_mu_ held
+  absl::Status WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::Status ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status LoadFamily(rocksdb::ColumnFamilyHandle* family, absl::string_view what,
                           const std::function<absl::Status(int32_t, absl::string_view)>& load) const;
 
@@ -199,8 +201,9 @@ class StateStore : public BatchWriter {
   WalLoss wal_loss_;
   // A write failed: the next one resumes the database first.
   std::atomic<bool> needs_resume_{false};
-  // One logged write (with its resume and flush), checkpoint or closing flush at a time.
-  std::mutex write_mu_;
+  // One logged write (with its resume and flush), checkpoint or closing flush at a time. It
+  // serialises those calls into db_ (thread-safe itself) rather than guarding a member.
+  Mutex write_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, users, history, items, meta
   rocksdb::ColumnFamilyHandle* users_ = nullptr;

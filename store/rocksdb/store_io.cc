@@ -95,7 +95,7 @@ void StoreLogger::Write(rocksdb::InfoLogLevel level, const char* format, va_list
   }
   const absl::string_view message(text, static_cast<size_t>(n));
   if (level >= rocksdb::InfoLogLevel::WARN_LEVEL && level != rocksdb::InfoLogLevel::HEADER_LEVEL) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (warnings_.size() == kWarningsKept) warnings_.erase(warnings_.begin());
     warnings_.emplace_back(message);
   }
@@ -117,14 +117,14 @@ void StoreLogger::Write(rocksdb::InfoLogLevel level, const char* format, va_list
 }
 
 std::vector<std::string> StoreLogger::Warnings() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return warnings_;
 }
 
 // --- StoreListener ----------------------------------------------------------------------------
 
 void StoreListener::OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   error_ = error->ToString();
 }
 
@@ -141,12 +141,12 @@ void StoreListener::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInf
 }
 
 std::string StoreListener::error() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return error_;
 }
 
 void StoreListener::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   error_.clear();
 }
 

@@ -24,10 +24,11 @@
 #include <cstdarg>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
 #include "rocksdb/listener.h"
@@ -54,8 +55,8 @@ class StoreLogger : public rocksdb::Logger {
   void Write(rocksdb::InfoLogLevel level, const char* format, va_list ap);
 
   int fd_ = -1;
-  mutable std::mutex mu_;
-  std::vector<std::string> warnings_;
+  mutable Mutex mu_;
+  std::vector<std::string> warnings_ ABSL_GUARDED_BY(mu_);
 };
 
 class StoreListener : public rocksdb::EventListener {
@@ -71,8 +72,8 @@ class StoreListener : public rocksdb::EventListener {
   void Clear();
 
  private:
-  mutable std::mutex mu_;
-  std::string error_;
+  mutable Mutex mu_;
+  std::string error_ ABSL_GUARDED_BY(mu_);
 };
 
 std::shared_ptr<rocksdb::FileSystem> NewTransientErrorFileSystem(

@@ -19,8 +19,8 @@ constexpr int kDestroyFlushMs = 10000;
 
 struct KafkaProducer::Client {
   rd_kafka_t* rk = nullptr;
-  std::string buffer;  // scratch for ProduceEvent, guarded by its own mutex
   absl::Mutex buffer_mu;
+  std::string buffer ABSL_GUARDED_BY(buffer_mu);  // scratch for ProduceEvent
 };
 
 struct KafkaProducerCallbacks {
