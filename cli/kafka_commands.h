@@ -20,7 +20,8 @@ struct ProduceFlags {
   std::vector<std::string> properties;  // extra librdkafka properties, key=value
   bool quiet = false;                   // no progress line
 };
-// Writes every event of the file as the DESIGN.md JSON value keyed by user, in replay order.
+// Writes every event of the file as the JSON event (ARCHITECTURE.md, "Event format") keyed by
+// user, in replay order.
 // Exits 1 if the file cannot be read or any message was not acknowledged.
 int RunProduce(const ProduceFlags& flags);
 

@@ -2,8 +2,8 @@
 // item-model changes with the other ranks (learner.h, "Replicas"), and the group's start and stop.
 //
 // Thread safety: Exchange() runs on the ingest thread only. It holds exchange_mu_ from taking this
-// rank's changes to merging everyone's; HoldOffExchanges() lets another thread (direct events)
-// wait for that, since changes made in between would be lost or sent wrong. Counters are atomics
+// rank's changes to merging everyone's; exchange_mutex() lets another thread (direct events) hold
+// exchanges off, since changes made in between would be lost or sent wrong. Counters are atomics
 // any thread may read. Lock order: exchange_mu_ before the learner's lock.
 #ifndef FRESHET_ENGINE_REPLICA_SYNC_H_
 #define FRESHET_ENGINE_REPLICA_SYNC_H_

@@ -1,4 +1,5 @@
-// The HTTP API of `freshet serve` (DESIGN.md, "Serving"), on an Engine:
+// The HTTP API of `freshet serve` (ARCHITECTURE.md, "HTTP API" and "One HTTP request"), on an
+// Engine:
 //   GET  /v1/users/{user}/recommendations?k=20&exclude_seen=true&exclude=i1,i2
 //   GET  /v1/items/{item}/similar?k=20
 //   POST /v1/events            one event object or an array of them (README, "HTTP API"); an
@@ -57,8 +58,9 @@ struct ApiOptions {
 absl::Status RegisterApi(HttpServer& server, engine::Engine& engine, MetricsRegistry& metrics,
                          ApiOptions options);
 
-// Decodes a POST /v1/events body: one event object or an array of them (DESIGN.md format; ts
-// defaults to `now_ms`, weight to the type's). InvalidArgument naming the first bad event.
+// Decodes a POST /v1/events body: one event object or an array of them in the format of
+// ARCHITECTURE.md, "Event format" (ts defaults to `now_ms`, weight to the type's).
+// InvalidArgument naming the first bad event.
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
                                                           const config::Config& config,
                                                           int64_t now_ms);

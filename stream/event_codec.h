@@ -1,4 +1,5 @@
-// EventCodec: the one codec of freshet's event format, the JSON object of DESIGN.md "Events":
+// EventCodec: the one codec of freshet's event format, the JSON object of ARCHITECTURE.md,
+// "Event format":
 //   {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1,"id":"order-17"}
 // Every way in decodes with it: jsonl files (FileEventSource), Kafka messages (KafkaEventSource)
 // and POST /v1/events (serving/api.cc). Every JSON writer encodes with it: the Kafka producer

@@ -6,7 +6,7 @@
 //   movielens       MovieLens 1M/10M `ratings.dat`: `user::item::rating::ts_seconds`.
 //   csv             delimited text; `delimiter` (default ",") and `columns` say how to read it.
 //   tsv             csv with a tab delimiter (`delimiter` is ignored).
-//   jsonl           one JSON object per line, the Kafka payload of DESIGN.md "Events":
+//   jsonl           one JSON object per line, the Kafka payload (ARCHITECTURE.md, "Event format"):
 //                   {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1.0}
 //                   `user`/`item` are strings or integers (integers keep their decimal text),
 //                   `type` (string), `ts` and `weight` (numbers, or strings holding a number) are
@@ -69,7 +69,8 @@ struct FileSourceOptions {
   // csv and tsv: the first non-empty line is a header and is skipped.
   bool header = false;
 
-  // Unset: milliseconds for jsonl (DESIGN.md: `ts` is epoch ms), auto for the other formats.
+  // Unset: milliseconds for jsonl (ARCHITECTURE.md, "Event format": `ts` is epoch ms), auto for
+  // the other formats.
   std::optional<TimestampUnit> ts_unit;
 
   // Type given to events whose input has no type (no type column, absent or empty). The

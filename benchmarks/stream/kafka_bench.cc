@@ -2,8 +2,9 @@
 // cluster, in process), on a generated clickstream (stream/synthetic).
 //
 // Workloads (each prints one JSON object per line on stdout):
-//   produce        KafkaProducer::ProduceEvent of every event (DESIGN.md JSON keyed by user) and
-//                  a final Flush: events/s until all are acknowledged
+//   produce        KafkaProducer::ProduceEvent of every event (the JSON event of
+//                  ARCHITECTURE.md, "Event format", keyed by user) and a final Flush: events/s
+//                  until all are acknowledged
 //   consume        one KafkaEventSource (its own consumer group) polling and decoding every
 //                  event: events/s from the partition assignment (fetching starts there) to the
 //                  last event (the ~3 s group join is reported separately as join_seconds)

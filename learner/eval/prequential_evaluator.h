@@ -1,5 +1,5 @@
 // PrequentialEvaluator: replays a finite event stream through a Learner, test-then-train, and
-// measures ranking quality (DESIGN.md "Evaluation protocol"):
+// measures ranking quality (ARCHITECTURE.md, "Evaluation protocol"):
 //
 // For each event (u, i) in stream order: if i is already in the catalog and u has not interacted
 // with i before, the learner's own Recommend(u, K, exclude_seen=true) is asked for K items and the

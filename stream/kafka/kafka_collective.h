@@ -1,8 +1,9 @@
 // KafkaCollective: the replicas' exchange (common/collective.h) over a Kafka topic, for ranks
-// without GPUs (DESIGN.md "Scale-out": a Kafka topic of model deltas between nodes). Every rank
-// appends its message for exchange n to partition 0 of the exchange topic (split into chunks of
-// at most 512 KiB) and reads that partition from its beginning until it holds exchange n from
-// every rank. Kafka keeps each rank's messages in order, so ranks need no other coordination.
+// without GPUs (ARCHITECTURE.md, "Scale-out": a Kafka topic of model deltas between nodes).
+// Every rank appends its message for exchange n to partition 0 of the exchange topic (split into
+// chunks of at most 512 KiB) and reads that partition from its beginning until it holds exchange
+// n from every rank. Kafka keeps each rank's messages in order, so ranks need no other
+// coordination.
 //
 // The topic must be new for each launch of the group (e.g. hold a job id), like the NCCL
 // rendezvous: messages of an earlier launch would be taken for this one's. Messages whose rank

@@ -1,6 +1,7 @@
 // KafkaEventSource: events from Kafka topics through a librdkafka consumer group.
 //
-// Message format (DESIGN.md "Events"): the key is the user id, the value a JSON object
+// Message format (ARCHITECTURE.md, "Event format"): the key is the user id, the value a
+// JSON object
 //   {"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1.0}
 // decoded by EventCodec (stream/event_codec.h: the rules of jsonl files and POST /v1/events;
 // `ts` is epoch milliseconds), and two Kafka-specific ones: a value without a `user` (absent,

@@ -174,7 +174,7 @@ class SyntheticStream {
 };
 
 // Writes `options.events` events of SyntheticStream(options) to `path` as JSON lines, each as
-// EventCodec::Encode writes it (stream/event_codec.h, DESIGN.md "Events"):
+// EventCodec::Encode writes it (stream/event_codec.h, ARCHITECTURE.md "Event format"):
 //   {"user":"u42","item":"i9","type":"click","ts":1700000000123,"weight":2}
 // gzip-compressed when `path` ends in ".gz". Creates or truncates the file; `progress`, if set,
 // is called on the calling thread with the number of events written after every 100,000 events

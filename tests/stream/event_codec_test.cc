@@ -212,7 +212,7 @@ TEST(EventCodecTest, ResolveChecksIdsBeforeAskingForTheWeight) {
   EXPECT_EQ(codec.Resolve(parsed, 7, weight_of, &resolved), MalformedReason::kMissingItem);
 }
 
-// Moved from the Kafka producer's tests: the exact text of DESIGN.md "Events".
+// Moved from the Kafka producer's tests: the exact text of ARCHITECTURE.md, "Event format".
 TEST(EventCodecTest, EncodeWritesTheDesignJsonFormat) {
   std::string json;
   const Event event = MakeEvent("u\"1", "7", "click", 2.5f, 1700000000123);

@@ -59,7 +59,7 @@ struct InvalidEventCase {
 inline const std::vector<ValidEventCase>& ValidEvents() {
   constexpr int64_t kTs = 1'700'000'000'000;
   static const auto* const cases = new std::vector<ValidEventCase>{
-      // The DESIGN.md example: the explicit weight wins over click's 2.
+      // The example of ARCHITECTURE.md, "Event format": the explicit weight wins over click's 2.
       Valid(R"({"user":"u42","item":"sku-9","type":"click","ts":1700000000123,"weight":1.0})",
             "u42", "sku-9", "click", 1.0f, 1700000000123),
       // Weights by type: configured, unknown (default), none (default).

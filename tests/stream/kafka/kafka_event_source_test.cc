@@ -84,7 +84,8 @@ TEST(KafkaEventSourceTest, DecodesMessagesWrittenByKcat) {
   ASSERT_TRUE(broker->CreateTopic("clicks", 1).ok());
   const std::string brokers = broker->bootstrap_servers();
   const int64_t before_ms = NowMs();
-  // The DESIGN.md value; a keyed value without "user" (integer item); one without "ts".
+  // The value of ARCHITECTURE.md, "Event format"; a keyed value without "user" (integer item);
+  // one without "ts".
   ASSERT_TRUE(Kcat(brokers, "-t clicks -p 0",
                    "{\"user\":\"u42\",\"item\":\"sku-9\",\"type\":\"click\","
                    "\"ts\":1700000000123,\"weight\":1.0}\n"));

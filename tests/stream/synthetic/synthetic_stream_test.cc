@@ -481,7 +481,8 @@ TEST(WriteSyntheticStreamTest, WritesOneJsonLinePerEvent) {
   const std::vector<std::string> lines = SplitLines(text);
   ASSERT_EQ(lines.size(), static_cast<size_t>(options.events));
 
-  // Every line is JSON with exactly the DESIGN.md fields and matches the in-memory stream.
+  // Every line is JSON with exactly the fields of ARCHITECTURE.md, "Event format", and matches
+  // the in-memory stream.
   SyntheticStream stream = MakeStream(options);
   simdjson::ondemand::parser parser;
   Event expected;
@@ -507,7 +508,7 @@ TEST(WriteSyntheticStreamTest, WritesOneJsonLinePerEvent) {
     EXPECT_EQ(ts, expected.ts_ms);
     EXPECT_EQ(weight, expected.weight);
   }
-  // The exact format of DESIGN.md, integral weights without a decimal point.
+  // The exact format of ARCHITECTURE.md, "Event format", integral weights without a decimal point.
   SyntheticStream again = MakeStream(options);
   again.Next(&expected);
   EXPECT_EQ(lines[0], absl::StrCat("{\"user\":\"", expected.user, "\",\"item\":\"", expected.item,
