@@ -48,8 +48,9 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
           " was written with a different row layout (e.g. bpr.tied_context); use another "
           "--data-dir, or --reset to discard the stored state"));
     }
-    FRESHET_RETURN_IF_ERROR(model->WithLearnerExclusive(
-        [&](learner::Learner& l) { return state->store_->LoadInto(&l); }));
+    const store::StateStore* store = state->store_.get();
+    FRESHET_RETURN_IF_ERROR(
+        model->WithLearnerExclusive([store](learner::Learner& l) { return store->LoadInto(&l); }));
   }
   FRESHET_RETURN_IF_ERROR(state->LoadPositions(meta, *filter));
   *loaded = ToLoadedState(meta);
@@ -100,6 +101,8 @@ absl::StatusOr<store::StoreMeta> DurableState::Attach(bool reset) {
 }
 
 absl::Status DurableState::LoadPositions(const store::StoreMeta& meta, ExactlyOnceFilter& filter) {
+  const store::StateStore* store = store_.get();
+  store::Persister* persister = persister_.get();
   return filter.WithPositions([&](stream::AppliedPositions& applied) -> absl::Status {
     applied.Clear();
     for (const store::StoredPosition& p : meta.positions) {
@@ -107,12 +110,12 @@ absl::Status DurableState::LoadPositions(const store::StoreMeta& meta, ExactlyOn
     }
     applied.ClearIds();
     int64_t lowest = -1;  // event ids stored: numbers [lowest, next)
-    FRESHET_RETURN_IF_ERROR(store_->LoadEventIds([&](int64_t seq, absl::string_view id) {
+    FRESHET_RETURN_IF_ERROR(store->LoadEventIds([&](int64_t seq, absl::string_view id) {
       if (lowest < 0) lowest = seq;
       applied.RestoreId(seq, id);
     }));
-    persister_->SetStoredEventIds(lowest < 0 ? applied.next_id_seq() : lowest,
-                                  applied.next_id_seq());
+    persister->SetStoredEventIds(lowest < 0 ? applied.next_id_seq() : lowest,
+                                 applied.next_id_seq());
     return absl::OkStatus();
   });
 }
@@ -173,7 +176,10 @@ absl::Status DurableState::Restore(const std::string& id, const kernels::Backend
   FRESHET_ASSIGN_OR_RETURN(const store::StoreMeta meta, Attach(/*reset=*/false));
   FRESHET_RETURN_IF_ERROR(swapped);  // the old database is live again
   absl::Status positions;
-  model.Replace(std::move(fresh), [&] { positions = LoadPositions(meta, filter); });
+  model.Replace(std::move(fresh), [&] {
+    store_mu_.AssertHeld();  // held by this function, around the call
+    positions = LoadPositions(meta, filter);
+  });
   *loaded = ToLoadedState(meta);
   return positions;
 }

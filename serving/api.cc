@@ -362,7 +362,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       return handler(req);
     };
   };
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "GET", "/admin/snapshots", admin([e](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
         FRESHET_ASSIGN_OR_RETURN(auto all, e->ListSnapshots());
         JsonWriter w;
@@ -379,7 +379,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         WriteManifest(w, m);
         return HttpResponse::Json(201, w.str());
       })));
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "GET", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_ASSIGN_OR_RETURN(auto m, e->InspectSnapshot(*req.Param("id")));
         return HttpResponse::Json(200, engine::ManifestToJson(m));
@@ -400,7 +400,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         w.Key("model_version").Int(e->model_version()).EndObject();
         return JsonOk(w);
       })));
-  FRESHET_RETURN_IF_ERROR(server.Handle(
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "PUT", "/admin/items/{item}/availability",
       admin([e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_RETURN_IF_ERROR(CheckId("the item id", *req.Param("item"), opts->config));
