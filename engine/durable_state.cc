@@ -167,6 +167,7 @@ absl::Status DurableState::Restore(const std::string& id, const kernels::Backend
   // Everything learnt so far is written, then the snapshot replaces the live database.
   MutexLock store_lock(&store_mu_);
   FRESHET_RETURN_IF_ERROR(Flush(model, filter, stream_names, absl::Seconds(60)));
+  if (restore_hook_) restore_hook_();
   {
     MutexLock persister_lock(&persister_mu_);
     persister_.reset();

@@ -94,6 +94,9 @@ class DurableState {
   // Tests: runs inside every CreateSnapshot() while it holds the store. Set before other threads
   // use the state.
   void SetSnapshotHookForTesting(std::function<void()> hook) { snapshot_hook_ = std::move(hook); }
+  // Tests: runs inside every Restore() while it holds the store (after writing what was pending,
+  // before the swap). Set before other threads use the state.
+  void SetRestoreHookForTesting(std::function<void()> hook) { restore_hook_ = std::move(hook); }
   // OK while the learnt state can be persisted; Unavailable with the store's error while writes
   // fail (the persister keeps what it could not write and retries).
   absl::Status Health() const;
@@ -119,6 +122,7 @@ class DurableState {
   // it without them, other threads under persister_mu_.
   std::unique_ptr<store::Persister> persister_;
   std::function<void()> snapshot_hook_;
+  std::function<void()> restore_hook_;
 };
 
 // The LoadedState of a store's meta.

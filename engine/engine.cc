@@ -163,4 +163,8 @@ void Engine::SetSnapshotHookForTesting(std::function<void()> hook) {
   if (durable_ != nullptr) durable_->SetSnapshotHookForTesting(std::move(hook));
 }
 
+void Engine::SetRestoreHookForTesting(std::function<void()> hook) {
+  if (durable_ != nullptr) durable_->SetRestoreHookForTesting(std::move(hook));
+}
+
 }  // namespace freshet::engine

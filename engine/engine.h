@@ -171,6 +171,8 @@ class Engine {
   // Tests: `hook` runs inside every CreateSnapshot() while it holds the store. Set it before
   // other threads use the engine.
   void SetSnapshotHookForTesting(std::function<void()> hook);
+  // Tests: `hook` runs inside every restore while it holds the store (DurableState).
+  void SetRestoreHookForTesting(std::function<void()> hook);
 
   static constexpr size_t kApplySlice = LiveModel::kApplySlice;
 

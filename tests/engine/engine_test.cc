@@ -444,6 +444,47 @@ TEST_F(EngineTest, ReadsAnswerWhileASnapshotHoldsTheStore) {
   EXPECT_TRUE(answered) << "a read waited for the snapshot";
 }
 
+TEST_F(EngineTest, ReadsAnswerWhileARestoreHoldsTheStore) {
+  auto engine = Open(FreshDir("engine_reads_during_restore"));
+  ASSERT_TRUE(RunAll(*engine, MakeEvents(2000, 50, 80, 7)).ok());
+  ASSERT_TRUE(engine->CreateSnapshot("before").ok());
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  engine->SetRestoreHookForTesting([&entered, released] {
+    entered.set_value();
+    released.wait();
+  });
+  // A restore needs the ingest loop running: a source with nothing more to give, no exit.
+  ASSERT_TRUE(engine
+                  ->AddSource(std::make_unique<stream::MemoryEventSource>(
+                                  std::vector<stream::Event>{}, "idle"),
+                              "memory:idle")
+                  .ok());
+  std::atomic<bool> stop{false};
+  absl::Status run_status;
+  std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
+  std::thread restore(
+      [&] { EXPECT_TRUE(engine->RestoreSnapshot("before", absl::Seconds(60)).ok()); });
+  entered.get_future().wait();
+  auto reads = std::async(std::launch::async, [&] {
+    RecommendResult result;
+    EXPECT_TRUE(engine->RecommendFor("u1", 5, false, {}, &result).ok());
+    EXPECT_FALSE(result.items.empty());
+    EXPECT_TRUE(engine->PersistenceHealth().ok());
+    EXPECT_EQ(engine->stats().events_applied, 2000);
+    std::vector<ScoredId> similar;
+    EXPECT_TRUE(engine->SimilarTo("i1", 3, &similar).ok());
+  });
+  const bool answered = reads.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  release.set_value();
+  restore.join();
+  reads.wait();
+  stop.store(true);
+  runner.join();
+  EXPECT_TRUE(run_status.ok()) << run_status;
+  EXPECT_TRUE(answered) << "a read waited for the restore";
+}
+
 TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {
   const std::string dir = FreshDir("engine_identity");
   {
