@@ -11,8 +11,8 @@ namespace freshet::cli {
 
 // Options shared by commands that read a configuration.
 struct ConfigFlags {
-  std::string config_path;         // --config FILE (TOML); empty: built-in defaults
-  std::vector<std::string> sets;   // --set key=value, applied after the file
+  std::string config_path;        // --config FILE (TOML); empty: built-in defaults
+  std::vector<std::string> sets;  // --set key=value, applied after the file
 };
 
 // How to read an event log file.

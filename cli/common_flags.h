@@ -15,8 +15,8 @@ namespace freshet::cli {
 absl::StatusOr<config::Config> LoadConfig(const ConfigFlags& flags);
 
 // Opens (reads, validates and sorts) the event log described by `flags`.
-absl::StatusOr<std::unique_ptr<stream::FileEventSource>> OpenDataFile(
-    const DataFlags& flags, const config::Config& config);
+absl::StatusOr<std::unique_ptr<stream::FileEventSource>> OpenDataFile(const DataFlags& flags,
+                                                                      const config::Config& config);
 
 // Prints "freshet: <message>" to stderr.
 void PrintError(const absl::Status& status);

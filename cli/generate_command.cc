@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "cli/common_flags.h"
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "cli/progress_line.h"
 #include "common/log.h"
 #include "stream/synthetic/synthetic_stream.h"
@@ -31,10 +31,9 @@ int RunGenerate(const GenerateFlags& flags) {
   const auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  const absl::Status status =
-      stream::WriteSyntheticStream(options, flags.output, [&](int64_t written) {
-        progress.Update("[generate]", written, flags.events, seconds());
-      });
+  const absl::Status status = stream::WriteSyntheticStream(
+      options, flags.output,
+      [&](int64_t written) { progress.Update("[generate]", written, flags.events, seconds()); });
   progress.Finish();
   if (!status.ok()) {
     PrintError(status);

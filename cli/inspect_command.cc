@@ -56,7 +56,8 @@ absl::Status Inspect(const InspectFlags& flags) {
   } else if (!flags.user.empty()) {
     const learner::Learner& l = *state.learner;
     const int32_t row = l.users().Find(flags.user);
-    if (row < 0) return absl::NotFoundError(absl::StrCat("no user '", flags.user, "' in the state"));
+    if (row < 0)
+      return absl::NotFoundError(absl::StrCat("no user '", flags.user, "' in the state"));
     const learner::UserHistory& h = l.history(row);
     std::vector<int32_t> scratch;
     w.BeginObject();
@@ -73,7 +74,8 @@ absl::Status Inspect(const InspectFlags& flags) {
   } else if (!flags.item.empty()) {
     const learner::Learner& l = *state.learner;
     const int32_t row = l.items().Find(flags.item);
-    if (row < 0) return absl::NotFoundError(absl::StrCat("no item '", flags.item, "' in the state"));
+    if (row < 0)
+      return absl::NotFoundError(absl::StrCat("no item '", flags.item, "' in the state"));
     const kernels::ItemMatrixView items = l.model().ItemVectors();
     w.BeginObject();
     w.Key("item").String(flags.item);
@@ -81,7 +83,8 @@ absl::Status Inspect(const InspectFlags& flags) {
     w.Key("events").Int(l.popularity().Count(row));
     w.Key("last_event_ts").Int(l.popularity().LastTs(row));
     w.Key("popularity").Double(l.popularity().Value(row));
-    w.Key("vector_norm").Double(row < items.rows ? Norm(items.vectors + row * items.stride, items.dim) : -1);
+    w.Key("vector_norm")
+        .Double(row < items.rows ? Norm(items.vectors + row * items.stride, items.dim) : -1);
     if (items.bias != nullptr && row < items.rows) w.Key("bias").Double(items.bias[row]);
     w.EndObject();
   } else {
@@ -119,8 +122,10 @@ absl::Status Inspect(const InspectFlags& flags) {
     const char c = text[i];
     if (in_string) {
       out += c;
-      if (c == '\\' && i + 1 < text.size()) out += text[++i];
-      else if (c == '"') in_string = false;
+      if (c == '\\' && i + 1 < text.size())
+        out += text[++i];
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     if (c == '"') in_string = true;

@@ -1,8 +1,7 @@
 // The `freshet` binary: one executable, one subcommand per operator task.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/kafka_commands.h"
@@ -11,8 +10,10 @@
 namespace {
 
 void AddConfigFlags(CLI::App* cmd, freshet::cli::ConfigFlags* flags) {
-  cmd->add_option("--config", flags->config_path, "TOML configuration file (see config/freshet.toml)");
-  cmd->add_option("--set", flags->sets, "override one configuration key: --set bpr.lr=0.05 (repeatable)");
+  cmd->add_option("--config", flags->config_path,
+                  "TOML configuration file (see config/freshet.toml)");
+  cmd->add_option("--set", flags->sets,
+                  "override one configuration key: --set bpr.lr=0.05 (repeatable)");
 }
 
 }  // namespace
@@ -57,27 +58,35 @@ int main(int argc, char** argv) {
   CLI::App* replay_cmd = app.add_subcommand(
       "replay", "replay an event log test-then-train and report Recall/NDCG/MRR@K per model");
   AddConfigFlags(replay_cmd, &replay.config);
-  replay_cmd->add_option("--data", replay.data.path, "event log file (.gz is read directly)")->required();
-  replay_cmd->add_option("--format", replay.data.format,
-                         "movielens-100k | movielens | csv | tsv | jsonl")->capture_default_str();
+  replay_cmd->add_option("--data", replay.data.path, "event log file (.gz is read directly)")
+      ->required();
+  replay_cmd
+      ->add_option("--format", replay.data.format, "movielens-100k | movielens | csv | tsv | jsonl")
+      ->capture_default_str();
   replay_cmd->add_option("--columns", replay.data.columns,
                          "csv/tsv column roles in order, e.g. user,item,_,type,ts (_ skips)");
   replay_cmd->add_option("--delimiter", replay.data.delimiter, "csv field separator (default ',')");
   replay_cmd->add_flag("--header", replay.data.header, "the first line is a header");
-  replay_cmd->add_option("--ts-unit", replay.data.ts_unit, "auto | s | ms (default: auto; jsonl ms)");
+  replay_cmd->add_option("--ts-unit", replay.data.ts_unit,
+                         "auto | s | ms (default: auto; jsonl ms)");
   replay_cmd->add_option("--type-weights", replay.data.type_weights,
                          "event type weights, e.g. view=1,click=2,purchase=8");
-  replay_cmd->add_flag("--no-sort", replay.data.no_sort, "replay in file order instead of time order");
-  replay_cmd->add_option("--algo", replay.algorithms,
-                         "comma-separated models (popularity is always added): bpr, ials, cooc, "
-                         "hybrid, popularity")->capture_default_str();
+  replay_cmd->add_flag("--no-sort", replay.data.no_sort,
+                       "replay in file order instead of time order");
+  replay_cmd
+      ->add_option("--algo", replay.algorithms,
+                   "comma-separated models (popularity is always added): bpr, ials, cooc, "
+                   "hybrid, popularity")
+      ->capture_default_str();
   replay_cmd->add_option("--k", replay.k, "K of Recall@K (default: replay.k = 10)")
       ->check(CLI::Range(1, 10000));
   replay_cmd->add_option("--report", replay.report_dir, "write report.json and report.html here");
   replay_cmd->add_flag("--no-eval", replay.no_eval, "learn only: measure pure learning throughput");
-  replay_cmd->add_option("--windows", replay.windows, "slices of the stream in the report (default 20)")
+  replay_cmd
+      ->add_option("--windows", replay.windows, "slices of the stream in the report (default 20)")
       ->check(CLI::Range(1, 10000));
-  replay_cmd->add_option("--backend", replay.backend, "cpu | cuda | auto (default: kernels.backend)");
+  replay_cmd->add_option("--backend", replay.backend,
+                         "cpu | cuda | auto (default: kernels.backend)");
   replay_cmd->add_flag("--quiet", replay.quiet, "no progress line");
 
   freshet::cli::GenerateFlags generate;
@@ -85,25 +94,33 @@ int main(int argc, char** argv) {
       "generate", "write a synthetic JSON-lines clickstream with planted structure");
   gen_cmd->add_option("--output", generate.output, "output file (.gz: gzip)")->required();
   gen_cmd->add_option("--events", generate.events, "number of events")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   gen_cmd->add_option("--users", generate.users, "number of users")->capture_default_str();
   gen_cmd->add_option("--items", generate.items, "number of items")->capture_default_str();
   gen_cmd->add_option("--seed", generate.seed, "random seed")->capture_default_str();
-  gen_cmd->add_option("--topics", generate.topics, "planted rank (taste topics)")->capture_default_str();
-  gen_cmd->add_option("--popularity-exponent", generate.popularity_exponent,
-                      "Zipf exponent of item popularity")->capture_default_str();
-  gen_cmd->add_option("--sequential", generate.sequential_probability,
-                      "probability that the next item follows the previous one")->capture_default_str();
+  gen_cmd->add_option("--topics", generate.topics, "planted rank (taste topics)")
+      ->capture_default_str();
+  gen_cmd
+      ->add_option("--popularity-exponent", generate.popularity_exponent,
+                   "Zipf exponent of item popularity")
+      ->capture_default_str();
+  gen_cmd
+      ->add_option("--sequential", generate.sequential_probability,
+                   "probability that the next item follows the previous one")
+      ->capture_default_str();
   gen_cmd->add_option("--drift", generate.drift_rate, "per-event probability of a taste change")
       ->capture_default_str();
   gen_cmd->add_option("--user-topics", generate.user_topics, "preferred topics per user")
       ->capture_default_str();
-  gen_cmd->add_option("--concentration", generate.topic_concentration,
-                      "probability that an item comes from a preferred topic")->capture_default_str();
-  gen_cmd->add_option("--successors", generate.max_successors,
-                      "most planted successors per item")->capture_default_str();
-  gen_cmd->add_option("--rate", generate.events_per_second,
-                      "events per second of simulated time")->capture_default_str();
+  gen_cmd
+      ->add_option("--concentration", generate.topic_concentration,
+                   "probability that an item comes from a preferred topic")
+      ->capture_default_str();
+  gen_cmd->add_option("--successors", generate.max_successors, "most planted successors per item")
+      ->capture_default_str();
+  gen_cmd->add_option("--rate", generate.events_per_second, "events per second of simulated time")
+      ->capture_default_str();
 
   freshet::cli::ConfigFlags config;
   CLI::App* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
@@ -118,23 +135,31 @@ int main(int argc, char** argv) {
   produce_cmd->add_option("--topic", produce.topic, "topic to write to")->required();
   produce_cmd->add_option("--data", produce.data.path, "event log file (.gz is read directly)")
       ->required();
-  produce_cmd->add_option("--format", produce.data.format,
-                          "movielens-100k | movielens | csv | tsv | jsonl")->capture_default_str();
+  produce_cmd
+      ->add_option("--format", produce.data.format,
+                   "movielens-100k | movielens | csv | tsv | jsonl")
+      ->capture_default_str();
   produce_cmd->add_option("--columns", produce.data.columns,
                           "csv/tsv column roles in order, e.g. user,item,_,type,ts (_ skips)");
-  produce_cmd->add_option("--delimiter", produce.data.delimiter, "csv field separator (default ',')");
+  produce_cmd->add_option("--delimiter", produce.data.delimiter,
+                          "csv field separator (default ',')");
   produce_cmd->add_flag("--header", produce.data.header, "the first line is a header");
-  produce_cmd->add_option("--ts-unit", produce.data.ts_unit, "auto | s | ms (default: auto; jsonl ms)");
+  produce_cmd->add_option("--ts-unit", produce.data.ts_unit,
+                          "auto | s | ms (default: auto; jsonl ms)");
   produce_cmd->add_option("--type-weights", produce.data.type_weights,
                           "event type weights, e.g. view=1,click=2,purchase=8");
-  produce_cmd->add_flag("--no-sort", produce.data.no_sort, "write in file order instead of time order");
+  produce_cmd->add_flag("--no-sort", produce.data.no_sort,
+                        "write in file order instead of time order");
   produce_cmd->add_option("--rate", produce.rate, "events per second (0: as fast as possible)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  produce_cmd->add_option("--partitions", produce.partitions,
-                          "create the topic with this many partitions if it does not exist")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  produce_cmd
+      ->add_option("--partitions", produce.partitions,
+                   "create the topic with this many partitions if it does not exist")
       ->check(CLI::Range(1, 100000));
-  produce_cmd->add_option("--property", produce.properties,
-                          "librdkafka property key=value, e.g. message.timeout.ms=5000 (repeatable)");
+  produce_cmd->add_option(
+      "--property", produce.properties,
+      "librdkafka property key=value, e.g. message.timeout.ms=5000 (repeatable)");
   produce_cmd->add_flag("--quiet", produce.quiet, "no progress line");
 
   freshet::cli::BrokerFlags broker;
@@ -147,10 +172,13 @@ int main(int argc, char** argv) {
   broker_cmd->add_option("--topics", broker.topics, "topics to create, comma-separated")
       ->delimiter(',');
   broker_cmd->add_option("--partitions", broker.partitions, "partitions per topic")
-      ->check(CLI::Range(1, 10000))->capture_default_str();
-  broker_cmd->add_option("--port", broker.port,
-                         "fixed bootstrap port on 127.0.0.1 (relayed; 0: the mock's random port)")
-      ->check(CLI::Range(0, 65535))->capture_default_str();
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  broker_cmd
+      ->add_option("--port", broker.port,
+                   "fixed bootstrap port on 127.0.0.1 (relayed; 0: the mock's random port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
 
   freshet::cli::ServeFlags serve;
   CLI::App* serve_cmd = app.add_subcommand(
@@ -163,14 +191,17 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--source", serve.sources,
                         "an event log to replay: file:PATH (repeatable; resumes after its stored "
                         "position)");
-  serve_cmd->add_option("--format", serve.data.format,
-                        "format of file sources: movielens-100k | movielens | csv | tsv | jsonl")
+  serve_cmd
+      ->add_option("--format", serve.data.format,
+                   "format of file sources: movielens-100k | movielens | csv | tsv | jsonl")
       ->capture_default_str();
-  serve_cmd->add_option("--columns", serve.data.columns, "csv/tsv column roles, e.g. user,item,_,ts");
+  serve_cmd->add_option("--columns", serve.data.columns,
+                        "csv/tsv column roles, e.g. user,item,_,ts");
   serve_cmd->add_option("--delimiter", serve.data.delimiter, "csv field separator");
   serve_cmd->add_flag("--header", serve.data.header, "file sources start with a header line");
   serve_cmd->add_option("--ts-unit", serve.data.ts_unit, "auto | s | ms");
-  serve_cmd->add_flag("--no-sort", serve.data.no_sort, "replay files in file order, not time order");
+  serve_cmd->add_flag("--no-sort", serve.data.no_sort,
+                      "replay files in file order, not time order");
   serve_cmd->add_option("--rate", serve.rate, "events per second per file source (0: unlimited)")
       ->check(CLI::NonNegativeNumber);
   serve_cmd->add_option("--brokers", serve.brokers, "Kafka bootstrap servers (host:port,...)");
@@ -184,12 +215,15 @@ int main(int argc, char** argv) {
                       "exit (after the final write) once every file source is replayed");
   serve_cmd->add_flag("--reset", serve.reset,
                       "discard the state stored in --data-dir and start from nothing");
-  serve_cmd->add_option("--status-interval", serve.status_interval_s,
-                        "seconds between status lines on stderr (0: none)")->capture_default_str();
+  serve_cmd
+      ->add_option("--status-interval", serve.status_interval_s,
+                   "seconds between status lines on stderr (0: none)")
+      ->capture_default_str();
   serve_cmd->add_option("--bind", serve.bind, "HTTP address (default: serve.bind, 127.0.0.1)");
   serve_cmd->add_option("--port", serve.port, "HTTP port (default: serve.port, 8080; 0: any free)")
       ->check(CLI::Range(0, 65535));
-  serve_cmd->add_flag("--no-http", serve.no_http, "learn and persist only, without the HTTP server");
+  serve_cmd->add_flag("--no-http", serve.no_http,
+                      "learn and persist only, without the HTTP server");
 
   freshet::cli::InspectFlags inspect;
   CLI::App* inspect_cmd = app.add_subcommand(
@@ -203,8 +237,9 @@ int main(int argc, char** argv) {
   freshet::cli::SnapshotFlags snapshot;
   CLI::App* snapshot_cmd = app.add_subcommand(
       "snapshot", "create | list | inspect | restore | delete | export snapshots of a data dir");
-  snapshot_cmd->add_option("action", snapshot.action,
-                           "create | list | inspect | restore | delete | export")->required();
+  snapshot_cmd
+      ->add_option("action", snapshot.action, "create | list | inspect | restore | delete | export")
+      ->required();
   snapshot_cmd->add_option("--data-dir", snapshot.data_dir, "state directory (offline)");
   snapshot_cmd->add_option("--server", snapshot.server,
                            "a running server's base URL, e.g. http://127.0.0.1:8080 (admin API)");

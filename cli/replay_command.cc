@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "cli/common_flags.h"
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "cli/progress_line.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -28,9 +28,9 @@ absl::StatusOr<std::vector<std::string>> ModelList(const std::string& spec) {
     bool known = false;
     for (const std::string& valid : learner::AlgorithmNames()) known = known || valid == model;
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown algorithm '", model, "' in --algo; valid: ",
-          absl::StrJoin(learner::AlgorithmNames(), ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown algorithm '", model,
+                       "' in --algo; valid: ", absl::StrJoin(learner::AlgorithmNames(), ", ")));
     }
     if (model != "popularity" && std::find(models.begin(), models.end(), model) == models.end()) {
       models.push_back(model);
@@ -53,8 +53,8 @@ absl::Status Replay(const ReplayFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::FileEventSource> source,
                            OpenDataFile(flags.data, config));
   const stream::SourceStats stats = source->stats();
-  LogInfo(absl::StrCat("replaying ", WithThousands(source->size()), " events from ",
-                       source->Name(), stats.malformed > 0
+  LogInfo(absl::StrCat("replaying ", WithThousands(source->size()), " events from ", source->Name(),
+                       stats.malformed > 0
                            ? absl::StrCat(" (", stats.malformed, " malformed records skipped)")
                            : ""));
 

@@ -65,8 +65,8 @@ void InstallSignalHandlers() {
 absl::StatusOr<std::string> AdminToken(const config::Config& config) {
   const char* env = std::getenv("FRESHET_ADMIN_TOKEN");
   const bool from_env = env != nullptr && env[0] != '\0';
-  const int sources = !config.serve_admin_token.empty() + !config.serve_admin_token_file.empty() +
-                      from_env;
+  const int sources =
+      !config.serve_admin_token.empty() + !config.serve_admin_token_file.empty() + from_env;
   if (sources > 1) {
     return absl::InvalidArgumentError(
         "the admin token is given more than once: use one of serve.admin_token, "
@@ -77,8 +77,8 @@ absl::StatusOr<std::string> AdminToken(const config::Config& config) {
   std::ifstream in(config.serve_admin_token_file);
   std::string token;
   if (!in || !std::getline(in, token)) {
-    return absl::InvalidArgumentError(absl::StrCat("serve.admin_token_file: cannot read a token from ",
-                                                   config.serve_admin_token_file));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "serve.admin_token_file: cannot read a token from ", config.serve_admin_token_file));
   }
   absl::StripAsciiWhitespace(&token);
   if (token.empty()) {

@@ -1,7 +1,7 @@
 // `freshet snapshot create|list|inspect|restore|delete|export`, offline on a data directory.
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -12,8 +12,8 @@
 #include "cli/stored_state.h"
 #include "common/json_writer.h"
 #include "common/status_macros.h"
-#include "store/data_dir.h"
 #include "serving/http/http_client.h"
+#include "store/data_dir.h"
 #include "store/snapshot.h"
 
 namespace freshet::cli {
@@ -26,19 +26,20 @@ void PrintManifest(const store::SnapshotManifest& m, bool json) {
     std::printf("%s\n", store::ManifestToJson(m).c_str());
     return;
   }
-  std::printf("%-32s  version %-8lld  events %-12lld  users %-9lld  items %-8lld  %s d=%d  %.1f MiB\n",
-              m.id.c_str(), static_cast<long long>(m.model_version),
-              static_cast<long long>(m.events_applied), static_cast<long long>(m.users),
-              static_cast<long long>(m.items), m.algorithm.c_str(), m.dim,
-              static_cast<double>(m.bytes()) / (1 << 20));
+  std::printf(
+      "%-32s  version %-8lld  events %-12lld  users %-9lld  items %-8lld  %s d=%d  %.1f MiB\n",
+      m.id.c_str(), static_cast<long long>(m.model_version),
+      static_cast<long long>(m.events_applied), static_cast<long long>(m.users),
+      static_cast<long long>(m.items), m.algorithm.c_str(), m.dim,
+      static_cast<double>(m.bytes()) / (1 << 20));
 }
 
 // A float32 matrix in NumPy's .npy format (version 1.0), row-major.
 absl::Status WriteNpy(const fs::path& path, const std::vector<const float*>& rows, int dim) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path.string()));
-  std::string header = absl::StrFormat("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
-                                       rows.size(), dim);
+  std::string header = absl::StrFormat(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows.size(), dim);
   // magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
@@ -78,7 +79,8 @@ absl::Status WriteIds(const fs::path& path, const std::vector<std::string>& ids)
 absl::Status Export(const SnapshotFlags& flags) {
   if (flags.output.empty()) return absl::InvalidArgumentError("export needs --output DIR");
   if (flags.format != "npy" && flags.format != "tsv") {
-    return absl::InvalidArgumentError(absl::StrCat("--format must be npy or tsv, not '", flags.format, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format must be npy or tsv, not '", flags.format, "'"));
   }
   std::string db = store::LiveDbPath(flags.data_dir);
   if (!flags.id.empty()) {
@@ -91,12 +93,14 @@ absl::Status Export(const SnapshotFlags& flags) {
   const learner::Learner& l = *state.learner;
   const kernels::ItemMatrixView items = l.model().ItemVectors();
   if (items.rows == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "algorithm '", state.meta.algorithm, "' has no embedding vectors to export"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("algorithm '", state.meta.algorithm, "' has no embedding vectors to export"));
   }
   std::error_code ec;
   fs::create_directories(flags.output, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", flags.output, ": ", ec.message()));
+  if (ec)
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", flags.output, ": ", ec.message()));
   const int dim = items.dim;
   std::vector<std::string> ids;
   std::vector<const float*> rows;
@@ -156,7 +160,8 @@ absl::Status SnapshotOnServer(const SnapshotFlags& flags) {
     method = "POST";
     path = "/admin/snapshots" + (flags.id.empty() ? std::string() : "?id=" + flags.id);
   } else if (a == "inspect" || a == "delete" || a == "restore") {
-    if (flags.id.empty()) return absl::InvalidArgumentError(absl::StrCat("snapshot ", a, " needs --id ID"));
+    if (flags.id.empty())
+      return absl::InvalidArgumentError(absl::StrCat("snapshot ", a, " needs --id ID"));
     path = "/admin/snapshots/" + flags.id;
     if (a == "delete") method = "DELETE";
     if (a == "restore") {
@@ -165,10 +170,12 @@ absl::Status SnapshotOnServer(const SnapshotFlags& flags) {
     }
   } else if (a == "export") {
     return absl::InvalidArgumentError(
-        "export reads the files of a data directory: use --data-dir (it works beside a running server)");
+        "export reads the files of a data directory: use --data-dir (it works beside a running "
+        "server)");
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown snapshot action '", a, "'; valid: create, list, inspect, restore, delete, export"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown snapshot action '", a,
+                     "'; valid: create, list, inspect, restore, delete, export"));
   }
   FRESHET_ASSIGN_OR_RETURN(serving::HttpClientResponse r,
                            serving::HttpRequestOnce(flags.server, method, path, "", headers));
@@ -176,20 +183,27 @@ absl::Status SnapshotOnServer(const SnapshotFlags& flags) {
   if (r.status >= 200 && r.status < 300) return absl::OkStatus();
   const std::string message = absl::StrCat(flags.server, " answered ", r.status);
   switch (r.status) {
-    case 400: return absl::InvalidArgumentError(message);
-    case 401: case 403: return absl::PermissionDeniedError(
-        absl::StrCat(message, " (give the admin token: --token or FRESHET_ADMIN_TOKEN)"));
-    case 404: return absl::NotFoundError(message);
-    default: return absl::UnavailableError(message);
+    case 400:
+      return absl::InvalidArgumentError(message);
+    case 401:
+    case 403:
+      return absl::PermissionDeniedError(
+          absl::StrCat(message, " (give the admin token: --token or FRESHET_ADMIN_TOKEN)"));
+    case 404:
+      return absl::NotFoundError(message);
+    default:
+      return absl::UnavailableError(message);
   }
 }
 
 absl::Status Snapshot(const SnapshotFlags& flags) {
   if (!flags.server.empty()) {
-    if (!flags.data_dir.empty()) return absl::InvalidArgumentError("give --server or --data-dir, not both");
+    if (!flags.data_dir.empty())
+      return absl::InvalidArgumentError("give --server or --data-dir, not both");
     return SnapshotOnServer(flags);
   }
-  if (flags.data_dir.empty()) return absl::InvalidArgumentError("--data-dir or --server is required");
+  if (flags.data_dir.empty())
+    return absl::InvalidArgumentError("--data-dir or --server is required");
   store::SnapshotStore snapshots(flags.data_dir);
   const std::string& action = flags.action;
   const bool needs_id = action == "inspect" || action == "restore" || action == "delete";
@@ -207,12 +221,14 @@ absl::Status Snapshot(const SnapshotFlags& flags) {
       std::printf("%s]\n", out.c_str());
     } else {
       for (const auto& m : all) PrintManifest(m, false);
-      if (all.empty()) std::printf("no snapshots in %s\n", store::SnapshotsPath(flags.data_dir).c_str());
+      if (all.empty())
+        std::printf("no snapshots in %s\n", store::SnapshotsPath(flags.data_dir).c_str());
     }
     return absl::OkStatus();
   }
   if (action == "inspect") {
-    FRESHET_ASSIGN_OR_RETURN(store::SnapshotManifest m, snapshots.Inspect(flags.id, /*verify=*/true));
+    FRESHET_ASSIGN_OR_RETURN(store::SnapshotManifest m,
+                             snapshots.Inspect(flags.id, /*verify=*/true));
     PrintManifest(m, flags.json);
     return absl::OkStatus();
   }
@@ -222,9 +238,10 @@ absl::Status Snapshot(const SnapshotFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(store::DataDirLock lock, store::DataDirLock::Acquire(flags.data_dir));
   FRESHET_RETURN_IF_ERROR(store::RecoverDataDir(flags.data_dir));
   if (action == "create") {
-    FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<store::StateStore> live,
-                             store::StateStore::Open(store::LiveDbPath(flags.data_dir),
-                                                     store::StateStore::Options{.create_if_missing = false}));
+    FRESHET_ASSIGN_OR_RETURN(
+        std::unique_ptr<store::StateStore> live,
+        store::StateStore::Open(store::LiveDbPath(flags.data_dir),
+                                store::StateStore::Options{.create_if_missing = false}));
     FRESHET_ASSIGN_OR_RETURN(store::SnapshotManifest m, snapshots.Create(*live, flags.id));
     PrintManifest(m, flags.json);
     return absl::OkStatus();
@@ -239,8 +256,9 @@ absl::Status Snapshot(const SnapshotFlags& flags) {
     std::printf("deleted snapshot %s\n", flags.id.c_str());
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown snapshot action '", action, "'; valid: create, list, inspect, restore, delete, export"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown snapshot action '", action,
+                   "'; valid: create, list, inspect, restore, delete, export"));
 }
 
 }  // namespace

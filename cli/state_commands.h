@@ -12,7 +12,7 @@ namespace freshet::cli {
 
 struct ServeFlags {
   ConfigFlags config;
-  std::string data_dir;              // empty: nothing persisted
+  std::string data_dir;  // empty: nothing persisted
   std::string algorithm = "bpr";
   std::vector<std::string> sources;  // "file:PATH"
   DataFlags data;                    // how file sources are read (path unused)
@@ -24,10 +24,10 @@ struct ServeFlags {
   std::string backend;
   bool exit_when_done = false;
   bool reset = false;
-  double status_interval_s = 5;      // a status line on stderr this often; 0 = never
+  double status_interval_s = 5;  // a status line on stderr this often; 0 = never
   // HTTP (the serving tier)
-  std::string bind;                  // empty: serve.bind
-  int port = -1;                     // -1: serve.port; 0: any free port
+  std::string bind;  // empty: serve.bind
+  int port = -1;     // -1: serve.port; 0: any free port
   bool no_http = false;
 };
 int RunServe(const ServeFlags& flags);

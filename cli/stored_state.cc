@@ -17,17 +17,18 @@ absl::StatusOr<StoredState> OpenStoredState(const std::string& db_path, bool loa
   if (!load_rows || state.meta.empty) return state;
   config::Config config;
   if (!state.meta.config_toml.empty()) {
-    auto parsed = config::ParseConfig(state.meta.config_toml, absl::StrCat(db_path, " meta 'config'"));
+    auto parsed =
+        config::ParseConfig(state.meta.config_toml, absl::StrCat(db_path, " meta 'config'"));
     if (!parsed.ok()) {
-      return absl::DataLossError(absl::StrCat(db_path, ": meta key 'config': ",
-                                              parsed.status().message()));
+      return absl::DataLossError(
+          absl::StrCat(db_path, ": meta key 'config': ", parsed.status().message()));
     }
     config = *parsed;
   }
   config.dim = state.meta.dim;
   FRESHET_ASSIGN_OR_RETURN(state.backend, kernels::CreateBackend("cpu"));
-  FRESHET_ASSIGN_OR_RETURN(state.learner,
-                           learner::Learner::Create(state.meta.algorithm, config, state.backend.get()));
+  FRESHET_ASSIGN_OR_RETURN(
+      state.learner, learner::Learner::Create(state.meta.algorithm, config, state.backend.get()));
   FRESHET_RETURN_IF_ERROR(db->LoadInto(state.learner.get()));
   return state;
 }

@@ -7,11 +7,11 @@ namespace freshet::internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* condition);
 }  // namespace freshet::internal
 
-#define FRESHET_CHECK(cond)                                                      \
-  do {                                                                           \
-    if (__builtin_expect(!(cond), 0)) {                                          \
-      ::freshet::internal::CheckFailed(__FILE__, __LINE__, #cond);               \
-    }                                                                            \
+#define FRESHET_CHECK(cond)                                        \
+  do {                                                             \
+    if (__builtin_expect(!(cond), 0)) {                            \
+      ::freshet::internal::CheckFailed(__FILE__, __LINE__, #cond); \
+    }                                                              \
   } while (0)
 
 #endif  // FRESHET_COMMON_CHECK_H_

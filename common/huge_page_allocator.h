@@ -43,7 +43,9 @@ class HugePageAllocator {
   void deallocate(T* p, size_t) { std::free(p); }
 
   template <typename U>
-  bool operator==(const HugePageAllocator<U>&) const { return true; }
+  bool operator==(const HugePageAllocator<U>&) const {
+    return true;
+  }
 };
 
 }  // namespace freshet

@@ -29,10 +29,14 @@ std::atomic<int>& MinLevelStorage() {
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kWarning: return "WARN";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarning:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "?";
 }
@@ -45,8 +49,8 @@ LogLevel MinLogLevel() { return static_cast<LogLevel>(MinLevelStorage().load());
 void Log(LogLevel level, absl::string_view message) {
   if (static_cast<int>(level) < MinLevelStorage().load(std::memory_order_relaxed)) return;
   const std::string line =
-      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()),
-                   " ", LevelName(level), " ", message, "\n");
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()), " ",
+                   LevelName(level), " ", message, "\n");
   // One fwrite per line keeps lines from different threads whole.
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -20,8 +20,9 @@
 
 // `FRESHET_ASSIGN_OR_RETURN(auto x, Foo());` evaluates an absl::StatusOr<T>; on error returns its
 // status from the enclosing function, otherwise moves the value into `lhs`.
-#define FRESHET_ASSIGN_OR_RETURN(lhs, rexpr) \
-  FRESHET_INTERNAL_ASSIGN_OR_RETURN(FRESHET_INTERNAL_CONCAT(freshet_statusor_, __LINE__), lhs, rexpr)
+#define FRESHET_ASSIGN_OR_RETURN(lhs, rexpr)                                                   \
+  FRESHET_INTERNAL_ASSIGN_OR_RETURN(FRESHET_INTERNAL_CONCAT(freshet_statusor_, __LINE__), lhs, \
+                                    rexpr)
 
 #define FRESHET_INTERNAL_ASSIGN_OR_RETURN(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                      \

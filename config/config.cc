@@ -47,19 +47,18 @@ absl::Status OutOfRange(absl::string_view key, absl::string_view value, absl::st
 
 template <typename T>
 KeyImpl IntKey(const char* name, T Config::*member, int64_t lo, int64_t hi, const char* help) {
-  return KeyImpl{
-      {name, "int", help},
-      [member](const Config& c) { return absl::StrCat(c.*member); },
-      [=](Config* c, absl::string_view text) -> absl::Status {
-        int64_t v = 0;
-        if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &v)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("config key '", name, "' needs an integer, got '", text, "'"));
-        }
-        if (v < lo || v > hi) return OutOfRange(name, text, absl::StrCat(lo, "..", hi));
-        c->*member = static_cast<T>(v);
-        return absl::OkStatus();
-      }};
+  return KeyImpl{{name, "int", help},
+                 [member](const Config& c) { return absl::StrCat(c.*member); },
+                 [=](Config* c, absl::string_view text) -> absl::Status {
+                   int64_t v = 0;
+                   if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &v)) {
+                     return absl::InvalidArgumentError(absl::StrCat(
+                         "config key '", name, "' needs an integer, got '", text, "'"));
+                   }
+                   if (v < lo || v > hi) return OutOfRange(name, text, absl::StrCat(lo, "..", hi));
+                   c->*member = static_cast<T>(v);
+                   return absl::OkStatus();
+                 }};
 }
 
 template <typename T>
@@ -80,17 +79,16 @@ KeyImpl FloatKey(const char* name, T Config::*member, double lo, double hi, cons
 }
 
 KeyImpl BoolKey(const char* name, bool Config::*member, const char* help) {
-  return KeyImpl{
-      {name, "bool", help},
-      [member](const Config& c) { return std::string(c.*member ? "true" : "false"); },
-      [=](Config* c, absl::string_view text) -> absl::Status {
-        if (text == "true" || text == "false") {
-          c->*member = text == "true";
-          return absl::OkStatus();
-        }
-        return absl::InvalidArgumentError(
-            absl::StrCat("config key '", name, "' must be true or false; got '", text, "'"));
-      }};
+  return KeyImpl{{name, "bool", help},
+                 [member](const Config& c) { return std::string(c.*member ? "true" : "false"); },
+                 [=](Config* c, absl::string_view text) -> absl::Status {
+                   if (text == "true" || text == "false") {
+                     c->*member = text == "true";
+                     return absl::OkStatus();
+                   }
+                   return absl::InvalidArgumentError(absl::StrCat(
+                       "config key '", name, "' must be true or false; got '", text, "'"));
+                 }};
 }
 
 KeyImpl StringKey(const char* name, std::string Config::*member, const char* help) {
@@ -114,20 +112,19 @@ KeyImpl SecretKey(KeyImpl key) {
 
 KeyImpl ChoiceKey(const char* name, std::string Config::*member, std::vector<std::string> choices,
                   const char* help) {
-  return KeyImpl{
-      {name, "string", help},
-      [member](const Config& c) { return c.*member; },
-      [=](Config* c, absl::string_view text) -> absl::Status {
-        for (const std::string& choice : choices) {
-          if (text == choice) {
-            c->*member = choice;
-            return absl::OkStatus();
-          }
-        }
-        return absl::InvalidArgumentError(absl::StrCat("config key '", name, "' must be one of ",
-                                                       absl::StrJoin(choices, ", "), "; got '",
-                                                       text, "'"));
-      }};
+  return KeyImpl{{name, "string", help},
+                 [member](const Config& c) { return c.*member; },
+                 [=](Config* c, absl::string_view text) -> absl::Status {
+                   for (const std::string& choice : choices) {
+                     if (text == choice) {
+                       c->*member = choice;
+                       return absl::OkStatus();
+                     }
+                   }
+                   return absl::InvalidArgumentError(
+                       absl::StrCat("config key '", name, "' must be one of ",
+                                    absl::StrJoin(choices, ", "), "; got '", text, "'"));
+                 }};
 }
 
 const std::vector<KeyImpl>& Registry() {
@@ -308,7 +305,8 @@ absl::Status UnknownKey(absl::string_view name) {
     }
   }
   std::string hint;
-  if (best != nullptr && best_distance <= 4) hint = absl::StrCat(" (did you mean '", best->key.name, "'?)");
+  if (best != nullptr && best_distance <= 4)
+    hint = absl::StrCat(" (did you mean '", best->key.name, "'?)");
   return absl::InvalidArgumentError(absl::StrCat("unknown config key '", name, "'", hint));
 }
 
@@ -318,7 +316,8 @@ constexpr absl::string_view kTypesPrefix = "events.types.";
 absl::StatusOr<std::string> ScalarText(const toml::node& node, absl::string_view key) {
   if (auto v = node.value<int64_t>(); v && node.is_integer()) return absl::StrCat(*v);
   if (auto v = node.value<double>(); v && node.is_floating_point()) return FormatFloat(*v);
-  if (auto v = node.value<bool>(); v && node.is_boolean()) return std::string(*v ? "true" : "false");
+  if (auto v = node.value<bool>(); v && node.is_boolean())
+    return std::string(*v ? "true" : "false");
   if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
   return absl::InvalidArgumentError(absl::StrCat("config key '", key, "' must be a scalar value"));
 }
@@ -360,7 +359,8 @@ const std::vector<ConfigKey>& ConfigKeys() {
 absl::StatusOr<std::string> GetValue(const Config& config, absl::string_view key) {
   if (absl::StartsWith(key, kTypesPrefix)) {
     auto it = config.type_weights.find(key.substr(kTypesPrefix.size()));
-    if (it == config.type_weights.end()) return absl::NotFoundError(absl::StrCat("no event type '", key, "'"));
+    if (it == config.type_weights.end())
+      return absl::NotFoundError(absl::StrCat("no event type '", key, "'"));
     return FormatFloat(it->second);
   }
   const KeyImpl* k = FindKey(key);
@@ -376,8 +376,9 @@ absl::Status SetUnchecked(Config* config, absl::string_view key, absl::string_vi
     const absl::string_view type = key.substr(kTypesPrefix.size());
     double w = 0;
     if (type.empty() || !absl::SimpleAtod(value, &w) || !std::isfinite(w) || w < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "config key '", key, "' needs an event type and a non-negative weight, got '", value, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("config key '", key,
+                       "' needs an event type and a non-negative weight, got '", value, "'"));
     }
     config->type_weights[std::string(type)] = static_cast<float>(w);
     return absl::OkStatus();
@@ -398,7 +399,6 @@ absl::Status SetValue(Config* config, absl::string_view key, absl::string_view v
   return absl::OkStatus();
 }
 
-
 absl::Status ApplyOverrides(Config* config, const std::vector<std::string>& assignments) {
   for (const std::string& a : assignments) {
     const size_t eq = a.find('=');
@@ -418,8 +418,8 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
     table = toml::parse(std::string_view(toml_text.data(), toml_text.size()),
                         std::string_view(origin.data(), origin.size()));
   } catch (const toml::parse_error& err) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ":", err.source().begin.line, ": ",
-                                                   std::string(err.description())));
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ":", err.source().begin.line, ": ", std::string(err.description())));
   }
   Config config;
   FRESHET_RETURN_IF_ERROR(ApplyTable(&config, table, "", origin));
@@ -438,22 +438,22 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
 absl::Status Validate(const Config& config) {
   if (config.history_recent < config.bpr_window || config.history_recent < config.ials_window ||
       config.history_recent < config.cooc_window) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "history.recent (", config.history_recent,
-        ") must be at least bpr.window, ials.window and cooc.window (", config.bpr_window, ", ",
-        config.ials_window, ", ", config.cooc_window, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("history.recent (", config.history_recent,
+                     ") must be at least bpr.window, ials.window and cooc.window (",
+                     config.bpr_window, ", ", config.ials_window, ", ", config.cooc_window, ")"));
   }
   // A type weight above the bound would reject every event of that type.
   if (config.default_weight > config.max_event_weight) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("events.default_weight (", config.default_weight,
-                     ") is above events.max_weight (", config.max_event_weight, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("events.default_weight (", config.default_weight,
+                                                   ") is above events.max_weight (",
+                                                   config.max_event_weight, ")"));
   }
   for (const auto& [type, weight] : config.type_weights) {
     if (weight > config.max_event_weight) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("events.types.", type, " = ", weight, " is above events.max_weight (",
-                       config.max_event_weight, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("events.types.", type, " = ", weight,
+                                                     " is above events.max_weight (",
+                                                     config.max_event_weight, ")"));
     }
   }
   return absl::OkStatus();

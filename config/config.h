@@ -30,8 +30,8 @@ struct Config {
   int history_recent = 64;       // latest interactions kept in order for short-term modelling
 
   // [memory] bounds on what is kept per id
-  double user_ttl_s = 0;      // forget users without an event for this long (event time); 0 = never
-  int admit_min_events = 1;   // ids join the model on their n-th occurrence (approximate count)
+  double user_ttl_s = 0;     // forget users without an event for this long (event time); 0 = never
+  int admit_min_events = 1;  // ids join the model on their n-th occurrence (approximate count)
 
   // [popularity] baseline and cold-start fallback
   double popularity_half_life_s = 0;  // 0 = all-time counts; else exponential decay
@@ -40,10 +40,10 @@ struct Config {
   std::string bpr_loss = "softmax";  // "softmax" (sampled, logQ-corrected) or "bpr" (pairwise)
   int bpr_negatives = 4;
   float bpr_negative_alpha = 0.75f;  // negatives drawn by popularity^alpha (0 = uniform)
-  float bpr_lr = 0.1f;              // row-wise Adagrad base learning rate
+  float bpr_lr = 0.1f;               // row-wise Adagrad base learning rate
   float bpr_l2 = 0.01f;
-  int bpr_window = 3;            // latest items forming the short-term user vector
-  float bpr_window_decay = 0.6f;  // weight of the item k steps back = decay^k
+  int bpr_window = 3;                  // latest items forming the short-term user vector
+  float bpr_window_decay = 0.6f;       // weight of the item k steps back = decay^k
   float bpr_short_term_weight = 1.0f;  // weight of the short-term vector beside the long-term one
   float bpr_long_term_weight = 0.3f;
   bool bpr_tied_context = true;  // short-term vector from the item embeddings, not its own
@@ -54,12 +54,12 @@ struct Config {
   float ials_confidence = 8.0f;  // confidence of an observed pair = 1 + confidence * recency
   int ials_window = 32;          // latest items the fold-in uses
   float ials_window_decay = 0.85f;
-  float ials_long_term = 0.1f;   // pull of the previous vector (the long-term part)
-  int ials_cg_steps = 3;         // conjugate-gradient steps per solve; 0 = exact Cholesky
+  float ials_long_term = 0.1f;  // pull of the previous vector (the long-term part)
+  int ials_cg_steps = 3;        // conjugate-gradient steps per solve; 0 = exact Cholesky
 
   // [cooc] item-to-item co-occurrence over each user's latest items
-  int cooc_window = 16;           // how many of the user's latest items are neighbours of a new one
-  float cooc_decay = 0.8f;        // weight of the neighbour k steps back = decay^k (learn and score)
+  int cooc_window = 16;     // how many of the user's latest items are neighbours of a new one
+  float cooc_decay = 0.8f;  // weight of the neighbour k steps back = decay^k (learn and score)
   float cooc_popularity_weight = 0.05f;  // weight of log(1 + popularity) in the score
   float cooc_norm_exponent = 0.5f;       // divide by (count_i * count_j)^exponent
   int64_t cooc_max_pairs = 20000000;     // pruned by weight beyond this many stored pairs
@@ -80,7 +80,7 @@ struct Config {
 
   // [replay]
   int replay_k = 10;
-  int replay_windows = 20;   // slices of the stream reported in "windows"
+  int replay_windows = 20;      // slices of the stream reported in "windows"
   std::string backend = "cpu";  // kernels backend: cpu | cuda | auto
   // bpr events per micro-batch: 0 = automatic (256 on a GPU, one event at a time on the CPU);
   // N > 0 on the CPU runs the GPU's micro-batch semantics on the host (slow; for comparisons).
@@ -109,7 +109,7 @@ struct Config {
   // per flush more than per event; a crash loses nothing either way (the sources replay what the
   // last flush did not include), so the interval trades restart replay against that cost.
   int flush_interval_ms = 1000;
-  bool store_sync = false;      // fsync every write (survives power loss, not only crashes)
+  bool store_sync = false;  // fsync every write (survives power loss, not only crashes)
   // Start from the state before the first corrupt write-ahead-log record (dropping what follows,
   // with a warning that counts it) instead of refusing to start. For one start, with --set.
   bool store_accept_wal_loss = false;

@@ -67,8 +67,8 @@ class Backend {
   // For every query, writes into (*results)[q] (cleared first) the min(k, available) best items by
   // RanksBefore order, best first. `results` must have queries.size() entries.
   // InvalidArgument on k < 1, a dim mismatch or a null vector pointer.
-  virtual absl::Status TopK(const ItemMatrixView& items, absl::Span<const TopKQuery> queries,
-                            int k, absl::Span<std::vector<ScoredItem>> results) const = 0;
+  virtual absl::Status TopK(const ItemMatrixView& items, absl::Span<const TopKQuery> queries, int k,
+                            absl::Span<std::vector<ScoredItem>> results) const = 0;
 
   // Top-K over precomputed dense scores (`scores[i]` for item row i, `n` rows), for models that
   // do not score by inner product. Same ordering, exclusion and result contract as TopK.

@@ -37,8 +37,8 @@ void CoocModel::Learn(const Interaction& event) {
     w *= config_.cooc_decay;
   }
   if (pairs_ > config_.cooc_max_pairs) Prune();
-  inverse_norm_[event.item] = std::pow(static_cast<float>(++counts_[event.item]) + 1.0f,
-                                       -config_.cooc_norm_exponent);
+  inverse_norm_[event.item] =
+      std::pow(static_cast<float>(++counts_[event.item]) + 1.0f, -config_.cooc_norm_exponent);
 }
 
 void CoocModel::Prune() {
@@ -54,8 +54,8 @@ void CoocModel::Prune() {
     }
   }
   const double drop_fraction = 1.0 - static_cast<double>(target) / static_cast<double>(pairs_);
-  const size_t nth = std::min(sample.size() - 1,
-                              static_cast<size_t>(drop_fraction * static_cast<double>(sample.size())));
+  const size_t nth = std::min(
+      sample.size() - 1, static_cast<size_t>(drop_fraction * static_cast<double>(sample.size())));
   std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(nth), sample.end());
   const float threshold = sample[nth];
   for (auto& map : neighbours_) {
@@ -74,8 +74,8 @@ void CoocModel::Prune() {
 void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
   const int32_t catalog = static_cast<int32_t>(std::min(scores.size(), neighbours_.size()));
   for (int32_t i = 0; i < catalog; ++i) {
-    scores[i] = config_.cooc_popularity_weight *
-                static_cast<float>(std::log1p(popularity_->Value(i)));
+    scores[i] =
+        config_.cooc_popularity_weight * static_cast<float>(std::log1p(popularity_->Value(i)));
   }
   const int n = std::min<int>(config_.cooc_window, static_cast<int>(query.recent.size()));
   float w = 1.0f;
@@ -143,8 +143,10 @@ void CoocModel::FinishLoad(int32_t, int32_t, int64_t) {
 int64_t CoocModel::BytesPerItem() const {
   const int64_t items = std::max<int64_t>(1, static_cast<int64_t>(neighbours_.size()));
   // A flat_hash_map slot is the pair plus a control byte; maps run at most 7/8 full.
-  const int64_t pair_bytes = pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
-  return pair_bytes / items + static_cast<int64_t>(sizeof(neighbours_[0]) + sizeof(float) + sizeof(int64_t));
+  const int64_t pair_bytes =
+      pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
+  return pair_bytes / items +
+         static_cast<int64_t>(sizeof(neighbours_[0]) + sizeof(float) + sizeof(int64_t));
 }
 
 }  // namespace freshet::learner

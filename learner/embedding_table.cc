@@ -28,7 +28,8 @@ void EmbeddingTable::Resize(int64_t rows, float init_std, uint64_t seed) {
     const size_t bytes = static_cast<size_t>(capacity * stride_) * sizeof(float);
     // Rows start on cache lines; large tables, read at random rows, get huge pages.
     float* fresh = static_cast<float*>(AllocateForRandomAccess(bytes, 64));
-    if (rows_ > 0) std::memcpy(fresh, data_.get(), static_cast<size_t>(rows_ * stride_) * sizeof(float));
+    if (rows_ > 0)
+      std::memcpy(fresh, data_.get(), static_cast<size_t>(rows_ * stride_) * sizeof(float));
     data_.reset(fresh);
     capacity_ = capacity;
   }

@@ -50,8 +50,8 @@ absl::Status HybridModel::Recommend(const UserQuery& query, int k,
                                     std::vector<kernels::ScoredItem>* out) const {
   std::vector<float> scores(static_cast<size_t>(items_));
   ScoreAll(query, absl::MakeSpan(scores));
-  return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()),
-                                  query.exclude, k, out);
+  return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()), query.exclude,
+                                  k, out);
 }
 
 void HybridModel::EncodeItem(int32_t row, std::string* out) const {
@@ -68,8 +68,8 @@ absl::Status HybridModel::DecodeItem(int32_t row, absl::string_view in) {
   ByteReader r(in);
   absl::string_view bpr, cooc;
   if (!r.GetStringView(&bpr) || !r.GetStringView(&cooc) || !r.done()) {
-    return absl::DataLossError(absl::StrCat("hybrid item row ", row, ": malformed (", in.size(),
-                                            " bytes)"));
+    return absl::DataLossError(
+        absl::StrCat("hybrid item row ", row, ": malformed (", in.size(), " bytes)"));
   }
   FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, bpr));
   return cooc_.DecodeItem(row, cooc);

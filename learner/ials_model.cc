@@ -1,10 +1,9 @@
 #include "learner/ials_model.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "common/byte_codec.h"
@@ -60,7 +59,8 @@ void IalsModel::Solve(const std::vector<double>& gram, const EmbeddingTable& oth
   // subtract alpha0 x x^T once per occurrence from a Gramian that holds x x^T once, which makes the
   // system indefinite as soon as a row repeats: the solve then grows that direction without bound
   // and the model collapses. With one term per distinct row,
-  //   alpha0 G + sum_j (c_j - alpha0) x_j x_j^T = alpha0 (G - sum_j x_j x_j^T) + sum_j c_j x_j x_j^T
+  //   alpha0 G + sum_j (c_j - alpha0) x_j x_j^T = alpha0 (G - sum_j x_j x_j^T) + sum_j c_j x_j
+  //   x_j^T
   // is positive definite (G - sum_j x_j x_j^T is the Gramian of the other rows), plus the ridge.
   rows_.clear();
   weights_.clear();

@@ -48,16 +48,16 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
   } else if (algorithm == "popularity") {
     learner->model_ = std::make_unique<PopularityModel>(pop, backend);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown algorithm '", algorithm,
-                                                   "'; valid: ", absl::StrJoin(AlgorithmNames(), ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown algorithm '", algorithm, "'; valid: ", absl::StrJoin(AlgorithmNames(), ", ")));
   }
   learner->model_->set_dirty_items(&learner->dirty_items_);
   if (config.admit_min_events > 1) learner->admission_.assign(size_t{1} << 22, 0);
   return learner;
 }
 
-Learner::Rows Learner::Resolve(const stream::Event& event, uint64_t user_hash,
-                               uint64_t item_hash, bool* grew) {
+Learner::Rows Learner::Resolve(const stream::Event& event, uint64_t user_hash, uint64_t item_hash,
+                               bool* grew) {
   bool new_user = false, new_item = false;
   const Rows rows{users_.FindOrInsert(event.user, user_hash, &new_user),
                   items_.FindOrInsert(event.item, item_hash, &new_item)};
@@ -133,8 +133,8 @@ void Learner::Apply(const stream::Event& event) {
   MaybeExpire(event.ts_ms);
   if (!admission_.empty()) {
     // Both ids count this occurrence; the event is learnt once both are admitted.
-    const bool user_in = users_.Find(event.user) != IdDictionary::kMissing ||
-                         Admit(IdDictionary::Hash(event.user));
+    const bool user_in =
+        users_.Find(event.user) != IdDictionary::kMissing || Admit(IdDictionary::Hash(event.user));
     const bool item_in = items_.Find(event.item) != IdDictionary::kMissing ||
                          Admit(IdDictionary::Hash(event.item) * 0x9E3779B97F4A7C15ull);
     if (!user_in || !item_in) {
@@ -218,8 +218,7 @@ absl::Span<const int32_t> MergeSorted(absl::Span<const int32_t> a, absl::Span<co
 }  // namespace
 
 absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen,
-                                absl::Span<const int32_t> also_exclude,
-                                Recommendation* out) const {
+                                absl::Span<const int32_t> also_exclude, Recommendation* out) const {
   if (k < 1) return absl::InvalidArgumentError(absl::StrCat("k must be at least 1, got ", k));
   out->items.clear();
   const int32_t row = users_.Find(user);
@@ -379,14 +378,14 @@ absl::Status Learner::BeginLoad(absl::string_view globals) {
     return absl::DataLossError("state globals: malformed value");
   }
   if (algorithm != algorithm_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the stored state was learnt by algorithm '", algorithm, "', not '", algorithm_,
-        "'; use a new data directory, or reset this one"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the stored state was learnt by algorithm '", algorithm, "', not '",
+                     algorithm_, "'; use a new data directory, or reset this one"));
   }
   if (dim != config_.dim) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the stored state has embedding dimension ", dim, ", the configuration says ",
-        config_.dim, "; use a new data directory, or reset this one"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the stored state has embedding dimension ", dim, ", the configuration says ",
+                     config_.dim, "; use a new data directory, or reset this one"));
   }
   catalog_ = catalog;
   histories_.resize(static_cast<size_t>(users));
@@ -400,8 +399,8 @@ absl::Status Learner::BeginLoad(absl::string_view globals) {
 absl::Status Learner::LoadUser(int32_t row, absl::string_view value) {
   const std::string what = absl::StrCat("user row ", row);
   if (row < 0 || static_cast<size_t>(row) >= loading_user_ids_.size()) {
-    return absl::DataLossError(absl::StrCat(what, ": beyond the stored user count ",
-                                            loading_user_ids_.size()));
+    return absl::DataLossError(
+        absl::StrCat(what, ": beyond the stored user count ", loading_user_ids_.size()));
   }
   ByteReader r(value);
   FRESHET_RETURN_IF_ERROR(CheckVersion(r, what));
@@ -429,8 +428,8 @@ absl::Status Learner::LoadHistory(int32_t row, absl::string_view value) {
 absl::Status Learner::LoadItem(int32_t row, absl::string_view value) {
   const std::string what = absl::StrCat("item row ", row);
   if (row < 0 || static_cast<size_t>(row) >= loading_item_ids_.size()) {
-    return absl::DataLossError(absl::StrCat(what, ": beyond the stored item count ",
-                                            loading_item_ids_.size()));
+    return absl::DataLossError(
+        absl::StrCat(what, ": beyond the stored item count ", loading_item_ids_.size()));
   }
   ByteReader r(value);
   FRESHET_RETURN_IF_ERROR(CheckVersion(r, what));
@@ -489,8 +488,8 @@ MemoryUsage Learner::Memory() const {
                 (id.capacity() > 15 ? static_cast<int64_t>(id.capacity()) + 1 : 0);
   }
   m.item_bytes = static_cast<int64_t>(items_.size()) *
-                     (model_->BytesPerItem() + static_cast<int64_t>(sizeof(float) + sizeof(int64_t)) +
-                      kSlotBytes) +
+                     (model_->BytesPerItem() +
+                      static_cast<int64_t>(sizeof(float) + sizeof(int64_t)) + kSlotBytes) +
                  item_ids;
   return m;
 }

@@ -97,8 +97,9 @@ class Learner {
   // For batched serving: what Recommend() would score for a known user of an inner-product model —
   // the query vector and the sorted exclusions (seen items if asked, plus `also_exclude`). False
   // for an unknown user or a model that does not score by one inner product; call Recommend().
-  bool PrepareQuery(absl::string_view user, bool exclude_seen, absl::Span<const int32_t> also_exclude,
-                    std::vector<float>* vector, std::vector<int32_t>* exclude) const;
+  bool PrepareQuery(absl::string_view user, bool exclude_seen,
+                    absl::Span<const int32_t> also_exclude, std::vector<float>* vector,
+                    std::vector<int32_t>* exclude) const;
   // The matrix PrepareQuery()'s vectors are scored against (valid until the learner changes).
   kernels::ItemMatrixView ScoringMatrix() const { return model_->ScoringMatrix(); }
   // Top-K of PrepareQuery() vectors (backend().TopK over ScoringMatrix(), or on the device that
@@ -233,9 +234,9 @@ class Learner {
   int64_t events_filtered_ = 0;
   int64_t events_rejected_ = 0;
   int64_t users_expired_ = 0;
-  int64_t latest_ts_ms_ = 0;       // newest event time applied
+  int64_t latest_ts_ms_ = 0;  // newest event time applied
   int64_t apply_clock_ns_ = 0;
-  int64_t next_expiry_ms_ = 0;     // event time of the next TTL sweep
+  int64_t next_expiry_ms_ = 0;      // event time of the next TTL sweep
   std::vector<uint8_t> admission_;  // occurrence counters of not-yet-admitted ids, by hash
   DirtyRows dirty_users_;
   DirtyRows dirty_items_;
@@ -245,7 +246,7 @@ class Learner {
   std::vector<std::string> loading_user_ids_;  // BeginLoad .. FinishLoad
   std::vector<std::string> loading_item_ids_;
   int32_t catalog_ = 0;  // items known as of the latest applied event (see Interaction::catalog)
-  std::vector<Rows> batch_rows_;  // scratch of ApplyBatch()
+  std::vector<Rows> batch_rows_;                             // scratch of ApplyBatch()
   std::vector<std::pair<uint64_t, uint64_t>> batch_hashes_;  // scratch: (user, item) id hashes
 
   // Replicas (learner/replicas.cc).

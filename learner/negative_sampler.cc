@@ -24,7 +24,8 @@ void NegativeSampler::Rebuild(const Popularity& popularity, int32_t catalog_size
   }
   if (total <= 0) return;
   // Table size: enough slots that the rarest item gets about one.
-  const size_t size = std::clamp<size_t>(static_cast<size_t>(catalog_size) * 8, 1024, size_t{1} << 22);
+  const size_t size =
+      std::clamp<size_t>(static_cast<size_t>(catalog_size) * 8, 1024, size_t{1} << 22);
   table_.clear();
   table_.reserve(size);
   prob_.assign(static_cast<size_t>(catalog_size), 0.0f);

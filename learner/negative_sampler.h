@@ -34,9 +34,7 @@ class NegativeSampler {
 
   // Sample() in two steps, so that callers can prefetch between them: a uniform 32-bit draw
   // `r` picks table slot SlotAddress(r); Resolve(r) reads it (-1 while nothing was observed).
-  int32_t Resolve(uint32_t r) const {
-    return table_.empty() ? -1 : table_[Slot(r)];
-  }
+  int32_t Resolve(uint32_t r) const { return table_.empty() ? -1 : table_[Slot(r)]; }
   const int32_t* SlotAddress(uint32_t r) const {
     return table_.empty() ? nullptr : &table_[Slot(r)];
   }

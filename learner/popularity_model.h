@@ -20,7 +20,8 @@ class PopularityModel : public Model {
   absl::Status Recommend(const UserQuery& query, int k,
                          std::vector<kernels::ScoredItem>* out) const override {
     const absl::Span<const float> s = popularity_->Scores();
-    return backend_->TopKFromScores(s.data(), static_cast<int64_t>(s.size()), query.exclude, k, out);
+    return backend_->TopKFromScores(s.data(), static_cast<int64_t>(s.size()), query.exclude, k,
+                                    out);
   }
   void ScoreAll(const UserQuery&, absl::Span<float> scores) const override {
     const absl::Span<const float> s = popularity_->Scores();

@@ -88,10 +88,10 @@ class alignas(64) UserHistory {
   int64_t events_ = 0;
   int64_t last_ts_ms_ = 0;
   // Second line: touched once per kPendingMax events.
-  std::vector<int32_t> sorted_;   // distinct items, sorted
-  std::vector<int32_t> order_;    // distinct items by first interaction, from order_begin_
+  std::vector<int32_t> sorted_;  // distinct items, sorted
+  std::vector<int32_t> order_;   // distinct items by first interaction, from order_begin_
   size_t order_begin_ = 0;
-  int64_t applied_ns_ = 0;        // wall time the latest event was applied (not persisted)
+  int64_t applied_ns_ = 0;  // wall time the latest event was applied (not persisted)
 };
 
 }  // namespace freshet::learner

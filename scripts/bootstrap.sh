@@ -16,13 +16,15 @@ PACKAGES=(
   kcat                 # Kafka command-line client: inspecting topics; used by the Kafka tests
   libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev       # the durable state (store/)
-  libhiredis-dev       # Redis client: the replicas' rendezvous for their NCCL id
+  libhiredis-dev       # Redis client: the replicas' rendezvous for their NCCL id (optional)
   redis-server         # the tests start a real one on a free loopback port
   libboost-dev         # Boost.Beast / Asio (header-only) for the HTTP server
   curl python3         # the live demo (scripts/demo.sh) reads the API with them
   wrk                  # HTTP load generator for the serving benchmarks
   libjemalloc2         # the freshet binary's allocator (faster than glibc's under the server's load)
-  clang                # the libFuzzer targets (scripts/fuzz.sh): Debian 12's clang 14
+  clang                # the libFuzzer targets (scripts/fuzz.sh) and the thread-safety analysis
+                       # (scripts/thread_safety.sh): Debian 12's clang 14
+  clang-format         # the formatting check (scripts/check_format.sh)
   libclang-rt-14-dev   # clang's libFuzzer and sanitizer runtimes (only a Recommends of clang)
   llvm-14              # llvm-symbolizer: readable stack traces in the fuzzers' crash reports
 )

@@ -38,8 +38,8 @@ absl::StatusOr<int> IntParam(const HttpRequest& req, absl::string_view name, int
   if (v == nullptr) return fallback;
   int n = 0;
   if (!absl::SimpleAtoi(*v, &n) || n < lo || n > hi) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("query parameter '", name, "' must be an integer in [", lo, ", ", hi, "], got '", *v, "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "query parameter '", name, "' must be an integer in [", lo, ", ", hi, "], got '", *v, "'"));
   }
   return n;
 }
@@ -65,7 +65,8 @@ void WriteItems(JsonWriter& w, const std::vector<ScoredId>& items) {
 // Ids in a path or a query are refused at the door when no event could have carried them (not
 // UTF-8, or too long), so nothing downstream ever sees or echoes such bytes.
 absl::Status CheckId(absl::string_view what, absl::string_view id, const config::Config& config) {
-  if (!IsValidUtf8(id)) return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
+  if (!IsValidUtf8(id))
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
   if (id.size() > static_cast<size_t>(config.max_id_bytes)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is longer than ", config.max_id_bytes,
                                                    " bytes (events.max_id_bytes)"));
@@ -98,8 +99,8 @@ double ResidentBytes() {
 }  // namespace
 
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
-                                                          const config::Config& config,
-                                                          int64_t now_ms) {
+                                                           const config::Config& config,
+                                                           int64_t now_ms) {
   // Each event's own text goes to the codec of jsonl files and Kafka messages (a parsed and
   // re-serialized copy could differ: "user":-0 would become 0).
   const absl::Status not_json = absl::InvalidArgumentError("the body is not valid JSON");
@@ -235,8 +236,9 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   // blocking threads (HandleBlocking), never on an I/O thread.
   FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "POST", "/v1/events", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
-        FRESHET_ASSIGN_OR_RETURN(std::vector<stream::Event> events,
-                                 ParseEventsBody(req.body, opts->config, absl::ToUnixMillis(absl::Now())));
+        FRESHET_ASSIGN_OR_RETURN(
+            std::vector<stream::Event> events,
+            ParseEventsBody(req.body, opts->config, absl::ToUnixMillis(absl::Now())));
         if (const std::string* key = req.Header("Idempotency-Key")) {
           FRESHET_RETURN_IF_ERROR(ApplyIdempotencyKey(*key, opts->config, &events));
         }
@@ -249,9 +251,8 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
           // Without a broker nothing could deliver these events again: while the state cannot
           // be persisted they are refused (503, Retry-After) rather than learnt and then lost.
           if (const absl::Status health = e->PersistenceHealth(); !health.ok()) {
-            return absl::UnavailableError(
-                absl::StrCat("events are not accepted while they cannot be persisted: ",
-                             health.message()));
+            return absl::UnavailableError(absl::StrCat(
+                "events are not accepted while they cannot be persisted: ", health.message()));
           }
           repeats = e->ApplyDirect(events);
         }
@@ -265,8 +266,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       }));
 
   FRESHET_RETURN_IF_ERROR(server.Handle(
-      "GET", "/v1/users/{user}",
-      [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+      "GET", "/v1/users/{user}", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string& user = *req.Param("user");
         FRESHET_RETURN_IF_ERROR(CheckId("the user id", user, opts->config));
         const UserInfo info = e->User(user);
@@ -345,19 +345,22 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         "wall time of the latest exchange, waiting for the other replicas included",
         [e] { return e->stats().replica_last_exchange_ms / 1000.0; });
   }
-  FRESHET_RETURN_IF_ERROR(server.Handle("GET", "/metrics", [&metrics, opts, partition_lag](const HttpRequest&) {
-    if (partition_lag != nullptr) {
-      for (const auto& [topic, partition, lag] : opts->partition_lag()) {
-        partition_lag->WithLabels({topic, absl::StrCat(partition)})->Set(static_cast<double>(lag));
-      }
-    }
-    return absl::StatusOr<HttpResponse>(HttpResponse::Text(
-        200, metrics.RenderText(), "text/plain; version=0.0.4; charset=utf-8"));
-  }));
+  FRESHET_RETURN_IF_ERROR(
+      server.Handle("GET", "/metrics", [&metrics, opts, partition_lag](const HttpRequest&) {
+        if (partition_lag != nullptr) {
+          for (const auto& [topic, partition, lag] : opts->partition_lag()) {
+            partition_lag->WithLabels({topic, absl::StrCat(partition)})
+                ->Set(static_cast<double>(lag));
+          }
+        }
+        return absl::StatusOr<HttpResponse>(HttpResponse::Text(
+            200, metrics.RenderText(), "text/plain; version=0.0.4; charset=utf-8"));
+      }));
 
   // --- Admin.
   auto admin = [opts](HttpHandler handler) -> HttpHandler {
-    return [opts, handler = std::move(handler)](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+    return [opts,
+            handler = std::move(handler)](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
       if (auto denied = CheckBearerToken(req, opts->admin_token)) return *denied;
       return handler(req);
     };
@@ -372,7 +375,8 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         return JsonOk(w);
       })));
   FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
-      "POST", "/admin/snapshots", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+      "POST", "/admin/snapshots",
+      admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string* id = req.Query("id");
         FRESHET_ASSIGN_OR_RETURN(auto m, e->CreateSnapshot(id != nullptr ? *id : ""));
         JsonWriter w;
@@ -380,26 +384,28 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         return HttpResponse::Json(201, w.str());
       })));
   FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
-      "GET", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+      "GET", "/admin/snapshots/{id}",
+      admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         FRESHET_ASSIGN_OR_RETURN(auto m, e->InspectSnapshot(*req.Param("id")));
         return HttpResponse::Json(200, engine::ManifestToJson(m));
       })));
-  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
-      "DELETE", "/admin/snapshots/{id}", admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
-        FRESHET_RETURN_IF_ERROR(e->DeleteSnapshot(*req.Param("id")));
-        return HttpResponse::Json(200, "{\"deleted\":true}");
-      })));
-  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
-      "POST", "/admin/snapshots/{id}/restore",
-      admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
-        const std::string& id = *req.Param("id");
-        FRESHET_RETURN_IF_ERROR(e->RestoreSnapshot(id, absl::Seconds(120)));
-        JsonWriter w;
-        w.BeginObject().Key("restored").String(id);
-        w.Key("events_applied").Int(e->stats().events_applied);
-        w.Key("model_version").Int(e->model_version()).EndObject();
-        return JsonOk(w);
-      })));
+  FRESHET_RETURN_IF_ERROR(
+      server.HandleBlocking("DELETE", "/admin/snapshots/{id}",
+                            admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+                              FRESHET_RETURN_IF_ERROR(e->DeleteSnapshot(*req.Param("id")));
+                              return HttpResponse::Json(200, "{\"deleted\":true}");
+                            })));
+  FRESHET_RETURN_IF_ERROR(
+      server.HandleBlocking("POST", "/admin/snapshots/{id}/restore",
+                            admin([e](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+                              const std::string& id = *req.Param("id");
+                              FRESHET_RETURN_IF_ERROR(e->RestoreSnapshot(id, absl::Seconds(120)));
+                              JsonWriter w;
+                              w.BeginObject().Key("restored").String(id);
+                              w.Key("events_applied").Int(e->stats().events_applied);
+                              w.Key("model_version").Int(e->model_version()).EndObject();
+                              return JsonOk(w);
+                            })));
   FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
       "PUT", "/admin/items/{item}/availability",
       admin([e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
@@ -414,7 +420,12 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         }
         FRESHET_RETURN_IF_ERROR(e->SetItemHidden(*req.Param("item"), !available));
         JsonWriter w;
-        w.BeginObject().Key("item").String(*req.Param("item")).Key("available").Bool(available).EndObject();
+        w.BeginObject()
+            .Key("item")
+            .String(*req.Param("item"))
+            .Key("available")
+            .Bool(available)
+            .EndObject();
         return JsonOk(w);
       })));
   FRESHET_RETURN_IF_ERROR(server.Handle(
@@ -456,8 +467,9 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   metrics.AddCallbackGauge("freshet_nonfinite_skips",
                            "events whose model update was skipped because it was not finite",
                            [e] { return static_cast<double>(e->stats().nonfinite_skips); });
-  metrics.AddCallbackGauge("freshet_events_persisted", "events included in the stored state",
-                           [e] { return static_cast<double>(e->stats().persister.events_persisted); });
+  metrics.AddCallbackGauge("freshet_events_persisted", "events included in the stored state", [e] {
+    return static_cast<double>(e->stats().persister.events_persisted);
+  });
   metrics.AddCallbackGauge("freshet_store_write_errors", "failed state store writes (retried)",
                            [e] { return static_cast<double>(e->stats().persister.write_errors); });
   metrics.AddCallbackGauge("freshet_store_healthy",

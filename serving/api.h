@@ -62,8 +62,8 @@ absl::Status RegisterApi(HttpServer& server, engine::Engine& engine, MetricsRegi
 // ARCHITECTURE.md, "Event format" (ts defaults to `now_ms`, weight to the type's).
 // InvalidArgument naming the first bad event.
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
-                                                          const config::Config& config,
-                                                          int64_t now_ms);
+                                                           const config::Config& config,
+                                                           int64_t now_ms);
 
 // The Idempotency-Key header of POST /v1/events: the events without an "id" of their own get
 // `key` (a single event) or `key/<index in the body>` (an array), so a retried request repeats

@@ -32,17 +32,19 @@ absl::StatusOr<DataDirLock> DataDirLock::Acquire(const std::string& data_dir) {
   const std::string path = (fs::path(data_dir) / "freshet.lock").string();
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {0};
     const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
     ::close(fd);
-    std::string holder = n > 0 ? std::string(absl::StripAsciiWhitespace(absl::string_view(buf, n))) : "";
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory ", data_dir, " is in use by another freshet process",
-        holder.empty() ? "" : absl::StrCat(" (pid ", holder, ")"),
-        "; stop it, or address the running server with --server URL"));
+    std::string holder =
+        n > 0 ? std::string(absl::StripAsciiWhitespace(absl::string_view(buf, n))) : "";
+    return absl::FailedPreconditionError(
+        absl::StrCat("data directory ", data_dir, " is in use by another freshet process",
+                     holder.empty() ? "" : absl::StrCat(" (pid ", holder, ")"),
+                     "; stop it, or address the running server with --server URL"));
   }
   const std::string pid = absl::StrCat(::getpid(), "\n");
   if (::ftruncate(fd, 0) == 0) {
@@ -78,8 +80,10 @@ absl::Status RecoverDataDir(const std::string& data_dir) {
       fs::rename(previous, live, ec);
     }
     if (ec) {
-      return absl::InternalError(absl::StrCat("recovering ", data_dir, " after an interrupted "
-                                              "restore: ", ec.message()));
+      return absl::InternalError(absl::StrCat("recovering ", data_dir,
+                                              " after an interrupted "
+                                              "restore: ",
+                                              ec.message()));
     }
   }
   fs::remove_all(restoring, ec);

@@ -189,12 +189,11 @@ void Persister::RecordFailure(const absl::Status& status, absl::Duration backoff
   int64_t suppressed = 0;
   if (errors_logged_.Allow(&suppressed)) {
     Log(LogLevel::kError,
-        absl::StrCat("state store write failed (attempt ", stats_.consecutive_errors,
-                     ", will retry in ", absl::FormatDuration(backoff),
-                     "; learnt changes are kept until written",
-                     suppressed > 0 ? absl::StrCat("; ", suppressed, " similar lines suppressed")
-                                    : "",
-                     "): ", status.message()));
+        absl::StrCat(
+            "state store write failed (attempt ", stats_.consecutive_errors, ", will retry in ",
+            absl::FormatDuration(backoff), "; learnt changes are kept until written",
+            suppressed > 0 ? absl::StrCat("; ", suppressed, " similar lines suppressed") : "",
+            "): ", status.message()));
   }
 }
 
@@ -265,10 +264,11 @@ void Persister::WriterLoop() {
     writing_ = false;
     if (status.ok()) {
       if (stats_.consecutive_errors > 0) {
-        Log(LogLevel::kInfo, absl::StrCat("state store writes resumed after ",
-                                          stats_.consecutive_errors, " failed attempts over ",
-                                          absl::FormatDuration(absl::Trunc(
-                                              absl::Now() - failing_since_, absl::Milliseconds(1)))));
+        Log(LogLevel::kInfo,
+            absl::StrCat("state store writes resumed after ", stats_.consecutive_errors,
+                         " failed attempts over ",
+                         absl::FormatDuration(
+                             absl::Trunc(absl::Now() - failing_since_, absl::Milliseconds(1)))));
       }
       stats_.batches_written += 1;
       stats_.rows_written += batch->rows();

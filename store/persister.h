@@ -39,14 +39,14 @@ namespace freshet::store {
 
 struct PersisterStats {
   int64_t batches_written = 0;
-  int64_t rows_written = 0;       // user, item and deletion entries
+  int64_t rows_written = 0;  // user, item and deletion entries
   int64_t bytes_written = 0;
-  int64_t write_errors = 0;       // failed attempts (each retried)
-  int64_t events_persisted = 0;   // events_applied as of the latest written batch
-  int64_t model_version = 0;      // version of the latest written batch
-  double last_write_ms = 0;       // duration of the latest successful write
-  double last_encode_ms = 0;      // time the ingestion thread spent encoding the latest batch
-  std::string last_error;         // of the latest failed attempt, cleared by a success
+  int64_t write_errors = 0;      // failed attempts (each retried)
+  int64_t events_persisted = 0;  // events_applied as of the latest written batch
+  int64_t model_version = 0;     // version of the latest written batch
+  double last_write_ms = 0;      // duration of the latest successful write
+  double last_encode_ms = 0;     // time the ingestion thread spent encoding the latest batch
+  std::string last_error;        // of the latest failed attempt, cleared by a success
   // Health: false while writes fail (the latest attempt failed, or the writer refuses writes).
   bool healthy = true;
   int64_t consecutive_errors = 0;  // failed attempts since the latest success

@@ -32,13 +32,15 @@ constexpr const char* kManifestName = "snapshot.json";
 absl::StatusOr<uint32_t> CopyWithCrc32(const fs::path& from, const fs::path& to, int64_t* size) {
   const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", from.string(), ": ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", from.string(), ": ", std::strerror(errno)));
   }
   const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (out < 0) {
     const int error = errno;
     ::close(in);
-    return absl::UnavailableError(absl::StrCat("cannot create ", to.string(), ": ", std::strerror(error)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", to.string(), ": ", std::strerror(error)));
   }
   std::vector<char> buf(1 << 20);
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -48,7 +50,8 @@ absl::StatusOr<uint32_t> CopyWithCrc32(const fs::path& from, const fs::path& to,
     const ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      status = absl::DataLossError(absl::StrCat("error reading ", from.string(), ": ", std::strerror(errno)));
+      status = absl::DataLossError(
+          absl::StrCat("error reading ", from.string(), ": ", std::strerror(errno)));
       break;
     }
     if (n == 0) break;
@@ -58,18 +61,21 @@ absl::StatusOr<uint32_t> CopyWithCrc32(const fs::path& from, const fs::path& to,
       const ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) {
-        status = absl::UnavailableError(absl::StrCat("error writing ", to.string(), ": ", std::strerror(errno)));
+        status = absl::UnavailableError(
+            absl::StrCat("error writing ", to.string(), ": ", std::strerror(errno)));
       } else {
         done += w;
       }
     }
   }
   if (status.ok() && ::fsync(out) != 0) {
-    status = absl::UnavailableError(absl::StrCat("error syncing ", to.string(), ": ", std::strerror(errno)));
+    status = absl::UnavailableError(
+        absl::StrCat("error syncing ", to.string(), ": ", std::strerror(errno)));
   }
   ::close(in);
   if (::close(out) != 0 && status.ok()) {
-    status = absl::UnavailableError(absl::StrCat("error closing ", to.string(), ": ", std::strerror(errno)));
+    status = absl::UnavailableError(
+        absl::StrCat("error closing ", to.string(), ": ", std::strerror(errno)));
   }
   if (!status.ok()) {
     std::error_code ec;
@@ -112,7 +118,8 @@ absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) 
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
   return absl::OkStatus();
 }
 
@@ -164,14 +171,15 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Create(StateStore& live, std::st
     id = absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()), "-v",
                       m.model_version);
     for (int n = 2; fs::exists(fs::path(root_) / id, ec); ++n) {
-      id = absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()),
-                        "-v", m.model_version, "-", n);
+      id = absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()), "-v",
+                        m.model_version, "-", n);
     }
   }
   if (!IsValidSnapshotId(id)) {
     cleanup();
-    return absl::InvalidArgumentError(absl::StrCat(
-        "snapshot id '", id, "' must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot id '", id,
+                     "' must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'"));
   }
   if (fs::exists(fs::path(root_) / id, ec)) {
     cleanup();
@@ -197,7 +205,8 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Create(StateStore& live, std::st
       if (crc.ok()) {
         fs::rename(copy, path, ec);
         if (ec) {
-          crc = absl::UnavailableError(absl::StrCat("cannot replace ", path.string(), ": ", ec.message()));
+          crc = absl::UnavailableError(
+              absl::StrCat("cannot replace ", path.string(), ": ", ec.message()));
         }
       }
     } else {
@@ -213,7 +222,9 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Create(StateStore& live, std::st
   absl::Status written = WriteFileAtomically(tmp / kManifestName, ManifestToJson(m));
   if (written.ok()) {
     fs::rename(tmp, fs::path(root_) / id, ec);
-    if (ec) written = absl::UnavailableError(absl::StrCat("cannot publish snapshot ", id, ": ", ec.message()));
+    if (ec)
+      written =
+          absl::UnavailableError(absl::StrCat("cannot publish snapshot ", id, ": ", ec.message()));
   }
   if (!written.ok()) {
     cleanup();
@@ -272,8 +283,8 @@ absl::StatusOr<SnapshotManifest> SnapshotStore::Inspect(const std::string& id, b
                                               " (truncated or altered)"));
     }
     if (*crc != f.crc32) {
-      return absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name,
-                                              " fails its checksum (corrupt)"));
+      return absl::DataLossError(
+          absl::StrCat("snapshot ", id, ": file ", f.name, " fails its checksum (corrupt)"));
     }
   }
   return m;
@@ -289,7 +300,8 @@ absl::Status SnapshotStore::Delete(const std::string& id) {
     return absl::NotFoundError(absl::StrCat("no snapshot '", id, "' in ", root_));
   }
   fs::remove_all(dir, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot delete ", dir.string(), ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("cannot delete ", dir.string(), ": ", ec.message()));
   return absl::OkStatus();
 }
 
@@ -303,12 +315,14 @@ absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
   std::error_code ec;
   fs::remove_all(restoring, ec);
   fs::create_directories(restoring, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", restoring.string(), ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", restoring.string(), ": ", ec.message()));
   auto refuse = [&](const absl::Status& why) {
     std::error_code ignored;
     fs::remove_all(restoring, ignored);
-    return absl::Status(why.code(), absl::StrCat(why.message(), "; the live state in ",
-                                                 data_dir_, " is untouched"));
+    return absl::Status(why.code(), absl::StrCat(why.message(), "; the live state in ", data_dir_,
+                                                 " is untouched"));
   };
   // 1. Copy every file, checksummed on the way: the restored database shares no inode with the
   // snapshot (a later corruption of the live files cannot reach the snapshot), and what was
@@ -317,15 +331,17 @@ absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
     int64_t size = 0;
     const absl::StatusOr<uint32_t> crc = CopyWithCrc32(source / f.name, restoring / f.name, &size);
     if (absl::IsNotFound(crc.status())) {
-      return refuse(absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " is missing")));
+      return refuse(
+          absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " is missing")));
     }
     if (!crc.ok()) {
-      return refuse(absl::Status(crc.status().code(), absl::StrCat("copying ", f.name, " of snapshot ",
-                                                                   id, ": ", crc.status().message())));
+      return refuse(absl::Status(
+          crc.status().code(),
+          absl::StrCat("copying ", f.name, " of snapshot ", id, ": ", crc.status().message())));
     }
     if (size != f.size) {
-      return refuse(absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " has ", size,
-                                                     " bytes, the manifest says ", f.size,
+      return refuse(absl::DataLossError(absl::StrCat("snapshot ", id, ": file ", f.name, " has ",
+                                                     size, " bytes, the manifest says ", f.size,
                                                      " (truncated or altered)")));
     }
     if (*crc != f.crc32) {
@@ -346,9 +362,9 @@ absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
     if (checked.ok()) {
       absl::StatusOr<StoreMeta> meta = (*copy)->ReadMeta();
       checked = meta.status();
-      if (checked.ok() && (meta->model_version != m.model_version ||
-                           meta->events_applied != m.events_applied ||
-                           meta->algorithm != m.algorithm || meta->dim != m.dim)) {
+      if (checked.ok() &&
+          (meta->model_version != m.model_version || meta->events_applied != m.events_applied ||
+           meta->algorithm != m.algorithm || meta->dim != m.dim)) {
         checked = absl::DataLossError(absl::StrCat(
             "it holds model version ", meta->model_version, " with ", meta->events_applied,
             " events (", meta->algorithm, ", d=", meta->dim, "), the manifest says ",
@@ -361,20 +377,21 @@ absl::Status SnapshotStore::RestoreOffline(const std::string& id) {
           checked.message(), "); the snapshot is damaged — restore another one")));
     }
   }
-  {
-    std::ofstream marker(restoring / "RESTORE_COMPLETE");
-  }
+  { std::ofstream marker(restoring / "RESTORE_COMPLETE"); }
   // 3. Swap: the old database aside, the restored one in, the old one removed. RecoverDataDir()
   // completes or undoes this after a crash at any point.
   if (fs::exists(live, ec)) {
     fs::rename(live, previous, ec);
-    if (ec) return refuse(absl::UnavailableError(absl::StrCat("moving the live database aside: ", ec.message())));
+    if (ec)
+      return refuse(
+          absl::UnavailableError(absl::StrCat("moving the live database aside: ", ec.message())));
   }
   fs::rename(restoring, live, ec);
   if (ec) {
     std::error_code undo;
     fs::rename(previous, live, undo);
-    return refuse(absl::UnavailableError(absl::StrCat("moving the restored database in: ", ec.message())));
+    return refuse(
+        absl::UnavailableError(absl::StrCat("moving the restored database in: ", ec.message())));
   }
   fs::remove(live / "RESTORE_COMPLETE", ec);
   fs::remove_all(previous, ec);

@@ -36,8 +36,7 @@ class EventSource {
   // or the source is finished). Returns a non-OK status only when the source itself failed
   // (e.g. Unavailable for a broker outage, DataLoss for an unreadable compressed block); malformed
   // records are counted in stats() and skipped instead.
-  virtual absl::Status Poll(size_t max_events, absl::Duration timeout,
-                            std::vector<Event>* out) = 0;
+  virtual absl::Status Poll(size_t max_events, absl::Duration timeout, std::vector<Event>* out) = 0;
 
   // True once a finite source (a file) has delivered its last event. Unbounded sources (Kafka)
   // always return false.

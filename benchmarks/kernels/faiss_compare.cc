@@ -21,6 +21,7 @@
 // Run as REFERENCE.md says for Debian's FAISS (OpenBLAS + OpenMP):
 //   OMP_WAIT_POLICY=passive build/benchmarks/kernels/freshet_faiss_compare --large
 // (and without OMP_PROC_BIND, or two threads run several times slower than one).
+#include <faiss/IndexFlat.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -34,8 +35,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <faiss/IndexFlat.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -86,8 +85,7 @@ void FreshetBatch(const Backend& backend, const ItemMatrixView& items, const flo
 }
 
 Measurement RunFreshet(const Backend& backend, const ItemMatrixView& items,
-                       const std::vector<float>& pool, int batch, int threads,
-                       double min_seconds) {
+                       const std::vector<float>& pool, int batch, int threads, double min_seconds) {
   // Queries per round: the batch split across threads, or one batch per thread when it cannot
   // be split.
   const int per_round = batch >= threads ? batch : batch * threads;
@@ -115,8 +113,7 @@ Measurement RunFreshet(const Backend& backend, const ItemMatrixView& items,
       sync.arrive_and_wait();
       if (stop.load()) return;
       const int64_t offset = (round * per_round) % kQueryPool;
-      FreshetBatch(backend, items, pool.data(), offset + first_in_round, count, &queries,
-                   &results);
+      FreshetBatch(backend, items, pool.data(), offset + first_in_round, count, &queries, &results);
       sync.arrive_and_wait();
       if (is_main && round >= 1) ++rounds;
     }
@@ -247,9 +244,9 @@ int Main(int argc, char** argv) {
   if (std::getenv("OMP_PROC_BIND") != nullptr) {
     std::fprintf(stderr, "warning: OMP_PROC_BIND is set; FAISS with 2 threads will be slow\n");
   }
-  std::printf("{\"meta\":{\"omp_wait_policy\":\"%s\",\"omp_max_threads\":%d,\"hardware_threads\":%u}}\n",
-              wait_policy ? wait_policy : "", omp_get_max_threads(),
-              std::thread::hardware_concurrency());
+  std::printf(
+      "{\"meta\":{\"omp_wait_policy\":\"%s\",\"omp_max_threads\":%d,\"hardware_threads\":%u}}\n",
+      wait_policy ? wait_policy : "", omp_get_max_threads(), std::thread::hardware_concurrency());
 
   absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend("cpu");
   if (!backend.ok()) {

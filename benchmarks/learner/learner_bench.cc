@@ -54,14 +54,22 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     const std::string arg = argv[i];
     const auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     bool ok = true;
-    if (arg == "--events") ok = absl::SimpleAtoi(value(), &f->events);
-    else if (arg == "--users") ok = absl::SimpleAtoi(value(), &f->users);
-    else if (arg == "--items") ok = absl::SimpleAtoi(value(), &f->items);
-    else if (arg == "--eval_events") ok = absl::SimpleAtoi(value(), &f->eval_events);
-    else if (arg == "--seed") ok = absl::SimpleAtoi(value(), &f->seed);
-    else if (arg == "--algos") f->algos = value();
-    else if (arg == "--set") f->sets.push_back(value());
-    else ok = false;
+    if (arg == "--events")
+      ok = absl::SimpleAtoi(value(), &f->events);
+    else if (arg == "--users")
+      ok = absl::SimpleAtoi(value(), &f->users);
+    else if (arg == "--items")
+      ok = absl::SimpleAtoi(value(), &f->items);
+    else if (arg == "--eval_events")
+      ok = absl::SimpleAtoi(value(), &f->eval_events);
+    else if (arg == "--seed")
+      ok = absl::SimpleAtoi(value(), &f->seed);
+    else if (arg == "--algos")
+      f->algos = value();
+    else if (arg == "--set")
+      f->sets.push_back(value());
+    else
+      ok = false;
     if (!ok) {
       std::fprintf(stderr, "learner_bench: bad argument '%s' (see the top of learner_bench.cc)\n",
                    arg.c_str());
@@ -93,10 +101,11 @@ void Print(const std::string& workload, const std::string& algo, int64_t events,
 }
 
 // The floor: logistic SGD on dense arrays with the stream's ids, nothing else.
-double BareLoop(const std::vector<freshet::stream::SyntheticEventIds>& ids, const Flags& f,
-                int dim, int negatives) {
+double BareLoop(const std::vector<freshet::stream::SyntheticEventIds>& ids, const Flags& f, int dim,
+                int negatives) {
   const size_t d = static_cast<size_t>(dim);
-  std::vector<float> users(static_cast<size_t>(f.users) * d), items(static_cast<size_t>(f.items) * d);
+  std::vector<float> users(static_cast<size_t>(f.users) * d),
+      items(static_cast<size_t>(f.items) * d);
   freshet::Rng rng(f.seed);
   for (float& x : users) x = static_cast<float>(rng.Normal()) * 0.1f;
   for (float& x : items) x = static_cast<float>(rng.Normal()) * 0.1f;
@@ -161,8 +170,8 @@ int main(int argc, char** argv) {
     const Clock::time_point start = Clock::now();
     constexpr size_t kBatch = 4096;
     for (size_t i = 0; i < events.size(); i += kBatch) {
-      (*learner)->ApplyBatch(absl::MakeConstSpan(events.data() + i,
-                                                 std::min(kBatch, events.size() - i)));
+      (*learner)->ApplyBatch(
+          absl::MakeConstSpan(events.data() + i, std::min(kBatch, events.size() - i)));
     }
     Print("learn", std::string(algo), f.events, Seconds(start), nullptr, f, config.dim);
 
@@ -175,8 +184,8 @@ int main(int argc, char** argv) {
     eval.total_events = static_cast<int64_t>(n_eval);
     auto run = freshet::learner::RunPrequential(**evaluated, source, eval);
     if (!run.ok()) return 1;
-    Print("eval", std::string(algo), static_cast<int64_t>(n_eval), run->total.seconds,
-          &run->total, f, config.dim);
+    Print("eval", std::string(algo), static_cast<int64_t>(n_eval), run->total.seconds, &run->total,
+          f, config.dim);
   }
   return 0;
 }

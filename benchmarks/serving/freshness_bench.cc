@@ -144,7 +144,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       ok = false;
     }
     if (!ok) {
-      std::fprintf(stderr, "freshness_bench: bad argument '%s' (see the top of freshness_bench.cc)\n",
+      std::fprintf(stderr,
+                   "freshness_bench: bad argument '%s' (see the top of freshness_bench.cc)\n",
                    arg.c_str());
       return false;
     }
@@ -173,9 +174,8 @@ bool NumberField(const std::string& body, absl::string_view key, double* out) {
   if (at == std::string::npos) return false;
   size_t end = at + needle.size();
   while (end < body.size() && body[end] != ',' && body[end] != '}') ++end;
-  return absl::SimpleAtod(absl::string_view(body).substr(at + needle.size(),
-                                                         end - at - needle.size()),
-                          out);
+  return absl::SimpleAtod(
+      absl::string_view(body).substr(at + needle.size(), end - at - needle.size()), out);
 }
 
 // The user's event count and applied_ms_ago from one recommendation request.
@@ -186,8 +186,7 @@ struct Reading {
 
 absl::StatusOr<Reading> ReadUser(freshet::serving::testing::TestHttpClient& client,
                                  const std::string& user) {
-  auto response =
-      client.Request("GET", absl::StrCat("/v1/users/", user, "/recommendations?k=20"));
+  auto response = client.Request("GET", absl::StrCat("/v1/users/", user, "/recommendations?k=20"));
   if (!response.ok()) return response.status();
   if (response->status != 200) {
     return absl::InternalError(absl::StrCat("GET recommendations for ", user, ": HTTP ",
@@ -241,9 +240,8 @@ void BackgroundLoad(freshet::stream::KafkaProducer* producer, double rate, const
     const double elapsed_s = MillisSince(start) / 1000;
     const int64_t due = static_cast<int64_t>(elapsed_s * rate);
     for (; sent < due; ++sent) {
-      const Event e =
-          MakeEvent(absl::StrCat("b", rng.Below(static_cast<uint32_t>(f.users))),
-                    absl::StrCat("i", rng.Below(static_cast<uint32_t>(f.items))));
+      const Event e = MakeEvent(absl::StrCat("b", rng.Below(static_cast<uint32_t>(f.users))),
+                                absl::StrCat("i", rng.Below(static_cast<uint32_t>(f.items))));
       if (!producer->ProduceEvent(kTopic, e).ok()) break;
     }
     producer->Poll();
@@ -361,9 +359,9 @@ int main(int argc, char** argv) {
   while (engine->stats().events_applied < f.warmup_events || !kafka->Assigned()) {
     if (MillisSince(warm_start) > 120'000) {
       shutdown();
-      return Fail("warm-up", absl::DeadlineExceededError(absl::StrCat(
-                                 "only ", engine->stats().events_applied, " of ", f.warmup_events,
-                                 " events applied after 120 s")));
+      return Fail("warm-up", absl::DeadlineExceededError(
+                                 absl::StrCat("only ", engine->stats().events_applied, " of ",
+                                              f.warmup_events, " events applied after 120 s")));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -413,15 +411,16 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(
             f.gap_ms * static_cast<double>(rng.Below(1u << 20)) / (1u << 20)));
       }
-      const Event ev = MakeEvent(user, absl::StrCat("i", rng.Below(static_cast<uint32_t>(f.items))));
+      const Event ev =
+          MakeEvent(user, absl::StrCat("i", rng.Below(static_cast<uint32_t>(f.items))));
       const Clock::time_point t0 = Clock::now();
       if (path == "kafka") {
         failure = (*producer)->ProduceEvent(kTopic, ev);
       } else {
         std::string body;
         stream::EventCodec::Encode(ev, &body);
-        auto posted = client.Request("POST", "/v1/events", body,
-                                     "Content-Type: application/json\r\n");
+        auto posted =
+            client.Request("POST", "/v1/events", body, "Content-Type: application/json\r\n");
         if (!posted.ok()) {
           failure = posted.status();
         } else if (posted->status != 202) {
@@ -444,9 +443,9 @@ int main(int argc, char** argv) {
           break;
         }
         if (MillisSince(t0) > absl::ToDoubleMilliseconds(give_up)) {
-          failure = absl::DeadlineExceededError(absl::StrCat(
-              "probe ", i, " (", path, ", user ", user, "): not reflected after ",
-              absl::FormatDuration(give_up)));
+          failure = absl::DeadlineExceededError(absl::StrCat("probe ", i, " (", path, ", user ",
+                                                             user, "): not reflected after ",
+                                                             absl::FormatDuration(give_up)));
         }
         // Serves the producer's delivery reports while waiting.
         if (path == "kafka" && (n_polls & 63) == 0) (*producer)->Poll();

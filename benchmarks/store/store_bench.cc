@@ -54,8 +54,8 @@ struct Flags {
   bool keep = false;
 };
 
-void Print(const std::string& workload, std::initializer_list<std::pair<const char*, double>> values,
-           const Flags& f) {
+void Print(const std::string& workload,
+           std::initializer_list<std::pair<const char*, double>> values, const Flags& f) {
   freshet::JsonWriter w;
   w.BeginObject();
   w.Key("bench").String("store");
@@ -71,8 +71,8 @@ void Print(const std::string& workload, std::initializer_list<std::pair<const ch
 }
 
 // Events touching every user `per_user` times, in rounds, with items skewed towards low ids.
-std::vector<freshet::stream::Event> MakeEvents(int64_t n, int32_t users, int32_t items, uint64_t seed,
-                                               int64_t first_ts) {
+std::vector<freshet::stream::Event> MakeEvents(int64_t n, int32_t users, int32_t items,
+                                               uint64_t seed, int64_t first_ts) {
   freshet::Rng rng(seed);
   std::vector<freshet::stream::Event> events(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
@@ -100,16 +100,25 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     const auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     bool ok = true;
-    if (arg == "--users") ok = absl::SimpleAtoi(value(), &f.users);
-    else if (arg == "--items") ok = absl::SimpleAtoi(value(), &f.items);
-    else if (arg == "--events_per_user") ok = absl::SimpleAtoi(value(), &f.events_per_user);
-    else if (arg == "--incr_events") ok = absl::SimpleAtoi(value(), &f.incr_events);
-    else if (arg == "--dir") f.dir = value();
-    else if (arg == "--algo") f.algo = value();
-    else if (arg == "--keep") f.keep = true;
-    else ok = false;
+    if (arg == "--users")
+      ok = absl::SimpleAtoi(value(), &f.users);
+    else if (arg == "--items")
+      ok = absl::SimpleAtoi(value(), &f.items);
+    else if (arg == "--events_per_user")
+      ok = absl::SimpleAtoi(value(), &f.events_per_user);
+    else if (arg == "--incr_events")
+      ok = absl::SimpleAtoi(value(), &f.incr_events);
+    else if (arg == "--dir")
+      f.dir = value();
+    else if (arg == "--algo")
+      f.algo = value();
+    else if (arg == "--keep")
+      f.keep = true;
+    else
+      ok = false;
     if (!ok) {
-      std::fprintf(stderr, "store_bench: bad argument '%s' (see the top of store_bench.cc)\n", arg.c_str());
+      std::fprintf(stderr, "store_bench: bad argument '%s' (see the top of store_bench.cc)\n",
+                   arg.c_str());
       return 2;
     }
   }
@@ -119,7 +128,8 @@ int main(int argc, char** argv) {
   auto backend = *kernels::CreateBackend("cpu");
   config::Config config;  // d = 64 and the shipped defaults
 
-  auto events = MakeEvents(int64_t{f.users} * f.events_per_user, f.users, f.items, 1, 1'700'000'000'000);
+  auto events =
+      MakeEvents(int64_t{f.users} * f.events_per_user, f.users, f.items, 1, 1'700'000'000'000);
   auto created = learner::Learner::Create(f.algo, config, backend.get());
   if (!created.ok()) return Fail(created.status());
   std::unique_ptr<learner::Learner> l = *std::move(created);
@@ -145,12 +155,13 @@ int main(int argc, char** argv) {
     if (!s.ok()) return Fail(s);
     double seconds = Seconds(start);
     store::PersisterStats stats = persister.stats();
-    Print("flush_full", {{"rows", static_cast<double>(stats.rows_written)},
-                         {"seconds", seconds},
-                         {"rows_per_s", stats.rows_written / seconds},
-                         {"mb_per_s", stats.bytes_written / seconds / 1e6},
-                         {"encode_ms", stats.last_encode_ms}}, f);
-
+    Print("flush_full",
+          {{"rows", static_cast<double>(stats.rows_written)},
+           {"seconds", seconds},
+           {"rows_per_s", stats.rows_written / seconds},
+           {"mb_per_s", stats.bytes_written / seconds / 1e6},
+           {"encode_ms", stats.last_encode_ms}},
+          f);
   }
   // The incremental write happens in a child that then dies without closing the database, so
   // the next open finds it only in the write-ahead log, as after a crash.
@@ -172,12 +183,14 @@ int main(int argc, char** argv) {
     if (!persister.Flush(*l, positions, sources, absl::Minutes(10)).ok()) _exit(1);
     const double seconds = Seconds(start_incr);
     const store::PersisterStats stats = persister.stats();
-    Print("flush_incr", {{"events", static_cast<double>(f.incr_events)},
-                         {"rows", static_cast<double>(stats.rows_written)},
-                         {"seconds", seconds},
-                         {"rows_per_s", stats.rows_written / seconds},
-                         {"mb_per_s", stats.bytes_written / seconds / 1e6},
-                         {"encode_ms", stats.last_encode_ms}}, f);
+    Print("flush_incr",
+          {{"events", static_cast<double>(f.incr_events)},
+           {"rows", static_cast<double>(stats.rows_written)},
+           {"seconds", seconds},
+           {"rows_per_s", stats.rows_written / seconds},
+           {"mb_per_s", stats.bytes_written / seconds / 1e6},
+           {"encode_ms", stats.last_encode_ms}},
+          f);
     std::fflush(stdout);
     _exit(0);  // no close: the memtables are lost, the log holds the batch
   }
@@ -194,19 +207,24 @@ int main(int argc, char** argv) {
     start = Clock::now();
     auto engine = engine::Engine::Open(options, backend.get());
     if (!engine.ok()) return Fail(engine.status());
-    Print("restart_after_crash", {{"seconds", Seconds(start)},
-                                  {"events_loaded", static_cast<double>((*engine)->stats().events_applied)}}, f);
+    Print("restart_after_crash",
+          {{"seconds", Seconds(start)},
+           {"events_loaded", static_cast<double>((*engine)->stats().events_applied)}},
+          f);
   }  // a clean close: memtables flushed
   // Reopening compacts nothing by itself; the figure is what a running server leaves on disk.
   int64_t disk = 0;
   for (const auto& entry : fs::recursive_directory_iterator(store::LiveDbPath(f.dir), ec)) {
     if (entry.is_regular_file(ec)) disk += static_cast<int64_t>(entry.file_size(ec));
   }
-  Print("disk", {{"bytes", static_cast<double>(disk)},
-                 {"bytes_per_user", static_cast<double>(disk) / f.users}}, f);
+  Print("disk",
+        {{"bytes", static_cast<double>(disk)},
+         {"bytes_per_user", static_cast<double>(disk) / f.users}},
+        f);
   const learner::MemoryUsage memory = l->Memory();
-  Print("memory", {{"bytes_per_user", memory.bytes_per_user()},
-                   {"bytes_per_item", memory.bytes_per_item()}}, f);
+  Print("memory",
+        {{"bytes_per_user", memory.bytes_per_user()}, {"bytes_per_item", memory.bytes_per_item()}},
+        f);
   const int64_t expected_events = l->events_applied();
   l.reset();
 
@@ -221,8 +239,8 @@ int main(int argc, char** argv) {
   const engine::EngineStats stats = (*engine)->stats();
   if (stats.events_applied != expected_events || stats.users != f.users) {
     return Fail(absl::InternalError(absl::StrCat("reloaded ", stats.events_applied, " events and ",
-                                                 stats.users, " users; expected ",
-                                                 expected_events, " and ", f.users)));
+                                                 stats.users, " users; expected ", expected_events,
+                                                 " and ", f.users)));
   }
   Print("restart", {{"seconds", restart}, {"users_loaded", static_cast<double>(stats.users)}}, f);
   engine->reset();
@@ -236,8 +254,8 @@ int main(int argc, char** argv) {
     start = Clock::now();
     auto manifest = snapshots.Create(**db, "bench");
     if (!manifest.ok()) return Fail(manifest.status());
-    Print("snapshot_create", {{"seconds", Seconds(start)},
-                              {"bytes", static_cast<double>(manifest->bytes())}}, f);
+    Print("snapshot_create",
+          {{"seconds", Seconds(start)}, {"bytes", static_cast<double>(manifest->bytes())}}, f);
     db->reset();
     start = Clock::now();
     const absl::Status restored = snapshots.RestoreOffline("bench");

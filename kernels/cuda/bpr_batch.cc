@@ -90,8 +90,7 @@ absl::Status RunBprBatch(const CudaContext& context, const BprDeviceModel& model
   // One upload of all integers and one of all floats.
   std::vector<int32_t> ints;
   const int64_t w = batch.window;
-  ints.reserve(
-      static_cast<size_t>(2 * b + 2 * b * m + num_user_slots + num_item_slots + b * w));
+  ints.reserve(static_cast<size_t>(2 * b + 2 * b * m + num_user_slots + num_item_slots + b * w));
   for (const auto* part :
        {&user_rows, &user_slots, &cand_rows, &cand_slots, &distinct_users, &distinct_items}) {
     ints.insert(ints.end(), part->begin(), part->end());

@@ -29,8 +29,8 @@ absl::Status ValidateBprBatch(const BprBatch& batch, const BprParams& params, in
                                                    batch.num_negatives));
   }
   if (batch.window < 0 || batch.window > kMaxBprWindow) {
-    return absl::InvalidArgumentError(absl::StrCat("bpr: window must be in [0, ", kMaxBprWindow,
-                                                   "], got ", batch.window));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bpr: window must be in [0, ", kMaxBprWindow, "], got ", batch.window));
   }
   if (!(params.lr > 0) || !(params.l2 >= 0) || !(params.epsilon > 0) ||
       !(params.user_weight >= 0) || !std::isfinite(params.user_weight)) {
@@ -49,9 +49,9 @@ absl::Status ValidateBprBatch(const BprBatch& batch, const BprParams& params, in
     return absl::InvalidArgumentError(absl::StrCat(
         "bpr: span sizes do not match a batch of ", b, " events with ", batch.num_negatives,
         " negatives and a window of ", w, " (positives ", batch.positives.size(), ", negatives ",
-        batch.negatives.size(), ", log_q ", batch.log_q.size(), ", weights ",
-        batch.weights.size(), ", context ", batch.context.size(), ", context weights ",
-        batch.context_weights.size(), ")"));
+        batch.negatives.size(), ", log_q ", batch.log_q.size(), ", weights ", batch.weights.size(),
+        ", context ", batch.context.size(), ", context weights ", batch.context_weights.size(),
+        ")"));
   }
   for (int64_t e = 0; e < b; ++e) {
     if (!InRange(batch.users[e], num_users)) {

@@ -154,7 +154,8 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
     }
     if (batch.empty() && !source.Finished()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("source ", source.Name(), " delivered nothing but is not finished; replay "
+          absl::StrCat("source ", source.Name(),
+                       " delivered nothing but is not finished; replay "
                        "needs a finite source"));
     }
   }

@@ -55,8 +55,8 @@ struct ReplayProgress {
 
 struct EvaluatorOptions {
   int k = 10;
-  bool evaluate = true;  // false: learn only (pure learning throughput; nothing is ranked)
-  int windows = 20;      // equal slices of `total_events`
+  bool evaluate = true;      // false: learn only (pure learning throughput; nothing is ranked)
+  int windows = 20;          // equal slices of `total_events`
   int64_t total_events = 0;  // events the source will deliver (for windows and progress)
   // Called about every 0.1 s of wall time, and once at the end.
   std::function<void(const ReplayProgress&)> progress;

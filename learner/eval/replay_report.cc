@@ -77,8 +77,8 @@ std::string RecallPlotSvg(const ReplayReport& report) {
                         "stroke=\"#888\"/>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
                         "events replayed</text>\n<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 "
                         "14 %.1f)\" text-anchor=\"middle\">Recall@%d per window</text>\n",
-                        left, top, plot_w, plot_h, left + plot_w / 2, height - 6,
-                        top + plot_h / 2, top + plot_h / 2, report.k);
+                        left, top, plot_w, plot_h, left + plot_w / 2, height - 6, top + plot_h / 2,
+                        top + plot_h / 2, report.k);
   for (size_t m = 0; m < report.runs.size(); ++m) {
     const ReplayRun& run = report.runs[m];
     const char* color = kColors[m % (sizeof(kColors) / sizeof(kColors[0]))];
@@ -157,16 +157,19 @@ std::string SummaryTable(const ReplayReport& report) {
 std::string ReportToHtml(const ReplayReport& report) {
   std::string html = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-      "<title>freshet replay: ", HtmlEscape(report.dataset), "</title>\n<style>"
+      "<title>freshet replay: ",
+      HtmlEscape(report.dataset),
+      "</title>\n<style>"
       "body{font-family:sans-serif;margin:2em;color:#222}"
       "table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;"
       "text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>\n"
-      "<h1>freshet replay</h1>\n<p>Data: <code>", HtmlEscape(report.dataset), "</code>, ",
-      report.events, " events", report.malformed > 0 ? absl::StrCat(" (", report.malformed,
-                                                                   " malformed records skipped)")
-                                                     : "",
+      "<h1>freshet replay</h1>\n<p>Data: <code>",
+      HtmlEscape(report.dataset), "</code>, ", report.events, " events",
+      report.malformed > 0 ? absl::StrCat(" (", report.malformed, " malformed records skipped)")
+                           : "",
       ". Protocol: time order, test-then-train on every event whose item is known and new to the "
-      "user, top-", report.k, " with the user's seen items excluded.</p>\n");
+      "user, top-",
+      report.k, " with the user's seen items excluded.</p>\n");
   if (report.evaluated) {
     absl::StrAppend(&html, "<h2>Recall@", report.k, " over the stream</h2>\n",
                     RecallPlotSvg(report));

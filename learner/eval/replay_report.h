@@ -17,7 +17,7 @@ struct ReplayReport {
   int64_t events = 0;
   int k = 10;
   bool evaluated = true;
-  int64_t malformed = 0;  // input records the source skipped
+  int64_t malformed = 0;        // input records the source skipped
   std::vector<ReplayRun> runs;  // in the order they ran
 };
 

@@ -65,7 +65,8 @@ inline void WeightedSumPadded(const float* const* rows, const float* weights, in
 // row = keep * row + move * direction.
 inline void ScaleAddPadded(float keep, float* __restrict row, float move,
                            const float* __restrict direction, int n) {
-  for (int i = 0; i < n; i += 16) Store16(row + i, keep * Load16(row + i) + move * Load16(direction + i));
+  for (int i = 0; i < n; i += 16)
+    Store16(row + i, keep * Load16(row + i) + move * Load16(direction + i));
 }
 
 // e^x for x <= 0 (softmax terms after subtracting the maximum), relative error below 4e-6:
@@ -74,7 +75,7 @@ inline void ScaleAddPadded(float keep, float* __restrict row, float move,
 inline float ExpNonPositive(float x) {
   if (x < -87.0f) return 0.0f;
   const float t = x * 1.44269504088896341f;  // log2(e)
-  const float n = __builtin_rintf(t);  // one vroundss; roundf would be a libm call
+  const float n = __builtin_rintf(t);        // one vroundss; roundf would be a libm call
   const float f = t - n;
   float p = 1.53533e-4f;
   p = p * f + 1.339887e-3f;

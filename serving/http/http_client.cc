@@ -49,15 +49,16 @@ absl::StatusOr<HttpClientResponse> HttpRequestOnce(
     absl::Duration timeout) {
   absl::string_view rest = base_url;
   if (!absl::ConsumePrefix(&rest, "http://")) {
-    return absl::InvalidArgumentError(absl::StrCat("server URL '", base_url,
-                                                   "' must start with http://"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("server URL '", base_url, "' must start with http://"));
   }
   while (absl::ConsumeSuffix(&rest, "/")) {
   }
   const size_t colon = rest.rfind(':');
-  if (rest.empty() || colon == absl::string_view::npos || rest.find('/') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("server URL '", base_url,
-                                                   "' must be http://HOST:PORT"));
+  if (rest.empty() || colon == absl::string_view::npos ||
+      rest.find('/') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server URL '", base_url, "' must be http://HOST:PORT"));
   }
   const std::string host(rest.substr(0, colon));
   const std::string port(rest.substr(colon + 1));
@@ -73,12 +74,12 @@ absl::StatusOr<HttpClientResponse> HttpRequestOnce(
   const int connected = fd.get() < 0 ? -1 : ::connect(fd.get(), found->ai_addr, found->ai_addrlen);
   ::freeaddrinfo(found);
   if (connected != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", base_url, ": ",
-                                               std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", base_url, ": ", std::strerror(errno)));
   }
-  std::string request = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", host, ":", port,
-                                     "\r\nConnection: close\r\nContent-Length: ", body.size(),
-                                     "\r\n");
+  std::string request =
+      absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", host, ":", port,
+                   "\r\nConnection: close\r\nContent-Length: ", body.size(), "\r\n");
   for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
   absl::StrAppend(&request, "\r\n", body);
   for (size_t sent = 0; sent < request.size();) {

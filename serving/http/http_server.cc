@@ -14,15 +14,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <exception>
-#include <limits>
-#include <optional>
-#include <string>
-#include <thread>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -32,6 +23,14 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -63,7 +62,9 @@ constexpr int kMaxStatus = 600;
 
 std::string ToStd(beast::string_view s) { return std::string(s.data(), s.size()); }
 
-bool HasLineBreak(absl::string_view s) { return s.find_first_of("\r\n") != absl::string_view::npos; }
+bool HasLineBreak(absl::string_view s) {
+  return s.find_first_of("\r\n") != absl::string_view::npos;
+}
 
 // Per-route metric handles, so the hot path does no label lookups after a status's first use.
 struct RouteMetrics {
@@ -171,8 +172,7 @@ class ServerCore {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore* server, tcp::socket&& socket)
-      : server_(server), stream_(std::move(socket)) {
+  Session(ServerCore* server, tcp::socket&& socket) : server_(server), stream_(std::move(socket)) {
     beast::error_code ec;
     const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -211,7 +211,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Takes this session off the idle list if it is still idle since `since`, so that one close
   // at the cap is never spent twice on the same session; false when it was not.
   bool ClaimIdle(int64_t since) {
-    return since != 0 && idle_since_ns_.compare_exchange_strong(since, 0, std::memory_order_relaxed);
+    return since != 0 &&
+           idle_since_ns_.compare_exchange_strong(since, 0, std::memory_order_relaxed);
   }
 
   void PostForceClose() {
@@ -366,8 +367,8 @@ class Session : public std::enable_shared_from_this<Session> {
         response = ErrorResponse(404, absl::StrCat("no route for ", request.method, " ", path));
         break;
       case Router::Outcome::kMethodNotAllowed:
-        response = ErrorResponse(
-            405, absl::StrCat("method ", request.method, " not allowed for ", path));
+        response =
+            ErrorResponse(405, absl::StrCat("method ", request.method, " not allowed for ", path));
         response.headers.emplace_back("Allow", match.allow);
         break;
       case Router::Outcome::kFound: {
@@ -433,7 +434,8 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponder respond = [self, answered, route_index, start, version,
                              keep_alive](absl::StatusOr<HttpResponse> result) {
       if (answered->exchange(true)) return;
-      HttpResponse response = result.ok() ? *std::move(result) : ResponseFromStatus(result.status());
+      HttpResponse response =
+          result.ok() ? *std::move(result) : ResponseFromStatus(result.status());
       net::post(self->stream_.get_executor(), [self, route_index, start, version, keep_alive,
                                                response = std::move(response)]() mutable {
         self->server_->Record(route_index, response.status, start);
@@ -454,10 +456,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void LogHandlerFailure(const Router::Route& route, absl::string_view what) {
     int64_t suppressed = 0;
     if (server_->error_log_limiter_.Allow(&suppressed)) {
-      LogError(absl::StrCat("http: handler for ", route.method, " ", route.pattern,
-                            " threw: ", what,
-                            suppressed > 0 ? absl::StrCat(" (", suppressed, " more suppressed)")
-                                           : std::string()));
+      LogError(absl::StrCat(
+          "http: handler for ", route.method, " ", route.pattern, " threw: ", what,
+          suppressed > 0 ? absl::StrCat(" (", suppressed, " more suppressed)") : std::string()));
     }
   }
 
@@ -579,31 +580,33 @@ absl::Status ServerCore::HandleBlocking(absl::string_view method, absl::string_v
                                         HttpHandler handler) {
   auto shared = std::make_shared<const HttpHandler>(std::move(handler));
   const std::string route = absl::StrCat(method, " ", pattern);
-  return HandleAsync(method, pattern, [this, shared, route](const HttpRequest& req,
-                                                             HttpResponder respond) {
-    auto request = std::make_shared<const HttpRequest>(req);
-    auto responder = std::make_shared<HttpResponder>(std::move(respond));
-    const bool queued = blocking_pool_.TrySubmit(
-        [shared, request, responder, route, this] {
-          absl::StatusOr<HttpResponse> response;
-          try {
-            response = (*shared)(*request);
-          } catch (const std::exception& e) {
-            LogError(absl::StrCat("http: handler for ", route, " threw: ", e.what()));
-            response = absl::InternalError("the handler failed");
-          } catch (...) {
-            LogError(absl::StrCat("http: handler for ", route, " threw"));
-            response = absl::InternalError("the handler failed");
-          }
-          (*responder)(std::move(response));
-        },
-        [responder] { (*responder)(absl::UnavailableError("the server is stopping")); });
-    if (!queued) {
-      (*responder)(absl::UnavailableError(absl::StrCat(
-          "busy: ", blocking_pool_.threads(), " requests that wait (for a broker, a snapshot or "
-          "a restore) are running and ", blocking_pool_.queue(), " more are queued")));
-    }
-  });
+  return HandleAsync(
+      method, pattern, [this, shared, route](const HttpRequest& req, HttpResponder respond) {
+        auto request = std::make_shared<const HttpRequest>(req);
+        auto responder = std::make_shared<HttpResponder>(std::move(respond));
+        const bool queued = blocking_pool_.TrySubmit(
+            [shared, request, responder, route, this] {
+              absl::StatusOr<HttpResponse> response;
+              try {
+                response = (*shared)(*request);
+              } catch (const std::exception& e) {
+                LogError(absl::StrCat("http: handler for ", route, " threw: ", e.what()));
+                response = absl::InternalError("the handler failed");
+              } catch (...) {
+                LogError(absl::StrCat("http: handler for ", route, " threw"));
+                response = absl::InternalError("the handler failed");
+              }
+              (*responder)(std::move(response));
+            },
+            [responder] { (*responder)(absl::UnavailableError("the server is stopping")); });
+        if (!queued) {
+          (*responder)(absl::UnavailableError(
+              absl::StrCat("busy: ", blocking_pool_.threads(),
+                           " requests that wait (for a broker, a snapshot or "
+                           "a restore) are running and ",
+                           blocking_pool_.queue(), " more are queued")));
+        }
+      });
 }
 
 absl::Status ServerCore::Start() {
@@ -620,8 +623,7 @@ absl::Status ServerCore::Start() {
   if (o.port < 0 || o.port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("bad port ", o.port));
   }
-  if (o.io_threads < 1 || o.max_in_flight < 1 || o.max_body_bytes < 0 ||
-      o.max_header_bytes < 1) {
+  if (o.io_threads < 1 || o.max_in_flight < 1 || o.max_body_bytes < 0 || o.max_header_bytes < 1) {
     return absl::InvalidArgumentError(
         "io_threads and max_in_flight must be >= 1, max_body_bytes >= 0, max_header_bytes >= 1");
   }
@@ -701,9 +703,9 @@ void ServerCore::SetUpMetrics() {
   connections_refused_ = registry.AddCounter(
       "freshet_http_connections_refused_total",
       "HTTP connections answered 503 and closed at the connection cap (none idle to close).");
-  idle_closed_at_cap_ = registry.AddCounter(
-      "freshet_http_idle_connections_closed_total",
-      "Idle keep-alive connections closed to make room at the connection cap.");
+  idle_closed_at_cap_ =
+      registry.AddCounter("freshet_http_idle_connections_closed_total",
+                          "Idle keep-alive connections closed to make room at the connection cap.");
   const auto add = [&](const std::string& method, const std::string& route) {
     RouteMetrics m;
     m.method = method;
@@ -720,10 +722,9 @@ void ServerCore::SetUpMetrics() {
 }
 
 void ServerCore::DoAccept() {
-  acceptor_->async_accept(net::make_strand(*ioc_),
-                          [this](beast::error_code ec, tcp::socket socket) {
-                            OnAccept(ec, std::move(socket));
-                          });
+  acceptor_->async_accept(
+      net::make_strand(*ioc_),
+      [this](beast::error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
 }
 
 void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {

@@ -1,22 +1,20 @@
 #include "serving/http/router.h"
 
-#include "common/status_macros.h"
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 #include "serving/http/url.h"
 
 namespace freshet::serving {
 namespace {
 
 bool IsTokenChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '!' || c == '#' || c == '$' || c == '%' ||
-         c == '&' || c == '\'' || c == '*' || c == '+' || c == '^' || c == '`' || c == '|' ||
-         c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '!' || c == '#' || c == '$' || c == '%' || c == '&' ||
+         c == '\'' || c == '*' || c == '+' || c == '^' || c == '`' || c == '|' || c == '~';
 }
 
 // Splits "/a/b/c" into {"a", "b", "c"}; "/" gives {""}.
@@ -26,8 +24,7 @@ std::vector<absl::string_view> Segments(absl::string_view path) {
 
 }  // namespace
 
-absl::Status Router::Add(absl::string_view method, absl::string_view pattern,
-                         HttpHandler handler) {
+absl::Status Router::Add(absl::string_view method, absl::string_view pattern, HttpHandler handler) {
   if (method.empty() || !std::all_of(method.begin(), method.end(), IsTokenChar)) {
     return absl::InvalidArgumentError(absl::StrCat("bad HTTP method '", method, "'"));
   }
@@ -36,8 +33,8 @@ absl::Status Router::Add(absl::string_view method, absl::string_view pattern,
         absl::StrCat("route pattern '", pattern, "' must start with '/'"));
   }
   if (!handler) {
-    return absl::InvalidArgumentError(absl::StrCat("route ", method, " ", pattern,
-                                                   " has no handler"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("route ", method, " ", pattern, " has no handler"));
   }
   Route route;
   route.method = std::string(method);
@@ -54,9 +51,9 @@ absl::Status Router::Add(absl::string_view method, absl::string_view pattern,
     }
     if (segment.size() < 3 || segment.front() != '{' || segment.back() != '}' ||
         segment.substr(1, segment.size() - 2).find_first_of("{}") != absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "route pattern '", pattern, "': segment '", segment,
-          "' must be literal or a whole non-empty {name}"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("route pattern '", pattern, "': segment '", segment,
+                       "' must be literal or a whole non-empty {name}"));
     }
     std::string name(segment.substr(1, segment.size() - 2));
     for (size_t i = 0; i < route.segments.size(); ++i) {
@@ -81,13 +78,14 @@ absl::Status Router::Add(absl::string_view method, absl::string_view pattern,
 absl::Status Router::AddAsync(absl::string_view method, absl::string_view pattern,
                               AsyncHttpHandler handler) {
   if (!handler) {
-    return absl::InvalidArgumentError(absl::StrCat("route ", method, " ", pattern,
-                                                   " has no handler"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("route ", method, " ", pattern, " has no handler"));
   }
   // The synchronous slot is never called for an asynchronous route.
-  FRESHET_RETURN_IF_ERROR(Add(method, pattern, [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
-    return absl::InternalError("asynchronous route called synchronously");
-  }));
+  FRESHET_RETURN_IF_ERROR(
+      Add(method, pattern, [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+        return absl::InternalError("asynchronous route called synchronously");
+      }));
   routes_.back().async_handler = std::move(handler);
   return absl::OkStatus();
 }

@@ -39,7 +39,7 @@ class Router {
     std::string pattern;
     HttpHandler handler;
     AsyncHttpHandler async_handler;  // set instead of `handler` by AddAsync()
-    int index = 0;  // registration order, 0-based
+    int index = 0;                   // registration order, 0-based
     // Parsed pattern: one entry per segment; is_param[i] says whether segments[i] is a name.
     std::vector<std::string> segments;
     std::vector<bool> is_param;

@@ -28,8 +28,8 @@ absl::StatusOr<std::string> UrlDecode(absl::string_view text, UrlDecodeMode mode
       const int h = HexValue(text[i + 1]);
       const int l = HexValue(text[i + 2]);
       if (h < 0 || l < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("bad percent-escape '",
-                                                       text.substr(i, 3), "' in '", text, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad percent-escape '", text.substr(i, 3), "' in '", text, "'"));
       }
       const char decoded = static_cast<char>(h * 16 + l);
       if (decoded == '\0') {

@@ -73,8 +73,7 @@ void RenderHistogram(const std::string& name, const std::string& prefix, const H
 // Histogram
 
 Histogram::Histogram(std::vector<double> upper_bounds)
-    : bounds_(std::move(upper_bounds)),
-      counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(upper_bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i < bounds_.size(); ++i) {
     FRESHET_CHECK(std::isfinite(bounds_[i]));
     FRESHET_CHECK(i == 0 || bounds_[i] > bounds_[i - 1]);
@@ -230,8 +229,8 @@ CounterFamily* MetricsRegistry::AddCounterFamily(absl::string_view name, absl::s
   Entry* e = FindOrAdd(name, help, kCounter, label_names, {}, &created);
   if (created) {
     e->labelled = true;
-    e->counter_family.reset(new CounterFamily(std::move(label_names),
-                                              [] { return std::make_unique<Counter>(); }));
+    e->counter_family.reset(
+        new CounterFamily(std::move(label_names), [] { return std::make_unique<Counter>(); }));
   }
   FRESHET_CHECK(e->labelled);
   return e->counter_family.get();
@@ -251,8 +250,7 @@ GaugeFamily* MetricsRegistry::AddGaugeFamily(absl::string_view name, absl::strin
   return e->gauge_family.get();
 }
 
-HistogramFamily* MetricsRegistry::AddHistogramFamily(absl::string_view name,
-                                                     absl::string_view help,
+HistogramFamily* MetricsRegistry::AddHistogramFamily(absl::string_view name, absl::string_view help,
                                                      std::vector<std::string> label_names,
                                                      std::vector<double> upper_bounds) {
   MutexLock lock(&mu_);

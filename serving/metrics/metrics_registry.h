@@ -148,8 +148,7 @@ class MetricsRegistry {
   // A gauge whose value is fn() at each scrape. fn runs on the scraping thread, must be cheap and
   // thread-safe, and must stay callable until RemoveCallbackGauge(name) or the registry's end.
   // Re-adding a name replaces its function.
-  void AddCallbackGauge(absl::string_view name, absl::string_view help,
-                        std::function<double()> fn);
+  void AddCallbackGauge(absl::string_view name, absl::string_view help, std::function<double()> fn);
   void RemoveCallbackGauge(absl::string_view name);
 
   // Every metric in registration order, in the text exposition format 0.0.4: "# HELP" and

@@ -92,8 +92,8 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool compress) {
   // memtables there in a loop that, when creating the new log file fails (too many open files),
   // leaks a reference to every other column family waiting to switch — an assertion, and an
   // abort, when the database closes; and a switch there may leave every memtable empty just
-  // before a write fails, which DB::Resume() then does not recover from (see WriteLogged()). This size
-  // is never reached.
+  // before a write fails, which DB::Resume() then does not recover from (see WriteLogged()). This
+  // size is never reached.
   options.write_buffer_size = size_t{1} << 30;
   options.arena_block_size = 1 << 20;
   rocksdb::BlockBasedTableOptions table;
@@ -223,13 +223,14 @@ std::string CorruptionSummary(const std::vector<std::string>& corruption) {
     const size_t at = line.find(": dropping ");
     int64_t n = 0;
     if (at != std::string::npos &&
-        absl::SimpleAtoi(absl::string_view(line).substr(at + 11, line.find(' ', at + 11) - at - 11), &n)) {
+        absl::SimpleAtoi(absl::string_view(line).substr(at + 11, line.find(' ', at + 11) - at - 11),
+                         &n)) {
       bytes += n;
     }
   }
   if (corruption.size() == 1) return corruption[0];
-  return absl::StrCat(corruption[0], "; then ", corruption.size() - 1,
-                      " more unreadable pieces, ", bytes, " bytes unreadable in all");
+  return absl::StrCat(corruption[0], "; then ", corruption.size() - 1, " more unreadable pieces, ",
+                      bytes, " bytes unreadable in all");
 }
 
 }  // namespace
@@ -262,7 +263,7 @@ rocksdb::Status StateStore::OpenDb(const rocksdb::DBOptions& db_options) {
 }
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir,
-                                                              const Options& options) {
+                                                             const Options& options) {
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
   store->options_ = options;
@@ -283,10 +284,12 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   db_options.env = store->env_.get();
   // Flushes and compactions are background work: they run when nothing else wants the cores
   // (RocksDB's kIdle is SCHED_IDLE). The composite environment shares the default one's threads.
-  db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
-                                             rocksdb::CpuPriority::kIdle).PermitUncheckedError();
-  db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH,
-                                             rocksdb::CpuPriority::kIdle).PermitUncheckedError();
+  db_options.env
+      ->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kIdle)
+      .PermitUncheckedError();
+  db_options.env
+      ->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kIdle)
+      .PermitUncheckedError();
   db_options.create_if_missing = options.create_if_missing && !options.read_only;
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;
@@ -314,10 +317,11 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
     const std::string data_dir = std::filesystem::path(dir).parent_path().string();
     if (!options.accept_wal_loss) {
       return absl::DataLossError(absl::StrCat(
-          "the write-ahead log of the state in ", dir, " is corrupt (", CorruptionSummary(corruption),
+          "the write-ahead log of the state in ", dir, " is corrupt (",
+          CorruptionSummary(corruption),
           "), not merely cut short by a crash; refusing to start from part of the state. "
-          "Restore a snapshot (freshet snapshot list --data-dir ", data_dir,
-          ", then freshet snapshot restore --data-dir ", data_dir,
+          "Restore a snapshot (freshet snapshot list --data-dir ",
+          data_dir, ", then freshet snapshot restore --data-dir ", data_dir,
           " --id ID), or accept losing every write after the first corrupt record with "
           "--set store.accept_wal_loss=true for one start (sources then resume after the "
           "recovered positions: a broker re-delivers what it still holds; events posted "
@@ -349,13 +353,16 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
     s = store->OpenDb(db_options);
     if (s.ok()) {
       store->wal_loss_.records_total = skip_counter->records;
-      store->wal_loss_.records_dropped = std::max<int64_t>(0, skip_counter->records - kept_counter->records);
+      store->wal_loss_.records_dropped =
+          std::max<int64_t>(0, skip_counter->records - kept_counter->records);
       store->wal_loss_.corruption = corruption;
       LogWarning(absl::StrCat(
           "store.accept_wal_loss: the write-ahead log of ", dir, " is corrupt (",
-          CorruptionSummary(corruption), "); recovered the state up to the first corrupt "
-          "record and DROPPED ", store->wal_loss_.records_dropped, " intact records after it (of ",
-          skip_counter->records, " in the log; each one written batch: the rows of a flush "
+          CorruptionSummary(corruption),
+          "); recovered the state up to the first corrupt "
+          "record and DROPPED ",
+          store->wal_loss_.records_dropped, " intact records after it (of ", skip_counter->records,
+          " in the log; each one written batch: the rows of a flush "
           "interval with their source positions). Sources resume after the recovered positions"));
     }
     store->wal_counter_ = std::move(kept_counter);
@@ -378,10 +385,10 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   s = db->Get(rocksdb::ReadOptions(), store->meta_, "format", &format);
   if (s.ok()) {
     if (format.size() != 1 || static_cast<uint8_t>(format[0]) != kStoreFormat) {
-      return absl::DataLossError(absl::StrCat(
-          dir, ": meta key 'format': unknown store layout version ",
-          format.size() == 1 ? static_cast<int>(static_cast<uint8_t>(format[0])) : -1,
-          " (this build reads ", static_cast<int>(kStoreFormat), ")"));
+      return absl::DataLossError(
+          absl::StrCat(dir, ": meta key 'format': unknown store layout version ",
+                       format.size() == 1 ? static_cast<int>(static_cast<uint8_t>(format[0])) : -1,
+                       " (this build reads ", static_cast<int>(kStoreFormat), ")"));
     }
   } else if (!s.IsNotFound()) {
     return FromRocksDb(s, absl::StrCat(dir, ": reading meta key 'format'"));
@@ -629,8 +636,8 @@ absl::Status StateStore::LoadFamily(
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const absl::string_view key = ToView(it->key());
     if (key.size() != 4) {
-      return absl::DataLossError(absl::StrCat(dir_, ": ", what, " key '", absl::CEscape(key),
-                                              "' is not a row number"));
+      return absl::DataLossError(
+          absl::StrCat(dir_, ": ", what, " key '", absl::CEscape(key), "' is not a row number"));
     }
     const uint32_t row = ReadBigEndian32(key);
     const absl::Status s = load(static_cast<int32_t>(row), ToView(it->value()));
@@ -658,12 +665,12 @@ absl::Status StateStore::LoadInto(learner::Learner* learner) const {
       return learner->LoadHistory(row, v);
     });
   });
-  absl::Status users_status = LoadFamily(users_, kUsers, [learner](int32_t row, absl::string_view v) {
-    return learner->LoadUser(row, v);
-  });
-  absl::Status items_status = LoadFamily(items_, kItems, [learner](int32_t row, absl::string_view v) {
-    return learner->LoadItem(row, v);
-  });
+  absl::Status users_status =
+      LoadFamily(users_, kUsers,
+                 [learner](int32_t row, absl::string_view v) { return learner->LoadUser(row, v); });
+  absl::Status items_status =
+      LoadFamily(items_, kItems,
+                 [learner](int32_t row, absl::string_view v) { return learner->LoadItem(row, v); });
   history_thread.join();
   FRESHET_RETURN_IF_ERROR(users_status);
   FRESHET_RETURN_IF_ERROR(history_status);
@@ -692,7 +699,8 @@ absl::Status StateStore::Clear() {
     // The whole key space of a family: row keys are 4 bytes, meta keys are short text.
     FRESHET_RETURN_IF_ERROR(FromRocksDb(batch.DeleteRange(family, "", std::string(16, '\xff')),
                                         "clearing the state store"));
-    FRESHET_RETURN_IF_ERROR(WriteLogged(&batch, absl::StrCat("clearing the state store in ", dir_)));
+    FRESHET_RETURN_IF_ERROR(
+        WriteLogged(&batch, absl::StrCat("clearing the state store in ", dir_)));
   }
   return absl::OkStatus();
 }

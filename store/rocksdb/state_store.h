@@ -1,8 +1,8 @@
 // StateStore: freshet's state in RocksDB. Column families:
 //   users    row (4 bytes, big-endian) -> Learner::EncodeUser   (external id + model row)
 //   history  row -> Learner::EncodeHistory                       (counters, recent and seen items)
-//   items    row -> Learner::EncodeItem                          (external id, popularity, model row)
-//   meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
+//   items    row -> Learner::EncodeItem                          (external id, popularity, model
+//   row) meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
 //            "model_version", "format", "hidden" (hidden items), "source/<stream>" (source name),
 //            "pos/<stream><partition>" (last applied offset)
 // Rows are keyed by their dense row so a load rebuilds the id dictionaries exactly (the external
@@ -110,8 +110,8 @@ class BatchWriter {
 
 // How a corrupt write-ahead log was handled at open (StateStore::Options::accept_wal_loss).
 struct WalLoss {
-  int64_t records_total = 0;    // intact records in the log (each one written batch)
-  int64_t records_dropped = 0;  // intact records after the first corruption, not recovered
+  int64_t records_total = 0;            // intact records in the log (each one written batch)
+  int64_t records_dropped = 0;          // intact records after the first corruption, not recovered
   std::vector<std::string> corruption;  // what RocksDB could not read (file, bytes, why)
 };
 
@@ -188,8 +188,9 @@ class StateStore : public BatchWriter {
   absl::Status WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what)
       ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::Status ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status LoadFamily(rocksdb::ColumnFamilyHandle* family, absl::string_view what,
-                          const std::function<absl::Status(int32_t, absl::string_view)>& load) const;
+  absl::Status LoadFamily(
+      rocksdb::ColumnFamilyHandle* family, absl::string_view what,
+      const std::function<absl::Status(int32_t, absl::string_view)>& load) const;
 
   std::string dir_;
   Options options_;

@@ -22,8 +22,8 @@ absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view context) {
     case rocksdb::Status::kIOError:
       if (s.IsNoSpace()) return absl::ResourceExhaustedError(message);
       if (absl::StrContains(s.ToString(), "lock")) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            message, " (is another freshet process using this data directory?)"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(message, " (is another freshet process using this data directory?)"));
       }
       return absl::UnavailableError(message);
     case rocksdb::Status::kBusy:

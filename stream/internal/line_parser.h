@@ -56,7 +56,7 @@ struct ParsedLine {
   bool has_ts = false;
   int64_t ts_ms = 0;
   bool has_weight = false;
-  float weight = 0;  // finite, >= 0 when has_weight
+  float weight = 0;      // finite, >= 0 when has_weight
   absl::string_view id;  // the event's idempotency key; empty when absent
 };
 

@@ -36,8 +36,9 @@ double ModelRecall(simdjson::dom::element report, const char* model) {
 TEST(FreshetCliTest, ReplaysMovieLens100kWithTheShippedDefaults) {
   if (!std::filesystem::exists(kMovieLens)) GTEST_SKIP() << "no " << kMovieLens;
   const std::string dir = TempDir("ml100k");
-  const Result r = Freshet("replay --data " + kMovieLens +
-                       " --format movielens-100k --algo bpr,ials,cooc,hybrid --quiet --report " + dir);
+  const Result r =
+      Freshet("replay --data " + kMovieLens +
+              " --format movielens-100k --algo bpr,ials,cooc,hybrid --quiet --report " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   simdjson::dom::parser parser;
   simdjson::dom::element report;
@@ -59,10 +60,12 @@ TEST(FreshetCliTest, ReplaysMovieLens100kWithTheShippedDefaults) {
 TEST(FreshetCliTest, GeneratesAndReplaysASyntheticStream) {
   const std::string dir = TempDir("generate");
   Result r = Freshet("generate --events 20000 --users 300 --items 200 --seed 3 --output " + dir +
-                 "/events.jsonl.gz");
+                     "/events.jsonl.gz");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = Freshet("replay --data " + dir + "/events.jsonl.gz --format jsonl --algo bpr --no-eval --quiet "
-          "--report " + dir);
+  r = Freshet("replay --data " + dir +
+              "/events.jsonl.gz --format jsonl --algo bpr --no-eval --quiet "
+              "--report " +
+              dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   simdjson::dom::parser parser;
   simdjson::dom::element report;
@@ -83,8 +86,10 @@ TEST(FreshetCliTest, ReplaysACsvWithAColumnMappingAndMalformedLines) {
     }
     out << "s1,p2,1.0,view,17000";  // truncated last line: still a valid record
   }
-  const Result r = Freshet("replay --data " + dir + "/log.csv --format csv --columns "
-                       "user,item,_,type,ts --header --algo cooc --quiet --report " + dir);
+  const Result r = Freshet("replay --data " + dir +
+                           "/log.csv --format csv --columns "
+                           "user,item,_,type,ts --header --algo cooc --quiet --report " +
+                           dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("malformed"), std::string::npos) << r.output;
   simdjson::dom::parser parser;
@@ -158,7 +163,8 @@ TEST(FreshetCliTest, ServeInspectAndSnapshots) {
   const std::string dir = TempDir("state");
   const std::string stream = dir + "/events.jsonl";
   const std::string data = dir + "/data";
-  ASSERT_EQ(Freshet("generate --events 20000 --users 300 --items 500 --output " + stream).exit_code, 0);
+  ASSERT_EQ(Freshet("generate --events 20000 --users 300 --items 500 --output " + stream).exit_code,
+            0);
   Result r = Freshet("serve --data-dir " + data + " --source file:" + stream +
                      " --format jsonl --exit-when-done --status-interval 0 --no-http");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -168,7 +174,8 @@ TEST(FreshetCliTest, ServeInspectAndSnapshots) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  ASSERT_EQ(parser.parse(r.output.substr(r.output.find('{'))).get(doc), simdjson::SUCCESS) << r.output;
+  ASSERT_EQ(parser.parse(r.output.substr(r.output.find('{'))).get(doc), simdjson::SUCCESS)
+      << r.output;
   EXPECT_EQ(int64_t(doc["events_applied"].get_int64().value()), 20000);
   EXPECT_EQ(std::string_view(doc["algo"].get_string().value()), "bpr");
   EXPECT_EQ(int64_t(doc["dim"].get_int64().value()), 64);
@@ -238,15 +245,20 @@ TEST(FreshetCliTest, ServeInspectAndSnapshots) {
 TEST(FreshetCliTest, SnapshotRestoreThenResumeEqualsAnUninterruptedRun) {
   const std::string dir = TempDir("roundtrip");
   const std::string a = dir + "/a.jsonl", b = dir + "/b.jsonl";
-  ASSERT_EQ(Freshet("generate --events 8000 --users 200 --items 300 --seed 1 --output " + a).exit_code, 0);
-  ASSERT_EQ(Freshet("generate --events 6000 --users 200 --items 300 --seed 2 --output " + b).exit_code, 0);
+  ASSERT_EQ(
+      Freshet("generate --events 8000 --users 200 --items 300 --seed 1 --output " + a).exit_code,
+      0);
+  ASSERT_EQ(
+      Freshet("generate --events 6000 --users 200 --items 300 --seed 2 --output " + b).exit_code,
+      0);
   const std::string both = " --source file:" + a + " --source file:" + b +
                            " --format jsonl --exit-when-done --status-interval 0 --no-http";
   auto events_of = [](const std::string& data_dir, const std::string& user) {
     const Result r = Freshet("inspect --json --data-dir " + data_dir + " --user " + user);
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    if (r.exit_code != 0 || parser.parse(r.output.substr(r.output.find('{'))).get(doc)) return int64_t{-1};
+    if (r.exit_code != 0 || parser.parse(r.output.substr(r.output.find('{'))).get(doc))
+      return int64_t{-1};
     return int64_t(doc["events"].get_int64().value());
   };
   const std::string straight = dir + "/straight";
@@ -274,7 +286,8 @@ TEST(FreshetCliTest, SnapshotRestoreThenResumeEqualsAnUninterruptedRun) {
 TEST(FreshetCliTest, SnapshotsOfARunningServer) {
   const std::string dir = TempDir("server_snapshots");
   const std::string stream = dir + "/s.jsonl";
-  ASSERT_EQ(Freshet("generate --events 5000 --users 100 --items 200 --output " + stream).exit_code, 0);
+  ASSERT_EQ(Freshet("generate --events 5000 --users 100 --items 200 --output " + stream).exit_code,
+            0);
   const std::string out = dir + "/serve.out";
   const pid_t pid = fork();
   if (pid == 0) {

@@ -9,10 +9,10 @@ namespace freshet {
 namespace {
 
 TEST(Utf8Test, AcceptsValidTextAndRefusesEveryInvalidForm) {
-  for (const std::string& valid : {std::string(""), std::string("plain ascii"),
-                                  std::string("caf\xc3\xa9"), std::string("\xe2\x82\xac 5"),
-                                  std::string("\xf0\x9f\x8e\xac"), std::string("\xf4\x8f\xbf\xbf"),
-                                  std::string("nul\0inside", 10)}) {
+  for (const std::string& valid :
+       {std::string(""), std::string("plain ascii"), std::string("caf\xc3\xa9"),
+        std::string("\xe2\x82\xac 5"), std::string("\xf0\x9f\x8e\xac"),
+        std::string("\xf4\x8f\xbf\xbf"), std::string("nul\0inside", 10)}) {
     EXPECT_TRUE(IsValidUtf8(valid)) << valid;
   }
   for (const std::string& invalid : {

@@ -46,11 +46,13 @@ TEST(ConfigTest, RejectsUnknownKeysWithASuggestion) {
 
 TEST(ConfigTest, RejectsBadValues) {
   Config config;
-  EXPECT_EQ(SetValue(&config, "model.dim", "sixty-four").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetValue(&config, "model.dim", "sixty-four").code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SetValue(&config, "model.dim", "0").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SetValue(&config, "bpr.lr", "nan").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SetValue(&config, "bpr.loss", "hinge").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(SetValue(&config, "events.types.view", "-1").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetValue(&config, "events.types.view", "-1").code(),
+            absl::StatusCode::kInvalidArgument);
   // Cross-key constraint: the short-term window must fit in the remembered history.
   EXPECT_EQ(SetValue(&config, "history.recent", "2").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(config.dim, Config{}.dim);  // failed sets leave valid values in place

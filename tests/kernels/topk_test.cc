@@ -66,7 +66,8 @@ class TopKTest : public ::testing::TestWithParam<SimdLevel> {
  protected:
   void SetUp() override {
     if (!internal::SimdLevelCompiled(GetParam())) {
-      GTEST_SKIP() << internal::SimdLevelName(GetParam()) << " is not compiled in or not supported by this processor";
+      GTEST_SKIP() << internal::SimdLevelName(GetParam())
+                   << " is not compiled in or not supported by this processor";
     }
   }
 

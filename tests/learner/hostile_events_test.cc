@@ -79,9 +79,9 @@ std::vector<stream::Event> ReadAll(stream::FileEventSource& source) {
   return events;
 }
 
-std::vector<std::vector<kernels::ScoredItem>> Answers(const std::string& algorithm,
-                                              const std::vector<stream::Event>& events,
-                                              const std::vector<stream::Event>& direct_extra) {
+std::vector<std::vector<kernels::ScoredItem>> Answers(
+    const std::string& algorithm, const std::vector<stream::Event>& events,
+    const std::vector<stream::Event>& direct_extra) {
   config::Config config;
   auto backend = kernels::CreateBackend("cpu");
   EXPECT_TRUE(backend.ok());

@@ -71,14 +71,16 @@ TEST_P(LearnsPlantedStructure, LowRank) {
   const std::vector<stream::Event> events = MakeStream(LowRankStream());
   const double popularity = Recall("popularity", events);
   const double model = Recall(GetParam(), events);
-  EXPECT_GT(model, 3.0 * popularity) << GetParam() << " " << model << " vs popularity " << popularity;
+  EXPECT_GT(model, 3.0 * popularity)
+      << GetParam() << " " << model << " vs popularity " << popularity;
 }
 
 TEST_P(LearnsPlantedStructure, Sequential) {
   const std::vector<stream::Event> events = MakeStream(SequentialStream());
   const double popularity = Recall("popularity", events);
   const double model = Recall(GetParam(), events);
-  EXPECT_GT(model, 4.0 * popularity) << GetParam() << " " << model << " vs popularity " << popularity;
+  EXPECT_GT(model, 4.0 * popularity)
+      << GetParam() << " " << model << " vs popularity " << popularity;
 }
 
 // The sequential stream with users returning to items they saw a few events before: every fold-in
@@ -96,9 +98,8 @@ TEST(IalsTest, LearnsSequentialStructureOnEverySeed) {
       config.ials_cg_steps = cg_steps;
       const double popularity = Recall("popularity", events);
       const double ials = Recall("ials", events, config);
-      EXPECT_GT(ials, 4.0 * popularity)
-          << "seed " << seed << " cg_steps " << cg_steps << ": ials " << ials << " vs popularity "
-          << popularity;
+      EXPECT_GT(ials, 4.0 * popularity) << "seed " << seed << " cg_steps " << cg_steps << ": ials "
+                                        << ials << " vs popularity " << popularity;
     }
   }
 }

@@ -1,11 +1,12 @@
 // The evaluator against a stream small enough to compute by hand (popularity model, whose
 // rankings are easy to follow).
+#include "learner/eval/prequential_evaluator.h"
+
 #include <cmath>
 
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
-#include "learner/eval/prequential_evaluator.h"
 #include "learner/eval/replay_report.h"
 #include "learner/learner.h"
 #include "simdjson.h"
@@ -99,7 +100,8 @@ TEST(PrequentialEvaluatorTest, NoEvalLearnsEverythingAndRanksNothing) {
   EXPECT_EQ((*learner)->events_applied(), 8);
   ASSERT_EQ(run->windows.size(), 3u);
   EXPECT_EQ(run->windows[0].metrics.events + run->windows[1].metrics.events +
-                run->windows[2].metrics.events, 8);
+                run->windows[2].metrics.events,
+            8);
 }
 
 TEST(PrequentialEvaluatorTest, SourceLongerThanAnnouncedStillCountsEveryEvent) {

@@ -49,10 +49,12 @@ class ApiTest : public ::testing::Test {
     auto engine = Engine::Open(options, backend_.get());
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = *std::move(engine);
-    ASSERT_TRUE(engine_->AddSource(std::make_unique<stream::MemoryEventSource>(History()),
-                                   "memory:events").ok());
+    ASSERT_TRUE(
+        engine_->AddSource(std::make_unique<stream::MemoryEventSource>(History()), "memory:events")
+            .ok());
     runner_ = std::thread([this] { run_status_ = engine_->Run(stop_, Engine::RunOptions{}); });
-    while (engine_->stats().persister.events_persisted < 3000) absl::SleepFor(absl::Milliseconds(1));
+    while (engine_->stats().persister.events_persisted < 3000)
+      absl::SleepFor(absl::Milliseconds(1));
 
     HttpServerOptions http;
     http.metrics = &metrics_;
@@ -135,8 +137,9 @@ TEST_F(ApiTest, AClientSeesItsOwnClickLand) {
   auto before = Get("/v1/users/u3");
   ASSERT_EQ(before.status, 200);
   const int64_t events = int64_t(parser_.parse(before.body).value()["events"].get_int64().value());
-  auto posted = client_->Request("POST", "/v1/events",
-                                 R"([{"user":"u3","item":"i5","type":"click"},{"user":"brand-new","item":12}])");
+  auto posted = client_->Request(
+      "POST", "/v1/events",
+      R"([{"user":"u3","item":"i5","type":"click"},{"user":"brand-new","item":12}])");
   ASSERT_TRUE(posted.ok());
   EXPECT_EQ(posted->status, 202) << posted->body;
   auto after = Get("/v1/users/u3/recommendations?k=3");
@@ -239,8 +242,9 @@ TEST_F(ApiTest, BadRequestsAreJsonErrors) {
   EXPECT_EQ(Get("/v1/users/u1/recommendations?k=abc").status, 400);
   EXPECT_EQ(Get("/v1/users/u1/recommendations?exclude_seen=maybe").status, 400);
   EXPECT_EQ(Get("/v1/items/no-such-item/similar").status, 404);
-  for (const char* body : {"not json", "[]", R"({"user":"u1"})", R"({"user":"u1","item":"i1","weight":-1})",
-                           R"({"user":"","item":"i1"})", R"([{"user":"u1","item":"i1"}, 7])"}) {
+  for (const char* body :
+       {"not json", "[]", R"({"user":"u1"})", R"({"user":"u1","item":"i1","weight":-1})",
+        R"({"user":"","item":"i1"})", R"([{"user":"u1","item":"i1"}, 7])"}) {
     auto r = client_->Request("POST", "/v1/events", body);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, 400) << body << " -> " << r->body;
@@ -273,8 +277,9 @@ TEST_F(ApiTest, HostileEventsAndIdsAreRefusedAtTheDoor) {
       R"({"user":"u1","item":"i4","weight":"2.5"},{"user":"u1","item":"i5","type":null}])");
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->status, 202) << ok->body;
-  for (const char* target : {"/v1/users/%ff/recommendations", "/v1/users/%ff",
-                             "/v1/items/%c0%af/similar", "/v1/users/u1/recommendations?exclude=%ed%a0%80"}) {
+  for (const char* target :
+       {"/v1/users/%ff/recommendations", "/v1/users/%ff", "/v1/items/%c0%af/similar",
+        "/v1/users/u1/recommendations?exclude=%ed%a0%80"}) {
     auto r = Get(target);
     EXPECT_EQ(r.status, 400) << target << " -> " << r.body;
     EXPECT_TRUE(parser_.parse(r.body).error() == simdjson::SUCCESS) << r.body;

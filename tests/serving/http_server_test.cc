@@ -64,39 +64,61 @@ class HttpServerTest : public ::testing::Test {
   void StartServer(HttpServerOptions options = {}) {
     server_ = std::make_unique<HttpServer>(options);
     ASSERT_TRUE(server_->Handle("GET", kRecsRoute, EchoRecs).ok());
-    ASSERT_TRUE(server_->Handle("POST", "/v1/events", [this](const HttpRequest& req) {
-                  ++events_posted_;
-                  return HttpResponse::Json(202, absl::StrCat("{\"bytes\":", req.body.size(),
-                                                              "}"));
-                }).ok());
-    ASSERT_TRUE(server_->Handle("GET", "/count", [this](const HttpRequest& req) {
-                  const int n = ++count_;
-                  const std::string* seq = req.Query("seq");
-                  return HttpResponse::Text(200, absl::StrCat(seq ? *seq : "", ":", n, ":",
-                                                              req.remote_address));
-                }).ok());
-    ASSERT_TRUE(server_->Handle("GET", "/block", [this](const HttpRequest&) {
-                  block_entered_.Notify();
-                  release_.WaitForNotification();
-                  return HttpResponse::Json(200, "{\"blocked\":true}");
-                }).ok());
-    ASSERT_TRUE(server_->Handle("GET", "/throw", [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
-                  throw std::runtime_error("boom");
-                }).ok());
-    ASSERT_TRUE(server_->Handle("GET", "/missing", [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
-                  return absl::NotFoundError("unknown user 'x'");
-                }).ok());
-    ASSERT_TRUE(server_->Handle("GET", "/headers", [](const HttpRequest& req) {
-                  const std::string* v = req.Header("x-custom-thing");
-                  HttpResponse r = HttpResponse::Text(200, v ? *v : "absent");
-                  r.headers.emplace_back("X-Reply", "yes");
-                  return r;
-                }).ok());
-    ASSERT_TRUE(server_->HandleBlocking("GET", "/wait", [this](const HttpRequest&) {
-                  ++waiting_;
-                  wait_release_.WaitForNotification();
-                  return HttpResponse::Json(200, "{\"waited\":true}");
-                }).ok());
+    ASSERT_TRUE(server_
+                    ->Handle("POST", "/v1/events",
+                             [this](const HttpRequest& req) {
+                               ++events_posted_;
+                               return HttpResponse::Json(
+                                   202, absl::StrCat("{\"bytes\":", req.body.size(), "}"));
+                             })
+                    .ok());
+    ASSERT_TRUE(server_
+                    ->Handle("GET", "/count",
+                             [this](const HttpRequest& req) {
+                               const int n = ++count_;
+                               const std::string* seq = req.Query("seq");
+                               return HttpResponse::Text(
+                                   200,
+                                   absl::StrCat(seq ? *seq : "", ":", n, ":", req.remote_address));
+                             })
+                    .ok());
+    ASSERT_TRUE(server_
+                    ->Handle("GET", "/block",
+                             [this](const HttpRequest&) {
+                               block_entered_.Notify();
+                               release_.WaitForNotification();
+                               return HttpResponse::Json(200, "{\"blocked\":true}");
+                             })
+                    .ok());
+    ASSERT_TRUE(server_
+                    ->Handle("GET", "/throw",
+                             [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+                               throw std::runtime_error("boom");
+                             })
+                    .ok());
+    ASSERT_TRUE(server_
+                    ->Handle("GET", "/missing",
+                             [](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+                               return absl::NotFoundError("unknown user 'x'");
+                             })
+                    .ok());
+    ASSERT_TRUE(server_
+                    ->Handle("GET", "/headers",
+                             [](const HttpRequest& req) {
+                               const std::string* v = req.Header("x-custom-thing");
+                               HttpResponse r = HttpResponse::Text(200, v ? *v : "absent");
+                               r.headers.emplace_back("X-Reply", "yes");
+                               return r;
+                             })
+                    .ok());
+    ASSERT_TRUE(server_
+                    ->HandleBlocking("GET", "/wait",
+                                     [this](const HttpRequest&) {
+                                       ++waiting_;
+                                       wait_release_.WaitForNotification();
+                                       return HttpResponse::Json(200, "{\"waited\":true}");
+                                     })
+                    .ok());
     absl::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started;
     ASSERT_GT(server_->port(), 0);
@@ -213,9 +235,8 @@ TEST_F(HttpServerTest, OversizedHeaderIs431) {
   StartServer(options);
   auto client = Connect(port());
   ASSERT_NE(client, nullptr);
-  ClientResponse r =
-      MustRequest(*client, "GET", "/count", "", absl::StrCat("X-Big: ", std::string(600, 'a'),
-                                                               "\r\n"));
+  ClientResponse r = MustRequest(*client, "GET", "/count", "",
+                                 absl::StrCat("X-Big: ", std::string(600, 'a'), "\r\n"));
   EXPECT_EQ(r.status, 431);
   EXPECT_TRUE(client->WaitForClose());
 }
@@ -629,13 +650,12 @@ TEST(HttpServerStartTest, BadOptionsAndLateRoutes) {
   EXPECT_EQ(bad_threads.Start().code(), absl::StatusCode::kInvalidArgument);
 
   HttpServer server(HttpServerOptions{});
-  EXPECT_EQ(server.Handle("GET", "no-slash", [](const HttpRequest&) { return HttpResponse{}; })
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      server.Handle("GET", "no-slash", [](const HttpRequest&) { return HttpResponse{}; }).code(),
+      absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(server.Start().ok());
   EXPECT_EQ(server.Start().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(server.Handle("GET", "/late", [](const HttpRequest&) { return HttpResponse{}; })
-                .code(),
+  EXPECT_EQ(server.Handle("GET", "/late", [](const HttpRequest&) { return HttpResponse{}; }).code(),
             absl::StatusCode::kFailedPrecondition);
   // Destruction stops it.
 }
@@ -647,9 +667,9 @@ TEST_F(HttpServerTest, RecordsPerRouteMetrics) {
   auto client = Connect(port());
   ASSERT_NE(client, nullptr);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(MustRequest(*client, "GET", absl::StrCat("/v1/users/u", i, "/recommendations"))
-                  .status,
-              200);
+    EXPECT_EQ(
+        MustRequest(*client, "GET", absl::StrCat("/v1/users/u", i, "/recommendations")).status,
+        200);
   }
   EXPECT_EQ(MustRequest(*client, "GET", "/missing").status, 404);
   EXPECT_EQ(MustRequest(*client, "GET", "/nope/1").status, 404);

@@ -32,8 +32,8 @@ bool ClientResponse::HasHeader(absl::string_view name) const {
   return false;
 }
 
-std::string BuildRequest(absl::string_view method, absl::string_view target,
-                         absl::string_view body, absl::string_view extra_headers) {
+std::string BuildRequest(absl::string_view method, absl::string_view target, absl::string_view body,
+                         absl::string_view extra_headers) {
   std::string out = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n");
   if (!body.empty()) absl::StrAppend(&out, "Content-Length: ", body.size(), "\r\n");
   absl::StrAppend(&out, extra_headers, "\r\n", body);
@@ -56,8 +56,7 @@ absl::StatusOr<std::unique_ptr<TestHttpClient>> TestHttpClient::Connect(int port
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
     ::close(fd);
-    return absl::UnavailableError(absl::StrCat("connect to port ", port, ": ",
-                                               std::strerror(err)));
+    return absl::UnavailableError(absl::StrCat("connect to port ", port, ": ", std::strerror(err)));
   }
   return std::unique_ptr<TestHttpClient>(new TestHttpClient(fd));
 }

@@ -54,8 +54,9 @@ TEST(MetricsRegistryTest, LabelValuesAndHelpAreEscaped) {
   EXPECT_THAT(text, HasSubstr("req_total{route=\"/a\\\"b\\\\c\\nd\",status=\"200\"} 3\n"));
   absl::StatusOr<std::vector<testing::Sample>> samples = testing::ParsePrometheusText(text);
   ASSERT_TRUE(samples.ok()) << samples.status();
-  EXPECT_EQ(testing::FindSample(*samples, "req_total", {{"route", "/a\"b\\c\nd"}, {"status", "200"}}),
-            3.0);
+  EXPECT_EQ(
+      testing::FindSample(*samples, "req_total", {{"route", "/a\"b\\c\nd"}, {"status", "200"}}),
+      3.0);
 }
 
 TEST(MetricsRegistryTest, HistogramBucketsAreCumulative) {
@@ -82,8 +83,8 @@ TEST(MetricsRegistryTest, HistogramBucketsAreCumulative) {
 
 TEST(MetricsRegistryTest, LabelledHistogramsParseBack) {
   MetricsRegistry registry;
-  HistogramFamily* family = registry.AddHistogramFamily(
-      "req_seconds", "Latency by route.", {"route"}, Histogram::LatencyBuckets());
+  HistogramFamily* family = registry.AddHistogramFamily("req_seconds", "Latency by route.",
+                                                        {"route"}, Histogram::LatencyBuckets());
   for (int i = 0; i < 100; ++i) family->WithLabels({"/a"})->Observe(i * 0.001);
   family->WithLabels({"/b"})->Observe(20.0);
   absl::StatusOr<std::vector<testing::Sample>> samples =

@@ -29,8 +29,7 @@ struct Sample {
 absl::StatusOr<std::vector<Sample>> ParsePrometheusText(absl::string_view text);
 
 // The value of the sample with this name and exactly these labels; NaN when there is none.
-double FindSample(const std::vector<Sample>& samples, absl::string_view name,
-                  const Labels& labels);
+double FindSample(const std::vector<Sample>& samples, absl::string_view name, const Labels& labels);
 
 // For every histogram series: buckets in increasing le order, cumulative (non-decreasing), the
 // last one le="+Inf" and equal to _count, and a _sum present. InvalidArgument says what is wrong.

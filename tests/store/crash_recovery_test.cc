@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -75,10 +75,19 @@ TEST(CrashRecoveryTest, SigkillAtRandomMomentsLosesAndRepeatsNothing) {
                              "--users", std::to_string(std::max<int64_t>(100, kEvents / 10)),
                              "--items", "20000", "--seed", "3"}),
             0);
-  std::vector<std::string> serve = {
-      "serve", "--data-dir", data_dir, "--source", "file:" + stream, "--format", "jsonl",
-      "--exit-when-done", "--status-interval", "0", "--no-http", "--set",
-      "store.flush_interval_ms=50"};
+  std::vector<std::string> serve = {"serve",
+                                    "--data-dir",
+                                    data_dir,
+                                    "--source",
+                                    "file:" + stream,
+                                    "--format",
+                                    "jsonl",
+                                    "--exit-when-done",
+                                    "--status-interval",
+                                    "0",
+                                    "--no-http",
+                                    "--set",
+                                    "store.flush_interval_ms=50"};
   // While killing, ingest at a rate that spreads the stream over the kills, so every kill lands
   // in the middle of it; the final run goes at full speed.
   std::vector<std::string> throttled = serve;
@@ -156,9 +165,10 @@ TEST(CrashRecoveryTest, SigkillAtRandomMomentsLosesAndRepeatsNothing) {
   }
   EXPECT_EQ(wrong_users, 0) << "users whose stored event count differs from the file's";
   EXPECT_EQ(wrong_items, 0) << "items whose stored event count differs from the file's";
-  std::printf("[ info ] %d SIGKILLs (%d with progress mid-stream), then completion: %lld events, "
-              "%zu users, %zu items, each counted exactly once\n",
-              kills, progressed, static_cast<long long>(kEvents), per_user.size(), per_item.size());
+  std::printf(
+      "[ info ] %d SIGKILLs (%d with progress mid-stream), then completion: %lld events, "
+      "%zu users, %zu items, each counted exactly once\n",
+      kills, progressed, static_cast<long long>(kEvents), per_user.size(), per_item.size());
 }
 
 }  // namespace

@@ -45,8 +45,8 @@ class Tmpfs {
   Tmpfs(const std::string& name, const std::string& size) : dir_(Unmounted(name)) {
     const std::string options = "size=" + size;
     if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, options.c_str()) != 0) {
-      error_ = absl::StrCat("mount -t tmpfs -o ", options, " tmpfs ", dir_, ": ",
-                            std::strerror(errno));
+      error_ =
+          absl::StrCat("mount -t tmpfs -o ", options, " tmpfs ", dir_, ": ", std::strerror(errno));
     }
   }
   ~Tmpfs() {
@@ -68,10 +68,10 @@ class Tmpfs {
   std::string error_;
 };
 
-#define SKIP_UNLESS_MOUNTED(tmpfs)                                                             \
-  if (!(tmpfs).mounted()) {                                                                    \
+#define SKIP_UNLESS_MOUNTED(tmpfs)                                                              \
+  if (!(tmpfs).mounted()) {                                                                     \
     GTEST_SKIP() << "needs a small tmpfs to fill, and mounting one failed (" << (tmpfs).error() \
-                 << "); run as root to include this test";                                     \
+                 << "); run as root to include this test";                                      \
   }
 
 // Writes `bytes` of zeros to `path`, or, with bytes < 0, until the disk is full. Returns the bytes
@@ -130,18 +130,20 @@ TEST(StoreDiskFullTest, ThePersisterNeverAbortsAndResumesOnceSpaceIsFreed) {
     // Learn until the disk is full.
     while (persister.stats().write_errors == 0) {
       learn();
-      WaitFor([&] {
-        const PersisterStats s = persister.stats();
-        return s.write_errors > 0 || s.events_persisted == l->events_applied();
-      }, absl::Seconds(5));
+      WaitFor(
+          [&] {
+            const PersisterStats s = persister.stats();
+            return s.write_errors > 0 || s.events_persisted == l->events_applied();
+          },
+          absl::Seconds(5));
     }
     EXPECT_FALSE(persister.healthy());
     const absl::Status health = persister.Health();
     EXPECT_NE(health.message().find("No space left on device"), absl::string_view::npos) << health;
     // Retrying on a full disk: still alive, still failing, and still learning.
     const int64_t errors = persister.stats().write_errors;
-    ASSERT_TRUE(WaitFor([&] { return persister.stats().write_errors >= errors + 3; },
-                        absl::Seconds(20)));
+    ASSERT_TRUE(
+        WaitFor([&] { return persister.stats().write_errors >= errors + 3; }, absl::Seconds(20)));
     for (int i = 0; i < 2; ++i) learn();
     EXPECT_FALSE(persister.healthy());
 
@@ -262,8 +264,9 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
   const int64_t unpersisted = stats.events_applied - stats.persister.events_persisted;
   EXPECT_GT(unpersisted, 0);
   EXPECT_TRUE(absl::IsDeadlineExceeded(run_status)) << run_status;
-  EXPECT_NE(run_status.message().find(absl::StrCat(unpersisted, " events learnt are NOT persisted")),
-            std::string::npos)
+  EXPECT_NE(
+      run_status.message().find(absl::StrCat(unpersisted, " events learnt are NOT persisted")),
+      std::string::npos)
       << run_status;
   engine.reset();  // closes RocksDB on the full disk
 

@@ -122,8 +122,8 @@ TEST_P(PersisterFaultInjectionTest, EveryAcceptedEventIsStoredOnceTheFaultHeals)
     EXPECT_TRUE(absl::IsUnavailable(health)) << health;
     EXPECT_NE(health.message().find("cannot write"), absl::string_view::npos) << health;
     const int64_t errors = persister.stats().write_errors;
-    ASSERT_TRUE(WaitFor([&] { return persister.stats().write_errors >= errors + 1; },
-                        absl::Seconds(10)));
+    ASSERT_TRUE(
+        WaitFor([&] { return persister.stats().write_errors >= errors + 1; }, absl::Seconds(10)));
     EXPECT_FALSE(persister.stats().healthy);
     EXPECT_GT(persister.stats().consecutive_errors, 0);
     // ... while the learner accepts more events; their rows stay pending.
@@ -221,7 +221,8 @@ TEST_P(PersisterFaultInjectionTest, AStopWhileFailingLeavesAnExactPrefix) {
 // last write had failed, and the next write to it aborted the process (an assertion). The store
 // keeps a memtable non-empty at every logged write, so the resume always moves on.
 TEST(StoreFaultInjectionTest, AWriteFailingIntoAFreshLogIsResumedWithoutAborting) {
-  for (const unsigned fault : {FaultInjectionFileSystem::kWrites, FaultInjectionFileSystem::kSyncs}) {
+  for (const unsigned fault :
+       {FaultInjectionFileSystem::kWrites, FaultInjectionFileSystem::kSyncs}) {
     SCOPED_TRACE(fault == FaultInjectionFileSystem::kWrites ? "writes" : "syncs");
     const std::string dir = FreshDir(absl::StrCat("fresh_log_", fault));
     auto fs = std::make_shared<FaultInjectionFileSystem>();
@@ -258,9 +259,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(FaultCase{"writes", FaultInjectionFileSystem::kWrites, false},
                       FaultCase{"syncs", FaultInjectionFileSystem::kSyncs, true},
                       FaultCase{"opens", FaultInjectionFileSystem::kOpens, false},
-                      FaultCase{"all", FaultInjectionFileSystem::kWrites |
-                                           FaultInjectionFileSystem::kSyncs |
-                                           FaultInjectionFileSystem::kOpens,
+                      FaultCase{"all",
+                                FaultInjectionFileSystem::kWrites |
+                                    FaultInjectionFileSystem::kSyncs |
+                                    FaultInjectionFileSystem::kOpens,
                                 true}),
     [](const ::testing::TestParamInfo<FaultCase>& info) { return std::string(info.param.name); });
 

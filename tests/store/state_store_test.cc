@@ -43,7 +43,8 @@ std::unique_ptr<StateStore> OpenStore(const std::string& dir) {
 }
 
 // Writes everything the learner changed, and waits for it.
-void FlushAll(Persister& persister, learner::Learner& l, const stream::AppliedPositions& positions) {
+void FlushAll(Persister& persister, learner::Learner& l,
+              const stream::AppliedPositions& positions) {
   ASSERT_TRUE(persister.Flush(l, positions, {"memory:test"}, absl::Seconds(30)).ok());
 }
 
@@ -197,7 +198,8 @@ TEST(StateStoreTest, UnknownStoreLayoutVersionIsRefusedAtOpen) {
 // then reports an error), before behaving.
 class FaultyWriter : public BatchWriter {
  public:
-  FaultyWriter(StateStore* store, int failures, bool tear) : store_(store), failures_(failures), tear_(tear) {}
+  FaultyWriter(StateStore* store, int failures, bool tear)
+      : store_(store), failures_(failures), tear_(tear) {}
   std::unique_ptr<StateBatch> NewBatch() override { return store_->NewBatch(); }
   absl::Status Write(StateBatch* batch) override {
     ++attempts;

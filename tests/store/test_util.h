@@ -99,7 +99,9 @@ inline void ExpectSameState(const learner::Learner& a, const learner::Learner& b
   ASSERT_EQ(ia.rows == 0, ib.rows == 0);
   for (int64_t row = 0; ia.rows > 0 && row < a.items().size(); ++row) {
     ASSERT_EQ(std::memcmp(ia.vectors + row * ia.stride, ib.vectors + row * ib.stride,
-                          ia.dim * sizeof(float)), 0) << "item row " << row;
+                          ia.dim * sizeof(float)),
+              0)
+        << "item row " << row;
     if (ia.bias != nullptr) {
       ASSERT_EQ(ia.bias[row], ib.bias[row]);
     }

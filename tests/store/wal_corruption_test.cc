@@ -55,7 +55,8 @@ class StoreWalCorruptionTest : public ::testing::Test {
     }
     for (const auto& entry : fs::directory_iterator(live)) {
       fs::copy_file(entry.path(), fs::path(image_) / entry.path().filename());
-      if (entry.path().extension() == ".log") wal_ = (fs::path(image_) / entry.path().filename()).string();
+      if (entry.path().extension() == ".log")
+        wal_ = (fs::path(image_) / entry.path().filename()).string();
       ASSERT_NE(entry.path().extension(), ".sst") << "a memtable was flushed: not a crash image";
     }
     ASSERT_FALSE(wal_.empty());
@@ -118,7 +119,8 @@ TEST_F(StoreWalCorruptionTest, AFlippedByteRefusesTheOpenAndSaysWhatToDo) {
       StateStore::Options options;
       options.read_only = read_only;
       auto store = StateStore::Open(image_, options);
-      ASSERT_FALSE(store.ok()) << "opened with " << (store.ok() ? (*store)->ReadMeta()->events_applied : 0)
+      ASSERT_FALSE(store.ok()) << "opened with "
+                               << (store.ok() ? (*store)->ReadMeta()->events_applied : 0)
                                << " events";
       const absl::Status& s = store.status();
       EXPECT_TRUE(absl::IsDataLoss(s)) << s;

@@ -133,7 +133,8 @@ absl::Status BenchBpr(const CudaContext& ctx, const Options& o) {
   const double events = static_cast<double>(o.batches) * o.batch;
   std::printf(
       "{\"bench\":\"bpr_batch\",\"device\":\"%s\",\"users\":%lld,\"items\":%lld,\"dim\":%d,"
-      "\"batch\":%d,\"negatives\":%d,\"window\":%d,\"batches\":%d,\"seconds\":%.6f,\"events_per_sec\":%.1f}\n",
+      "\"batch\":%d,\"negatives\":%d,\"window\":%d,\"batches\":%d,\"seconds\":%.6f,\"events_per_"
+      "sec\":%.1f}\n",
       ctx.description().c_str(), static_cast<long long>(o.users), static_cast<long long>(o.items),
       o.dim, o.batch, o.negatives, o.window, o.batches, seconds, events / seconds);
   return absl::OkStatus();

@@ -75,17 +75,17 @@ cudaError_t LaunchApplyDelta(float* table, float* base, const float* delta, int6
 // 0 .. num_item_slots-1); gradients are accumulated per slot.
 struct BprDeviceBatch {
   int64_t events = 0;
-  int candidates = 0;                   // m = 1 + num_negatives
-  const int32_t* user_rows = nullptr;   // [events]
-  const int32_t* user_slots = nullptr;  // [events]
-  const int32_t* cand_rows = nullptr;   // [events * m], -1 = empty slot
-  const int32_t* cand_slots = nullptr;  // [events * m], -1 = empty slot
-  const float* log_q = nullptr;         // [events * m]
-  const float* weights = nullptr;       // [events]
-  int window = 0;                             // context rows per event
-  const int32_t* context = nullptr;           // [events * window], -1 = empty
-  const float* context_weights = nullptr;     // [events * window]
-  float user_weight = 1.0f;                   // a; user_slots are all -1 when a == 0
+  int candidates = 0;                      // m = 1 + num_negatives
+  const int32_t* user_rows = nullptr;      // [events]
+  const int32_t* user_slots = nullptr;     // [events]
+  const int32_t* cand_rows = nullptr;      // [events * m], -1 = empty slot
+  const int32_t* cand_slots = nullptr;     // [events * m], -1 = empty slot
+  const float* log_q = nullptr;            // [events * m]
+  const float* weights = nullptr;          // [events]
+  int window = 0;                          // context rows per event
+  const int32_t* context = nullptr;        // [events * window], -1 = empty
+  const float* context_weights = nullptr;  // [events * window]
+  float user_weight = 1.0f;                // a; user_slots are all -1 when a == 0
   int64_t num_user_slots = 0;
   int64_t num_item_slots = 0;
   const int32_t* slot_user_rows = nullptr;  // [num_user_slots]

@@ -99,7 +99,8 @@ cudaError_t LaunchApplyDelta(float* table, float* base, const float* delta, int6
                              uint8_t* flags, cudaStream_t stream) {
   const int64_t total = rows * dim;
   if (total == 0) return cudaSuccess;
-  ApplyDeltaKernel<<<GridStrideBlocks(total), kThreads, 0, stream>>>(table, base, delta, total, dim, flags);
+  ApplyDeltaKernel<<<GridStrideBlocks(total), kThreads, 0, stream>>>(table, base, delta, total, dim,
+                                                                     flags);
   return cudaGetLastError();
 }
 

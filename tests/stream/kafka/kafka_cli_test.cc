@@ -28,7 +28,6 @@
 namespace freshet::stream {
 namespace {
 
-
 using freshet::testing::Freshet;
 using freshet::testing::kFreshet;
 using freshet::testing::Result;
