@@ -10,18 +10,18 @@
 
 namespace freshet::engine {
 
+namespace {
+
 LoadedState ToLoadedState(const store::StoreMeta& meta) {
   LoadedState s;
-  s.empty = meta.empty;
   s.events_applied = meta.events_applied;
   s.model_version = meta.model_version;
   s.sources = meta.sources;
   s.hidden_items = meta.hidden_items;
-  for (const store::StoredPosition& p : meta.positions) {
-    s.positions.push_back(stream::SourcePosition{p.stream, p.partition, p.offset});
-  }
   return s;
 }
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& options,
                                                                  LiveModel* model,
@@ -122,20 +122,16 @@ absl::Status DurableState::LoadPositions(const store::StoreMeta& meta, ExactlyOn
 
 bool DurableState::MaybeFlush(LiveModel& model, ExactlyOnceFilter& filter,
                               const std::vector<std::string>& stream_names) {
-  return model.WithLearnerShared([&](learner::Learner& l) {
-    return filter.WithPositions([&](const stream::AppliedPositions& applied) {
-      return persister_->MaybeFlush(l, applied, stream_names);
-    });
+  return WithCut(model, filter, [&](learner::Learner& l, const stream::AppliedPositions& applied) {
+    return persister_->MaybeFlush(l, applied, stream_names);
   });
 }
 
 absl::Status DurableState::Flush(LiveModel& model, ExactlyOnceFilter& filter,
                                  const std::vector<std::string>& stream_names,
                                  absl::Duration timeout) {
-  return model.WithLearnerShared([&](learner::Learner& l) {
-    return filter.WithPositions([&](const stream::AppliedPositions& applied) {
-      return persister_->Flush(l, applied, stream_names, timeout);
-    });
+  return WithCut(model, filter, [&](learner::Learner& l, const stream::AppliedPositions& applied) {
+    return persister_->Flush(l, applied, stream_names, timeout);
   });
 }
 

@@ -35,13 +35,12 @@
 namespace freshet::engine {
 
 // What a data directory held when it was attached.
+// (The positions and event ids go straight into the ExactlyOnceFilter.)
 struct LoadedState {
-  bool empty = true;
   int64_t events_applied = 0;
   int64_t model_version = 0;
   std::vector<std::string> sources;  // stream names by global index
   std::vector<std::string> hidden_items;
-  std::vector<stream::SourcePosition> positions;
 };
 
 class DurableState {
@@ -112,6 +111,15 @@ class DurableState {
   // stored.
   absl::Status LoadPositions(const store::StoreMeta& meta, ExactlyOnceFilter& filter)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_mu_);
+  // Runs fn(learner, positions) with the learner held shared and the positions locked: the
+  // consistent cut a flush writes.
+  template <typename Fn>
+  static auto WithCut(LiveModel& model, ExactlyOnceFilter& filter, Fn&& fn) {
+    return model.WithLearnerShared([&](learner::Learner& l) {
+      return filter.WithPositions(
+          [&](const stream::AppliedPositions& applied) { return fn(l, applied); });
+    });
+  }
 
   const Options options_;
   std::optional<store::DataDirLock> lock_;
@@ -124,9 +132,6 @@ class DurableState {
   std::function<void()> snapshot_hook_;
   std::function<void()> restore_hook_;
 };
-
-// The LoadedState of a store's meta.
-LoadedState ToLoadedState(const store::StoreMeta& meta);
 
 }  // namespace freshet::engine
 

@@ -37,6 +37,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
                                                                   engine->filter_.get(), &loaded));
     engine->model_->SetHiddenItems(loaded.hidden_items);
     engine->model_->PublishModelVersion(engine->durable_->queued_version());
+  } else {
+    engine->model_->CountRoundsAsVersion();
   }
   engine->ingest_ = std::make_unique<IngestLoop>(options.config, backend, engine->model_.get(),
                                                  engine->filter_.get(), engine->durable_.get(),
@@ -82,7 +84,6 @@ int64_t Engine::ApplyDirect(absl::Span<const stream::Event> events) {
     learnt = model_->ApplyAdmitted(events,
                                    [this](const stream::Event& e) { return filter_->AdmitId(e); });
   }
-  if (durable_ == nullptr) model_->PublishModelVersion(model_->rounds());
   direct_.fetch_add(learnt, std::memory_order_relaxed);
   return static_cast<int64_t>(events.size()) - learnt;
 }

@@ -54,10 +54,4 @@ std::vector<stream::SourcePosition> ExactlyOnceFilter::All() const {
   return applied_.All();
 }
 
-void ExactlyOnceFilter::ResetPositions(const std::vector<stream::SourcePosition>& positions) {
-  MutexLock lock(&mu_);
-  applied_.Clear();
-  for (const stream::SourcePosition& p : positions) applied_.Set(p.stream, p.partition, p.offset);
-}
-
 }  // namespace freshet::engine

@@ -37,8 +37,6 @@ class ExactlyOnceFilter {
   // The last applied offset of a stream partition, or -1.
   int64_t Applied(int32_t stream, int32_t partition) const;
   std::vector<stream::SourcePosition> All() const;
-  // Replaces the positions (a restore) with `positions`.
-  void ResetPositions(const std::vector<stream::SourcePosition>& positions);
   // Runs fn(positions) under the lock (the persister's cut, loading stored ids).
   template <typename Fn>
   auto WithPositions(Fn&& fn) {

@@ -106,12 +106,9 @@ absl::Status IngestLoop::Run(const std::atomic<bool>& stop, const RunOptions& op
   const size_t batch = static_cast<size_t>(std::max(1, config_.serve_batch_events));
   std::vector<stream::Event> polled, pending;
   polled.reserve(batch);
-  // Publishes the version answers report: the latest queued batch with a data directory, else
-  // the learning rounds.
-  auto publish = [&] {
-    model_->PublishModelVersion(durable_ != nullptr ? durable_->queued_version()
-                                                    : model_->rounds());
-  };
+  // With a data directory, answers report the latest queued batch as the model version (without
+  // one, LiveModel counts learning rounds itself).
+  auto publish = [&] { model_->PublishModelVersion(durable_->queued_version()); };
   // Accepted events wait here while more keep coming (at most kApplyDelay), so that a throttled
   // or trickling stream is learnt in groups rather than a few events per lock acquisition (each
   // makes readers wait); an idle stream's last events are learnt at once. Everything pending is
@@ -121,7 +118,6 @@ absl::Status IngestLoop::Run(const std::atomic<bool>& stop, const RunOptions& op
     if (pending.empty()) return;
     model_->Apply(pending);
     pending.clear();
-    if (durable_ == nullptr) publish();
   };
   absl::Status failure;
   loop_round_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);

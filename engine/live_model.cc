@@ -48,10 +48,12 @@ void LiveModel::Start() {
     scorer_running_ = true;
   }
   scorer_ = std::thread([this] { ScorerLoop(); });
+  scorer_accepting_.store(true, std::memory_order_release);
 }
 
 void LiveModel::Stop() {
   MutexLock start_stop(&start_stop_mu_);
+  scorer_accepting_.store(false, std::memory_order_release);
   {
     MutexLock lock(&scorer_mu_);
     scorer_stop_ = true;
@@ -85,7 +87,8 @@ void LiveModel::ApplyHeld(absl::Span<const stream::Event> events) {
   const int64_t now = absl::GetCurrentTimeNanos();
   learner_->set_apply_clock_ns(now);
   learner_->ApplyBatch(events);
-  rounds_.fetch_add(1, std::memory_order_relaxed);
+  ++rounds_;
+  if (rounds_are_version_) model_version_.store(rounds_, std::memory_order_relaxed);
   last_applied_ns_.store(now, std::memory_order_relaxed);
 }
 
@@ -184,11 +187,8 @@ void LiveModel::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
     ReaderLock lock(&mu_);
     const std::vector<int32_t> exclude = ExcludedRowsLocked(exclude_items);
     request->result.user = UserInfoLocked(user);
-    bool queue = batch_scoring_;
-    if (queue) {
-      MutexLock scorer(&scorer_mu_);
-      queue = scorer_running_ && !scorer_stop_;
-    }
+    // A stop in between is caught when the request is queued, below.
+    const bool queue = batch_scoring_ && scorer_accepting_.load(std::memory_order_acquire);
     if (!queue ||
         !learner_->PrepareQuery(user, exclude_seen, exclude, &request->vector, &request->exclude)) {
       // Not an inner-product query (unknown user, cooc, hybrid, popularity), or no scoring

@@ -87,8 +87,9 @@ class LiveModel final : public ModelReader {
   void PublishModelVersion(int64_t version) {
     model_version_.store(version, std::memory_order_relaxed);
   }
-  // Learning rounds so far (the model version without a data directory).
-  int64_t rounds() const { return rounds_.load(std::memory_order_relaxed); }
+  // Without a data directory: every learning round publishes the number of rounds so far as the
+  // model version. Call before Start() and before any learning.
+  void CountRoundsAsVersion() { rounds_are_version_ = true; }
 
   // --- ModelReader.
   void RecommendAsync(absl::string_view user, int k, bool exclude_seen,
@@ -136,7 +137,8 @@ class LiveModel final : public ModelReader {
   mutable Mutex hidden_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::vector<std::string> hidden_ ABSL_GUARDED_BY(hidden_mu_);  // sorted ids
   std::atomic<int64_t> model_version_{0};
-  std::atomic<int64_t> rounds_{0};
+  int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;  // learning rounds (ApplyHeld calls that learnt)
+  bool rounds_are_version_ = false;          // set before any thread uses the model
   std::atomic<int64_t> last_applied_ns_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};
@@ -144,6 +146,9 @@ class LiveModel final : public ModelReader {
   mutable CondVar scorer_cv_;
   mutable std::vector<std::unique_ptr<AsyncScore>> scorer_queue_ ABSL_GUARDED_BY(scorer_mu_);
   bool scorer_running_ ABSL_GUARDED_BY(scorer_mu_) = false;
+  // Between Start() and Stop(): requests may be queued for the scoring thread. Read by every
+  // request without scorer_mu_; the queueing itself checks scorer_stop_ under it.
+  std::atomic<bool> scorer_accepting_{false};
   bool scorer_stop_ ABSL_GUARDED_BY(scorer_mu_) = false;
   std::thread scorer_;  // Start() .. Stop(), which both serialise on start_stop_mu_
   Mutex start_stop_mu_;

@@ -485,6 +485,20 @@ TEST_F(EngineTest, ReadsAnswerWhileARestoreHoldsTheStore) {
   EXPECT_TRUE(answered) << "a read waited for the restore";
 }
 
+TEST_F(EngineTest, WithoutADataDirectoryTheModelVersionCountsLearningRounds) {
+  auto engine = Open("");
+  EXPECT_EQ(engine->model_version(), 0);
+  ASSERT_TRUE(RunAll(*engine, MakeEvents(1500, 40, 60, 8)).ok());
+  const int64_t after_source = engine->model_version();
+  EXPECT_GE(after_source, 1);
+  const std::vector<stream::Event> direct = MakeEvents(10, 5, 5, 9);
+  EXPECT_EQ(engine->ApplyDirect(direct), 0);
+  EXPECT_EQ(engine->model_version(), after_source + 1);  // one more round
+  RecommendResult result;
+  ASSERT_TRUE(engine->RecommendFor("u1", 5, false, {}, &result).ok());
+  EXPECT_EQ(result.model_version, after_source + 1);
+}
+
 TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {
   const std::string dir = FreshDir("engine_identity");
   {
