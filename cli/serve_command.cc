@@ -104,6 +104,11 @@ std::string StatusLine(const engine::Engine& engine) {
 }
 
 absl::Status Serve(const ServeFlags& flags) {
+  // First of all: a signal that arrives while the state loads or the sources open (a large file
+  // takes seconds) must stop the server cleanly, not kill it, nor be lost where the signal was
+  // inherited as ignored (a background job of a script).
+  InstallSignalHandlers();
+  RaiseFileLimit();
   FRESHET_ASSIGN_OR_RETURN(config::Config config, LoadConfig(flags.config));
   FRESHET_ASSIGN_OR_RETURN(config.serve_admin_token, AdminToken(config));
   if (flags.sources.empty() && flags.brokers.empty()) {
@@ -252,6 +257,7 @@ absl::Status Serve(const ServeFlags& flags) {
   }
 
   for (const std::string& spec : flags.sources) {
+    if (g_stop.load()) break;  // stopping: Run() below returns at once
     if (!absl::StartsWith(spec, "file:")) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--source '", spec, "': expected file:PATH (Kafka topics use --brokers and --topic)"));
@@ -296,8 +302,6 @@ absl::Status Serve(const ServeFlags& flags) {
   }
 
   sources_added.store(true);
-  InstallSignalHandlers();
-  RaiseFileLimit();
   engine::Engine::RunOptions run;
   run.exit_when_done = flags.exit_when_done;
   std::atomic<bool> reporter_stop{false};

@@ -29,6 +29,10 @@ for s in ${SERVE_SET:-}; do sets+=(--set "$s"); done
 pid=$!
 for _ in $(seq 300); do grep -q '^http=' "$W/s.out" 2>/dev/null && break; sleep 0.1; done
 url="http://$(sed -n 's/^http=//p' "$W/s.out")"
+# The server answers from the loaded state while it opens its sources (decoding the 2M-event live
+# file takes seconds of CPU); measure only once it is ready and learning at RATE.
+for _ in $(seq 1200); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
+curl -sf "$url/readyz" >/dev/null || { echo "load.sh: the server never became ready" >&2; exit 1; }
 curl -sf "$url/v1/users/u1/recommendations?k=20" >/dev/null
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 applied() { curl -s "$url/metrics" | awk '$1 == "freshet_events_applied" {print $2}'; }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -327,6 +328,44 @@ TEST(FreshetCliTest, SnapshotsOfARunningServer) {
   r = Freshet("snapshot list --server http://127.0.0.1:1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
+}
+
+// A stop signal that arrives while the sources are still opening (the HTTP server answers from the
+// loaded state meanwhile, and a large file takes seconds to decode) stops the server cleanly: the
+// process exits 0 after its final status line, rather than being killed by the signal's default
+// action or, where it was started with the signal ignored, running on.
+TEST(FreshetCliTest, ASignalWhileTheSourcesOpenStopsTheServerCleanly) {
+  const std::string dir = TempDir("signal_while_opening");
+  const std::string stream = dir + "/s.jsonl";
+  ASSERT_EQ(
+      Freshet("generate --events 600000 --users 5000 --items 500 --output " + stream).exit_code, 0);
+  const std::string out = dir + "/serve.out";
+  const std::string err = dir + "/serve.err";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(out.c_str(), "w", stdout);
+    freopen(err.c_str(), "w", stderr);
+    execl(kFreshet.c_str(), kFreshet.c_str(), "serve", "--data-dir", (dir + "/data").c_str(),
+          "--source", ("file:" + stream).c_str(), "--format", "jsonl", "--port", "0",
+          "--status-interval", "0", nullptr);
+    _exit(127);
+  }
+  bool listening = false;
+  for (int i = 0; i < 400 && !listening; ++i) {
+    std::ifstream in(out);
+    std::string line;
+    while (std::getline(in, line)) listening = listening || line.rfind("http=", 0) == 0;
+    if (!listening) usleep(10000);
+  }
+  ASSERT_TRUE(listening) << "serve did not print its address";
+  kill(pid, SIGTERM);  // the server listens before it opens its sources: they are opening now
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(err);
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << log;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << log;
+  EXPECT_NE(log.find("final "), std::string::npos) << log;
 }
 
 }  // namespace
