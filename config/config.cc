@@ -264,6 +264,10 @@ const std::vector<KeyImpl>& Registry() {
       BoolKey("serve.batch_scoring", &Config::serve_batch_scoring,
               "score concurrent recommendation requests together, one pass over the items for "
               "many queries (embedding models)"),
+      BoolKey("serve.packed_items", &Config::serve_packed_items,
+              "batched scoring reads a copy of the item vectors in the kernels' layout, re-packed "
+              "only where rows changed, instead of packing every row per batch (CPU backend; a "
+              "second copy of the item vectors in memory)"),
       IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
              "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
              "has been reachable, for this long"),

@@ -130,6 +130,9 @@ struct Config {
   // /readyz answers 503 once the learning loop stalls, or no broker is reachable, this long.
   int serve_unready_after_ms = 30000;
   bool serve_batch_scoring = true;  // score concurrent recommendation requests in one pass
+  // Batched scoring reads a packed copy of the item vectors, re-packed group by group as rows
+  // change (CPU backend, models that learn on the host); costs a second copy of the vectors.
+  bool serve_packed_items = true;
 };
 
 // One registered key.

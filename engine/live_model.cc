@@ -9,6 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "learner/dirty_rows.h"
+
+static_assert(freshet::learner::DirtyRows::kVersionGroupRows ==
+                  freshet::kernels::PackedItemMatrix::kGroupRows,
+              "the learner's item group versions are the packed copy's groups");
 
 namespace freshet::engine {
 
@@ -28,14 +33,15 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Create(const std::string& 
                                                              const kernels::Backend* backend) {
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<learner::Learner> learner,
                            learner::Learner::Create(algorithm, config, backend));
-  return std::unique_ptr<LiveModel>(
-      new LiveModel(algorithm, config.serve_batch_scoring, std::move(learner)));
+  return std::unique_ptr<LiveModel>(new LiveModel(algorithm, config.serve_batch_scoring,
+                                                  config.serve_packed_items, std::move(learner)));
 }
 
-LiveModel::LiveModel(std::string algorithm, bool batch_scoring,
+LiveModel::LiveModel(std::string algorithm, bool batch_scoring, bool packed_items,
                      std::unique_ptr<learner::Learner> learner)
     : algorithm_(std::move(algorithm)),
       batch_scoring_(batch_scoring),
+      packed_items_(packed_items),
       learner_(std::move(learner)) {}
 
 LiveModel::~LiveModel() { Stop(); }
@@ -96,6 +102,7 @@ void LiveModel::Replace(std::unique_ptr<learner::Learner> fresh,
                         const std::function<void()>& also) {
   WriterLock lock(&mu_);
   learner_ = std::move(fresh);
+  learner_generation_.fetch_add(1, std::memory_order_relaxed);  // the packed copy starts over
   if (also) also();
 }
 
@@ -254,7 +261,7 @@ void LiveModel::ScorerLoop() {
     absl::Status status;
     {
       ReaderLock lock(&mu_);
-      status = learner_->TopKBatch(queries, k, absl::MakeSpan(results));
+      status = TopKBatchLocked(queries, k, absl::MakeSpan(results));
       if (status.ok()) {
         for (size_t i = 0; i < batch.size(); ++i) {
           std::vector<ScoredId>& items = batch[i]->result.items;
@@ -279,6 +286,28 @@ void LiveModel::ScorerLoop() {
     // Now: the callbacks may hold what their callers own (an HTTP connection).
     batch.clear();
   }
+}
+
+absl::Status LiveModel::TopKBatchLocked(absl::Span<const kernels::TopKQuery> queries, int k,
+                                        absl::Span<std::vector<kernels::ScoredItem>> results) {
+  // The packed copy answers exactly as the CPU backend over ScoringMatrix() (kernels/topk.h's
+  // score contract), which is what Learner::TopKBatch() runs for a model that learns on the host;
+  // a model whose parameters live on a device, or another backend, scores there instead.
+  if (!packed_items_ || learner_->backend().Name() != "cpu" ||
+      learner_->model().Learning() != "host") {
+    return learner_->TopKBatch(queries, k, results);
+  }
+  const uint64_t generation = learner_generation_.load(std::memory_order_relaxed);
+  if (generation != packed_generation_) {
+    packed_.Clear();
+    packed_generation_ = generation;
+  }
+  const int64_t packed_before = packed_.groups_packed();
+  FRESHET_RETURN_IF_ERROR(
+      packed_.Update(learner_->ScoringMatrix(), learner_->item_group_versions()));
+  scoring_groups_packed_.fetch_add(packed_.groups_packed() - packed_before,
+                                   std::memory_order_relaxed);
+  return packed_.TopK(queries, k, results);
 }
 
 absl::Status LiveModel::SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const {
@@ -311,6 +340,7 @@ ModelStats LiveModel::stats() const {
   }
   s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
   s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);
+  s.scoring_groups_packed = scoring_groups_packed_.load(std::memory_order_relaxed);
   const int64_t applied_ns = last_applied_ns_.load(std::memory_order_relaxed);
   s.last_applied_ago_s =
       applied_ns == 0 ? -1 : static_cast<double>(absl::GetCurrentTimeNanos() - applied_ns) / 1e9;

@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "engine/model_reader.h"
 #include "kernels/backend.h"
+#include "kernels/packed_items.h"
 #include "learner/learner.h"
 #include "stream/event.h"
 
@@ -106,7 +107,8 @@ class LiveModel final : public ModelReader {
                          learner::Recommendation* out) const;
 
  private:
-  LiveModel(std::string algorithm, bool batch_scoring, std::unique_ptr<learner::Learner> learner);
+  LiveModel(std::string algorithm, bool batch_scoring, bool packed_items,
+            std::unique_ptr<learner::Learner> learner);
   // Learns `events`; the caller holds mu_ exclusively.
   void ApplyHeld(absl::Span<const stream::Event> events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sorted rows of the hidden items known to the learner; the same plus the known ones of
@@ -129,9 +131,15 @@ class LiveModel final : public ModelReader {
     RecommendDone done;
   };
   void ScorerLoop();
+  // One batch's top-K (Learner::TopKBatch), from the packed copy where it applies. Called by the
+  // scoring thread only, which owns the packed copy.
+  absl::Status TopKBatchLocked(absl::Span<const kernels::TopKQuery> queries, int k,
+                               absl::Span<std::vector<kernels::ScoredItem>> results)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const std::string algorithm_;
   const bool batch_scoring_;
+  const bool packed_items_;  // serve.packed_items
   mutable RwLock mu_;
   std::unique_ptr<learner::Learner> learner_ ABSL_GUARDED_BY(mu_) ABSL_PT_GUARDED_BY(mu_);
   mutable Mutex hidden_mu_ ABSL_ACQUIRED_AFTER(mu_);
@@ -142,6 +150,7 @@ class LiveModel final : public ModelReader {
   std::atomic<int64_t> last_applied_ns_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};
+  std::atomic<int64_t> scoring_groups_packed_{0};
   mutable Mutex scorer_mu_ ABSL_ACQUIRED_AFTER(mu_);
   mutable CondVar scorer_cv_;
   mutable std::vector<std::unique_ptr<AsyncScore>> scorer_queue_ ABSL_GUARDED_BY(scorer_mu_);
@@ -151,6 +160,12 @@ class LiveModel final : public ModelReader {
   std::atomic<bool> scorer_accepting_{false};
   bool scorer_stop_ ABSL_GUARDED_BY(scorer_mu_) = false;
   std::thread scorer_;  // Start() .. Stop(), which both serialise on start_stop_mu_
+  // The scoring thread's packed copy of the item vectors (kernels/packed_items.h), current as of
+  // its latest batch; only that thread touches it. Replace() moves the generation, so the copy of
+  // a replaced learner is dropped rather than patched.
+  kernels::PackedItemMatrix packed_;
+  uint64_t packed_generation_ = 0;
+  std::atomic<uint64_t> learner_generation_{0};
   Mutex start_stop_mu_;
 };
 

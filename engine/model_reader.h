@@ -55,9 +55,12 @@ struct ModelStats {
   int64_t nonfinite_skips = 0;  // model updates skipped as non-finite
   int64_t users = 0;
   int64_t items = 0;
-  int64_t device_fallbacks = 0;    // micro-batches the device failed and the host learnt
-  int64_t scoring_batches = 0;     // batched top-K passes over the items
-  int64_t scoring_queries = 0;     // recommendation queries answered by them
+  int64_t device_fallbacks = 0;  // micro-batches the device failed and the host learnt
+  int64_t scoring_batches = 0;   // batched top-K passes over the items
+  int64_t scoring_queries = 0;   // recommendation queries answered by them
+  // Groups of 64 item rows (re-)packed for batched scoring (serve.packed_items): about the rows
+  // learning changed between batches, not the catalogue once per batch.
+  int64_t scoring_groups_packed = 0;
   double last_applied_ago_s = -1;  // wall time since an event was last applied; -1 none yet
   int64_t model_version = 0;
 };

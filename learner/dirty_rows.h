@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/types/span.h"
+
 namespace freshet::learner {
 
 // Not thread-safe.
@@ -18,7 +20,19 @@ class DirtyRows {
       rows_.push_back(row);
     }
     if (also_ != nullptr) also_->Mark(row);
+    if (track_versions_) {
+      const size_t group = static_cast<size_t>(row) / kVersionGroupRows;
+      if (group >= versions_.size()) versions_.resize(group + 1, 0);
+      ++versions_[group];
+    }
   }
+  // From now on, also keeps a version per group of kVersionGroupRows rows that every Mark() of one
+  // of its rows moves, Take() or not: a consumer that copies rows (a packed scoring copy,
+  // kernels::PackedItemMatrix) re-copies just the groups whose version moved since it looked.
+  static constexpr int kVersionGroupRows = 64;
+  void TrackGroupVersions() { track_versions_ = true; }
+  // By group; groups beyond the end have never been marked.
+  absl::Span<const uint32_t> group_versions() const { return versions_; }
   // Every row marked here from now on is marked in `also` too (a second consumer of the same
   // changes, taking them on its own schedule); null stops that.
   void set_also(DirtyRows* also) { also_ = also; }
@@ -44,6 +58,8 @@ class DirtyRows {
   std::vector<uint8_t> flags_;
   std::vector<int32_t> rows_;
   DirtyRows* also_ = nullptr;
+  bool track_versions_ = false;
+  std::vector<uint32_t> versions_;
 };
 
 }  // namespace freshet::learner

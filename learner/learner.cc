@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
         "unknown algorithm '", algorithm, "'; valid: ", absl::StrJoin(AlgorithmNames(), ", ")));
   }
   learner->model_->set_dirty_items(&learner->dirty_items_);
+  learner->dirty_items_.TrackGroupVersions();
   if (config.admit_min_events > 1) learner->admission_.assign(size_t{1} << 22, 0);
   return learner;
 }

@@ -102,6 +102,10 @@ class Learner {
                     std::vector<int32_t>* exclude) const;
   // The matrix PrepareQuery()'s vectors are scored against (valid until the learner changes).
   kernels::ItemMatrixView ScoringMatrix() const { return model_->ScoringMatrix(); }
+  // A version per group of kernels::PackedItemMatrix::kGroupRows item rows: every change of an
+  // item row (the event's item, the rows a model marks, replica merges) moves its group's version,
+  // so a packed copy of ScoringMatrix() can be kept current group by group.
+  absl::Span<const uint32_t> item_group_versions() const { return dirty_items_.group_versions(); }
   // Top-K of PrepareQuery() vectors (backend().TopK over ScoringMatrix(), or on the device that
   // holds the model's parameters).
   absl::Status TopKBatch(absl::Span<const kernels::TopKQuery> queries, int k,

@@ -492,6 +492,10 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
   metrics.AddCallbackGauge("freshet_scoring_batched_queries",
                            "recommendation queries answered by batched passes",
                            [e] { return static_cast<double>(e->stats().scoring_queries); });
+  metrics.AddCallbackGauge(
+      "freshet_scoring_item_groups_packed",
+      "groups of 64 item rows copied into the packed scoring layout (serve.packed_items)",
+      [e] { return static_cast<double>(e->stats().scoring_groups_packed); });
   metrics.AddCallbackGauge("freshet_resident_memory_bytes", "resident set size of the process",
                            [] { return ResidentBytes(); });
   if (opts->consumer_lag) {

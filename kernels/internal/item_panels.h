@@ -92,6 +92,17 @@ inline constexpr bool kAvx512Compiled = false;
 void ScoreRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t rows,
                      const PackedQueryBatch& queries, float* scratch);
 
+// For a packed copy kept between calls (kernels/packed_items.h):
+// PackItemRows*: packs rows [first_row, first_row + rows) of `items` into the item-block layout
+// at `out` (ScratchFloats(rows, dim) floats, 64-byte aligned; rows past the end are zero).
+// ScorePacked*: scores an already packed block for every query, as ScoreRows* does after packing;
+// `next` (possibly empty) is what the following call will read, prefetched meanwhile.
+void PackItemRowsPortable(const ItemMatrixView& items, int64_t first_row, int64_t rows, float* out);
+void ScorePackedPortable(const PackedItemBlock& block, const PackedQueryBatch& queries);
+void PackItemRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t rows, float* out);
+void ScorePackedAvx512(const PackedItemBlock& block, const PackedQueryBatch& queries,
+                       absl::Span<const float> next);
+
 }  // namespace freshet::kernels::internal
 
 #endif  // FRESHET_KERNELS_INTERNAL_ITEM_PANELS_H_

@@ -317,6 +317,15 @@ void ScorePackedBlock(const PackedItemBlock& block, const PackedQueryBatch& quer
 
 }  // namespace
 
+void PackItemRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t rows, float* out) {
+  PackItemBlock(items, first_row, rows, out);
+}
+
+void ScorePackedAvx512(const PackedItemBlock& block, const PackedQueryBatch& queries,
+                       absl::Span<const float> next) {
+  ScorePackedBlock(block, queries, next);
+}
+
 void ScoreRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t rows,
                      const PackedQueryBatch& queries, float* scratch) {
   if (queries.count == 1) {

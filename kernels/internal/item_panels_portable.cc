@@ -58,6 +58,15 @@ void ScorePackedBlock(const PackedItemBlock& block, const PackedQueryBatch& quer
 
 }  // namespace
 
+void PackItemRowsPortable(const ItemMatrixView& items, int64_t first_row, int64_t rows,
+                          float* out) {
+  PackItemBlock(items, first_row, rows, out);
+}
+
+void ScorePackedPortable(const PackedItemBlock& block, const PackedQueryBatch& queries) {
+  ScorePackedBlock(block, queries);
+}
+
 void ScoreRowsPortable(const ItemMatrixView& items, int64_t first_row, int64_t rows,
                        const PackedQueryBatch& queries, float* scratch) {
   PackItemBlock(items, first_row, rows, scratch);

@@ -1,0 +1,95 @@
+// LiveModel's batched scoring: answers from the scoring thread, which reads a packed copy of the
+// item vectors kept current group by group (serve.packed_items), equal the answers of the learner
+// itself, bit for bit, while the model keeps learning and after its learner is replaced.
+#include "engine/live_model.h"
+
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/store/test_util.h"
+
+namespace freshet::engine {
+namespace {
+
+using freshet::testing::MakeEvents;
+
+// `count` concurrent requests for users u0.., queued together so the scoring thread batches them.
+std::vector<absl::StatusOr<RecommendResult>> AskMany(const LiveModel& model, int count, int k) {
+  std::vector<std::promise<absl::StatusOr<RecommendResult>>> answers(count);
+  std::vector<std::future<absl::StatusOr<RecommendResult>>> futures;
+  for (auto& a : answers) futures.push_back(a.get_future());
+  for (int u = 0; u < count; ++u) {
+    model.RecommendAsync(
+        absl::StrCat("u", u), k, /*exclude_seen=*/u % 2 == 0, {},
+        [&answers, u](absl::StatusOr<RecommendResult> r) { answers[u].set_value(std::move(r)); });
+  }
+  std::vector<absl::StatusOr<RecommendResult>> out;
+  for (auto& f : futures) out.push_back(f.get());
+  return out;
+}
+
+// The learner's own answer (one query, scored by the backend over the live item matrix).
+std::vector<ScoredId> Direct(const LiveModel& model, int user, int k) {
+  learner::Recommendation rec;
+  EXPECT_TRUE(model.Recommend(absl::StrCat("u", user), k, user % 2 == 0, &rec).ok());
+  std::vector<ScoredId> out;
+  model.WithLearner([&](const learner::Learner& l) {
+    for (const kernels::ScoredItem& s : rec.items) {
+      out.push_back(ScoredId{l.items().ExternalId(s.item), s.score});
+    }
+    return 0;
+  });
+  return out;
+}
+
+void ExpectBatchedEqualsDirect(const LiveModel& model, int users, int k) {
+  const auto batched = AskMany(model, users, k);
+  for (int u = 0; u < users; ++u) {
+    ASSERT_TRUE(batched[u].ok()) << batched[u].status();
+    const std::vector<ScoredId> direct = Direct(model, u, k);
+    ASSERT_EQ(batched[u]->items.size(), direct.size()) << "u" << u;
+    for (size_t i = 0; i < direct.size(); ++i) {
+      EXPECT_EQ(batched[u]->items[i].item, direct[i].item) << "u" << u << " rank " << i;
+      EXPECT_EQ(batched[u]->items[i].score, direct[i].score) << "u" << u << " rank " << i;
+    }
+  }
+}
+
+TEST(LiveModelTest, BatchedAnswersFromThePackedCopyEqualTheLearnersAsItLearns) {
+  config::Config config;
+  config.dim = 24;
+  ASSERT_TRUE(config.serve_packed_items);  // the shipped default
+  const auto backend = *kernels::CreateBackend("cpu");
+  auto model = LiveModel::Create("bpr", config, backend.get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->Start();
+  // 700 items: 11 groups of 64 rows, the last one partial and growing as new items arrive.
+  const std::vector<stream::Event> events = MakeEvents(12000, 200, 700, 5);
+  for (size_t begin = 0; begin < events.size(); begin += 1500) {
+    const size_t n = std::min<size_t>(1500, events.size() - begin);
+    (*model)->Apply(absl::MakeConstSpan(events).subspan(begin, n));
+    ExpectBatchedEqualsDirect(**model, 60, 15);
+  }
+  const ModelStats stats = (*model)->stats();
+  EXPECT_GT(stats.scoring_batches, 0);
+  EXPECT_EQ(stats.scoring_queries, 8 * 60);
+  // Packed at least once per group, and re-packed only as learning changed rows in between.
+  EXPECT_GE(stats.scoring_groups_packed, 11);
+
+  // A replaced learner (a restore) is scored from its own rows, not from the old copy.
+  auto fresh = learner::Learner::Create("bpr", config, backend.get());
+  ASSERT_TRUE(fresh.ok());
+  const std::vector<stream::Event> other = MakeEvents(3000, 100, 150, 6);
+  (*fresh)->ApplyBatch(other);
+  (*model)->Replace(*std::move(fresh), nullptr);
+  ExpectBatchedEqualsDirect(**model, 60, 15);
+  (*model)->Stop();
+}
+
+}  // namespace
+}  // namespace freshet::engine
