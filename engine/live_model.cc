@@ -294,7 +294,7 @@ absl::Status LiveModel::SimilarTo(absl::string_view item, int k, std::vector<Sco
 
 ModelInfo LiveModel::info() const {
   ReaderLock lock(&mu_);
-  return ModelInfo{algorithm_, learner_->backend().Name(), learner_->model().Learning()};
+  return ModelInfo{algorithm_, learner_->backend().Name(), learner_->diagnostics().Learning()};
 }
 
 ModelStats LiveModel::stats() const {
@@ -307,7 +307,7 @@ ModelStats LiveModel::stats() const {
     s.nonfinite_skips = learner_->nonfinite_skips();
     s.users = learner_->users().live();
     s.items = learner_->items().live();
-    s.device_fallbacks = learner_->model().DeviceFallbacks();
+    s.device_fallbacks = learner_->diagnostics().DeviceFallbacks();
   }
   s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
   s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);

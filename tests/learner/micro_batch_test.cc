@@ -57,14 +57,14 @@ double Recall(const config::Config& config, stream::EventSource& source, int64_t
 // Every float of the model's item and user vectors.
 std::vector<float> Parameters(const Learner& learner) {
   std::vector<float> out;
-  const kernels::ItemMatrixView items = learner.model().ItemVectors();
+  const kernels::ItemMatrixView items = learner.scoring().ItemVectors();
   for (int64_t r = 0; r < items.rows; ++r) {
     out.insert(out.end(), items.vectors + r * items.stride,
                items.vectors + r * items.stride + items.dim);
     out.push_back(items.bias[r]);
   }
   for (int32_t u = 0; u < learner.users().size(); ++u) {
-    const float* row = learner.model().UserVector(u);
+    const float* row = learner.scoring().UserVector(u);
     out.insert(out.end(), row, row + items.dim);
   }
   return out;
@@ -163,8 +163,8 @@ TEST(MicroBatchTest, AFailingTrainerLosesNothing) {
     reference->ApplyBatch(part);
     failing->ApplyBatch(part);
   }
-  EXPECT_GT(failing->model().DeviceFallbacks(), 10);
-  EXPECT_EQ(reference->model().DeviceFallbacks(), 0);
+  EXPECT_GT(failing->diagnostics().DeviceFallbacks(), 10);
+  EXPECT_EQ(reference->diagnostics().DeviceFallbacks(), 0);
   // The host learns a failed batch with the same arithmetic as the reference trainer.
   EXPECT_EQ(Parameters(*failing), Parameters(*reference));
   // Scoring falls back to the host tables when the device cannot score.
@@ -221,7 +221,7 @@ TEST(MicroBatchTest, TheFirstBatchAfterALoadStartsFromTheLoadedRows) {
   }
   EXPECT_NE(Parameters(*loaded), before);
   EXPECT_EQ(Parameters(*loaded), Parameters(*on_host));
-  EXPECT_GT(on_host->model().DeviceFallbacks(), 0);
+  EXPECT_GT(on_host->diagnostics().DeviceFallbacks(), 0);
 }
 
 TEST(MicroBatchTest, SettingsTheKernelsDoNotImplementAreRefused) {

@@ -69,7 +69,7 @@ void Exchange(const std::vector<Learner*>& group) {
 std::vector<float> ItemParams(const Learner& learner, const std::string& id) {
   const int32_t row = learner.items().Find(id);
   if (row == IdDictionary::kMissing) return {};
-  const kernels::ItemMatrixView v = learner.model().ItemVectors();
+  const kernels::ItemMatrixView v = learner.scoring().ItemVectors();
   std::vector<float> out(v.vectors + row * v.stride, v.vectors + row * v.stride + v.dim);
   out.push_back(v.bias[row]);
   return out;
@@ -201,7 +201,7 @@ TEST(ReplicasTest, MergedRowsReachADevicesTablesBeforeItsNextStep) {
   config::Config config;
   config.micro_batch = 64;
   auto a = MakeLearner(&device_a, "bpr", config), b = MakeLearner(&device_b, "bpr", config);
-  ASSERT_EQ(a->model().Learning(), "mirror-checking");
+  ASSERT_EQ(a->diagnostics().Learning(), "mirror-checking");
   ASSERT_TRUE(a->EnableReplicas().ok());
   ASSERT_TRUE(b->EnableReplicas().ok());
   Exchange({a.get(), b.get()});
