@@ -32,12 +32,19 @@ Learner::Learner(std::string algorithm, const config::Config& config,
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algorithm,
                                                          const config::Config& config,
                                                          const kernels::Backend* backend) {
+  return Create(algorithm, config, backend, NewBprTrainer);
+}
+
+absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algorithm,
+                                                         const config::Config& config,
+                                                         const kernels::Backend* backend,
+                                                         BprTrainerFactory make_trainer) {
   if (backend == nullptr) return absl::InvalidArgumentError("Learner needs a compute backend");
   std::unique_ptr<Learner> learner(new Learner(std::string(algorithm), config, backend));
   const Popularity* pop = &learner->popularity_;
   if (algorithm == "bpr") {
     auto bpr = std::make_unique<BprModel>(config, pop, backend);
-    FRESHET_RETURN_IF_ERROR(bpr->InitLearning());
+    FRESHET_RETURN_IF_ERROR(bpr->InitLearning(make_trainer));
     learner->model_ = std::move(bpr);
   } else if (algorithm == "ials") {
     learner->model_ = std::make_unique<IalsModel>(config, backend);

@@ -19,6 +19,7 @@
 #include "learner/model.h"
 #include "learner/popularity.h"
 #include "learner/popularity_model.h"
+#include "learner/trainers/bpr_trainer.h"
 #include "learner/user_history.h"
 #include "stream/event.h"
 
@@ -69,6 +70,12 @@ class Learner {
   static absl::StatusOr<std::unique_ptr<Learner>> Create(absl::string_view algorithm,
                                                          const config::Config& config,
                                                          const kernels::Backend* backend);
+  // As above, with bpr's micro-batch trainer made by `make_trainer` instead of NewBprTrainer
+  // (learner/trainers/bpr_trainer.h), e.g. a stand-in for a device in tests.
+  static absl::StatusOr<std::unique_ptr<Learner>> Create(absl::string_view algorithm,
+                                                         const config::Config& config,
+                                                         const kernels::Backend* backend,
+                                                         BprTrainerFactory make_trainer);
 
   // Learns from one event; new users and items join the dictionaries. Events must be valid (the
   // sources reject malformed ones): non-empty ids, finite non-negative weight.
