@@ -66,7 +66,7 @@ absl::Status Inspect(const InspectFlags& flags) {
     w.Key("events").Int(h.events());
     w.Key("last_event_ts").Int(h.last_ts_ms());
     w.Key("seen_items").Int(static_cast<int64_t>(h.seen_count()));
-    w.Key("vector_norm").Double(Norm(l.model().UserVector(row), meta.dim));
+    w.Key("vector_norm").Double(Norm(l.scoring().UserVector(row), meta.dim));
     w.Key("recent").BeginArray();
     for (int32_t item : h.Recent(10)) w.String(l.items().ExternalId(item));
     w.EndArray();
@@ -76,7 +76,7 @@ absl::Status Inspect(const InspectFlags& flags) {
     const int32_t row = l.items().Find(flags.item);
     if (row < 0)
       return absl::NotFoundError(absl::StrCat("no item '", flags.item, "' in the state"));
-    const kernels::ItemMatrixView items = l.model().ItemVectors();
+    const kernels::ItemMatrixView items = l.scoring().ItemVectors();
     w.BeginObject();
     w.Key("item").String(flags.item);
     w.Key("row").Int(row);

@@ -91,7 +91,7 @@ absl::Status Export(const SnapshotFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(StoredState state, OpenStoredState(db, /*load_rows=*/true));
   if (state.learner == nullptr) return absl::NotFoundError("the state is empty: nothing to export");
   const learner::Learner& l = *state.learner;
-  const kernels::ItemMatrixView items = l.model().ItemVectors();
+  const kernels::ItemMatrixView items = l.scoring().ItemVectors();
   if (items.rows == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("algorithm '", state.meta.algorithm, "' has no embedding vectors to export"));
@@ -125,7 +125,7 @@ absl::Status Export(const SnapshotFlags& flags) {
     ids.clear();
     rows.clear();
     for (int32_t row = 0; row < l.users().size(); ++row) {
-      const float* v = l.model().UserVector(row);
+      const float* v = l.scoring().UserVector(row);
       if (!l.users().IsLive(row) || v == nullptr) continue;
       ids.push_back(l.users().ExternalId(row));
       rows.push_back(v);

@@ -294,7 +294,7 @@ absl::Status LiveModel::TopKBatchLocked(absl::Span<const kernels::TopKQuery> que
   // score contract), which is what Learner::TopKBatch() runs for a model that learns on the host;
   // a model whose parameters live on a device, or another backend, scores there instead.
   if (!packed_items_ || learner_->backend().Name() != "cpu" ||
-      learner_->model().Learning() != "host") {
+      learner_->diagnostics().Learning() != "host") {
     return learner_->TopKBatch(queries, k, results);
   }
   const uint64_t generation = learner_generation_.load(std::memory_order_relaxed);
@@ -323,7 +323,7 @@ absl::Status LiveModel::SimilarTo(absl::string_view item, int k, std::vector<Sco
 
 ModelInfo LiveModel::info() const {
   ReaderLock lock(&mu_);
-  return ModelInfo{algorithm_, learner_->backend().Name(), learner_->model().Learning()};
+  return ModelInfo{algorithm_, learner_->backend().Name(), learner_->diagnostics().Learning()};
 }
 
 ModelStats LiveModel::stats() const {
@@ -336,7 +336,7 @@ ModelStats LiveModel::stats() const {
     s.nonfinite_skips = learner_->nonfinite_skips();
     s.users = learner_->users().live();
     s.items = learner_->items().live();
-    s.device_fallbacks = learner_->model().DeviceFallbacks();
+    s.device_fallbacks = learner_->diagnostics().DeviceFallbacks();
   }
   s.scoring_batches = scoring_batches_.load(std::memory_order_relaxed);
   s.scoring_queries = scoring_queries_.load(std::memory_order_relaxed);

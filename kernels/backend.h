@@ -20,9 +20,6 @@ struct CollectiveOptions;
 
 namespace freshet::kernels {
 
-class BprTrainer;  // kernels/cuda/bpr_trainer.h
-struct BprTrainerOptions;
-
 // A read-only view of `rows` item vectors of `dim` floats, row i at `vectors + i * stride`
 // (stride >= dim, in floats), plus an optional additive per-item term (`bias`, `rows` floats,
 // may be null). Score(q, i) = dot(q, vectors[i]) + bias[i].
@@ -75,12 +72,6 @@ class Backend {
   virtual absl::Status TopKFromScores(const float* scores, int64_t n,
                                       absl::Span<const int32_t> exclude, int k,
                                       std::vector<ScoredItem>* result) const = 0;
-
-  // A trainer that learns bpr micro-batches on this backend's device(s) (see
-  // kernels/cuda/bpr_trainer.h); Unimplemented for a backend that learns on the host, event by
-  // event (the CPU).
-  virtual absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
-      const BprTrainerOptions& options) const;
 
   // This process's rank of a replica group whose ranks exchange item-model changes through the
   // backend's devices (common/collective.h; NCCL on the cuda backend, one GPU per process);

@@ -1,4 +1,4 @@
-// CreateBackend: picks a Backend by name. This is the only place in freshet that knows whether
+// CreateBackend: picks a Backend by name. This is the only place in kernels/ that knows whether
 // CUDA was compiled in (FRESHET_HAVE_CUDA, set for this file alone by kernels/CMakeLists.txt).
 #include <memory>
 #include <string>
@@ -12,7 +12,6 @@
 #include "common/collective.h"
 #include "kernels/backend.h"
 #include "kernels/cpu_backend.h"
-#include "kernels/cuda/bpr_trainer.h"
 
 #ifndef FRESHET_HAVE_CUDA
 #error "FRESHET_HAVE_CUDA must be defined (0 or 1) by kernels/CMakeLists.txt"
@@ -43,12 +42,6 @@ void SetNote(std::string* note, std::string text) {
 }
 
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<BprTrainer>> Backend::NewBprTrainer(
-    const BprTrainerOptions& /*options*/) const {
-  return absl::UnimplementedError(
-      absl::StrCat("the ", Name(), " backend learns on the host, one event at a time"));
-}
 
 absl::StatusOr<std::unique_ptr<Collective>> Backend::NewCollective(
     const CollectiveOptions& /*options*/) const {

@@ -46,13 +46,13 @@ BprModel::BprModel(const config::Config& config, const Popularity* popularity,
   coeff_.reserve(static_cast<size_t>(config.bpr_negatives) + 1);
 }
 
-absl::Status BprModel::InitLearning() {
-  kernels::BprTrainerOptions options;
+absl::Status BprModel::InitLearning(BprTrainerFactory make_trainer) {
+  BprTrainerOptions options;
   options.dim = dim_;
   options.devices = config_.gpus;
   options.sync_every_batches = config_.gpu_sync_every_batches;
   options.sync_every_ms = config_.gpu_sync_ms;
-  absl::StatusOr<std::unique_ptr<kernels::BprTrainer>> trainer = backend_->NewBprTrainer(options);
+  absl::StatusOr<std::unique_ptr<BprTrainer>> trainer = make_trainer(*backend_, options);
   if (trainer.ok()) {
     micro_batch_ = config_.micro_batch > 0 ? config_.micro_batch : kDeviceMicroBatch;
   } else if (absl::IsUnimplemented(trainer.status())) {
@@ -62,7 +62,7 @@ absl::Status BprModel::InitLearning() {
                                                      backend_->Name(), " backend)"));
     }
     if (config_.micro_batch == 0) return absl::OkStatus();  // event by event on the host
-    trainer = kernels::NewReferenceBprTrainer(dim_);
+    trainer = NewReferenceBprTrainer(dim_);
     micro_batch_ = config_.micro_batch;
   } else {
     return trainer.status();
@@ -343,7 +343,7 @@ void BprModel::Flush() {
     }
     LearnOnHost(batch, params);
     std::vector<int32_t> users, items;
-    kernels::BprBatchRows(batch, params, &users, &items);
+    BprBatchRows(batch, params, &users, &items);
     upload_users_.insert(upload_users_.end(), users.begin(), users.end());
     upload_items_.insert(upload_items_.end(), items.begin(), items.end());
   }

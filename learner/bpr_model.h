@@ -11,7 +11,7 @@
 //
 // Micro-batched learning (a GPU, or kernels.micro_batch > 0): Learn() samples the negatives and
 // the logQ terms on the host exactly as above and queues the event; every kernels.micro_batch
-// events, and on Flush(), a kernels::BprTrainer learns the queue in one step (semantics:
+// events, and on Flush(), a BprTrainer (learner/trainers/) learns the queue in one step (semantics:
 // kernels/cuda/learn_batch.h; gradients from the state before the batch, one Adagrad step per
 // distinct row) and copies the changed rows back, so the host tables stay a complete mirror.
 // Needs the softmax loss and tied context.
@@ -25,11 +25,11 @@
 #include "absl/status/status.h"
 #include "common/random.h"
 #include "config/config.h"
-#include "kernels/cuda/bpr_trainer.h"
 #include "learner/embedding_table.h"
 #include "learner/model.h"
 #include "learner/negative_sampler.h"
 #include "learner/popularity.h"
+#include "learner/trainers/bpr_trainer.h"
 
 namespace freshet::learner {
 
@@ -40,11 +40,12 @@ class BprModel : public Model {
   BprModel(const config::Config& config, const Popularity* popularity,
            const kernels::Backend* backend);
 
-  // Chooses how to learn: micro-batches on the backend's trainer where it has one (the GPU), on
-  // the reference trainer when kernels.micro_batch > 0 on the CPU, else event by event.
-  // InvalidArgument when micro-batching is asked for with bpr.loss = bpr or untied context;
-  // the backend's error when its trainer cannot be made.
-  absl::Status InitLearning();
+  // Chooses how to learn: micro-batches on the trainer `make_trainer` makes for the backend where
+  // it makes one (NewBprTrainer: the GPU), on the reference trainer when kernels.micro_batch > 0
+  // and the backend has none (the CPU), else event by event. InvalidArgument when micro-batching
+  // is asked for with bpr.loss = bpr or untied context; the factory's error when the backend's
+  // trainer cannot be made.
+  absl::Status InitLearning(BprTrainerFactory make_trainer);
 
   std::string name() const override { return "bpr"; }
   void Grow(int32_t users, int32_t items) override;
@@ -151,7 +152,7 @@ class BprModel : public Model {
   std::vector<float> logits_, coeff_;
 
   // Micro-batched learning (InitLearning); trainer_ is null when learning event by event.
-  std::unique_ptr<kernels::BprTrainer> trainer_;
+  std::unique_ptr<BprTrainer> trainer_;
   int micro_batch_ = 0;
   struct Queue {
     std::vector<int32_t> users, positives, negatives, context;

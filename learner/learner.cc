@@ -32,12 +32,19 @@ Learner::Learner(std::string algorithm, const config::Config& config,
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algorithm,
                                                          const config::Config& config,
                                                          const kernels::Backend* backend) {
+  return Create(algorithm, config, backend, NewBprTrainer);
+}
+
+absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algorithm,
+                                                         const config::Config& config,
+                                                         const kernels::Backend* backend,
+                                                         BprTrainerFactory make_trainer) {
   if (backend == nullptr) return absl::InvalidArgumentError("Learner needs a compute backend");
   std::unique_ptr<Learner> learner(new Learner(std::string(algorithm), config, backend));
   const Popularity* pop = &learner->popularity_;
   if (algorithm == "bpr") {
     auto bpr = std::make_unique<BprModel>(config, pop, backend);
-    FRESHET_RETURN_IF_ERROR(bpr->InitLearning());
+    FRESHET_RETURN_IF_ERROR(bpr->InitLearning(make_trainer));
     learner->model_ = std::move(bpr);
   } else if (algorithm == "ials") {
     learner->model_ = std::make_unique<IalsModel>(config, backend);
@@ -90,13 +97,13 @@ void Learner::MaybeExpire(int64_t ts_ms) {
 int64_t Learner::ExpireUsers(int64_t now_ms) {
   if (config_.user_ttl_s <= 0) return 0;
   const int64_t cutoff = now_ms - static_cast<int64_t>(config_.user_ttl_s * 1000.0);
-  model_->Flush();  // held events may refer to the rows about to be reset
+  learning().Flush();  // held events may refer to the rows about to be reset
   int64_t expired = 0;
   for (int32_t row = 0; row < users_.size(); ++row) {
     if (!users_.IsLive(row) || histories_[row].last_ts_ms() >= cutoff) continue;
     users_.Erase(row);
     histories_[row] = UserHistory();
-    model_->ResetUser(row);
+    codec().ResetUser(row);
     erased_users_.push_back(row);
     ++expired;
   }
@@ -110,8 +117,8 @@ void Learner::ApplyResolved(Rows rows, const stream::Event& event) {
   dirty_items_.Mark(rows.item);
   // Rows are assigned in order of first appearance, so the catalog is every row up to this one.
   catalog_ = std::max(catalog_, rows.item + 1);
-  model_->Learn(Interaction{rows.user, rows.item, event.weight, event.ts_ms,
-                            history.Recent(config_.history_recent), catalog_});
+  learning().Learn(Interaction{rows.user, rows.item, event.weight, event.ts_ms,
+                               history.Recent(config_.history_recent), catalog_});
   history.Add(rows.item, config_.history_recent, config_.history_max_items);
   popularity_.Add(rows.item, event.weight, event.ts_ms);
   history.CountEvent(event.ts_ms);
@@ -147,7 +154,7 @@ void Learner::Apply(const stream::Event& event) {
   bool grew = false;
   const Rows rows =
       Resolve(event, IdDictionary::Hash(event.user), IdDictionary::Hash(event.item), &grew);
-  if (grew) model_->Grow(users_.size(), items_.size());
+  if (grew) learning().Grow(users_.size(), items_.size());
   ApplyResolved(rows, event);
 }
 
@@ -160,7 +167,7 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
       !std::all_of(events.begin(), events.end(),
                    [this](const stream::Event& e) { return Acceptable(e); })) {
     for (const stream::Event& event : events) Apply(event);
-    model_->Flush();
+    learning().Flush();
     return;
   }
   if (!events.empty()) MaybeExpire(events.front().ts_ms);
@@ -183,7 +190,7 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
     batch_rows_.push_back(
         Resolve(events[i], batch_hashes_[i].first, batch_hashes_[i].second, &grew));
   }
-  if (grew) model_->Grow(users_.size(), items_.size());
+  if (grew) learning().Grow(users_.size(), items_.size());
   // Staged prefetch, hiding the latency of rows of random users and items: the history object
   // far ahead, its contents nearer (their address is known once the object is in cache), and the
   // model's rows (which may depend on the history) nearest.
@@ -195,13 +202,13 @@ void Learner::ApplyBatch(absl::Span<const stream::Event> events) {
     if (i + kMid < n) histories_[batch_rows_[i + kMid].user].Prefetch();
     if (i + kNear < n) {
       const Rows& ahead = batch_rows_[i + kNear];
-      model_->Prefetch(Interaction{ahead.user, ahead.item, 0.0f, 0,
-                                   histories_[ahead.user].Recent(config_.history_recent)});
+      learning().Prefetch(Interaction{ahead.user, ahead.item, 0.0f, 0,
+                                      histories_[ahead.user].Recent(config_.history_recent)});
     }
     ApplyResolved(batch_rows_[i], events[i]);
   }
   // Readers that come after this call see every event of it.
-  model_->Flush();
+  learning().Flush();
 }
 
 namespace {
@@ -236,7 +243,7 @@ absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen
   const UserQuery query{row, history.Recent(config_.history_recent),
                         MergeSorted(seen, also_exclude, &merged)};
   out->personalized = algorithm_ != "popularity";
-  return model_->Recommend(query, k, &out->items);
+  return scoring().Recommend(query, k, &out->items);
 }
 
 bool Learner::PrepareQuery(absl::string_view user, bool exclude_seen,
@@ -250,7 +257,7 @@ bool Learner::PrepareQuery(absl::string_view user, bool exclude_seen,
       exclude_seen ? history.Seen(&scratch) : absl::Span<const int32_t>();
   const absl::Span<const int32_t> all = MergeSorted(seen, also_exclude, &merged);
   const UserQuery query{row, history.Recent(config_.history_recent), all};
-  if (!model_->QueryVector(query, vector)) return false;
+  if (!scoring().QueryVector(query, vector)) return false;
   exclude->assign(all.begin(), all.end());
   return true;
 }
@@ -265,7 +272,7 @@ absl::Status Learner::Similar(absl::string_view item, int k, absl::Span<const in
   }
   std::vector<int32_t> self = {row}, merged;
   const absl::Span<const int32_t> exclude = MergeSorted(self, also_exclude, &merged);
-  const kernels::ItemMatrixView vectors = model_->ItemVectors();
+  const kernels::ItemMatrixView vectors = scoring().ItemVectors();
   if (vectors.rows > row) {
     // Cosine-free inner product with the item's own vector, without the bias (a property of the
     // candidate, not of the pair).
@@ -279,13 +286,13 @@ absl::Status Learner::Similar(absl::string_view item, int k, absl::Span<const in
   UserQuery query;
   query.recent = absl::MakeConstSpan(recent, 1);
   query.exclude = exclude;
-  return model_->Recommend(query, k, out);
+  return scoring().Recommend(query, k, out);
 }
 
 // --- Persistence ---------------------------------------------------------------------------
 
 StateChanges Learner::TakeChanges() {
-  model_->Flush();  // the held events' rows belong to this set of changes
+  learning().Flush();  // the held events' rows belong to this set of changes
   StateChanges changes;
   if (popularity_.rescales() != popularity_rescales_) {
     // Every item's persisted popularity score changed scale at once.
@@ -309,7 +316,7 @@ void Learner::EncodeUser(int32_t row, std::string* out) const {
   ByteWriter w(out);
   w.Put(kFormatVersion);
   w.PutString(users_.ExternalId(row));
-  model_->EncodeUser(row, out);
+  codec().EncodeUser(row, out);
 }
 
 void Learner::EncodeHistory(int32_t row, std::string* out) const {
@@ -324,7 +331,7 @@ void Learner::EncodeItem(int32_t row, std::string* out) const {
   std::string popularity;
   popularity_.EncodeItem(row, &popularity);
   w.PutString(popularity);
-  model_->EncodeItem(row, out);
+  codec().EncodeItem(row, out);
 }
 
 void Learner::EncodeGlobals(std::string* out) const {
@@ -391,7 +398,7 @@ absl::Status Learner::BeginLoad(absl::string_view globals) {
   catalog_ = catalog;
   histories_.resize(static_cast<size_t>(users));
   popularity_.Resize(items);
-  model_->Grow(users, items);
+  learning().Grow(users, items);
   loading_user_ids_.assign(static_cast<size_t>(users), std::string());
   loading_item_ids_.assign(static_cast<size_t>(items), std::string());
   return absl::OkStatus();
@@ -408,7 +415,7 @@ absl::Status Learner::LoadUser(int32_t row, absl::string_view value) {
   absl::string_view id;
   if (!r.GetStringView(&id) || id.empty()) return absl::DataLossError(what + ": malformed id");
   const size_t used = static_cast<size_t>(id.data() + id.size() - value.data());
-  FRESHET_RETURN_IF_ERROR(model_->DecodeUser(row, value.substr(used)));
+  FRESHET_RETURN_IF_ERROR(codec().DecodeUser(row, value.substr(used)));
   loading_user_ids_[row].assign(id.data(), id.size());
   return absl::OkStatus();
 }
@@ -440,7 +447,7 @@ absl::Status Learner::LoadItem(int32_t row, absl::string_view value) {
     return absl::DataLossError(what + ": malformed id or popularity");
   }
   const size_t used = static_cast<size_t>(popularity.data() + popularity.size() - value.data());
-  FRESHET_RETURN_IF_ERROR(model_->DecodeItem(row, value.substr(used)));
+  FRESHET_RETURN_IF_ERROR(codec().DecodeItem(row, value.substr(used)));
   loading_item_ids_[row].assign(id.data(), id.size());
   return absl::OkStatus();
 }
@@ -460,7 +467,7 @@ absl::Status Learner::FinishLoad() {
   items_.Restore(std::move(loading_item_ids_));
   loading_user_ids_.clear();
   loading_item_ids_.clear();
-  model_->FinishLoad(users, catalog_, events_applied_);
+  codec().FinishLoad(users, catalog_, events_applied_);
   popularity_rescales_ = popularity_.rescales();
   return absl::OkStatus();
 }
@@ -479,8 +486,8 @@ MemoryUsage Learner::Memory() const {
                 (id.capacity() > 15 ? static_cast<int64_t>(id.capacity()) + 1 : 0);
   }
   const int64_t user_rows = users_.size();
-  m.user_bytes = user_rows * (model_->BytesPerUser() + static_cast<int64_t>(sizeof(UserHistory)) +
-                              kSlotBytes) +
+  m.user_bytes = user_rows * (diagnostics().BytesPerUser() +
+                              static_cast<int64_t>(sizeof(UserHistory)) + kSlotBytes) +
                  history_heap + user_ids;
   int64_t item_ids = 0;
   for (int32_t row = 0; row < items_.size(); ++row) {
@@ -489,7 +496,7 @@ MemoryUsage Learner::Memory() const {
                 (id.capacity() > 15 ? static_cast<int64_t>(id.capacity()) + 1 : 0);
   }
   m.item_bytes = static_cast<int64_t>(items_.size()) *
-                     (model_->BytesPerItem() +
+                     (diagnostics().BytesPerItem() +
                       static_cast<int64_t>(sizeof(float) + sizeof(int64_t)) + kSlotBytes) +
                  item_ids;
   return m;

@@ -19,6 +19,7 @@
 #include "learner/model.h"
 #include "learner/popularity.h"
 #include "learner/popularity_model.h"
+#include "learner/trainers/bpr_trainer.h"
 #include "learner/user_history.h"
 #include "stream/event.h"
 
@@ -69,6 +70,12 @@ class Learner {
   static absl::StatusOr<std::unique_ptr<Learner>> Create(absl::string_view algorithm,
                                                          const config::Config& config,
                                                          const kernels::Backend* backend);
+  // As above, with bpr's micro-batch trainer made by `make_trainer` instead of NewBprTrainer
+  // (learner/trainers/bpr_trainer.h), e.g. a stand-in for a device in tests.
+  static absl::StatusOr<std::unique_ptr<Learner>> Create(absl::string_view algorithm,
+                                                         const config::Config& config,
+                                                         const kernels::Backend* backend,
+                                                         BprTrainerFactory make_trainer);
 
   // Learns from one event; new users and items join the dictionaries. Events must be valid (the
   // sources reject malformed ones): non-empty ids, finite non-negative weight.
@@ -81,7 +88,7 @@ class Learner {
   // A micro-batching model (bpr on a GPU, or kernels.micro_batch > 0) may hold up to a batch of
   // events that Apply() passed it; this learns them. ApplyBatch(), TakeChanges() and
   // ExpireUsers() do it themselves.
-  void Flush() { model_->Flush(); }
+  void Flush() { learning().Flush(); }
 
   // Top-k items for an external user id. Unknown users get popularity. With exclude_seen, items in
   // the user's history are left out. InvalidArgument for k < 1.
@@ -101,7 +108,7 @@ class Learner {
                     absl::Span<const int32_t> also_exclude, std::vector<float>* vector,
                     std::vector<int32_t>* exclude) const;
   // The matrix PrepareQuery()'s vectors are scored against (valid until the learner changes).
-  kernels::ItemMatrixView ScoringMatrix() const { return model_->ScoringMatrix(); }
+  kernels::ItemMatrixView ScoringMatrix() const { return scoring().ScoringMatrix(); }
   // A version per group of kernels::PackedItemMatrix::kGroupRows item rows: every change of an
   // item row (the event's item, the rows a model marks, replica merges) moves its group's version,
   // so a packed copy of ScoringMatrix() can be kept current group by group.
@@ -110,7 +117,7 @@ class Learner {
   // holds the model's parameters).
   absl::Status TopKBatch(absl::Span<const kernels::TopKQuery> queries, int k,
                          absl::Span<std::vector<kernels::ScoredItem>> results) const {
-    return model_->TopKBatch(*backend_, queries, k, results);
+    return scoring().TopKBatch(*backend_, queries, k, results);
   }
   const kernels::Backend& backend() const { return *backend_; }
 
@@ -133,12 +140,16 @@ class Learner {
   // [0, events.max_weight], or a timestamp outside [1970, 2100). The decoders refuse these
   // already; this is the last guard for events handed to Apply() directly. Not persisted.
   int64_t events_rejected() const { return events_rejected_; }
-  // Events whose model update was skipped as non-finite (Model::NonFiniteSkips()).
-  int64_t nonfinite_skips() const { return model_->NonFiniteSkips(); }
+  // Events whose model update was skipped as non-finite (ModelDiagnostics::NonFiniteSkips()).
+  int64_t nonfinite_skips() const { return diagnostics().NonFiniteSkips(); }
   int64_t users_expired() const { return users_expired_; }
   const std::string& algorithm() const { return algorithm_; }
   const config::Config& config() const { return config_; }
-  const Model& model() const { return *model_; }
+  // The model's scoring part: besides what Recommend(), Similar() and TopKBatch() use, the item
+  // and user vectors that exports write.
+  const ScoringModel& scoring() const { return *model_; }
+  // What the model reports about itself: where it learns, device fallbacks, bytes per row.
+  const ModelDiagnostics& diagnostics() const { return *model_; }
   // Wall-clock time recorded as each user's "applied at" by the following events (0: none).
   void set_apply_clock_ns(int64_t ns) { apply_clock_ns_ = ns; }
   MemoryUsage Memory() const;
@@ -157,8 +168,9 @@ class Learner {
   // message in rank order with the same arithmetic: value = start + sum of the changes in rank
   // order, where start is the value at the last merge, or for a new row the lowest rank's
   // starting value. So item parameters end bitwise equal on every replica, and each replica's
-  // learning counts once. The model decides which item state replicates (Model::ReplicaItemWidth;
-  // bpr includes its Adagrad accumulators); popularity and users stay each replica's own.
+  // learning counts once. The model decides which item state replicates
+  // (ReplicatedItems::ReplicaItemWidth; bpr includes its Adagrad accumulators); popularity and
+  // users stay each replica's own.
   //
   // A replica joins (its first exchange after EnableReplicas(): a start, a restore) by sending
   // every item row as new, with its value as the start: its rows win over the group's. When some
@@ -210,6 +222,12 @@ class Learner {
   Learner(std::string algorithm, const config::Config& config, const kernels::Backend* backend);
   const kernels::Backend* backend_;
 
+  // The parts of model_ that the event loop, persistence and replicas (replicas.cc) use.
+  LearningModel& learning() { return *model_; }
+  RowCodec& codec() { return *model_; }
+  const RowCodec& codec() const { return *model_; }
+  ReplicatedItems& replicated_items() { return *model_; }
+
   struct Rows {
     int32_t user;
     int32_t item;
@@ -255,7 +273,7 @@ class Learner {
 
   // Replicas (learner/replicas.cc).
   struct ReplicaState {
-    int width = 0;                 // Model::ReplicaItemWidth()
+    int width = 0;                 // ReplicatedItems::ReplicaItemWidth()
     bool joining = true;           // the next message joins the group
     bool catch_up_sender = false;  // this replica sends its table in the coming catch-up
     int32_t base_rows = 0;         // item rows [0, base_rows) have a base

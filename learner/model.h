@@ -1,6 +1,7 @@
-// Model: one online recommendation algorithm. The Learner owns the shared state (id dictionaries,
-// user histories, popularity) and drives a Model through this interface; replay evaluation and
-// serving use the same Learner, so they exercise the same code.
+// Model: one online recommendation algorithm, as the sum of the narrow interfaces its users take
+// (learning, scoring, the row codec, replicated item state, diagnostics). The Learner owns the
+// shared state (id dictionaries, user histories, popularity) and drives a Model through them;
+// replay evaluation and serving use the same Learner, so they exercise the same code.
 #ifndef FRESHET_LEARNER_MODEL_H_
 #define FRESHET_LEARNER_MODEL_H_
 
@@ -36,12 +37,19 @@ struct UserQuery {
   absl::Span<const int32_t> exclude;  // item rows never to return, sorted ascending
 };
 
-// Not thread-safe: the Learner serialises Learn() against everything else.
-class Model {
- public:
-  virtual ~Model() = default;
+// A model's parts, one interface per kind of user: the Learner's event loop learns through
+// LearningModel; recommendations, similar items and exports score through ScoringModel; the
+// persisted form goes through RowCodec; replicas exchange ReplicatedItems; status and capacity
+// reports read ModelDiagnostics. Model is their sum, the one class each algorithm implements.
+//
+// Locking: the Learner's callers hold its lock exclusively to learn, load, reset or merge, and
+// shared to read; each interface says which of its calls are reads.
 
-  virtual std::string name() const = 0;
+// Learning from events.
+// Not thread-safe: every call needs the model to itself (the Learner's lock held exclusively).
+class LearningModel {
+ public:
+  virtual ~LearningModel() = default;
 
   // The dictionaries grew to `users` users and `items` items; called before the first Learn() that
   // refers to a new row.
@@ -58,6 +66,14 @@ class Model {
   // Hints that Learn() for this event follows soon, so the rows it reads can be fetched into
   // cache ahead of time. Rows must exist (after Grow()). Optional.
   virtual void Prefetch(const Interaction& /*upcoming*/) const {}
+};
+
+// Scoring: recommendations, batched top-K, and the vectors that exports write.
+// Thread-compatible: any number of threads may call it at once, never while a non-const call of
+// another of the model's interfaces runs (the Learner's lock held shared).
+class ScoringModel {
+ public:
+  virtual ~ScoringModel() = default;
 
   // Writes the best min(k, available) items for the query into *out, best first (see
   // kernels::RanksBefore).
@@ -67,9 +83,36 @@ class Model {
   // Dense scores of every item row for the query (scores.size() == catalog size), for blends.
   virtual void ScoreAll(const UserQuery& query, absl::Span<float> scores) const = 0;
 
-  // --- Persistence (store/). A model writes its part of a user or item row as opaque bytes and
-  // reads them back into a model grown to the same size. The Learner marks the event's user and
-  // item dirty; a model marks every other item row it changes through MarkItem().
+  // For batched serving: writes the query vector Recommend() scores against ScoringMatrix()
+  // (stride floats, see kernels::ItemMatrixView) and returns true; false when the model does not
+  // score by one inner product (cooc, hybrid, popularity). Recommend() must then equal TopK of
+  // that vector over ScoringMatrix() with the query's exclusions.
+  virtual bool QueryVector(const UserQuery& /*query*/, std::vector<float>* /*out*/) const {
+    return false;
+  }
+  virtual kernels::ItemMatrixView ScoringMatrix() const { return {}; }
+  // Batched top-K of QueryVector() results against ScoringMatrix() (same contract as
+  // kernels::Backend::TopK). Models whose parameters live on a device score them there.
+  virtual absl::Status TopKBatch(const kernels::Backend& backend,
+                                 absl::Span<const kernels::TopKQuery> queries, int k,
+                                 absl::Span<std::vector<kernels::ScoredItem>> results) const {
+    return backend.TopK(ScoringMatrix(), queries, k, results);
+  }
+
+  // The item vectors, for export; rows == 0 when the model has none (cooc, popularity).
+  virtual kernels::ItemMatrixView ItemVectors() const { return {}; }
+  // A user's long-term vector (dim floats) for export, or null when the model has none.
+  virtual const float* UserVector(int32_t /*row*/) const { return nullptr; }
+};
+
+// Persistence (store/): a model writes its part of a user or item row as opaque bytes and reads
+// them back into a model grown to the same size. The Learner marks the event's user and item
+// dirty; a model marks every other item row it changes through Model::MarkItem().
+// Thread-compatible: EncodeUser() and EncodeItem() are reads (as ScoringModel's calls);
+// DecodeUser(), DecodeItem(), FinishLoad() and ResetUser() need the model to themselves.
+class RowCodec {
+ public:
+  virtual ~RowCodec() = default;
 
   // Appends the model's state of a row to `out`.
   virtual void EncodeUser(int32_t /*row*/, std::string* /*out*/) const {}
@@ -87,41 +130,19 @@ class Model {
   virtual void FinishLoad(int32_t /*users*/, int32_t /*items*/, int64_t /*events*/) {}
   // Returns a user row to its initial state (the row is being reused for a new user).
   virtual void ResetUser(int32_t /*row*/) {}
-  // For batched serving: writes the query vector Recommend() scores against ScoringMatrix()
-  // (stride floats, see kernels::ItemMatrixView) and returns true; false when the model does not
-  // score by one inner product (cooc, hybrid, popularity). Recommend() must then equal TopK of
-  // that vector over ScoringMatrix() with the query's exclusions.
-  virtual bool QueryVector(const UserQuery& /*query*/, std::vector<float>* /*out*/) const {
-    return false;
-  }
-  virtual kernels::ItemMatrixView ScoringMatrix() const { return {}; }
-  // Batched top-K of QueryVector() results against ScoringMatrix() (same contract as
-  // kernels::Backend::TopK). Models whose parameters live on a device score them there.
-  virtual absl::Status TopKBatch(const kernels::Backend& backend,
-                                 absl::Span<const kernels::TopKQuery> queries, int k,
-                                 absl::Span<std::vector<kernels::ScoredItem>> results) const {
-    return backend.TopK(ScoringMatrix(), queries, k, results);
-  }
-  // Where the model learns: "host" (the CPU, event by event), or the micro-batch trainer's name
-  // ("reference", "cuda: <device>"); and how many micro-batches failed on the device and were
-  // learnt on the host instead.
-  virtual std::string Learning() const { return "host"; }
-  virtual int64_t DeviceFallbacks() const { return 0; }
-  // Events whose update was skipped because it would have written a non-finite value (NaN or
-  // infinity) into a row; nothing of such an event is learnt by the model.
-  virtual int64_t NonFiniteSkips() const { return 0; }
-  // The item vectors, for export; rows == 0 when the model has none (cooc, popularity).
-  virtual kernels::ItemMatrixView ItemVectors() const { return {}; }
-  // A user's long-term vector (dim floats) for export, or null when the model has none.
-  virtual const float* UserVector(int32_t /*row*/) const { return nullptr; }
-  // Bytes the model holds per user row and per item row (for capacity planning; approximate).
-  virtual int64_t BytesPerUser() const { return 0; }
-  virtual int64_t BytesPerItem() const { return 0; }
+};
 
-  // --- Replicas (Learner::TakeReplicaChanges): the item parameters that replicas of the model in
-  // other processes keep equal, ReplicaItemWidth() floats per item row; 0 when the model cannot
-  // be replicated. The model chooses what they are (bpr: vectors, biases and their Adagrad
-  // accumulators, which merge by summing like the parameters).
+// Replicas (Learner::TakeReplicaChanges): the item parameters that replicas of the model in other
+// processes keep equal, ReplicaItemWidth() floats per item row. The model chooses what they are
+// (bpr: vectors, biases and their Adagrad accumulators, which merge by summing like the
+// parameters).
+// Thread-compatible: ReplicaItemWidth() and ReadReplicaItem() are reads (as ScoringModel's
+// calls); WriteReplicaItem() and ReplicaWritesDone() need the model to themselves.
+class ReplicatedItems {
+ public:
+  virtual ~ReplicatedItems() = default;
+
+  // Floats per item row; 0 when the model cannot be replicated.
   virtual int ReplicaItemWidth() const { return 0; }
   // Writes a row's replicated parameters as they are now, or (initial) as the row started out
   // before anything was learnt.
@@ -131,6 +152,40 @@ class Model {
   // After a round of WriteReplicaItem(): a model that also keeps its parameters on a device
   // copies the rewritten rows there.
   virtual void ReplicaWritesDone() {}
+};
+
+// What a model reports about itself, for status lines, metrics and capacity planning.
+// Thread-compatible: every call is a read (as ScoringModel's calls).
+class ModelDiagnostics {
+ public:
+  virtual ~ModelDiagnostics() = default;
+
+  // Where the model learns: "host" (the CPU, event by event), or the micro-batch trainer's name
+  // ("reference", "cuda: <device>"); and how many micro-batches failed on the device and were
+  // learnt on the host instead.
+  virtual std::string Learning() const { return "host"; }
+  virtual int64_t DeviceFallbacks() const { return 0; }
+  // Events whose update was skipped because it would have written a non-finite value (NaN or
+  // infinity) into a row; nothing of such an event is learnt by the model.
+  virtual int64_t NonFiniteSkips() const { return 0; }
+  // Bytes the model holds per user row and per item row (for capacity planning; approximate).
+  virtual int64_t BytesPerUser() const { return 0; }
+  virtual int64_t BytesPerItem() const { return 0; }
+};
+
+// One online recommendation algorithm: every part above. The Learner owns it and hands each of
+// its users the one part it needs.
+// Not thread-safe as a whole: each part's contract above applies to its calls; set_dirty_items()
+// needs the model to itself.
+class Model : public LearningModel,
+              public ScoringModel,
+              public RowCodec,
+              public ReplicatedItems,
+              public ModelDiagnostics {
+ public:
+  ~Model() override = default;
+
+  virtual std::string name() const = 0;
 
   // Where MarkItem() records item rows changed beyond the event's own item (may be null).
   virtual void set_dirty_items(DirtyRows* dirty) { dirty_items_ = dirty; }

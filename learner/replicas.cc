@@ -90,7 +90,7 @@ void AddFloats(const char* unaligned, float* sum, int n) {
 }  // namespace
 
 absl::Status Learner::EnableReplicas() {
-  const int width = model_->ReplicaItemWidth();
+  const int width = replicated_items().ReplicaItemWidth();
   if (width <= 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "replicas need a model with replicated item parameters (bpr); ", algorithm_, " has none"));
@@ -110,13 +110,13 @@ std::string Learner::EncodeReplicaRows(uint8_t kind, absl::Span<const int32_t> r
   std::vector<float> now(width), start(width), change(width);
   uint64_t count = 0;
   for (const int32_t row : rows) {
-    model_->ReadReplicaItem(row, /*initial=*/false, now.data());
+    replicated_items().ReadReplicaItem(row, /*initial=*/false, now.data());
     const bool is_new = as_new || row >= state.base_rows;
     const float* from = nullptr;
     if (!is_new) {
       from = &state.base[static_cast<size_t>(row) * width];
     } else if (from_initial) {
-      model_->ReadReplicaItem(row, /*initial=*/true, start.data());
+      replicated_items().ReadReplicaItem(row, /*initial=*/true, start.data());
       from = start.data();
     }
     bool changed = false;
@@ -144,7 +144,7 @@ std::string Learner::EncodeReplicaRows(uint8_t kind, absl::Span<const int32_t> r
 }
 
 std::string Learner::TakeReplicaChanges() {
-  model_->Flush();  // held events are part of this replica's changes
+  learning().Flush();  // held events are part of this replica's changes
   ReplicaState& state = *replicas_;
   std::vector<int32_t> rows = state.changed.Take();
   if (state.joining) {
@@ -232,7 +232,7 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
   }
   if (grew) {
     popularity_.Resize(items_.size());
-    model_->Grow(users_.size(), items_.size());
+    learning().Grow(users_.size(), items_.size());
     catalog_ = std::max(catalog_, items_.size());
     globals_dirty_ = true;
   }
@@ -248,12 +248,12 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
       std::copy_n(base, width, value.data());
     const float* sum = &sums[i * width];
     for (int j = 0; j < width; ++j) value[j] += sum[j];
-    model_->WriteReplicaItem(m.row, value.data());
+    replicated_items().WriteReplicaItem(m.row, value.data());
     std::copy_n(value.data(), width, base);
     dirty_items_.Mark(m.row);  // persisted with the next flush
     ++stats->rows_merged;
   }
-  model_->ReplicaWritesDone();
+  replicated_items().ReplicaWritesDone();
   // Every row here now has a base: a joiner sent all of its rows, and every other replica its
   // rows created since the last merge.
   state.base_rows = items_.size();

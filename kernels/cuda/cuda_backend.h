@@ -60,13 +60,6 @@ class CudaBackend final : public Backend {
   absl::Status TopKFromScores(const float* scores, int64_t n, absl::Span<const int32_t> exclude,
                               int k, std::vector<ScoredItem>* result) const override;
 
-  // bpr learning on this device, or on devices 0 .. options.devices - 1 synchronised over NCCL
-  // (cuda_bpr_trainer.cc): tables in device memory, served by TopKDevice on this backend's
-  // device. ResourceExhausted / Unavailable from a device or NCCL; InvalidArgument for a dim the
-  // kernels do not take or fewer devices than asked for.
-  absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
-      const BprTrainerOptions& options) const override;
-
   // A rank of a multi-process replica group over NCCL (nccl_collective.cc), on this backend's
   // device with a context of its own; the unique id travels through options.rendezvous.
   absl::StatusOr<std::unique_ptr<Collective>> NewCollective(

@@ -28,7 +28,7 @@ using freshet::testing::MakeEvents;
 std::map<std::string, std::vector<float>> ItemModel(const Engine& engine) {
   return engine.WithLearner([](const learner::Learner& l) {
     std::map<std::string, std::vector<float>> out;
-    const kernels::ItemMatrixView v = l.model().ItemVectors();
+    const kernels::ItemMatrixView v = l.scoring().ItemVectors();
     for (int32_t row = 0; row < l.items().size(); ++row) {
       std::vector<float> p(v.vectors + row * v.stride, v.vectors + row * v.stride + v.dim);
       p.push_back(v.bias[row]);

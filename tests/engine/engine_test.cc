@@ -570,7 +570,7 @@ TEST_F(EngineTest, AnotherSourceAtAStoredIndexIsRefused) {
 std::vector<float> ItemParameters(const Engine& engine) {
   return engine.WithLearner([](const learner::Learner& l) {
     std::vector<float> out;
-    const kernels::ItemMatrixView v = l.model().ItemVectors();
+    const kernels::ItemMatrixView v = l.scoring().ItemVectors();
     for (int64_t r = 0; r < v.rows; ++r) {
       out.insert(out.end(), v.vectors + r * v.stride, v.vectors + r * v.stride + v.dim);
       out.push_back(v.bias[r]);
@@ -603,8 +603,9 @@ TEST_F(EngineTest, MicroBatchedLearningServesAndPersistsEveryBatch) {
     done.store(true);
     reader.join();
     EXPECT_GT(answered.load(), 0);
-    EXPECT_EQ(engine->WithLearner([](const learner::Learner& l) { return l.model().Learning(); }),
-              "reference");
+    EXPECT_EQ(
+        engine->WithLearner([](const learner::Learner& l) { return l.diagnostics().Learning(); }),
+        "reference");
     EXPECT_EQ(UserCounts(*engine), ExpectedCounts(events));
     learnt = ItemParameters(*engine);
   }

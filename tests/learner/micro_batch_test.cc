@@ -1,7 +1,7 @@
 // Micro-batched bpr learning (what a GPU runs) on the CPU, through the reference trainer: it must
 // rank as well as event-by-event learning, lose nothing when the trainer fails, and start from the
 // loaded state after a restart. The CUDA trainer is held to the reference trainer by the parity
-// tests in tests/kernels/cuda.
+// tests in tests/learner/trainers.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -13,13 +13,13 @@
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_backend.h"
-#include "kernels/cuda/bpr_trainer.h"
 #include "learner/eval/prequential_evaluator.h"
 #include "learner/learner.h"
+#include "learner/trainers/bpr_trainer.h"
 #include "stream/file_event_source.h"
 #include "stream/memory_event_source.h"
 #include "tests/learner/generated_events.h"
-#include "tests/learner/trainer_backend.h"
+#include "tests/learner/test_trainers.h"
 
 namespace freshet::learner {
 namespace {
@@ -43,6 +43,12 @@ std::unique_ptr<Learner> MakeLearner(const config::Config& config,
   return learner.ok() ? std::move(*learner) : nullptr;
 }
 
+std::unique_ptr<Learner> MakeLearner(const config::Config& config, const TestDevice& device) {
+  auto learner = device.NewLearner("bpr", config);
+  EXPECT_TRUE(learner.ok()) << learner.status();
+  return learner.ok() ? std::move(*learner) : nullptr;
+}
+
 double Recall(const config::Config& config, stream::EventSource& source, int64_t total) {
   const kernels::CpuBackend cpu;
   std::unique_ptr<Learner> learner = MakeLearner(config, &cpu);
@@ -57,14 +63,14 @@ double Recall(const config::Config& config, stream::EventSource& source, int64_t
 // Every float of the model's item and user vectors.
 std::vector<float> Parameters(const Learner& learner) {
   std::vector<float> out;
-  const kernels::ItemMatrixView items = learner.model().ItemVectors();
+  const kernels::ItemMatrixView items = learner.scoring().ItemVectors();
   for (int64_t r = 0; r < items.rows; ++r) {
     out.insert(out.end(), items.vectors + r * items.stride,
                items.vectors + r * items.stride + items.dim);
     out.push_back(items.bias[r]);
   }
   for (int32_t u = 0; u < learner.users().size(); ++u) {
-    const float* row = learner.model().UserVector(u);
+    const float* row = learner.scoring().UserVector(u);
     out.insert(out.end(), row, row + items.dim);
   }
   return out;
@@ -112,15 +118,13 @@ TEST(MicroBatchTest, ApplyHoldsEventsUntilTheBatchIsFullOrFlushed) {
   EXPECT_NE(Parameters(*learner), after_batch);
 }
 
-// A backend whose trainer fails some uploads and steps, as a device might (out of memory, a lost
-// device): the model must learn those batches on the host and resynchronise the trainer.
-class FlakyTrainer final : public kernels::BprTrainer {
+// A trainer that fails some uploads and steps, as a device might (out of memory, a lost device):
+// the model must learn those batches on the host and resynchronise the trainer.
+class FlakyTrainer final : public BprTrainer {
  public:
   // Fails every `upload_every`-th Upload() and every `step_every`-th Step() (0: never).
   FlakyTrainer(int dim, int upload_every, int step_every)
-      : inner_(kernels::NewReferenceBprTrainer(dim)),
-        upload_every_(upload_every),
-        step_every_(step_every) {}
+      : inner_(NewReferenceBprTrainer(dim)), upload_every_(upload_every), step_every_(step_every) {}
   std::string Name() const override { return "flaky"; }
   absl::Status Upload(const kernels::BprTables& host, absl::Span<const int32_t> users,
                       absl::Span<const int32_t> items) override {
@@ -142,7 +146,7 @@ class FlakyTrainer final : public kernels::BprTrainer {
   }
 
  private:
-  std::unique_ptr<kernels::BprTrainer> inner_;
+  std::unique_ptr<BprTrainer> inner_;
   const int upload_every_, step_every_;
   int uploads_ = 0, steps_ = 0;
 };
@@ -150,21 +154,21 @@ class FlakyTrainer final : public kernels::BprTrainer {
 TEST(MicroBatchTest, AFailingTrainerLosesNothing) {
   const std::vector<stream::Event> events = Generated(20'000, 8);
   const kernels::CpuBackend cpu;
-  const TrainerBackend flaky("flaky", [](int dim) {
+  const TestDevice flaky([](int dim) {
     return std::make_unique<FlakyTrainer>(dim, /*upload_every=*/7, /*step_every=*/3);
   });
   config::Config config = WithMicroBatch(128);
   config.dim = 20;  // padded host rows (stride 32): the copies must skip the padding
   std::unique_ptr<Learner> reference = MakeLearner(config, &cpu);
-  std::unique_ptr<Learner> failing = MakeLearner(config, &flaky);
+  std::unique_ptr<Learner> failing = MakeLearner(config, flaky);
   for (size_t i = 0; i < events.size(); i += 500) {
     const absl::Span<const stream::Event> part =
         absl::MakeConstSpan(events).subspan(i, std::min<size_t>(500, events.size() - i));
     reference->ApplyBatch(part);
     failing->ApplyBatch(part);
   }
-  EXPECT_GT(failing->model().DeviceFallbacks(), 10);
-  EXPECT_EQ(reference->model().DeviceFallbacks(), 0);
+  EXPECT_GT(failing->diagnostics().DeviceFallbacks(), 10);
+  EXPECT_EQ(reference->diagnostics().DeviceFallbacks(), 0);
   // The host learns a failed batch with the same arithmetic as the reference trainer.
   EXPECT_EQ(Parameters(*failing), Parameters(*reference));
   // Scoring falls back to the host tables when the device cannot score.
@@ -208,10 +212,10 @@ TEST(MicroBatchTest, TheFirstBatchAfterALoadStartsFromTheLoadedRows) {
   // The same load into a learner whose trainer never manages a step: it learns every batch on the
   // host tables, which certainly hold the loaded rows. A trainer that had missed a loaded row
   // would learn from other values there.
-  const TrainerBackend host_only("flaky", [](int dim) {
+  const TestDevice host_only([](int dim) {
     return std::make_unique<FlakyTrainer>(dim, /*upload_every=*/0, /*step_every=*/1);
   });
-  std::unique_ptr<Learner> on_host = MakeLearner(config, &host_only);
+  std::unique_ptr<Learner> on_host = MakeLearner(config, host_only);
   LoadInto(*original, on_host.get());
   const std::vector<float> before = Parameters(*loaded);
   for (size_t i = 0; i < 1000; i += 100) {
@@ -221,7 +225,17 @@ TEST(MicroBatchTest, TheFirstBatchAfterALoadStartsFromTheLoadedRows) {
   }
   EXPECT_NE(Parameters(*loaded), before);
   EXPECT_EQ(Parameters(*loaded), Parameters(*on_host));
-  EXPECT_GT(on_host->model().DeviceFallbacks(), 0);
+  EXPECT_GT(on_host->diagnostics().DeviceFallbacks(), 0);
+}
+
+TEST(MicroBatchTest, TheCpuBackendHasNoTrainerSoMicroBatchesGoToTheReferenceTrainer) {
+  const kernels::CpuBackend cpu;
+  const absl::StatusOr<std::unique_ptr<BprTrainer>> trainer =
+      NewBprTrainer(cpu, BprTrainerOptions());
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(trainer.status().message(), "the cpu backend learns on the host, one event at a time");
+  EXPECT_EQ(MakeLearner(WithMicroBatch(64), &cpu)->diagnostics().Learning(), "reference");
+  EXPECT_EQ(MakeLearner(config::Config(), &cpu)->diagnostics().Learning(), "host");
 }
 
 TEST(MicroBatchTest, SettingsTheKernelsDoNotImplementAreRefused) {

@@ -17,12 +17,12 @@
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_backend.h"
-#include "kernels/cuda/bpr_trainer.h"
 #include "learner/id_dictionary.h"
 #include "learner/learner.h"
+#include "learner/trainers/bpr_trainer.h"
 #include "stream/file_event_source.h"
 #include "tests/learner/generated_events.h"
-#include "tests/learner/trainer_backend.h"
+#include "tests/learner/test_trainers.h"
 
 namespace freshet::learner {
 namespace {
@@ -41,6 +41,13 @@ int Owner(const std::string& user, int replicas) {
 std::unique_ptr<Learner> MakeLearner(const kernels::Backend* backend, const std::string& algorithm,
                                      const config::Config& config = config::Config()) {
   auto learner = Learner::Create(algorithm, config, backend);
+  EXPECT_TRUE(learner.ok()) << learner.status();
+  return learner.ok() ? std::move(*learner) : nullptr;
+}
+
+std::unique_ptr<Learner> MakeLearner(const TestDevice& device, const std::string& algorithm,
+                                     const config::Config& config) {
+  auto learner = device.NewLearner(algorithm, config);
   EXPECT_TRUE(learner.ok()) << learner.status();
   return learner.ok() ? std::move(*learner) : nullptr;
 }
@@ -69,7 +76,7 @@ void Exchange(const std::vector<Learner*>& group) {
 std::vector<float> ItemParams(const Learner& learner, const std::string& id) {
   const int32_t row = learner.items().Find(id);
   if (row == IdDictionary::kMissing) return {};
-  const kernels::ItemMatrixView v = learner.model().ItemVectors();
+  const kernels::ItemMatrixView v = learner.scoring().ItemVectors();
   std::vector<float> out(v.vectors + row * v.stride, v.vectors + row * v.stride + v.dim);
   out.push_back(v.bias[row]);
   return out;
@@ -142,10 +149,10 @@ INSTANTIATE_TEST_SUITE_P(EventByEventAndMicroBatched, ReplicasOnLearnersTest,
 // A trainer (the reference one inside) that keeps its own mirror of the item rows it was given
 // and learnt, and counts every row a step reads that differs from the host's: a device holding a
 // stale row (a merged row never uploaded) would learn from it and copy it back.
-class MirrorCheckingTrainer final : public kernels::BprTrainer {
+class MirrorCheckingTrainer final : public BprTrainer {
  public:
   explicit MirrorCheckingTrainer(int dim, int* stale)
-      : inner_(kernels::NewReferenceBprTrainer(dim)), dim_(dim), stale_(stale) {}
+      : inner_(NewReferenceBprTrainer(dim)), dim_(dim), stale_(stale) {}
   std::string Name() const override { return "mirror-checking"; }
   absl::Status Upload(const kernels::BprTables& host, absl::Span<const int32_t> users,
                       absl::Span<const int32_t> items) override {
@@ -155,7 +162,7 @@ class MirrorCheckingTrainer final : public kernels::BprTrainer {
   absl::Status Step(const kernels::BprBatch& batch, const kernels::BprParams& params,
                     const kernels::BprTables& host) override {
     std::vector<int32_t> users, items;
-    kernels::BprBatchRows(batch, params, &users, &items);
+    BprBatchRows(batch, params, &users, &items);
     std::vector<int32_t> read = items;
     for (int32_t row : batch.context) {
       if (row >= 0) read.push_back(row);
@@ -184,7 +191,7 @@ class MirrorCheckingTrainer final : public kernels::BprTrainer {
   }
   void Remember(const kernels::BprTables& host, int32_t row) { mirror_[row] = Row(host, row); }
 
-  std::unique_ptr<kernels::BprTrainer> inner_;
+  std::unique_ptr<BprTrainer> inner_;
   const int dim_;
   int* stale_;
   std::map<int32_t, std::vector<float>> mirror_;
@@ -192,16 +199,14 @@ class MirrorCheckingTrainer final : public kernels::BprTrainer {
 
 TEST(ReplicasTest, MergedRowsReachADevicesTablesBeforeItsNextStep) {
   int stale_a = 0, stale_b = 0;
-  const TrainerBackend device_a("mirror-checking", [&stale_a](int dim) {
-    return std::make_unique<MirrorCheckingTrainer>(dim, &stale_a);
-  });
-  const TrainerBackend device_b("mirror-checking", [&stale_b](int dim) {
-    return std::make_unique<MirrorCheckingTrainer>(dim, &stale_b);
-  });
+  const TestDevice device_a(
+      [&stale_a](int dim) { return std::make_unique<MirrorCheckingTrainer>(dim, &stale_a); });
+  const TestDevice device_b(
+      [&stale_b](int dim) { return std::make_unique<MirrorCheckingTrainer>(dim, &stale_b); });
   config::Config config;
   config.micro_batch = 64;
-  auto a = MakeLearner(&device_a, "bpr", config), b = MakeLearner(&device_b, "bpr", config);
-  ASSERT_EQ(a->model().Learning(), "mirror-checking");
+  auto a = MakeLearner(device_a, "bpr", config), b = MakeLearner(device_b, "bpr", config);
+  ASSERT_EQ(a->diagnostics().Learning(), "mirror-checking");
   ASSERT_TRUE(a->EnableReplicas().ok());
   ASSERT_TRUE(b->EnableReplicas().ok());
   Exchange({a.get(), b.get()});

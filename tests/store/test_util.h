@@ -81,8 +81,8 @@ inline void ExpectSameState(const learner::Learner& a, const learner::Learner& b
     ASSERT_EQ(std::vector<int32_t>(seen_a.begin(), seen_a.end()),
               std::vector<int32_t>(seen_b.begin(), seen_b.end()))
         << id;
-    const float* va = a.model().UserVector(row);
-    const float* vb = b.model().UserVector(row);
+    const float* va = a.scoring().UserVector(row);
+    const float* vb = b.scoring().UserVector(row);
     ASSERT_EQ(va == nullptr, vb == nullptr);
     if (va != nullptr) {
       ASSERT_EQ(std::memcmp(va, vb, a.config().dim * sizeof(float)), 0) << id;
@@ -94,8 +94,8 @@ inline void ExpectSameState(const learner::Learner& a, const learner::Learner& b
     ASSERT_EQ(a.popularity().Value(row), b.popularity().Value(row));
     ASSERT_EQ(a.popularity().LastTs(row), b.popularity().LastTs(row));
   }
-  const kernels::ItemMatrixView ia = a.model().ItemVectors();
-  const kernels::ItemMatrixView ib = b.model().ItemVectors();
+  const kernels::ItemMatrixView ia = a.scoring().ItemVectors();
+  const kernels::ItemMatrixView ib = b.scoring().ItemVectors();
   ASSERT_EQ(ia.rows == 0, ib.rows == 0);
   for (int64_t row = 0; ia.rows > 0 && row < a.items().size(); ++row) {
     ASSERT_EQ(std::memcmp(ia.vectors + row * ia.stride, ib.vectors + row * ib.stride,

@@ -1,6 +1,8 @@
-// The CUDA BprTrainer (bpr_trainer.h): the bpr tables in device memory (DeviceTable), RunBprBatch
-// for Step(), TopKDevice for serving. Every call runs under the backend's lock on its stream, so
-// a TopK() issued after a Step() sees the whole batch.
+// The CUDA BprTrainer (cuda_bpr_trainer.h): the bpr tables in device memory (DeviceTable),
+// RunBprBatch for Step(), TopKDevice for serving. Every call runs under the backend's lock on its
+// stream, so a TopK() issued after a Step() sees the whole batch.
+#include "learner/trainers/cuda_bpr_trainer.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -11,12 +13,28 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "kernels/cuda/bpr_batch.h"
-#include "kernels/cuda/bpr_trainer.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_table.h"
 #include "kernels/cuda/nccl_sync.h"
+#include "learner/trainers/bpr_trainer.h"
 
-namespace freshet::kernels {
+namespace freshet::learner {
+
+using kernels::BprBatch;
+using kernels::BprDeviceModel;
+using kernels::BprParams;
+using kernels::BprTables;
+using kernels::CudaBackend;
+using kernels::CudaContext;
+using kernels::DeltaReduce;
+using kernels::DeviceItemMatrix;
+using kernels::DeviceTable;
+using kernels::ItemModelSync;
+using kernels::NcclGroup;
+using kernels::ScoredItem;
+using kernels::SyncPolicy;
+using kernels::TopKQuery;
+
 namespace {
 
 // Calls fn(first, count) for each run of consecutive values of the ascending `rows`.
@@ -102,7 +120,7 @@ class CudaBprTrainer final : public BprTrainer {
     return backend_->WithContext([&](const CudaContext& ctx) -> absl::Status {
       const BprDeviceModel model{users_.get(),    user_acc_.get(), items_.get(),
                                  item_acc_.get(), bias_.get(),     bias_acc_.get()};
-      return RunBprBatch(ctx, model, batch, params);
+      return kernels::RunBprBatch(ctx, model, batch, params);
     });
   }
 
@@ -324,21 +342,21 @@ class MultiDeviceBprTrainer final : public BprTrainer {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BprTrainer>> CudaBackend::NewBprTrainer(
-    const BprTrainerOptions& options) const {
+absl::StatusOr<std::unique_ptr<BprTrainer>> NewCudaBprTrainer(const CudaBackend& backend,
+                                                              const BprTrainerOptions& options) {
   const int dim = options.dim;
-  if (dim < 1 || dim > kMaxBprDim) {
+  if (dim < 1 || dim > kernels::kMaxBprDim) {
     return absl::InvalidArgumentError(
-        absl::StrCat("bpr trainer: dim must be in [1, ", kMaxBprDim, "], got ", dim));
+        absl::StrCat("bpr trainer: dim must be in [1, ", kernels::kMaxBprDim, "], got ", dim));
   }
   if (options.devices < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("bpr trainer: devices must be >= 1, got ", options.devices));
   }
-  if (options.devices > 1) return MultiDeviceBprTrainer::Create(this, options);
-  auto trainer = std::make_unique<CudaBprTrainer>(this, dim);
+  if (options.devices > 1) return MultiDeviceBprTrainer::Create(&backend, options);
+  auto trainer = std::make_unique<CudaBprTrainer>(&backend, dim);
   FRESHET_RETURN_IF_ERROR(trainer->Init());
   return trainer;
 }
 
-}  // namespace freshet::kernels
+}  // namespace freshet::learner

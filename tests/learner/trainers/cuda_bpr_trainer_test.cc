@@ -1,9 +1,7 @@
-// The CUDA bpr trainer against the reference trainer (kernels/cuda/bpr_trainer.h): the same
-// uploads and micro-batches on padded host tables must leave the same host tables, within the
-// bpr kernels' tolerance, and the device top-K must rank the host tables' items. Skips without a
-// device.
-#include "kernels/cuda/bpr_trainer.h"
-
+// The CUDA bpr trainer against the reference trainer (learner/trainers/bpr_trainer.h), both made
+// as the learner makes them: the same uploads and micro-batches on padded host tables must leave
+// the same host tables, within the bpr kernels' tolerance, and the device top-K must rank the host
+// tables' items. Skips without a device.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -17,11 +15,23 @@
 #include "kernels/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/reference.h"
+#include "learner/trainers/bpr_trainer.h"
 #include "tests/kernels/cuda/cuda_test_util.h"
 #include "tests/kernels/cuda/uniform_values.h"
 
-namespace freshet::kernels {
+namespace freshet::learner {
 namespace {
+
+using kernels::BprBatch;
+using kernels::BprParams;
+using kernels::BprTables;
+using kernels::CpuBackend;
+using kernels::CudaBackend;
+using kernels::ItemMatrixView;
+using kernels::ReferenceBprBatch;
+using kernels::ScoredItem;
+using kernels::TopKQuery;
+namespace testing_util = kernels::testing_util;
 
 // Host tables with padded rows (stride > dim), as the learner keeps them.
 struct PaddedTables {
@@ -79,7 +89,7 @@ TEST(CudaBprTrainerTest, MirrorsTheReferenceTrainerOnPaddedHostTablesAndServesTh
   PaddedTables on_reference = on_cuda;
   BprTrainerOptions options;
   options.dim = kDim;
-  absl::StatusOr<std::unique_ptr<BprTrainer>> cuda = (*backend)->NewBprTrainer(options);
+  absl::StatusOr<std::unique_ptr<BprTrainer>> cuda = NewBprTrainer(**backend, options);
   ASSERT_TRUE(cuda.ok()) << cuda.status();
   std::unique_ptr<BprTrainer> reference = NewReferenceBprTrainer(kDim);
   std::vector<int32_t> all_users(kUsers), all_items(kItems);
@@ -156,7 +166,7 @@ TEST(CudaBprTrainerTest, TwoDevicesSumTheirUpdatesOfTheItemModel) {
   BprTrainerOptions options;
   options.dim = kDim;
   options.devices = 2;
-  absl::StatusOr<std::unique_ptr<BprTrainer>> pair = (*backend)->NewBprTrainer(options);
+  absl::StatusOr<std::unique_ptr<BprTrainer>> pair = NewBprTrainer(**backend, options);
   ASSERT_TRUE(pair.ok()) << pair.status();
   std::vector<int32_t> all_users(kUsers), all_items(kItems);
   std::iota(all_users.begin(), all_users.end(), 0);
@@ -216,4 +226,4 @@ TEST(CudaBprTrainerTest, TwoDevicesSumTheirUpdatesOfTheItemModel) {
 }
 
 }  // namespace
-}  // namespace freshet::kernels
+}  // namespace freshet::learner

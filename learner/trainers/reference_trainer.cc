@@ -1,4 +1,5 @@
-// The reference BprTrainer (bpr_trainer.h): a device emulated in host memory.
+// The reference BprTrainer (bpr_trainer.h): a device emulated in host memory, and the argument
+// checks and row lists that every trainer shares.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -8,10 +9,14 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "kernels/cuda/bpr_trainer.h"
 #include "kernels/cuda/reference.h"
+#include "learner/trainers/bpr_trainer.h"
 
-namespace freshet::kernels {
+namespace freshet::learner {
+
+using kernels::BprBatch;
+using kernels::BprParams;
+using kernels::BprTables;
 
 void BprBatchRows(const BprBatch& batch, const BprParams& params, std::vector<int32_t>* users,
                   std::vector<int32_t>* items) {
@@ -91,15 +96,15 @@ class ReferenceBprTrainer final : public BprTrainer {
       return absl::InvalidArgumentError("bpr trainer: the host tables are smaller than its own");
     }
     const BprTables mine = Tables();
-    FRESHET_RETURN_IF_ERROR(ReferenceBprBatch(mine, batch, params));
+    FRESHET_RETURN_IF_ERROR(kernels::ReferenceBprBatch(mine, batch, params));
     BprBatchRows(batch, params, &users_changed_, &items_changed_);
     for (const int32_t r : users_changed_) CopyUser(mine, host, r);
     for (const int32_t r : items_changed_) CopyItem(mine, host, r);
     return absl::OkStatus();
   }
 
-  absl::Status TopK(int64_t, absl::Span<const TopKQuery>, int,
-                    absl::Span<std::vector<ScoredItem>>) const override {
+  absl::Status TopK(int64_t, absl::Span<const kernels::TopKQuery>, int,
+                    absl::Span<std::vector<kernels::ScoredItem>>) const override {
     return absl::UnimplementedError(
         "the reference bpr trainer keeps no separate copy to score: score the host tables");
   }
@@ -137,4 +142,4 @@ std::unique_ptr<BprTrainer> NewReferenceBprTrainer(int dim) {
   return std::make_unique<ReferenceBprTrainer>(dim);
 }
 
-}  // namespace freshet::kernels
+}  // namespace freshet::learner
