@@ -648,12 +648,12 @@ absl::Status StateStore::LoadFamily(
   return FromRocksDb(it->status(), absl::StrCat("reading ", what, " of ", dir_));
 }
 
-absl::Status StateStore::LoadInto(learner::Learner* learner) const {
+absl::Status StateStore::LoadInto(EncodedRowSink* sink) const {
   std::string globals;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, "globals", &globals);
   if (s.IsNotFound()) return absl::OkStatus();  // nothing stored yet
   FRESHET_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("reading meta 'globals' of ", dir_)));
-  absl::Status begin = learner->BeginLoad(globals);
+  absl::Status begin = sink->BeginLoad(globals);
   if (absl::IsDataLoss(begin)) {
     return absl::DataLossError(absl::StrCat(dir_, ": meta key 'globals': ", begin.message()));
   }
@@ -661,21 +661,19 @@ absl::Status StateStore::LoadInto(learner::Learner* learner) const {
 
   absl::Status history_status;
   std::thread history_thread([&] {
-    history_status = LoadFamily(history_, kHistory, [learner](int32_t row, absl::string_view v) {
-      return learner->LoadHistory(row, v);
+    history_status = LoadFamily(history_, kHistory, [sink](int32_t row, absl::string_view v) {
+      return sink->LoadHistory(row, v);
     });
   });
-  absl::Status users_status =
-      LoadFamily(users_, kUsers,
-                 [learner](int32_t row, absl::string_view v) { return learner->LoadUser(row, v); });
-  absl::Status items_status =
-      LoadFamily(items_, kItems,
-                 [learner](int32_t row, absl::string_view v) { return learner->LoadItem(row, v); });
+  absl::Status users_status = LoadFamily(
+      users_, kUsers, [sink](int32_t row, absl::string_view v) { return sink->LoadUser(row, v); });
+  absl::Status items_status = LoadFamily(
+      items_, kItems, [sink](int32_t row, absl::string_view v) { return sink->LoadItem(row, v); });
   history_thread.join();
   FRESHET_RETURN_IF_ERROR(users_status);
   FRESHET_RETURN_IF_ERROR(history_status);
   FRESHET_RETURN_IF_ERROR(items_status);
-  absl::Status finish = learner->FinishLoad();
+  absl::Status finish = sink->FinishLoad();
   if (!finish.ok()) return absl::DataLossError(absl::StrCat(dir_, ": ", finish.message()));
   return absl::OkStatus();
 }

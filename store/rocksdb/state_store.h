@@ -1,12 +1,13 @@
-// StateStore: freshet's state in RocksDB. Column families:
-//   users    row (4 bytes, big-endian) -> Learner::EncodeUser   (external id + model row)
-//   history  row -> Learner::EncodeHistory                       (counters, recent and seen items)
-//   items    row -> Learner::EncodeItem                          (external id, popularity, model
-//   row) meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
+// StateStore: freshet's state in RocksDB. Column families (row values from EncodedRowSource):
+//   users    row (4 bytes, big-endian) -> EncodeUser     (external id + model row)
+//   history  row -> EncodeHistory                        (counters, recent and seen items)
+//   items    row -> EncodeItem                           (external id, popularity, model row)
+//   meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
 //            "model_version", "format", "hidden" (hidden items), "source/<stream>" (source name),
-//            "pos/<stream><partition>" (last applied offset)
+//            "pos/<stream><partition>" (last applied offset), "eid/<number>" (event ids)
 // Rows are keyed by their dense row so a load rebuilds the id dictionaries exactly (the external
-// id is inside the value); every value starts with a format version byte. One StateBatch is one
+// id is inside the value); every value starts with a format version byte. Rows are opaque bytes
+// here (store/encoded_rows.h). One StateBatch is one
 // atomic RocksDB WriteBatch: the rows an interval changed together with the source positions of
 // the last events they include, so the stored state always corresponds to an exact stream prefix.
 #ifndef FRESHET_STORE_ROCKSDB_STATE_STORE_H_
@@ -24,14 +25,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/mutex.h"
-#include "learner/learner.h"
+#include "config/config.h"
 #include "rocksdb/db.h"
 #include "rocksdb/file_system.h"
 #include "rocksdb/wal_filter.h"
 #include "rocksdb/write_batch.h"
+#include "store/encoded_rows.h"
 #include "store/rocksdb/store_io.h"
 #include "store/stored_position.h"
-#include "stream/applied_positions.h"
 
 namespace freshet::store {
 
@@ -158,9 +159,10 @@ class StateStore : public BatchWriter {
   // Calls `visit(seq, id)` for every stored event id (PutEventId), in ascending seq order.
   absl::Status LoadEventIds(const std::function<void(int64_t, absl::string_view)>& visit) const;
 
-  // Loads every stored row into `learner` (a new one, created with the stored algorithm and
-  // dimension): users and histories on two threads. DataLoss names the first bad key.
-  absl::Status LoadInto(learner::Learner* learner) const;
+  // Loads every stored row into `sink` (e.g. a new learner, created with the stored algorithm
+  // and dimension, through engine::LearnerRows): histories on a thread of their own beside users
+  // and items (see EncodedRowSink). DataLoss names the first bad key.
+  absl::Status LoadInto(EncodedRowSink* sink) const;
 
   // A consistent copy of the database in `dir` (which must not exist): hard links of the table
   // files plus copies of the rest, taken without stopping writers. (SnapshotStore replaces the
