@@ -3,8 +3,8 @@
 //
 // The persister sees the learnt state only as an EncodedRowSource (store/encoded_rows.h): changed
 // rows as opaque bytes and the counters written beside them; the engine adapts the learner to it
-// (engine/learner_rows.h). It writes through a BatchWriter, the RocksDB StateStore in
-// production.
+// (engine/learner_rows.h). It writes through a BatchWriter (store/state_batch.h), the RocksDB
+// StateStore in production.
 //
 // The ingestion thread (the only thread that touches the Learner while it learns) calls
 // MaybeFlush() between micro-batches. When the interval has passed and the writer thread is free,
@@ -37,7 +37,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "store/encoded_rows.h"
-#include "store/rocksdb/state_store.h"
+#include "store/state_batch.h"
 #include "stream/applied_positions.h"
 
 namespace freshet::store {

@@ -7,9 +7,13 @@
 //            "pos/<stream><partition>" (last applied offset), "eid/<number>" (event ids)
 // Rows are keyed by their dense row so a load rebuilds the id dictionaries exactly (the external
 // id is inside the value); every value starts with a format version byte. Rows are opaque bytes
-// here (store/encoded_rows.h). One StateBatch is one
-// atomic RocksDB WriteBatch: the rows an interval changed together with the source positions of
-// the last events they include, so the stored state always corresponds to an exact stream prefix.
+// here (store/encoded_rows.h). One StateBatch is one atomic RocksDB WriteBatch: the rows an
+// interval changed together with the source positions of the last events they include, so the
+// stored state always corresponds to an exact stream prefix.
+//
+// No RocksDB header is included here: its types are only forward-declared, so the engine and the
+// operator commands that open a store see none of them. RocksDB itself is used only in
+// store/rocksdb/*.cc (and by tests that reach past the store).
 #ifndef FRESHET_STORE_ROCKSDB_STATE_STORE_H_
 #define FRESHET_STORE_ROCKSDB_STATE_STORE_H_
 
@@ -26,20 +30,29 @@
 #include "absl/strings/string_view.h"
 #include "common/mutex.h"
 #include "config/config.h"
-#include "rocksdb/db.h"
-#include "rocksdb/file_system.h"
-#include "rocksdb/wal_filter.h"
-#include "rocksdb/write_batch.h"
 #include "store/encoded_rows.h"
-#include "store/rocksdb/store_io.h"
+#include "store/state_batch.h"
 #include "store/stored_position.h"
 
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Env;
+class FileSystem;
+class Status;
+class WalFilter;
+class WriteBatch;
+struct DBOptions;
+}  // namespace rocksdb
+
 namespace freshet::store {
+
+class StoreListener;
+class StoreLogger;
 
 // Version of the store layout (keys and column families), in meta "format".
 inline constexpr uint8_t kStoreFormat = 1;
 
-// One stored source position.
 // What the meta column family says, without loading any row.
 struct StoreMeta {
   bool empty = true;  // nothing was ever written
@@ -56,58 +69,9 @@ struct StoreMeta {
   std::vector<StoredPosition> positions;
 };
 
-// The changes of one flush. Not thread-safe.
-class StateBatch {
- public:
-  void PutUser(int32_t row, absl::string_view value);
-  void PutHistory(int32_t row, absl::string_view value);
-  void DeleteUser(int32_t row);  // its users and history entries
-  void PutItem(int32_t row, absl::string_view value);
-  // The learner's shared state and the counters `inspect` shows without loading rows.
-  void PutGlobals(absl::string_view learner_globals, int64_t events_applied, int64_t users,
-                  int64_t items);
-  void PutPosition(int32_t stream, int32_t partition, int64_t offset);
-  void PutSource(int32_t stream, absl::string_view name);
-  void PutModelVersion(int64_t version);
-  // The ids (idempotency keys) the exactly-once filter remembers, by their number
-  // (stream::AppliedPositions::next_id_seq()); ForgetEventIds removes numbers [from, to).
-  void PutEventId(int64_t seq, absl::string_view id);
-  void ForgetEventIds(int64_t from, int64_t to);
-  // Items hidden from every answer (item availability), by external id.
-  void PutHiddenItems(const std::vector<std::string>& items);
-  // Identity of the state: algorithm, dimension, a fingerprint of the configuration and its text.
-  void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
-                   absl::string_view config_toml);
-
-  int64_t rows() const { return rows_; }
-  size_t bytes() const { return batch_.GetDataSize(); }
-  rocksdb::WriteBatch* rep() { return &batch_; }
-
- private:
-  friend class StateStore;
-  rocksdb::WriteBatch batch_;
-  int64_t rows_ = 0;
-  // Column families; set by StateStore::NewBatch().
-  rocksdb::ColumnFamilyHandle* users_ = nullptr;
-  rocksdb::ColumnFamilyHandle* history_ = nullptr;
-  rocksdb::ColumnFamilyHandle* items_ = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
-};
-
-// Writes batches atomically. StateStore implements it; tests wrap it to inject faults.
-class BatchWriter {
- public:
-  virtual ~BatchWriter() = default;
-  virtual std::unique_ptr<StateBatch> NewBatch() = 0;
-  // All of `batch` or nothing. After a failure the writer may refuse writes until it recovers;
-  // Write() itself tries to recover first.
-  virtual absl::Status Write(StateBatch* batch) = 0;
-  // OK, or why the writer refuses writes now (e.g. RocksDB stopped after a background flush
-  // failed on a full disk) until Recover() succeeds.
-  virtual absl::Status Health() const { return absl::OkStatus(); }
-  // Tries to make writes possible again; the persister calls it while idle and unhealthy.
-  virtual absl::Status Recover() { return absl::OkStatus(); }
-};
+// The changes of one flush: a StateBatch (store/state_batch.h) holding one RocksDB WriteBatch,
+// defined in state_store.cc. StateStore::Write and WritePrefix take only batches made by
+// StateStore::NewBatch (of any StateStore).
 
 // How a corrupt write-ahead log was handled at open (StateStore::Options::accept_wal_loss).
 struct WalLoss {
@@ -182,7 +146,7 @@ class StateStore : public BatchWriter {
   const WalLoss& wal_loss() const { return wal_loss_; }
 
  private:
-  StateStore() = default;
+  StateStore();  // in the .cc, where the RocksDB types its members hold are complete
   // Opens db_ with `options` (recovery mode and all) and the column families.
   rocksdb::Status OpenDb(const rocksdb::DBOptions& options);
   // Every logged write: resumes RocksDB first when needed, writes, and flushes the memtables

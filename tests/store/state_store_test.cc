@@ -212,7 +212,7 @@ class FaultyWriter : public BatchWriter {
     }
     if (tear_) {
       tear_ = false;
-      const absl::Status s = store_->WritePrefix(batch, batch->rep()->Count() / 2);
+      const absl::Status s = store_->WritePrefix(batch, batch->ops() / 2);
       if (!s.ok()) return s;
       return absl::DataLossError("injected: torn write");
     }
