@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "config/config.h"
+#include "engine/learner_rows.h"
 
 namespace freshet::cli {
 
@@ -29,7 +30,7 @@ absl::StatusOr<StoredState> OpenStoredState(const std::string& db_path, bool loa
   FRESHET_ASSIGN_OR_RETURN(state.backend, kernels::CreateBackend("cpu"));
   FRESHET_ASSIGN_OR_RETURN(
       state.learner, learner::Learner::Create(state.meta.algorithm, config, state.backend.get()));
-  FRESHET_RETURN_IF_ERROR(db->LoadInto(state.learner.get()));
+  FRESHET_RETURN_IF_ERROR(engine::LoadLearner(*db, *state.learner));
   return state;
 }
 

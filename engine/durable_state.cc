@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "engine/learner_rows.h"
 
 namespace freshet::engine {
 
@@ -49,8 +50,8 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
           "--data-dir, or --reset to discard the stored state"));
     }
     const store::StateStore* store = state->store_.get();
-    FRESHET_RETURN_IF_ERROR(
-        model->WithLearnerExclusive([store](learner::Learner& l) { return store->LoadInto(&l); }));
+    FRESHET_RETURN_IF_ERROR(model->WithLearnerExclusive(
+        [store](learner::Learner& l) { return LoadLearner(*store, l); }));
   }
   FRESHET_RETURN_IF_ERROR(state->LoadPositions(meta, *filter));
   *loaded = ToLoadedState(meta);
@@ -123,7 +124,8 @@ absl::Status DurableState::LoadPositions(const store::StoreMeta& meta, ExactlyOn
 bool DurableState::MaybeFlush(LiveModel& model, ExactlyOnceFilter& filter,
                               const std::vector<std::string>& stream_names) {
   return WithCut(model, filter, [&](learner::Learner& l, const stream::AppliedPositions& applied) {
-    return persister_->MaybeFlush(l, applied, stream_names);
+    LearnerRows rows(l);
+    return persister_->MaybeFlush(rows, applied, stream_names);
   });
 }
 
@@ -131,7 +133,8 @@ absl::Status DurableState::Flush(LiveModel& model, ExactlyOnceFilter& filter,
                                  const std::vector<std::string>& stream_names,
                                  absl::Duration timeout) {
   return WithCut(model, filter, [&](learner::Learner& l, const stream::AppliedPositions& applied) {
-    return persister_->Flush(l, applied, stream_names, timeout);
+    LearnerRows rows(l);
+    return persister_->Flush(rows, applied, stream_names, timeout);
   });
 }
 
@@ -156,7 +159,7 @@ absl::Status DurableState::Restore(const std::string& id, const kernels::Backend
     ro.read_only = true;
     FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<store::StateStore> snapshot_db,
                              store::StateStore::Open(snapshots.DbPath(id), ro));
-    FRESHET_RETURN_IF_ERROR(snapshot_db->LoadInto(fresh.get()));
+    FRESHET_RETURN_IF_ERROR(LoadLearner(*snapshot_db, *fresh));
   }
   // Its first exchange rejoins the group with the snapshot's item rows.
   if (replicas) FRESHET_RETURN_IF_ERROR(fresh->EnableReplicas());

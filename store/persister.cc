@@ -52,7 +52,7 @@ void Persister::WriteIdentity(std::string algorithm, int dim, uint64_t fingerpri
   sources_written_ = 0;
 }
 
-bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPositions& positions,
+bool Persister::MaybeFlush(EncodedRowSource& rows, const stream::AppliedPositions& positions,
                            const std::vector<std::string>& sources, bool force) {
   const absl::Time now = absl::Now();
   if (!force && now - last_flush_ < options_.flush_interval) return false;
@@ -62,7 +62,7 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
     if (!HasRoom()) return false;
   }
   last_flush_ = now;
-  learner::StateChanges changes = learner.TakeChanges();
+  ChangedRows changes = rows.TakeChanges();
   // Keys are big-endian row numbers: rows in ascending order insert into RocksDB's memtable skip
   // list one after another (each insert starts from the previous one's position) instead of a
   // search from the top for every row; at 10k items and 18k events/s that is ~5% of the server's
@@ -87,21 +87,20 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
   for (int32_t row : changes.erased_users) batch->DeleteUser(row);
   for (int32_t row : changes.users) {
     scratch_.clear();
-    learner.EncodeUser(row, &scratch_);
+    rows.EncodeUser(row, &scratch_);
     batch->PutUser(row, scratch_);
     scratch_.clear();
-    learner.EncodeHistory(row, &scratch_);
+    rows.EncodeHistory(row, &scratch_);
     batch->PutHistory(row, scratch_);
   }
   for (int32_t row : changes.items) {
     scratch_.clear();
-    learner.EncodeItem(row, &scratch_);
+    rows.EncodeItem(row, &scratch_);
     batch->PutItem(row, scratch_);
   }
   scratch_.clear();
-  learner.EncodeGlobals(&scratch_);
-  batch->PutGlobals(scratch_, learner.events_applied(), learner.users().live(),
-                    learner.items().live());
+  rows.EncodeGlobals(&scratch_);
+  batch->PutGlobals(scratch_, rows.events_applied(), rows.live_users(), rows.live_items());
   for (const auto& [key, offset] : positions) batch->PutPosition(key.first, key.second, offset);
   // The ids accepted since the last batch, and the deletion of those forgotten since: the stored
   // ids are always exactly those the positions held when this cut was taken.
@@ -120,13 +119,13 @@ bool Persister::MaybeFlush(learner::Learner& learner, const stream::AppliedPosit
     MutexLock lock(&mu_);
     stats_.last_encode_ms = encode_ms;
     queue_.push_back(std::move(batch));
-    queued_info_.push_back({version, learner.events_applied()});
+    queued_info_.push_back({version, rows.events_applied()});
   }
   cv_.SignalAll();
   return true;
 }
 
-absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPositions& positions,
+absl::Status Persister::Flush(EncodedRowSource& rows, const stream::AppliedPositions& positions,
                               const std::vector<std::string>& sources, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   // Wait for the queue to have room, queue the rest, then wait for it to drain.
@@ -137,7 +136,7 @@ absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPo
       room = WaitForRoom(absl::Milliseconds(50));
     }
     if (room) {
-      MaybeFlush(learner, positions, sources, /*force=*/true);
+      MaybeFlush(rows, positions, sources, /*force=*/true);
       break;
     }
     if (absl::Now() > deadline) break;
@@ -147,11 +146,11 @@ absl::Status Persister::Flush(learner::Learner& learner, const stream::AppliedPo
     if (absl::Now() > deadline) {
       // What a stop without this write loses: the sources deliver it again only from the stored
       // positions, and events posted straight to the learner have no source.
-      const int64_t unpersisted = learner.events_applied() - stats_.events_persisted;
+      const int64_t unpersisted = rows.events_applied() - stats_.events_persisted;
       return absl::DeadlineExceededError(absl::StrCat(
           "the state store did not accept the final write within ", absl::FormatDuration(timeout),
           ": ", unpersisted, " events learnt are NOT persisted (the stored state holds ",
-          stats_.events_persisted, " of ", learner.events_applied(), ")",
+          stats_.events_persisted, " of ", rows.events_applied(), ")",
           stats_.last_error.empty() ? "" : "; latest error: ", stats_.last_error,
           ". At the next start the sources resume after the stored positions, so a broker or "
           "file delivers those events again; events posted directly (POST /v1/events without a "

@@ -1,9 +1,14 @@
 // Persister: writes the learner's changed rows, together with the source positions of the last
 // events they include, as one atomic batch every flush interval — without pausing learning.
 //
+// The persister sees the learnt state only as an EncodedRowSource (store/encoded_rows.h): changed
+// rows as opaque bytes and the counters written beside them; the engine adapts the learner to it
+// (engine/learner_rows.h). It writes through a BatchWriter (store/state_batch.h), the RocksDB
+// StateStore in production.
+//
 // The ingestion thread (the only thread that touches the Learner while it learns) calls
 // MaybeFlush() between micro-batches. When the interval has passed and the writer thread is free,
-// MaybeFlush() takes the learner's changes, encodes them with the current positions and the next
+// MaybeFlush() takes the source's changes, encodes them with the current positions and the next
 // model version into one StateBatch (the consistent cut: exactly the events applied so far), and
 // hands it to the writer thread, which writes it while learning goes on. While a write is in
 // progress the learner keeps marking rows; the next batch simply covers more events.
@@ -31,8 +36,8 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/mutex.h"
-#include "learner/learner.h"
-#include "store/rocksdb/state_store.h"
+#include "store/encoded_rows.h"
+#include "store/state_batch.h"
 #include "stream/applied_positions.h"
 
 namespace freshet::store {
@@ -74,16 +79,17 @@ class Persister {
   Persister(const Persister&) = delete;
   Persister& operator=(const Persister&) = delete;
 
-  // Called by the thread that drives `learner`. Queues a batch when `force` or the interval has
-  // passed, there is something to write and no earlier batch is waiting. `sources` names the
-  // streams by index (written once, in the first batch). Returns true when a batch was queued.
-  bool MaybeFlush(learner::Learner& learner, const stream::AppliedPositions& positions,
+  // Called by the thread that drives the learnt state, which holds `rows` and `positions` still
+  // for the call (EncodedRowSource). Queues a batch when `force` or the interval has passed,
+  // there is something to write and no earlier batch is waiting. `sources` names the streams by
+  // index (written once, in the first batch). Returns true when a batch was queued.
+  bool MaybeFlush(EncodedRowSource& rows, const stream::AppliedPositions& positions,
                   const std::vector<std::string>& sources, bool force = false)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues everything not yet written and waits until it is written, or `timeout` passes
   // (DeadlineExceeded, with the latest write error if any).
-  absl::Status Flush(learner::Learner& learner, const stream::AppliedPositions& positions,
+  absl::Status Flush(EncodedRowSource& rows, const stream::AppliedPositions& positions,
                      const std::vector<std::string>& sources, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
 

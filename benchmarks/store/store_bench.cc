@@ -29,10 +29,12 @@
 #include "common/json_writer.h"
 #include "common/random.h"
 #include "engine/engine.h"
+#include "engine/learner_rows.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
 #include "store/data_dir.h"
 #include "store/persister.h"
+#include "store/rocksdb/state_store.h"
 #include "store/snapshot.h"
 
 namespace {
@@ -133,6 +135,7 @@ int main(int argc, char** argv) {
   auto created = learner::Learner::Create(f.algo, config, backend.get());
   if (!created.ok()) return Fail(created.status());
   std::unique_ptr<learner::Learner> l = *std::move(created);
+  engine::LearnerRows rows(*l);  // the learner as the persister reads it
   auto start = Clock::now();
   l->ApplyBatch(events);
   Print("learn", {{"events", static_cast<double>(events.size())}, {"seconds", Seconds(start)}}, f);
@@ -151,7 +154,7 @@ int main(int argc, char** argv) {
     persister.WriteIdentity(f.algo, config.dim, store::StateFingerprint(f.algo, config),
                             config::ToToml(config));
     start = Clock::now();
-    absl::Status s = persister.Flush(*l, positions, sources, absl::Minutes(10));
+    absl::Status s = persister.Flush(rows, positions, sources, absl::Minutes(10));
     if (!s.ok()) return Fail(s);
     double seconds = Seconds(start);
     store::PersisterStats stats = persister.stats();
@@ -180,7 +183,7 @@ int main(int argc, char** argv) {
     if (!lock.ok() || !db.ok()) _exit(1);
     store::Persister persister(db->get(), store::Persister::Options{}, 2);
     const auto start_incr = Clock::now();
-    if (!persister.Flush(*l, positions, sources, absl::Minutes(10)).ok()) _exit(1);
+    if (!persister.Flush(rows, positions, sources, absl::Minutes(10)).ok()) _exit(1);
     const double seconds = Seconds(start_incr);
     const store::PersisterStats stats = persister.stats();
     Print("flush_incr",

@@ -13,10 +13,16 @@
 #include "common/byte_codec.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/wal_filter.h"
+#include "rocksdb/write_batch.h"
 #include "store/rocksdb/status.h"
+#include "store/rocksdb/store_io.h"
 
 namespace freshet::store {
 namespace {
@@ -117,48 +123,96 @@ uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& con
 
 // --- StateBatch ------------------------------------------------------------------------------
 
-void StateBatch::PutUser(int32_t row, absl::string_view value) {
+namespace {
+
+// A StateBatch as one RocksDB WriteBatch over the store's column families. Made by
+// StateStore::NewBatch(), written by StateStore::Write() and WritePrefix().
+class RocksDbStateBatch final : public StateBatch {
+ public:
+  RocksDbStateBatch(rocksdb::ColumnFamilyHandle* users, rocksdb::ColumnFamilyHandle* history,
+                    rocksdb::ColumnFamilyHandle* items, rocksdb::ColumnFamilyHandle* meta)
+      : users_(users), history_(history), items_(items), meta_(meta) {}
+
+  void PutUser(int32_t row, absl::string_view value) override;
+  void PutHistory(int32_t row, absl::string_view value) override;
+  void DeleteUser(int32_t row) override;
+  void PutItem(int32_t row, absl::string_view value) override;
+  void PutGlobals(absl::string_view learner_globals, int64_t events_applied, int64_t users,
+                  int64_t items) override;
+  void PutPosition(int32_t stream, int32_t partition, int64_t offset) override;
+  void PutSource(int32_t stream, absl::string_view name) override;
+  void PutModelVersion(int64_t version) override;
+  void PutEventId(int64_t seq, absl::string_view id) override;
+  void ForgetEventIds(int64_t from, int64_t to) override;
+  void PutHiddenItems(const std::vector<std::string>& items) override;
+  void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
+                   absl::string_view config_toml) override;
+
+  int64_t rows() const override { return rows_; }
+  size_t bytes() const override { return batch_.GetDataSize(); }
+  int64_t ops() const override { return batch_.Count(); }
+  rocksdb::WriteBatch* rep() { return &batch_; }
+
+ private:
+  rocksdb::WriteBatch batch_;
+  int64_t rows_ = 0;
+  rocksdb::ColumnFamilyHandle* const users_;
+  rocksdb::ColumnFamilyHandle* const history_;
+  rocksdb::ColumnFamilyHandle* const items_;
+  rocksdb::ColumnFamilyHandle* const meta_;
+};
+
+// The RocksDB batch behind `batch`; InvalidArgument for a batch no StateStore made.
+absl::StatusOr<rocksdb::WriteBatch*> RepOf(StateBatch* batch) {
+  auto* ours = dynamic_cast<RocksDbStateBatch*>(batch);
+  if (ours == nullptr) {
+    return absl::InvalidArgumentError("a StateStore writes only batches from StateStore::NewBatch");
+  }
+  return ours->rep();
+}
+
+void RocksDbStateBatch::PutUser(int32_t row, absl::string_view value) {
   batch_.Put(users_, RowKey(row).slice(), ToSlice(value));
   ++rows_;
 }
 
-void StateBatch::PutHistory(int32_t row, absl::string_view value) {
+void RocksDbStateBatch::PutHistory(int32_t row, absl::string_view value) {
   batch_.Put(history_, RowKey(row).slice(), ToSlice(value));
 }
 
-void StateBatch::DeleteUser(int32_t row) {
+void RocksDbStateBatch::DeleteUser(int32_t row) {
   const RowKey key(row);
   batch_.Delete(users_, key.slice());
   batch_.Delete(history_, key.slice());
   ++rows_;
 }
 
-void StateBatch::PutItem(int32_t row, absl::string_view value) {
+void RocksDbStateBatch::PutItem(int32_t row, absl::string_view value) {
   batch_.Put(items_, RowKey(row).slice(), ToSlice(value));
   ++rows_;
 }
 
-void StateBatch::PutGlobals(absl::string_view learner_globals, int64_t events_applied,
-                            int64_t users, int64_t items) {
+void RocksDbStateBatch::PutGlobals(absl::string_view learner_globals, int64_t events_applied,
+                                   int64_t users, int64_t items) {
   batch_.Put(meta_, "globals", ToSlice(learner_globals));
   batch_.Put(meta_, "events_applied", Fixed(events_applied));
   batch_.Put(meta_, "users", Fixed(users));
   batch_.Put(meta_, "items", Fixed(items));
 }
 
-void StateBatch::PutPosition(int32_t stream, int32_t partition, int64_t offset) {
+void RocksDbStateBatch::PutPosition(int32_t stream, int32_t partition, int64_t offset) {
   batch_.Put(meta_, PositionKey(stream, partition), Fixed(offset));
 }
 
-void StateBatch::PutEventId(int64_t seq, absl::string_view id) {
+void RocksDbStateBatch::PutEventId(int64_t seq, absl::string_view id) {
   batch_.Put(meta_, EventIdKey(seq), ToSlice(id));
 }
 
-void StateBatch::ForgetEventIds(int64_t from, int64_t to) {
+void RocksDbStateBatch::ForgetEventIds(int64_t from, int64_t to) {
   if (from < to) batch_.DeleteRange(meta_, EventIdKey(from), EventIdKey(to));
 }
 
-void StateBatch::PutHiddenItems(const std::vector<std::string>& items) {
+void RocksDbStateBatch::PutHiddenItems(const std::vector<std::string>& items) {
   std::string value;
   ByteWriter w(&value);
   w.PutVarint(items.size());
@@ -166,22 +220,24 @@ void StateBatch::PutHiddenItems(const std::vector<std::string>& items) {
   batch_.Put(meta_, "hidden", value);
 }
 
-void StateBatch::PutSource(int32_t stream, absl::string_view name) {
+void RocksDbStateBatch::PutSource(int32_t stream, absl::string_view name) {
   batch_.Put(meta_, SourceKey(stream), ToSlice(name));
 }
 
-void StateBatch::PutModelVersion(int64_t version) {
+void RocksDbStateBatch::PutModelVersion(int64_t version) {
   batch_.Put(meta_, "model_version", Fixed(version));
 }
 
-void StateBatch::PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
-                             absl::string_view config_toml) {
+void RocksDbStateBatch::PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
+                                    absl::string_view config_toml) {
   batch_.Put(meta_, "format", Fixed(kStoreFormat));
   batch_.Put(meta_, "algorithm", ToSlice(algorithm));
   batch_.Put(meta_, "dim", Fixed(static_cast<int32_t>(dim)));
   batch_.Put(meta_, "fingerprint", Fixed(fingerprint));
   batch_.Put(meta_, "config", ToSlice(config_toml));
 }
+
+}  // namespace
 
 // --- StateStore ------------------------------------------------------------------------------
 
@@ -396,6 +452,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   return store;
 }
 
+StateStore::StateStore() = default;
+
 StateStore::~StateStore() {
   if (db_ == nullptr) return;
   if (!options_.read_only) {
@@ -412,17 +470,13 @@ StateStore::~StateStore() {
 }
 
 std::unique_ptr<StateBatch> StateStore::NewBatch() {
-  auto batch = std::make_unique<StateBatch>();
-  batch->users_ = users_;
-  batch->history_ = history_;
-  batch->items_ = items_;
-  batch->meta_ = meta_;
-  return batch;
+  return std::make_unique<RocksDbStateBatch>(users_, history_, items_, meta_);
 }
 
 absl::Status StateStore::Write(StateBatch* batch) {
   if (options_.read_only) return absl::FailedPreconditionError("the state store is read-only");
-  return WriteLogged(batch->rep(), absl::StrCat("writing ", batch->rows(), " rows to ", dir_));
+  FRESHET_ASSIGN_OR_RETURN(rocksdb::WriteBatch * rep, RepOf(batch));
+  return WriteLogged(rep, absl::StrCat("writing ", batch->rows(), " rows to ", dir_));
 }
 
 absl::Status StateStore::WriteLogged(rocksdb::WriteBatch* batch, absl::string_view what) {
@@ -530,8 +584,9 @@ absl::Status StateStore::WritePrefix(StateBatch* batch, int64_t ops) {
     const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
     int64_t left_;
   };
+  FRESHET_ASSIGN_OR_RETURN(rocksdb::WriteBatch * rep, RepOf(batch));
   Prefix prefix(handles_, ops);
-  FRESHET_RETURN_IF_ERROR(FromRocksDb(batch->rep()->Iterate(&prefix), "splitting a batch"));
+  FRESHET_RETURN_IF_ERROR(FromRocksDb(rep->Iterate(&prefix), "splitting a batch"));
   return WriteLogged(&prefix.out, "writing a batch prefix");
 }
 
@@ -648,12 +703,12 @@ absl::Status StateStore::LoadFamily(
   return FromRocksDb(it->status(), absl::StrCat("reading ", what, " of ", dir_));
 }
 
-absl::Status StateStore::LoadInto(learner::Learner* learner) const {
+absl::Status StateStore::LoadInto(EncodedRowSink* sink) const {
   std::string globals;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, "globals", &globals);
   if (s.IsNotFound()) return absl::OkStatus();  // nothing stored yet
   FRESHET_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("reading meta 'globals' of ", dir_)));
-  absl::Status begin = learner->BeginLoad(globals);
+  absl::Status begin = sink->BeginLoad(globals);
   if (absl::IsDataLoss(begin)) {
     return absl::DataLossError(absl::StrCat(dir_, ": meta key 'globals': ", begin.message()));
   }
@@ -661,21 +716,19 @@ absl::Status StateStore::LoadInto(learner::Learner* learner) const {
 
   absl::Status history_status;
   std::thread history_thread([&] {
-    history_status = LoadFamily(history_, kHistory, [learner](int32_t row, absl::string_view v) {
-      return learner->LoadHistory(row, v);
+    history_status = LoadFamily(history_, kHistory, [sink](int32_t row, absl::string_view v) {
+      return sink->LoadHistory(row, v);
     });
   });
-  absl::Status users_status =
-      LoadFamily(users_, kUsers,
-                 [learner](int32_t row, absl::string_view v) { return learner->LoadUser(row, v); });
-  absl::Status items_status =
-      LoadFamily(items_, kItems,
-                 [learner](int32_t row, absl::string_view v) { return learner->LoadItem(row, v); });
+  absl::Status users_status = LoadFamily(
+      users_, kUsers, [sink](int32_t row, absl::string_view v) { return sink->LoadUser(row, v); });
+  absl::Status items_status = LoadFamily(
+      items_, kItems, [sink](int32_t row, absl::string_view v) { return sink->LoadItem(row, v); });
   history_thread.join();
   FRESHET_RETURN_IF_ERROR(users_status);
   FRESHET_RETURN_IF_ERROR(history_status);
   FRESHET_RETURN_IF_ERROR(items_status);
-  absl::Status finish = learner->FinishLoad();
+  absl::Status finish = sink->FinishLoad();
   if (!finish.ok()) return absl::DataLossError(absl::StrCat(dir_, ": ", finish.message()));
   return absl::OkStatus();
 }

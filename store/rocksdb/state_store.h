@@ -1,14 +1,19 @@
-// StateStore: freshet's state in RocksDB. Column families:
-//   users    row (4 bytes, big-endian) -> Learner::EncodeUser   (external id + model row)
-//   history  row -> Learner::EncodeHistory                       (counters, recent and seen items)
-//   items    row -> Learner::EncodeItem                          (external id, popularity, model
-//   row) meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
+// StateStore: freshet's state in RocksDB. Column families (row values from EncodedRowSource):
+//   users    row (4 bytes, big-endian) -> EncodeUser     (external id + model row)
+//   history  row -> EncodeHistory                        (counters, recent and seen items)
+//   items    row -> EncodeItem                           (external id, popularity, model row)
+//   meta     "globals", "algorithm", "dim", "config", "fingerprint", "events_applied",
 //            "model_version", "format", "hidden" (hidden items), "source/<stream>" (source name),
-//            "pos/<stream><partition>" (last applied offset)
+//            "pos/<stream><partition>" (last applied offset), "eid/<number>" (event ids)
 // Rows are keyed by their dense row so a load rebuilds the id dictionaries exactly (the external
-// id is inside the value); every value starts with a format version byte. One StateBatch is one
-// atomic RocksDB WriteBatch: the rows an interval changed together with the source positions of
-// the last events they include, so the stored state always corresponds to an exact stream prefix.
+// id is inside the value); every value starts with a format version byte. Rows are opaque bytes
+// here (store/encoded_rows.h). One StateBatch is one atomic RocksDB WriteBatch: the rows an
+// interval changed together with the source positions of the last events they include, so the
+// stored state always corresponds to an exact stream prefix.
+//
+// No RocksDB header is included here: its types are only forward-declared, so the engine and the
+// operator commands that open a store see none of them. RocksDB itself is used only in
+// store/rocksdb/*.cc (and by tests that reach past the store).
 #ifndef FRESHET_STORE_ROCKSDB_STATE_STORE_H_
 #define FRESHET_STORE_ROCKSDB_STATE_STORE_H_
 
@@ -24,21 +29,30 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/mutex.h"
-#include "learner/learner.h"
-#include "rocksdb/db.h"
-#include "rocksdb/file_system.h"
-#include "rocksdb/wal_filter.h"
-#include "rocksdb/write_batch.h"
-#include "store/rocksdb/store_io.h"
+#include "config/config.h"
+#include "store/encoded_rows.h"
+#include "store/state_batch.h"
 #include "store/stored_position.h"
-#include "stream/applied_positions.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Env;
+class FileSystem;
+class Status;
+class WalFilter;
+class WriteBatch;
+struct DBOptions;
+}  // namespace rocksdb
 
 namespace freshet::store {
+
+class StoreListener;
+class StoreLogger;
 
 // Version of the store layout (keys and column families), in meta "format".
 inline constexpr uint8_t kStoreFormat = 1;
 
-// One stored source position.
 // What the meta column family says, without loading any row.
 struct StoreMeta {
   bool empty = true;  // nothing was ever written
@@ -55,58 +69,9 @@ struct StoreMeta {
   std::vector<StoredPosition> positions;
 };
 
-// The changes of one flush. Not thread-safe.
-class StateBatch {
- public:
-  void PutUser(int32_t row, absl::string_view value);
-  void PutHistory(int32_t row, absl::string_view value);
-  void DeleteUser(int32_t row);  // its users and history entries
-  void PutItem(int32_t row, absl::string_view value);
-  // The learner's shared state and the counters `inspect` shows without loading rows.
-  void PutGlobals(absl::string_view learner_globals, int64_t events_applied, int64_t users,
-                  int64_t items);
-  void PutPosition(int32_t stream, int32_t partition, int64_t offset);
-  void PutSource(int32_t stream, absl::string_view name);
-  void PutModelVersion(int64_t version);
-  // The ids (idempotency keys) the exactly-once filter remembers, by their number
-  // (stream::AppliedPositions::next_id_seq()); ForgetEventIds removes numbers [from, to).
-  void PutEventId(int64_t seq, absl::string_view id);
-  void ForgetEventIds(int64_t from, int64_t to);
-  // Items hidden from every answer (item availability), by external id.
-  void PutHiddenItems(const std::vector<std::string>& items);
-  // Identity of the state: algorithm, dimension, a fingerprint of the configuration and its text.
-  void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
-                   absl::string_view config_toml);
-
-  int64_t rows() const { return rows_; }
-  size_t bytes() const { return batch_.GetDataSize(); }
-  rocksdb::WriteBatch* rep() { return &batch_; }
-
- private:
-  friend class StateStore;
-  rocksdb::WriteBatch batch_;
-  int64_t rows_ = 0;
-  // Column families; set by StateStore::NewBatch().
-  rocksdb::ColumnFamilyHandle* users_ = nullptr;
-  rocksdb::ColumnFamilyHandle* history_ = nullptr;
-  rocksdb::ColumnFamilyHandle* items_ = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
-};
-
-// Writes batches atomically. StateStore implements it; tests wrap it to inject faults.
-class BatchWriter {
- public:
-  virtual ~BatchWriter() = default;
-  virtual std::unique_ptr<StateBatch> NewBatch() = 0;
-  // All of `batch` or nothing. After a failure the writer may refuse writes until it recovers;
-  // Write() itself tries to recover first.
-  virtual absl::Status Write(StateBatch* batch) = 0;
-  // OK, or why the writer refuses writes now (e.g. RocksDB stopped after a background flush
-  // failed on a full disk) until Recover() succeeds.
-  virtual absl::Status Health() const { return absl::OkStatus(); }
-  // Tries to make writes possible again; the persister calls it while idle and unhealthy.
-  virtual absl::Status Recover() { return absl::OkStatus(); }
-};
+// The changes of one flush: a StateBatch (store/state_batch.h) holding one RocksDB WriteBatch,
+// defined in state_store.cc. StateStore::Write and WritePrefix take only batches made by
+// StateStore::NewBatch (of any StateStore).
 
 // How a corrupt write-ahead log was handled at open (StateStore::Options::accept_wal_loss).
 struct WalLoss {
@@ -158,9 +123,10 @@ class StateStore : public BatchWriter {
   // Calls `visit(seq, id)` for every stored event id (PutEventId), in ascending seq order.
   absl::Status LoadEventIds(const std::function<void(int64_t, absl::string_view)>& visit) const;
 
-  // Loads every stored row into `learner` (a new one, created with the stored algorithm and
-  // dimension): users and histories on two threads. DataLoss names the first bad key.
-  absl::Status LoadInto(learner::Learner* learner) const;
+  // Loads every stored row into `sink` (e.g. a new learner, created with the stored algorithm
+  // and dimension, through engine::LearnerRows): histories on a thread of their own beside users
+  // and items (see EncodedRowSink). DataLoss names the first bad key.
+  absl::Status LoadInto(EncodedRowSink* sink) const;
 
   // A consistent copy of the database in `dir` (which must not exist): hard links of the table
   // files plus copies of the rest, taken without stopping writers. (SnapshotStore replaces the
@@ -180,7 +146,7 @@ class StateStore : public BatchWriter {
   const WalLoss& wal_loss() const { return wal_loss_; }
 
  private:
-  StateStore() = default;
+  StateStore();  // in the .cc, where the RocksDB types its members hold are complete
   // Opens db_ with `options` (recovery mode and all) and the column families.
   rocksdb::Status OpenDb(const rocksdb::DBOptions& options);
   // Every logged write: resumes RocksDB first when needed, writes, and flushes the memtables

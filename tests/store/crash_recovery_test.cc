@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_join.h"
+#include "engine/learner_rows.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
@@ -151,7 +152,7 @@ TEST(CrashRecoveryTest, SigkillAtRandomMomentsLosesAndRepeatsNothing) {
   EXPECT_EQ(meta->positions[0].offset, kEvents - 1);
   auto backend = *kernels::CreateBackend("cpu");
   auto learner = *learner::Learner::Create("bpr", config::Config(), backend.get());
-  ASSERT_TRUE((*db)->LoadInto(learner.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(**db, *learner).ok());
   EXPECT_EQ(learner->events_applied(), kEvents);
   ASSERT_EQ(learner->users().live(), static_cast<int32_t>(per_user.size()));
   int64_t wrong_users = 0, wrong_items = 0;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/engine.h"
+#include "engine/learner_rows.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
@@ -108,6 +109,7 @@ TEST(StoreDiskFullTest, ThePersisterNeverAbortsAndResumesOnceSpaceIsFreed) {
   config.dim = 32;
   auto backend = *kernels::CreateBackend("cpu");
   auto l = *learner::Learner::Create("bpr", config, backend.get());
+  engine::LearnerRows rows(*l);
   const auto events = MakeEvents(400 * kChunk, 6000, 3000, 31);
   size_t next = 0;
   stream::AppliedPositions positions;
@@ -125,7 +127,7 @@ TEST(StoreDiskFullTest, ThePersisterNeverAbortsAndResumesOnceSpaceIsFreed) {
       l->ApplyBatch(absl::MakeConstSpan(events).subspan(next, kChunk));
       next += kChunk;
       positions.Set(0, 0, static_cast<int64_t>(next) - 1);
-      persister.MaybeFlush(*l, positions, {"memory:test"}, /*force=*/true);
+      persister.MaybeFlush(rows, positions, {"memory:test"}, /*force=*/true);
     };
     // Learn until the disk is full.
     while (persister.stats().write_errors == 0) {
@@ -151,14 +153,15 @@ TEST(StoreDiskFullTest, ThePersisterNeverAbortsAndResumesOnceSpaceIsFreed) {
     ASSERT_TRUE(WaitFor([&] { return persister.healthy(); }, absl::Seconds(20)))
         << persister.Health();
     learn();
-    const absl::Status flushed = persister.Flush(*l, positions, {"memory:test"}, absl::Seconds(20));
+    const absl::Status flushed =
+        persister.Flush(rows, positions, {"memory:test"}, absl::Seconds(20));
     ASSERT_TRUE(flushed.ok()) << flushed;
     EXPECT_EQ(persister.stats().events_persisted, l->events_applied());
   }
   auto store = StateStore::Open(db, StateStore::Options{});
   ASSERT_TRUE(store.ok()) << store.status();
   auto loaded = *learner::Learner::Create("bpr", config, backend.get());
-  ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
   ExpectSameState(*l, *loaded);
   EXPECT_EQ((*store)->ReadMeta()->positions.at(0).offset, static_cast<int64_t>(next) - 1);
 }

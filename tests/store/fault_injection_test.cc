@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/learner_rows.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
@@ -54,6 +55,7 @@ class PersisterFaultInjectionTest : public ::testing::TestWithParam<FaultCase> {
     dir_ = FreshDir(absl::StrCat("fault_", GetParam().name));
     config_.dim = 16;
     learner_ = *learner::Learner::Create("bpr", config_, backend_.get());
+    rows_ = std::make_unique<engine::LearnerRows>(*learner_);
     events_ = MakeEvents(40 * kChunk, 600, 1500, 21);
     fs_ = std::make_shared<FaultInjectionFileSystem>();
   }
@@ -78,7 +80,7 @@ class PersisterFaultInjectionTest : public ::testing::TestWithParam<FaultCase> {
     learner_->ApplyBatch(absl::MakeConstSpan(events_).subspan(next_, n));
     next_ += n;
     positions_.Set(0, 0, static_cast<int64_t>(next_) - 1);
-    persister.MaybeFlush(*learner_, positions_, {"memory:test"}, /*force=*/true);
+    persister.MaybeFlush(*rows_, positions_, {"memory:test"}, /*force=*/true);
   }
 
   static Persister::Options FastRetries() {
@@ -92,6 +94,7 @@ class PersisterFaultInjectionTest : public ::testing::TestWithParam<FaultCase> {
   config::Config config_;
   std::unique_ptr<kernels::Backend> backend_ = *kernels::CreateBackend("cpu");
   std::unique_ptr<learner::Learner> learner_;
+  std::unique_ptr<engine::LearnerRows> rows_;  // learner_ as the persister reads it
   std::vector<stream::Event> events_;
   size_t next_ = 0;
   stream::AppliedPositions positions_;
@@ -105,7 +108,7 @@ TEST_P(PersisterFaultInjectionTest, EveryAcceptedEventIsStoredOnceTheFaultHeals)
     Persister persister(store.get(), FastRetries(), 0);
     persister.WriteIdentity("bpr", config_.dim, StateFingerprint("bpr", config_), "");
     for (int i = 0; i < 3; ++i) LearnChunk(persister);
-    ASSERT_TRUE(persister.Flush(*learner_, positions_, {"memory:test"}, absl::Seconds(20)).ok());
+    ASSERT_TRUE(persister.Flush(*rows_, positions_, {"memory:test"}, absl::Seconds(20)).ok());
     ASSERT_TRUE(persister.healthy());
 
     fs_->Fail(GetParam().faults);
@@ -137,7 +140,7 @@ TEST_P(PersisterFaultInjectionTest, EveryAcceptedEventIsStoredOnceTheFaultHeals)
         << persister.Health();
     for (int i = 0; i < 2; ++i) LearnChunk(persister);
     const absl::Status flushed =
-        persister.Flush(*learner_, positions_, {"memory:test"}, absl::Seconds(20));
+        persister.Flush(*rows_, positions_, {"memory:test"}, absl::Seconds(20));
     ASSERT_TRUE(flushed.ok()) << flushed;
     const PersisterStats stats = persister.stats();
     EXPECT_TRUE(stats.healthy);
@@ -154,7 +157,7 @@ TEST_P(PersisterFaultInjectionTest, EveryAcceptedEventIsStoredOnceTheFaultHeals)
   ASSERT_EQ(meta->positions.size(), 1u);
   EXPECT_EQ(meta->positions[0].offset, static_cast<int64_t>(next_) - 1);
   auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-  ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
   ExpectSameState(*learner_, *loaded);
 }
 
@@ -172,7 +175,7 @@ TEST_P(PersisterFaultInjectionTest, AStopWhileFailingLeavesAnExactPrefix) {
     Persister persister(store.get(), FastRetries(), 0);
     persister.WriteIdentity("bpr", config_.dim, StateFingerprint("bpr", config_), "");
     for (int i = 0; i < 3; ++i) LearnChunk(persister);
-    ASSERT_TRUE(persister.Flush(*learner_, positions_, {"memory:test"}, absl::Seconds(20)).ok());
+    ASSERT_TRUE(persister.Flush(*rows_, positions_, {"memory:test"}, absl::Seconds(20)).ok());
     fs_->Fail(GetParam().faults);
     for (int i = 0; i < 20 && persister.stats().write_errors == 0; ++i) {
       LearnChunk(persister);
@@ -180,7 +183,7 @@ TEST_P(PersisterFaultInjectionTest, AStopWhileFailingLeavesAnExactPrefix) {
     }
     ASSERT_GT(persister.stats().write_errors, 0);
     const absl::Status flushed =
-        persister.Flush(*learner_, positions_, {"memory:test"}, absl::Milliseconds(300));
+        persister.Flush(*rows_, positions_, {"memory:test"}, absl::Milliseconds(300));
     ASSERT_TRUE(absl::IsDeadlineExceeded(flushed)) << flushed;
     // The stop says how much is not persisted.
     const int64_t unpersisted = learner_->events_applied() - persister.stats().events_persisted;
@@ -205,7 +208,7 @@ TEST_P(PersisterFaultInjectionTest, AStopWhileFailingLeavesAnExactPrefix) {
   ASSERT_EQ(meta->positions.size(), 1u);
   EXPECT_EQ(meta->positions[0].offset, meta->events_applied - 1);  // offsets are event indices
   auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-  const absl::Status load = (*store)->LoadInto(loaded.get());
+  const absl::Status load = engine::LoadLearner(**store, *loaded);
   ASSERT_TRUE(load.ok()) << load;
   // Exactly the state of a learner that saw that prefix (in the same chunks), and nothing else.
   auto reference = *learner::Learner::Create("bpr", config_, backend_.get());

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/learner_rows.h"
 #include "gtest/gtest.h"
 #include "learner/learner.h"
 #include "store/data_dir.h"
@@ -33,6 +34,7 @@ class SnapshotTest : public ::testing::Test {
     dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     config_.dim = 8;
     learner_ = *learner::Learner::Create("bpr", config_, backend_.get());
+    rows_ = std::make_unique<engine::LearnerRows>(*learner_);
     auto store = StateStore::Open(LiveDbPath(dir_), StateStore::Options{});
     ASSERT_TRUE(store.ok());
     store_ = *std::move(store);
@@ -43,7 +45,7 @@ class SnapshotTest : public ::testing::Test {
   void Learn(int n, uint64_t seed) {
     learner_->ApplyBatch(MakeEvents(n, 30, 50, seed));
     positions_.Set(0, 0, learner_->events_applied() - 1);
-    ASSERT_TRUE(persister_->Flush(*learner_, positions_, {"memory:test"}, absl::Seconds(10)).ok());
+    ASSERT_TRUE(persister_->Flush(*rows_, positions_, {"memory:test"}, absl::Seconds(10)).ok());
   }
 
   int64_t LiveEvents() {
@@ -56,6 +58,7 @@ class SnapshotTest : public ::testing::Test {
   config::Config config_;
   std::unique_ptr<kernels::Backend> backend_ = *kernels::CreateBackend("cpu");
   std::unique_ptr<learner::Learner> learner_;
+  std::unique_ptr<engine::LearnerRows> rows_;  // learner_ as the persister reads it
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Persister> persister_;
   stream::AppliedPositions positions_;
@@ -147,7 +150,7 @@ TEST_F(SnapshotTest, RestoreReplacesTheLiveState) {
   EXPECT_EQ(meta->events_applied, 1000);
   EXPECT_EQ(meta->positions.at(0).offset, 999);
   auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-  EXPECT_TRUE((*store)->LoadInto(loaded.get()).ok());
+  EXPECT_TRUE(engine::LoadLearner(**store, *loaded).ok());
   EXPECT_EQ(loaded->events_applied(), 1000);
   // The snapshot is still intact after a restore (its files were linked or copied, not moved).
   EXPECT_TRUE(snapshots.Inspect("s", /*verify=*/true).ok());
@@ -252,7 +255,7 @@ TEST_F(SnapshotTest, SnapshotsShareNoFileWithTheLiveDatabase) {
     auto store = StateStore::Open(LiveDbPath(dir_), StateStore::Options{});
     ASSERT_TRUE(store.ok()) << store.status();
     auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-    ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+    ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
     EXPECT_EQ(loaded->events_applied(), 2000);
   }
   // And the other way: the restored live files are copies too.
@@ -303,7 +306,7 @@ TEST_F(SnapshotTest, ASnapshotThatDoesNotOpenIsRefusedAndTheLiveStateIsUntouched
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->ReadMeta()->events_applied, 1300);
   auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-  EXPECT_TRUE((*store)->LoadInto(loaded.get()).ok());
+  EXPECT_TRUE(engine::LoadLearner(**store, *loaded).ok());
 }
 
 // A table file damaged inside the snapshot, with a manifest rewritten to match it: the copy's

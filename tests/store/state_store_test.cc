@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/learner_rows.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
+#include "rocksdb/db.h"
 #include "store/persister.h"
 #include "tests/store/test_util.h"
 
@@ -45,7 +47,8 @@ std::unique_ptr<StateStore> OpenStore(const std::string& dir) {
 // Writes everything the learner changed, and waits for it.
 void FlushAll(Persister& persister, learner::Learner& l,
               const stream::AppliedPositions& positions) {
-  ASSERT_TRUE(persister.Flush(l, positions, {"memory:test"}, absl::Seconds(30)).ok());
+  engine::LearnerRows rows(l);
+  ASSERT_TRUE(persister.Flush(rows, positions, {"memory:test"}, absl::Seconds(30)).ok());
 }
 
 class RoundTripTest : public ::testing::TestWithParam<std::string> {};
@@ -79,7 +82,7 @@ TEST_P(RoundTripTest, IncrementalFlushesStoreExactlyTheLearnersState) {
   ASSERT_EQ(meta->positions.size(), 1u);
   EXPECT_EQ(meta->positions[0].offset, 5999);
   auto loaded = f.NewLearner(GetParam());
-  ASSERT_TRUE(store->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(*store, *loaded).ok());
   ExpectSameState(*l, *loaded);
 
   // A loaded learner goes on learning like the original: the same counters afterwards.
@@ -121,7 +124,7 @@ TEST(StateStoreTest, CorruptUserValueIsDataLossNamingTheKey) {
   batch->PutUser(3, std::string("\x01\x02u3garbage", 11));
   ASSERT_TRUE(store->Write(batch.get()).ok());
   auto l = f.NewLearner("bpr");
-  const absl::Status s = store->LoadInto(l.get());
+  const absl::Status s = engine::LoadLearner(*store, *l);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("users key 3"), absl::string_view::npos) << s;
 }
@@ -133,7 +136,7 @@ TEST(StateStoreTest, UnknownRowFormatVersionIsDataLoss) {
   batch->PutItem(2, std::string("\x09whatever"));
   ASSERT_TRUE(store->Write(batch.get()).ok());
   auto l = f.NewLearner("bpr");
-  const absl::Status s = store->LoadInto(l.get());
+  const absl::Status s = engine::LoadLearner(*store, *l);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("items key 2"), absl::string_view::npos) << s;
   EXPECT_NE(s.message().find("unknown format version 9"), absl::string_view::npos) << s;
@@ -146,7 +149,7 @@ TEST(StateStoreTest, TruncatedHistoryIsDataLoss) {
   batch->PutHistory(1, std::string("\x01\x05", 2));
   ASSERT_TRUE(store->Write(batch.get()).ok());
   auto l = f.NewLearner("bpr");
-  const absl::Status s = store->LoadInto(l.get());
+  const absl::Status s = engine::LoadLearner(*store, *l);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("history key 1"), absl::string_view::npos) << s;
 }
@@ -158,14 +161,14 @@ TEST(StateStoreTest, RowBeyondTheStoredCountIsDataLoss) {
   std::string item;
   {
     auto l = f.NewLearner("bpr");
-    ASSERT_TRUE(store->LoadInto(l.get()).ok());
+    ASSERT_TRUE(engine::LoadLearner(*store, *l).ok());
     l->EncodeItem(0, &item);  // a well-formed value, at a row that cannot exist
   }
   auto batch = store->NewBatch();
   batch->PutItem(100000, item);
   ASSERT_TRUE(store->Write(batch.get()).ok());
   auto l = f.NewLearner("bpr");
-  const absl::Status s = store->LoadInto(l.get());
+  const absl::Status s = engine::LoadLearner(*store, *l);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("items key 100000"), absl::string_view::npos) << s;
 }
@@ -209,7 +212,7 @@ class FaultyWriter : public BatchWriter {
     }
     if (tear_) {
       tear_ = false;
-      const absl::Status s = store_->WritePrefix(batch, batch->rep()->Count() / 2);
+      const absl::Status s = store_->WritePrefix(batch, batch->ops() / 2);
       if (!s.ok()) return s;
       return absl::DataLossError("injected: torn write");
     }
@@ -227,6 +230,7 @@ TEST(PersisterTest, FailedAndTornWritesAreRetriedUntilTheStateIsComplete) {
   Fixture f;
   const std::string dir = FreshDir("faulty");
   auto l = f.NewLearner("hybrid");
+  engine::LearnerRows rows(*l);
   auto events = MakeEvents(3000, 80, 200, 11);
   stream::AppliedPositions positions;
   {
@@ -239,9 +243,9 @@ TEST(PersisterTest, FailedAndTornWritesAreRetriedUntilTheStateIsComplete) {
     for (size_t begin = 0; begin < events.size(); begin += 1000) {
       l->ApplyBatch(absl::MakeConstSpan(events).subspan(begin, 1000));
       positions.Set(0, 0, static_cast<int64_t>(begin + 999));
-      persister.MaybeFlush(*l, positions, {"memory:test"}, /*force=*/true);
+      persister.MaybeFlush(rows, positions, {"memory:test"}, /*force=*/true);
     }
-    ASSERT_TRUE(persister.Flush(*l, positions, {"memory:test"}, absl::Seconds(30)).ok());
+    ASSERT_TRUE(persister.Flush(rows, positions, {"memory:test"}, absl::Seconds(30)).ok());
     const PersisterStats stats = persister.stats();
     EXPECT_EQ(stats.write_errors, 4);  // three failures and one torn write
     EXPECT_EQ(stats.events_persisted, 3000);
@@ -250,7 +254,7 @@ TEST(PersisterTest, FailedAndTornWritesAreRetriedUntilTheStateIsComplete) {
   }
   auto store = OpenStore(dir);
   auto loaded = f.NewLearner("hybrid");
-  ASSERT_TRUE(store->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(*store, *loaded).ok());
   ExpectSameState(*l, *loaded);
   auto meta = store->ReadMeta();
   ASSERT_TRUE(meta.ok());
@@ -296,7 +300,7 @@ TEST(PersisterTest, ExpiredUsersAreDeletedAndTheirRowsReused) {
   ASSERT_TRUE(meta.ok());
   EXPECT_EQ(meta->users, 4);
   auto loaded = f.NewLearner("bpr");
-  ASSERT_TRUE(store->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(*store, *loaded).ok());
   EXPECT_EQ(loaded->users().live(), 4);
   EXPECT_EQ(loaded->users().Find("old0"), learner::IdDictionary::kMissing);
   for (int u = 0; u < 4; ++u) {

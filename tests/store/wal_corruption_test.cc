@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/engine.h"
+#include "engine/learner_rows.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "learner/learner.h"
@@ -43,6 +44,7 @@ class StoreWalCorruptionTest : public ::testing::Test {
     const std::string live = FreshDir("wal_live");
     image_ = FreshDir("wal_image");
     auto l = *learner::Learner::Create("bpr", config_, backend_.get());
+    engine::LearnerRows rows(*l);
     auto store = StateStore::Open(live, StateStore::Options{});
     ASSERT_TRUE(store.ok()) << store.status();
     Persister persister(store->get(), Persister::Options{}, 0);
@@ -51,7 +53,7 @@ class StoreWalCorruptionTest : public ::testing::Test {
     for (int b = 0; b < kBatches; ++b) {
       l->ApplyBatch(absl::MakeConstSpan(events_).subspan(static_cast<size_t>(b) * kChunk, kChunk));
       positions.Set(0, 0, int64_t{b + 1} * kChunk - 1);
-      ASSERT_TRUE(persister.Flush(*l, positions, {"memory:test"}, absl::Seconds(10)).ok());
+      ASSERT_TRUE(persister.Flush(rows, positions, {"memory:test"}, absl::Seconds(10)).ok());
     }
     for (const auto& entry : fs::directory_iterator(live)) {
       fs::copy_file(entry.path(), fs::path(image_) / entry.path().filename());
@@ -95,7 +97,7 @@ TEST_F(StoreWalCorruptionTest, ACrashImageRecoversEveryBatch) {
   auto store = StateStore::Open(image_, StateStore::Options{});
   ASSERT_TRUE(store.ok()) << store.status();
   auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-  ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
   ExpectSameState(*Reference(kBatches), *loaded);
 }
 
@@ -104,7 +106,7 @@ TEST_F(StoreWalCorruptionTest, ARecordCutShortAtTheEndIsWhatACrashLeavesAndIsTol
   auto store = StateStore::Open(image_, StateStore::Options{});
   ASSERT_TRUE(store.ok()) << store.status();
   auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-  ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+  ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
   // The last batch was never acknowledged (its sources deliver it again).
   ExpectSameState(*Reference(kBatches - 1), *loaded);
   EXPECT_EQ((*store)->ReadMeta()->positions.at(0).offset, int64_t{kBatches - 1} * kChunk - 1);
@@ -156,7 +158,7 @@ TEST_F(StoreWalCorruptionTest, AcceptingTheLossRecoversThePrefixAndCountsWhatWas
     EXPECT_EQ(events, int64_t{kept} * kChunk);
     EXPECT_EQ(meta->positions.at(0).offset, events - 1);
     auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-    ASSERT_TRUE((*store)->LoadInto(loaded.get()).ok());
+    ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
     ExpectSameState(*Reference(kept), *loaded);
   }
   // The recovered state was written to table files: the next start, strict again, opens it.
