@@ -2,6 +2,8 @@
 // NCCL all-gathers on the collective's own stream: every rank's byte count, then every rank's
 // bytes padded to the largest count. Waits watch NCCL for a failed peer and give up at the
 // timeout (NcclGroup::Wait aborts the communicator, so no kernel stays stuck on the device).
+// Rank 0 creates the NCCL unique id and publishes it at the rendezvous (common/rendezvous.h); the
+// other ranks wait for it there.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/collective.h"
+#include "common/rendezvous.h"
 #include "common/status_macros.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -81,15 +84,31 @@ class NcclCollective : public Collective {
 
 absl::StatusOr<std::unique_ptr<Collective>> CudaBackend::NewCollective(
     const CollectiveOptions& options) const {
+  if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NCCL rank ", options.rank, " of a world of ", options.world_size));
+  }
+  if (options.rendezvous.empty()) {
+    return absl::InvalidArgumentError("no rendezvous for the NCCL id");
+  }
   int device = 0;
   {
     absl::MutexLock lock(&mu_);
     device = context_->device();
   }
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<CudaContext> context, CudaContext::Create(device));
-  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<NcclGroup> group,
-                           NcclGroup::CreateRank(context.get(), options.rank, options.world_size,
-                                                 options.rendezvous, options.timeout));
+  // Rank 0 creates the id and publishes it; the others wait for it.
+  std::string id;
+  if (options.rank == 0) {
+    FRESHET_ASSIGN_OR_RETURN(id, NcclGroup::NewUniqueId());
+    FRESHET_RETURN_IF_ERROR(PublishBlob(options.rendezvous, id));
+  } else {
+    FRESHET_ASSIGN_OR_RETURN(
+        id, WaitForBlob(options.rendezvous, NcclGroup::kUniqueIdBytes, options.timeout));
+  }
+  FRESHET_ASSIGN_OR_RETURN(
+      std::unique_ptr<NcclGroup> group,
+      NcclGroup::CreateRank(context.get(), options.rank, options.world_size, id));
   return std::unique_ptr<Collective>(
       new NcclCollective(std::move(context), std::move(group), options.rank, options.timeout));
 }

@@ -1,6 +1,6 @@
-// NcclGroup and ItemModelSync: a single rank through an id file (needs one device), several
-// in-process ranks (needs two), and the argument and timeout errors. The replicas' NCCL
-// collective: one rank (one device), and two `freshet serve` processes (two devices).
+// NcclGroup and ItemModelSync: a single rank (needs one device), several in-process ranks (needs
+// two), and the argument errors. The replicas' NCCL collective: the argument and rendezvous
+// errors and one rank (one device), and two `freshet serve` processes (two devices).
 #include "kernels/cuda/nccl_sync.h"
 
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -44,26 +45,25 @@ std::unique_ptr<DeviceTable> TableWith(const CudaContext& ctx, const std::vector
   return std::move(*table);
 }
 
-TEST(CudaNcclSyncTest, BadRanksAndAMissingIdFileAreErrors) {
+TEST(CudaNcclSyncTest, BadRanksAndABadIdAreErrors) {
   FRESHET_CUDA_CONTEXT_OR_SKIP(ctx);
-  EXPECT_EQ(
-      NcclGroup::CreateRank(ctx.get(), 2, 2, FreshIdPath("bad"), absl::Seconds(1)).status().code(),
-      absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(NcclGroup::CreateRank(ctx.get(), 0, 1, "", absl::Seconds(1)).status().code(),
+  absl::StatusOr<std::string> id = NcclGroup::NewUniqueId();
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->size(), NcclGroup::kUniqueIdBytes);
+  EXPECT_EQ(NcclGroup::CreateRank(ctx.get(), 2, 2, *id).status().code(),
             absl::StatusCode::kInvalidArgument);
-  // Rank 1 waits for rank 0's file, which never comes.
-  const absl::Status late =
-      NcclGroup::CreateRank(ctx.get(), 1, 2, FreshIdPath("late"), absl::Milliseconds(50)).status();
-  EXPECT_EQ(late.code(), absl::StatusCode::kDeadlineExceeded) << late;
+  // No id (the rendezvous' errors, a missing or late id, are the NCCL collective's: below).
+  EXPECT_EQ(NcclGroup::CreateRank(ctx.get(), 0, 1, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NcclGroup::CreateInProcess({ctx.get(), ctx.get()}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(CudaNcclSyncTest, SingleRankThroughTheIdFileKeepsItsOwnUpdates) {
+TEST(CudaNcclSyncTest, SingleRankKeepsItsOwnUpdates) {
   FRESHET_CUDA_CONTEXT_OR_SKIP(ctx);
-  const std::string path = FreshIdPath("single");
-  absl::StatusOr<std::unique_ptr<NcclGroup>> group =
-      NcclGroup::CreateRank(ctx.get(), 0, 1, path, absl::Seconds(5));
+  absl::StatusOr<std::string> id = NcclGroup::NewUniqueId();
+  ASSERT_TRUE(id.ok()) << id.status();
+  absl::StatusOr<std::unique_ptr<NcclGroup>> group = NcclGroup::CreateRank(ctx.get(), 0, 1, *id);
   ASSERT_TRUE(group.ok()) << group.status();
   EXPECT_EQ((*group)->world_size(), 1);
 
@@ -95,7 +95,6 @@ TEST(CudaNcclSyncTest, SingleRankThroughTheIdFileKeepsItsOwnUpdates) {
   absl::StatusOr<DirtyRows> dirty = table->TakeDirtyRows();
   ASSERT_TRUE(dirty.ok());
   EXPECT_EQ(dirty->rows, (std::vector<int32_t>{2, 5}));
-  std::remove(path.c_str());
 }
 
 TEST(CudaNcclSyncTest, InProcessRanksAverageTheirDeltas) {
@@ -155,6 +154,36 @@ TEST(CudaNcclSyncTest, InProcessRanksAverageTheirDeltas) {
     ASSERT_TRUE(contexts[r]->Synchronize().ok());
     EXPECT_EQ(out, (std::vector<float>{3.0f, 20.0f})) << "rank " << r;
   }
+}
+
+// The replicas' NCCL transport: a bad rank or no rendezvous are argument errors, and a rank
+// that waits for rank 0's id file, which never comes, times out.
+TEST(CudaNcclCollectiveTest, BadRanksAndAMissingIdFileAreErrors) {
+  FRESHET_CUDA_CONTEXT_OR_SKIP(ctx);
+  absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend("cuda");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const auto options = [](int rank, int world_size, std::string rendezvous,
+                          absl::Duration timeout) {
+    CollectiveOptions o;
+    o.rank = rank;
+    o.world_size = world_size;
+    o.rendezvous = std::move(rendezvous);
+    o.timeout = timeout;
+    return o;
+  };
+  EXPECT_EQ((*backend)
+                ->NewCollective(options(2, 2, FreshIdPath("bad"), absl::Seconds(1)))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*backend)->NewCollective(options(0, 1, "", absl::Seconds(1))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Rank 1 waits for rank 0's file, which never comes.
+  const absl::Status late =
+      (*backend)
+          ->NewCollective(options(1, 2, FreshIdPath("late"), absl::Milliseconds(50)))
+          .status();
+  EXPECT_EQ(late.code(), absl::StatusCode::kDeadlineExceeded) << late;
 }
 
 // The NCCL transport of the replicas' exchange (common/collective.h), one rank, its id through a
