@@ -13,11 +13,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
-namespace freshet {
-class Collective;  // common/collective.h
-struct CollectiveOptions;
-}  // namespace freshet
-
 namespace freshet::kernels {
 
 class BprTrainer;  // kernels/cuda/bpr_trainer.h
@@ -81,12 +76,6 @@ class Backend {
   // event (the CPU).
   virtual absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
       const BprTrainerOptions& options) const;
-
-  // This process's rank of a replica group whose ranks exchange item-model changes through the
-  // backend's devices (common/collective.h; NCCL on the cuda backend, one GPU per process);
-  // Unimplemented for a backend without a transport of its own (the CPU).
-  virtual absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
-      const CollectiveOptions& options) const;
 };
 
 // Creates a backend by name: "cpu"; "cuda" (Unavailable when CUDA was not compiled in or no device

@@ -67,11 +67,6 @@ class CudaBackend final : public Backend {
   absl::StatusOr<std::unique_ptr<BprTrainer>> NewBprTrainer(
       const BprTrainerOptions& options) const override;
 
-  // A rank of a multi-process replica group over NCCL (nccl_collective.cc), on this backend's
-  // device with a context of its own; the unique id travels through options.rendezvous.
-  absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
-      const CollectiveOptions& options) const override;
-
   // TopK over a device-resident matrix (on this backend's device); queries and exclude lists are
   // host memory. The matrix is read in stream order on the backend's stream, so work that the
   // caller enqueued through WithContext() before (a learning batch) is seen in full.

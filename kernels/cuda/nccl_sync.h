@@ -5,7 +5,7 @@
 //   NcclGroup      a group of ranks: all in this process (ncclCommInitAll, one rank per device),
 //                  or one rank of a multi-process group: rank 0 creates the NCCL unique id
 //                  (NewUniqueId) and the caller hands it to the others (the replicas do it through
-//                  a rendezvous, common/rendezvous.h).
+//                  a rendezvous, engine/replicas/rendezvous.h).
 //   ItemModelSync  keeps, per local rank, a copy of a table as of the last sync (the base); a sync
 //                  all-reduces (table - base) across ranks and sets table = base = base + reduced,
 //                  marking the rows that changed dirty.

@@ -1,6 +1,6 @@
 // Small helpers for librdkafka clients: configuration with Status errors, ownership of the C
 // handles, and the log callback that routes librdkafka's logs through common/log.h. Shared by the
-// Kafka adapters here, and public so that clients outside this folder can use them too.
+// Kafka adapters here and the replicas' Kafka transport (engine/replicas/kafka_collective.cc).
 #ifndef FRESHET_STREAM_KAFKA_RDKAFKA_UTIL_H_
 #define FRESHET_STREAM_KAFKA_RDKAFKA_UTIL_H_
 

@@ -1,4 +1,4 @@
-#include "stream/kafka/kafka_collective.h"
+#include "engine/replicas/kafka_collective.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -23,8 +23,10 @@
 #include "common/status_macros.h"
 #include "stream/kafka/rdkafka_util.h"
 
-namespace freshet::stream {
+namespace freshet::engine {
 namespace {
+
+namespace rdkafka = stream::rdkafka;
 
 constexpr uint32_t kMagic = 0x46525831;  // "FRX1"
 constexpr size_t kChunkBytes = 512 * 1024;
@@ -316,4 +318,4 @@ absl::StatusOr<std::unique_ptr<Collective>> NewKafkaCollective(KafkaCollectiveOp
   return std::unique_ptr<Collective>(std::move(collective));
 }
 
-}  // namespace freshet::stream
+}  // namespace freshet::engine
