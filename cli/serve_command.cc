@@ -18,17 +18,16 @@
 #include "absl/strings/str_split.h"
 #include "cli/common_flags.h"
 #include "cli/state_commands.h"
-#include "common/collective.h"
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/engine.h"
+#include "engine/replicas/replica_group.h"
 #include "kernels/backend.h"
 #include "serving/api.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
 #include "stream/file_event_source.h"
-#include "stream/kafka/kafka_collective.h"
 #include "stream/kafka/kafka_event_source.h"
 #include "stream/kafka/kafka_producer.h"
 
@@ -124,54 +123,13 @@ absl::Status Serve(const ServeFlags& flags) {
                            kernels::CreateBackend(backend_name, &note));
   if (!note.empty()) LogInfo(note);
 
-  // A replica group (config [replicas]): declared before the engine, which uses it until it is
-  // destroyed.
-  std::unique_ptr<Collective> replicas;
-  if (config.replica_world_size > 1) {
-    if (config.replica_rank >= config.replica_world_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("replicas.rank is ", config.replica_rank, ", but replicas.world_size is ",
-                       config.replica_world_size, ": ranks are 0 .. world_size - 1"));
-    }
-    // auto: NCCL between GPUs, a Kafka topic between CPU-only nodes.
-    const bool over_kafka = config.replica_transport == "kafka" ||
-                            (config.replica_transport == "auto" && backend->Name() != "cuda");
-    if (config.replica_rendezvous.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "replicas.world_size > 1 needs replicas.rendezvous, new for this launch of the group: ",
-          over_kafka ? "the Kafka topic the ranks exchange through"
-                     : "a file path every rank can read, or redis://HOST:PORT/KEY"));
-    }
-    if (over_kafka && flags.brokers.empty()) {
-      return absl::InvalidArgumentError(
-          "replicas exchanging over Kafka (replicas.transport, on a CPU backend by default) need "
-          "--brokers; with GPUs, --backend cuda exchanges over NCCL");
-    }
-    if (!flags.sources.empty()) {
-      LogWarning(
-          "replicas: every rank reads the whole of each --source file it is given; give each "
-          "rank its own users' file (Kafka topics are split by partition)");
-    }
-    CollectiveOptions group;
-    group.rank = config.replica_rank;
-    group.world_size = config.replica_world_size;
-    group.rendezvous = config.replica_rendezvous;
-    group.timeout = absl::Milliseconds(config.replica_timeout_ms);
-    LogInfo(absl::StrCat("replicas: rank ", group.rank, " of ", group.world_size,
-                         ", waiting for the group through ", group.rendezvous));
-    if (over_kafka) {
-      stream::KafkaCollectiveOptions kafka_group;
-      kafka_group.brokers = flags.brokers;
-      kafka_group.topic = group.rendezvous;
-      kafka_group.rank = group.rank;
-      kafka_group.world_size = group.world_size;
-      kafka_group.timeout = group.timeout;
-      FRESHET_ASSIGN_OR_RETURN(replicas, stream::NewKafkaCollective(kafka_group));
-    } else {
-      FRESHET_ASSIGN_OR_RETURN(replicas, backend->NewCollective(group));
-    }
-    LogInfo(absl::StrCat("replicas: joined over ", replicas->Name()));
-  }
+  // A replica group (config [replicas]; null learning alone): declared before the engine, which
+  // uses it until it is destroyed.
+  engine::ReplicaGroupOptions replica_options;
+  replica_options.brokers = flags.brokers;
+  replica_options.reads_files = !flags.sources.empty();
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<engine::Collective> replicas,
+                           engine::NewReplicaGroup(config, *backend, replica_options));
 
   engine::EngineOptions options;
   options.data_dir = flags.data_dir;

@@ -94,8 +94,8 @@ struct Config {
   // [replicas] engine processes learning one item model together (learner.h, "Replicas"): each
   // learns its own share of the Kafka partitions; every sync_ms they exchange their item-model
   // changes over NCCL (one GPU each; rank 0 hands the NCCL id to the others through the
-  // rendezvous, a file path or redis://HOST:PORT/KEY, common/rendezvous.h) or over a Kafka topic
-  // (the rendezvous names it; stream/kafka/kafka_collective.h).
+  // rendezvous, a file path or redis://HOST:PORT/KEY, engine/replicas/rendezvous.h) or over a
+  // Kafka topic (the rendezvous names it; engine/replicas/kafka_collective.h).
   int replica_world_size = 1;              // 1: alone
   std::string replica_transport = "auto";  // nccl | kafka | auto (nccl on the cuda backend)
   int replica_rank = 0;

@@ -7,7 +7,7 @@
 #include "common/status_macros.h"
 #include "engine/durable_state.h"
 #include "engine/exactly_once_filter.h"
-#include "engine/replica_sync.h"
+#include "engine/replicas/replica_sync.h"
 
 namespace freshet::engine {
 

@@ -4,7 +4,7 @@
 //   DurableState (durable_state.h): the data directory, its store, the persister and snapshots;
 //   ExactlyOnceFilter (exactly_once_filter.h): applied positions and remembered event ids;
 //   IngestLoop (ingest_loop.h): sources -> filter -> learner -> durable state, on one thread;
-//   ReplicaSync (replica_sync.h): the exchanges of a replica group.
+//   ReplicaSync (replicas/replica_sync.h): the exchanges of a replica group.
 // ARCHITECTURE.md walks one event and one request through them.
 //
 // On Open the stored state is loaded, and every source added resumes after its stored position:
@@ -28,11 +28,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "common/collective.h"
 #include "config/config.h"
 #include "engine/ingest_loop.h"
 #include "engine/live_model.h"
 #include "engine/model_reader.h"
+#include "engine/replicas/collective.h"
 #include "kernels/backend.h"
 #include "store/persister.h"
 #include "store/snapshot_manifest.h"
@@ -57,7 +57,8 @@ struct EngineOptions {
   // Start from an empty state even when the data directory holds one (which is deleted),
   // instead of refusing a directory written with another algorithm or dimension.
   bool reset = false;
-  // This engine's rank of a replica group (common/collective.h; not owned, must outlive the
+  // This engine's rank of a replica group (replicas/collective.h; NewReplicaGroup in
+  // replicas/replica_group.h builds it from the configuration; not owned, must outlive the
   // engine), or null to learn alone. Run() exchanges the item model's changes with the other
   // ranks every config.replica_sync_ms (learner.h, "Replicas"). The group starts and stops
   // together: an engine stopping (Run's `stop`) stops the others at their next exchange, and with

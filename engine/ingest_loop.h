@@ -25,7 +25,7 @@
 #include "engine/durable_state.h"
 #include "engine/exactly_once_filter.h"
 #include "engine/live_model.h"
-#include "engine/replica_sync.h"
+#include "engine/replicas/replica_sync.h"
 #include "kernels/backend.h"
 #include "stream/event_source.h"
 

@@ -13,11 +13,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
-namespace freshet {
-class Collective;  // common/collective.h
-struct CollectiveOptions;
-}  // namespace freshet
-
 namespace freshet::kernels {
 
 // A read-only view of `rows` item vectors of `dim` floats, row i at `vectors + i * stride`
@@ -72,12 +67,6 @@ class Backend {
   virtual absl::Status TopKFromScores(const float* scores, int64_t n,
                                       absl::Span<const int32_t> exclude, int k,
                                       std::vector<ScoredItem>* result) const = 0;
-
-  // This process's rank of a replica group whose ranks exchange item-model changes through the
-  // backend's devices (common/collective.h; NCCL on the cuda backend, one GPU per process);
-  // Unimplemented for a backend without a transport of its own (the CPU).
-  virtual absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
-      const CollectiveOptions& options) const;
 };
 
 // Creates a backend by name: "cpu"; "cuda" (Unavailable when CUDA was not compiled in or no device

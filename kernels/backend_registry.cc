@@ -9,7 +9,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/collective.h"
 #include "kernels/backend.h"
 #include "kernels/cpu_backend.h"
 
@@ -42,13 +41,6 @@ void SetNote(std::string* note, std::string text) {
 }
 
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Collective>> Backend::NewCollective(
-    const CollectiveOptions& /*options*/) const {
-  return absl::UnimplementedError(
-      absl::StrCat("replicas exchange item-model changes over NCCL, which the ", Name(),
-                   " backend does not have: run them with --backend cuda, one GPU per replica"));
-}
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view name, std::string* note) {
   if (name == "cpu") {

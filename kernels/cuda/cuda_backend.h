@@ -60,11 +60,6 @@ class CudaBackend final : public Backend {
   absl::Status TopKFromScores(const float* scores, int64_t n, absl::Span<const int32_t> exclude,
                               int k, std::vector<ScoredItem>* result) const override;
 
-  // A rank of a multi-process replica group over NCCL (nccl_collective.cc), on this backend's
-  // device with a context of its own; the unique id travels through options.rendezvous.
-  absl::StatusOr<std::unique_ptr<Collective>> NewCollective(
-      const CollectiveOptions& options) const override;
-
   // TopK over a device-resident matrix (on this backend's device); queries and exclude lists are
   // host memory. The matrix is read in stream order on the backend's stream, so work that the
   // caller enqueued through WithContext() before (a learning batch) is seen in full.

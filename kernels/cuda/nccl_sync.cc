@@ -16,9 +16,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/rendezvous.h"
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/internal/launch.h"
@@ -42,24 +42,25 @@ absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateInProcess(
   return std::unique_ptr<NcclGroup>(new NcclGroup(std::move(contexts), std::move(comms), world));
 }
 
+absl::StatusOr<std::string> NcclGroup::NewUniqueId() {
+  ncclUniqueId id;
+  FRESHET_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+  return std::string(reinterpret_cast<const char*>(&id), sizeof(id));
+}
+
 absl::StatusOr<std::unique_ptr<NcclGroup>> NcclGroup::CreateRank(const CudaContext* context,
                                                                  int rank, int world_size,
-                                                                 const std::string& rendezvous,
-                                                                 absl::Duration timeout) {
+                                                                 absl::string_view unique_id) {
   if (world_size < 1 || rank < 0 || rank >= world_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("NCCL rank ", rank, " of a world of ", world_size));
   }
-  if (rendezvous.empty()) return absl::InvalidArgumentError("no rendezvous for the NCCL id");
   ncclUniqueId id;
-  if (rank == 0) {
-    FRESHET_RETURN_IF_ERROR(NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"));
-    FRESHET_RETURN_IF_ERROR(
-        PublishBlob(rendezvous, absl::string_view(reinterpret_cast<const char*>(&id), sizeof(id))));
-  } else {
-    FRESHET_ASSIGN_OR_RETURN(const std::string blob, WaitForBlob(rendezvous, sizeof(id), timeout));
-    std::memcpy(&id, blob.data(), sizeof(id));
+  if (unique_id.size() != sizeof(id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an NCCL unique id has ", sizeof(id), " bytes, not ", unique_id.size()));
   }
+  std::memcpy(&id, unique_id.data(), sizeof(id));
   FRESHET_RETURN_IF_ERROR(context->Activate());
   ncclComm_t comm = nullptr;
   FRESHET_RETURN_IF_ERROR(

@@ -3,8 +3,9 @@
 // the item-model deltas since the last sync are all-reduced, so the replicas converge.
 //
 //   NcclGroup      a group of ranks: all in this process (ncclCommInitAll, one rank per device),
-//                  or one rank of a multi-process group whose NCCL unique id travels through a
-//                  rendezvous (a file or a Redis key: rank 0 publishes it, the others wait for it).
+//                  or one rank of a multi-process group: rank 0 creates the NCCL unique id
+//                  (NewUniqueId) and the caller hands it to the others (the replicas do it through
+//                  a rendezvous, engine/replicas/rendezvous.h).
 //   ItemModelSync  keeps, per local rank, a copy of a table as of the last sync (the base); a sync
 //                  all-reduces (table - base) across ranks and sets table = base = base + reduced,
 //                  marking the rows that changed dirty.
@@ -14,6 +15,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kernels/cuda/context.h"
@@ -41,17 +44,21 @@ class NcclGroup {
   static absl::StatusOr<std::unique_ptr<NcclGroup>> CreateInProcess(
       std::vector<const CudaContext*> contexts);
 
-  // Rank `rank` of `world_size` ranks in separate processes. Rank 0 creates the NCCL unique id
-  // and publishes it at `rendezvous` (common/rendezvous.h: a file path or redis://HOST:PORT/KEY);
-  // the other ranks wait up to `timeout` for it. The rendezvous must be fresh for each launch of
-  // the group (e.g. contain a job id): a stale id from an earlier launch would make the other
-  // ranks wait for a group that no longer exists. DeadlineExceeded when the id does not appear in
-  // time; InvalidArgument for a bad rank, world size or rendezvous; Unavailable when the id cannot
-  // be published or read, or NCCL cannot connect.
+  // The size of an NCCL unique id (NCCL_UNIQUE_ID_BYTES).
+  static constexpr size_t kUniqueIdBytes = sizeof(ncclUniqueId);
+
+  // A new NCCL unique id (kUniqueIdBytes bytes), created by rank 0 of a multi-process group and
+  // handed to every other rank before they call CreateRank. It must be new for each launch of
+  // the group: an id from an earlier launch would make the ranks wait for a group that no longer
+  // exists. Unavailable/Internal from NCCL.
+  static absl::StatusOr<std::string> NewUniqueId();
+
+  // Rank `rank` of `world_size` ranks in separate processes, joined through `unique_id` (rank
+  // 0's NewUniqueId()). InvalidArgument for a bad rank or world size, or an id that is not
+  // kUniqueIdBytes bytes; Unavailable when NCCL cannot connect.
   static absl::StatusOr<std::unique_ptr<NcclGroup>> CreateRank(const CudaContext* context, int rank,
                                                                int world_size,
-                                                               const std::string& rendezvous,
-                                                               absl::Duration timeout);
+                                                               absl::string_view unique_id);
 
   NcclGroup(const NcclGroup&) = delete;
   NcclGroup& operator=(const NcclGroup&) = delete;

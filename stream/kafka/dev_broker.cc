@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "stream/kafka/internal/rdkafka_util.h"
+#include "stream/kafka/rdkafka_util.h"
 
 namespace freshet::stream {
 
@@ -25,11 +25,11 @@ struct DevBroker::Cluster {
 absl::StatusOr<std::unique_ptr<DevBroker>> DevBroker::Start(int brokers) {
   if (brokers < 1) return absl::InvalidArgumentError("dev broker: brokers must be >= 1");
   auto cluster = std::make_unique<Cluster>();
-  internal::ConfPtr conf = internal::NewConf();
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "client.id", "freshet-dev-broker"));
+  rdkafka::ConfPtr conf = rdkafka::NewConf();
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "client.id", "freshet-dev-broker"));
   // The handle only owns the cluster and never connects: keep its configuration notices quiet.
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "log_level", "3"));
-  FRESHET_ASSIGN_OR_RETURN(cluster->rk, internal::NewClient(RD_KAFKA_PRODUCER, std::move(conf)));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "log_level", "3"));
+  FRESHET_ASSIGN_OR_RETURN(cluster->rk, rdkafka::NewClient(RD_KAFKA_PRODUCER, std::move(conf)));
   cluster->mock = rd_kafka_mock_cluster_new(cluster->rk, brokers);
   if (cluster->mock == nullptr) {
     return absl::InternalError("dev broker: librdkafka could not start its mock cluster");

@@ -16,7 +16,7 @@
 #include "simdjson.h"
 #include "stream/event_codec.h"
 #include "stream/internal/line_parser.h"
-#include "stream/kafka/internal/rdkafka_util.h"
+#include "stream/kafka/rdkafka_util.h"
 
 namespace freshet::stream {
 namespace {
@@ -124,56 +124,56 @@ KafkaEventSource::KafkaEventSource(KafkaSourceOptions options, PositionsFn posit
       error_log_(kLogBurst, kLogPeriod) {}
 
 absl::Status KafkaEventSource::Init() {
-  internal::ConfPtr conf = internal::NewConf();
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "bootstrap.servers", options_.brokers));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "group.id", options_.group_id));
+  rdkafka::ConfPtr conf = rdkafka::NewConf();
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "bootstrap.servers", options_.brokers));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "group.id", options_.group_id));
   FRESHET_RETURN_IF_ERROR(
-      internal::SetConf(conf.get(), "auto.offset.reset", options_.auto_offset_reset));
+      rdkafka::SetConf(conf.get(), "auto.offset.reset", options_.auto_offset_reset));
   // Positions come from the caller's store; group offsets are committed explicitly, for lag only.
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.auto.commit", "false"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.auto.offset.store", "false"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.partition.eof", "false"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "enable.auto.commit", "false"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "enable.auto.offset.store", "false"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "enable.partition.eof", "false"));
   // Eager protocol: every rebalance revokes everything and assigns afresh, so each assignment
   // seeks every partition to the stored positions.
   FRESHET_RETURN_IF_ERROR(
-      internal::SetConf(conf.get(), "partition.assignment.strategy", "range,roundrobin"));
+      rdkafka::SetConf(conf.get(), "partition.assignment.strategy", "range,roundrobin"));
   // Throughput: a deep prefetch queue, so that fetching goes on while the caller learns and Poll()
   // finds whole batches waiting. The partitions' fetch queues are forwarded to the one consumer
   // queue, so these limits act on all partitions together: at librdkafka's default (100k
   // messages) fetching stalls whenever the caller is busy, which halves broker-to-learned
   // throughput (benchmarks/stream/kafka_bench.cc).
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "fetch.message.max.bytes", "4194304"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queued.min.messages", "1000000"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queued.max.messages.kbytes", "524288"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "fetch.wait.max.ms", "100"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "fetch.message.max.bytes", "4194304"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "queued.min.messages", "1000000"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "queued.max.messages.kbytes", "524288"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "fetch.wait.max.ms", "100"));
   // The client's statistics say, once a second, which brokers it is connected to
   // (BrokerUnreachableFor(), for readiness). 0 among the properties turns them off.
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "statistics.interval.ms", "1000"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), options_.properties));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "statistics.interval.ms", "1000"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), options_.properties));
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSourceCallbacks::Rebalance);
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSourceCallbacks::Error);
   rd_kafka_conf_set_stats_cb(conf.get(), &KafkaSourceCallbacks::Stats);
   rd_kafka_conf_set_offset_commit_cb(conf.get(), &KafkaSourceCallbacks::OffsetCommit);
   FRESHET_ASSIGN_OR_RETURN(clients_->consumer,
-                           internal::NewClient(RD_KAFKA_CONSUMER, std::move(conf)));
+                           rdkafka::NewClient(RD_KAFKA_CONSUMER, std::move(conf)));
   // Errors and logs are served from the consumer queue too.
   rd_kafka_poll_set_consumer(clients_->consumer);
   clients_->queue = rd_kafka_queue_get_consumer(clients_->consumer);
   clients_->batch.resize(options_.max_batch);
 
   if (!options_.dead_letter_topic.empty()) {
-    internal::ConfPtr producer_conf = internal::NewConf();
+    rdkafka::ConfPtr producer_conf = rdkafka::NewConf();
     FRESHET_RETURN_IF_ERROR(
-        internal::SetConf(producer_conf.get(), "bootstrap.servers", options_.brokers));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(producer_conf.get(), "enable.idempotence", "true"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(producer_conf.get(), "acks", "all"));
+        rdkafka::SetConf(producer_conf.get(), "bootstrap.servers", options_.brokers));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(producer_conf.get(), "enable.idempotence", "true"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(producer_conf.get(), "acks", "all"));
     // Consumer-only keys among the extra properties are ignored by a producer (with a warning).
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(producer_conf.get(), options_.properties));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(producer_conf.get(), options_.properties));
     rd_kafka_conf_set_opaque(producer_conf.get(), this);
     rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &KafkaSourceCallbacks::DeadLetter);
     FRESHET_ASSIGN_OR_RETURN(clients_->dead_letter,
-                             internal::NewClient(RD_KAFKA_PRODUCER, std::move(producer_conf)));
+                             rdkafka::NewClient(RD_KAFKA_PRODUCER, std::move(producer_conf)));
   }
 
   if (options_.share_count > 1) {
@@ -190,7 +190,7 @@ absl::Status KafkaEventSource::Init() {
   const rd_kafka_resp_err_t err = rd_kafka_subscribe(clients_->consumer, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return internal::KafkaError(
+    return rdkafka::KafkaError(
         err, absl::StrCat("kafka source: subscribing to ", absl::StrJoin(options_.topics, ",")));
   }
   return absl::OkStatus();
@@ -364,9 +364,9 @@ absl::Status KafkaEventSource::SeekToApplied(const AppliedFn& applied) {
   } else {
     for (int i = 0; i < list->cnt; ++i) {
       if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        status = internal::KafkaError(list->elems[i].err,
-                                      absl::StrCat(Name(), ": seeking ", list->elems[i].topic, "/",
-                                                   list->elems[i].partition));
+        status = rdkafka::KafkaError(list->elems[i].err,
+                                     absl::StrCat(Name(), ": seeking ", list->elems[i].topic, "/",
+                                                  list->elems[i].partition));
         break;
       }
     }
@@ -389,7 +389,7 @@ absl::Status KafkaEventSource::AssignAtStoredPositions(void* opaque_partitions, 
   if (incremental) {
     rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions);
     if (error != nullptr) {
-      const absl::Status status = internal::KafkaError(
+      const absl::Status status = rdkafka::KafkaError(
           rd_kafka_error_code(error), absl::StrCat(Name(), ": assigning partitions"));
       rd_kafka_error_destroy(error);
       return status;
@@ -397,7 +397,7 @@ absl::Status KafkaEventSource::AssignAtStoredPositions(void* opaque_partitions, 
   } else {
     const rd_kafka_resp_err_t assign_err = rd_kafka_assign(rk, partitions);
     if (assign_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return internal::KafkaError(assign_err, absl::StrCat(Name(), ": assigning partitions"));
+      return rdkafka::KafkaError(assign_err, absl::StrCat(Name(), ": assigning partitions"));
     }
   }
   absl::MutexLock lock(&mu_);
@@ -507,14 +507,14 @@ absl::StatusOr<std::vector<SourcePosition>> KafkaEventSource::FetchShare() {
     // One topic per request: asking for all the cluster's topics could be a large answer.
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(clients_->consumer, topic.c_str(), nullptr);
     if (rkt == nullptr) {
-      return internal::KafkaError(rd_kafka_last_error(), absl::StrCat(Name(), ": topic ", topic));
+      return rdkafka::KafkaError(rd_kafka_last_error(), absl::StrCat(Name(), ": topic ", topic));
     }
     const rd_kafka_metadata_t* metadata = nullptr;
     const rd_kafka_resp_err_t err = rd_kafka_metadata(clients_->consumer, /*all_topics=*/0, rkt,
                                                       &metadata, kShareMetadataTimeoutMs);
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return internal::KafkaError(
+      return rdkafka::KafkaError(
           err, absl::StrCat(Name(), ": reading the metadata of topic ", topic, " (is a broker of ",
                             options_.brokers, " reachable?)"));
     }
@@ -528,7 +528,7 @@ absl::StatusOr<std::vector<SourcePosition>> KafkaEventSource::FetchShare() {
       status = absl::NotFoundError(absl::StrCat(Name(), ": topic ", topic, " does not exist"));
     } else if (found->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       status =
-          internal::KafkaError(found->err, absl::StrCat(Name(), ": the metadata of topic ", topic));
+          rdkafka::KafkaError(found->err, absl::StrCat(Name(), ": the metadata of topic ", topic));
     } else {
       for (int i = 0; i < found->partition_cnt; ++i) {
         const int32_t partition = found->partitions[i].id;
@@ -625,7 +625,7 @@ absl::Status KafkaEventSource::Poll(size_t max_events, absl::Duration timeout,
   // call with a timeout would wait for the whole batch to fill).
   ssize_t n = rd_kafka_consume_batch_queue(clients_->queue, 0, batch, limit);
   if (n == 0 && timeout > absl::ZeroDuration()) {
-    batch[0] = rd_kafka_consumer_poll(clients_->consumer, internal::TimeoutMs(timeout));
+    batch[0] = rd_kafka_consumer_poll(clients_->consumer, rdkafka::TimeoutMs(timeout));
     if (batch[0] != nullptr) {
       n = 1;
       if (limit > 1) {
@@ -635,7 +635,7 @@ absl::Status KafkaEventSource::Poll(size_t max_events, absl::Duration timeout,
     }
   }
   if (n < 0) {
-    return internal::KafkaError(rd_kafka_last_error(), absl::StrCat(Name(), ": consuming"));
+    return rdkafka::KafkaError(rd_kafka_last_error(), absl::StrCat(Name(), ": consuming"));
   }
   out->reserve(out->size() + static_cast<size_t>(n));
   for (ssize_t i = 0; i < n; ++i) {
@@ -834,7 +834,7 @@ absl::Status KafkaEventSource::CommitOffsetsImpl(absl::Span<const SourcePosition
   if (list->cnt > 0) {
     const rd_kafka_resp_err_t err = rd_kafka_commit(clients_->consumer, list, async ? 1 : 0);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      status = internal::KafkaError(err, absl::StrCat(Name(), ": committing offsets"));
+      status = rdkafka::KafkaError(err, absl::StrCat(Name(), ": committing offsets"));
       if (status.code() != absl::StatusCode::kInvalidArgument) {
         status = absl::UnavailableError(status.message());
       }

@@ -8,7 +8,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "stream/event_codec.h"
-#include "stream/kafka/internal/rdkafka_util.h"
+#include "stream/kafka/rdkafka_util.h"
 
 namespace freshet::stream {
 namespace {
@@ -42,19 +42,19 @@ KafkaProducer::KafkaProducer(KafkaProducerOptions options)
     : options_(std::move(options)), client_(std::make_unique<Client>()) {}
 
 absl::Status KafkaProducer::Init() {
-  internal::ConfPtr conf = internal::NewConf();
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "bootstrap.servers", options_.brokers));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "enable.idempotence", "true"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "acks", "all"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "partitioner", "murmur2_random"));
+  rdkafka::ConfPtr conf = rdkafka::NewConf();
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "bootstrap.servers", options_.brokers));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "enable.idempotence", "true"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "acks", "all"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "partitioner", "murmur2_random"));
   // Throughput: up to 5 ms of batching and large batches.
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "linger.ms", "5"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "batch.num.messages", "10000"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), "queue.buffering.max.messages", "1000000"));
-  FRESHET_RETURN_IF_ERROR(internal::SetConf(conf.get(), options_.properties));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "linger.ms", "5"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "batch.num.messages", "10000"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "queue.buffering.max.messages", "1000000"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), options_.properties));
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaProducerCallbacks::Delivery);
-  FRESHET_ASSIGN_OR_RETURN(client_->rk, internal::NewClient(RD_KAFKA_PRODUCER, std::move(conf)));
+  FRESHET_ASSIGN_OR_RETURN(client_->rk, rdkafka::NewClient(RD_KAFKA_PRODUCER, std::move(conf)));
   return absl::OkStatus();
 }
 
@@ -98,7 +98,7 @@ absl::Status KafkaProducer::Produce(absl::string_view topic, absl::string_view k
       return absl::InternalError(absl::StrCat("kafka producer: fatal error: ", reason));
     }
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || absl::Now() >= deadline) {
-      return internal::KafkaError(err, absl::StrCat("kafka producer: producing to ", topic));
+      return rdkafka::KafkaError(err, absl::StrCat("kafka producer: producing to ", topic));
     }
     // The local queue is full: let deliveries drain it.
     rd_kafka_poll(client_->rk, 10);
@@ -118,7 +118,7 @@ void KafkaProducer::Poll() { rd_kafka_poll(client_->rk, 0); }
 int64_t KafkaProducer::outstanding() const { return produced() - delivered() - failed(); }
 
 absl::Status KafkaProducer::Flush(absl::Duration timeout) {
-  const rd_kafka_resp_err_t err = rd_kafka_flush(client_->rk, internal::TimeoutMs(timeout));
+  const rd_kafka_resp_err_t err = rd_kafka_flush(client_->rk, rdkafka::TimeoutMs(timeout));
   absl::MutexLock lock(&mu_);
   if (failed_since_flush_ > 0) {
     absl::Status status = absl::UnavailableError(
@@ -146,9 +146,9 @@ absl::Status KafkaProducer::CreateTopic(absl::string_view topic, int partitions,
   // Look first (all topics: asking for one would auto-create it on brokers that allow it).
   const rd_kafka_metadata_t* metadata = nullptr;
   const rd_kafka_resp_err_t metadata_err =
-      rd_kafka_metadata(client_->rk, 1, nullptr, &metadata, internal::TimeoutMs(timeout));
+      rd_kafka_metadata(client_->rk, 1, nullptr, &metadata, rdkafka::TimeoutMs(timeout));
   if (metadata_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return internal::KafkaError(
+    return rdkafka::KafkaError(
         metadata_err, absl::StrCat("kafka: looking up topic ", topic, " at ", options_.brokers));
   }
   bool exists = false;
@@ -168,7 +168,7 @@ absl::Status KafkaProducer::CreateTopic(absl::string_view topic, int partitions,
   rd_kafka_queue_t* queue = rd_kafka_queue_new(client_->rk);
   rd_kafka_AdminOptions_t* admin_options =
       rd_kafka_AdminOptions_new(client_->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  const int timeout_ms = internal::TimeoutMs(timeout);
+  const int timeout_ms = rdkafka::TimeoutMs(timeout);
   if (timeout_ms >= 0) {
     rd_kafka_AdminOptions_set_request_timeout(admin_options, timeout_ms, errstr, sizeof(errstr));
     rd_kafka_AdminOptions_set_operation_timeout(admin_options, timeout_ms, errstr, sizeof(errstr));
@@ -182,7 +182,7 @@ absl::Status KafkaProducer::CreateTopic(absl::string_view topic, int partitions,
     status = absl::DeadlineExceededError(absl::StrCat(context, ": no answer in time"));
   } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     const rd_kafka_resp_err_t err = rd_kafka_event_error(event);
-    status = internal::KafkaError(err, context);
+    status = rdkafka::KafkaError(err, context);
     if (err == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
         err == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION) {
       status = absl::UnimplementedError(status.message());
@@ -199,7 +199,7 @@ absl::Status KafkaProducer::CreateTopic(absl::string_view topic, int partitions,
         continue;
       }
       const char* message = rd_kafka_topic_result_error_string(topics[i]);
-      status = internal::KafkaError(err, context);
+      status = rdkafka::KafkaError(err, context);
       if (message != nullptr)
         status = absl::Status(status.code(), absl::StrCat(context, ": ", message));
     }

@@ -11,8 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "common/collective.h"
 #include "engine/engine.h"
+#include "engine/replicas/collective.h"
 #include "gtest/gtest.h"
 #include "learner/id_dictionary.h"
 #include "stream/memory_event_source.h"

@@ -21,11 +21,15 @@
 #include "stream/kafka/kafka_producer.h"
 #include "tests/freshet_binary.h"
 
-namespace freshet::stream {
+namespace freshet::engine {
 namespace {
 
 using freshet::testing::Freshet;
 using freshet::testing::kFreshet;
+using stream::DevBroker;
+using stream::Event;
+using stream::KafkaProducer;
+using stream::KafkaProducerOptions;
 
 // `freshet serve ARGS` in the background, its output in `log`.
 class ServeProcess {
@@ -155,4 +159,4 @@ TEST(KafkaReplicasTest, TwoServeProcessesOnTheCpuEndWithOneItemModel) {
 }
 
 }  // namespace
-}  // namespace freshet::stream
+}  // namespace freshet::engine

@@ -1,15 +1,18 @@
 // Collective: the ranks of a replica group exchanging byte strings. Replicas are engine processes
 // that each learn their own share of the users (their own Kafka partitions) and keep one item
 // model between them; every few milliseconds they exchange the item rows they changed
-// (learner::Learner::TakeReplicaChanges / MergeReplicaChanges) through one AllGather.
+// (ReplicaSync, replica_sync.h, over learner::Learner::TakeReplicaChanges / MergeReplicaChanges)
+// through one AllGather. README.md here says where each part of replicas lives.
 //
-// Implementations:
-//   NCCL        Backend::NewCollective on the cuda backend: one rank per process, one GPU each;
-//               rank 0 publishes the NCCL unique id at a rendezvous (a file or a Redis key).
+// Implementations (NewReplicaGroup, replica_group.h, picks one from the configuration):
+//   NCCL        NewNcclCollective (nccl_collective.h) on the cuda backend: one rank per process,
+//               one GPU each; rank 0 publishes the NCCL unique id at a rendezvous (rendezvous.h: a
+//               file or a Redis key).
+//   Kafka       NewKafkaCollective (kafka_collective.h): a topic, for ranks without GPUs.
 //   in-process  NewInProcessCollectives: the ranks are threads of one process (tests, and
 //               several engines in one process).
-#ifndef FRESHET_COMMON_COLLECTIVE_H_
-#define FRESHET_COMMON_COLLECTIVE_H_
+#ifndef FRESHET_ENGINE_REPLICAS_COLLECTIVE_H_
+#define FRESHET_ENGINE_REPLICAS_COLLECTIVE_H_
 
 #include <memory>
 #include <string>
@@ -19,13 +22,13 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace freshet {
+namespace freshet::engine {
 
 // Where this process sits in its replica group, and how it finds the others.
 struct CollectiveOptions {
   int rank = 0;
   int world_size = 1;
-  // NCCL: where rank 0 publishes the unique id for the others (common/rendezvous.h): a file path
+  // NCCL: where rank 0 publishes the unique id for the others (rendezvous.h): a file path
   // every rank can read, or redis://HOST:PORT/KEY. Must be fresh for every launch of the group
   // (e.g. contain a job id): a stale id makes the others wait for a dead group.
   std::string rendezvous;
@@ -62,6 +65,6 @@ class Collective {
 absl::StatusOr<std::vector<std::unique_ptr<Collective>>> NewInProcessCollectives(
     int world_size, absl::Duration timeout);
 
-}  // namespace freshet
+}  // namespace freshet::engine
 
-#endif  // FRESHET_COMMON_COLLECTIVE_H_
+#endif  // FRESHET_ENGINE_REPLICAS_COLLECTIVE_H_

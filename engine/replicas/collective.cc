@@ -1,4 +1,4 @@
-#include "common/collective.h"
+#include "engine/replicas/collective.h"
 
 #include <chrono>
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include "absl/time/time.h"
 #include "common/mutex.h"
 
-namespace freshet {
+namespace freshet::engine {
 
 absl::StatusOr<std::vector<std::string>> Collective::AllGather(absl::string_view mine) {
   if (!broken_.ok()) return broken_;
@@ -110,4 +110,4 @@ absl::StatusOr<std::vector<std::unique_ptr<Collective>>> NewInProcessCollectives
   return ranks;
 }
 
-}  // namespace freshet
+}  // namespace freshet::engine

@@ -3,11 +3,12 @@
 //   a file path   "/shared/job-42.nccl": written to a temporary file that is then renamed into
 //                 place, so a reader never sees half of it (every rank must reach the path);
 //   a Redis key   "redis://HOST:PORT/KEY": SET with an expiry of an hour, read with GET (in a
-//                 build with hiredis; without it FailedPrecondition says so).
+//                 build with hiredis, FRESHET_REDIS=ON and libhiredis-dev found; without it
+//                 FailedPrecondition says so).
 // A location must be new for each launch of a group: a blob left by an earlier launch would send
 // the other ranks to a group that no longer exists (Redis keys expire; files stay until removed).
-#ifndef FRESHET_COMMON_RENDEZVOUS_H_
-#define FRESHET_COMMON_RENDEZVOUS_H_
+#ifndef FRESHET_ENGINE_REPLICAS_RENDEZVOUS_H_
+#define FRESHET_ENGINE_REPLICAS_RENDEZVOUS_H_
 
 #include <cstddef>
 #include <string>
@@ -17,7 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace freshet {
+namespace freshet::engine {
 
 // Publishes `blob` at `location`. InvalidArgument for an empty or malformed location (a redis://
 // one without host, port or key); Unavailable when the file cannot be written or Redis cannot be
@@ -30,6 +31,6 @@ absl::Status PublishBlob(const std::string& location, absl::string_view blob);
 absl::StatusOr<std::string> WaitForBlob(const std::string& location, size_t size,
                                         absl::Duration timeout);
 
-}  // namespace freshet
+}  // namespace freshet::engine
 
-#endif  // FRESHET_COMMON_RENDEZVOUS_H_
+#endif  // FRESHET_ENGINE_REPLICAS_RENDEZVOUS_H_

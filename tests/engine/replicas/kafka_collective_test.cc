@@ -1,8 +1,8 @@
-// The replicas' exchange over a Kafka topic (stream/kafka/kafka_collective.h) against the
+// The replicas' exchange over a Kafka topic (engine/replicas/kafka_collective.h) against the
 // development broker: every rank gets every rank's message of every exchange, in rank order,
 // whatever its size (chunked) and however far ahead one rank runs; a missing rank is a timeout
 // that breaks the group; bad options are refused.
-#include "stream/kafka/kafka_collective.h"
+#include "engine/replicas/kafka_collective.h"
 
 #include <unistd.h>
 
@@ -17,8 +17,10 @@
 #include "gtest/gtest.h"
 #include "stream/kafka/dev_broker.h"
 
-namespace freshet::stream {
+namespace freshet::engine {
 namespace {
+
+using stream::DevBroker;
 
 std::unique_ptr<Collective> Rank(const DevBroker& broker, const std::string& topic, int rank,
                                  int world, absl::Duration timeout) {
@@ -118,4 +120,4 @@ TEST(KafkaCollectiveTest, BadOptionsAreRefused) {
 }
 
 }  // namespace
-}  // namespace freshet::stream
+}  // namespace freshet::engine

@@ -1,4 +1,4 @@
-#include "stream/kafka/kafka_collective.h"
+#include "engine/replicas/kafka_collective.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -21,10 +21,12 @@
 #include "common/byte_codec.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "stream/kafka/internal/rdkafka_util.h"
+#include "stream/kafka/rdkafka_util.h"
 
-namespace freshet::stream {
+namespace freshet::engine {
 namespace {
+
+namespace rdkafka = stream::rdkafka;
 
 constexpr uint32_t kMagic = 0x46525831;  // "FRX1"
 constexpr size_t kChunkBytes = 512 * 1024;
@@ -87,16 +89,16 @@ class KafkaCollective : public Collective {
       : options_(std::move(options)), started_ms_(absl::ToUnixMillis(absl::Now())) {}
 
   absl::Status Init() {
-    internal::ConfPtr pconf = internal::NewConf();
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "bootstrap.servers", options_.brokers));
+    rdkafka::ConfPtr pconf = rdkafka::NewConf();
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(pconf.get(), "bootstrap.servers", options_.brokers));
     // Idempotent: a retried chunk is neither lost nor written twice, and each rank's chunks stay
     // in order.
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "enable.idempotence", "true"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "acks", "all"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "linger.ms", "0"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), "message.timeout.ms",
-                                              absl::StrCat(internal::TimeoutMs(options_.timeout))));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(pconf.get(), options_.properties));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(pconf.get(), "enable.idempotence", "true"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(pconf.get(), "acks", "all"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(pconf.get(), "linger.ms", "0"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(pconf.get(), "message.timeout.ms",
+                                             absl::StrCat(rdkafka::TimeoutMs(options_.timeout))));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(pconf.get(), options_.properties));
     rd_kafka_conf_set_opaque(pconf.get(), this);
     rd_kafka_conf_set_dr_msg_cb(
         pconf.get(), [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -105,31 +107,31 @@ class KafkaCollective : public Collective {
           }
         });
     FRESHET_ASSIGN_OR_RETURN(clients_.producer,
-                             internal::NewClient(RD_KAFKA_PRODUCER, std::move(pconf)));
+                             rdkafka::NewClient(RD_KAFKA_PRODUCER, std::move(pconf)));
 
-    internal::ConfPtr cconf = internal::NewConf();
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "bootstrap.servers", options_.brokers));
+    rdkafka::ConfPtr cconf = rdkafka::NewConf();
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(cconf.get(), "bootstrap.servers", options_.brokers));
     // No group membership is used (the partition is assigned by hand) and nothing is committed.
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(
         cconf.get(), "group.id", absl::StrCat("freshet-replicas-", options_.topic, "-", rank())));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "enable.auto.commit", "false"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(cconf.get(), "enable.auto.commit", "false"));
     // Reading starts at the partition's beginning (assigned below); a fetch that finds its offset
     // gone means the broker dropped chunks this rank had not read yet: an error, not a skip.
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "auto.offset.reset", "error"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(cconf.get(), "auto.offset.reset", "error"));
     // An exchange waits on the others' latest chunks: fetch them as soon as they exist (a broker
     // that holds an empty fetch for its whole wait, like the development broker, would otherwise
     // add that wait to every exchange).
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), "fetch.wait.max.ms", "5"));
-    FRESHET_RETURN_IF_ERROR(internal::SetConf(cconf.get(), options_.properties));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(cconf.get(), "fetch.wait.max.ms", "5"));
+    FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(cconf.get(), options_.properties));
     FRESHET_ASSIGN_OR_RETURN(clients_.consumer,
-                             internal::NewClient(RD_KAFKA_CONSUMER, std::move(cconf)));
+                             rdkafka::NewClient(RD_KAFKA_CONSUMER, std::move(cconf)));
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, options_.topic.c_str(), kPartition)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
     const rd_kafka_resp_err_t err = rd_kafka_assign(clients_.consumer, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return internal::KafkaError(err, absl::StrCat("replicas: reading topic ", options_.topic));
+      return rdkafka::KafkaError(err, absl::StrCat("replicas: reading topic ", options_.topic));
     }
     return absl::OkStatus();
   }
@@ -182,7 +184,7 @@ class KafkaCollective : public Collective {
                          absl::FormatDuration(options_.timeout), " on topic ", options_.topic));
       }
       rd_kafka_message_t* m = rd_kafka_consumer_poll(
-          clients_.consumer, std::min(100, std::max(1, internal::TimeoutMs(left))));
+          clients_.consumer, std::min(100, std::max(1, rdkafka::TimeoutMs(left))));
       if (m == nullptr) continue;
       if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
         const std::string why = rd_kafka_message_errstr(m);
@@ -227,16 +229,16 @@ class KafkaCollective : public Collective {
             RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || absl::Now() >= deadline) {
-          return internal::KafkaError(err, absl::StrCat("replicas: writing to ", options_.topic));
+          return rdkafka::KafkaError(err, absl::StrCat("replicas: writing to ", options_.topic));
         }
         rd_kafka_poll(clients_.producer, 10);
       }
     }
     // On the broker before the exchange goes on: a rank that then fails cannot have half-sent.
     const rd_kafka_resp_err_t flushed =
-        rd_kafka_flush(clients_.producer, std::max(1, internal::TimeoutMs(deadline - absl::Now())));
+        rd_kafka_flush(clients_.producer, std::max(1, rdkafka::TimeoutMs(deadline - absl::Now())));
     if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return internal::KafkaError(flushed, absl::StrCat("replicas: writing to ", options_.topic));
+      return rdkafka::KafkaError(flushed, absl::StrCat("replicas: writing to ", options_.topic));
     }
     if (failed_deliveries_.load() != failed_before) {
       return absl::UnavailableError(absl::StrCat("replicas: the broker did not take exchange ",
@@ -316,4 +318,4 @@ absl::StatusOr<std::unique_ptr<Collective>> NewKafkaCollective(KafkaCollectiveOp
   return std::unique_ptr<Collective>(std::move(collective));
 }
 
-}  // namespace freshet::stream
+}  // namespace freshet::engine

@@ -1,7 +1,8 @@
-// Small helpers shared by the librdkafka adapters: configuration with Status errors, ownership of
-// the C handles, and the log callback that routes librdkafka's logs through common/log.h.
-#ifndef FRESHET_STREAM_KAFKA_INTERNAL_RDKAFKA_UTIL_H_
-#define FRESHET_STREAM_KAFKA_INTERNAL_RDKAFKA_UTIL_H_
+// Small helpers for librdkafka clients: configuration with Status errors, ownership of the C
+// handles, and the log callback that routes librdkafka's logs through common/log.h. Shared by the
+// Kafka adapters here and the replicas' Kafka transport (engine/replicas/kafka_collective.cc).
+#ifndef FRESHET_STREAM_KAFKA_RDKAFKA_UTIL_H_
+#define FRESHET_STREAM_KAFKA_RDKAFKA_UTIL_H_
 
 #include <librdkafka/rdkafka.h>
 
@@ -14,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace freshet::stream::internal {
+namespace freshet::stream::rdkafka {
 
 struct ConfDeleter {
   void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
@@ -42,6 +43,6 @@ int TimeoutMs(absl::Duration timeout);
 // message is "<context>: <librdkafka's description>".
 absl::Status KafkaError(rd_kafka_resp_err_t err, absl::string_view context);
 
-}  // namespace freshet::stream::internal
+}  // namespace freshet::stream::rdkafka
 
-#endif  // FRESHET_STREAM_KAFKA_INTERNAL_RDKAFKA_UTIL_H_
+#endif  // FRESHET_STREAM_KAFKA_RDKAFKA_UTIL_H_

@@ -2,6 +2,8 @@
 // NCCL all-gathers on the collective's own stream: every rank's byte count, then every rank's
 // bytes padded to the largest count. Waits watch NCCL for a failed peer and give up at the
 // timeout (NcclGroup::Wait aborts the communicator, so no kernel stays stuck on the device).
+#include "engine/replicas/nccl_collective.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -14,14 +16,19 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/collective.h"
 #include "common/status_macros.h"
+#include "engine/replicas/collective.h"
+#include "engine/replicas/rendezvous.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/nccl_sync.h"
 
-namespace freshet::kernels {
+namespace freshet::engine {
 namespace {
+
+using kernels::CudaContext;
+using kernels::DeviceBuffer;
+using kernels::NcclGroup;
 
 class NcclCollective : public Collective {
  public:
@@ -79,19 +86,40 @@ class NcclCollective : public Collective {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Collective>> CudaBackend::NewCollective(
-    const CollectiveOptions& options) const {
-  int device = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    device = context_->device();
+absl::StatusOr<std::unique_ptr<Collective>> NewNcclCollective(const kernels::Backend& backend,
+                                                              const CollectiveOptions& options) {
+  const auto* cuda = dynamic_cast<const kernels::CudaBackend*>(&backend);
+  if (cuda == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("an NCCL replica group needs the cuda backend, not ", backend.Name()));
   }
+  if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NCCL rank ", options.rank, " of a world of ", options.world_size));
+  }
+  if (options.rendezvous.empty()) {
+    return absl::InvalidArgumentError("no rendezvous for the NCCL id");
+  }
+  int device = 0;
+  FRESHET_RETURN_IF_ERROR(cuda->WithContext([&](const CudaContext& context) {
+    device = context.device();
+    return absl::OkStatus();
+  }));
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<CudaContext> context, CudaContext::Create(device));
-  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<NcclGroup> group,
-                           NcclGroup::CreateRank(context.get(), options.rank, options.world_size,
-                                                 options.rendezvous, options.timeout));
+  // Rank 0 creates the id and publishes it; the others wait for it.
+  std::string id;
+  if (options.rank == 0) {
+    FRESHET_ASSIGN_OR_RETURN(id, NcclGroup::NewUniqueId());
+    FRESHET_RETURN_IF_ERROR(PublishBlob(options.rendezvous, id));
+  } else {
+    FRESHET_ASSIGN_OR_RETURN(
+        id, WaitForBlob(options.rendezvous, NcclGroup::kUniqueIdBytes, options.timeout));
+  }
+  FRESHET_ASSIGN_OR_RETURN(
+      std::unique_ptr<NcclGroup> group,
+      NcclGroup::CreateRank(context.get(), options.rank, options.world_size, id));
   return std::unique_ptr<Collective>(
       new NcclCollective(std::move(context), std::move(group), options.rank, options.timeout));
 }
 
-}  // namespace freshet::kernels
+}  // namespace freshet::engine

@@ -1,7 +1,8 @@
-// The replicas' rendezvous (common/rendezvous.h) through a file and through a real redis-server
-// on a free loopback port: a blob published by one side reaches a waiter that started first,
-// sizes are checked, a missing publisher is a timeout, and Redis outages are retried or reported.
-#include "common/rendezvous.h"
+// The replicas' rendezvous (engine/replicas/rendezvous.h) through a file and through a real
+// redis-server on a free loopback port: a blob published by one side reaches a waiter that started
+// first, sizes are checked, a missing publisher is a timeout, and Redis outages are retried or
+// reported.
+#include "engine/replicas/rendezvous.h"
 
 #include <unistd.h>
 
@@ -16,7 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/common/redis_server.h"
 
-namespace freshet {
+namespace freshet::engine {
 namespace {
 
 std::string Blob() {
@@ -132,4 +133,4 @@ TEST(RendezvousTest, AWaiterRetriesUntilRedisComesUp) {
 #endif  // FRESHET_HAVE_HIREDIS
 
 }  // namespace
-}  // namespace freshet
+}  // namespace freshet::engine

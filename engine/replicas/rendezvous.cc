@@ -1,4 +1,4 @@
-#include "common/rendezvous.h"
+#include "engine/replicas/rendezvous.h"
 
 #include <sys/time.h>
 #include <unistd.h>
@@ -23,7 +23,7 @@
 #include <hiredis/hiredis.h>
 #endif
 
-namespace freshet {
+namespace freshet::engine {
 namespace {
 
 constexpr absl::string_view kRedisScheme = "redis://";
@@ -228,4 +228,4 @@ absl::StatusOr<std::string> WaitForBlob(const std::string& location, size_t size
   }
 }
 
-}  // namespace freshet
+}  // namespace freshet::engine

@@ -1,4 +1,4 @@
-// KafkaCollective: the replicas' exchange (common/collective.h) over a Kafka topic, for ranks
+// KafkaCollective: the replicas' exchange (collective.h) over a Kafka topic, for ranks
 // without GPUs (ARCHITECTURE.md, "Scale-out": a Kafka topic of model deltas between nodes).
 // Every rank appends its message for exchange n to partition 0 of the exchange topic (split into
 // chunks of at most 512 KiB) and reads that partition from its beginning until it holds exchange
@@ -14,8 +14,8 @@
 // topic's retention to hold a few exchanges. A rank that finds messages it had not read already
 // deleted fails the exchange with DataLoss (the development broker keeps only about 5 MiB per
 // partition: with large catalogs and short intervals a rank that falls behind can hit that).
-#ifndef FRESHET_STREAM_KAFKA_KAFKA_COLLECTIVE_H_
-#define FRESHET_STREAM_KAFKA_KAFKA_COLLECTIVE_H_
+#ifndef FRESHET_ENGINE_REPLICAS_KAFKA_COLLECTIVE_H_
+#define FRESHET_ENGINE_REPLICAS_KAFKA_COLLECTIVE_H_
 
 #include <map>
 #include <memory>
@@ -23,9 +23,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/collective.h"
+#include "engine/replicas/collective.h"
 
-namespace freshet::stream {
+namespace freshet::engine {
 
 struct KafkaCollectiveOptions {
   std::string brokers;  // bootstrap.servers; required
@@ -43,6 +43,6 @@ struct KafkaCollectiveOptions {
 // reached yet is not an error here: exchanges wait for it up to the timeout.
 absl::StatusOr<std::unique_ptr<Collective>> NewKafkaCollective(KafkaCollectiveOptions options);
 
-}  // namespace freshet::stream
+}  // namespace freshet::engine
 
-#endif  // FRESHET_STREAM_KAFKA_KAFKA_COLLECTIVE_H_
+#endif  // FRESHET_ENGINE_REPLICAS_KAFKA_COLLECTIVE_H_

@@ -1,21 +1,22 @@
-// ReplicaSync: this engine's part in a replica group (common/collective.h) — the exchanges of
-// item-model changes with the other ranks (learner.h, "Replicas"), and the group's start and stop.
+// ReplicaSync: this engine's part in a replica group (collective.h) — the exchanges of item-model
+// changes with the other ranks (the messages and their merge are the learner's: learner.h,
+// "Replicas"), and the group's start and stop.
 //
 // Thread safety: Exchange() runs on the ingest thread only. It holds exchange_mu_ from taking this
 // rank's changes to merging everyone's; exchange_mutex() lets another thread (direct events) hold
 // exchanges off, since changes made in between would be lost or sent wrong. Counters are atomics
 // any thread may read. Lock order: exchange_mu_ before the learner's lock.
-#ifndef FRESHET_ENGINE_REPLICA_SYNC_H_
-#define FRESHET_ENGINE_REPLICA_SYNC_H_
+#ifndef FRESHET_ENGINE_REPLICAS_REPLICA_SYNC_H_
+#define FRESHET_ENGINE_REPLICAS_REPLICA_SYNC_H_
 
 #include <atomic>
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "common/collective.h"
 #include "common/mutex.h"
 #include "engine/live_model.h"
+#include "engine/replicas/collective.h"
 
 namespace freshet::engine {
 
@@ -57,4 +58,4 @@ class ReplicaSync {
 
 }  // namespace freshet::engine
 
-#endif  // FRESHET_ENGINE_REPLICA_SYNC_H_
+#endif  // FRESHET_ENGINE_REPLICAS_REPLICA_SYNC_H_

@@ -1,4 +1,4 @@
-#include "engine/replica_sync.h"
+#include "engine/replicas/replica_sync.h"
 
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-#include "stream/kafka/internal/rdkafka_util.h"
+#include "stream/kafka/rdkafka_util.h"
 
 #include <climits>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 
-namespace freshet::stream::internal {
+namespace freshet::stream::rdkafka {
 namespace {
 
 // librdkafka repeats connection failures for as long as a broker is down.
@@ -98,4 +98,4 @@ absl::Status KafkaError(rd_kafka_resp_err_t err, absl::string_view context) {
   }
 }
 
-}  // namespace freshet::stream::internal
+}  // namespace freshet::stream::rdkafka
