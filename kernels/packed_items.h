@@ -76,9 +76,10 @@ class PackedItemMatrix {
   int64_t capacity_rows_ = 0;
   int64_t rows_ = 0;
   int dim_ = 0;
-  const float* bias_ = nullptr;      // the bias of the latest Update()'s view
-  std::vector<uint32_t> versions_;   // by group: the version packed
-  std::vector<int32_t> group_rows_;  // by group: rows packed (kGroupRows, fewer in the last; 0: none)
+  const float* bias_ = nullptr;     // the bias of the latest Update()'s view
+  std::vector<uint32_t> versions_;  // by group: the version packed
+  std::vector<int32_t>
+      group_rows_;  // by group: rows packed (kGroupRows, fewer in the last; 0: none)
   int64_t groups_packed_ = 0;
 };
 
