@@ -35,17 +35,24 @@ for _ in $(seq 1200); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; 
 curl -sf "$url/readyz" >/dev/null || { echo "load.sh: the server never became ready" >&2; exit 1; }
 curl -sf "$url/v1/users/u1/recommendations?k=20" >/dev/null
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-applied() { curl -s "$url/metrics" | awk '$1 == "freshet_events_applied" {print $2}'; }
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2; f = 1} END {if (!f) print -1}'; }
+applied() { metric freshet_events_applied; }
+# Batched scoring during the run: passes over the items, queries they answered, item groups packed.
+scoring() { echo "$(metric freshet_scoring_batches),$(metric freshet_scoring_batched_queries),$(metric freshet_scoring_item_groups_packed)"; }
 hz=$(getconf CLK_TCK)
-t0=$(ticks); a0=$(applied)
+t0=$(ticks); a0=$(applied); s0=$(scoring)
 FRESHET_USER_PREFIX=u FRESHET_USER_MIN=0 FRESHET_USER_MAX=$((USERS - 1)) \
   wrk -t"${WRK_THREADS:-1}" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/benchmarks/serving/recommend.lua" \
   "$url" >"$W/wrk.out" 2>&1
-t1=$(ticks); a1=$(applied)
+t1=$(ticks); a1=$(applied); s1=$(scoring)
 kill -INT "$pid"; wait "$pid" || true
-python3 - "$W/wrk.out" "$ITEMS" "$CONNS" "$t0" "$t1" "$hz" "$a0" "$a1" "$DURATION" <<'PY'
+python3 - "$W/wrk.out" "$ITEMS" "$CONNS" "$t0" "$t1" "$hz" "$a0" "$a1" "$DURATION" "$s0" "$s1" <<'PY'
 import json, sys
-out, items, conns, t0, t1, hz, a0, a1, dur = sys.argv[1:]
+out, items, conns, t0, t1, hz, a0, a1, dur, s0, s1 = sys.argv[1:]
+# Deltas of the scoring counters; null where the server does not export one.
+s0 = [float(x) for x in s0.split(",")]
+s1 = [float(x) for x in s1.split(",")]
+delta = [None if a < 0 or b < 0 else b - a for a, b in zip(s0, s1)]
 line = [l for l in open(out) if l.startswith("{")][-1]
 r = json.loads(line)
 cpu = (int(t1) - int(t0)) / int(hz)
@@ -54,5 +61,7 @@ print(json.dumps({"bench": "serve_load", "items": int(items), "dim": 64, "k": 20
                   "qps": round(r["rps"]), "p50_ms": r["latency_ms"]["p50"],
                   "p99_ms": r["latency_ms"]["p99"],
                   "server_cpu_s_per_request": round(cpu / max(1, r["requests"]), 8),
-                  "learned_during_eps": round((float(a1) - float(a0)) / float(dur))}))
+                  "learned_during_eps": round((float(a1) - float(a0)) / float(dur)),
+                  "scoring_batches": delta[0], "batched_queries": delta[1],
+                  "item_groups_packed": delta[2]}))
 PY
