@@ -96,6 +96,7 @@ absl::StatusOr<store::StoreMeta> DurableState::Attach(bool reset) {
   store::Persister::Options persist;
   persist.flush_interval = absl::Milliseconds(options_.config.flush_interval_ms);
   auto persister = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
+  persister->Start();
   MutexLock lock(&persister_mu_);
   persister_ = std::move(persister);
   return meta;

@@ -27,10 +27,18 @@ Persister::Persister(BatchWriter* writer, const Options& options, int64_t model_
       queued_version_(model_version),
       last_success_(absl::Now()) {
   stats_.model_version = model_version;
-  writer_thread_ = std::thread([this] { WriterLoop(); });
 }
 
 Persister::~Persister() { Stop(); }
+
+void Persister::Start() {
+  MutexLock stop_lock(&stop_mu_);
+  {
+    MutexLock lock(&mu_);
+    if (stop_) return;
+  }
+  if (!writer_thread_.joinable()) writer_thread_ = std::thread([this] { WriterLoop(); });
+}
 
 void Persister::Stop() {
   MutexLock stop_lock(&stop_mu_);

@@ -66,10 +66,14 @@ class Persister {
     absl::Duration max_backoff = absl::Seconds(5);
   };
 
-  // Starts the writer thread. `writer` must outlive the persister. `model_version` is the version
-  // stored so far (the next batch writes model_version + 1).
+  // `writer` must outlive the persister. `model_version` is the version stored so far (the next
+  // batch writes model_version + 1). Nothing is written before Start().
   Persister(BatchWriter* writer, const Options& options, int64_t model_version);
   ~Persister();  // Stop()
+
+  // Starts the writer thread; idempotent, and nothing once Stop() was called. Batches queued
+  // before it wait for it (Flush() times out without it).
+  void Start() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
   // Stops and joins the writer thread; idempotent. A batch not yet written stays unwritten (the
   // stored state is still an exact earlier prefix): call Flush() first for a clean shutdown.

@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
     auto db = store::StateStore::Open(store::LiveDbPath(f.dir), store::StateStore::Options{});
     if (!db.ok()) return Fail(db.status());
     store::Persister persister(db->get(), store::Persister::Options{}, 0);
+    persister.Start();
     persister.WriteIdentity(f.algo, config.dim, store::StateFingerprint(f.algo, config),
                             config::ToToml(config));
     start = Clock::now();
@@ -182,6 +183,7 @@ int main(int argc, char** argv) {
     auto db = store::StateStore::Open(store::LiveDbPath(f.dir), in_log_only);
     if (!lock.ok() || !db.ok()) _exit(1);
     store::Persister persister(db->get(), store::Persister::Options{}, 2);
+    persister.Start();
     const auto start_incr = Clock::now();
     if (!persister.Flush(rows, positions, sources, absl::Minutes(10)).ok()) _exit(1);
     const double seconds = Seconds(start_incr);

@@ -17,6 +17,7 @@
 #include <functional>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/engine.h"
@@ -121,6 +122,7 @@ TEST(StoreDiskFullTest, ThePersisterNeverAbortsAndResumesOnceSpaceIsFreed) {
     options.min_backoff = absl::Milliseconds(1);
     options.max_backoff = absl::Milliseconds(50);
     Persister persister(store->get(), options, 0);
+    persister.Start();
     persister.WriteIdentity("bpr", config.dim, StateFingerprint("bpr", config), "");
     auto learn = [&] {
       ASSERT_LT(next + kChunk, events.size()) << "the disk never filled";
@@ -186,6 +188,12 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
   engine::Engine::RunOptions run;
   run.flush_timeout = absl::Seconds(1);
   std::thread runner([&] { run_status = engine->Run(stop, run); });
+  // An assertion that returns early must stop and join the engine's thread: a joinable thread
+  // destroyed would abort the whole test binary instead of reporting the failure.
+  absl::Cleanup join_runner = [&] {
+    stop.store(true);
+    if (runner.joinable()) runner.join();
+  };
 
   serving::MetricsRegistry metrics;
   serving::HttpServerOptions http;

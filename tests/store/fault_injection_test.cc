@@ -106,6 +106,7 @@ TEST_P(PersisterFaultInjectionTest, EveryAcceptedEventIsStoredOnceTheFaultHeals)
     std::unique_ptr<StateStore> store = OpenFaulty();
     ASSERT_NE(store, nullptr);
     Persister persister(store.get(), FastRetries(), 0);
+    persister.Start();
     persister.WriteIdentity("bpr", config_.dim, StateFingerprint("bpr", config_), "");
     for (int i = 0; i < 3; ++i) LearnChunk(persister);
     ASSERT_TRUE(persister.Flush(*rows_, positions_, {"memory:test"}, absl::Seconds(20)).ok());
@@ -173,6 +174,7 @@ TEST_P(PersisterFaultInjectionTest, AStopWhileFailingLeavesAnExactPrefix) {
     std::unique_ptr<StateStore> store = OpenFaulty();
     ASSERT_NE(store, nullptr);
     Persister persister(store.get(), FastRetries(), 0);
+    persister.Start();
     persister.WriteIdentity("bpr", config_.dim, StateFingerprint("bpr", config_), "");
     for (int i = 0; i < 3; ++i) LearnChunk(persister);
     ASSERT_TRUE(persister.Flush(*rows_, positions_, {"memory:test"}, absl::Seconds(20)).ok());

@@ -39,6 +39,7 @@ class SnapshotTest : public ::testing::Test {
     ASSERT_TRUE(store.ok());
     store_ = *std::move(store);
     persister_ = std::make_unique<Persister>(store_.get(), Persister::Options{}, 0);
+    persister_->Start();
     persister_->WriteIdentity("bpr", 8, StateFingerprint("bpr", config_), "");
   }
 

@@ -64,6 +64,7 @@ TEST_P(RoundTripTest, IncrementalFlushesStoreExactlyTheLearnersState) {
   {
     auto store = OpenStore(dir);
     Persister persister(store.get(), Persister::Options{}, 0);
+    persister.Start();
     persister.WriteIdentity(GetParam(), f.config.dim, StateFingerprint(GetParam(), f.config), "");
     for (size_t begin = 0; begin < events.size(); begin += 700) {
       const size_t n = std::min<size_t>(700, events.size() - begin);
@@ -110,6 +111,7 @@ std::unique_ptr<StateStore> StoreWithState(const std::string& dir, const Fixture
   auto store = OpenStore(dir);
   {
     Persister persister(store.get(), Persister::Options{}, 0);
+    persister.Start();
     persister.WriteIdentity("bpr", f.config.dim, StateFingerprint("bpr", f.config), "");
     stream::AppliedPositions positions;
     FlushAll(persister, *l, positions);
@@ -239,6 +241,7 @@ TEST(PersisterTest, FailedAndTornWritesAreRetriedUntilTheStateIsComplete) {
     Persister::Options options;
     options.min_backoff = absl::Milliseconds(1);
     Persister persister(&writer, options, 0);
+    persister.Start();
     persister.WriteIdentity("hybrid", f.config.dim, StateFingerprint("hybrid", f.config), "");
     for (size_t begin = 0; begin < events.size(); begin += 1000) {
       l->ApplyBatch(absl::MakeConstSpan(events).subspan(begin, 1000));
@@ -261,6 +264,39 @@ TEST(PersisterTest, FailedAndTornWritesAreRetriedUntilTheStateIsComplete) {
   EXPECT_EQ(meta->positions.at(0).offset, 2999);
 }
 
+// The writer thread runs from Start() to Stop(): nothing is written before Start(), both calls are
+// idempotent, and Start() after Stop() starts nothing.
+TEST(PersisterTest, WritesOnlyBetweenStartAndStop) {
+  Fixture f;
+  auto l = f.NewLearner("bpr");
+  l->ApplyBatch(MakeEvents(200, 20, 30, 3));
+  auto store = OpenStore(FreshDir("persister_start_stop"));
+  stream::AppliedPositions positions;
+  positions.Set(0, 0, 199);
+  engine::LearnerRows rows(*l);
+  {
+    Persister persister(store.get(), Persister::Options{}, 0);
+    const absl::Status before =
+        persister.Flush(rows, positions, {"memory:test"}, absl::Milliseconds(300));
+    EXPECT_TRUE(absl::IsDeadlineExceeded(before)) << before;
+    EXPECT_EQ(persister.stats().batches_written, 0);
+    persister.Start();
+    persister.Start();
+    ASSERT_TRUE(persister.Flush(rows, positions, {"memory:test"}, absl::Seconds(30)).ok());
+    EXPECT_EQ(persister.stats().events_persisted, 200);
+    persister.Stop();
+    persister.Stop();
+    persister.Start();  // stopped for good
+    l->ApplyBatch(MakeEvents(50, 20, 30, 4));
+    positions.Set(0, 0, 249);
+    EXPECT_TRUE(absl::IsDeadlineExceeded(
+        persister.Flush(rows, positions, {"memory:test"}, absl::Milliseconds(300))));
+  }
+  auto meta = store->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->events_applied, 200);
+}
+
 TEST(PersisterTest, ExpiredUsersAreDeletedAndTheirRowsReused) {
   Fixture f;
   f.config.user_ttl_s = 100;  // event time
@@ -277,6 +313,7 @@ TEST(PersisterTest, ExpiredUsersAreDeletedAndTheirRowsReused) {
   l->ApplyBatch(events);
   auto store = OpenStore(dir);
   Persister persister(store.get(), Persister::Options{}, 0);
+  persister.Start();
   persister.WriteIdentity("bpr", f.config.dim, StateFingerprint("bpr", f.config), "");
   stream::AppliedPositions positions;
   FlushAll(persister, *l, positions);

@@ -48,6 +48,7 @@ class StoreWalCorruptionTest : public ::testing::Test {
     auto store = StateStore::Open(live, StateStore::Options{});
     ASSERT_TRUE(store.ok()) << store.status();
     Persister persister(store->get(), Persister::Options{}, 0);
+    persister.Start();
     persister.WriteIdentity("bpr", config_.dim, StateFingerprint("bpr", config_), "");
     stream::AppliedPositions positions;
     for (int b = 0; b < kBatches; ++b) {
