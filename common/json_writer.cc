@@ -47,7 +47,7 @@ JsonWriter& JsonWriter::EndArray() {
 
 JsonWriter& JsonWriter::Key(absl::string_view name) {
   Separate();
-  out_ += Quote(name);
+  AppendQuoted(name, &out_);
   out_ += ':';
   after_key_ = true;
   return *this;
@@ -55,7 +55,7 @@ JsonWriter& JsonWriter::Key(absl::string_view name) {
 
 JsonWriter& JsonWriter::String(absl::string_view value) {
   Separate();
-  out_ += Quote(value);
+  AppendQuoted(value, &out_);
   return *this;
 }
 
@@ -92,49 +92,63 @@ JsonWriter& JsonWriter::Null() {
 std::string JsonWriter::Quote(absl::string_view value) {
   std::string out;
   out.reserve(value.size() + 2);
-  out += '"';
-  for (size_t i = 0; i < value.size(); ++i) {
+  AppendQuoted(value, &out);
+  return out;
+}
+
+void JsonWriter::AppendQuoted(absl::string_view value, std::string* out) {
+  *out += '"';
+  size_t i = 0;
+  while (i < value.size()) {
+    // A run of bytes that stand for themselves is appended at once (ids usually are one).
+    size_t plain = i;
+    while (plain < value.size()) {
+      const unsigned char c = static_cast<unsigned char>(value[plain]);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+      ++plain;
+    }
+    out->append(value.data() + i, plain - i);
+    i = plain;
+    if (i == value.size()) break;
     const unsigned char c = static_cast<unsigned char>(value[i]);
     if (c >= 0x80) {
       // Valid sequences are copied; any other byte becomes U+FFFD, so the output is always
       // valid UTF-8 (and so valid JSON) whatever bytes an id or a message carries.
       const size_t n = Utf8SequenceLength(value.substr(i));
       if (n == 0) {
-        out += "\\ufffd";
+        *out += "\\ufffd";
+        ++i;
       } else {
-        out.append(value.data() + i, n);
-        i += n - 1;
+        out->append(value.data() + i, n);
+        i += n;
       }
       continue;
     }
     switch (c) {
       case '"':
-        out += "\\\"";
+        *out += "\\\"";
         break;
       case '\\':
-        out += "\\\\";
+        *out += "\\\\";
         break;
       case '\n':
-        out += "\\n";
+        *out += "\\n";
         break;
       case '\r':
-        out += "\\r";
+        *out += "\\r";
         break;
       case '\t':
-        out += "\\t";
+        *out += "\\t";
         break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
+      default: {  // another control character
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        *out += buf;
+      }
     }
+    ++i;
   }
-  out += '"';
-  return out;
+  *out += '"';
 }
 
 }  // namespace freshet

@@ -31,6 +31,8 @@ class JsonWriter {
 
   // `value` as a JSON string literal, quotes included.
   static std::string Quote(absl::string_view value);
+  // Quote(value) appended to *out.
+  static void AppendQuoted(absl::string_view value, std::string* out);
 
  private:
   void Separate();

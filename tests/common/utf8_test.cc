@@ -37,5 +37,20 @@ TEST(Utf8Test, JsonWriterNeverEmitsInvalidUtf8) {
   EXPECT_TRUE(IsValidUtf8(w.str()));
 }
 
+TEST(Utf8Test, JsonWriterEscapesWhatJsonRequiresAndCopiesTheRest) {
+  const std::string raw =
+      std::string("a\"b\\c\n\r\t\x01\x1f\x7f plain/id:42 \xc3\xa9") + '\0' + "z";
+  const std::string quoted =
+      "\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u001f\x7f plain/id:42 \xc3\xa9\\u0000z\"";
+  EXPECT_EQ(JsonWriter::Quote(raw), quoted);
+  std::string appended = "[";
+  JsonWriter::AppendQuoted(raw, &appended);
+  EXPECT_EQ(appended, "[" + quoted);
+  JsonWriter w;
+  w.BeginObject().Key(raw).String("").EndObject();
+  EXPECT_EQ(w.str(), "{" + quoted + ":\"\"}");
+  EXPECT_EQ(JsonWriter::Quote(""), "\"\"");
+}
+
 }  // namespace
 }  // namespace freshet
