@@ -34,7 +34,8 @@ struct ReplayFlags {
   int k = 0;  // 0: replay.k from the config
   std::string report_dir;
   bool no_eval = false;
-  int windows = 0;  // 0: replay.windows from the config
+  int windows = 0;           // 0: replay.windows from the config
+  int stability_every = 10;  // users sampled for the stability figure (1 in N); 0: off
   std::string backend;
   bool quiet = false;
 };

@@ -85,6 +85,11 @@ int main(int argc, char** argv) {
   replay_cmd
       ->add_option("--windows", replay.windows, "slices of the stream in the report (default 20)")
       ->check(CLI::Range(1, 10000));
+  replay_cmd
+      ->add_option("--stability-every", replay.stability_every,
+                   "measure the stability of top-K lists for 1 user in N (by id hash); 0: off")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   replay_cmd->add_option("--backend", replay.backend,
                          "cpu | cuda | auto (default: kernels.backend)");
   replay_cmd->add_flag("--quiet", replay.quiet, "no progress line");

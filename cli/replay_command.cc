@@ -74,6 +74,7 @@ absl::Status Replay(const ReplayFlags& flags) {
     options.evaluate = !flags.no_eval;
     options.windows = flags.windows > 0 ? flags.windows : config.replay_windows;
     options.total_events = source->size();
+    options.stability_every = flags.stability_every;
     const std::string label = absl::StrCat("[", model, "]");
     options.progress = [&](const learner::ReplayProgress& p) {
       progress.Update(label, p.done, p.total, p.seconds);

@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -60,6 +62,56 @@ struct Accumulator {
   }
 };
 
+// Running sums for one subset of the ranked events.
+struct SliceAccumulator {
+  int64_t evaluated = 0;
+  int64_t hits = 0;
+  double ndcg = 0;
+
+  void Add(size_t rank) {
+    ++evaluated;
+    if (rank == 0) return;
+    ++hits;
+    ndcg += 1.0 / std::log2(static_cast<double>(rank) + 1.0);
+  }
+
+  SliceMetrics Finish() const {
+    SliceMetrics m;
+    m.evaluated = evaluated;
+    if (evaluated > 0) {
+      m.recall = static_cast<double>(hits) / static_cast<double>(evaluated);
+      m.ndcg = ndcg / static_cast<double>(evaluated);
+    }
+    return m;
+  }
+};
+
+// What the evaluator keeps per user for the breakdowns and the stability figure.
+struct UserState {
+  int64_t events = 0;         // events of the user replayed so far
+  bool sampled = false;       // stability is measured for this user
+  bool has_kept = false;      // `kept` holds the top-K made after the user's last event
+  std::vector<int32_t> kept;  // item rows
+};
+
+uint64_t Fnv1a64(absl::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (const char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// |a ∩ b| / max(|a|, |b|); the lists hold distinct items.
+double Overlap(absl::Span<const int32_t> a, absl::Span<const int32_t> b) {
+  const size_t larger = std::max(a.size(), b.size());
+  if (larger == 0) return 1.0;
+  size_t common = 0;
+  for (const int32_t x : a) common += std::find(b.begin(), b.end(), x) != b.end() ? 1 : 0;
+  return static_cast<double>(common) / static_cast<double>(larger);
+}
+
 }  // namespace
 
 absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& source,
@@ -70,7 +122,16 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
 
   ReplayRun run;
   run.model = learner.algorithm();
+  run.early_events_limit = options.early_events;
+  run.stability.sample_every = options.evaluate ? std::max(0, options.stability_every) : 0;
   Accumulator all, window;
+  std::map<std::string, SliceAccumulator, std::less<>> by_type;
+  SliceAccumulator early, later;
+  absl::flat_hash_map<std::string, UserState> user_states;
+  int64_t stability_pairs = 0;
+  double stability_sum = 0;
+  Recommendation kept_recs;
+  std::vector<int32_t> ranked;
   ReplayWindow current;
   Recommendation recs;
   std::vector<stream::Event> batch;
@@ -83,10 +144,15 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
   int window_index = 0;
   int64_t window_end = total_events / num_windows;
 
+  // Time spent making the stability figure's kept lists: left out of the spans' seconds, so that
+  // events_per_sec measures the protocol alone.
+  double window_stability_s = 0, total_stability_s = 0;
   auto close_window = [&](int64_t end_ts) {
     current.end_event = index;
     current.end_ts_ms = end_ts;
-    current.metrics = window.Finish(learner.items().size(), SecondsSince(window_start));
+    current.metrics =
+        window.Finish(learner.items().size(), SecondsSince(window_start) - window_stability_s);
+    window_stability_s = 0;
     run.windows.push_back(current);
     window = Accumulator{};
     window_start = Clock::now();
@@ -130,6 +196,11 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
     } else {
       for (const stream::Event& event : batch) {
         if (window.events == 0) current.begin_ts_ms = event.ts_ms;
+        auto [state_it, new_user] = user_states.try_emplace(event.user);
+        UserState& state = state_it->second;
+        if (new_user && run.stability.sample_every > 0) {
+          state.sampled = Fnv1a64(event.user) % run.stability.sample_every == 0;
+        }
         const int32_t item = learner.items().Find(event.item);
         const int32_t user = learner.users().Find(event.user);
         if (item != IdDictionary::kMissing &&
@@ -143,8 +214,31 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
           }
           all.AddEvaluation(rank);
           window.AddEvaluation(rank);
+          auto type_it = by_type.find(event.type);
+          if (type_it == by_type.end())
+            type_it = by_type.emplace(event.type, SliceAccumulator{}).first;
+          type_it->second.Add(rank);
+          (state.events < options.early_events ? early : later).Add(rank);
+          if (state.has_kept) {
+            ranked.clear();
+            for (const kernels::ScoredItem& s : recs.items) ranked.push_back(s.item);
+            stability_sum += Overlap(ranked, state.kept);
+            ++stability_pairs;
+          }
         }
         learner.Apply(event);
+        ++state.events;
+        if (state.sampled) {
+          // The list a request would get now; compared at the user's next ranked event.
+          const Clock::time_point kept_start = Clock::now();
+          FRESHET_RETURN_IF_ERROR(learner.Recommend(event.user, options.k, true, &kept_recs));
+          state.kept.clear();
+          for (const kernels::ScoredItem& s : kept_recs.items) state.kept.push_back(s.item);
+          state.has_kept = true;
+          const double kept_s = SecondsSince(kept_start);
+          window_stability_s += kept_s;
+          total_stability_s += kept_s;
+        }
         advance(1, event.ts_ms);
       }
     }
@@ -161,7 +255,14 @@ absl::StatusOr<ReplayRun> RunPrequential(Learner& learner, stream::EventSource& 
   }
   learner.Flush();
   if (window.events > 0 || run.windows.empty()) close_window(last_ts);
-  run.total = all.Finish(learner.items().size(), SecondsSince(start));
+  run.total = all.Finish(learner.items().size(), SecondsSince(start) - total_stability_s);
+  for (const auto& [type, slice] : by_type) run.by_type.emplace_back(type, slice.Finish());
+  run.early_events = early.Finish();
+  run.later_events = later.Finish();
+  run.stability.pairs = stability_pairs;
+  run.stability.seconds = total_stability_s;
+  run.stability.mean_overlap =
+      stability_pairs > 0 ? stability_sum / static_cast<double>(stability_pairs) : 0.0;
   if (options.progress) {
     options.progress(ReplayProgress{index, options.total_events, run.total.seconds});
   }

@@ -6,6 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -15,8 +18,8 @@
 namespace freshet::learner {
 namespace {
 
-void MetricsToJson(const ReplayMetrics& m, JsonWriter& w) {
-  w.BeginObject();
+// The members of one metrics object (the caller opens and closes it).
+void MetricFields(const ReplayMetrics& m, JsonWriter& w) {
   w.Key("recall").Double(m.recall);
   w.Key("ndcg").Double(m.ndcg);
   w.Key("mrr").Double(m.mrr);
@@ -24,6 +27,49 @@ void MetricsToJson(const ReplayMetrics& m, JsonWriter& w) {
   w.Key("evaluated").Int(m.evaluated);
   w.Key("events_per_sec").Double(m.events_per_sec);
   w.Key("seconds").Double(m.seconds);
+}
+
+void MetricsToJson(const ReplayMetrics& m, JsonWriter& w) {
+  w.BeginObject();
+  MetricFields(m, w);
+  w.EndObject();
+}
+
+void SliceToJson(const SliceMetrics& m, JsonWriter& w) {
+  w.BeginObject();
+  w.Key("evaluated").Int(m.evaluated);
+  w.Key("recall").Double(m.recall);
+  w.Key("ndcg").Double(m.ndcg);
+  w.EndObject();
+}
+
+// The whole stream's figures of one model: the metrics, the breakdowns, the stability figure.
+void RunTotalToJson(const ReplayRun& run, JsonWriter& w) {
+  w.BeginObject();
+  MetricFields(run.total, w);
+  w.Key("by_type").BeginObject();
+  for (const auto& [type, slice] : run.by_type) {
+    w.Key(type);
+    SliceToJson(slice, w);
+  }
+  w.EndObject();
+  w.Key("by_user_activity").BeginObject();
+  w.Key("first_events").Int(run.early_events_limit);
+  w.Key("first");
+  SliceToJson(run.early_events, w);
+  w.Key("later");
+  SliceToJson(run.later_events, w);
+  w.EndObject();
+  w.Key("stability").BeginObject();
+  if (run.stability.pairs > 0) {
+    w.Key("mean_overlap").Double(run.stability.mean_overlap);
+  } else {
+    w.Key("mean_overlap").Null();
+  }
+  w.Key("pairs").Int(run.stability.pairs);
+  w.Key("sample_every").Int(run.stability.sample_every);
+  w.Key("seconds").Double(run.stability.seconds);
+  w.EndObject();
   w.EndObject();
 }
 
@@ -98,6 +144,158 @@ std::string RecallPlotSvg(const ReplayReport& report) {
   return svg;
 }
 
+std::string TypeLabel(absl::string_view type) {
+  return type.empty() ? std::string("(no type)") : absl::StrCat("type ", HtmlEscape(type));
+}
+
+// The slices of the breakdown, in the order the page shows them.
+struct Slice {
+  std::string label;  // HTML
+  std::function<const SliceMetrics*(const ReplayRun&)> get;
+};
+
+std::vector<Slice> Slices(const ReplayReport& report) {
+  std::vector<Slice> slices;
+  const int first = report.runs.empty() ? 0 : report.runs.front().early_events_limit;
+  slices.push_back({absl::StrCat("user's first ", first, " events"),
+                    [](const ReplayRun& run) { return &run.early_events; }});
+  slices.push_back({"later events", [](const ReplayRun& run) { return &run.later_events; }});
+  std::vector<std::string> types;
+  for (const ReplayRun& run : report.runs) {
+    for (const auto& [type, slice] : run.by_type) {
+      if (std::find(types.begin(), types.end(), type) == types.end()) types.push_back(type);
+    }
+  }
+  std::sort(types.begin(), types.end());
+  for (const std::string& type : types) {
+    slices.push_back({TypeLabel(type), [type](const ReplayRun& run) -> const SliceMetrics* {
+                        for (const auto& [t, slice] : run.by_type) {
+                          if (t == type) return &slice;
+                        }
+                        return nullptr;
+                      }});
+  }
+  return slices;
+}
+
+// Grouped bars in the style of the recall plot: one group per category, one bar per model (a
+// negative value: no bar), the models' colours and legend as there.
+std::string BarChartSvg(const ReplayReport& report, const std::vector<std::string>& categories,
+                        const std::function<double(const ReplayRun&, size_t)>& value,
+                        const std::string& axis_label) {
+  const double width = 760, height = 260, left = 56, right = 130, top = 16, bottom = 40;
+  const double plot_w = width - left - right, plot_h = height - top - bottom;
+  double max_value = 0;
+  for (const ReplayRun& run : report.runs) {
+    for (size_t c = 0; c < categories.size(); ++c) max_value = std::max(max_value, value(run, c));
+  }
+  max_value = max_value <= 0 ? 1.0 : std::ceil(max_value * 10.0 + 0.5) / 10.0;
+  if (max_value > 1.0 && max_value < 1.15) max_value = 1.0;
+  auto y = [&](double v) { return top + plot_h * (1.0 - v / max_value); };
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+      width, height, width, height);
+  for (int t = 0; t <= 5; ++t) {
+    const double v = max_value * t / 5.0;
+    absl::StrAppendFormat(&svg,
+                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
+                          left, y(v), left + plot_w, y(v), left - 6, y(v) + 4, v);
+  }
+  const double group_w = plot_w / static_cast<double>(std::max<size_t>(1, categories.size()));
+  const double bar_w = group_w * 0.8 / static_cast<double>(std::max<size_t>(1, report.runs.size()));
+  for (size_t c = 0; c < categories.size(); ++c) {
+    const double group_left = left + group_w * static_cast<double>(c) + group_w * 0.1;
+    absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                          left + group_w * (static_cast<double>(c) + 0.5), top + plot_h + 16,
+                          categories[c]);
+    for (size_t m = 0; m < report.runs.size(); ++m) {
+      const double v = value(report.runs[m], c);
+      if (!(v >= 0)) continue;
+      absl::StrAppendFormat(
+          &svg,
+          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+          "fill=\"%s\"><title>%s: %.4f</title></rect>\n",
+          group_left + bar_w * static_cast<double>(m), y(v), bar_w * 0.9, top + plot_h - y(v),
+          kColors[m % (sizeof(kColors) / sizeof(kColors[0]))], HtmlEscape(report.runs[m].model), v);
+    }
+  }
+  absl::StrAppendFormat(&svg,
+                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                        "stroke=\"#888\"/>\n<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 "
+                        "14 %.1f)\" text-anchor=\"middle\">%s</text>\n",
+                        left, top, plot_w, plot_h, top + plot_h / 2, top + plot_h / 2, axis_label);
+  for (size_t m = 0; m < report.runs.size(); ++m) {
+    const char* color = kColors[m % (sizeof(kColors) / sizeof(kColors[0]))];
+    absl::StrAppendFormat(&svg,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+                          "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                          left + plot_w + 12, top + 10 + 18.0 * m, color, left + plot_w + 28,
+                          top + 15 + 18.0 * m, HtmlEscape(report.runs[m].model));
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+// The breakdowns and the stability figure: the charts, then one table per model.
+std::string BreakdownHtml(const ReplayReport& report) {
+  const std::vector<Slice> slices = Slices(report);
+  std::vector<std::string> labels;
+  for (const Slice& slice : slices) labels.push_back(slice.label);
+  std::string html = absl::StrCat(
+      "<h2>By user activity and event type</h2>\n<p>Ranked events split by how many events the "
+      "user had made before (any event counts) and by the event's type; every figure is over the "
+      "whole stream.</p>\n",
+      BarChartSvg(
+          report, labels,
+          [&](const ReplayRun& run, size_t c) {
+            const SliceMetrics* m = slices[c].get(run);
+            return m == nullptr || m->evaluated == 0 ? -1.0 : m->ndcg;
+          },
+          absl::StrCat("NDCG@", report.k)));
+  int sample_every = 0;
+  for (const ReplayRun& run : report.runs)
+    sample_every = std::max(sample_every, run.stability.sample_every);
+  absl::StrAppend(
+      &html, "<h2>Stability</h2>\n<p>For users whose id's FNV-1a hash is 0 modulo ", sample_every,
+      ", the top-", report.k,
+      " made right after each of the user's events is learnt is compared with the user's ranking "
+      "at the next ranked event, before it is learnt: only other users' events were learnt in "
+      "between. Overlap: |A &cap; B| / max(|A|, |B|); 1 means other users' learning left the "
+      "list as it was.</p>\n",
+      BarChartSvg(
+          report, {absl::StrCat("mean top-", report.k, " overlap")},
+          [](const ReplayRun& run, size_t) {
+            return run.stability.pairs > 0 ? run.stability.mean_overlap : -1.0;
+          },
+          "overlap"));
+  for (const ReplayRun& run : report.runs) {
+    absl::StrAppend(&html, "<h3>", HtmlEscape(run.model),
+                    "</h3>\n<table><tr><th>ranked events</th><th>evaluated</th><th>Recall@",
+                    report.k, "</th><th>NDCG@", report.k, "</th></tr>\n");
+    absl::StrAppendFormat(&html, "<tr><td>all</td><td>%d</td><td>%.4f</td><td>%.4f</td></tr>\n",
+                          run.total.evaluated, run.total.recall, run.total.ndcg);
+    for (const Slice& slice : slices) {
+      const SliceMetrics* m = slice.get(run);
+      if (m == nullptr) continue;
+      absl::StrAppendFormat(&html, "<tr><td>%s</td><td>%d</td><td>%.4f</td><td>%.4f</td></tr>\n",
+                            slice.label, m->evaluated, m->recall, m->ndcg);
+    }
+    html += "</table>\n";
+    if (run.stability.pairs > 0) {
+      absl::StrAppendFormat(&html,
+                            "<p>Stability: mean top-%d overlap %.4f over %d pairs (users sampled "
+                            "1 in %d by id hash).</p>\n",
+                            report.k, run.stability.mean_overlap, run.stability.pairs,
+                            run.stability.sample_every);
+    } else {
+      html += "<p>Stability: not measured (no pairs).</p>\n";
+    }
+  }
+  return html;
+}
+
 }  // namespace
 
 std::string ReportToJson(const ReplayReport& report) {
@@ -110,7 +308,7 @@ std::string ReportToJson(const ReplayReport& report) {
   w.Key("models").BeginObject();
   for (const ReplayRun& run : report.runs) {
     w.Key(run.model);
-    MetricsToJson(run.total, w);
+    RunTotalToJson(run, w);
   }
   w.EndObject();
   w.Key("windows").BeginArray();
@@ -151,6 +349,16 @@ std::string SummaryTable(const ReplayReport& report) {
     absl::StrAppendFormat(&out, "%-12s %9.4f %9.4f %9.4f %9.4f %10d %14.0f\n", run.model, m.recall,
                           m.ndcg, m.mrr, m.coverage, m.evaluated, m.events_per_sec);
   }
+  if (!report.evaluated) return out;
+  const int first = report.runs.empty() ? 0 : report.runs.front().early_events_limit;
+  absl::StrAppendFormat(&out, "\n%-12s %12s %12s %12s %12s %10s %9s\n", "model",
+                        absl::StrCat("first", first, " rec"), absl::StrCat("first", first, " ndcg"),
+                        "later rec", "later ndcg", "stability", "pairs");
+  for (const ReplayRun& run : report.runs) {
+    absl::StrAppendFormat(&out, "%-12s %12.4f %12.4f %12.4f %12.4f %10.4f %9d\n", run.model,
+                          run.early_events.recall, run.early_events.ndcg, run.later_events.recall,
+                          run.later_events.ndcg, run.stability.mean_overlap, run.stability.pairs);
+  }
   return out;
 }
 
@@ -185,7 +393,9 @@ std::string ReportToHtml(const ReplayReport& report) {
                           HtmlEscape(run.model), m.recall, m.ndcg, m.mrr, m.coverage, m.evaluated,
                           m.events_per_sec);
   }
-  html += "</table>\n</body></html>\n";
+  html += "</table>\n";
+  if (report.evaluated) html += BreakdownHtml(report);
+  html += "</body></html>\n";
   return html;
 }
 

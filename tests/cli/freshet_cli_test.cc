@@ -56,6 +56,19 @@ TEST(FreshetCliTest, ReplaysMovieLens100kWithTheShippedDefaults) {
   EXPECT_EQ(report["windows"].get_array().size(), 20u);
   EXPECT_TRUE(std::filesystem::exists(dir + "/report.html"));
   EXPECT_NE(r.output.find("recall@10"), std::string::npos);  // the summary table
+  // The breakdowns: MovieLens' one event type, the user activity split, the stability sample.
+  simdjson::dom::element bpr = report["models"]["bpr"];
+  EXPECT_EQ(int64_t(bpr["by_type"]["rating"]["evaluated"].get_int64().value()),
+            int64_t(bpr["evaluated"].get_int64().value()));
+  EXPECT_EQ(int64_t(bpr["by_user_activity"]["first"]["evaluated"].get_int64().value()) +
+                int64_t(bpr["by_user_activity"]["later"]["evaluated"].get_int64().value()),
+            int64_t(bpr["evaluated"].get_int64().value()));
+  EXPECT_EQ(int64_t(bpr["stability"]["sample_every"].get_int64().value()), 10);
+  EXPECT_GT(int64_t(bpr["stability"]["pairs"].get_int64().value()), 0);
+  const double overlap = double(bpr["stability"]["mean_overlap"].get_double().value());
+  EXPECT_GT(overlap, 0.0);
+  EXPECT_LE(overlap, 1.0);
+  EXPECT_NE(r.output.find("later ndcg"), std::string::npos);
 }
 
 TEST(FreshetCliTest, GeneratesAndReplaysASyntheticStream) {
