@@ -19,49 +19,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Running sums for one span of the stream.
-struct Accumulator {
-  int64_t events = 0;
-  int64_t evaluated = 0;
-  int64_t hits = 0;
-  double ndcg = 0;
-  double rr = 0;
-  std::vector<bool> recommended;  // by item row
-  int64_t distinct_recommended = 0;
-
-  // One ranked event; rank is 1-based, 0 for a miss.
-  void AddEvaluation(size_t rank) {
-    ++evaluated;
-    if (rank == 0) return;
-    ++hits;
-    ndcg += 1.0 / std::log2(static_cast<double>(rank) + 1.0);
-    rr += 1.0 / static_cast<double>(rank);
-  }
-
-  void Mark(int32_t item) {
-    if (item >= static_cast<int32_t>(recommended.size())) recommended.resize(item + 1, false);
-    if (!recommended[item]) {
-      recommended[item] = true;
-      ++distinct_recommended;
-    }
-  }
-
-  ReplayMetrics Finish(int32_t catalog, double seconds) const {
-    ReplayMetrics m;
-    m.events = events;
-    m.evaluated = evaluated;
-    if (evaluated > 0) {
-      m.recall = static_cast<double>(hits) / static_cast<double>(evaluated);
-      m.ndcg = ndcg / static_cast<double>(evaluated);
-      m.mrr = rr / static_cast<double>(evaluated);
-    }
-    m.coverage = catalog > 0 ? static_cast<double>(distinct_recommended) / catalog : 0.0;
-    m.seconds = seconds;
-    m.events_per_sec = seconds > 0 ? static_cast<double>(events) / seconds : 0.0;
-    return m;
-  }
-};
-
 // Running sums for one subset of the ranked events.
 struct SliceAccumulator {
   int64_t evaluated = 0;
@@ -82,6 +39,44 @@ struct SliceAccumulator {
       m.recall = static_cast<double>(hits) / static_cast<double>(evaluated);
       m.ndcg = ndcg / static_cast<double>(evaluated);
     }
+    return m;
+  }
+};
+
+// Running sums for one span of the stream: the ranked events' recall and NDCG (as any subset's),
+// plus the reciprocal ranks and the items recommended.
+struct Accumulator {
+  int64_t events = 0;
+  SliceAccumulator ranked;
+  double rr = 0;
+  std::vector<bool> recommended;  // by item row
+  int64_t distinct_recommended = 0;
+
+  // One ranked event; rank is 1-based, 0 for a miss.
+  void AddEvaluation(size_t rank) {
+    ranked.Add(rank);
+    if (rank > 0) rr += 1.0 / static_cast<double>(rank);
+  }
+
+  void Mark(int32_t item) {
+    if (item >= static_cast<int32_t>(recommended.size())) recommended.resize(item + 1, false);
+    if (!recommended[item]) {
+      recommended[item] = true;
+      ++distinct_recommended;
+    }
+  }
+
+  ReplayMetrics Finish(int32_t catalog, double seconds) const {
+    ReplayMetrics m;
+    m.events = events;
+    const SliceMetrics slice = ranked.Finish();
+    m.evaluated = slice.evaluated;
+    m.recall = slice.recall;
+    m.ndcg = slice.ndcg;
+    if (slice.evaluated > 0) m.mrr = rr / static_cast<double>(slice.evaluated);
+    m.coverage = catalog > 0 ? static_cast<double>(distinct_recommended) / catalog : 0.0;
+    m.seconds = seconds;
+    m.events_per_sec = seconds > 0 ? static_cast<double>(events) / seconds : 0.0;
     return m;
   }
 };

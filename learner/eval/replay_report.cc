@@ -86,6 +86,38 @@ std::string HtmlEscape(absl::string_view s) {
 constexpr const char* kColors[] = {"#1b6ca8", "#d1495b", "#2e933c", "#edae49",
                                    "#66468f", "#00798c", "#8c564b", "#444444"};
 
+// Model m's colour in every plot.
+const char* ModelColor(size_t m) { return kColors[m % (sizeof(kColors) / sizeof(kColors[0]))]; }
+
+// What every plot shares: the opening tag, the value grid (five steps up to `max_value`, labelled
+// left of the plot) and a model's entry in the legend right of it.
+std::string SvgOpen(double width, double height) {
+  return absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+      width, height, width, height);
+}
+
+template <typename Y>
+void AppendValueGrid(std::string* svg, double left, double plot_w, double max_value, Y y) {
+  for (int t = 0; t <= 5; ++t) {
+    const double v = max_value * t / 5.0;
+    absl::StrAppendFormat(svg,
+                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
+                          left, y(v), left + plot_w, y(v), left - 6, y(v) + 4, v);
+  }
+}
+
+void AppendLegendEntry(std::string* svg, double legend_x, double top, size_t m,
+                       absl::string_view model) {
+  absl::StrAppendFormat(svg,
+                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+                        "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                        legend_x, top + 10 + 18.0 * m, ModelColor(m), legend_x + 16,
+                        top + 15 + 18.0 * m, HtmlEscape(model));
+}
+
 std::string RecallPlotSvg(const ReplayReport& report) {
   const double width = 760, height = 320, left = 56, right = 130, top = 16, bottom = 40;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
@@ -101,18 +133,9 @@ std::string RecallPlotSvg(const ReplayReport& report) {
   auto x = [&](double e) { return left + plot_w * e / static_cast<double>(max_event); };
   auto y = [&](double r) { return top + plot_h * (1.0 - r / max_recall); };
 
-  std::string svg = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-      "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
-      width, height, width, height);
+  std::string svg = SvgOpen(width, height);
   // Axes and grid.
-  for (int t = 0; t <= 5; ++t) {
-    const double r = max_recall * t / 5.0;
-    absl::StrAppendFormat(&svg,
-                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
-                          left, y(r), left + plot_w, y(r), left - 6, y(r) + 4, r);
-  }
+  AppendValueGrid(&svg, left, plot_w, max_recall, y);
   for (int t = 0; t <= 4; ++t) {
     const double e = static_cast<double>(max_event) * t / 4.0;
     absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n",
@@ -127,7 +150,6 @@ std::string RecallPlotSvg(const ReplayReport& report) {
                         top + plot_h / 2, report.k);
   for (size_t m = 0; m < report.runs.size(); ++m) {
     const ReplayRun& run = report.runs[m];
-    const char* color = kColors[m % (sizeof(kColors) / sizeof(kColors[0]))];
     std::string points;
     for (const ReplayWindow& w : run.windows) {
       const double mid = 0.5 * static_cast<double>(w.begin_event + w.end_event);
@@ -135,10 +157,9 @@ std::string RecallPlotSvg(const ReplayReport& report) {
     }
     absl::StrAppendFormat(&svg,
                           "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
-                          "points=\"%s\"/>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" "
-                          "fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-                          color, points, left + plot_w + 12, top + 10 + 18.0 * m, color,
-                          left + plot_w + 28, top + 15 + 18.0 * m, HtmlEscape(run.model));
+                          "points=\"%s\"/>\n",
+                          ModelColor(m), points);
+    AppendLegendEntry(&svg, left + plot_w + 12, top, m, run.model);
   }
   svg += "</svg>\n";
   return svg;
@@ -192,17 +213,8 @@ std::string BarChartSvg(const ReplayReport& report, const std::vector<std::strin
   max_value = max_value <= 0 ? 1.0 : std::ceil(max_value * 10.0 + 0.5) / 10.0;
   if (max_value > 1.0 && max_value < 1.15) max_value = 1.0;
   auto y = [&](double v) { return top + plot_h * (1.0 - v / max_value); };
-  std::string svg = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-      "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
-      width, height, width, height);
-  for (int t = 0; t <= 5; ++t) {
-    const double v = max_value * t / 5.0;
-    absl::StrAppendFormat(&svg,
-                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
-                          left, y(v), left + plot_w, y(v), left - 6, y(v) + 4, v);
-  }
+  std::string svg = SvgOpen(width, height);
+  AppendValueGrid(&svg, left, plot_w, max_value, y);
   const double group_w = plot_w / static_cast<double>(std::max<size_t>(1, categories.size()));
   const double bar_w = group_w * 0.8 / static_cast<double>(std::max<size_t>(1, report.runs.size()));
   for (size_t c = 0; c < categories.size(); ++c) {
@@ -213,12 +225,12 @@ std::string BarChartSvg(const ReplayReport& report, const std::vector<std::strin
     for (size_t m = 0; m < report.runs.size(); ++m) {
       const double v = value(report.runs[m], c);
       if (!(v >= 0)) continue;
-      absl::StrAppendFormat(
-          &svg,
-          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-          "fill=\"%s\"><title>%s: %.4f</title></rect>\n",
-          group_left + bar_w * static_cast<double>(m), y(v), bar_w * 0.9, top + plot_h - y(v),
-          kColors[m % (sizeof(kColors) / sizeof(kColors[0]))], HtmlEscape(report.runs[m].model), v);
+      absl::StrAppendFormat(&svg,
+                            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                            "fill=\"%s\"><title>%s: %.4f</title></rect>\n",
+                            group_left + bar_w * static_cast<double>(m), y(v), bar_w * 0.9,
+                            top + plot_h - y(v), ModelColor(m), HtmlEscape(report.runs[m].model),
+                            v);
     }
   }
   absl::StrAppendFormat(&svg,
@@ -227,12 +239,7 @@ std::string BarChartSvg(const ReplayReport& report, const std::vector<std::strin
                         "14 %.1f)\" text-anchor=\"middle\">%s</text>\n",
                         left, top, plot_w, plot_h, top + plot_h / 2, top + plot_h / 2, axis_label);
   for (size_t m = 0; m < report.runs.size(); ++m) {
-    const char* color = kColors[m % (sizeof(kColors) / sizeof(kColors[0]))];
-    absl::StrAppendFormat(&svg,
-                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-                          left + plot_w + 12, top + 10 + 18.0 * m, color, left + plot_w + 28,
-                          top + 15 + 18.0 * m, HtmlEscape(report.runs[m].model));
+    AppendLegendEntry(&svg, left + plot_w + 12, top, m, report.runs[m].model);
   }
   svg += "</svg>\n";
   return svg;
