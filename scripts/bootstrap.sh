@@ -18,7 +18,6 @@ PACKAGES=(
   librocksdb-dev       # the durable state (store/)
   libhiredis-dev       # Redis client: the replicas' rendezvous for their NCCL id (optional)
   redis-server         # the tests start a real one on a free loopback port
-  libboost-dev         # Boost.Beast / Asio (header-only) for the HTTP server
   curl python3         # the live demo (scripts/demo.sh) reads the API with them
   wrk                  # HTTP load generator for the serving benchmarks
   libjemalloc2         # the freshet binary's allocator (faster than glibc's under the server's load)

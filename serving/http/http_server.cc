@@ -1,32 +1,40 @@
-// The only translation unit that includes Boost.Beast (it compiles slowly): everything Beast-typed
-// lives here, behind HttpServer's pimpl.
+// HttpServer on Linux epoll.
 //
-// Model: one io_context run by io_threads threads; each connection is a Session on its own strand,
-// so a session's handlers never run concurrently and need no locks. Per request a session does
-//   idle read (idle_timeout, only when no pipelined bytes are buffered)
-//   -> read header (request_timeout) [-> "100 Continue"] -> read body -> route + handler -> write
-// and then loops, so pipelined requests are answered strictly in order. The server keeps weak
-// references to its sessions so Stop() can close the idle ones and wait for the busy ones.
+// Model: io_threads threads, each with its own epoll set. The listening socket is in every set
+// (EPOLLEXCLUSIVE, so a new connection wakes one thread); a thread owns the connections it
+// accepts for their whole life, so a connection's state needs no lock. Connection sockets are
+// edge-triggered: a thread reads until the kernel says "would block", and a connection that is
+// busy (its request being handled, or its response being written) remembers that bytes are
+// waiting and reads them once it is free again. Per request a connection goes
+//   idle (idle_timeout, nothing buffered) -> reading (request_timeout from the first byte)
+//   [-> "100 Continue"] -> handling -> writing (request_timeout) -> idle again
+// and pipelined requests are parsed from the buffer one at a time, so they are answered strictly
+// in order. An asynchronous handler's answer comes back through the owning thread's mailbox (a
+// locked queue and an eventfd that wakes the thread; one wake-up carries every answer posted
+// since the thread last looked), and the thread writes it.
+//
+// Cost per request on the I/O thread: one recv, one send, an epoll_wait shared with whatever else
+// arrived, no timers (deadlines are swept every kSweepInterval) and no per-request allocation
+// beyond the HttpRequest and the response.
 #include "serving/http/http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
-#include <limits>
-#include <optional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,36 +42,67 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "serving/http/blocking_pool.h"
+#include "serving/http/request_parser.h"
 #include "serving/http/url.h"
 
 namespace freshet::serving {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kReadChunk = 16 * 1024;
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr size_t kReadChunk = 64 * 1024;
 // After a response that closes the connection, unread request bytes are drained for this long (at
 // most kLingerBytes) so the kernel does not answer them with a reset that could destroy the
 // response before the client reads it (e.g. a 413 sent while the client is still uploading).
-constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr int64_t kLingerNs = 1'000'000'000;
 constexpr size_t kLingerBytes = 1 << 20;
+// How often each thread checks its connections' deadlines, and backs off a failing accept().
+constexpr int64_t kSweepIntervalNs = 50'000'000;
+constexpr int kEpollWaitMs = 50;
+constexpr int64_t kAcceptBackoffNs = 50'000'000;
+constexpr int kMaxAcceptsPerWake = 64;
 constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr int kMaxStatus = 600;
-
-std::string ToStd(beast::string_view s) { return std::string(s.data(), s.size()); }
+// epoll data of the two descriptors that are not connections; connection ids start above them.
+constexpr uint64_t kListenerId = 0;
+constexpr uint64_t kMailboxId = 1;
 
 bool HasLineBreak(absl::string_view s) {
   return s.find_first_of("\r\n") != absl::string_view::npos;
+}
+
+// Header fields the server writes itself; a handler's copy of one is dropped.
+bool IsFramingField(absl::string_view name) {
+  return absl::EqualsIgnoreCase(name, "Content-Length") ||
+         absl::EqualsIgnoreCase(name, "Content-Type") ||
+         absl::EqualsIgnoreCase(name, "Connection") ||
+         absl::EqualsIgnoreCase(name, "Transfer-Encoding");
+}
+
+// "127.0.0.1:54321" or "[::1]:54321".
+std::string PeerAddress(const sockaddr_storage& addr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(addr);
+    inet_ntop(AF_INET, &in.sin_addr, text, sizeof(text));
+    return absl::StrCat(text, ":", ntohs(in.sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(addr);
+    inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof(text));
+    return absl::StrCat("[", text, "]:", ntohs(in6.sin6_port));
+  }
+  return "";
 }
 
 // Per-route metric handles, so the hot path does no label lookups after a status's first use.
@@ -87,9 +126,101 @@ struct RouteMetrics {
   }
 };
 
-class Session;
+// What other threads ask of an I/O thread.
+struct Mail {
+  enum class Kind {
+    kAnswer,      // an asynchronous handler's response for connection `conn`
+    kCloseIdle,   // close `conn` now if idle, else after its current response (connection cap)
+    kShutdown,    // Stop() began: stop accepting, close idle connections, close the rest when done
+    kForceClose,  // stop_timeout passed: close every connection now
+    kExit,        // leave the event loop
+  };
+  Kind kind = Kind::kAnswer;
+  uint64_t conn = 0;
+  int route_index = 0;
+  int64_t start_ns = 0;
+  HttpResponse response;
+};
 
-// State shared by the acceptor and every session.
+// An I/O thread's inbox. Thread-safe; the eventfd is written only when the thread has not yet
+// been woken for what is queued, so a burst of answers costs one wake-up.
+class Mailbox {
+ public:
+  Mailbox() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~Mailbox() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Mailbox(const Mailbox&) = delete;
+  Mailbox& operator=(const Mailbox&) = delete;
+
+  int fd() const { return fd_; }
+
+  void Post(Mail mail) ABSL_LOCKS_EXCLUDED(mu_) {
+    bool wake = false;
+    {
+      MutexLock lock(&mu_);
+      mail_.push_back(std::move(mail));
+      wake = !woken_;
+      woken_ = true;
+    }
+    if (wake) {
+      const uint64_t one = 1;
+      // Fails only when the counter would overflow, i.e. the thread is already due to wake.
+      [[maybe_unused]] const ssize_t n = write(fd_, &one, sizeof(one));
+    }
+  }
+
+  // Takes everything posted so far (called by the owning thread when the eventfd is readable).
+  void Take(std::vector<Mail>* out) ABSL_LOCKS_EXCLUDED(mu_) {
+    uint64_t count = 0;
+    [[maybe_unused]] const ssize_t n = read(fd_, &count, sizeof(count));
+    MutexLock lock(&mu_);
+    out->swap(mail_);
+    woken_ = false;
+  }
+
+ private:
+  const int fd_;
+  Mutex mu_;
+  std::vector<Mail> mail_ ABSL_GUARDED_BY(mu_);
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// One client connection; touched only by the thread that owns it, except idle_since_ns.
+struct Conn {
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+
+  Conn(uint64_t conn_id, int socket, std::string peer, HttpRequestParser::Limits limits)
+      : id(conn_id), fd(socket), remote(std::move(peer)), parser(limits) {}
+
+  const uint64_t id;
+  const int fd;
+  const std::string remote;
+  HttpRequestParser parser;
+  std::string in;   // received, not yet consumed
+  std::string out;  // response being written
+  size_t out_sent = 0;
+  Phase phase = Phase::kIdle;
+  int64_t deadline_ns = 0;  // 0: none (handling)
+  // Steady-clock nanoseconds since the connection has been idle; 0 when not idle. Read by other
+  // threads at the connection cap.
+  std::atomic<int64_t> idle_since_ns{0};
+  bool readable = true;    // bytes (or the end of the stream) may be waiting in the kernel
+  bool hangup = false;     // epoll reported the peer's end of stream or an error
+  bool peer_done = false;  // the client closed its side
+  bool stopping = false;   // close after the current response
+  bool close_after_write = false;
+  bool head_request = false;  // the request being answered is a HEAD
+  bool continue_sent = false;
+  bool counted_in_flight = false;
+  int version_minor = 1;  // of the request being answered
+  bool keep_alive = true;
+  size_t lingered = 0;
+};
+
+class IoThread;
+
+// State shared by every I/O thread.
 class ServerCore {
  public:
   explicit ServerCore(HttpServerOptions options) : options_(std::move(options)) {}
@@ -104,46 +235,62 @@ class ServerCore {
   absl::Status Start() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
   void Stop() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
-  // Sessions: Register() returns false when the server is stopping (the session then closes).
-  bool Register(const std::shared_ptr<Session>& session) ABSL_LOCKS_EXCLUDED(mu_);
-  void Deregister(Session* session) ABSL_LOCKS_EXCLUDED(mu_);
+  // The connection registry (for the cap, the gauge and Stop()). Register() returns false when
+  // the server is stopping (the connection is then closed at once).
+  bool Register(Conn* conn, IoThread* owner) ABSL_LOCKS_EXCLUDED(mu_);
+  void Deregister(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
+  // True when another connection may be opened: under the cap, or an idle one was asked to close.
+  bool MakeRoom() ABSL_LOCKS_EXCLUDED(mu_);
+  // Answers 503 on a connection refused at the cap, and closes it.
+  void Refuse(int fd);
+
+  uint64_t NextConnId() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
 
   // Metrics; no-ops without a registry. route_index: a Router::Route index, unmatched_index()
   // (404, 405) or invalid_index() (requests that never reached routing).
   int unmatched_index() const { return static_cast<int>(router_.routes().size()); }
   int invalid_index() const { return unmatched_index() + 1; }
-  void Record(int route_index, int status, Clock::time_point start) {
+  void Record(int route_index, int status, int64_t start_ns) {
     if (route_metrics_.empty()) return;
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    route_metrics_[route_index].Record(status, seconds);
+    route_metrics_[static_cast<size_t>(route_index)].Record(status, (NowNs() - start_ns) * 1e-9);
   }
   void AddInFlight(int delta) {
     if (in_flight_gauge_ != nullptr) in_flight_gauge_->Add(delta);
   }
+  void LogRateLimited(bool warning, absl::string_view message) {
+    int64_t suppressed = 0;
+    if (!error_log_limiter_.Allow(&suppressed)) return;
+    const std::string line = suppressed > 0
+                                 ? absl::StrCat(message, " (", suppressed, " more suppressed)")
+                                 : std::string(message);
+    if (warning) {
+      LogWarning(line);
+    } else {
+      LogError(line);
+    }
+  }
 
   const HttpServerOptions options_;
-  // Routes are added (under mu_) only before Start(), and read unlocked by the sessions after it.
+  // Routes are added (under mu_) only before Start(), and read unlocked by the threads after it.
   Router router_;
   std::atomic<int> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<int> port_{0};
+  int listen_fd_ = -1;       // set by Start() before the threads start
   int max_connections_ = 0;  // options_.max_connections, or the default; set by Start()
-  RateLimiter error_log_limiter_{5, absl::Seconds(10)};
 
  private:
-  void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
-  // At the connection cap: closes the session idle longest and returns true, or returns false
-  // when none is idle.
-  bool CloseOldestIdle() ABSL_LOCKS_EXCLUDED(mu_);
-  // Answers 503 on a connection that is not given a session, and closes it.
-  void Refuse(tcp::socket socket);
-  std::vector<std::shared_ptr<Session>> LiveSessions() ABSL_LOCKS_EXCLUDED(mu_);
-  // Waits up to `timeout` for every session to end; true when they have.
-  bool WaitForNoSessions(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
-  void SetUpMetrics();
-
+  struct ConnRef {
+    std::atomic<int64_t>* idle_since_ns;
+    IoThread* owner;
+    int fd;  // open while registered: its owner deregisters before closing it
+  };
   enum class State { kNew, kRunning, kStopped };
+
+  void SetUpMetrics();
+  void PostToAll(Mail::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(stop_mu_);
+  // Waits up to `timeout` for every connection to close; true when they have.
+  bool WaitForNoConnections(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
   std::vector<RouteMetrics> route_metrics_;
   Gauge* in_flight_gauge_ = nullptr;
@@ -151,216 +298,352 @@ class ServerCore {
   Counter* connections_total_ = nullptr;
   Counter* connections_refused_ = nullptr;
   Counter* idle_closed_at_cap_ = nullptr;
+  RateLimiter error_log_limiter_{5, absl::Seconds(10)};
+  std::atomic<uint64_t> next_conn_id_{kMailboxId + 1};
 
-  // freshet::Mutex (std::mutex underneath) rather than absl::Mutex so that ThreadSanitizer,
-  // which cannot see inside Debian's uninstrumented Abseil, checks this code too.
   BlockingPool blocking_pool_{options_.blocking_threads, options_.blocking_queue};
   Mutex stop_mu_;  // serialises Start() and Stop()
   Mutex mu_ ABSL_ACQUIRED_AFTER(stop_mu_);
-  CondVar sessions_changed_;  // sessions_ became empty
+  CondVar conns_changed_;  // conns_ became empty
   State state_ ABSL_GUARDED_BY(mu_) = State::kNew;
-  absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
-
-  // Declared after everything sessions touch: destroying the io_context destroys the handlers
-  // that still own sessions, whose destructors call Deregister(). Set by Start() before the I/O
-  // threads start, which then use them unlocked.
-  std::unique_ptr<net::io_context> ioc_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::unique_ptr<net::steady_timer> accept_retry_;
-  std::vector<std::thread> threads_ ABSL_GUARDED_BY(stop_mu_);
+  absl::flat_hash_map<uint64_t, ConnRef> conns_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<IoThread>> threads_ ABSL_GUARDED_BY(stop_mu_);
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class IoThread {
  public:
-  Session(ServerCore* server, tcp::socket&& socket) : server_(server), stream_(std::move(socket)) {
-    beast::error_code ec;
-    const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
-    if (!ec) {
-      remote_ = remote.address().is_v6()
-                    ? absl::StrCat("[", remote.address().to_string(), "]:", remote.port())
-                    : absl::StrCat(remote.address().to_string(), ":", remote.port());
-    }
+  IoThread(ServerCore* core, int epoll_fd) : core_(core), epoll_fd_(epoll_fd) {}
+  ~IoThread() {
+    if (thread_.joinable()) thread_.join();
+    if (epoll_fd_ >= 0) close(epoll_fd_);
   }
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
 
-  ~Session() {
-    if (counted_in_flight_) ReleaseInFlight();
-    if (registered_) server_->Deregister(this);
+  // Adds the listener and the mailbox to the epoll set; false (errno set) when that fails.
+  bool Init() {
+    if (mailbox_->fd() < 0) return false;
+    return Watch(mailbox_->fd(), kMailboxId, EPOLLIN) && WatchListener();
+  }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void Post(Mail mail) { mailbox_->Post(std::move(mail)); }
+
+ private:
+  bool Watch(int fd, uint64_t id, uint32_t events) {
+    epoll_event ev = {};
+    ev.events = events;
+    ev.data.u64 = id;
+    return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+  bool WatchListener() {
+    listening_ = Watch(core_->listen_fd_, kListenerId, EPOLLIN | EPOLLEXCLUSIVE);
+    return listening_;
+  }
+  void UnwatchListener() {
+    if (!listening_) return;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, core_->listen_fd_, nullptr);
+    listening_ = false;
   }
 
   void Run() {
-    registered_ = server_->Register(shared_from_this());
-    if (!registered_) {
-      CloseNow();
-      return;
+    pthread_setname_np(pthread_self(), "freshet-http");
+    std::vector<epoll_event> events(256);
+    std::vector<Mail> mail;
+    int64_t next_sweep = NowNs() + kSweepIntervalNs;
+    while (!exit_) {
+      const int n =
+          epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), kEpollWaitMs);
+      if (n < 0 && errno != EINTR) {
+        core_->LogRateLimited(false, absl::StrCat("http: epoll_wait failed: ", strerror(errno)));
+      }
+      // Handlers catch their exceptions; this is the last line for anything else (bad_alloc).
+      try {
+        for (int i = 0; i < n; ++i) {
+          const uint64_t id = events[static_cast<size_t>(i)].data.u64;
+          const uint32_t what = events[static_cast<size_t>(i)].events;
+          if (id == kListenerId) {
+            Accept();
+          } else if (id == kMailboxId) {
+            mailbox_->Take(&mail);
+            for (Mail& m : mail) Deliver(std::move(m));
+            mail.clear();
+          } else if (auto it = conns_.find(id); it != conns_.end()) {
+            Conn& conn = *it->second;
+            if (what & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn.readable = true;
+            if (what & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn.hangup = true;
+            Drive(conn);
+          }
+        }
+        const int64_t now = NowNs();
+        if (now >= next_sweep) {
+          Sweep(now);
+          next_sweep = now + kSweepIntervalNs;
+        }
+      } catch (const std::exception& e) {
+        core_->LogRateLimited(false, absl::StrCat("http: I/O thread caught: ", e.what()));
+      } catch (...) {
+        core_->LogRateLimited(false, "http: I/O thread caught an unknown exception");
+      }
+      graveyard_.clear();
     }
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::WaitForRequest, shared_from_this()));
+    std::vector<uint64_t> ids;
+    ids.reserve(conns_.size());
+    for (const auto& [id, conn] : conns_) ids.push_back(id);
+    for (uint64_t id : ids) Close(*conns_[id]);
+    graveyard_.clear();
   }
 
-  // From Stop(): close now when idle, else after the current response.
-  void PostShutdown() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      self->stopping_ = true;
-      if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kLingering) self->CloseNow();
-    });
-  }
-
-  // Steady-clock nanoseconds since this session has been waiting idle for a request; 0 when it
-  // is not idle. Read by the acceptor at the connection cap.
-  int64_t idle_since_ns() const { return idle_since_ns_.load(std::memory_order_relaxed); }
-  // Takes this session off the idle list if it is still idle since `since`, so that one close
-  // at the cap is never spent twice on the same session; false when it was not.
-  bool ClaimIdle(int64_t since) {
-    return since != 0 &&
-           idle_since_ns_.compare_exchange_strong(since, 0, std::memory_order_relaxed);
-  }
-
-  void PostForceClose() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      self->stopping_ = true;
-      self->CloseNow();
-    });
-  }
-
- private:
-  enum class Phase { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
-
-  void SetExpiry(absl::Duration d) {
-    if (d == absl::InfiniteDuration()) {
-      stream_.expires_never();
-    } else {
-      stream_.expires_after(absl::ToChronoNanoseconds(d));
+  void Accept() {
+    for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
+      sockaddr_storage addr = {};
+      socklen_t len = sizeof(addr);
+      const int fd = accept4(core_->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+        // E.g. out of file descriptors: stop watching the listener briefly instead of spinning.
+        core_->LogRateLimited(true, absl::StrCat("http: accept failed: ", strerror(errno)));
+        UnwatchListener();
+        accept_resume_ns_ = NowNs() + kAcceptBackoffNs;
+        return;
+      }
+      if (core_->stopping_.load(std::memory_order_acquire)) {
+        close(fd);
+        continue;
+      }
+      if (!core_->MakeRoom()) {
+        core_->Refuse(fd);
+        continue;
+      }
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      const HttpServerOptions& o = core_->options_;
+      auto conn =
+          std::make_unique<Conn>(core_->NextConnId(), fd, PeerAddress(addr),
+                                 HttpRequestParser::Limits{o.max_header_bytes, o.max_body_bytes});
+      if (!core_->Register(conn.get(), this)) {
+        close(fd);
+        continue;
+      }
+      if (!Watch(fd, conn->id, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
+        core_->LogRateLimited(true, absl::StrCat("http: epoll_ctl failed: ", strerror(errno)));
+        core_->Deregister(conn->id);
+        close(fd);
+        continue;
+      }
+      Conn& c = *conn;
+      conns_.emplace(c.id, std::move(conn));
+      if (shutting_down_) c.stopping = true;
+      BeginIdle(c, NowNs());
     }
   }
 
-  void WaitForRequest() {
-    if (stopping_) {
-      CloseNow();
-      return;
+  void Deliver(Mail mail) {
+    switch (mail.kind) {
+      case Mail::Kind::kAnswer: {
+        auto it = conns_.find(mail.conn);
+        if (it == conns_.end()) return;  // the connection closed meanwhile
+        Conn& conn = *it->second;
+        if (conn.phase != Conn::Phase::kHandling) return;
+        core_->Record(mail.route_index, mail.response.status, mail.start_ns);
+        Write(conn, std::move(mail.response));
+        Drive(conn);
+        return;
+      }
+      case Mail::Kind::kCloseIdle: {
+        auto it = conns_.find(mail.conn);
+        if (it == conns_.end()) return;
+        Conn& conn = *it->second;
+        conn.stopping = true;
+        if (conn.phase == Conn::Phase::kIdle || conn.phase == Conn::Phase::kLingering) {
+          Close(conn);
+        }
+        return;
+      }
+      case Mail::Kind::kShutdown: {
+        shutting_down_ = true;
+        UnwatchListener();
+        std::vector<Conn*> idle;
+        for (auto& [id, conn] : conns_) {
+          conn->stopping = true;
+          if (conn->phase == Conn::Phase::kIdle || conn->phase == Conn::Phase::kLingering) {
+            idle.push_back(conn.get());
+          }
+        }
+        for (Conn* conn : idle) Close(*conn);
+        return;
+      }
+      case Mail::Kind::kForceClose: {
+        std::vector<Conn*> all;
+        for (auto& [id, conn] : conns_) all.push_back(conn.get());
+        for (Conn* conn : all) Close(*conn);
+        return;
+      }
+      case Mail::Kind::kExit:
+        exit_ = true;
+        return;
     }
-    parser_.emplace();
-    const HttpServerOptions& o = server_->options_;
-    parser_->header_limit(static_cast<uint32_t>(
-        std::min<int64_t>(o.max_header_bytes, std::numeric_limits<uint32_t>::max())));
-    parser_->body_limit(static_cast<uint64_t>(o.max_body_bytes));
-    if (buffer_.size() > 0) {  // a pipelined request is already here
-      ReadHeader();
-      return;
-    }
-    phase_ = Phase::kIdle;
-    idle_since_ns_.store(std::max<int64_t>(1, Clock::now().time_since_epoch().count()),
-                         std::memory_order_relaxed);
-    SetExpiry(o.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            beast::bind_front_handler(&Session::OnIdleRead, shared_from_this()));
   }
 
-  void OnIdleRead(beast::error_code ec, size_t bytes) {
-    idle_since_ns_.store(0, std::memory_order_relaxed);
-    if (ec) {  // peer closed, idle timeout, or Stop()
-      CloseNow();
-      return;
+  void Sweep(int64_t now) {
+    if (!listening_ && !shutting_down_ && now >= accept_resume_ns_) WatchListener();
+    std::vector<Conn*> expired;
+    for (auto& [id, conn] : conns_) {
+      if (conn->deadline_ns != 0 && now >= conn->deadline_ns) expired.push_back(conn.get());
     }
-    buffer_.commit(bytes);
-    ReadHeader();
+    for (Conn* conn : expired) Close(*conn);
   }
 
-  void ReadHeader() {
-    phase_ = Phase::kReading;
-    SetExpiry(server_->options_.request_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  void BeginIdle(Conn& conn, int64_t now) {
+    conn.phase = Conn::Phase::kIdle;
+    conn.deadline_ns = now + absl::ToInt64Nanoseconds(core_->options_.idle_timeout);
+    conn.idle_since_ns.store(std::max<int64_t>(1, now), std::memory_order_relaxed);
   }
 
-  void OnHeader(beast::error_code ec, size_t) {
-    if (ec) {
-      OnReadError(ec);
-      return;
+  // Moves a connection as far as it can go without waiting: parses and dispatches buffered
+  // requests, reads, writes, drains while lingering.
+  void Drive(Conn& conn) {
+    for (;;) {
+      switch (conn.phase) {
+        case Conn::Phase::kClosed:
+        case Conn::Phase::kHandling:
+          return;
+        case Conn::Phase::kWriting:
+          if (!Flush(conn)) return;
+          continue;
+        case Conn::Phase::kLingering:
+          Drain(conn);
+          return;
+        case Conn::Phase::kIdle:
+        case Conn::Phase::kReading:
+          if (conn.stopping && conn.phase == Conn::Phase::kIdle && conn.in.empty()) {
+            Close(conn);
+            return;
+          }
+          if (!conn.in.empty() && ParseBuffered(conn)) continue;
+          if (conn.phase == Conn::Phase::kClosed) return;
+          if (conn.peer_done) {
+            // Every whole request the client sent before closing its side has been answered;
+            // what is left can never be completed.
+            Close(conn);
+            return;
+          }
+          if (!conn.readable) return;
+          if (!Read(conn)) return;
+          continue;
+      }
     }
-    if (parser_->is_done()) {
-      Process();
-      return;
-    }
-    const auto& req = parser_->get();
-    if (req.version() >= 11 &&
-        beast::iequals(req[http::field::expect], beast::string_view("100-continue"))) {
-      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                       beast::bind_front_handler(&Session::OnContinueWritten, shared_from_this()));
-      return;
-    }
-    ReadBody();
   }
 
-  void OnContinueWritten(beast::error_code ec, size_t) {
-    if (ec) {
-      CloseNow();
-      return;
+  // Reads until the kernel has nothing more. True when bytes arrived or the stream ended (Drive()
+  // looks again); false when nothing came (the connection waits, or was closed).
+  bool Read(Conn& conn) {
+    size_t got = 0;
+    for (;;) {
+      const ssize_t n = recv(conn.fd, scratch_, sizeof(scratch_), 0);
+      if (n > 0) {
+        conn.in.append(scratch_, static_cast<size_t>(n));
+        got += static_cast<size_t>(n);
+        // A short read emptied the socket's queue: bytes arriving later raise a new edge, so
+        // the read that would only say "would block" is saved. Not after a hang-up, whose end
+        // of stream must still be read.
+        if (static_cast<size_t>(n) < sizeof(scratch_) && !conn.hangup) {
+          conn.readable = false;
+          return true;
+        }
+        // Bound what one read takes in; the parser refuses more than a request may be anyway.
+        if (got >= kReadChunk * 4) return true;
+        continue;
+      }
+      if (n == 0) {
+        conn.readable = false;
+        conn.peer_done = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn.readable = false;
+        break;
+      }
+      Close(conn);  // reset by the peer, or worse
+      return false;
     }
-    ReadBody();
+    if (got > 0 || conn.peer_done) return true;  // Drive() parses, then closes at the end
+    return false;
   }
 
-  void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnBody, shared_from_this()));
-  }
-
-  void OnBody(beast::error_code ec, size_t) {
-    if (ec) {
-      OnReadError(ec);
-      return;
+  // Parses the buffered bytes. True when a request was dispatched or answered (the caller loops),
+  // false when more bytes are needed.
+  bool ParseBuffered(Conn& conn) {
+    const int64_t now = NowNs();
+    const HttpRequestParser::Result result = conn.parser.Parse(conn.in);
+    switch (result) {
+      case HttpRequestParser::Result::kIncomplete:
+        if (conn.phase == Conn::Phase::kIdle && conn.parser.started(conn.in)) {
+          conn.phase = Conn::Phase::kReading;
+          conn.idle_since_ns.store(0, std::memory_order_relaxed);
+          conn.deadline_ns = now + absl::ToInt64Nanoseconds(core_->options_.request_timeout);
+        }
+        if (conn.parser.head_done() && conn.parser.expect_continue() && !conn.continue_sent) {
+          conn.continue_sent = true;
+          // Nothing else is being written now, so this small write goes out whole.
+          const ssize_t n = send(conn.fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL);
+          if (n != static_cast<ssize_t>(kContinue.size())) Close(conn);
+        }
+        return false;
+      case HttpRequestParser::Result::kError:
+        conn.idle_since_ns.store(0, std::memory_order_relaxed);
+        conn.in.clear();
+        SendInvalid(conn, conn.parser.error_status(), conn.parser.error(), now);
+        return true;
+      case HttpRequestParser::Result::kComplete:
+        conn.idle_since_ns.store(0, std::memory_order_relaxed);
+        Dispatch(conn, now);
+        return true;
     }
-    Process();
-  }
-
-  void OnReadError(beast::error_code ec) {
-    const HttpServerOptions& o = server_->options_;
-    if (ec == http::error::body_limit) {
-      SendInvalid(413, absl::StrCat("request body exceeds ", o.max_body_bytes, " bytes"));
-    } else if (ec == http::error::header_limit) {
-      SendInvalid(431, absl::StrCat("request header exceeds ", o.max_header_bytes, " bytes"));
-    } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-               ec != http::error::end_of_stream && ec != http::error::partial_message) {
-      SendInvalid(400, absl::StrCat("malformed HTTP request: ", ec.message()));
-    } else {
-      // Peer closed (possibly mid-request), reset, timeout, or Stop().
-      CloseNow();
-    }
+    return false;
   }
 
   // An answer to a request that could not be parsed; the connection closes after it.
-  void SendInvalid(int status, absl::string_view message) {
-    head_request_ = false;
-    const Clock::time_point start = Clock::now();
+  void SendInvalid(Conn& conn, int status, absl::string_view message, int64_t start_ns) {
+    conn.head_request = false;
+    conn.version_minor = 1;
+    conn.keep_alive = false;
     HttpResponse response = ErrorResponse(status, message);
-    server_->Record(server_->invalid_index(), status, start);
-    Write(std::move(response), /*version=*/11, /*keep_alive=*/false);
+    core_->Record(core_->invalid_index(), status, start_ns);
+    Write(conn, std::move(response));
   }
 
-  void Process() {
-    const Clock::time_point start = Clock::now();
-    phase_ = Phase::kHandling;
-    auto& req = parser_->get();
-    const bool keep_alive = req.keep_alive();
-
+  void Dispatch(Conn& conn, int64_t start_ns) {
+    HttpRequestParser& parser = conn.parser;
     HttpRequest request;
-    request.method = ToStd(req.method_string());
-    request.target = ToStd(req.target());
+    request.method = parser.method();
+    request.target = parser.target();
+    conn.version_minor = parser.version_minor();
+    conn.keep_alive = parser.keep_alive();
+    const size_t consumed = parser.consumed();
     // HEAD is answered like GET, without the body (RFC 9110, 9.3.2): the length a GET would have
     // is in Content-Length, and nothing follows the header, so a keep-alive client reads the next
     // response where it starts.
-    head_request_ = request.method == "HEAD";
-    if (head_request_) request.method = "GET";
+    conn.head_request = request.method == "HEAD";
+    if (conn.head_request) request.method = "GET";
     absl::string_view path;
     absl::string_view query;
     SplitTarget(request.target, &path, &query);
     request.path = std::string(path);
 
     HttpResponse response;
-    int route_index = server_->unmatched_index();
-    const Router::Match match = server_->router_.Find(request.method, path, &request.params);
+    int route_index = core_->unmatched_index();
+    const Router::Match match = core_->router_.Find(request.method, path, &request.params);
     switch (match.outcome) {
       case Router::Outcome::kBadPath:
-        route_index = server_->invalid_index();
+        route_index = core_->invalid_index();
         response = ErrorResponse(400, match.error);
         break;
       case Router::Outcome::kNotFound:
@@ -380,34 +663,45 @@ class Session : public std::enable_shared_from_this<Session> {
           break;
         }
         request.query = std::move(*parsed);
-        if (server_->in_flight_.fetch_add(1, std::memory_order_acq_rel) >=
-            server_->options_.max_in_flight) {
-          server_->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
-          response = ErrorResponse(
-              503, absl::StrCat("server overloaded: ", server_->options_.max_in_flight,
-                                " requests in flight"));
+        if (core_->in_flight_.fetch_add(1, std::memory_order_acq_rel) >=
+            core_->options_.max_in_flight) {
+          core_->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+          response =
+              ErrorResponse(503, absl::StrCat("server overloaded: ", core_->options_.max_in_flight,
+                                              " requests in flight"));
           response.headers.emplace_back("Retry-After", "1");
           break;
         }
-        counted_in_flight_ = true;
-        server_->AddInFlight(1);
+        conn.counted_in_flight = true;
+        core_->AddInFlight(1);
         request.route = match.route->pattern;
-        request.remote_address = remote_;
-        request.headers.reserve(static_cast<size_t>(std::distance(req.begin(), req.end())));
-        for (const auto& field : req) {
-          request.headers.emplace_back(ToStd(field.name_string()), ToStd(field.value()));
-        }
-        request.body = std::move(req.body());
+        request.remote_address = conn.remote;
+        request.headers = std::move(parser.mutable_headers());
+        request.body = std::move(parser.mutable_body());
         if (match.route->async_handler) {
-          CallAsyncHandler(*match.route, request, route_index, start, req.version(), keep_alive);
-          return;  // answered later, on this session's strand
+          ConsumeRequest(conn, consumed);
+          conn.phase = Conn::Phase::kHandling;
+          conn.deadline_ns = 0;
+          CallAsyncHandler(conn, *match.route, request, route_index, start_ns);
+          return;  // answered through the mailbox
         }
         response = CallHandler(*match.route, request);
         break;
       }
     }
-    server_->Record(route_index, response.status, start);
-    Write(std::move(response), req.version(), keep_alive);
+    ConsumeRequest(conn, consumed);
+    core_->Record(route_index, response.status, start_ns);
+    Write(conn, std::move(response));
+  }
+
+  void ConsumeRequest(Conn& conn, size_t consumed) {
+    if (consumed >= conn.in.size()) {
+      conn.in.clear();
+    } else {
+      conn.in.erase(0, consumed);
+    }
+    conn.parser.Reset();
+    conn.continue_sent = false;
   }
 
   HttpResponse CallHandler(const Router::Route& route, const HttpRequest& request) {
@@ -425,22 +719,33 @@ class Session : public std::enable_shared_from_this<Session> {
     return std::move(*result);
   }
 
-  void CallAsyncHandler(const Router::Route& route, const HttpRequest& request, int route_index,
-                        Clock::time_point start, unsigned version, bool keep_alive) {
-    auto self = shared_from_this();
-    // Whatever thread answers, the write happens on the session's strand; a second call is
-    // ignored, so a handler bug cannot write twice.
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    HttpResponder respond = [self, answered, route_index, start, version,
-                             keep_alive](absl::StatusOr<HttpResponse> result) {
-      if (answered->exchange(true)) return;
-      HttpResponse response =
-          result.ok() ? *std::move(result) : ResponseFromStatus(result.status());
-      net::post(self->stream_.get_executor(), [self, route_index, start, version, keep_alive,
-                                               response = std::move(response)]() mutable {
-        self->server_->Record(route_index, response.status, start);
-        self->Write(std::move(response), version, keep_alive);
-      });
+  // What an asynchronous answer needs to find its way back; shared by the responder's copies.
+  struct Pending {
+    std::shared_ptr<Mailbox> mailbox;
+    uint64_t conn = 0;
+    int route_index = 0;
+    int64_t start_ns = 0;
+    std::atomic<bool> answered{false};
+  };
+
+  void CallAsyncHandler(Conn& conn, const Router::Route& route, const HttpRequest& request,
+                        int route_index, int64_t start_ns) {
+    auto pending = std::make_shared<Pending>();
+    pending->mailbox = mailbox_;
+    pending->conn = conn.id;
+    pending->route_index = route_index;
+    pending->start_ns = start_ns;
+    // Whatever thread answers, the write happens on this thread; a second call is ignored, so a
+    // handler bug cannot write twice.
+    HttpResponder respond = [pending](absl::StatusOr<HttpResponse> result) {
+      if (pending->answered.exchange(true)) return;
+      Mail mail;
+      mail.kind = Mail::Kind::kAnswer;
+      mail.conn = pending->conn;
+      mail.route_index = pending->route_index;
+      mail.start_ns = pending->start_ns;
+      mail.response = result.ok() ? *std::move(result) : ResponseFromStatus(result.status());
+      pending->mailbox->Post(std::move(mail));
     };
     try {
       route.async_handler(request, respond);
@@ -454,106 +759,131 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void LogHandlerFailure(const Router::Route& route, absl::string_view what) {
-    int64_t suppressed = 0;
-    if (server_->error_log_limiter_.Allow(&suppressed)) {
-      LogError(absl::StrCat(
-          "http: handler for ", route.method, " ", route.pattern, " threw: ", what,
-          suppressed > 0 ? absl::StrCat(" (", suppressed, " more suppressed)") : std::string()));
-    }
+    core_->LogRateLimited(false, absl::StrCat("http: handler for ", route.method, " ",
+                                              route.pattern, " threw: ", what));
   }
 
-  void Write(HttpResponse response, unsigned version, bool keep_alive) {
+  // Serialises the response into conn.out and starts writing it (Drive() flushes).
+  void Write(Conn& conn, HttpResponse response) {
     if (response.status < 100 || response.status >= kMaxStatus) {
       response = ErrorResponse(500, absl::StrCat("handler returned bad status ", response.status));
     }
-    response_ = {};
-    response_.version(version);
-    response_.result(static_cast<unsigned>(response.status));
-    response_.set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) {
-      if (name.empty() || HasLineBreak(name) || HasLineBreak(value)) continue;
-      response_.insert(beast::string_view(name.data(), name.size()),
-                       beast::string_view(value.data(), value.size()));
-    }
     // Stop() may have begun while the handler ran: then this is the connection's last response.
-    keep_alive = keep_alive && !stopping_ && !server_->stopping_.load(std::memory_order_acquire);
-    response_.keep_alive(keep_alive);
-    response_.body() = std::move(response.body);
-    response_.prepare_payload();
-    if (head_request_) response_.body().clear();  // Content-Length stays that of the body
-    close_after_write_ = !keep_alive;
-    phase_ = Phase::kWriting;
-    SetExpiry(server_->options_.request_timeout);
-    http::async_write(stream_, response_,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+    const bool keep_alive =
+        conn.keep_alive && !conn.stopping && !core_->stopping_.load(std::memory_order_acquire);
+    std::string& out = conn.out;
+    out.clear();
+    conn.out_sent = 0;
+    const absl::string_view reason = ReasonPhrase(response.status);
+    out.reserve(128 + response.body.size());
+    absl::StrAppend(&out, conn.version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ", response.status, " ",
+                    reason, "\r\nContent-Type: ", response.content_type, "\r\n");
+    for (const auto& [name, value] : response.headers) {
+      if (name.empty() || HasLineBreak(name) || HasLineBreak(value) || IsFramingField(name)) {
+        continue;
+      }
+      absl::StrAppend(&out, name, ": ", value, "\r\n");
+    }
+    if (!keep_alive && conn.version_minor >= 1) out.append("Connection: close\r\n");
+    if (keep_alive && conn.version_minor == 0) out.append("Connection: keep-alive\r\n");
+    absl::StrAppend(&out, "Content-Length: ", response.body.size(), "\r\n\r\n");
+    if (!conn.head_request) out.append(response.body);
+    conn.close_after_write = !keep_alive;
+    conn.phase = Conn::Phase::kWriting;
+    conn.deadline_ns = NowNs() + absl::ToInt64Nanoseconds(core_->options_.request_timeout);
   }
 
-  void OnWrite(beast::error_code ec, size_t) {
-    if (counted_in_flight_) ReleaseInFlight();
-    if (ec) {
-      CloseNow();
-      return;
+  // Sends what is left of conn.out. True when all of it went (the connection moved on); false
+  // when the socket is full (EPOLLOUT will call again) or the connection closed.
+  bool Flush(Conn& conn) {
+    while (conn.out_sent < conn.out.size()) {
+      const ssize_t n = send(conn.fd, conn.out.data() + conn.out_sent,
+                             conn.out.size() - conn.out_sent, MSG_NOSIGNAL);
+      if (n > 0) {
+        conn.out_sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+      Close(conn);
+      return false;
     }
-    if (close_after_write_ || stopping_) {
-      Linger();
-      return;
+    ReleaseInFlight(conn);
+    conn.out.clear();
+    conn.out_sent = 0;
+    if (conn.out.capacity() > (64 << 10)) conn.out.shrink_to_fit();
+    if (conn.close_after_write || conn.stopping) {
+      Linger(conn);
+      return false;
     }
-    WaitForRequest();
+    BeginIdle(conn, NowNs());
+    return true;
   }
 
-  void ReleaseInFlight() {
-    counted_in_flight_ = false;
-    server_->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
-    server_->AddInFlight(-1);
+  void ReleaseInFlight(Conn& conn) {
+    if (!conn.counted_in_flight) return;
+    conn.counted_in_flight = false;
+    core_->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    core_->AddInFlight(-1);
   }
 
   // Half-close, then read and discard whatever the client still sends, briefly.
-  void Linger() {
-    phase_ = Phase::kLingering;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec || stopping_) {
-      CloseNow();
+  void Linger(Conn& conn) {
+    if (conn.peer_done || shutdown(conn.fd, SHUT_WR) != 0 || shutting_down_) {
+      Close(conn);
       return;
     }
-    stream_.expires_after(kLingerTime);
-    buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            beast::bind_front_handler(&Session::OnLingerRead, shared_from_this()));
+    conn.phase = Conn::Phase::kLingering;
+    conn.deadline_ns = NowNs() + kLingerNs;
+    conn.in.clear();
+    conn.in.shrink_to_fit();
+    conn.readable = true;
+    Drain(conn);
   }
 
-  void OnLingerRead(beast::error_code ec, size_t bytes) {
-    lingered_bytes_ += bytes;
-    if (ec || lingered_bytes_ > kLingerBytes) {
-      CloseNow();
-      return;
+  void Drain(Conn& conn) {
+    for (;;) {
+      const ssize_t n = recv(conn.fd, scratch_, sizeof(scratch_), 0);
+      if (n > 0) {
+        conn.lingered += static_cast<size_t>(n);
+        if (conn.lingered > kLingerBytes) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      break;  // end of stream or an error
     }
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            beast::bind_front_handler(&Session::OnLingerRead, shared_from_this()));
+    Close(conn);
   }
 
-  void CloseNow() {
-    if (phase_ == Phase::kClosed) return;
-    phase_ = Phase::kClosed;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+  void Close(Conn& conn) {
+    if (conn.phase == Conn::Phase::kClosed) return;
+    conn.phase = Conn::Phase::kClosed;
+    ReleaseInFlight(conn);
+    core_->Deregister(conn.id);  // first: registered descriptors are open (see ConnRef)
+    shutdown(conn.fd, SHUT_RDWR);
+    close(conn.fd);  // also leaves the epoll set
+    auto it = conns_.find(conn.id);
+    if (it != conns_.end()) {
+      // Freed once the current batch of events is handled: callers up the stack still hold it.
+      graveyard_.push_back(std::move(it->second));
+      conns_.erase(it);
+    }
   }
 
-  ServerCore* const server_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> response_;
-  std::string remote_;
-  Phase phase_ = Phase::kIdle;
-  std::atomic<int64_t> idle_since_ns_{0};
-  bool registered_ = false;
-  bool stopping_ = false;
-  bool close_after_write_ = false;
-  bool head_request_ = false;  // the request being answered is a HEAD
-  bool counted_in_flight_ = false;
-  size_t lingered_bytes_ = 0;
+  ServerCore* const core_;
+  const int epoll_fd_;
+  // Shared with the responders of asynchronous requests, which may outlive the thread.
+  const std::shared_ptr<Mailbox> mailbox_ = std::make_shared<Mailbox>();
+  std::thread thread_;
+  // Everything below is touched only by the thread.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::vector<std::unique_ptr<Conn>> graveyard_;
+  bool listening_ = false;
+  bool shutting_down_ = false;
+  bool exit_ = false;
+  int64_t accept_resume_ns_ = 0;
+  char scratch_[kReadChunk];
 };
 
 absl::Status ServerCore::Handle(absl::string_view method, absl::string_view pattern,
@@ -585,7 +915,7 @@ absl::Status ServerCore::HandleBlocking(absl::string_view method, absl::string_v
         auto request = std::make_shared<const HttpRequest>(req);
         auto responder = std::make_shared<HttpResponder>(std::move(respond));
         const bool queued = blocking_pool_.TrySubmit(
-            [shared, request, responder, route, this] {
+            [shared, request, responder, route] {
               absl::StatusOr<HttpResponse> response;
               try {
                 response = (*shared)(*request);
@@ -607,6 +937,52 @@ absl::Status ServerCore::HandleBlocking(absl::string_view method, absl::string_v
                            blocking_pool_.queue(), " more are queued")));
         }
       });
+}
+
+// Binds and listens on `address`:`port`; the descriptor, or an error naming the address.
+absl::StatusOr<int> Listen(const std::string& address, int port) {
+  sockaddr_storage storage = {};
+  socklen_t length = 0;
+  bool v6 = false;
+  auto* in = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, address.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(static_cast<uint16_t>(port));
+    length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    length = sizeof(sockaddr_in6);
+    v6 = true;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad bind address '", address, "': expected a numeric IP address"));
+  }
+  const std::string where =
+      v6 ? absl::StrCat("[", address, "]:", port) : absl::StrCat(address, ":", port);
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", where, ": ", strerror(errno)));
+  }
+  const int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(fd, SOMAXCONN) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", where, ": ", strerror(err)));
+  }
+  return fd;
+}
+
+int BoundPort(int fd) {
+  sockaddr_storage storage = {};
+  socklen_t length = sizeof(storage);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return 0;
+  if (storage.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<sockaddr_in&>(storage).sin_port);
+  }
+  return ntohs(reinterpret_cast<sockaddr_in6&>(storage).sin6_port);
 }
 
 absl::Status ServerCore::Start() {
@@ -635,52 +1011,35 @@ absl::Status ServerCore::Start() {
     return absl::InvalidArgumentError("max_connections must be >= 0 (0: from the fd limit)");
   }
   max_connections_ = o.max_connections > 0 ? o.max_connections : DefaultMaxConnections();
-  beast::error_code ec;
-  const net::ip::address address = net::ip::make_address(o.bind_address, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad bind address '", o.bind_address, "': expected a numeric IP address"));
+  absl::StatusOr<int> listener = Listen(o.bind_address, o.port);
+  if (!listener.ok()) return listener.status();
+  listen_fd_ = *listener;
+  port_.store(BoundPort(listen_fd_));
+  std::vector<std::unique_ptr<IoThread>> threads;
+  bool set_up = true;
+  for (int i = 0; i < o.io_threads && set_up; ++i) {
+    const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    set_up = epoll_fd >= 0;
+    if (!set_up) break;
+    threads.push_back(std::make_unique<IoThread>(this, epoll_fd));
+    set_up = threads.back()->Init();
   }
-  const std::string where = address.is_v6() ? absl::StrCat("[", o.bind_address, "]:", o.port)
-                                            : absl::StrCat(o.bind_address, ":", o.port);
-  auto ioc = std::make_unique<net::io_context>(o.io_threads);
-  auto acceptor = std::make_unique<tcp::acceptor>(net::make_strand(*ioc));
-  const tcp::endpoint endpoint(address, static_cast<uint16_t>(o.port));
-  acceptor->open(endpoint.protocol(), ec);
-  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", where, ": ", ec.message()));
+  if (!set_up) {
+    const int err = errno;
+    threads.clear();
+    close(listen_fd_);
+    listen_fd_ = -1;
+    port_.store(0);
+    return absl::InternalError(absl::StrCat("cannot set up the HTTP I/O threads: ", strerror(err)));
   }
-  port_.store(acceptor->local_endpoint(ec).port());
-  ioc_ = std::move(ioc);
-  acceptor_ = std::move(acceptor);
-  accept_retry_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
   SetUpMetrics();
   {
     MutexLock lock(&mu_);
     state_ = State::kRunning;
   }
   blocking_pool_.Start();
-  net::post(acceptor_->get_executor(), [this] { DoAccept(); });
-  threads_.reserve(static_cast<size_t>(o.io_threads));
-  for (int i = 0; i < o.io_threads; ++i) {
-    threads_.emplace_back([this] {
-      pthread_setname_np(pthread_self(), "freshet-http");
-      // Handlers catch their exceptions; this is the last line for anything else.
-      for (;;) {
-        try {
-          ioc_->run();
-          return;
-        } catch (const std::exception& e) {
-          LogError(absl::StrCat("http: I/O thread caught: ", e.what()));
-        } catch (...) {
-          LogError("http: I/O thread caught an unknown exception");
-        }
-      }
-    });
-  }
+  threads_ = std::move(threads);
+  for (const std::unique_ptr<IoThread>& t : threads_) t->Start();
   return absl::OkStatus();
 }
 
@@ -721,65 +1080,57 @@ void ServerCore::SetUpMetrics() {
   add("*", "invalid");
 }
 
-void ServerCore::DoAccept() {
-  acceptor_->async_accept(
-      net::make_strand(*ioc_),
-      [this](beast::error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+bool ServerCore::Register(Conn* conn, IoThread* owner) {
+  MutexLock lock(&mu_);
+  if (stopping_.load(std::memory_order_acquire)) return false;
+  conns_.emplace(conn->id, ConnRef{&conn->idle_since_ns, owner, conn->fd});
+  if (open_connections_ != nullptr) open_connections_->Add(1);
+  if (connections_total_ != nullptr) connections_total_->Increment();
+  return true;
 }
 
-void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
-  if (stopping_.load(std::memory_order_acquire) || ec == net::error::operation_aborted) return;
-  if (ec) {
-    // E.g. out of file descriptors: back off briefly instead of spinning.
-    int64_t suppressed = 0;
-    if (error_log_limiter_.Allow(&suppressed)) {
-      LogWarning(absl::StrCat("http: accept failed: ", ec.message()));
-    }
-    accept_retry_->expires_after(std::chrono::milliseconds(50));
-    accept_retry_->async_wait([this](beast::error_code wait_ec) {
-      if (!wait_ec && !stopping_.load(std::memory_order_acquire)) DoAccept();
-    });
-    return;
-  }
-  bool at_cap = false;
-  {
-    MutexLock lock(&mu_);
-    at_cap = static_cast<int64_t>(sessions_.size()) >= max_connections_;
-  }
-  // At the cap an idle connection makes room (it closes on its own strand, so the count may
-  // briefly exceed the cap by the connections being closed); without one the newcomer is refused.
-  if (at_cap && !CloseOldestIdle()) {
-    Refuse(std::move(socket));
-    DoAccept();
-    return;
-  }
-  beast::error_code opt_ec;
-  socket.set_option(tcp::no_delay(true), opt_ec);
-  std::make_shared<Session>(this, std::move(socket))->Run();
-  DoAccept();
+void ServerCore::Deregister(uint64_t id) {
+  MutexLock lock(&mu_);
+  if (conns_.erase(id) == 0) return;
+  if (open_connections_ != nullptr) open_connections_->Add(-1);
+  if (conns_.empty()) conns_changed_.SignalAll();
 }
 
-bool ServerCore::CloseOldestIdle() {
-  for (int attempt = 0; attempt < 4; ++attempt) {  // another thread may wake the one picked
-    std::shared_ptr<Session> oldest;
+bool ServerCore::MakeRoom() {
+  MutexLock lock(&mu_);
+  if (static_cast<int64_t>(conns_.size()) < max_connections_) return true;
+  // At the cap the connection idle longest makes room (it closes on its own thread, so the count
+  // may briefly exceed the cap by the connections being closed); without one the newcomer is
+  // refused. Claiming its idle mark means one close is never spent twice on the same connection.
+  for (int attempt = 0; attempt < 4; ++attempt) {  // its thread may wake the one picked
+    uint64_t oldest = 0;
+    const ConnRef* oldest_ref = nullptr;
     int64_t oldest_since = 0;
-    for (const std::shared_ptr<Session>& s : LiveSessions()) {
-      const int64_t since = s->idle_since_ns();
-      if (since != 0 && (oldest == nullptr || since < oldest_since)) {
-        oldest = s;
+    for (const auto& [id, ref] : conns_) {
+      const int64_t since = ref.idle_since_ns->load(std::memory_order_relaxed);
+      if (since != 0 && (oldest_ref == nullptr || since < oldest_since)) {
+        oldest = id;
+        oldest_ref = &ref;
         oldest_since = since;
       }
     }
-    if (oldest == nullptr) return false;
-    if (!oldest->ClaimIdle(oldest_since)) continue;
-    oldest->PostShutdown();  // closes it now if still idle, else after its current response
+    if (oldest_ref == nullptr) return false;
+    int64_t expected = oldest_since;
+    if (!oldest_ref->idle_since_ns->compare_exchange_strong(expected, 0,
+                                                            std::memory_order_relaxed)) {
+      continue;
+    }
+    Mail mail;
+    mail.kind = Mail::Kind::kCloseIdle;
+    mail.conn = oldest;
+    oldest_ref->owner->Post(std::move(mail));
     if (idle_closed_at_cap_ != nullptr) idle_closed_at_cap_->Increment();
     return true;
   }
   return false;
 }
 
-void ServerCore::Refuse(tcp::socket socket) {
+void ServerCore::Refuse(int fd) {
   static constexpr char kBody[] =
       "{\"error\":{\"code\":503,\"message\":\"too many open connections; retry shortly\"}}";
   static const std::string response = absl::StrCat(
@@ -787,54 +1138,32 @@ void ServerCore::Refuse(tcp::socket socket) {
       "Connection: close\r\nContent-Length: ",
       sizeof(kBody) - 1, "\r\n\r\n", kBody);
   // A new socket's send buffer is empty: this small write completes at once, or is dropped.
-  beast::error_code ec;
-  socket.non_blocking(true, ec);
-  socket.write_some(net::buffer(response), ec);
-  socket.shutdown(tcp::socket::shutdown_both, ec);
-  socket.close(ec);
+  [[maybe_unused]] const ssize_t n = send(fd, response.data(), response.size(), MSG_NOSIGNAL);
+  shutdown(fd, SHUT_RDWR);
+  close(fd);
   if (connections_refused_ != nullptr) connections_refused_->Increment();
-  int64_t suppressed = 0;
-  if (error_log_limiter_.Allow(&suppressed)) {
-    LogWarning(absl::StrCat("http: ", max_connections_,
-                            " connections open and none idle: refusing new ones with 503 "
-                            "(serve.max_connections)"));
-  }
+  LogRateLimited(true, absl::StrCat("http: ", max_connections_,
+                                    " connections open and none idle: refusing new ones with 503 "
+                                    "(serve.max_connections)"));
 }
 
-bool ServerCore::Register(const std::shared_ptr<Session>& session) {
-  MutexLock lock(&mu_);
-  if (stopping_.load(std::memory_order_acquire)) return false;
-  sessions_.emplace(session.get(), session);
-  if (open_connections_ != nullptr) open_connections_->Add(1);
-  if (connections_total_ != nullptr) connections_total_->Increment();
-  return true;
-}
-
-void ServerCore::Deregister(Session* session) {
-  MutexLock lock(&mu_);
-  sessions_.erase(session);
-  if (open_connections_ != nullptr) open_connections_->Add(-1);
-  if (sessions_.empty()) sessions_changed_.SignalAll();
-}
-
-bool ServerCore::WaitForNoSessions(absl::Duration timeout) {
+bool ServerCore::WaitForNoConnections(absl::Duration timeout) {
   const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
   MutexLock lock(&mu_);
-  while (!sessions_.empty()) {
+  while (!conns_.empty()) {
     const Clock::duration left = deadline - Clock::now();
     if (left <= Clock::duration::zero()) return false;
-    sessions_changed_.WaitFor(&mu_, absl::FromChrono(left));
+    conns_changed_.WaitFor(&mu_, absl::FromChrono(left));
   }
   return true;
 }
 
-std::vector<std::shared_ptr<Session>> ServerCore::LiveSessions() {
-  std::vector<std::shared_ptr<Session>> live;
-  MutexLock lock(&mu_);
-  for (const auto& [ptr, weak] : sessions_) {
-    if (std::shared_ptr<Session> s = weak.lock()) live.push_back(std::move(s));
+void ServerCore::PostToAll(Mail::Kind kind) {
+  for (const std::unique_ptr<IoThread>& t : threads_) {
+    Mail mail;
+    mail.kind = kind;
+    t->Post(std::move(mail));
   }
-  return live;
 }
 
 void ServerCore::Stop() {
@@ -846,24 +1175,29 @@ void ServerCore::Stop() {
       return;
     }
     stopping_.store(true, std::memory_order_release);
+    // Idle connections end now, even on a thread held by a handler that blocks: shutting a
+    // socket down from here is safe while its owner has it registered, and the owner closes it
+    // when it sees the end of the stream.
+    for (const auto& [id, ref] : conns_) {
+      int64_t since = ref.idle_since_ns->load(std::memory_order_relaxed);
+      if (since != 0 &&
+          ref.idle_since_ns->compare_exchange_strong(since, 0, std::memory_order_relaxed)) {
+        shutdown(ref.fd, SHUT_RDWR);
+      }
+    }
   }
-  net::post(acceptor_->get_executor(), [this] {
-    beast::error_code ec;
-    acceptor_->close(ec);
-    accept_retry_->cancel();
-  });
-  // Hold no session references while waiting: a session ends when its last handler lets go.
-  for (const std::shared_ptr<Session>& s : LiveSessions()) s->PostShutdown();
-  if (!WaitForNoSessions(options_.stop_timeout)) {
+  // Stop accepting; idle connections close, busy ones after their response.
+  PostToAll(Mail::Kind::kShutdown);
+  if (!WaitForNoConnections(options_.stop_timeout)) {
     LogWarning("http: requests still running at stop_timeout; closing their connections");
-    for (const std::shared_ptr<Session>& s : LiveSessions()) s->PostForceClose();
-    WaitForNoSessions(absl::Seconds(2));
+    PostToAll(Mail::Kind::kForceClose);
+    WaitForNoConnections(absl::Seconds(2));
   }
-  // Every session is gone (or abandoned to the io_context's destructor): nothing left to run but
-  // cancelled timers.
-  ioc_->stop();
-  for (std::thread& t : threads_) t.join();
+  PostToAll(Mail::Kind::kExit);
+  for (const std::unique_ptr<IoThread>& t : threads_) t->Join();
   threads_.clear();
+  close(listen_fd_);
+  listen_fd_ = -1;
   // Blocking handlers still running finish (their answers go nowhere now); queued ones are
   // cancelled.
   blocking_pool_.Stop();
