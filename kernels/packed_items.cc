@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <utility>
 
@@ -206,6 +207,10 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
       for (int c = 0; c < quads; ++c) packed[first * quads + c * group + j] = source[c];
     }
   }
+  internal::AlignedFloats buckets =
+      internal::MakeAlignedFloats(static_cast<size_t>(std::max<int64_t>(1, count)) * kGroupRows);
+  std::fill(buckets.get(), buckets.get() + count * kGroupRows,
+            -std::numeric_limits<float>::infinity());
   for (int64_t f = 0; f < count; ++f) {
     internal::QuantizedQuery& state = batch_states[f];
     state = states[fast[f]];
@@ -213,6 +218,9 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
     state.lower = &lower[f];
     state.rows = &candidate_rows[f];
     state.upper = &candidate_upper[f];
+    state.buckets = buckets.get() + f * kGroupRows;
+    state.seed_exclude = queries[fast[f]].exclude.data();
+    state.seed_exclude_end = state.seed_exclude + queries[fast[f]].exclude.size();
     state.count = 0;
     state.compact_at = 1024;
     candidate_rows[f].resize(256);
@@ -221,16 +229,29 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
   const internal::QuantizedQueryBatch batch{packed.data(), count, dim, batch_states.data()};
   const int64_t block_rows = QuantizedBlockRows(dim);
   const int64_t group_bytes = internal::QuantizedGroupBytes(dim);
+  const auto block_at = [&](int64_t first) {
+    return internal::QuantizedItemBlock{quantized_.get() + first / kGroupRows * group_bytes,
+                                        row_scale_.data() + first,
+                                        group_error_.data() + first / kGroupRows,
+                                        group_norm_.data() + first / kGroupRows,
+                                        bias_ == nullptr ? nullptr : bias_ + first,
+                                        first,
+                                        std::min(block_rows, rows_ - first),
+                                        dim};
+  };
+  // A floor for each query's k-th lower bound from the first block (see ScanQuantizedAvx512),
+  // when it leaves enough of the matrix to pay for itself.
+  if (count > 0 && capacity <= internal::KthLargest::kSlots && rows_ >= 4 * block_rows) {
+    internal::ScanQuantizedAvx512(block_at(0), batch, /*seed=*/true);
+    float values[kGroupRows];
+    for (int64_t f = 0; f < count; ++f) {
+      std::copy(batch_states[f].buckets, batch_states[f].buckets + kGroupRows, values);
+      std::nth_element(values, values + (capacity - 1), values + kGroupRows, std::greater<float>());
+      lower[f].Seed(values[capacity - 1]);
+    }
+  }
   for (int64_t first = 0; count > 0 && first < rows_; first += block_rows) {
-    const internal::QuantizedItemBlock block{quantized_.get() + first / kGroupRows * group_bytes,
-                                             row_scale_.data() + first,
-                                             group_error_.data() + first / kGroupRows,
-                                             group_norm_.data() + first / kGroupRows,
-                                             bias_ == nullptr ? nullptr : bias_ + first,
-                                             first,
-                                             std::min(block_rows, rows_ - first),
-                                             dim};
-    internal::ScanQuantizedAvx512(block, batch);
+    internal::ScanQuantizedAvx512(block_at(first), batch, /*seed=*/false);
   }
 
   // Second stage: the candidates whose upper bound reaches the k-th best lower bound, scored

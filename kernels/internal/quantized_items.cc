@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 namespace freshet::kernels::internal {
@@ -70,6 +71,43 @@ void Norms(const float* x, int dim, double* l1, float* amax) {
 }
 
 }  // namespace
+
+void KthLargest::Reset(int64_t k, absl::Span<const int32_t> exclude) {
+  k_ = static_cast<size_t>(k);
+  threshold_ = -std::numeric_limits<float>::infinity();
+  exclude_ = exclude.data();
+  exclude_end_ = exclude.data() + exclude.size();
+  held_ = 0;
+  if (k <= kSlots) {
+    slot_vectors_ = static_cast<int>((k + 15) / 16);
+    for (int i = 0; i < kSlots; ++i) {
+      slots_[i] =
+          i < k ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+    }
+    return;
+  }
+  slot_vectors_ = 0;
+  values_.resize(2 * k_);
+}
+
+float KthLargest::Final() {
+  if (slot_vectors_ == 0 && held_ >= k_) Shrink();
+  return threshold_;
+}
+
+void KthLargest::Seed(float floor) {
+  if (slot_vectors_ == 0 || !(floor > threshold_)) return;
+  for (size_t i = 0; i < k_; ++i) slots_[i] = std::max(slots_[i], floor);
+  threshold_ = floor;
+  for (size_t i = 0; i < k_; ++i) threshold_ = std::min(threshold_, slots_[i]);
+}
+
+void KthLargest::Shrink() {
+  std::nth_element(values_.begin(), values_.begin() + static_cast<std::ptrdiff_t>(k_ - 1),
+                   values_.begin() + static_cast<std::ptrdiff_t>(held_), std::greater<float>());
+  threshold_ = values_[k_ - 1];
+  held_ = k_;
+}
 
 int QuantizeItemGroup(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
                       float* scale, float* error, float* norm) {

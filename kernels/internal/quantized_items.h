@@ -77,43 +77,33 @@ inline int64_t QuantizedGroupBytes(int dim) {
 int QuantizeItemGroup(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
                       float* scale, float* error, float* norm);
 
-// A lower estimate of the k-th largest value offered, over the rows not in an exclude list: keeps
-// up to 2k values, and when that fills keeps the k largest and makes the k-th the threshold. So
-// threshold() never exceeds the k-th largest value offered so far (it is -infinity until k have
-// been offered), and Final() is exactly the k-th largest of all values offered. Values must be
+// The k-th largest of the values offered for rows not in an exclude list: threshold() never
+// exceeds it (it is -infinity until k values have been offered), and Final() is exactly the k-th
+// largest of all values offered. For k <= kSlots it keeps the k largest in slots (-infinity until
+// filled, +infinity padding) and threshold() is exact at every moment; for larger k it keeps up to
+// 2k values and, when they fill, the k largest, the k-th becoming the threshold. Values must be
 // finite, rows offered in increasing order.
 class KthLargest {
  public:
-  void Reset(int64_t k, absl::Span<const int32_t> exclude) {
-    k_ = static_cast<size_t>(k);
-    values_.resize(2 * k_);
-    held_ = 0;
-    threshold_ = -std::numeric_limits<float>::infinity();
-    exclude_ = exclude.data();
-    exclude_end_ = exclude.data() + exclude.size();
-  }
+  static constexpr int kSlots = 64;
+
+  void Reset(int64_t k, absl::Span<const int32_t> exclude);
   float threshold() const { return threshold_; }
-  void Offer(int32_t row, float value) {
-    if (!(value > threshold_)) return;  // cannot move the k-th largest
-    exclude_ = std::lower_bound(exclude_, exclude_end_, row);
-    if (exclude_ != exclude_end_ && *exclude_ == row) return;
-    values_[held_++] = value;
-    if (held_ == values_.size()) Shrink();
-  }
+  // Defined with the scan (quantized_items_avx512.cc): AVX-512 only.
+  void Offer(int32_t row, float value);
   // The k-th largest value offered, or -infinity when fewer than k were.
-  float Final() {
-    if (held_ >= k_) Shrink();
-    return threshold_;
-  }
+  float Final();
+  // Raises the threshold to `floor` (k <= kSlots only), for a floor known to be at most the k-th
+  // largest value of the rows to be offered: it stands for k values that are not offered (the
+  // rows with values <= floor need not be). Final() stays exact: the k largest offered values
+  // above the floor, or the floor if there are fewer than k.
+  void Seed(float floor);
 
  private:
-  void Shrink() {
-    std::nth_element(values_.begin(), values_.begin() + (k_ - 1),
-                     values_.begin() + static_cast<std::ptrdiff_t>(held_), std::greater<float>());
-    threshold_ = values_[k_ - 1];
-    held_ = k_;
-  }
+  void Shrink();
 
+  alignas(64) float slots_[kSlots];
+  int slot_vectors_ = 0;  // 16-float vectors of slots_ in use; 0: the buffer is used
   size_t k_ = 1;
   std::vector<float> values_;
   size_t held_ = 0;
@@ -136,6 +126,11 @@ struct QuantizedQuery {
   std::vector<float>* upper = nullptr;  // their upper bounds
   size_t count = 0;
   size_t compact_at = 0;  // count at which to drop the candidates now below the threshold
+  // For the seeding pass: by row % 64, the largest lower bound of the eligible rows seen (64
+  // floats, 64-byte aligned, -infinity at first), and the exclusion list's cursor.
+  float* buckets = nullptr;
+  const int32_t* seed_exclude = nullptr;
+  const int32_t* seed_exclude_end = nullptr;
 };
 
 // Quantizes `query` (dim floats) into `packed` (QuantizedQuads(dim) * 4 bytes, dims past `dim`
@@ -171,7 +166,8 @@ bool QuantizedScanSupported();
 // Scores `block` for every query, offering the lower bounds to q.lower and appending the items
 // whose upper bound reaches its threshold to q.rows / q.upper . Blocks must come in increasing
 // row order. Requires QuantizedScanSupported().
-void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries);
+void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries,
+                         bool seed);
 
 }  // namespace freshet::kernels::internal
 

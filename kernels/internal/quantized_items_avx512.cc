@@ -135,11 +135,49 @@ template <int kQ>
   }
 }
 
+// The seeding pass's counterpart of BoundGroup: raises each query's buckets by the lower bounds of
+// the group's eligible rows.
+template <int kQ>
+[[gnu::noinline]] void SeedGroup(const __m512i (&acc)[kPanels][kQ], const QuantizedItemBlock& block,
+                                 int64_t first_item, QuantizedQuery* queries) {
+  const int64_t first_row = block.first_row + first_item;
+  const float* const scale = block.scale + first_item;
+  const float* const bias = block.bias == nullptr ? nullptr : block.bias + first_item;
+  const float error = block.error[first_item / kGroupItems];
+  const float norm = block.norm[first_item / kGroupItems];
+  const int64_t valid_rows = std::min<int64_t>(kGroupItems, block.rows - first_item);
+  const uint64_t valid = valid_rows == 64 ? ~uint64_t{0} : (uint64_t{1} << valid_rows) - 1;
+  for (int j = 0; j < kQ; ++j) {
+    QuantizedQuery& q = queries[j];
+    uint64_t eligible = valid;
+    q.seed_exclude =
+        std::lower_bound(q.seed_exclude, q.seed_exclude_end, static_cast<int32_t>(first_row));
+    for (; q.seed_exclude != q.seed_exclude_end && *q.seed_exclude < first_row + kGroupItems;
+         ++q.seed_exclude) {
+      eligible &= ~(uint64_t{1} << (*q.seed_exclude - first_row));
+    }
+    const __m512 query_scale = _mm512_set1_ps(q.scale);
+    const __m512 m = _mm512_set1_ps(std::fma(q.l1, error, std::fma(q.mixed, norm, q.slack)));
+#pragma GCC unroll 4
+    for (int p = 0; p < kPanels; ++p) {
+      const __mmask16 lanes = static_cast<__mmask16>(eligible >> (p * kLanes));
+      const __m512 b =
+          bias == nullptr ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes, bias + p * kLanes);
+      const __m512 sigma = _mm512_mul_ps(query_scale, _mm512_loadu_ps(scale + p * kLanes));
+      const __m512 lower =
+          _mm512_sub_ps(_mm512_fmadd_ps(sigma, _mm512_cvtepi32_ps(acc[p][j]), b), m);
+      float* bucket = q.buckets + p * kLanes;
+      _mm512_store_ps(
+          bucket, _mm512_mask_max_ps(_mm512_load_ps(bucket), lanes, _mm512_load_ps(bucket), lower));
+    }
+  }
+}
+
 // kQ queries against every item group of `block`: 4 panels of 16 items x kQ queries of int32
 // accumulators; per quad of dims 4 loads, kQ broadcasts, 4 * kQ vpdpbusd (4 multiply-adds each).
 template <int kQ>
 void ScanGroup(const QuantizedItemBlock& block, const int32_t* packed_queries,
-               QuantizedQuery* queries) {
+               QuantizedQuery* queries, bool seed) {
   const int quads = QuantizedQuads(block.dim);
   for (int64_t first_item = 0; first_item < block.rows; first_item += kGroupItems) {
     __m512i acc[kPanels][kQ];
@@ -171,35 +209,72 @@ void ScanGroup(const QuantizedItemBlock& block, const int32_t* packed_queries,
 #pragma GCC unroll 6
       for (int j = 0; j < kQ; ++j) sums[p][j] = acc[p][j];
     }
-    BoundGroup<kQ>(sums, block, first_item, queries);
+    if (seed) {
+      SeedGroup<kQ>(sums, block, first_item, queries);
+    } else {
+      BoundGroup<kQ>(sums, block, first_item, queries);
+    }
   }
 }
 
 }  // namespace
 
-void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries) {
+void KthLargest::Offer(int32_t row, float value) {
+  if (!(value > threshold_)) return;  // cannot move the k-th largest
+  exclude_ = std::lower_bound(exclude_, exclude_end_, row);
+  if (exclude_ != exclude_end_ && *exclude_ == row) return;
+  if (slot_vectors_ == 0) {
+    values_[held_++] = value;
+    if (held_ == values_.size()) Shrink();
+    return;
+  }
+  // The value takes the place of the smallest held (the threshold), then the new minimum. In
+  // registers, with whole-vector stores: a scalar store followed by a vector load of the same bytes
+  // would stall on store forwarding.
+  const __m512 old = _mm512_set1_ps(threshold_);
+  __m512 slots[kSlots / kLanes];
+  bool placed = false;
+  __m512 low = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  for (int v = 0; v < slot_vectors_; ++v) {
+    slots[v] = _mm512_load_ps(slots_ + v * kLanes);
+    if (!placed) {
+      const unsigned at = _mm512_cmp_ps_mask(slots[v], old, _CMP_EQ_OQ);
+      if (at != 0) {
+        slots[v] =
+            _mm512_mask_mov_ps(slots[v], static_cast<__mmask16>(at & -at), _mm512_set1_ps(value));
+        _mm512_store_ps(slots_ + v * kLanes, slots[v]);
+        placed = true;
+      }
+    }
+    low = _mm512_min_ps(low, slots[v]);
+  }
+  threshold_ = _mm512_reduce_min_ps(low);
+}
+
+void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries,
+                         bool seed) {
   const int quads = QuantizedQuads(block.dim);
   for (int64_t first = 0; first < queries.count; first += kQueryGroup) {
     const int32_t* packed = queries.data + first * quads;
     QuantizedQuery* group = queries.queries + first;
     switch (std::min<int64_t>(kQueryGroup, queries.count - first)) {
       case 1:
-        ScanGroup<1>(block, packed, group);
+        ScanGroup<1>(block, packed, group, seed);
         break;
       case 2:
-        ScanGroup<2>(block, packed, group);
+        ScanGroup<2>(block, packed, group, seed);
         break;
       case 3:
-        ScanGroup<3>(block, packed, group);
+        ScanGroup<3>(block, packed, group, seed);
         break;
       case 4:
-        ScanGroup<4>(block, packed, group);
+        ScanGroup<4>(block, packed, group, seed);
         break;
       case 5:
-        ScanGroup<5>(block, packed, group);
+        ScanGroup<5>(block, packed, group, seed);
         break;
       default:
-        ScanGroup<6>(block, packed, group);
+        ScanGroup<6>(block, packed, group, seed);
         break;
     }
   }
@@ -228,7 +303,7 @@ bool QuantizedScanSupported() {
 }
 
 #if !FRESHET_AVX512_KERNELS
-void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&) {}
+void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&, bool) {}
 #endif
 
 }  // namespace freshet::kernels::internal
