@@ -1,12 +1,16 @@
 #include "kernels/packed_items.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <utility>
 
 #include "common/status_macros.h"
 #include "kernels/internal/inner_product_top_k.h"
 #include "kernels/internal/item_panels.h"
+#include "kernels/internal/quantized_items.h"
 #include "kernels/internal/top_k_args.h"
 #include "kernels/internal/top_k_selector.h"
 
@@ -15,14 +19,53 @@ namespace freshet::kernels {
 static_assert(PackedItemMatrix::kGroupRows == internal::kGroupItems,
               "a versioned group is one transposed item group of the kernels");
 
+namespace {
+
+// Int8 rows per block of the scan: the largest multiple of kGroupRows in about 32 KiB, so that a
+// block stays in L1 while every query group is scored against it.
+int64_t QuantizedBlockRows(int dim) {
+  const int64_t groups = 32 * 1024 / internal::QuantizedGroupBytes(dim);
+  return std::max<int64_t>(1, groups) * PackedItemMatrix::kGroupRows;
+}
+
+// max |bias| over `rows`, or infinity if any is NaN or infinite.
+double BiasMax(const float* bias, int64_t rows) {
+  if (bias == nullptr) return 0.0;
+  constexpr int kLanes = 16;
+  float lanes_max[kLanes] = {};
+  float lanes_nan[kLanes] = {};  // b - b: NaN for NaN and infinities, else 0
+  int64_t i = 0;
+  for (; i + kLanes <= rows; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      lanes_max[l] = std::max(lanes_max[l], std::fabs(bias[i + l]));
+      lanes_nan[l] += bias[i + l] - bias[i + l];
+    }
+  }
+  for (; i < rows; ++i) {
+    lanes_max[0] = std::max(lanes_max[0], std::fabs(bias[i]));
+    lanes_nan[0] += bias[i] - bias[i];
+  }
+  float m = 0.0f;
+  for (int l = 0; l < kLanes; ++l) {
+    if (lanes_nan[l] != 0.0f) return std::numeric_limits<double>::infinity();
+    m = std::max(m, lanes_max[l]);
+  }
+  return m;
+}
+
+}  // namespace
+
 PackedItemMatrix::PackedItemMatrix(const Options& options)
-    : portable_(options.portable || !internal::SimdLevelCompiled(internal::SimdLevel::kAvx512)) {}
+    : portable_(options.portable || !internal::SimdLevelCompiled(internal::SimdLevel::kAvx512)),
+      two_stage_(options.two_stage && !portable_ && internal::QuantizedScanSupported()) {}
 
 void PackedItemMatrix::Clear() {
   rows_ = 0;
   bias_ = nullptr;
   versions_.clear();
   group_rows_.clear();
+  group_wild_.clear();
+  wild_rows_ = 0;
 }
 
 absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
@@ -48,10 +91,31 @@ absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
                   static_cast<size_t>(capacity_rows_ * dim_) * sizeof(float));
     }
     data_ = std::move(grown);
+    if (two_stage_) {
+      const int64_t group_bytes = internal::QuantizedGroupBytes(dim_);
+      std::unique_ptr<uint8_t[], FreeAligned> grown_quantized(new (
+          std::align_val_t{64}) uint8_t[static_cast<size_t>(capacity / kGroupRows * group_bytes)]);
+      if (quantized_ != nullptr) {
+        std::memcpy(grown_quantized.get(), quantized_.get(),
+                    static_cast<size_t>(capacity_rows_ / kGroupRows * group_bytes));
+      }
+      quantized_ = std::move(grown_quantized);
+      std::unique_ptr<float[], FreeAligned> grown_rows(
+          new (std::align_val_t{64}) float[static_cast<size_t>(capacity * dim_)]);
+      if (row_major_ != nullptr) {
+        std::memcpy(grown_rows.get(), row_major_.get(),
+                    static_cast<size_t>(capacity_rows_ * dim_) * sizeof(float));
+      }
+      row_major_ = std::move(grown_rows);
+      row_scale_.resize(static_cast<size_t>(capacity));
+      group_error_.resize(static_cast<size_t>(capacity / kGroupRows));
+      group_norm_.resize(static_cast<size_t>(capacity / kGroupRows));
+    }
     capacity_rows_ = capacity;
   }
   versions_.resize(static_cast<size_t>(groups), 0);
   group_rows_.resize(static_cast<size_t>(groups), 0);
+  group_wild_.resize(static_cast<size_t>(groups), 0);
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t first = g * kGroupRows;
     const int32_t n = static_cast<int32_t>(std::min<int64_t>(kGroupRows, items.rows - first));
@@ -64,10 +128,22 @@ absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
       }
     }
     if (portable_) internal::PackItemRowsPortable(items, first, n, out);
+    if (two_stage_) {
+      group_wild_[g] = internal::QuantizeItemGroup(
+          items, first, n, quantized_.get() + g * internal::QuantizedGroupBytes(dim_),
+          row_scale_.data() + first, &group_error_[g], &group_norm_[g]);
+      for (int32_t r = 0; r < n; ++r) {
+        std::memcpy(row_major_.get() + (first + r) * dim_,
+                    items.vectors + (first + r) * items.stride,
+                    static_cast<size_t>(dim_) * sizeof(float));
+      }
+    }
     versions_[g] = version;
     group_rows_[g] = n;
     ++groups_packed_;
   }
+  wild_rows_ = 0;
+  for (const int32_t wild : group_wild_) wild_rows_ += wild;
   rows_ = items.rows;
   bias_ = items.bias;
   return absl::OkStatus();
@@ -80,7 +156,139 @@ absl::Status PackedItemMatrix::TopK(absl::Span<const TopKQuery> queries, int k,
   FRESHET_RETURN_IF_ERROR(internal::ValidateTopKArgs(view, queries, k, results.size()));
   for (std::vector<ScoredItem>& result : results) result.clear();
   if (rows_ == 0 || queries.empty()) return absl::OkStatus();
+  if (TwoStageUsable()) {
+    TwoStageTopK(queries, k, results);
+  } else {
+    ExactTopK(queries, k, results);
+  }
+  return absl::OkStatus();
+}
 
+bool PackedItemMatrix::TwoStageUsable() const {
+  return two_stage_ && wild_rows_ == 0 && dim_ <= internal::kMaxQuantizedDim &&
+         capacity_rows_ * dim_ <= std::numeric_limits<int32_t>::max();
+}
+
+void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
+                                    absl::Span<std::vector<ScoredItem>> results) const {
+  const double bias_max = BiasMax(bias_, rows_);
+  if (!(bias_max <= internal::kMaxBias) || k > kMaxCandidates) {
+    ExactTopK(queries, k, results);
+    return;
+  }
+  const int dim = dim_;
+  const int quads = internal::QuantizedQuads(dim);
+  const int64_t capacity = std::min<int64_t>(k, rows_);
+
+  // First stage for the queries it can bound; the others are answered exactly at the end.
+  std::vector<size_t> exact;
+  std::vector<size_t> fast;
+  std::vector<int32_t> quantized_vectors(queries.size() * static_cast<size_t>(quads));
+  std::vector<internal::QuantizedQuery> states(queries.size());
+  for (size_t q = 0; q < queries.size(); ++q) {
+    if (internal::QuantizeQuery(queries[q].vector, dim, bias_max,
+                                reinterpret_cast<int8_t*>(quantized_vectors.data() + q * quads),
+                                &states[q])) {
+      fast.push_back(q);
+    } else {
+      exact.push_back(q);
+    }
+  }
+  const int64_t count = static_cast<int64_t>(fast.size());
+  std::vector<internal::QuantizedQuery> batch_states(fast.size());
+  std::vector<internal::KthLargest> lower(fast.size());
+  std::vector<std::vector<int32_t>> candidate_rows(fast.size());
+  std::vector<std::vector<float>> candidate_upper(fast.size());
+  std::vector<int32_t> packed(fast.size() * static_cast<size_t>(quads));
+  for (int64_t first = 0; first < count; first += internal::kQueryGroup) {
+    const int64_t group = std::min<int64_t>(internal::kQueryGroup, count - first);
+    for (int64_t j = 0; j < group; ++j) {
+      const int32_t* source = quantized_vectors.data() + fast[first + j] * quads;
+      for (int c = 0; c < quads; ++c) packed[first * quads + c * group + j] = source[c];
+    }
+  }
+  internal::AlignedFloats buckets =
+      internal::MakeAlignedFloats(static_cast<size_t>(std::max<int64_t>(1, count)) * kGroupRows);
+  std::fill(buckets.get(), buckets.get() + count * kGroupRows,
+            -std::numeric_limits<float>::infinity());
+  for (int64_t f = 0; f < count; ++f) {
+    internal::QuantizedQuery& state = batch_states[f];
+    state = states[fast[f]];
+    lower[f].Reset(capacity, queries[fast[f]].exclude);
+    state.lower = &lower[f];
+    state.rows = &candidate_rows[f];
+    state.upper = &candidate_upper[f];
+    state.buckets = buckets.get() + f * kGroupRows;
+    state.seed_exclude = queries[fast[f]].exclude.data();
+    state.seed_exclude_end = state.seed_exclude + queries[fast[f]].exclude.size();
+    state.count = 0;
+    state.compact_at = 1024;
+    candidate_rows[f].resize(256);
+    candidate_upper[f].resize(256);
+  }
+  const internal::QuantizedQueryBatch batch{packed.data(), count, dim, batch_states.data()};
+  const int64_t block_rows = QuantizedBlockRows(dim);
+  const int64_t group_bytes = internal::QuantizedGroupBytes(dim);
+  const auto block_at = [&](int64_t first) {
+    return internal::QuantizedItemBlock{quantized_.get() + first / kGroupRows * group_bytes,
+                                        row_scale_.data() + first,
+                                        group_error_.data() + first / kGroupRows,
+                                        group_norm_.data() + first / kGroupRows,
+                                        bias_ == nullptr ? nullptr : bias_ + first,
+                                        first,
+                                        std::min(block_rows, rows_ - first),
+                                        dim};
+  };
+  // A floor for each query's k-th lower bound from the first block (see ScanQuantizedAvx512),
+  // when it leaves enough of the matrix to pay for itself.
+  if (count > 0 && capacity <= internal::KthLargest::kSlots && rows_ >= 4 * block_rows) {
+    internal::ScanQuantizedAvx512(block_at(0), batch, /*seed=*/true);
+    float values[kGroupRows];
+    for (int64_t f = 0; f < count; ++f) {
+      std::copy(batch_states[f].buckets, batch_states[f].buckets + kGroupRows, values);
+      std::nth_element(values, values + (capacity - 1), values + kGroupRows, std::greater<float>());
+      lower[f].Seed(values[capacity - 1]);
+    }
+  }
+  for (int64_t first = 0; count > 0 && first < rows_; first += block_rows) {
+    internal::ScanQuantizedAvx512(block_at(first), batch, /*seed=*/false);
+  }
+
+  // Second stage: the candidates whose upper bound reaches the k-th best lower bound, scored
+  // exactly.
+  const ItemMatrixView rows_view{row_major_.get(), bias_, rows_, dim, dim};
+  internal::TopKSelector selector;
+  for (int64_t f = 0; f < count; ++f) {
+    std::vector<int32_t>& rows = candidate_rows[f];
+    const std::vector<float>& upper = candidate_upper[f];
+    const float threshold = lower[f].Final();  // tau
+    size_t kept = 0;
+    for (size_t i = 0; i < batch_states[f].count; ++i) {
+      if (upper[i] >= threshold) rows[kept++] = rows[i];
+    }
+    rows.resize(kept);
+    const size_t q = fast[f];
+    if (static_cast<int64_t>(rows.size()) > kMaxCandidates) {
+      exact.push_back(q);
+      continue;
+    }
+    selector.Reset(capacity, queries[q].exclude);
+    internal::ScoreListedRowsAvx512(rows_view, rows, queries[q].vector, selector);
+    selector.TakeSorted(&results[q]);
+    ++two_stage_queries_;
+  }
+
+  if (exact.empty()) return;
+  std::vector<TopKQuery> rest;
+  rest.reserve(exact.size());
+  for (const size_t q : exact) rest.push_back(queries[q]);
+  std::vector<std::vector<ScoredItem>> rest_results(exact.size());
+  ExactTopK(rest, k, absl::MakeSpan(rest_results));
+  for (size_t i = 0; i < exact.size(); ++i) results[exact[i]] = std::move(rest_results[i]);
+}
+
+void PackedItemMatrix::ExactTopK(absl::Span<const TopKQuery> queries, int k,
+                                 absl::Span<std::vector<ScoredItem>> results) const {
   const int dim = dim_;
   const int64_t count = static_cast<int64_t>(queries.size());
   std::vector<internal::TopKSelector> selectors(queries.size());
@@ -113,7 +321,6 @@ absl::Status PackedItemMatrix::TopK(absl::Span<const TopKQuery> queries, int k,
     if constexpr (internal::kAvx512Compiled) internal::ScorePackedAvx512(block, batch, next);
   }
   for (size_t q = 0; q < queries.size(); ++q) selectors[q].TakeSorted(&results[q]);
-  return absl::OkStatus();
 }
 
 }  // namespace freshet::kernels

@@ -13,11 +13,23 @@
 // Results are bit-identical to CpuBackend::TopK over the same matrix: the same multiply-add chain
 // per item in dimension order (kernels/topk.h), the same selection and tie rule.
 //
+// Two stages. Where the processor has AVX-512 VNNI, the copy also keeps every row in int8 with a
+// per-row scale (kernels/internal/quantized_items.h), re-quantized with the same group versions.
+// A query is then first scored against the int8 rows, which gives every item an interval that
+// provably holds its exact float score; only the items whose interval reaches the k-th best lower
+// bound can be in the top k, and just those are scored again by the exact multiply-add chain and
+// selected as the exact kernels would. A query the int8 stage cannot bound (NaN or infinity in it,
+// in the rows or in the bias, magnitudes beyond the bound's range) or that leaves more than
+// kMaxCandidates candidates (many near-ties) is answered by the exact kernels instead; either way
+// the answer is the same.
+//
 // The caller keeps a version per group of rows: any change of a row of group g (its vector; the
 // bias is read from the matrix at each call) must change versions[g] before the next Update().
 // learner::Learner::item_group_versions() is such a record.
 //
-// Memory: a second copy of the vectors, rows rounded up to kGroupRows, dim floats each.
+// Memory: a second copy of the vectors, rows rounded up to kGroupRows, dim floats each; with two
+// stages, also a row-major copy of the same size, and ceil(dim / 4) * 4 bytes and three floats
+// per row.
 //
 // Thread-safety: not thread-safe. One thread at a time calls Update() and TopK(), while the matrix
 // Update() last saw (and its bias) stays unchanged.
@@ -43,7 +55,13 @@ class PackedItemMatrix {
   struct Options {
     // Score with the portable kernels even where AVX-512 runs (tests compare the two).
     bool portable = false;
+    // Answer through the int8 stage where the processor runs it (see above). Off: the exact
+    // kernels answer every query (the results are the same; benchmarks compare the two).
+    bool two_stage = true;
   };
+
+  // A query whose int8 stage leaves more candidates than this is answered by the exact kernels.
+  static constexpr int64_t kMaxCandidates = 4096;
   PackedItemMatrix() : PackedItemMatrix(Options{}) {}
   explicit PackedItemMatrix(const Options& options);
 
@@ -65,14 +83,44 @@ class PackedItemMatrix {
   int64_t rows() const { return rows_; }
   // Groups packed since construction (each Update() adds the ones it re-packed).
   int64_t groups_packed() const { return groups_packed_; }
+  // True when TopK() can use the int8 stage (Options::two_stage, not portable, and the processor
+  // has AVX-512 VNNI).
+  bool two_stage() const { return two_stage_; }
+  // Queries TopK() answered through the int8 stage since construction (the others went to the
+  // exact kernels).
+  int64_t two_stage_queries() const { return two_stage_queries_; }
 
  private:
   struct FreeAligned {
     void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+    void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
   };
 
+  // The exact kernels over the packed copy.
+  void ExactTopK(absl::Span<const TopKQuery> queries, int k,
+                 absl::Span<std::vector<ScoredItem>> results) const;
+  // The two stages; queries they cannot answer go to ExactTopK().
+  void TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
+                    absl::Span<std::vector<ScoredItem>> results) const;
+  // The two stages apply to the current copy (dim in range, no wild rows, indices fit int32).
+  bool TwoStageUsable() const;
+
   const bool portable_;
+  const bool two_stage_;
   std::unique_ptr<float[], FreeAligned> data_;  // capacity_rows_ x dim_, item-block layout
+  // With two stages: the int8 rows (capacity_rows_ / kGroupRows groups, quantized_items.h layout)
+  // and each row's scale; by group, the rows' error and norm bounds, how many of its rows the int8
+  // stage cannot bound, and their total.
+  std::unique_ptr<uint8_t[], FreeAligned> quantized_;
+  // With two stages: the rows as packed, row-major (capacity_rows_ x dim_), which the exact second
+  // stage reads: a candidate's values are then one run of memory instead of one cache line per
+  // dimension.
+  std::unique_ptr<float[], FreeAligned> row_major_;
+  std::vector<float> row_scale_;
+  std::vector<float> group_error_;
+  std::vector<float> group_norm_;
+  std::vector<int32_t> group_wild_;
+  int64_t wild_rows_ = 0;
   int64_t capacity_rows_ = 0;
   int64_t rows_ = 0;
   int dim_ = 0;
@@ -81,6 +129,7 @@ class PackedItemMatrix {
   std::vector<int32_t>
       group_rows_;  // by group: rows packed (kGroupRows, fewer in the last; 0: none)
   int64_t groups_packed_ = 0;
+  mutable int64_t two_stage_queries_ = 0;
 };
 
 }  // namespace freshet::kernels

@@ -8,6 +8,12 @@
 //   BM_TopKPortable/items:N/batch:B  the same through the portable (non-AVX-512) kernel, for
 //                                    scale; 100k items only.
 //   BM_TopKBiasExclude/items:N/batch:B  with a per-item bias and 1,000 excluded rows per query.
+//   BM_PackedTopK/items:N/batch:B/two_stage:S  PackedItemMatrix::TopK (kernels/packed_items.h) on a
+//                                    copy packed beforehand, batches of B in {1, 6, 12, 32}, N in
+//                                    {10k, 100k}; S=0 the exact kernels only, S=1 the int8 stage
+//                                    and exact re-scoring where the processor runs it. Counter
+//                                    us_per_query; two_stage_share = queries the int8 stage
+//                                    answered / queries.
 //   BM_SelectTopK/items:N            SelectTopK over N precomputed scores (TopKFromScores).
 //   BM_MemoryPass/items:N            a plain summing pass over the N x 64 matrix: the memory floor
 //                                    one batch-1 query cannot beat (bytes_per_second, time/pass).
@@ -17,6 +23,7 @@
 //   build/benchmarks/kernels/freshet_kernels_bench --benchmark_format=json
 //       --benchmark_out=topk.json --benchmark_filter='BM_TopK/'   (one command line)
 // CTest runs a tiny subset once (label bench-smoke) so the benchmark keeps compiling and working.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -26,6 +33,7 @@
 #include "common/random.h"
 #include "kernels/backend.h"
 #include "kernels/internal/inner_product_top_k.h"
+#include "kernels/packed_items.h"
 #include "kernels/topk.h"
 
 namespace freshet::kernels {
@@ -111,6 +119,39 @@ BENCHMARK(BM_TopKBiasExclude)
     ->ArgNames({"items", "batch"})
     ->ArgsProduct({{100'000}, {1, 64}})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_PackedTopK(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const int64_t batch = state.range(1);
+  PackedItemMatrix packed({.two_stage = state.range(2) != 0});
+  if (!packed.Update(View(rows), {}).ok()) {
+    state.SkipWithError("Update failed");
+    return;
+  }
+  const std::vector<float> query_vectors = UniformFloats(batch * kDim, 7);
+  std::vector<TopKQuery> queries(static_cast<size_t>(batch));
+  for (int64_t q = 0; q < batch; ++q) queries[q].vector = query_vectors.data() + q * kDim;
+  std::vector<std::vector<ScoredItem>> results(static_cast<size_t>(batch));
+  for (auto _ : state) {
+    if (!packed.TopK(queries, kK, absl::MakeSpan(results)).ok()) {
+      state.SkipWithError("TopK failed");
+      return;
+    }
+    benchmark::DoNotOptimize(results.data());
+    benchmark::ClobberMemory();
+  }
+  const double answered = static_cast<double>(state.iterations() * batch);
+  state.counters["us_per_query"] = benchmark::Counter(
+      answered * 1e-6, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["two_stage_share"] =
+      static_cast<double>(packed.two_stage_queries()) / std::max(1.0, answered);
+  state.SetLabel(packed.two_stage() ? "int8+exact" : "exact");
+}
+BENCHMARK(BM_PackedTopK)
+    ->ArgNames({"items", "batch", "two_stage"})
+    ->ArgsProduct({{10'000, 100'000}, {1, 6, 12, 32}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 void BM_SelectTopK(benchmark::State& state) {

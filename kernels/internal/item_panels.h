@@ -103,6 +103,12 @@ void PackItemRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t 
 void ScorePackedAvx512(const PackedItemBlock& block, const PackedQueryBatch& queries,
                        absl::Span<const float> next);
 
+// ScoreListedRowsAvx512: scores the listed rows (increasing, each in [0, items.rows)) of `items`
+// for one query by the score contract and offers them to `selector` in order (the exact second
+// stage of kernels/packed_items.h).
+void ScoreListedRowsAvx512(const ItemMatrixView& items, absl::Span<const int32_t> rows,
+                           const float* query, TopKSelector& selector);
+
 }  // namespace freshet::kernels::internal
 
 #endif  // FRESHET_KERNELS_INTERNAL_ITEM_PANELS_H_

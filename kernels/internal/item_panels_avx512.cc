@@ -326,6 +326,47 @@ void ScorePackedAvx512(const PackedItemBlock& block, const PackedQueryBatch& que
   ScorePackedBlock(block, queries, next);
 }
 
+void ScoreListedRowsAvx512(const ItemMatrixView& items, absl::Span<const int32_t> rows,
+                           const float* query, TopKSelector& selector) {
+  // The rows are scattered over the matrix: ask for all of them before the first is needed.
+  const int64_t row_bytes = items.dim * static_cast<int64_t>(sizeof(float));
+  for (const int32_t row : rows) {
+    const char* begin = reinterpret_cast<const char*>(items.vectors + row * items.stride);
+    for (int64_t b = 0; b < row_bytes; b += 64) _mm_prefetch(begin + b, _MM_HINT_T0);
+    _mm_prefetch(begin + row_bytes - 1, _MM_HINT_T0);
+  }
+  const int dim = items.dim;
+  const int64_t count = static_cast<int64_t>(rows.size());
+  for (int64_t first = 0; first < count; first += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, count - first);
+    const float* src[kLanes];
+    for (int i = 0; i < kLanes; ++i) {
+      src[i] = items.vectors + rows[first + std::min<int64_t>(i, n - 1)] * items.stride;
+    }
+    // As ScoreOnePanel: tiles of 16 rows x 16 dims transposed in registers, so that each lane
+    // runs its row's multiply-add chain in dimension order.
+    __m512 acc = _mm512_setzero_ps();
+    for (int c0 = 0; c0 < dim; c0 += kLanes) {
+      const int width = std::min(kLanes, dim - c0);
+      const __mmask16 columns = FirstLanes(width);
+      __m512 r[kLanes];
+#pragma GCC unroll 16
+      for (int i = 0; i < kLanes; ++i) r[i] = _mm512_maskz_loadu_ps(columns, src[i] + c0);
+      Transpose16x16(r);
+      for (int j = 0; j < width; ++j) {
+        acc = _mm512_fmadd_ps(r[j], _mm512_set1_ps(query[c0 + j]), acc);
+      }
+    }
+    alignas(64) float scores[kLanes];
+    _mm512_store_ps(scores, acc);
+    for (int64_t l = 0; l < n; ++l) {
+      const int32_t row = rows[first + l];
+      // The bias in one rounded add, as SelectPanel.
+      selector.Offer(row, items.bias == nullptr ? scores[l] : scores[l] + items.bias[row]);
+    }
+  }
+}
+
 void ScoreRowsAvx512(const ItemMatrixView& items, int64_t first_row, int64_t rows,
                      const PackedQueryBatch& queries, float* scratch) {
   if (queries.count == 1) {

@@ -1,8 +1,11 @@
 #include "kernels/packed_items.h"
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
+#include "common/random.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_backend.h"
 #include "tests/kernels/test_util.h"
@@ -155,6 +158,182 @@ TEST_P(PackedItemMatrixTest, RefusesWhatTheBackendRefuses) {
   PackedItemMatrix empty(options());
   ASSERT_TRUE(empty.TopK(absl::MakeConstSpan(&query, 1), 3, absl::MakeSpan(results)).ok());
   EXPECT_TRUE(results[0].empty());
+}
+
+// The two-stage path (int8 scan, exact re-scoring) against the backend. Each check also counts the
+// queries the int8 stage answered, so that the tests below can require that it ran.
+class TwoStageTest : public ::testing::Test {
+ protected:
+  // Compares every query's answer with the backend's; returns how many queries the int8 stage
+  // answered during the call.
+  int64_t Check(const PackedItemMatrix& packed, const ItemMatrixView& items, const Queries& q,
+                int k) {
+    const int64_t before = packed.two_stage_queries();
+    ExpectSameAsBackend(packed, items, q, k);
+    return packed.two_stage_queries() - before;
+  }
+  // How many answers to expect from the int8 stage when it is available.
+  static int64_t Expected(const PackedItemMatrix& packed, size_t queries) {
+    return packed.two_stage() ? static_cast<int64_t>(queries) : 0;
+  }
+};
+
+TEST_F(TwoStageTest, AnswersLikeTheBackendForEveryShapeBatchAndK) {
+  for (int dim : {1, 3, 16, 63, 64, 65, 128}) {
+    for (int64_t rows : {1, 64, 700, 3000}) {
+      const OwnedItems items = RandomItems(rows, dim, dim + (dim % 2), /*with_bias=*/dim % 3 != 0,
+                                           static_cast<uint64_t>(rows * 17 + dim));
+      PackedItemMatrix packed;
+      ASSERT_TRUE(packed.Update(items.view, {}).ok());
+      for (int count : {1, 6, 12}) {
+        const Queries q = MakeQueries(count, dim, rows, static_cast<uint64_t>(count + dim));
+        for (int k : {1, 20, static_cast<int>(rows) + 5}) {
+          // Every query fits the int8 stage here: at most 3000 candidates, all values tame.
+          EXPECT_EQ(Check(packed, items.view, q, k), Expected(packed, q.queries.size()))
+              << "dim " << dim << " rows " << rows << " k " << k;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(TwoStageTest, RunsOnAServingSizedMatrix) {
+  const int dim = 64;
+  const OwnedItems items = RandomItems(10000, dim, dim, /*with_bias=*/true, 5);
+  PackedItemMatrix packed;
+  ASSERT_TRUE(packed.Update(items.view, {}).ok());
+  const Queries q = MakeQueries(12, dim, 10000, 9);
+  EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 12));
+  // The exact kernels alone give the same answers and count none.
+  PackedItemMatrix exact({.two_stage = false});
+  ASSERT_TRUE(exact.Update(items.view, {}).ok());
+  EXPECT_FALSE(exact.two_stage());
+  EXPECT_EQ(Check(exact, items.view, q, 20), 0);
+  // So does the portable path.
+  PackedItemMatrix portable({.portable = true});
+  ASSERT_TRUE(portable.Update(items.view, {}).ok());
+  EXPECT_EQ(Check(portable, items.view, q, 20), 0);
+}
+
+TEST_F(TwoStageTest, HandlesTiesFromDuplicateRows) {
+  const int dim = 32;
+  // 3000 rows, each of 40 distinct vectors repeated: many exact ties, broken by row.
+  OwnedItems items = RandomItems(3000, dim, dim, /*with_bias=*/false, 21);
+  for (int64_t r = 40; r < 3000; ++r) {
+    for (int c = 0; c < dim; ++c) items.vectors[r * dim + c] = items.vectors[(r % 40) * dim + c];
+  }
+  PackedItemMatrix packed;
+  ASSERT_TRUE(packed.Update(items.view, {}).ok());
+  const Queries q = MakeQueries(7, dim, 3000, 4);
+  for (int k : {1, 20, 100}) EXPECT_EQ(Check(packed, items.view, q, k), Expected(packed, 7));
+  // 40000 rows of 8 vectors: more tied candidates than the re-scoring takes, so the exact kernels
+  // answer, with the same result.
+  OwnedItems many = RandomItems(40000, dim, dim, /*with_bias=*/false, 22);
+  for (int64_t r = 8; r < 40000; ++r) {
+    for (int c = 0; c < dim; ++c) many.vectors[r * dim + c] = many.vectors[(r % 8) * dim + c];
+  }
+  PackedItemMatrix other;
+  ASSERT_TRUE(other.Update(many.view, {}).ok());
+  EXPECT_EQ(Check(other, many.view, MakeQueries(3, dim, 40000, 5), 20), 0);
+}
+
+TEST_F(TwoStageTest, HandlesHugeTinyAndZeroRows) {
+  const int dim = 48;
+  const int64_t rows = 2000;
+  OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/true, 31);
+  // Row magnitudes from 1e-38 (subnormal products) to 1e15, some rows zero, one huge column.
+  const float scales[] = {1e15f, 1e-20f, 1e-38f, 0.0f, 1.0f, 3e7f, 1e-3f};
+  for (int64_t r = 0; r < rows; ++r) {
+    const float scale = scales[r % 7];
+    for (int c = 0; c < dim; ++c) items.vectors[r * dim + c] *= scale;
+    if (r % 11 == 0) items.vectors[r * dim + r % dim] = 5e14f;
+  }
+  PackedItemMatrix packed;
+  ASSERT_TRUE(packed.Update(items.view, {}).ok());
+  Queries q = MakeQueries(6, dim, rows, 8);
+  for (int c = 0; c < dim; ++c) {
+    q.vectors[1][c] *= 1e-30f;
+    q.vectors[2][c] *= 1e12f;
+    q.vectors[3][c] = 0.0f;
+  }
+  for (int k : {1, 20, 500}) EXPECT_EQ(Check(packed, items.view, q, k), Expected(packed, 6));
+  // Only huge and tiny rows, no bias: scores span the whole float range.
+  items.view.bias = nullptr;
+  ASSERT_TRUE(packed.Update(items.view, {}).ok());
+  for (int k : {1, 20}) EXPECT_EQ(Check(packed, items.view, q, k), Expected(packed, 6));
+}
+
+TEST_F(TwoStageTest, FallsBackOnNonFiniteValuesWithTheSameAnswers) {
+  const int dim = 24;
+  const int64_t rows = 1500;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float bad : {nan, inf, -inf}) {
+    // In a query: that query goes to the exact kernels, the others do not.
+    {
+      OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/true, 41);
+      PackedItemMatrix packed;
+      ASSERT_TRUE(packed.Update(items.view, {}).ok());
+      Queries q = MakeQueries(5, dim, rows, 2);
+      q.vectors[2][7] = bad;
+      EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 4));
+    }
+    // In a row: the exact kernels answer every query while the row is there.
+    {
+      OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/true, 42);
+      items.vectors[700 * dim + 3] = bad;
+      PackedItemMatrix packed;
+      std::vector<uint32_t> versions((rows + 63) / 64, 0);
+      ASSERT_TRUE(packed.Update(items.view, versions).ok());
+      const Queries q = MakeQueries(5, dim, rows, 3);
+      EXPECT_EQ(Check(packed, items.view, q, 20), 0);
+      items.vectors[700 * dim + 3] = 0.5f;
+      ++versions[700 / 64];
+      ASSERT_TRUE(packed.Update(items.view, versions).ok());
+      EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 5));
+    }
+    // In the bias (read at each call): the exact kernels answer that call.
+    {
+      OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/true, 43);
+      PackedItemMatrix packed;
+      ASSERT_TRUE(packed.Update(items.view, {}).ok());
+      const Queries q = MakeQueries(5, dim, rows, 4);
+      items.bias[1234] = bad;
+      EXPECT_EQ(Check(packed, items.view, q, 20), 0);
+      items.bias[1234] = 0.25f;
+      EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 5));
+    }
+  }
+}
+
+// Rows built so that the top of the ranking is a cluster whose scores differ by far less than the
+// int8 stage's error: its bounds cannot order them, and the exact re-scoring must.
+TEST_F(TwoStageTest, OrdersCandidatesWithinTheQuantizationError) {
+  const int dim = 64;
+  const int64_t rows = 6000;
+  OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/true, 51);
+  const std::vector<float> query = RandomVector(dim, 52);
+  Rng rng(53);
+  // Every 20th row: the query's direction (scaled up, so they rank first) plus noise far below
+  // one quantization step; their biases differ in the last bits too.
+  for (int64_t r = 0; r < rows; r += 20) {
+    for (int c = 0; c < dim; ++c) {
+      items.vectors[r * dim + c] = 3.0f * query[c] + 1e-5f * (rng.UniformFloat() - 0.5f);
+    }
+    items.bias[r] = 1e-6f * rng.UniformFloat();
+  }
+  // ...and a few exact duplicates among them.
+  for (int c = 0; c < dim; ++c) items.vectors[400 * dim + c] = items.vectors[200 * dim + c];
+  items.bias[400] = items.bias[200];
+  PackedItemMatrix packed;
+  ASSERT_TRUE(packed.Update(items.view, {}).ok());
+  Queries q;
+  q.vectors = {query, query};
+  q.excludes = {{}, {0, 20, 200, 260}};
+  for (size_t i = 0; i < 2; ++i) q.queries.push_back({q.vectors[i].data(), q.excludes[i]});
+  for (int k : {1, 20, 150, 299, 400}) {
+    EXPECT_EQ(Check(packed, items.view, q, k), Expected(packed, 2)) << "k " << k;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, PackedItemMatrixTest, ::testing::Values(false, true),

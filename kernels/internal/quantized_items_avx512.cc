@@ -1,0 +1,309 @@
+// AVX-512 VNNI int8 scan and AVX-512F exact re-scoring for the two-stage top-K
+// (quantized_items.h). As in item_panels_avx512.cc, only the functions defined here are compiled
+// for these instruction sets, and they are called only on processors that have them.
+#include "kernels/internal/quantized_items.h"
+
+#if FRESHET_AVX512_KERNELS
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vnni,fma"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vnni,fma")
+#endif
+
+namespace freshet::kernels::internal {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int kPanels = kGroupItems / kLanes;
+constexpr int kQuadBytes = 4 * kGroupItems;  // one quad of dims of a group
+
+// acc += the four byte products of each lane (unsigned items x signed query), in place. Written
+// out because GCC 12 copies the accumulators through the stack around the intrinsic's result.
+inline void DotBytes(__m512i& acc, __m512i items, __m512i query) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(items), "v"(query));
+}
+
+__mmask16 FirstLanes(int64_t n) {
+  return n >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// The lanes of `mask` (lane l is row first_row + l): those whose upper bound still reaches the
+// threshold become candidates, and their lower bounds fl(fl(sigma P + b) - m) go to q.lower. Out of
+// line: after the first blocks few panels have any.
+[[gnu::noinline]] void CollectLanes(__m512 sigma, __m512 dot, __m512 bias, float margin,
+                                    __m512 upper, __mmask16 mask, int64_t first_row,
+                                    QuantizedQuery& q) {
+  alignas(64) float lower[kLanes], u[kLanes];
+  _mm512_store_ps(lower, _mm512_sub_ps(_mm512_fmadd_ps(sigma, dot, bias), _mm512_set1_ps(margin)));
+  _mm512_store_ps(u, upper);
+  unsigned bits = mask;
+  if (q.rows->size() < q.count + kLanes) {
+    q.rows->resize(2 * (q.count + kLanes));
+    q.upper->resize(q.rows->size());
+  }
+  int32_t* rows = q.rows->data();
+  float* uppers = q.upper->data();
+  size_t n = q.count;
+  while (bits != 0) {
+    const int lane = __builtin_ctz(bits);
+    bits &= bits - 1;
+    if (!(u[lane] >= q.lower->threshold())) continue;
+    const int32_t row = static_cast<int32_t>(first_row + lane);
+    rows[n] = row;
+    uppers[n] = u[lane];
+    ++n;
+    q.lower->Offer(row, lower[lane]);
+  }
+  q.count = n;
+  if (n >= q.compact_at) {
+    // Drops the candidates whose upper bound fell below the threshold.
+    const float threshold = q.lower->threshold();
+    size_t kept = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (uppers[i] >= threshold) {
+        rows[kept] = rows[i];
+        uppers[kept] = uppers[i];
+        ++kept;
+      }
+    }
+    q.count = kept;
+    q.compact_at = std::max<size_t>(1024, 2 * kept);
+  }
+}
+
+// Bounds for one item group of ScanGroup (quantized_items.h has the evaluation and why it bounds
+// the exact score). Out of line and fed from memory, as SelectGroup in item_panels_avx512.cc.
+template <int kQ>
+[[gnu::noinline]] void BoundGroup(const __m512i (&acc)[kPanels][kQ],
+                                  const QuantizedItemBlock& block, int64_t first_item,
+                                  QuantizedQuery* queries) {
+  // Locals, so that nothing is reloaded after each CollectLanes call.
+  const int64_t first_row = block.first_row + first_item;
+  const float* const scale = block.scale + first_item;
+  const float* const bias = block.bias == nullptr ? nullptr : block.bias + first_item;
+  const float error = block.error[first_item / kGroupItems];
+  const float norm = block.norm[first_item / kGroupItems];
+  __mmask16 valid[kPanels];
+  __m512 b[kPanels];
+  for (int p = 0; p < kPanels; ++p) {
+    valid[p] = FirstLanes(std::max<int64_t>(0, block.rows - first_item - p * kLanes));
+    b[p] =
+        bias == nullptr ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(valid[p], bias + p * kLanes);
+  }
+  for (int j = 0; j < kQ; ++j) {
+    QuantizedQuery& q = queries[j];
+    const __m512 query_scale = _mm512_set1_ps(q.scale);
+    // m, rounded twice (the bound allows for it).
+    const float margin = std::fma(q.l1, error, std::fma(q.mixed, norm, q.slack));
+    const __m512 m = _mm512_set1_ps(margin);
+    const __m512 threshold = _mm512_set1_ps(q.lower->threshold());
+    __m512 sigma[kPanels], dot[kPanels], upper[kPanels];
+    __mmask16 mask[kPanels];
+#pragma GCC unroll 4
+    for (int p = 0; p < kPanels; ++p) {
+      // The scales cover whole groups, so full loads stay inside them.
+      sigma[p] = _mm512_mul_ps(query_scale, _mm512_loadu_ps(scale + p * kLanes));
+      dot[p] = _mm512_cvtepi32_ps(acc[p][j]);  // exact: |P| < 2^24
+      upper[p] = _mm512_fmadd_ps(sigma[p], dot[p], bias == nullptr ? m : _mm512_add_ps(b[p], m));
+      mask[p] = _mm512_mask_cmp_ps_mask(valid[p], upper[p], threshold, _CMP_GE_OQ);
+    }
+    if ((mask[0] | mask[1] | mask[2] | mask[3]) == 0) continue;
+    for (int p = 0; p < kPanels; ++p) {
+      if (mask[p] != 0) {
+        CollectLanes(sigma[p], dot[p], b[p], margin, upper[p], mask[p], first_row + p * kLanes, q);
+      }
+    }
+  }
+}
+
+// The seeding pass's counterpart of BoundGroup: raises each query's buckets by the lower bounds of
+// the group's eligible rows.
+template <int kQ>
+[[gnu::noinline]] void SeedGroup(const __m512i (&acc)[kPanels][kQ], const QuantizedItemBlock& block,
+                                 int64_t first_item, QuantizedQuery* queries) {
+  const int64_t first_row = block.first_row + first_item;
+  const float* const scale = block.scale + first_item;
+  const float* const bias = block.bias == nullptr ? nullptr : block.bias + first_item;
+  const float error = block.error[first_item / kGroupItems];
+  const float norm = block.norm[first_item / kGroupItems];
+  const int64_t valid_rows = std::min<int64_t>(kGroupItems, block.rows - first_item);
+  const uint64_t valid = valid_rows == 64 ? ~uint64_t{0} : (uint64_t{1} << valid_rows) - 1;
+  for (int j = 0; j < kQ; ++j) {
+    QuantizedQuery& q = queries[j];
+    uint64_t eligible = valid;
+    q.seed_exclude =
+        std::lower_bound(q.seed_exclude, q.seed_exclude_end, static_cast<int32_t>(first_row));
+    for (; q.seed_exclude != q.seed_exclude_end && *q.seed_exclude < first_row + kGroupItems;
+         ++q.seed_exclude) {
+      eligible &= ~(uint64_t{1} << (*q.seed_exclude - first_row));
+    }
+    const __m512 query_scale = _mm512_set1_ps(q.scale);
+    const __m512 m = _mm512_set1_ps(std::fma(q.l1, error, std::fma(q.mixed, norm, q.slack)));
+#pragma GCC unroll 4
+    for (int p = 0; p < kPanels; ++p) {
+      const __mmask16 lanes = static_cast<__mmask16>(eligible >> (p * kLanes));
+      const __m512 b =
+          bias == nullptr ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes, bias + p * kLanes);
+      const __m512 sigma = _mm512_mul_ps(query_scale, _mm512_loadu_ps(scale + p * kLanes));
+      const __m512 lower =
+          _mm512_sub_ps(_mm512_fmadd_ps(sigma, _mm512_cvtepi32_ps(acc[p][j]), b), m);
+      float* bucket = q.buckets + p * kLanes;
+      _mm512_store_ps(
+          bucket, _mm512_mask_max_ps(_mm512_load_ps(bucket), lanes, _mm512_load_ps(bucket), lower));
+    }
+  }
+}
+
+// kQ queries against every item group of `block`: 4 panels of 16 items x kQ queries of int32
+// accumulators; per quad of dims 4 loads, kQ broadcasts, 4 * kQ vpdpbusd (4 multiply-adds each).
+template <int kQ>
+void ScanGroup(const QuantizedItemBlock& block, const int32_t* packed_queries,
+               QuantizedQuery* queries, bool seed) {
+  const int quads = QuantizedQuads(block.dim);
+  for (int64_t first_item = 0; first_item < block.rows; first_item += kGroupItems) {
+    __m512i acc[kPanels][kQ];
+#pragma GCC unroll 6
+    for (int j = 0; j < kQ; ++j) {
+      const __m512i start = _mm512_set1_epi32(queries[j].offset);
+#pragma GCC unroll 4
+      for (int p = 0; p < kPanels; ++p) acc[p][j] = start;
+    }
+    const uint8_t* x = block.data + first_item / kGroupItems * quads * kQuadBytes;
+    const int32_t* q = packed_queries;
+    for (int c = 0; c < quads; ++c, x += kQuadBytes, q += kQ) {
+      __m512i items[kPanels];
+#pragma GCC unroll 4
+      for (int p = 0; p < kPanels; ++p) {
+        items[p] = _mm512_load_si512(reinterpret_cast<const void*>(x + p * 64));
+      }
+#pragma GCC unroll 6
+      for (int j = 0; j < kQ; ++j) {
+        const __m512i query = _mm512_set1_epi32(q[j]);
+#pragma GCC unroll 4
+        for (int p = 0; p < kPanels; ++p) DotBytes(acc[p][j], items[p], query);
+      }
+    }
+    // A copy, so that the accumulators themselves never leave registers.
+    __m512i sums[kPanels][kQ];
+#pragma GCC unroll 4
+    for (int p = 0; p < kPanels; ++p) {
+#pragma GCC unroll 6
+      for (int j = 0; j < kQ; ++j) sums[p][j] = acc[p][j];
+    }
+    if (seed) {
+      SeedGroup<kQ>(sums, block, first_item, queries);
+    } else {
+      BoundGroup<kQ>(sums, block, first_item, queries);
+    }
+  }
+}
+
+}  // namespace
+
+void KthLargest::Offer(int32_t row, float value) {
+  if (!(value > threshold_)) return;  // cannot move the k-th largest
+  exclude_ = std::lower_bound(exclude_, exclude_end_, row);
+  if (exclude_ != exclude_end_ && *exclude_ == row) return;
+  if (slot_vectors_ == 0) {
+    values_[held_++] = value;
+    if (held_ == values_.size()) Shrink();
+    return;
+  }
+  // The value takes the place of the smallest held (the threshold), then the new minimum. In
+  // registers, with whole-vector stores: a scalar store followed by a vector load of the same bytes
+  // would stall on store forwarding.
+  const __m512 old = _mm512_set1_ps(threshold_);
+  __m512 slots[kSlots / kLanes];
+  bool placed = false;
+  __m512 low = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  for (int v = 0; v < slot_vectors_; ++v) {
+    slots[v] = _mm512_load_ps(slots_ + v * kLanes);
+    if (!placed) {
+      const unsigned at = _mm512_cmp_ps_mask(slots[v], old, _CMP_EQ_OQ);
+      if (at != 0) {
+        slots[v] =
+            _mm512_mask_mov_ps(slots[v], static_cast<__mmask16>(at & -at), _mm512_set1_ps(value));
+        _mm512_store_ps(slots_ + v * kLanes, slots[v]);
+        placed = true;
+      }
+    }
+    low = _mm512_min_ps(low, slots[v]);
+  }
+  threshold_ = _mm512_reduce_min_ps(low);
+}
+
+void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries,
+                         bool seed) {
+  const int quads = QuantizedQuads(block.dim);
+  for (int64_t first = 0; first < queries.count; first += kQueryGroup) {
+    const int32_t* packed = queries.data + first * quads;
+    QuantizedQuery* group = queries.queries + first;
+    switch (std::min<int64_t>(kQueryGroup, queries.count - first)) {
+      case 1:
+        ScanGroup<1>(block, packed, group, seed);
+        break;
+      case 2:
+        ScanGroup<2>(block, packed, group, seed);
+        break;
+      case 3:
+        ScanGroup<3>(block, packed, group, seed);
+        break;
+      case 4:
+        ScanGroup<4>(block, packed, group, seed);
+        break;
+      case 5:
+        ScanGroup<5>(block, packed, group, seed);
+        break;
+      default:
+        ScanGroup<6>(block, packed, group, seed);
+        break;
+    }
+  }
+}
+
+}  // namespace freshet::kernels::internal
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif  // FRESHET_AVX512_KERNELS
+
+namespace freshet::kernels::internal {
+
+bool QuantizedScanSupported() {
+#if FRESHET_AVX512_KERNELS
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
+}
+
+#if !FRESHET_AVX512_KERNELS
+void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&, bool) {}
+#endif
+
+}  // namespace freshet::kernels::internal
