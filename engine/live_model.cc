@@ -303,8 +303,8 @@ absl::Status LiveModel::TopKBatchLocked(absl::Span<const kernels::TopKQuery> que
     packed_generation_ = generation;
   }
   const int64_t packed_before = packed_.groups_packed();
-  FRESHET_RETURN_IF_ERROR(
-      packed_.Update(learner_->ScoringMatrix(), learner_->item_group_versions()));
+  FRESHET_RETURN_IF_ERROR(packed_.Update(learner_->ScoringMatrix(), learner_->item_group_versions(),
+                                         learner_->item_row_versions()));
   scoring_groups_packed_.fetch_add(packed_.groups_packed() - packed_before,
                                    std::memory_order_relaxed);
   return packed_.TopK(queries, k, results);

@@ -13,6 +13,7 @@
 #include "kernels/internal/quantized_items.h"
 #include "kernels/internal/top_k_args.h"
 #include "kernels/internal/top_k_selector.h"
+#include "kernels/topk.h"
 
 namespace freshet::kernels {
 
@@ -62,14 +63,55 @@ PackedItemMatrix::PackedItemMatrix(const Options& options)
 void PackedItemMatrix::Clear() {
   rows_ = 0;
   bias_ = nullptr;
+  vectors_ = nullptr;
+  stride_ = 0;
   versions_.clear();
   group_rows_.clear();
   group_wild_.clear();
   wild_rows_ = 0;
 }
 
+void PackedItemMatrix::QuantizeGroup(const ItemMatrixView& items, int64_t g, int32_t n, bool whole,
+                                     absl::Span<const uint32_t> row_versions) {
+  const int64_t first = g * kGroupRows;
+  uint8_t* group = quantized_.get() + g * internal::QuantizedGroupBytes(dim_);
+  if (whole) {
+    // Lanes past n are padding: zero rows with scale 0, never reported.
+    std::memset(group, 128, static_cast<size_t>(internal::QuantizedGroupBytes(dim_)));
+    std::fill(row_scale_.begin() + first, row_scale_.begin() + first + kGroupRows, 0.0f);
+  }
+  float error = 0.0f;
+  float norm = 0.0f;
+  int32_t wild = 0;
+  for (int32_t l = 0; l < n; ++l) {
+    const int64_t row = first + l;
+    const uint32_t version = static_cast<size_t>(row) < row_versions.size() ? row_versions[row] : 0;
+    if (whole || version != row_versions_[row]) {
+      const internal::QuantizedRowBounds r =
+          internal::QuantizeItemRowAvx512(items.vectors + row * items.stride, dim_, l, group);
+      row_scale_[row] = r.scale;
+      row_error_[row] = r.error;
+      row_norm_[row] = r.norm;
+      row_wild_[row] = r.wild ? 1 : 0;
+      row_versions_[row] = version;
+      ++rows_quantized_;
+    }
+    // The group's bounds are its rows' largest (wild rows carry none: the scan is off then).
+    if (row_wild_[row] != 0) {
+      ++wild;
+      continue;
+    }
+    error = std::max(error, row_error_[row]);
+    norm = std::max(norm, row_norm_[row]);
+  }
+  group_error_[g] = error;
+  group_norm_[g] = norm;
+  group_wild_[g] = wild;
+}
+
 absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
-                                      absl::Span<const uint32_t> versions) {
+                                      absl::Span<const uint32_t> versions,
+                                      absl::Span<const uint32_t> row_versions) {
   FRESHET_RETURN_IF_ERROR(internal::ValidateTopKArgs(items, {}, /*k=*/1, /*num_results=*/0));
   if (items.dim != dim_) {
     Clear();
@@ -84,13 +126,15 @@ absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
     // on every call; what is packed keeps its place.
     const int64_t capacity = std::max(
         needed, (capacity_rows_ + capacity_rows_ / 2 + kGroupRows - 1) / kGroupRows * kGroupRows);
-    std::unique_ptr<float[], FreeAligned> grown(
-        new (std::align_val_t{64}) float[static_cast<size_t>(capacity * dim_)]);
-    if (data_ != nullptr) {
-      std::memcpy(grown.get(), data_.get(),
-                  static_cast<size_t>(capacity_rows_ * dim_) * sizeof(float));
+    if (!two_stage_) {
+      std::unique_ptr<float[], FreeAligned> grown(
+          new (std::align_val_t{64}) float[static_cast<size_t>(capacity * dim_)]);
+      if (data_ != nullptr) {
+        std::memcpy(grown.get(), data_.get(),
+                    static_cast<size_t>(capacity_rows_ * dim_) * sizeof(float));
+      }
+      data_ = std::move(grown);
     }
-    data_ = std::move(grown);
     if (two_stage_) {
       const int64_t group_bytes = internal::QuantizedGroupBytes(dim_);
       std::unique_ptr<uint8_t[], FreeAligned> grown_quantized(new (
@@ -100,14 +144,11 @@ absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
                     static_cast<size_t>(capacity_rows_ / kGroupRows * group_bytes));
       }
       quantized_ = std::move(grown_quantized);
-      std::unique_ptr<float[], FreeAligned> grown_rows(
-          new (std::align_val_t{64}) float[static_cast<size_t>(capacity * dim_)]);
-      if (row_major_ != nullptr) {
-        std::memcpy(grown_rows.get(), row_major_.get(),
-                    static_cast<size_t>(capacity_rows_ * dim_) * sizeof(float));
-      }
-      row_major_ = std::move(grown_rows);
       row_scale_.resize(static_cast<size_t>(capacity));
+      row_error_.resize(static_cast<size_t>(capacity));
+      row_norm_.resize(static_cast<size_t>(capacity));
+      row_wild_.resize(static_cast<size_t>(capacity));
+      row_versions_.resize(static_cast<size_t>(capacity));
       group_error_.resize(static_cast<size_t>(capacity / kGroupRows));
       group_norm_.resize(static_cast<size_t>(capacity / kGroupRows));
     }
@@ -121,22 +162,15 @@ absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
     const int32_t n = static_cast<int32_t>(std::min<int64_t>(kGroupRows, items.rows - first));
     const uint32_t version = static_cast<size_t>(g) < versions.size() ? versions[g] : 0;
     if (group_rows_[g] == n && versions_[g] == version) continue;
-    float* out = data_.get() + first * dim_;
-    if constexpr (internal::kAvx512Compiled) {
-      if (!portable_) {
-        internal::PackItemRowsAvx512(items, first, n, out);
+    if (!two_stage_) {
+      float* out = data_.get() + first * dim_;
+      if constexpr (internal::kAvx512Compiled) {
+        if (!portable_) internal::PackItemRowsAvx512(items, first, n, out);
       }
-    }
-    if (portable_) internal::PackItemRowsPortable(items, first, n, out);
-    if (two_stage_) {
-      group_wild_[g] = internal::QuantizeItemGroup(
-          items, first, n, quantized_.get() + g * internal::QuantizedGroupBytes(dim_),
-          row_scale_.data() + first, &group_error_[g], &group_norm_[g]);
-      for (int32_t r = 0; r < n; ++r) {
-        std::memcpy(row_major_.get() + (first + r) * dim_,
-                    items.vectors + (first + r) * items.stride,
-                    static_cast<size_t>(dim_) * sizeof(float));
-      }
+      if (portable_) internal::PackItemRowsPortable(items, first, n, out);
+    } else {
+      QuantizeGroup(items, g, n, /*whole=*/group_rows_[g] != n || row_versions.empty(),
+                    row_versions);
     }
     versions_[g] = version;
     group_rows_[g] = n;
@@ -146,13 +180,17 @@ absl::Status PackedItemMatrix::Update(const ItemMatrixView& items,
   for (const int32_t wild : group_wild_) wild_rows_ += wild;
   rows_ = items.rows;
   bias_ = items.bias;
+  vectors_ = items.vectors;
+  stride_ = items.stride;
   return absl::OkStatus();
 }
 
 absl::Status PackedItemMatrix::TopK(absl::Span<const TopKQuery> queries, int k,
                                     absl::Span<std::vector<ScoredItem>> results) const {
-  // The packed copy as a view, for the same checks (and messages) as every backend.
-  const ItemMatrixView view{data_.get(), bias_, rows_, std::max(1, dim_), std::max(1, dim_)};
+  // The matrix of the latest Update() as a view, for the same checks (and messages) as every
+  // backend.
+  const ItemMatrixView view{vectors_, bias_, rows_, std::max(1, dim_),
+                            std::max<int64_t>(std::max(1, dim_), stride_)};
   FRESHET_RETURN_IF_ERROR(internal::ValidateTopKArgs(view, queries, k, results.size()));
   for (std::vector<ScoredItem>& result : results) result.clear();
   if (rows_ == 0 || queries.empty()) return absl::OkStatus();
@@ -256,7 +294,7 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
 
   // Second stage: the candidates whose upper bound reaches the k-th best lower bound, scored
   // exactly.
-  const ItemMatrixView rows_view{row_major_.get(), bias_, rows_, dim, dim};
+  const ItemMatrixView rows_view{vectors_, bias_, rows_, dim, stride_};
   internal::TopKSelector selector;
   for (int64_t f = 0; f < count; ++f) {
     std::vector<int32_t>& rows = candidate_rows[f];
@@ -289,6 +327,12 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
 
 void PackedItemMatrix::ExactTopK(absl::Span<const TopKQuery> queries, int k,
                                  absl::Span<std::vector<ScoredItem>> results) const {
+  if (two_stage_) {
+    // No float copy is kept with two stages: the backend's own kernel over the matrix itself.
+    TopKInnerProductBatch(ItemMatrixView{vectors_, bias_, rows_, dim_, stride_}, queries, k,
+                          results);
+    return;
+  }
   const int dim = dim_;
   const int64_t count = static_cast<int64_t>(queries.size());
   std::vector<internal::TopKSelector> selectors(queries.size());

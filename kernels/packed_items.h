@@ -1,6 +1,7 @@
-// PackedItemMatrix: a copy of an item matrix in the transposed layout that the batched top-K
-// kernels read (kernels/internal/item_panels.h), kept current between calls by re-packing only the
-// groups of rows that changed.
+// PackedItemMatrix: a copy of an item matrix that batched top-K calls score against — int8 rows for
+// a two-stage scan where the processor has AVX-512 VNNI, else the transposed float layout of the
+// batched kernels (kernels/internal/item_panels.h) — kept current between calls by re-packing only
+// the groups of rows that changed.
 //
 // Backend::TopK transposes every block of the matrix on every call before scoring it (about 19
 // cycles per item at dim 64 with AVX-512, as much as scoring six queries against it). A server
@@ -27,9 +28,13 @@
 // bias is read from the matrix at each call) must change versions[g] before the next Update().
 // learner::Learner::item_group_versions() is such a record.
 //
-// Memory: a second copy of the vectors, rows rounded up to kGroupRows, dim floats each; with two
-// stages, also a row-major copy of the same size, and ceil(dim / 4) * 4 bytes and three floats
-// per row.
+// With two stages the float copy is not kept: the exact second stage reads the candidates' rows
+// from the matrix itself, and a query the int8 stage cannot answer goes to the backend's own
+// kernel (kernels/topk.h) over the matrix, as CpuBackend::TopK would.
+//
+// Memory: with two stages, ceil(dim / 4) * 4 bytes and a float per row and two floats per group
+// of kGroupRows rows; without, a second copy of the vectors, rows rounded up to kGroupRows, dim
+// floats each.
 //
 // Thread-safety: not thread-safe. One thread at a time calls Update() and TopK(), while the matrix
 // Update() last saw (and its bias) stays unchanged.
@@ -70,7 +75,12 @@ class PackedItemMatrix {
   // have then (the matrix grew). Groups beyond the end of `versions` have version 0 (never
   // changed). A different dimension starts the copy over. InvalidArgument for a view TopK() would
   // refuse (dim < 1, stride < dim, rows out of range, no vectors).
-  absl::Status Update(const ItemMatrixView& items, absl::Span<const uint32_t> versions);
+  //
+  // row_versions (optional): a version per row that every change of the row moves (rows beyond
+  // its end: 0). With it, the two-stage copy re-quantizes only the rows of a moved group whose own
+  // version moved; learning changes a few rows of each group it touches.
+  absl::Status Update(const ItemMatrixView& items, absl::Span<const uint32_t> versions,
+                      absl::Span<const uint32_t> row_versions = {});
 
   // Forgets the copy: the next Update() packs every row (for a matrix that was replaced).
   void Clear();
@@ -83,6 +93,8 @@ class PackedItemMatrix {
   int64_t rows() const { return rows_; }
   // Groups packed since construction (each Update() adds the ones it re-packed).
   int64_t groups_packed() const { return groups_packed_; }
+  // Rows quantized for the int8 stage since construction.
+  int64_t rows_quantized() const { return rows_quantized_; }
   // True when TopK() can use the int8 stage (Options::two_stage, not portable, and the processor
   // has AVX-512 VNNI).
   bool two_stage() const { return two_stage_; }
@@ -102,21 +114,27 @@ class PackedItemMatrix {
   // The two stages; queries they cannot answer go to ExactTopK().
   void TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
                     absl::Span<std::vector<ScoredItem>> results) const;
+  // Re-quantizes group g (n rows): every row when `whole`, else the rows whose version moved.
+  void QuantizeGroup(const ItemMatrixView& items, int64_t g, int32_t n, bool whole,
+                     absl::Span<const uint32_t> row_versions);
   // The two stages apply to the current copy (dim in range, no wild rows, indices fit int32).
   bool TwoStageUsable() const;
 
   const bool portable_;
   const bool two_stage_;
-  std::unique_ptr<float[], FreeAligned> data_;  // capacity_rows_ x dim_, item-block layout
+  // Without two stages: capacity_rows_ x dim_, item-block layout.
+  std::unique_ptr<float[], FreeAligned> data_;
   // With two stages: the int8 rows (capacity_rows_ / kGroupRows groups, quantized_items.h layout)
   // and each row's scale; by group, the rows' error and norm bounds, how many of its rows the int8
   // stage cannot bound, and their total.
   std::unique_ptr<uint8_t[], FreeAligned> quantized_;
-  // With two stages: the rows as packed, row-major (capacity_rows_ x dim_), which the exact second
-  // stage reads: a candidate's values are then one run of memory instead of one cache line per
-  // dimension.
-  std::unique_ptr<float[], FreeAligned> row_major_;
   std::vector<float> row_scale_;
+  // By row: its own bounds, whether it is wild, and the version it was quantized at.
+  std::vector<float> row_error_;
+  std::vector<float> row_norm_;
+  std::vector<uint8_t> row_wild_;
+  std::vector<uint32_t> row_versions_;
+  int64_t rows_quantized_ = 0;
   std::vector<float> group_error_;
   std::vector<float> group_norm_;
   std::vector<int32_t> group_wild_;
@@ -124,7 +142,10 @@ class PackedItemMatrix {
   int64_t capacity_rows_ = 0;
   int64_t rows_ = 0;
   int dim_ = 0;
-  const float* bias_ = nullptr;     // the bias of the latest Update()'s view
+  const float* bias_ = nullptr;  // the bias of the latest Update()'s view
+  // Its vectors: what the exact second stage (and, with two stages, the exact fallback) reads.
+  const float* vectors_ = nullptr;
+  int64_t stride_ = 0;
   std::vector<uint32_t> versions_;  // by group: the version packed
   std::vector<int32_t>
       group_rows_;  // by group: rows packed (kGroupRows, fewer in the last; 0: none)

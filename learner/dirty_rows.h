@@ -24,15 +24,22 @@ class DirtyRows {
       const size_t group = static_cast<size_t>(row) / kVersionGroupRows;
       if (group >= versions_.size()) versions_.resize(group + 1, 0);
       ++versions_[group];
+      if (static_cast<size_t>(row) >= row_versions_.size()) {
+        row_versions_.resize(static_cast<size_t>(row) + 1, 0);
+      }
+      ++row_versions_[row];
     }
   }
   // From now on, also keeps a version per group of kVersionGroupRows rows that every Mark() of one
-  // of its rows moves, Take() or not: a consumer that copies rows (a packed scoring copy,
-  // kernels::PackedItemMatrix) re-copies just the groups whose version moved since it looked.
+  // of its rows moves, and one per row, Take() or not: a consumer that copies rows (a packed
+  // scoring copy, kernels::PackedItemMatrix) re-copies just the groups, or the rows, whose version
+  // moved since it looked.
   static constexpr int kVersionGroupRows = 64;
   void TrackGroupVersions() { track_versions_ = true; }
   // By group; groups beyond the end have never been marked.
   absl::Span<const uint32_t> group_versions() const { return versions_; }
+  // By row; rows beyond the end have never been marked.
+  absl::Span<const uint32_t> row_versions() const { return row_versions_; }
   // Every row marked here from now on is marked in `also` too (a second consumer of the same
   // changes, taking them on its own schedule); null stops that.
   void set_also(DirtyRows* also) { also_ = also; }
@@ -60,6 +67,7 @@ class DirtyRows {
   DirtyRows* also_ = nullptr;
   bool track_versions_ = false;
   std::vector<uint32_t> versions_;
+  std::vector<uint32_t> row_versions_;
 };
 
 }  // namespace freshet::learner

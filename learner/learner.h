@@ -113,6 +113,8 @@ class Learner {
   // item row (the event's item, the rows a model marks, replica merges) moves its group's version,
   // so a packed copy of ScoringMatrix() can be kept current group by group.
   absl::Span<const uint32_t> item_group_versions() const { return dirty_items_.group_versions(); }
+  // The same per item row.
+  absl::Span<const uint32_t> item_row_versions() const { return dirty_items_.row_versions(); }
   // Top-K of PrepareQuery() vectors (backend().TopK over ScoringMatrix(), or on the device that
   // holds the model's parameters).
   absl::Status TopKBatch(absl::Span<const kernels::TopKQuery> queries, int k,

@@ -14,17 +14,6 @@ namespace freshet::kernels::internal {
 namespace {
 
 constexpr double kU = 0x1p-24;
-// Scales below this are treated as zero: the whole row (query) is then its error.
-constexpr float kMinScale = 0x1p-120f;
-// Added to every measured error: covers what underflow in fma(-s, v, x) can hide.
-constexpr double kTinyError = 0x1p-140;
-
-// The smallest float >= d (d finite, >= 0, below FLT_MAX).
-float RoundUp(double d) {
-  float f = static_cast<float>(d);
-  if (static_cast<double>(f) < d) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-  return f;
-}
 
 // Quantizes `dim` floats at x with the scale max|x| / 127 into v (int8 values, via `store`), and
 // returns {scale, error bound, sum |v|}. l1 and amax are ||x||_1 and ||x||_inf.
@@ -37,10 +26,10 @@ template <typename Store>
 Quantized QuantizeVector(const float* x, int dim, float amax, Store store) {
   Quantized out;
   const float scale = amax / 127.0f;
-  if (!(scale >= kMinScale)) {
+  if (!(scale >= kMinRowScale)) {
     // All zero or too small to scale: stored as zeros, the vector itself is the error.
     for (int c = 0; c < dim; ++c) store(c, 0);
-    out.error = static_cast<double>(amax) + kTinyError;
+    out.error = static_cast<double>(amax) + kTinyRowError;
     return out;
   }
   const float inverse = 127.0f / amax;
@@ -53,7 +42,7 @@ Quantized QuantizeVector(const float* x, int dim, float amax, Store store) {
     error = std::max(error, std::fabs(std::fma(-scale, static_cast<float>(v), x[c])));
   }
   out.scale = scale;
-  out.error = static_cast<double>(error) * (1.0 + 0x1p-20) + kTinyError;
+  out.error = static_cast<double>(error) * (1.0 + 0x1p-20) + kTinyRowError;
   return out;
 }
 
@@ -71,6 +60,12 @@ void Norms(const float* x, int dim, double* l1, float* amax) {
 }
 
 }  // namespace
+
+float RoundUpToFloat(double d) {
+  float f = static_cast<float>(d);
+  if (static_cast<double>(f) < d) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
 
 void KthLargest::Reset(int64_t k, absl::Span<const int32_t> exclude) {
   k_ = static_cast<size_t>(k);
@@ -134,8 +129,8 @@ int QuantizeItemGroup(const ItemMatrixView& items, int64_t first_row, int rows, 
     const double dequantized_l1 = static_cast<double>(q.scale) * static_cast<double>(q.abs_sum);
     group_norm = std::max(group_norm, std::max(l1, dequantized_l1) * (1.0 + 0x1p-20));
   }
-  *error = RoundUp(group_error);
-  *norm = RoundUp(group_norm);
+  *error = RoundUpToFloat(group_error);
+  *norm = RoundUpToFloat(group_norm);
   return wild;
 }
 
@@ -156,9 +151,9 @@ bool QuantizeQuery(const float* query, int dim, double bias_max, int8_t* packed,
   constexpr double kGrow = 1.0 + 0x1p-12;
   q->offset = static_cast<int32_t>(-128 * sum);
   q->scale = quantized.scale;
-  q->l1 = RoundUp(l1 * kGrow);
-  q->mixed = RoundUp((quantized.error + gamma * amax + 8.0 * kU * q_inf) * kGrow);
-  q->slack = RoundUp((8.0 * kU * bias_max + 0x1p-100) * kGrow);
+  q->l1 = RoundUpToFloat(l1 * kGrow);
+  q->mixed = RoundUpToFloat((quantized.error + gamma * amax + 8.0 * kU * q_inf) * kGrow);
+  q->slack = RoundUpToFloat((8.0 * kU * bias_max + 0x1p-100) * kGrow);
   return true;
 }
 

@@ -63,6 +63,14 @@ inline constexpr int kMaxQuantizedDim = 1024;
 inline constexpr double kMaxNorm = 0x1p60;
 inline constexpr double kMaxBias = 0x1p100;
 
+// Row and query scales below this are treated as zero: the whole vector is then its error.
+inline constexpr float kMinRowScale = 0x1p-120f;
+// Added to every measured quantization error: covers what underflow in fma(-s, v, x) can hide.
+inline constexpr double kTinyRowError = 0x1p-140;
+
+// The smallest float >= d (d finite, >= 0, below FLT_MAX).
+float RoundUpToFloat(double d);
+
 inline int QuantizedQuads(int dim) { return (dim + 3) / 4; }
 // Bytes of one packed group of kGroupItems rows.
 inline int64_t QuantizedGroupBytes(int dim) {
@@ -76,6 +84,24 @@ inline int64_t QuantizedGroupBytes(int dim) {
 // the scan.
 int QuantizeItemGroup(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
                       float* scale, float* error, float* norm);
+// The same with AVX-512, row by row (QuantizeItemRowAvx512). The same bytes, scales and error;
+// the norm may differ in its last bits (its double-precision sum runs in another order; both are
+// within the bound's allowance). Requires QuantizedScanSupported().
+int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
+                            float* scale, float* error, float* norm);
+
+// One row's part of a group: its scale, its own e and r (rounded up; a group's e_g and r_g are
+// the largest of its rows'), and whether it is wild.
+struct QuantizedRowBounds {
+  float scale = 0.0f;
+  float error = 0.0f;
+  float norm = 0.0f;
+  bool wild = false;
+};
+// Quantizes the row at x (dim floats) into lane `lane` of the group at `group`, overwriting
+// whatever the lane held (a wild or all-zero row leaves it zero). A server re-quantizes just the
+// rows that learning changed before each batch. Requires QuantizedScanSupported().
+QuantizedRowBounds QuantizeItemRowAvx512(const float* x, int dim, int lane, uint8_t* group);
 
 // The k-th largest of the values offered for rows not in an exclude list: threshold() never
 // exceeds it (it is -infinity until k values have been offered), and Final() is exactly the k-th

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -217,6 +218,73 @@ void ScanGroup(const QuantizedItemBlock& block, const int32_t* packed_queries,
   }
 }
 
+// One row of QuantizeItemGroup (quantized_items.cc, QuantizeVector): the same arithmetic, 16 dims
+// at a time. vcvtps2dq rounds to nearest even under the default rounding mode, as lrint does.
+struct RowQuantization {
+  float scale = 0.0f;
+  double error = 0.0;
+  double l1 = 0.0;
+  int64_t abs_sum = 0;
+  bool wild = false;
+};
+
+RowQuantization QuantizeRowAvx512(const float* x, int dim, int quads, int lane, uint8_t* out) {
+  RowQuantization r;
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 amax_v = _mm512_setzero_ps();
+  __m512d l1_lo = _mm512_setzero_pd();
+  __m512d l1_hi = _mm512_setzero_pd();
+  for (int c = 0; c < dim; c += kLanes) {
+    const __mmask16 m = FirstLanes(dim - c);
+    const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + c), abs_mask);
+    amax_v = _mm512_max_ps(amax_v, a);
+    l1_lo = _mm512_add_pd(l1_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));
+    l1_hi = _mm512_add_pd(
+        l1_hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))));
+  }
+  // A NaN or an infinity makes the sum NaN or infinite (the max alone may drop a NaN).
+  r.l1 = _mm512_reduce_add_pd(_mm512_add_pd(l1_lo, l1_hi));
+  if (!(r.l1 <= kMaxNorm)) {
+    r.wild = true;
+    return r;
+  }
+  const float amax = _mm512_reduce_max_ps(amax_v);
+  const float scale = amax / 127.0f;
+  if (!(scale >= kMinRowScale)) {
+    // Stored as zeros (the caller filled the group with them); the row itself is the error.
+    r.error = static_cast<double>(amax) + kTinyRowError;
+    return r;
+  }
+  const __m512 inverse = _mm512_set1_ps(127.0f / amax);
+  const __m512 scale_v = _mm512_set1_ps(scale);
+  const __m512i lo = _mm512_set1_epi32(-127);
+  const __m512i hi = _mm512_set1_epi32(127);
+  const __m512i offset = _mm512_set1_epi32(128);
+  __m512i abs_sum = _mm512_setzero_si512();
+  __m512 error = _mm512_setzero_ps();
+  alignas(16) uint32_t bytes[kLanes / 4];
+  for (int c = 0; c < dim; c += kLanes) {
+    const __mmask16 m = FirstLanes(dim - c);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + c);
+    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(v, inverse));
+    q = _mm512_max_epi32(_mm512_min_epi32(q, hi), lo);
+    abs_sum = _mm512_add_epi32(abs_sum, _mm512_abs_epi32(q));
+    // |x - scale v|, rounded once, as fma(-scale, v, x).
+    const __m512 e = _mm512_fnmadd_ps(scale_v, _mm512_cvtepi32_ps(q), v);
+    error = _mm512_max_ps(error, _mm512_and_ps(e, abs_mask));
+    // Masked-off dims are 0 here, stored as 128 like the padding.
+    _mm_store_si128(reinterpret_cast<__m128i*>(bytes),
+                    _mm512_cvtepi32_epi8(_mm512_add_epi32(q, offset)));
+    for (int t = 0; t < kLanes / 4 && c / 4 + t < quads; ++t) {
+      std::memcpy(out + static_cast<int64_t>(c / 4 + t) * kQuadBytes + 4 * lane, &bytes[t], 4);
+    }
+  }
+  r.scale = scale;
+  r.error = static_cast<double>(_mm512_reduce_max_ps(error)) * (1.0 + 0x1p-20) + kTinyRowError;
+  r.abs_sum = _mm512_reduce_add_epi32(abs_sum);
+  return r;
+}
+
 }  // namespace
 
 void KthLargest::Offer(int32_t row, float value) {
@@ -249,6 +317,51 @@ void KthLargest::Offer(int32_t row, float value) {
     low = _mm512_min_ps(low, slots[v]);
   }
   threshold_ = _mm512_reduce_min_ps(low);
+}
+
+QuantizedRowBounds QuantizeItemRowAvx512(const float* x, int dim, int lane, uint8_t* group) {
+  const int quads = QuantizedQuads(dim);
+  const RowQuantization r = QuantizeRowAvx512(x, dim, quads, lane, group);
+  QuantizedRowBounds out;
+  if (r.wild || r.scale == 0.0f) {
+    // Stored as zeros: 128 in every quad of the lane (it may have held another row before).
+    for (int c = 0; c < quads; ++c) {
+      std::memset(group + static_cast<int64_t>(c) * kQuadBytes + 4 * lane, 128, 4);
+    }
+  }
+  if (r.wild) {
+    out.wild = true;
+    return out;
+  }
+  out.scale = r.scale;
+  out.error = RoundUpToFloat(r.error);
+  const double dequantized_l1 = static_cast<double>(r.scale) * static_cast<double>(r.abs_sum);
+  out.norm = RoundUpToFloat(std::max(r.l1, dequantized_l1) * (1.0 + 0x1p-20));
+  return out;
+}
+
+int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
+                            float* scale, float* error, float* norm) {
+  std::memset(out, 128, static_cast<size_t>(QuantizedGroupBytes(items.dim)));
+  std::fill(scale, scale + kGroupItems, 0.0f);
+  float group_error = 0.0f;
+  float group_norm = 0.0f;
+  int wild = 0;
+  for (int l = 0; l < rows; ++l) {
+    const QuantizedRowBounds r =
+        QuantizeItemRowAvx512(items.vectors + (first_row + l) * items.stride, items.dim, l, out);
+    if (r.wild) {
+      ++wild;
+      continue;
+    }
+    scale[l] = r.scale;
+    // Rounding up is monotone: the largest rounded bound is the rounded largest bound.
+    group_error = std::max(group_error, r.error);
+    group_norm = std::max(group_norm, r.norm);
+  }
+  *error = group_error;
+  *norm = group_norm;
+  return wild;
 }
 
 void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries,
@@ -304,6 +417,15 @@ bool QuantizedScanSupported() {
 
 #if !FRESHET_AVX512_KERNELS
 void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&, bool) {}
+int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
+                            float* scale, float* error, float* norm) {
+  return QuantizeItemGroup(items, first_row, rows, out, scale, error, norm);
+}
+QuantizedRowBounds QuantizeItemRowAvx512(const float*, int, int, uint8_t*) {
+  QuantizedRowBounds out;
+  out.wild = true;  // never called: QuantizedScanSupported() is false
+  return out;
+}
 #endif
 
 }  // namespace freshet::kernels::internal

@@ -215,6 +215,87 @@ TEST_F(TwoStageTest, RunsOnAServingSizedMatrix) {
   EXPECT_EQ(Check(portable, items.view, q, 20), 0);
 }
 
+TEST_F(TwoStageTest, ReQuantizesOnlyTheRowsWhoseVersionMoved) {
+  const int dim = 64;
+  const int64_t rows = 1000;  // 16 groups, the last one partial
+  OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/true, 31);
+  std::vector<uint32_t> groups((rows + 63) / 64, 0);
+  std::vector<uint32_t> row_versions(rows, 0);
+  PackedItemMatrix packed;
+  ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+  const int64_t whole = packed.two_stage() ? rows : 0;
+  EXPECT_EQ(packed.rows_quantized(), whole);
+  const Queries q = MakeQueries(6, dim, rows, 3);
+  EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 6));
+  Rng rng(99);
+  // Rounds of learning-like changes: a few rows, some made much larger (the group's bounds must
+  // follow them up and back down), then a row becomes NaN (the int8 stage stops) and is mended.
+  for (int round = 0; round < 6; ++round) {
+    const int64_t before = packed.rows_quantized();
+    const std::vector<int64_t> changed = {round * 7 % rows, 64 + round, 65 + round, 999 - round};
+    for (const int64_t r : changed) {
+      const float scale = round % 2 == 0 ? 50.0f : 0.02f;
+      for (int c = 0; c < dim; ++c) {
+        items.vectors[r * dim + c] = scale * static_cast<float>(rng.Uniform() - 0.5);
+      }
+      ++row_versions[r];
+      ++groups[r / 64];
+    }
+    ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+    if (packed.two_stage()) {
+      EXPECT_EQ(packed.rows_quantized() - before, 4) << "round " << round;
+    }
+    EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 6)) << "round " << round;
+  }
+  items.vectors[130 * dim + 5] = std::numeric_limits<float>::quiet_NaN();
+  ++row_versions[130];
+  ++groups[2];
+  ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+  EXPECT_EQ(Check(packed, items.view, q, 20), 0);  // the exact kernels answer
+  items.vectors[130 * dim + 5] = 0.25f;
+  ++row_versions[130];
+  ++groups[2];
+  ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+  EXPECT_EQ(Check(packed, items.view, q, 20), Expected(packed, 6));
+}
+
+TEST_F(TwoStageTest, TheBoundsFollowEachRowsQuantizationError) {
+  // Query e_1. Row A = (1, 0.5157): int8 (127, 65), so its int8 score 0.5118 is 0.0039 below its
+  // exact 0.5157. Row B = (3, 0.5126): int8 (127, 22), int8 score 0.5197 is 0.0071 above its exact
+  // 0.5126. The int8 stage ranks B first; the exact top 1 is A, which only the rows' measured
+  // errors (the bounds' e_g) keep among the candidates.
+  const int dim = 16;
+  const int64_t rows = 300;
+  OwnedItems items = RandomItems(rows, dim, dim, /*with_bias=*/false, 41);
+  for (float& v : items.vectors) v *= 0.01f;
+  std::vector<uint32_t> groups((rows + 63) / 64, 0);
+  std::vector<uint32_t> row_versions(rows, 0);
+  PackedItemMatrix packed;
+  ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+  const auto set_row = [&](int64_t r, float a, float b) {
+    for (int c = 0; c < dim; ++c) items.vectors[r * dim + c] = 0.0f;
+    items.vectors[r * dim] = a;
+    items.vectors[r * dim + 1] = b;
+    ++row_versions[r];
+    ++groups[r / 64];
+  };
+  // A in group 0, B in group 2: each row's group must carry its own error, updated row by row.
+  set_row(10, 1.0f, 0.5157f);
+  set_row(140, 3.0f, 0.5126f);
+  ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+  std::vector<float> query(dim, 0.0f);
+  query[1] = 1.0f;
+  Queries q;
+  q.vectors = {query};
+  q.queries = {TopKQuery{q.vectors[0].data(), {}}};
+  EXPECT_EQ(Check(packed, items.view, q, 1), Expected(packed, 1));
+  // Swapped places (A re-quantized into B's old group and the other way round), and again.
+  set_row(10, 3.0f, 0.5126f);
+  set_row(140, 1.0f, 0.5157f);
+  ASSERT_TRUE(packed.Update(items.view, groups, row_versions).ok());
+  EXPECT_EQ(Check(packed, items.view, q, 1), Expected(packed, 1));
+}
+
 TEST_F(TwoStageTest, HandlesTiesFromDuplicateRows) {
   const int dim = 32;
   // 3000 rows, each of 40 distinct vectors repeated: many exact ties, broken by row.
