@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/deferred_wakes.h"
 #include "common/status_macros.h"
 #include "learner/dirty_rows.h"
 
@@ -276,11 +277,15 @@ void LiveModel::ScorerLoop() {
     }
     scoring_batches_.fetch_add(1, std::memory_order_relaxed);
     scoring_queries_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
-    for (auto& r : batch) {
-      if (status.ok()) {
-        r->done(std::move(r->result));
-      } else {
-        r->done(status);
+    {
+      // Each caller's thread is woken once for the whole batch, after the last callback.
+      DeferredWakes wakes;
+      for (auto& r : batch) {
+        if (status.ok()) {
+          r->done(std::move(r->result));
+        } else {
+          r->done(status);
+        }
       }
     }
     // Now: the callbacks may hold what their callers own (an HTTP connection).

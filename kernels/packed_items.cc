@@ -56,9 +56,26 @@ double BiasMax(const float* bias, int64_t rows) {
 
 }  // namespace
 
+struct PackedItemMatrix::TwoStageScratch {
+  std::vector<size_t> exact;
+  std::vector<size_t> fast;
+  std::vector<int32_t> quantized_vectors;
+  std::vector<internal::QuantizedQuery> states;
+  std::vector<internal::QuantizedQuery> batch_states;
+  std::vector<internal::KthLargest> lower;
+  std::vector<std::vector<int32_t>> candidate_rows;
+  std::vector<std::vector<float>> candidate_upper;
+  std::vector<int32_t> packed;
+  internal::AlignedFloats buckets;
+  size_t bucket_floats = 0;
+  internal::TopKSelector selector;
+};
+
 PackedItemMatrix::PackedItemMatrix(const Options& options)
     : portable_(options.portable || !internal::SimdLevelCompiled(internal::SimdLevel::kAvx512)),
       two_stage_(options.two_stage && !portable_ && internal::QuantizedScanSupported()) {}
+
+PackedItemMatrix::~PackedItemMatrix() = default;
 
 void PackedItemMatrix::Clear() {
   rows_ = 0;
@@ -218,11 +235,18 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
   const int quads = internal::QuantizedQuads(dim);
   const int64_t capacity = std::min<int64_t>(k, rows_);
 
+  // Buffers kept from call to call (a server calls this for every batch).
+  if (scratch_ == nullptr) scratch_ = std::make_unique<TwoStageScratch>();
+  TwoStageScratch& s = *scratch_;
   // First stage for the queries it can bound; the others are answered exactly at the end.
-  std::vector<size_t> exact;
-  std::vector<size_t> fast;
-  std::vector<int32_t> quantized_vectors(queries.size() * static_cast<size_t>(quads));
-  std::vector<internal::QuantizedQuery> states(queries.size());
+  std::vector<size_t>& exact = s.exact;
+  std::vector<size_t>& fast = s.fast;
+  exact.clear();
+  fast.clear();
+  std::vector<int32_t>& quantized_vectors = s.quantized_vectors;
+  quantized_vectors.assign(queries.size() * static_cast<size_t>(quads), 0);
+  std::vector<internal::QuantizedQuery>& states = s.states;
+  states.assign(queries.size(), internal::QuantizedQuery{});
   for (size_t q = 0; q < queries.size(); ++q) {
     if (internal::QuantizeQuery(queries[q].vector, dim, bias_max,
                                 reinterpret_cast<int8_t*>(quantized_vectors.data() + q * quads),
@@ -233,11 +257,19 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
     }
   }
   const int64_t count = static_cast<int64_t>(fast.size());
-  std::vector<internal::QuantizedQuery> batch_states(fast.size());
-  std::vector<internal::KthLargest> lower(fast.size());
-  std::vector<std::vector<int32_t>> candidate_rows(fast.size());
-  std::vector<std::vector<float>> candidate_upper(fast.size());
-  std::vector<int32_t> packed(fast.size() * static_cast<size_t>(quads));
+  std::vector<internal::QuantizedQuery>& batch_states = s.batch_states;
+  batch_states.assign(fast.size(), internal::QuantizedQuery{});
+  std::vector<internal::KthLargest>& lower = s.lower;
+  if (lower.size() < fast.size()) lower.resize(fast.size());
+  // Grown, never shrunk: each query's candidate buffers keep their capacity for the next call.
+  std::vector<std::vector<int32_t>>& candidate_rows = s.candidate_rows;
+  std::vector<std::vector<float>>& candidate_upper = s.candidate_upper;
+  if (candidate_rows.size() < fast.size()) {
+    candidate_rows.resize(fast.size());
+    candidate_upper.resize(fast.size());
+  }
+  std::vector<int32_t>& packed = s.packed;
+  packed.assign(fast.size() * static_cast<size_t>(quads), 0);
   for (int64_t first = 0; first < count; first += internal::kQueryGroup) {
     const int64_t group = std::min<int64_t>(internal::kQueryGroup, count - first);
     for (int64_t j = 0; j < group; ++j) {
@@ -245,10 +277,13 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
       for (int c = 0; c < quads; ++c) packed[first * quads + c * group + j] = source[c];
     }
   }
-  internal::AlignedFloats buckets =
-      internal::MakeAlignedFloats(static_cast<size_t>(std::max<int64_t>(1, count)) * kGroupRows);
-  std::fill(buckets.get(), buckets.get() + count * kGroupRows,
-            -std::numeric_limits<float>::infinity());
+  const size_t bucket_floats = static_cast<size_t>(std::max<int64_t>(1, count)) * kGroupRows;
+  if (s.bucket_floats < bucket_floats) {
+    s.buckets = internal::MakeAlignedFloats(bucket_floats);
+    s.bucket_floats = bucket_floats;
+  }
+  float* const buckets = s.buckets.get();
+  std::fill(buckets, buckets + count * kGroupRows, -std::numeric_limits<float>::infinity());
   for (int64_t f = 0; f < count; ++f) {
     internal::QuantizedQuery& state = batch_states[f];
     state = states[fast[f]];
@@ -256,13 +291,15 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
     state.lower = &lower[f];
     state.rows = &candidate_rows[f];
     state.upper = &candidate_upper[f];
-    state.buckets = buckets.get() + f * kGroupRows;
+    state.buckets = buckets + f * kGroupRows;
     state.seed_exclude = queries[fast[f]].exclude.data();
     state.seed_exclude_end = state.seed_exclude + queries[fast[f]].exclude.size();
     state.count = 0;
     state.compact_at = 1024;
-    candidate_rows[f].resize(256);
-    candidate_upper[f].resize(256);
+    if (candidate_rows[f].size() < 256) {
+      candidate_rows[f].resize(256);
+      candidate_upper[f].resize(256);
+    }
   }
   const internal::QuantizedQueryBatch batch{packed.data(), count, dim, batch_states.data()};
   const int64_t block_rows = QuantizedBlockRows(dim);
@@ -295,7 +332,7 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
   // Second stage: the candidates whose upper bound reaches the k-th best lower bound, scored
   // exactly.
   const ItemMatrixView rows_view{vectors_, bias_, rows_, dim, stride_};
-  internal::TopKSelector selector;
+  internal::TopKSelector& selector = s.selector;
   for (int64_t f = 0; f < count; ++f) {
     std::vector<int32_t>& rows = candidate_rows[f];
     const std::vector<float>& upper = candidate_upper[f];

@@ -69,6 +69,7 @@ class PackedItemMatrix {
   static constexpr int64_t kMaxCandidates = 4096;
   PackedItemMatrix() : PackedItemMatrix(Options{}) {}
   explicit PackedItemMatrix(const Options& options);
+  ~PackedItemMatrix();
 
   // Brings the copy up to date with `items`: packs every group it has not packed yet, and re-packs
   // every group whose version differs from the one it was packed at or that has rows it did not
@@ -151,6 +152,9 @@ class PackedItemMatrix {
       group_rows_;  // by group: rows packed (kGroupRows, fewer in the last; 0: none)
   int64_t groups_packed_ = 0;
   mutable int64_t two_stage_queries_ = 0;
+  // TwoStageTopK()'s buffers, kept between calls.
+  struct TwoStageScratch;
+  mutable std::unique_ptr<TwoStageScratch> scratch_;
 };
 
 }  // namespace freshet::kernels

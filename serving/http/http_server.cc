@@ -44,6 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/deferred_wakes.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "serving/http/blocking_pool.h"
@@ -144,7 +145,7 @@ struct Mail {
 
 // An I/O thread's inbox. Thread-safe; the eventfd is written only when the thread has not yet
 // been woken for what is queued, so a burst of answers costs one wake-up.
-class Mailbox {
+class Mailbox : public std::enable_shared_from_this<Mailbox> {
  public:
   Mailbox() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
   ~Mailbox() {
@@ -163,11 +164,16 @@ class Mailbox {
       wake = !woken_;
       woken_ = true;
     }
-    if (wake) {
-      const uint64_t one = 1;
-      // Fails only when the counter would overflow, i.e. the thread is already due to wake.
-      [[maybe_unused]] const ssize_t n = write(fd_, &one, sizeof(one));
+    // A thread answering a batch (DeferredWakes open) wakes this one once, after its last answer.
+    if (wake && !DeferredWakes::Defer(this, [self = shared_from_this()] { self->Wake(); })) {
+      Wake();
     }
+  }
+
+  void Wake() {
+    const uint64_t one = 1;
+    // Fails only when the counter would overflow, i.e. the thread is already due to wake.
+    [[maybe_unused]] const ssize_t n = write(fd_, &one, sizeof(one));
   }
 
   // Takes everything posted so far (called by the owning thread when the eventfd is readable).
