@@ -248,7 +248,9 @@ const std::vector<KeyImpl>& Registry() {
       StringKey("serve.bind", &Config::serve_bind,
                 "address the HTTP server listens on (loopback unless told otherwise)"),
       IntKey("serve.port", &Config::serve_port, 0, 65535, "HTTP port; 0 picks a free one"),
-      IntKey("serve.io_threads", &Config::serve_io_threads, 1, 256, "HTTP I/O threads"),
+      IntKey("serve.io_threads", &Config::serve_io_threads, 0, 256,
+             "HTTP I/O threads; 0: half the processor's cores, 1 to 8 (the scoring and learning "
+             "threads need the rest)"),
       IntKey("serve.max_in_flight", &Config::serve_max_in_flight, 1, 1 << 20,
              "requests in progress beyond which the server answers 503 with Retry-After"),
       SecretKey(StringKey("serve.admin_token", &Config::serve_admin_token,
@@ -265,9 +267,9 @@ const std::vector<KeyImpl>& Registry() {
               "score concurrent recommendation requests together, one pass over the items for "
               "many queries (embedding models)"),
       BoolKey("serve.packed_items", &Config::serve_packed_items,
-              "batched scoring reads a copy of the item vectors in the kernels' layout, re-packed "
-              "only where rows changed, instead of packing every row per batch (CPU backend; a "
-              "second copy of the item vectors in memory)"),
+              "batched scoring reads a copy of the item vectors kept current row by row: int8 for "
+              "an exact two-stage scan with AVX-512 VNNI, else the kernels' float layout (CPU "
+              "backend; a quarter, else a whole, second copy of the vectors in memory)"),
       IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
              "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
              "has been reachable, for this long"),

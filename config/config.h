@@ -118,7 +118,8 @@ struct Config {
   int serve_batch_events = 4096;  // most events learnt per micro-batch
   std::string serve_bind = "127.0.0.1";
   int serve_port = 8080;
-  int serve_io_threads = 2;
+  // HTTP I/O threads; 0: half the cores, 1 to 8 (`freshet serve` picks).
+  int serve_io_threads = 0;
   int serve_max_in_flight = 256;  // requests in progress beyond which the server answers 503
   // Bearer token of /admin; empty disables /admin. A secret: ToToml() never writes it, so it is
   // not stored with the state or in snapshots, nor shown by /admin/config or `freshet config`.
@@ -130,8 +131,9 @@ struct Config {
   // /readyz answers 503 once the learning loop stalls, or no broker is reachable, this long.
   int serve_unready_after_ms = 30000;
   bool serve_batch_scoring = true;  // score concurrent recommendation requests in one pass
-  // Batched scoring reads a packed copy of the item vectors, re-packed group by group as rows
-  // change (CPU backend, models that learn on the host); costs a second copy of the vectors.
+  // Batched scoring reads a copy of the item vectors kept current as rows change (CPU backend,
+  // models that learn on the host): int8 for the exact two-stage scan where the processor has
+  // AVX-512 VNNI, else the float layout of the exact kernels (kernels/packed_items.h).
   bool serve_packed_items = true;
 };
 

@@ -29,31 +29,6 @@ int64_t QuantizedBlockRows(int dim) {
   return std::max<int64_t>(1, groups) * PackedItemMatrix::kGroupRows;
 }
 
-// max |bias| over `rows`, or infinity if any is NaN or infinite.
-double BiasMax(const float* bias, int64_t rows) {
-  if (bias == nullptr) return 0.0;
-  constexpr int kLanes = 16;
-  float lanes_max[kLanes] = {};
-  float lanes_nan[kLanes] = {};  // b - b: NaN for NaN and infinities, else 0
-  int64_t i = 0;
-  for (; i + kLanes <= rows; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      lanes_max[l] = std::max(lanes_max[l], std::fabs(bias[i + l]));
-      lanes_nan[l] += bias[i + l] - bias[i + l];
-    }
-  }
-  for (; i < rows; ++i) {
-    lanes_max[0] = std::max(lanes_max[0], std::fabs(bias[i]));
-    lanes_nan[0] += bias[i] - bias[i];
-  }
-  float m = 0.0f;
-  for (int l = 0; l < kLanes; ++l) {
-    if (lanes_nan[l] != 0.0f) return std::numeric_limits<double>::infinity();
-    m = std::max(m, lanes_max[l]);
-  }
-  return m;
-}
-
 }  // namespace
 
 struct PackedItemMatrix::TwoStageScratch {
@@ -226,7 +201,7 @@ bool PackedItemMatrix::TwoStageUsable() const {
 
 void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
                                     absl::Span<std::vector<ScoredItem>> results) const {
-  const double bias_max = BiasMax(bias_, rows_);
+  const double bias_max = bias_ == nullptr ? 0.0 : internal::MaxAbsBiasAvx512(bias_, rows_);
   if (!(bias_max <= internal::kMaxBias) || k > kMaxCandidates) {
     ExactTopK(queries, k, results);
     return;

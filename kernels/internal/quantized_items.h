@@ -98,6 +98,10 @@ struct QuantizedRowBounds {
   float norm = 0.0f;
   bool wild = false;
 };
+// max_i |bias[i]| over `rows` floats, or infinity when one is NaN or infinite (the scan's
+// bias_max). Requires QuantizedScanSupported().
+double MaxAbsBiasAvx512(const float* bias, int64_t rows);
+
 // Quantizes the row at x (dim floats) into lane `lane` of the group at `group`, overwriting
 // whatever the lane held (a wild or all-zero row leaves it zero). A server re-quantizes just the
 // rows that learning changed before each batch. Requires QuantizedScanSupported().

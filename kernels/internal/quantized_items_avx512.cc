@@ -319,6 +319,22 @@ void KthLargest::Offer(int32_t row, float value) {
   threshold_ = _mm512_reduce_min_ps(low);
 }
 
+double MaxAbsBiasAvx512(const float* bias, int64_t rows) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512 largest = _mm512_set1_ps(std::numeric_limits<float>::max());
+  __m512 m = _mm512_setzero_ps();
+  __mmask16 wild = 0;
+  for (int64_t i = 0; i < rows; i += kLanes) {
+    const __mmask16 lanes = FirstLanes(rows - i);
+    const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(lanes, bias + i), abs_mask);
+    // Not <= the largest float: an infinity, or a NaN (unordered).
+    wild |= _mm512_cmp_ps_mask(a, largest, _CMP_NLE_UQ);
+    m = _mm512_max_ps(m, a);
+  }
+  if (wild != 0) return std::numeric_limits<double>::infinity();
+  return _mm512_reduce_max_ps(m);
+}
+
 QuantizedRowBounds QuantizeItemRowAvx512(const float* x, int dim, int lane, uint8_t* group) {
   const int quads = QuantizedQuads(dim);
   const RowQuantization r = QuantizeRowAvx512(x, dim, quads, lane, group);
@@ -420,6 +436,9 @@ void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&, 
 int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
                             float* scale, float* error, float* norm) {
   return QuantizeItemGroup(items, first_row, rows, out, scale, error, norm);
+}
+double MaxAbsBiasAvx512(const float*, int64_t) {
+  return std::numeric_limits<double>::infinity();  // never called: no scan without AVX-512
 }
 QuantizedRowBounds QuantizeItemRowAvx512(const float*, int, int, uint8_t*) {
   QuantizedRowBounds out;

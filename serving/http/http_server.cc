@@ -135,6 +135,7 @@ struct Mail {
     kShutdown,    // Stop() began: stop accepting, close idle connections, close the rest when done
     kForceClose,  // stop_timeout passed: close every connection now
     kExit,        // leave the event loop
+    kAdopt,       // connection `conn`, accepted and registered by another thread (handover_)
   };
   Kind kind = Kind::kAnswer;
   uint64_t conn = 0;
@@ -251,6 +252,11 @@ class ServerCore {
   void Refuse(int fd);
 
   uint64_t NextConnId() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
+  // The thread to own the next accepted connection, round robin.
+  IoThread* NextOwner() {
+    const uint32_t i = next_owner_.fetch_add(1, std::memory_order_relaxed);
+    return owners_[i % owners_.size()];
+  }
 
   // Metrics; no-ops without a registry. route_index: a Router::Route index, unmatched_index()
   // (404, 405) or invalid_index() (requests that never reached routing).
@@ -282,7 +288,9 @@ class ServerCore {
   std::atomic<int> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<int> port_{0};
-  int listen_fd_ = -1;       // set by Start() before the threads start
+  int listen_fd_ = -1;             // set by Start() before the threads start
+  std::vector<IoThread*> owners_;  // the threads, set by Start() before they start
+  std::atomic<uint32_t> next_owner_{0};
   int max_connections_ = 0;  // options_.max_connections, or the default; set by Start()
 
  private:
@@ -338,6 +346,15 @@ class IoThread {
     if (thread_.joinable()) thread_.join();
   }
   void Post(Mail mail) { mailbox_->Post(std::move(mail)); }
+  // After Join(): closes the connections handed to this thread too late to be adopted.
+  void CloseUnadopted() ABSL_LOCKS_EXCLUDED(handover_mu_) {
+    MutexLock lock(&handover_mu_);
+    for (auto& [id, conn] : handover_) {
+      core_->Deregister(id);
+      close(conn->fd);
+    }
+    handover_.clear();
+  }
 
  private:
   bool Watch(int fd, uint64_t id, uint32_t events) {
@@ -429,25 +446,51 @@ class IoThread {
       }
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      // Connections go to the threads in turn: whichever thread the kernel woke to accept, the
+      // load spreads evenly.
+      // Registered here, so the connection cap counts it at once (it is not idle until adopted).
+      IoThread* owner = core_->NextOwner();
       const HttpServerOptions& o = core_->options_;
       auto conn =
           std::make_unique<Conn>(core_->NextConnId(), fd, PeerAddress(addr),
                                  HttpRequestParser::Limits{o.max_header_bytes, o.max_body_bytes});
-      if (!core_->Register(conn.get(), this)) {
+      if (!core_->Register(conn.get(), owner)) {
         close(fd);
         continue;
       }
-      if (!Watch(fd, conn->id, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
-        core_->LogRateLimited(true, absl::StrCat("http: epoll_ctl failed: ", strerror(errno)));
-        core_->Deregister(conn->id);
-        close(fd);
-        continue;
+      if (owner == this) {
+        Adopt(std::move(conn));
+      } else {
+        owner->Handover(std::move(conn));
       }
-      Conn& c = *conn;
-      conns_.emplace(c.id, std::move(conn));
-      if (shutting_down_) c.stopping = true;
-      BeginIdle(c, NowNs());
     }
+  }
+
+  // Another thread's accepted and registered connection, to be adopted by this one.
+  void Handover(std::unique_ptr<Conn> conn) {
+    Mail mail;
+    mail.kind = Mail::Kind::kAdopt;
+    mail.conn = conn->id;
+    {
+      MutexLock lock(&handover_mu_);
+      handover_.emplace(conn->id, std::move(conn));
+    }
+    Post(std::move(mail));
+  }
+
+  // Takes a registered connection into this thread's epoll set.
+  void Adopt(std::unique_ptr<Conn> conn) {
+    const int fd = conn->fd;
+    if (!Watch(fd, conn->id, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
+      core_->LogRateLimited(true, absl::StrCat("http: epoll_ctl failed: ", strerror(errno)));
+      core_->Deregister(conn->id);
+      close(fd);
+      return;
+    }
+    Conn& c = *conn;
+    conns_.emplace(c.id, std::move(conn));
+    if (shutting_down_) c.stopping = true;
+    BeginIdle(c, NowNs());
   }
 
   void Deliver(Mail mail) {
@@ -494,6 +537,18 @@ class IoThread {
       case Mail::Kind::kExit:
         exit_ = true;
         return;
+      case Mail::Kind::kAdopt: {
+        std::unique_ptr<Conn> conn;
+        {
+          MutexLock lock(&handover_mu_);
+          auto it = handover_.find(mail.conn);
+          if (it == handover_.end()) return;
+          conn = std::move(it->second);
+          handover_.erase(it);
+        }
+        Adopt(std::move(conn));
+        return;
+      }
     }
   }
 
@@ -885,6 +940,9 @@ class IoThread {
   // Everything below is touched only by the thread.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<std::unique_ptr<Conn>> graveyard_;
+  // Connections accepted by other threads for this one, until the kAdopt mail is read.
+  Mutex handover_mu_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Conn>> handover_ ABSL_GUARDED_BY(handover_mu_);
   bool listening_ = false;
   bool shutting_down_ = false;
   bool exit_ = false;
@@ -1045,6 +1103,7 @@ absl::Status ServerCore::Start() {
   }
   blocking_pool_.Start();
   threads_ = std::move(threads);
+  for (const std::unique_ptr<IoThread>& t : threads_) owners_.push_back(t.get());
   for (const std::unique_ptr<IoThread>& t : threads_) t->Start();
   return absl::OkStatus();
 }
@@ -1201,6 +1260,7 @@ void ServerCore::Stop() {
   }
   PostToAll(Mail::Kind::kExit);
   for (const std::unique_ptr<IoThread>& t : threads_) t->Join();
+  for (const std::unique_ptr<IoThread>& t : threads_) t->CloseUnadopted();
   threads_.clear();
   close(listen_fd_);
   listen_fd_ = -1;

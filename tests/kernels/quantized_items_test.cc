@@ -90,5 +90,22 @@ TEST(QuantizedItemsTest, Avx512CountsWildRowsLikeThePortableCode) {
   EXPECT_EQ(a.norm, b.norm);
 }
 
+TEST(QuantizedItemsTest, MaxAbsBiasSeesEveryRowAndEveryNonFiniteValue) {
+  if (!QuantizedScanSupported()) GTEST_SKIP() << "this processor has no AVX-512 VNNI";
+  for (int64_t rows : {1, 15, 16, 17, 100, 1000}) {
+    std::vector<float> bias(static_cast<size_t>(rows), 0.5f);
+    EXPECT_EQ(MaxAbsBiasAvx512(bias.data(), rows), 0.5);
+    bias.back() = -3.0f;  // the last row, in the tail of a vector
+    EXPECT_EQ(MaxAbsBiasAvx512(bias.data(), rows), 3.0);
+    EXPECT_EQ(MaxAbsBiasAvx512(bias.data(), rows - 1), rows > 1 ? 0.5 : 0.0);
+    for (const float wild :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+          -std::numeric_limits<float>::infinity()}) {
+      bias.back() = wild;
+      EXPECT_TRUE(std::isinf(MaxAbsBiasAvx512(bias.data(), rows))) << rows << " " << wild;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace freshet::kernels::internal
