@@ -24,8 +24,14 @@ class JsonWriter {
   JsonWriter& Int(int64_t value);
   // Non-finite numbers become null (JSON has no NaN or infinity).
   JsonWriter& Double(double value);
+  // The shortest number that reads back (as a float) as `value`: 9 significant digits at most,
+  // where Double(value) would write up to 17 for the same float.
+  JsonWriter& Float(float value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
+
+  // Sets aside room for `bytes` of output, for a caller that knows about how long it will be.
+  void Reserve(size_t bytes) { out_.reserve(bytes); }
 
   const std::string& str() const { return out_; }
 

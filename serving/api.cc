@@ -57,7 +57,7 @@ absl::StatusOr<bool> BoolParam(const HttpRequest& req, absl::string_view name, b
 void WriteItems(JsonWriter& w, const std::vector<ScoredId>& items) {
   w.Key("items").BeginArray();
   for (const ScoredId& s : items) {
-    w.BeginObject().Key("item").String(s.item).Key("score").Double(s.score).EndObject();
+    w.BeginObject().Key("item").String(s.item).Key("score").Float(s.score).EndObject();
   }
   w.EndArray();
 }
@@ -198,6 +198,8 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
             [user, respond = std::move(respond)](absl::StatusOr<RecommendResult> result) {
               if (!result.ok()) return respond(result.status());
               JsonWriter w;
+              // About 50 bytes an item and 150 for the rest: one allocation, not eight.
+              w.Reserve(192 + user.size() + 64 * result->items.size());
               w.BeginObject();
               w.Key("user").String(user);
               WriteItems(w, result->items);

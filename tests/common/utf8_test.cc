@@ -1,5 +1,7 @@
 #include "common/utf8.h"
 
+#include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "common/json_writer.h"
@@ -50,6 +52,16 @@ TEST(Utf8Test, JsonWriterEscapesWhatJsonRequiresAndCopiesTheRest) {
   w.BeginObject().Key(raw).String("").EndObject();
   EXPECT_EQ(w.str(), "{" + quoted + ":\"\"}");
   EXPECT_EQ(JsonWriter::Quote(""), "\"\"");
+}
+
+TEST(Utf8Test, JsonWriterFloatsAreTheShortestThatReadBack) {
+  const float third = 1.0f / 3.0f;
+  JsonWriter w;
+  w.BeginArray().Float(third).Double(third).Float(0.5f).Float(-2e-30f);
+  w.Float(std::numeric_limits<float>::quiet_NaN()).Float(std::numeric_limits<float>::infinity());
+  w.EndArray();
+  EXPECT_EQ(w.str(), "[0.33333334,0.3333333432674408,0.5,-2e-30,null,null]");
+  EXPECT_EQ(std::strtof("0.33333334", nullptr), third);
 }
 
 }  // namespace

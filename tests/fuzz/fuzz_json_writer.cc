@@ -4,7 +4,8 @@
 //     string equal to the input when the input is valid UTF-8, and otherwise equal to the input
 //     with each byte that starts no valid sequence replaced by U+FFFD;
 //   - the same holds for keys and values inside an object and an array, next to Int/Bool/Null;
-//   - Double() writes a JSON number that reads back as the same double (null when not finite).
+//   - Double() writes a JSON number that reads back as the same double (null when not finite);
+//     Float() one that reads back as the same float.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -187,6 +188,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(IsJsonNumber(number), absl::StrCat("Double(", d, ") wrote ", Hex(number)));
     const double back = std::strtod(number.c_str(), nullptr);
     FUZZ_CHECK(back == d, absl::StrCat("Double(", absl::StrFormat("%a", d), ") wrote ", number,
+                                       ", which reads back as ", absl::StrFormat("%a", back)));
+  }
+
+  // Float(): the last 4 bytes as a float.
+  float f = 0.5f;
+  if (size >= sizeof(f)) std::memcpy(&f, data + size - sizeof(f), sizeof(f));
+  const std::string short_number = JsonWriter().Float(f).str();
+  if (!std::isfinite(f)) {
+    FUZZ_CHECK(short_number == "null", absl::StrCat(f, " -> ", short_number));
+  } else {
+    FUZZ_CHECK(IsJsonNumber(short_number),
+               absl::StrCat("Float(", f, ") wrote ", Hex(short_number)));
+    const float back = std::strtof(short_number.c_str(), nullptr);
+    FUZZ_CHECK(back == f, absl::StrCat("Float(", absl::StrFormat("%a", f), ") wrote ", short_number,
                                        ", which reads back as ", absl::StrFormat("%a", back)));
   }
   return 0;
