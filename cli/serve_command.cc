@@ -152,12 +152,7 @@ absl::Status Serve(const ServeFlags& flags) {
     serving::HttpServerOptions http;
     http.bind_address = flags.bind.empty() ? config.serve_bind : flags.bind;
     http.port = flags.port >= 0 ? flags.port : config.serve_port;
-    // Each epoll thread answers tens of thousands of requests a second; the scoring thread, the
-    // learning thread and the persister need cores of their own.
-    http.io_threads =
-        config.serve_io_threads > 0
-            ? config.serve_io_threads
-            : static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u));
+    http.io_threads = config::ServeIoThreads(config);
     http.max_in_flight = config.serve_max_in_flight;
     http.max_connections = config.serve_max_connections;
     http.idle_timeout = absl::Milliseconds(config.serve_idle_timeout_ms);

@@ -65,27 +65,31 @@ JsonWriter& JsonWriter::Int(int64_t value) {
   return *this;
 }
 
-JsonWriter& JsonWriter::Double(double value) {
-  Separate();
+namespace {
+
+// The shortest form that reads back as the same value of its type; null when not finite.
+template <typename Number>
+void AppendShortest(Number value, std::string* out) {
   if (!std::isfinite(value)) {
-    out_ += "null";
-    return *this;
+    *out += "null";
+    return;
   }
   char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);  // shortest round-trip form
-  out_.append(buf, end);
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  out->append(buf, end);
+}
+
+}  // namespace
+
+JsonWriter& JsonWriter::Double(double value) {
+  Separate();
+  AppendShortest(value, &out_);
   return *this;
 }
 
 JsonWriter& JsonWriter::Float(float value) {
   Separate();
-  if (!std::isfinite(value)) {
-    out_ += "null";
-    return *this;
-  }
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);  // shortest round-trip form
-  out_.append(buf, end);
+  AppendShortest(value, &out_);
   return *this;
 }
 

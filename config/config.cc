@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -491,6 +492,11 @@ std::string ToToml(const Config& config) {
   std::sort(types.begin(), types.end());
   for (const auto& [type, w] : types) absl::StrAppend(&out, type, " = ", FormatFloat(w), "\n");
   return out;
+}
+
+int ServeIoThreads(const Config& config) {
+  if (config.serve_io_threads > 0) return config.serve_io_threads;
+  return static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u));
 }
 
 }  // namespace freshet::config

@@ -118,7 +118,7 @@ struct Config {
   int serve_batch_events = 4096;  // most events learnt per micro-batch
   std::string serve_bind = "127.0.0.1";
   int serve_port = 8080;
-  // HTTP I/O threads; 0: half the cores, 1 to 8 (`freshet serve` picks).
+  // HTTP I/O threads; 0: half the cores, 1 to 8 (ServeIoThreads()).
   int serve_io_threads = 0;
   int serve_max_in_flight = 256;  // requests in progress beyond which the server answers 503
   // Bearer token of /admin; empty disables /admin. A secret: ToToml() never writes it, so it is
@@ -171,6 +171,11 @@ absl::Status Validate(const Config& config);
 
 // The whole configuration as TOML (every key, current values), e.g. for `freshet config`.
 std::string ToToml(const Config& config);
+
+// The HTTP I/O threads to run: serve.io_threads, or for 0 half the processor's cores, 1 to 8 (each
+// epoll thread answers tens of thousands of requests a second; the scoring, learning and
+// persisting threads need cores of their own).
+int ServeIoThreads(const Config& config);
 
 }  // namespace freshet::config
 

@@ -307,7 +307,7 @@ int main(int argc, char** argv) {
   serving::MetricsRegistry metrics;
   serving::HttpServerOptions http;
   http.port = 0;
-  http.io_threads = config.serve_io_threads;
+  http.io_threads = config::ServeIoThreads(config);
   http.max_in_flight = config.serve_max_in_flight;
   http.metrics = &metrics;
   serving::HttpServer server(http);
