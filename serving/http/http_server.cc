@@ -1,8 +1,9 @@
 // HttpServer on Linux epoll.
 //
 // Model: io_threads threads, each with its own epoll set. The listening socket is in every set
-// (EPOLLEXCLUSIVE, so a new connection wakes one thread); a thread owns the connections it
-// accepts for their whole life, so a connection's state needs no lock. Connection sockets are
+// (EPOLLEXCLUSIVE, so a new connection wakes one thread); the thread that accepts a connection
+// registers it and deals it to the threads in turn, and its owner keeps it for its whole life, so
+// a connection's state needs no lock. Connection sockets are
 // edge-triggered: a thread reads until the kernel says "would block", and a connection that is
 // busy (its request being handled, or its response being written) remembers that bytes are
 // waiting and reads them once it is free again. Per request a connection goes
@@ -11,11 +12,11 @@
 // and pipelined requests are parsed from the buffer one at a time, so they are answered strictly
 // in order. An asynchronous handler's answer comes back through the owning thread's mailbox (a
 // locked queue and an eventfd that wakes the thread; one wake-up carries every answer posted
-// since the thread last looked), and the thread writes it.
+// since the thread last looked, and a DeferredWakes scope on the answering thread sends one per
+// batch), and the thread writes it.
 //
 // Cost per request on the I/O thread: one recv, one send, an epoll_wait shared with whatever else
-// arrived, no timers (deadlines are swept every kSweepInterval) and no per-request allocation
-// beyond the HttpRequest and the response.
+// arrived, and no timers (deadlines are swept every kSweepIntervalNs).
 #include "serving/http/http_server.h"
 
 #include <arpa/inet.h>
