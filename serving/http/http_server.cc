@@ -3,10 +3,10 @@
 // Model: io_threads threads, each with its own epoll set. The listening socket is in every set
 // (EPOLLEXCLUSIVE, so a new connection wakes one thread); the thread that accepts a connection
 // registers it and deals it to the threads in turn, and its owner keeps it for its whole life, so
-// a connection's state needs no lock. Connection sockets are
-// edge-triggered: a thread reads until the kernel says "would block", and a connection that is
-// busy (its request being handled, or its response being written) remembers that bytes are
-// waiting and reads them once it is free again. Per request a connection goes
+// a connection's state needs no lock. Connection sockets are edge-triggered: a thread reads until
+// the kernel says "would block", and a connection that is busy (its request being handled, or its
+// response being written) remembers that bytes are waiting and reads them once it is free again.
+// Per request a connection goes
 //   idle (idle_timeout, nothing buffered) -> reading (request_timeout from the first byte)
 //   [-> "100 Continue"] -> handling -> writing (request_timeout) -> idle again
 // and pipelined requests are parsed from the buffer one at a time, so they are answered strictly
