@@ -44,12 +44,6 @@ bool IsTokenChar(unsigned char c) {
   }
 }
 
-bool IsToken(absl::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return IsTokenChar(static_cast<unsigned char>(c));
-  });
-}
-
 // Field values: visible characters, spaces, tabs and obs-text; no other control characters.
 bool IsFieldValue(absl::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char ch) {
@@ -83,6 +77,12 @@ size_t LeadingEmptyLines(absl::string_view data) {
 }
 
 }  // namespace
+
+bool IsHttpToken(absl::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return IsTokenChar(static_cast<unsigned char>(c));
+  });
+}
 
 void HttpRequestParser::Reset() {
   head_done_ = false;
@@ -170,7 +170,7 @@ HttpRequestParser::Result HttpRequestParser::ParseHeadLines(absl::string_view he
   // Request line: method SP target SP HTTP-version.
   const absl::string_view request_line = lines[0];
   const std::vector<absl::string_view> parts = absl::StrSplit(request_line, ' ');
-  if (parts.size() != 3 || !IsToken(parts[0]) || !IsTarget(parts[1])) {
+  if (parts.size() != 3 || !IsHttpToken(parts[0]) || !IsTarget(parts[1])) {
     return Fail(400, "malformed HTTP request: bad request line");
   }
   const absl::string_view version = parts[2];
@@ -194,7 +194,7 @@ HttpRequestParser::Result HttpRequestParser::ParseHeadLines(absl::string_view he
       return Fail(400, "malformed HTTP request: obsolete line folding or an empty field line");
     }
     const size_t colon = line.find(':');
-    if (colon == absl::string_view::npos || !IsToken(line.substr(0, colon))) {
+    if (colon == absl::string_view::npos || !IsHttpToken(line.substr(0, colon))) {
       return Fail(400, "malformed HTTP request: bad header field");
     }
     const absl::string_view name = line.substr(0, colon);
@@ -268,7 +268,7 @@ HttpRequestParser::Result HttpRequestParser::ParseChunked(absl::string_view data
       }
       const absl::string_view line = rest.substr(0, line_end);
       const size_t colon = line.find(':');
-      if (colon == absl::string_view::npos || !IsToken(line.substr(0, colon)) ||
+      if (colon == absl::string_view::npos || !IsHttpToken(line.substr(0, colon)) ||
           !IsFieldValue(line.substr(colon + 1))) {
         return Fail(400, "malformed HTTP request: bad trailer field");
       }

@@ -39,6 +39,9 @@
 
 namespace freshet::serving {
 
+// True for an RFC 9110 token (one or more tchar): a method or a field name.
+bool IsHttpToken(absl::string_view s);
+
 class HttpRequestParser {
  public:
   struct Limits {

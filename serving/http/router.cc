@@ -6,16 +6,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "serving/http/request_parser.h"
 #include "serving/http/url.h"
 
 namespace freshet::serving {
 namespace {
-
-bool IsTokenChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.' || c == '!' || c == '#' || c == '$' || c == '%' || c == '&' ||
-         c == '\'' || c == '*' || c == '+' || c == '^' || c == '`' || c == '|' || c == '~';
-}
 
 // Splits "/a/b/c" into {"a", "b", "c"}; "/" gives {""}.
 std::vector<absl::string_view> Segments(absl::string_view path) {
@@ -25,7 +20,7 @@ std::vector<absl::string_view> Segments(absl::string_view path) {
 }  // namespace
 
 absl::Status Router::Add(absl::string_view method, absl::string_view pattern, HttpHandler handler) {
-  if (method.empty() || !std::all_of(method.begin(), method.end(), IsTokenChar)) {
+  if (!IsHttpToken(method)) {
     return absl::InvalidArgumentError(absl::StrCat("bad HTTP method '", method, "'"));
   }
   if (pattern.empty() || pattern[0] != '/') {
