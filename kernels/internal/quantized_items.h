@@ -84,11 +84,6 @@ inline int64_t QuantizedGroupBytes(int dim) {
 // the scan.
 int QuantizeItemGroup(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
                       float* scale, float* error, float* norm);
-// The same with AVX-512, row by row (QuantizeItemRowAvx512). The same bytes, scales and error;
-// the norm may differ in its last bits (its double-precision sum runs in another order; both are
-// within the bound's allowance). Requires QuantizedScanSupported().
-int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
-                            float* scale, float* error, float* norm);
 
 // One row's part of a group: its scale, its own e and r (rounded up; a group's e_g and r_g are
 // the largest of its rows'), and whether it is wild.
@@ -104,7 +99,10 @@ double MaxAbsBiasAvx512(const float* bias, int64_t rows);
 
 // Quantizes the row at x (dim floats) into lane `lane` of the group at `group`, overwriting
 // whatever the lane held (a wild or all-zero row leaves it zero). A server re-quantizes just the
-// rows that learning changed before each batch. Requires QuantizedScanSupported().
+// rows that learning changed before each batch (PackedItemMatrix). The same bytes, scale and
+// error as QuantizeItemGroup gives the row; the norm may differ in its last bits (its
+// double-precision sum runs in another order; both are within the bound's allowance). Requires
+// QuantizedScanSupported().
 QuantizedRowBounds QuantizeItemRowAvx512(const float* x, int dim, int lane, uint8_t* group);
 
 // The k-th largest of the values offered for rows not in an exclude list: threshold() never

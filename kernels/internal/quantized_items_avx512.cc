@@ -356,30 +356,6 @@ QuantizedRowBounds QuantizeItemRowAvx512(const float* x, int dim, int lane, uint
   return out;
 }
 
-int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
-                            float* scale, float* error, float* norm) {
-  std::memset(out, 128, static_cast<size_t>(QuantizedGroupBytes(items.dim)));
-  std::fill(scale, scale + kGroupItems, 0.0f);
-  float group_error = 0.0f;
-  float group_norm = 0.0f;
-  int wild = 0;
-  for (int l = 0; l < rows; ++l) {
-    const QuantizedRowBounds r =
-        QuantizeItemRowAvx512(items.vectors + (first_row + l) * items.stride, items.dim, l, out);
-    if (r.wild) {
-      ++wild;
-      continue;
-    }
-    scale[l] = r.scale;
-    // Rounding up is monotone: the largest rounded bound is the rounded largest bound.
-    group_error = std::max(group_error, r.error);
-    group_norm = std::max(group_norm, r.norm);
-  }
-  *error = group_error;
-  *norm = group_norm;
-  return wild;
-}
-
 void ScanQuantizedAvx512(const QuantizedItemBlock& block, const QuantizedQueryBatch& queries,
                          bool seed) {
   const int quads = QuantizedQuads(block.dim);
@@ -433,10 +409,6 @@ bool QuantizedScanSupported() {
 
 #if !FRESHET_AVX512_KERNELS
 void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&, bool) {}
-int QuantizeItemGroupAvx512(const ItemMatrixView& items, int64_t first_row, int rows, uint8_t* out,
-                            float* scale, float* error, float* norm) {
-  return QuantizeItemGroup(items, first_row, rows, out, scale, error, norm);
-}
 double MaxAbsBiasAvx512(const float*, int64_t) {
   return std::numeric_limits<double>::infinity();  // never called: no scan without AVX-512
 }

@@ -1,6 +1,7 @@
 // The AVX-512 quantization of item groups against the portable one it must equal.
 #include "kernels/internal/quantized_items.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -21,12 +22,36 @@ struct Group {
   int wild = 0;
 };
 
-template <typename Quantize>
-Group Quantized(Quantize quantize, const ItemMatrixView& items, int64_t first, int rows) {
+// The portable quantizer's group.
+Group Portable(const ItemMatrixView& items, int64_t first, int rows) {
   Group g;
   g.bytes.assign(static_cast<size_t>(QuantizedGroupBytes(items.dim)), 0);
   g.scale.assign(kGroupItems, -1.0f);
-  g.wild = quantize(items, first, rows, g.bytes.data(), g.scale.data(), &g.error, &g.norm);
+  g.wild = QuantizeItemGroup(items, first, rows, g.bytes.data(), g.scale.data(), &g.error, &g.norm);
+  return g;
+}
+
+// The same group from QuantizeItemRowAvx512, a row at a time, into lanes that held other bytes:
+// the group's bounds are its rows' largest, as PackedItemMatrix keeps them.
+Group Avx512ByRows(const ItemMatrixView& items, int64_t first, int rows) {
+  Group g;
+  g.bytes.assign(static_cast<size_t>(QuantizedGroupBytes(items.dim)), 128);
+  g.scale.assign(kGroupItems, 0.0f);
+  for (int l = 0; l < rows; ++l) {
+    // Stale bytes in the lane, which the row must overwrite.
+    for (int c = 0; c < QuantizedQuads(items.dim); ++c) {
+      for (int t = 0; t < 4; ++t) g.bytes[static_cast<size_t>(c * 4 * kGroupItems + 4 * l + t)] = 7;
+    }
+    const QuantizedRowBounds r = QuantizeItemRowAvx512(items.vectors + (first + l) * items.stride,
+                                                       items.dim, l, g.bytes.data());
+    if (r.wild) {
+      ++g.wild;
+      continue;
+    }
+    g.scale[static_cast<size_t>(l)] = r.scale;
+    g.error = std::max(g.error, r.error);
+    g.norm = std::max(g.norm, r.norm);
+  }
   return g;
 }
 
@@ -53,8 +78,8 @@ TEST(QuantizedItemsTest, Avx512GroupsEqualThePortableOnes) {
       items.dim = dim;
       items.stride = stride;
       const int64_t first = kGroupItems;
-      const Group a = Quantized(QuantizeItemGroup, items, first, rows);
-      const Group b = Quantized(QuantizeItemGroupAvx512, items, first, rows);
+      const Group a = Portable(items, first, rows);
+      const Group b = Avx512ByRows(items, first, rows);
       SCOPED_TRACE(testing::Message() << "dim " << dim << " rows " << rows);
       EXPECT_EQ(a.bytes, b.bytes);
       EXPECT_EQ(a.scale, b.scale);
@@ -80,8 +105,8 @@ TEST(QuantizedItemsTest, Avx512CountsWildRowsLikeThePortableCode) {
   items.rows = kGroupItems;
   items.dim = dim;
   items.stride = dim;
-  const Group a = Quantized(QuantizeItemGroup, items, 0, kGroupItems);
-  const Group b = Quantized(QuantizeItemGroupAvx512, items, 0, kGroupItems);
+  const Group a = Portable(items, 0, kGroupItems);
+  const Group b = Avx512ByRows(items, 0, kGroupItems);
   EXPECT_EQ(a.wild, 4);
   EXPECT_EQ(b.wild, 4);
   EXPECT_EQ(a.bytes, b.bytes);
