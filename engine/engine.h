@@ -1,6 +1,6 @@
 // Engine: the running freshet process, assembled from its parts —
 //   LiveModel (live_model.h): the learner, its lock, hidden items, the published model version
-//     and the scoring thread; serving reads it through ModelReader (model_reader.h);
+//     and batched scoring; serving reads it through ModelReader (model_reader.h);
 //   DurableState (durable_state.h): the data directory, its store, the persister and snapshots;
 //   ExactlyOnceFilter (exactly_once_filter.h): applied positions and remembered event ids;
 //   IngestLoop (ingest_loop.h): sources -> filter -> learner -> durable state, on one thread;
@@ -88,7 +88,7 @@ struct EngineStats : ModelStats {
 class Engine {
  public:
   // Creates the learner and, with a data directory, opens (or creates) it, takes its lock and
-  // loads the stored state; starts the scoring thread. Errors: FailedPrecondition when another
+  // loads the stored state; starts batched scoring. Errors: FailedPrecondition when another
   // process holds the directory or its state was written with a different algorithm or
   // dimension (unless options.reset); DataLoss for corrupt state.
   static absl::StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options,

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/deferred_wakes.h"
+#include "common/burst_end.h"
 #include "common/status_macros.h"
 #include "learner/dirty_rows.h"
 
@@ -230,56 +230,74 @@ void LiveModel::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
     request->done(absl::UnavailableError("the server is stopping"));
     return;
   }
-  scorer_cv_.Signal();
+  // Inside a burst (an HTTP I/O thread's round): scored with the rest of the round when it ends.
+  if (!BurstEnd::Defer(this, [this] { AnswerQueued(); })) scorer_cv_.Signal();
 }
 
 void LiveModel::ScorerLoop() {
   pthread_setname_np(pthread_self(), "freshet-score");
-  std::vector<std::unique_ptr<AsyncScore>> batch;
-  std::vector<kernels::TopKQuery> queries;
-  std::vector<std::vector<kernels::ScoredItem>> results;
   while (true) {
     {
       MutexLock lock(&scorer_mu_);
       while (!scorer_stop_ && scorer_queue_.empty()) scorer_cv_.Wait(&scorer_mu_);
-      if (scorer_queue_.empty()) {  // stopping, nothing left
+      if (scorer_stop_ && scorer_queue_.empty()) {  // stopping, nothing left
         scorer_running_ = false;
         return;
       }
-      const size_t n = std::min(scorer_queue_.size(), kMaxBatch);
-      batch.clear();
-      for (size_t i = 0; i < n; ++i) batch.push_back(std::move(scorer_queue_[i]));
-      scorer_queue_.erase(scorer_queue_.begin(),
-                          scorer_queue_.begin() + static_cast<std::ptrdiff_t>(n));
     }
-    int k = 1;
-    queries.clear();
-    for (const auto& r : batch) {
-      k = std::max(k, r->k);
-      queries.push_back(kernels::TopKQuery{r->vector.data(), r->exclude});
-    }
-    results.assign(batch.size(), {});
+    AnswerQueued();
+  }
+}
+
+void LiveModel::AnswerQueued() const {
+  std::vector<std::unique_ptr<AsyncScore>> batch;
+  std::vector<kernels::TopKQuery> queries;
+  std::vector<std::vector<kernels::ScoredItem>> results;
+  while (true) {
     absl::Status status;
     {
-      ReaderLock lock(&mu_);
-      status = TopKBatchLocked(queries, k, absl::MakeSpan(results));
-      if (status.ok()) {
-        for (size_t i = 0; i < batch.size(); ++i) {
-          std::vector<ScoredId>& items = batch[i]->result.items;
-          const size_t n = std::min(results[i].size(), static_cast<size_t>(batch[i]->k));
-          items.reserve(n);
-          for (size_t j = 0; j < n; ++j) {
-            items.push_back(
-                ScoredId{learner_->items().ExternalId(results[i][j].item), results[i][j].score});
+      MutexLock scoring(&scoring_mu_);
+      {
+        MutexLock lock(&scorer_mu_);
+        if (scorer_queue_.empty()) return;
+        const size_t n = std::min(scorer_queue_.size(), kMaxBatch);
+        batch.clear();
+        for (size_t i = 0; i < n; ++i) batch.push_back(std::move(scorer_queue_[i]));
+        scorer_queue_.erase(scorer_queue_.begin(),
+                            scorer_queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      int k = 1;
+      queries.clear();
+      for (const auto& r : batch) {
+        k = std::max(k, r->k);
+        queries.push_back(kernels::TopKQuery{r->vector.data(), r->exclude});
+      }
+      // This may run where nothing may throw (the end of a BurstEnd scope): a failure to allocate
+      // fails the batch's requests instead.
+      try {
+        results.assign(batch.size(), {});
+        ReaderLock lock(&mu_);
+        status = TopKBatchLocked(queries, k, absl::MakeSpan(results));
+        if (status.ok()) {
+          for (size_t i = 0; i < batch.size(); ++i) {
+            std::vector<ScoredId>& items = batch[i]->result.items;
+            const size_t n = std::min(results[i].size(), static_cast<size_t>(batch[i]->k));
+            items.reserve(n);
+            for (size_t j = 0; j < n; ++j) {
+              items.push_back(
+                  ScoredId{learner_->items().ExternalId(results[i][j].item), results[i][j].score});
+            }
           }
         }
+      } catch (const std::exception& e) {
+        status = absl::InternalError(absl::StrCat("scoring failed: ", e.what()));
       }
     }
     scoring_batches_.fetch_add(1, std::memory_order_relaxed);
     scoring_queries_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
     {
       // Each caller's thread is woken once for the whole batch, after the last callback.
-      DeferredWakes wakes;
+      BurstEnd wakes;
       for (auto& r : batch) {
         if (status.ok()) {
           r->done(std::move(r->result));
@@ -293,8 +311,9 @@ void LiveModel::ScorerLoop() {
   }
 }
 
-absl::Status LiveModel::TopKBatchLocked(absl::Span<const kernels::TopKQuery> queries, int k,
-                                        absl::Span<std::vector<kernels::ScoredItem>> results) {
+absl::Status LiveModel::TopKBatchLocked(
+    absl::Span<const kernels::TopKQuery> queries, int k,
+    absl::Span<std::vector<kernels::ScoredItem>> results) const {
   // The packed copy answers exactly as the CPU backend over ScoringMatrix() (kernels/topk.h's
   // score contract), which is what Learner::TopKBatch() runs for a model that learns on the host;
   // a model whose parameters live on a device, or another backend, scores there instead.

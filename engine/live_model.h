@@ -1,12 +1,13 @@
 // LiveModel: the learner the engine teaches and serves from — the learner itself, the lock that
-// orders learning and reading, the hidden items, the published model version and the scoring
-// thread that answers batched recommendation queries.
+// orders learning and reading, the hidden items, the published model version and the batched
+// scoring of recommendation queries.
 //
 // Thread safety: every method may be called from any thread. Learning takes the learner's lock
 // exclusively for at most kApplySlice events at a time; reads take it shared; a waiting writer
 // goes before later readers (RwLock). The model version is an atomic, so reading it never waits.
-// Lock order: mu_ before hidden_mu_ and scorer_mu_; callbacks of WithLearnerExclusive() may take
-// the exactly-once filter's lock (ExactlyOnceFilter) but nothing that waits on storage.
+// Lock order: scoring_mu_ before mu_, mu_ before hidden_mu_ and scorer_mu_; callbacks of
+// WithLearnerExclusive() may take the exactly-once filter's lock (ExactlyOnceFilter) but nothing
+// that waits on storage.
 #ifndef FRESHET_ENGINE_LIVE_MODEL_H_
 #define FRESHET_ENGINE_LIVE_MODEL_H_
 
@@ -43,7 +44,8 @@ class LiveModel final : public ModelReader {
   LiveModel(const LiveModel&) = delete;
   LiveModel& operator=(const LiveModel&) = delete;
 
-  // Starts the scoring thread (batched queries wait for it; others are answered without it).
+  // Starts batched scoring and its thread (before it, every query is answered on its caller's
+  // thread).
   void Start();
   // Answers what is queued and joins the scoring thread. Idempotent.
   void Stop();
@@ -118,9 +120,12 @@ class LiveModel final : public ModelReader {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   UserInfo UserInfoLocked(absl::string_view user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  // Batched scoring: RecommendAsync() queues inner-product queries; the scoring thread
-  // (ScorerLoop) takes everything queued, up to kMaxBatch, scores it in one TopK call under the
-  // shared lock and answers each. Requests arriving meanwhile form the next batch, so batches
+  // Batched scoring: RecommendAsync() queues inner-product queries, and whoever drains the queue
+  // (AnswerQueued) takes everything queued, up to kMaxBatch at a time, scores it in one TopK call
+  // under the shared lock and answers each. A caller inside a BurstEnd scope (an HTTP I/O thread
+  // during one round of ready connections) drains it itself when its round ends, so a round's
+  // queries form one batch with no hand-over to another thread; any other caller wakes the
+  // scoring thread (ScorerLoop), where requests arriving meanwhile form the next batch. Batches
   // grow with load and no request waits for a timer.
   static constexpr size_t kMaxBatch = 256;
   struct AsyncScore {
@@ -131,15 +136,18 @@ class LiveModel final : public ModelReader {
     RecommendDone done;
   };
   void ScorerLoop();
-  // One batch's top-K (Learner::TopKBatch), from the packed copy where it applies. Called by the
-  // scoring thread only, which owns the packed copy.
+  // Answers every queued query, a batch at a time, on the calling thread.
+  void AnswerQueued() const ABSL_LOCKS_EXCLUDED(scoring_mu_, mu_, scorer_mu_);
+  // One batch's top-K (Learner::TopKBatch), from the packed copy where it applies.
   absl::Status TopKBatchLocked(absl::Span<const kernels::TopKQuery> queries, int k,
-                               absl::Span<std::vector<kernels::ScoredItem>> results)
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                               absl::Span<std::vector<kernels::ScoredItem>> results) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scoring_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const std::string algorithm_;
   const bool batch_scoring_;
   const bool packed_items_;  // serve.packed_items
+  // Held by the thread scoring a batch: one at a time owns the packed copy and its buffers.
+  mutable Mutex scoring_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable RwLock mu_;
   std::unique_ptr<learner::Learner> learner_ ABSL_GUARDED_BY(mu_) ABSL_PT_GUARDED_BY(mu_);
   mutable Mutex hidden_mu_ ABSL_ACQUIRED_AFTER(mu_);
@@ -150,7 +158,7 @@ class LiveModel final : public ModelReader {
   std::atomic<int64_t> last_applied_ns_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};
-  std::atomic<int64_t> scoring_groups_packed_{0};
+  mutable std::atomic<int64_t> scoring_groups_packed_{0};
   mutable Mutex scorer_mu_ ABSL_ACQUIRED_AFTER(mu_);
   mutable CondVar scorer_cv_;
   mutable std::vector<std::unique_ptr<AsyncScore>> scorer_queue_ ABSL_GUARDED_BY(scorer_mu_);
@@ -160,11 +168,11 @@ class LiveModel final : public ModelReader {
   std::atomic<bool> scorer_accepting_{false};
   bool scorer_stop_ ABSL_GUARDED_BY(scorer_mu_) = false;
   std::thread scorer_;  // Start() .. Stop(), which both serialise on start_stop_mu_
-  // The scoring thread's packed copy of the item vectors (kernels/packed_items.h), current as of
-  // its latest batch; only that thread touches it. Replace() moves the generation, so the copy of
-  // a replaced learner is dropped rather than patched.
-  kernels::PackedItemMatrix packed_;
-  uint64_t packed_generation_ = 0;
+  // The packed copy of the item vectors (kernels/packed_items.h), current as of the latest batch.
+  // Replace() moves the generation, so the copy of a replaced learner is dropped rather than
+  // patched.
+  mutable kernels::PackedItemMatrix packed_ ABSL_GUARDED_BY(scoring_mu_);
+  mutable uint64_t packed_generation_ ABSL_GUARDED_BY(scoring_mu_) = 0;
   std::atomic<uint64_t> learner_generation_{0};
   Mutex start_stop_mu_;
 };

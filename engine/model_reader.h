@@ -70,9 +70,11 @@ class ModelReader {
   virtual ~ModelReader() = default;
 
   // Top-k for `user` with freshness, leaving out hidden items and `exclude_items` (external ids;
-  // unknown ones are ignored), answered through `done` (called once, on the scoring thread or the
-  // caller's): with serve.batch_scoring, inner-product queries of concurrent requests are scored
-  // together in one pass over the items, and the caller's thread is not held meanwhile.
+  // unknown ones are ignored), answered through `done` (called once, on the thread that scores the
+  // batch or the caller's): with serve.batch_scoring, inner-product queries of concurrent requests
+  // are scored together in one pass over the items. A caller inside a BurstEnd scope
+  // (common/burst_end.h) gets its answers when its scope ends, scored on its own thread with the
+  // rest of its burst; any other caller's thread is not held meanwhile.
   using RecommendDone = std::function<void(absl::StatusOr<RecommendResult>)>;
   virtual void RecommendAsync(absl::string_view user, int k, bool exclude_seen,
                               const std::vector<std::string>& exclude_items,

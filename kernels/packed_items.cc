@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <utility>
 
@@ -293,11 +292,10 @@ void PackedItemMatrix::TwoStageTopK(absl::Span<const TopKQuery> queries, int k,
   // when it leaves enough of the matrix to pay for itself.
   if (count > 0 && capacity <= internal::KthLargest::kSlots && rows_ >= 4 * block_rows) {
     internal::ScanQuantizedAvx512(block_at(0), batch, /*seed=*/true);
-    float values[kGroupRows];
+    static_assert(kGroupRows == 64, "one bucket per row of a group");
     for (int64_t f = 0; f < count; ++f) {
-      std::copy(batch_states[f].buckets, batch_states[f].buckets + kGroupRows, values);
-      std::nth_element(values, values + (capacity - 1), values + kGroupRows, std::greater<float>());
-      lower[f].Seed(values[capacity - 1]);
+      lower[f].Seed(
+          internal::KthLargestOf64Avx512(batch_states[f].buckets, static_cast<int>(capacity)));
     }
   }
   for (int64_t first = 0; count > 0 && first < rows_; first += block_rows) {

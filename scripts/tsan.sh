@@ -11,7 +11,7 @@ cmake -S "$ROOT" -B "$ROOT/build-tsan" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelW
 cmake --build "$ROOT/build-tsan" -j "$JOBS" --target freshet_engine_test \
   freshet_engine_replicas_test freshet_serving_api_test freshet_serving_test
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan.supp ${TSAN_OPTIONS:-}"
-"$ROOT/build-tsan/tests/engine/freshet_engine_test" --gtest_filter='EngineTest.*'
+"$ROOT/build-tsan/tests/engine/freshet_engine_test" --gtest_filter='EngineTest.*:LiveModelTest.*'
 "$ROOT/build-tsan/tests/engine/replicas/freshet_engine_replicas_test" \
   --gtest_filter='EngineReplicasTest.*'
 "$ROOT/build-tsan/tests/serving/freshet_serving_api_test"

@@ -97,6 +97,11 @@ struct QuantizedRowBounds {
 // bias_max). Requires QuantizedScanSupported().
 double MaxAbsBiasAvx512(const float* bias, int64_t rows);
 
+// The k-th largest (1 <= k <= 64) of the 64 floats at `values` (none NaN), counting repeats: what
+// std::nth_element with std::greater would put at index k - 1, without its unpredictable
+// branches. Requires QuantizedScanSupported().
+float KthLargestOf64Avx512(const float* values, int k);
+
 // Quantizes the row at x (dim floats) into lane `lane` of the group at `group`, overwriting
 // whatever the lane held (a wild or all-zero row leaves it zero). A server re-quantizes just the
 // rows that learning changed before each batch (PackedItemMatrix). The same bytes, scale and

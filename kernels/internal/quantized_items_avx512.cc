@@ -335,6 +335,31 @@ double MaxAbsBiasAvx512(const float* bias, int64_t rows) {
   return _mm512_reduce_max_ps(m);
 }
 
+float KthLargestOf64Avx512(const float* values, int k) {
+  // at_least[i] counts the values >= values[i]; the answer is the largest value with k or more.
+  // A value above the k-th largest has fewer than k at or above it, and the k-th largest has k.
+  __m512 v[4];
+  __m512i at_least[4];
+  for (int p = 0; p < 4; ++p) {
+    v[p] = _mm512_loadu_ps(values + p * kLanes);
+    at_least[p] = _mm512_setzero_si512();
+  }
+  const __m512i one = _mm512_set1_epi32(1);
+  for (int j = 0; j < 4 * kLanes; ++j) {
+    const __m512 x = _mm512_set1_ps(values[j]);
+    for (int p = 0; p < 4; ++p) {
+      at_least[p] = _mm512_mask_add_epi32(at_least[p], _mm512_cmp_ps_mask(x, v[p], _CMP_GE_OQ),
+                                          at_least[p], one);
+    }
+  }
+  const __m512i need = _mm512_set1_epi32(k);
+  __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int p = 0; p < 4; ++p) {
+    best = _mm512_mask_max_ps(best, _mm512_cmpge_epi32_mask(at_least[p], need), best, v[p]);
+  }
+  return _mm512_reduce_max_ps(best);
+}
+
 QuantizedRowBounds QuantizeItemRowAvx512(const float* x, int dim, int lane, uint8_t* group) {
   const int quads = QuantizedQuads(dim);
   const RowQuantization r = QuantizeRowAvx512(x, dim, quads, lane, group);
@@ -411,6 +436,9 @@ bool QuantizedScanSupported() {
 void ScanQuantizedAvx512(const QuantizedItemBlock&, const QuantizedQueryBatch&, bool) {}
 double MaxAbsBiasAvx512(const float*, int64_t) {
   return std::numeric_limits<double>::infinity();  // never called: no scan without AVX-512
+}
+float KthLargestOf64Avx512(const float*, int) {
+  return std::numeric_limits<float>::infinity();  // never called: QuantizedScanSupported() is false
 }
 QuantizedRowBounds QuantizeItemRowAvx512(const float*, int, int, uint8_t*) {
   QuantizedRowBounds out;

@@ -10,13 +10,16 @@
 //   idle (idle_timeout, nothing buffered) -> reading (request_timeout from the first byte)
 //   [-> "100 Continue"] -> handling -> writing (request_timeout) -> idle again
 // and pipelined requests are parsed from the buffer one at a time, so they are answered strictly
-// in order. An asynchronous handler's answer comes back through the owning thread's mailbox (a
-// locked queue and an eventfd that wakes the thread; one wake-up carries every answer posted
-// since the thread last looked, and a DeferredWakes scope on the answering thread sends one per
-// batch), and the thread writes it.
+// in order. Each round of ready connections runs inside a BurstEnd scope (common/burst_end.h):
+// work handlers defer, such as the engine's batched scoring of the round's recommendation
+// queries, runs on this thread when the round ends. An asynchronous handler's answer comes back
+// through the owning thread's mailbox (a locked queue and an eventfd): from another thread, one
+// wake-up carries every answer posted since the thread last looked, and a BurstEnd scope on the
+// answering thread sends one per batch; from the owning thread itself, no wake-up: it takes its
+// own answers before it waits again. The thread writes them.
 //
 // Cost per request on the I/O thread: one recv, one send, an epoll_wait shared with whatever else
-// arrived, and no timers (deadlines are swept every kSweepIntervalNs).
+// arrived, no wake-up and no timers (deadlines are swept every kSweepIntervalNs).
 #include "serving/http/http_server.h"
 
 #include <arpa/inet.h>
@@ -45,7 +48,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/deferred_wakes.h"
+#include "common/burst_end.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "serving/http/blocking_pool.h"
@@ -159,6 +162,14 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
   int fd() const { return fd_; }
 
   void Post(Mail mail) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (running_here_ == this) {
+      // From the owning thread itself (an answer computed at the end of its round): it takes this
+      // with TakeOwn() before it waits again, so no wake-up.
+      MutexLock lock(&mu_);
+      mail_.push_back(std::move(mail));
+      own_posted_ = true;
+      return;
+    }
     bool wake = false;
     {
       MutexLock lock(&mu_);
@@ -166,8 +177,8 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
       wake = !woken_;
       woken_ = true;
     }
-    // A thread answering a batch (DeferredWakes open) wakes this one once, after its last answer.
-    if (wake && !DeferredWakes::Defer(this, [self = shared_from_this()] { self->Wake(); })) {
+    // A thread answering a batch (BurstEnd open) wakes this one once, after its last answer.
+    if (wake && !BurstEnd::Defer(this, [self = shared_from_this()] { self->Wake(); })) {
       Wake();
     }
   }
@@ -185,13 +196,31 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
     MutexLock lock(&mu_);
     out->swap(mail_);
     woken_ = false;
+    own_posted_ = false;
   }
+
+  // The owning thread, before it waits: takes everything posted if it posted to itself since it
+  // last looked (true), else nothing (the eventfd brings what other threads post). The eventfd is
+  // left as it is: if another thread's wake-up is pending, the next Take() finds what is left.
+  bool TakeOwn(std::vector<Mail>* out) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    if (!own_posted_) return false;
+    out->swap(mail_);
+    own_posted_ = false;
+    return true;
+  }
+
+  // Marks the calling thread as this mailbox's owner (its I/O thread, for its whole life).
+  void OwnedByThisThread() { running_here_ = this; }
 
  private:
   const int fd_;
   Mutex mu_;
   std::vector<Mail> mail_ ABSL_GUARDED_BY(mu_);
-  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;       // the eventfd was written and not yet read
+  bool own_posted_ ABSL_GUARDED_BY(mu_) = false;  // the owner posted to itself
+  // The mailbox of the I/O thread running on this thread, if any.
+  static inline thread_local const Mailbox* running_here_ = nullptr;
 };
 
 // One client connection; touched only by the thread that owns it, except idle_since_ns.
@@ -376,6 +405,7 @@ class IoThread {
 
   void Run() {
     pthread_setname_np(pthread_self(), "freshet-http");
+    mailbox_->OwnedByThisThread();
     std::vector<epoll_event> events(256);
     std::vector<Mail> mail;
     int64_t next_sweep = NowNs() + kSweepIntervalNs;
@@ -387,21 +417,34 @@ class IoThread {
       }
       // Handlers catch their exceptions; this is the last line for anything else (bad_alloc).
       try {
-        for (int i = 0; i < n; ++i) {
-          const uint64_t id = events[static_cast<size_t>(i)].data.u64;
-          const uint32_t what = events[static_cast<size_t>(i)].events;
-          if (id == kListenerId) {
-            Accept();
-          } else if (id == kMailboxId) {
-            mailbox_->Take(&mail);
-            for (Mail& m : mail) Deliver(std::move(m));
-            mail.clear();
-          } else if (auto it = conns_.find(id); it != conns_.end()) {
-            Conn& conn = *it->second;
-            if (what & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn.readable = true;
-            if (what & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn.hangup = true;
-            Drive(conn);
+        {
+          // One round: the work handlers defer (LiveModel's batched scoring of the round's
+          // recommendation queries) runs when it ends, and its answers to this thread's own
+          // connections come back through TakeOwn() below.
+          BurstEnd round;
+          for (int i = 0; i < n; ++i) {
+            const uint64_t id = events[static_cast<size_t>(i)].data.u64;
+            const uint32_t what = events[static_cast<size_t>(i)].events;
+            if (id == kListenerId) {
+              Accept();
+            } else if (id == kMailboxId) {
+              mailbox_->Take(&mail);
+              for (Mail& m : mail) Deliver(std::move(m));
+              mail.clear();
+            } else if (auto it = conns_.find(id); it != conns_.end()) {
+              Conn& conn = *it->second;
+              if (what & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn.readable = true;
+              if (what & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn.hangup = true;
+              Drive(conn);
+            }
           }
+        }
+        // The answers this thread gave itself; writing one may start a pipelined request, whose
+        // answer comes the same way, so until none is left.
+        while (mailbox_->TakeOwn(&mail)) {
+          BurstEnd round;
+          for (Mail& m : mail) Deliver(std::move(m));
+          mail.clear();
         }
         const int64_t now = NowNs();
         if (now >= next_sweep) {

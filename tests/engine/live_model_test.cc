@@ -1,15 +1,19 @@
-// LiveModel's batched scoring: answers from the scoring thread, which reads a packed copy of the
-// item vectors kept current group by group (serve.packed_items), equal the answers of the learner
-// itself, bit for bit, while the model keeps learning and after its learner is replaced.
+// LiveModel's batched scoring: answers from a batch, which reads a packed copy of the item vectors
+// kept current group by group (serve.packed_items), equal the answers of the learner itself, bit
+// for bit, while the model keeps learning and after its learner is replaced; the queries of a
+// caller's burst (an HTTP I/O thread's round) are scored together on that thread when the burst
+// ends.
 #include "engine/live_model.h"
 
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/burst_end.h"
 #include "gtest/gtest.h"
 #include "tests/store/test_util.h"
 
@@ -88,6 +92,47 @@ TEST(LiveModelTest, BatchedAnswersFromThePackedCopyEqualTheLearnersAsItLearns) {
   (*fresh)->ApplyBatch(other);
   (*model)->Replace(*std::move(fresh), nullptr);
   ExpectBatchedEqualsDirect(**model, 60, 15);
+  (*model)->Stop();
+}
+
+TEST(LiveModelTest, QueriesOfABurstAreScoredAsOneBatchOnTheCallersThreadWhenItEnds) {
+  config::Config config;
+  config.dim = 16;
+  const auto backend = *kernels::CreateBackend("cpu");
+  auto model = LiveModel::Create("bpr", config, backend.get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->Start();
+  (*model)->Apply(MakeEvents(4000, 40, 300, 8));
+  constexpr int kUsers = 12;
+  std::vector<absl::StatusOr<RecommendResult>> answers(kUsers, absl::UnknownError("not answered"));
+  std::vector<std::thread::id> answered_on(kUsers);
+  const int64_t batches_before = (*model)->stats().scoring_batches;
+  {
+    BurstEnd burst;
+    for (int u = 0; u < kUsers; ++u) {
+      (*model)->RecommendAsync(absl::StrCat("u", u), 10, /*exclude_seen=*/u % 2 == 0, {},
+                               [&answers, &answered_on, u](absl::StatusOr<RecommendResult> r) {
+                                 answers[u] = std::move(r);
+                                 answered_on[u] = std::this_thread::get_id();
+                               });
+    }
+    for (int u = 0; u < kUsers; ++u) {
+      EXPECT_EQ(answers[u].status().code(), absl::StatusCode::kUnknown) << "answered early: u" << u;
+    }
+  }
+  EXPECT_EQ((*model)->stats().scoring_batches, batches_before + 1);
+  for (int u = 0; u < kUsers; ++u) {
+    ASSERT_TRUE(answers[u].ok()) << "u" << u << ": " << answers[u].status();
+    EXPECT_EQ(answered_on[u], std::this_thread::get_id()) << "u" << u;
+    const std::vector<ScoredId> direct = Direct(**model, u, 10);
+    ASSERT_EQ(answers[u]->items.size(), direct.size()) << "u" << u;
+    for (size_t i = 0; i < direct.size(); ++i) {
+      EXPECT_EQ(answers[u]->items[i].item, direct[i].item) << "u" << u << " rank " << i;
+      EXPECT_EQ(answers[u]->items[i].score, direct[i].score) << "u" << u << " rank " << i;
+    }
+  }
+  // Outside a burst the scoring thread answers, as before.
+  ExpectBatchedEqualsDirect(**model, 20, 10);
   (*model)->Stop();
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -113,6 +114,28 @@ TEST(QuantizedItemsTest, Avx512CountsWildRowsLikeThePortableCode) {
   EXPECT_EQ(a.scale, b.scale);
   EXPECT_EQ(a.error, b.error);
   EXPECT_EQ(a.norm, b.norm);
+}
+
+TEST(QuantizedItemsTest, KthLargestOf64IsWhatNthElementPicks) {
+  if (!QuantizedScanSupported()) GTEST_SKIP() << "this processor has no AVX-512 VNNI";
+  Rng rng(11);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int trial = 0; trial < 400; ++trial) {
+    float values[64];
+    for (float& v : values) {
+      // Few distinct values in some trials (repeats count), -infinity for empty buckets.
+      const double u = rng.Uniform();
+      v = trial % 3 == 0 ? static_cast<float>(static_cast<int>(u * 5))
+                         : static_cast<float>(2 * rng.Uniform() - 1);
+      if (rng.Uniform() < 0.2) v = -inf;
+    }
+    for (int k = 1; k <= 64; ++k) {
+      float sorted[64];
+      std::copy(values, values + 64, sorted);
+      std::nth_element(sorted, sorted + (k - 1), sorted + 64, std::greater<float>());
+      ASSERT_EQ(KthLargestOf64Avx512(values, k), sorted[k - 1]) << "trial " << trial << " k " << k;
+    }
+  }
 }
 
 TEST(QuantizedItemsTest, MaxAbsBiasSeesEveryRowAndEveryNonFiniteValue) {
