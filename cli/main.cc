@@ -229,6 +229,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   serve_cmd->add_flag("--no-http", serve.no_http,
                       "learn and persist only, without the HTTP server");
+  serve_cmd->add_option("--catalog", serve.catalog,
+                        "item catalog to load (titles, categories, ...): JSON lines, CSV or TSV "
+                        "with a header naming an item (or id) column, or MovieLens u.item / "
+                        "movies.dat; stored with the state. Default: u.item or movies.dat beside "
+                        "a MovieLens --source");
+  serve_cmd->add_option("--catalog-format", serve.catalog_format,
+                        "jsonl | csv | tsv | movielens-100k | movielens-1m (default: from the "
+                        "file name)");
 
   freshet::cli::InspectFlags inspect;
   CLI::App* inspect_cmd = app.add_subcommand(

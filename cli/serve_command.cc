@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -17,11 +19,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "cli/common_flags.h"
 #include "cli/state_commands.h"
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "engine/engine.h"
 #include "engine/replicas/replica_group.h"
 #include "kernels/backend.h"
@@ -103,6 +107,61 @@ std::string StatusLine(const engine::Engine& engine) {
   return w.str();
 }
 
+// The catalog file to load: --catalog, else u.item or movies.dat beside a MovieLens source.
+std::string CatalogPath(const ServeFlags& flags) {
+  if (!flags.catalog.empty()) return flags.catalog;
+  if (!absl::StartsWith(flags.data.format, "movielens")) return "";
+  for (const std::string& spec : flags.sources) {
+    if (!absl::StartsWith(spec, "file:")) continue;
+    const std::filesystem::path dir = std::filesystem::path(spec.substr(5)).parent_path();
+    for (const char* name : {"u.item", "movies.dat"}) {
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(dir / name, ec)) return (dir / name).string();
+    }
+  }
+  return "";
+}
+
+absl::Status LoadCatalog(const ServeFlags& flags, const config::Config& config,
+                         engine::Engine& engine) {
+  const std::string path = CatalogPath(flags);
+  if (path.empty()) return absl::OkStatus();
+  FRESHET_ASSIGN_OR_RETURN(const engine::CatalogFormat format,
+                           engine::CatalogFormatFor(flags.catalog_format, path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--catalog ", path, ": cannot open it"));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("--catalog ", path, ": read failed"));
+  const absl::Time start = absl::Now();
+  engine::CatalogParseStats stats;
+  const size_t max_id = static_cast<size_t>(config.max_id_bytes);
+  absl::StatusOr<std::vector<engine::CatalogEntry>> entries = engine::ParseCatalog(
+      text.str(), format,
+      [max_id](absl::string_view id) -> absl::Status {
+        if (id.empty() || id.size() > max_id || !IsValidUtf8(id)) {
+          return absl::InvalidArgumentError(absl::StrCat("item id must be 1 to ", max_id,
+                                                         " bytes of UTF-8 (events.max_id_bytes)"));
+        }
+        return absl::OkStatus();
+      },
+      &stats);
+  if (!entries.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--catalog ", path, ": ", entries.status().message()));
+  }
+  FRESHET_ASSIGN_OR_RETURN(const int64_t changed, engine.UpsertCatalog(*entries));
+  LogInfo(
+      absl::StrCat("catalog ", path, ": ", entries->size(), " items read (", changed,
+                   " new or changed), ", engine.catalog().size(), " in the catalog, in ",
+                   absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))));
+  if (stats.malformed > 0) {
+    LogWarning(absl::StrCat("catalog ", path, ": ", stats.malformed, " of ", stats.lines,
+                            " records skipped as malformed; first: ", stats.first_errors[0]));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Serve(const ServeFlags& flags) {
   // First of all: a signal that arrives while the state loads or the sources open (a large file
   // takes seconds) must stop the server cleanly, not kill it, nor be lost where the signal was
@@ -140,6 +199,7 @@ absl::Status Serve(const ServeFlags& flags) {
   options.replicas = replicas.get();
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
                            engine::Engine::Open(options, backend.get()));
+  FRESHET_RETURN_IF_ERROR(LoadCatalog(flags, config, *engine));
 
   // The HTTP server, on the live engine, starts as soon as the state is loaded: before file
   // sources are read and before Kafka assigns partitions.

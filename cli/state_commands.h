@@ -29,6 +29,10 @@ struct ServeFlags {
   std::string bind;  // empty: serve.bind
   int port = -1;     // -1: serve.port; 0: any free port
   bool no_http = false;
+  // The item catalog to load at start (engine/catalog.h); empty: with a MovieLens source, u.item
+  // or movies.dat beside it when present.
+  std::string catalog;
+  std::string catalog_format;  // empty: from the file name
 };
 int RunServe(const ServeFlags& flags);
 

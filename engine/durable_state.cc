@@ -194,6 +194,39 @@ absl::Status DurableState::WriteHiddenItems(const std::vector<std::string>& hidd
   return store_->Write(batch.get());
 }
 
+absl::Status DurableState::WriteCatalog(
+    const std::vector<std::pair<std::string, std::string>>& encoded) {
+  MutexLock lock(&store_mu_);
+  // In batches of bounded size: a catalog of millions of items is not one write.
+  constexpr size_t kPerBatch = 4096;
+  for (size_t begin = 0; begin < encoded.size(); begin += kPerBatch) {
+    std::unique_ptr<store::StateBatch> batch = store_->NewBatch();
+    const size_t end = std::min(encoded.size(), begin + kPerBatch);
+    for (size_t i = begin; i < end; ++i) batch->PutCatalogItem(encoded[i].first, encoded[i].second);
+    FRESHET_RETURN_IF_ERROR(store_->Write(batch.get()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DurableState::LoadCatalog(Catalog* catalog) {
+  absl::flat_hash_map<std::string, std::string> entries;
+  std::vector<std::pair<std::string, std::string>> fields;
+  {
+    MutexLock lock(&store_mu_);
+    FRESHET_RETURN_IF_ERROR(
+        store_->LoadCatalog([&](absl::string_view item, absl::string_view encoded) {
+          if (!DecodeCatalogFields(encoded, &fields)) {
+            return absl::DataLossError(
+                absl::StrCat("the stored catalog entry of item '", item, "' is damaged"));
+          }
+          entries.emplace(item, encoded);
+          return absl::OkStatus();
+        }));
+  }
+  catalog->Reset(std::move(entries));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<store::SnapshotManifest> DurableState::CreateSnapshot(const std::string& id) {
   MutexLock lock(&store_mu_);  // not during a restore's swap
   if (snapshot_hook_) snapshot_hook_();

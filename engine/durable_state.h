@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/mutex.h"
 #include "config/config.h"
+#include "engine/catalog.h"
 #include "engine/exactly_once_filter.h"
 #include "engine/live_model.h"
 #include "kernels/backend.h"
@@ -86,6 +87,10 @@ class DurableState {
 
   // --- Any thread.
   absl::Status WriteHiddenItems(const std::vector<std::string>& hidden);
+  // Writes catalog entries (Catalog::Merge's output) at once, like hidden items.
+  absl::Status WriteCatalog(const std::vector<std::pair<std::string, std::string>>& encoded);
+  // Replaces `catalog` with the stored one. DataLoss names a damaged entry.
+  absl::Status LoadCatalog(Catalog* catalog);
   absl::StatusOr<store::SnapshotManifest> CreateSnapshot(const std::string& id);
   absl::StatusOr<std::vector<store::SnapshotManifest>> ListSnapshots() const;
   absl::StatusOr<store::SnapshotManifest> InspectSnapshot(const std::string& id) const;

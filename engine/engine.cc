@@ -4,6 +4,9 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/durable_state.h"
 #include "engine/exactly_once_filter.h"
@@ -36,13 +39,20 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
     FRESHET_ASSIGN_OR_RETURN(engine->durable_, DurableState::Open(durable, engine->model_.get(),
                                                                   engine->filter_.get(), &loaded));
     engine->model_->SetHiddenItems(loaded.hidden_items);
+    const absl::Time catalog_start = absl::Now();
+    FRESHET_RETURN_IF_ERROR(engine->durable_->LoadCatalog(&engine->catalog_));
+    if (engine->catalog_.size() > 0) {
+      LogInfo(absl::StrCat(
+          "catalog: ", engine->catalog_.size(), " items loaded from the store in ",
+          absl::FormatDuration(absl::Trunc(absl::Now() - catalog_start, absl::Milliseconds(1)))));
+    }
     engine->model_->PublishModelVersion(engine->durable_->queued_version());
   } else {
     engine->model_->CountRoundsAsVersion();
   }
-  engine->ingest_ = std::make_unique<IngestLoop>(options.config, backend, engine->model_.get(),
-                                                 engine->filter_.get(), engine->durable_.get(),
-                                                 engine->replicas_.get(), loaded.sources);
+  engine->ingest_ = std::make_unique<IngestLoop>(
+      options.config, backend, engine->model_.get(), engine->filter_.get(), engine->durable_.get(),
+      engine->replicas_.get(), &engine->catalog_, loaded.sources);
   engine->model_->Start();
   return engine;
 }
@@ -86,6 +96,23 @@ int64_t Engine::ApplyDirect(absl::Span<const stream::Event> events) {
   }
   direct_.fetch_add(learnt, std::memory_order_relaxed);
   return static_cast<int64_t>(events.size()) - learnt;
+}
+
+absl::StatusOr<int64_t> Engine::UpsertCatalog(absl::Span<const CatalogEntry> entries) {
+  MutexLock lock(&catalog_write_mu_);
+  std::vector<std::pair<std::string, std::string>> merged = catalog_.Merge(entries);
+  // Only what changes is written (a restart that loads the same file again writes nothing).
+  merged.erase(std::remove_if(merged.begin(), merged.end(),
+                              [&](const auto& entry) {
+                                return catalog_.Encoded(entry.first) == entry.second;
+                              }),
+               merged.end());
+  if (durable_ != nullptr && !merged.empty()) {
+    FRESHET_RETURN_IF_ERROR(durable_->WriteCatalog(merged));
+  }
+  const int64_t changed = static_cast<int64_t>(merged.size());
+  catalog_.Put(std::move(merged));
+  return changed;
 }
 
 absl::Status Engine::SetItemHidden(const std::string& item, bool hidden) {

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "config/config.h"
+#include "engine/catalog.h"
 #include "engine/ingest_loop.h"
 #include "engine/live_model.h"
 #include "engine/model_reader.h"
@@ -134,6 +135,8 @@ class Engine {
     return model_->SimilarTo(item, k, out);
   }
   std::vector<std::string> HiddenItems() const { return model_->HiddenItems(); }
+  // The item catalog (titles, categories, ...), for answers; UpsertCatalog() changes it.
+  const Catalog& catalog() const { return catalog_; }
   int64_t model_version() const { return model_->model_version(); }
   const std::string& algorithm() const { return options_.algorithm; }
   // Runs `fn` with shared (read) access to the learner (tools and tests).
@@ -151,6 +154,10 @@ class Engine {
   // Item availability: a hidden item is left out of every answer but keeps learning. Persisted
   // at once with a data dir (and part of snapshots).
   absl::Status SetItemHidden(const std::string& item, bool hidden);
+  // Merges `entries` into the item catalog (given fields replace those of the same name, empty
+  // values remove them), persisted at once with a data dir (and part of snapshots) before the
+  // answers see them. Returns how many entries changed an item.
+  absl::StatusOr<int64_t> UpsertCatalog(absl::Span<const CatalogEntry> entries);
   // OK while the learnt state can be persisted (or nothing is: no data dir); Unavailable, with
   // the store's error, while writes fail. The persister keeps what it could not write and
   // retries; meanwhile the server is not ready and refuses events that have no source to
@@ -186,7 +193,9 @@ class Engine {
   std::unique_ptr<DurableState> durable_;  // null without a data directory
   std::unique_ptr<ReplicaSync> replicas_;  // null learning alone
   std::unique_ptr<IngestLoop> ingest_;
-  Mutex hidden_write_mu_;  // one change of item availability at a time
+  Mutex hidden_write_mu_;   // one change of item availability at a time
+  Mutex catalog_write_mu_;  // one catalog change at a time, stored in the order it is applied
+  Catalog catalog_;
   std::atomic<int64_t> direct_{0};
 };
 

@@ -23,13 +23,15 @@ constexpr int kIngestNice = 5;
 
 IngestLoop::IngestLoop(const config::Config& config, const kernels::Backend* backend,
                        LiveModel* model, ExactlyOnceFilter* filter, DurableState* durable,
-                       ReplicaSync* replicas, std::vector<std::string> stored_sources)
+                       ReplicaSync* replicas, Catalog* catalog,
+                       std::vector<std::string> stored_sources)
     : config_(config),
       backend_(backend),
       model_(model),
       filter_(filter),
       durable_(durable),
       replicas_(replicas),
+      catalog_(catalog),
       stored_sources_(std::move(stored_sources)) {}
 
 std::function<int64_t(int32_t, int32_t)> IngestLoop::Source::Applied(
@@ -307,6 +309,8 @@ absl::Status IngestLoop::RestoreOnIngestThread(const std::string& id) {
   model_->PublishModelVersion(durable_->queued_version());  // of whichever database is live
   FRESHET_RETURN_IF_ERROR(restored);
   model_->SetHiddenItems(loaded.hidden_items);
+  // The catalog as the snapshot held it.
+  const absl::Status catalog = durable_->LoadCatalog(catalog_);
   unacknowledged_.clear();
   absl::Status rewound;
   for (Source& s : sources_) {
@@ -314,7 +318,9 @@ absl::Status IngestLoop::RestoreOnIngestThread(const std::string& id) {
     if (!st.ok() && rewound.ok()) rewound = st;
   }
   LogInfo(absl::StrCat("restored snapshot ", id, ": ", loaded.events_applied,
-                       " events applied, model version ", loaded.model_version));
+                       " events applied, model version ", loaded.model_version, ", ",
+                       catalog_->size(), " catalog items"));
+  if (!catalog.ok()) return catalog;
   return rewound;
 }
 

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "common/mutex.h"
 #include "config/config.h"
+#include "engine/catalog.h"
 #include "engine/durable_state.h"
 #include "engine/exactly_once_filter.h"
 #include "engine/live_model.h"
@@ -50,10 +51,10 @@ class IngestLoop {
  public:
   // None is owned; each must outlive the loop. `durable` and `replicas` may be null (no data
   // directory; learning alone). `stored_sources` are the stream names the stored positions
-  // belong to.
+  // belong to. A restore reloads `catalog` from the restored state.
   IngestLoop(const config::Config& config, const kernels::Backend* backend, LiveModel* model,
              ExactlyOnceFilter* filter, DurableState* durable, ReplicaSync* replicas,
-             std::vector<std::string> stored_sources);
+             Catalog* catalog, std::vector<std::string> stored_sources);
 
   // Adds a source before Run(). A source delivers one or more streams (a file: one; a Kafka
   // source: one per topic), numbered from 0 in Event::position.stream; the loop numbers all
@@ -108,6 +109,7 @@ class IngestLoop {
   ExactlyOnceFilter* const filter_;
   DurableState* const durable_;
   ReplicaSync* const replicas_;
+  Catalog* const catalog_;
   const std::vector<std::string> stored_sources_;
   std::vector<Source> sources_;  // the ingest thread's (and AddSource's, before Run)
   std::vector<std::string> stream_names_;

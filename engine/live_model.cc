@@ -172,7 +172,15 @@ UserInfo LiveModel::UserInfoLocked(absl::string_view user) const {
 
 UserInfo LiveModel::User(absl::string_view user) const {
   ReaderLock lock(&mu_);
-  return UserInfoLocked(user);
+  UserInfo info = UserInfoLocked(user);
+  if (info.known) {
+    const absl::Span<const int32_t> recent =
+        learner_->history(learner_->users().Find(user)).Recent(UserInfo::kRecentShown);
+    for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
+      info.recent.push_back(learner_->items().ExternalId(*it));
+    }
+  }
+  return info;
 }
 
 absl::Status LiveModel::Recommend(absl::string_view user, int k, bool exclude_seen,

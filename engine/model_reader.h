@@ -24,6 +24,9 @@ struct UserInfo {
   int64_t events = 0;          // events applied for the user
   int64_t last_event_ts = 0;   // event time of the latest, epoch ms
   double applied_ms_ago = -1;  // wall time since the latest was applied here; -1: not here
+  // The items of the user's latest events, newest first, at most kRecentShown (User() only).
+  std::vector<std::string> recent;
+  static constexpr int kRecentShown = 20;
 };
 
 // One recommended or similar item, by external id.

@@ -16,8 +16,11 @@ RATE=${DEMO_RATE:-500}
 DIR=${DEMO_DIR:-$(mktemp -d /tmp/freshet-demo.XXXXXX)}
 SECONDS_LIMIT=${DEMO_SECONDS:-0}
 data=${FRESHET_DATA:-../shared/data/ml-100k/u.data}
+catalog=()
 if [[ -f "$data" ]]; then
   format=movielens-100k
+  # Titles and genres for the answers (u.item beside the ratings).
+  [[ -f "$(dirname "$data")/u.item" ]] && catalog=(--catalog "$(dirname "$data")/u.item")
   echo "data: MovieLens 100K from GroupLens (F. M. Harper and J. A. Konstan, ACM TiiS 5(4), 2015)"
   # The first users to appear in time order, so their recommendations change from the start.
   mapfile -t users < <(sort -n -k4,4 "$data" | awk '!seen[$1]++ {print $1}' | head -3)
@@ -51,7 +54,7 @@ echo "broker: $brokers (development mock; real Kafka works the same via --broker
 $F produce --brokers "$brokers" --topic events --data "$data" --format "$format" --rate "$RATE" \
   --quiet >"$DIR/produce.log" 2>&1 &
 pids+=($!)
-$F serve --brokers "$brokers" --topic events --data-dir "$DIR/state" --port 0 \
+$F serve --brokers "$brokers" --topic events --data-dir "$DIR/state" --port 0 "${catalog[@]}" \
   --status-interval 0 >"$DIR/serve.out" 2>"$DIR/serve.log" &
 serve_pid=$!
 for _ in $(seq 200); do grep -q '^http=' "$DIR/serve.out" 2>/dev/null && break; sleep 0.1; done
@@ -69,14 +72,15 @@ while true; do
     "$(metric freshet_events_applied)" "$(metric freshet_model_version)" \
     "$(metric freshet_consumer_lag_messages)"
   for u in "${users[@]}"; do
-    curl -s "http://$http/v1/users/$u/recommendations?k=5" | python3 -c '
+    curl -s "http://$http/v1/users/$u/recommendations?k=5&fields=title" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 ago = r["applied_ms_ago"]
 fresh = f"latest event learnt {ago:.0f} ms ago" if ago is not None else "not seen yet"
-items = " ".join(i["item"] for i in r["items"])
 user, events, source = r["user"], r["user_events"], r["source"]
-print(f"  user {user:>6}: {events:4d} events, {fresh:32s} {source:12s} top-5: {items}")' || true
+print(f"  user {user:>6}: {events:4d} events, {fresh:32s} {source}")
+for i in r["items"]:
+    print("      " + i.get("title", i["item"]))' || true
   done
   if (( SECONDS_LIMIT > 0 && $(date +%s) - start >= SECONDS_LIMIT )); then stop; fi
   kill -0 "$serve_pid" 2>/dev/null || { echo "serve exited: $(tail -3 "$DIR/serve.log")"; stop; }

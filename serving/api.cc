@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -54,12 +55,69 @@ absl::StatusOr<bool> BoolParam(const HttpRequest& req, absl::string_view name, b
       absl::StrCat("query parameter '", name, "' must be true or false, got '", *v, "'"));
 }
 
-void WriteItems(JsonWriter& w, const std::vector<ScoredId>& items) {
+// `fields`: the catalog fields to add to each item ({} for none).
+void WriteItems(JsonWriter& w, const std::vector<ScoredId>& items,
+                const engine::Catalog* catalog = nullptr,
+                const std::vector<std::string>& fields = {}) {
   w.Key("items").BeginArray();
   for (const ScoredId& s : items) {
-    w.BeginObject().Key("item").String(s.item).Key("score").Float(s.score).EndObject();
+    w.BeginObject().Key("item").String(s.item).Key("score").Float(s.score);
+    if (!fields.empty()) catalog->WriteFields(s.item, fields, w);
+    w.EndObject();
   }
   w.EndArray();
+}
+
+// ?fields=title,category: the catalog fields an answer should carry with each item ("*": all).
+absl::StatusOr<std::vector<std::string>> FieldsParam(const HttpRequest& req) {
+  std::vector<std::string> fields;
+  const std::string* given = req.Query("fields");
+  if (given == nullptr) return fields;
+  for (absl::string_view f : absl::StrSplit(*given, ',', absl::SkipEmpty())) {
+    const bool valid = f == "*" || (!f.empty() && f.size() <= engine::kMaxCatalogFieldName &&
+                                    std::all_of(f.begin(), f.end(), [](char c) {
+                                      return absl::ascii_islower(c) || absl::ascii_isdigit(c) ||
+                                             c == '_' || c == '-';
+                                    }));
+    if (!valid) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fields: '", f, "' is not a field name (a-z, 0-9, '_', '-'; or * for all)"));
+    }
+    fields.emplace_back(f);
+  }
+  if (fields.size() > engine::kMaxCatalogFields) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fields: at most ", engine::kMaxCatalogFields, " names"));
+  }
+  return fields;
+}
+
+// Recommendations kept to one catalog category: the model's top `ask` (8k at first) filtered,
+// asked again with four times as many while fewer than k match and more items are left, so the
+// answer is the exact top k of the category (for a rare category, at the cost of larger top-Ks).
+void RecommendInCategory(Engine* e, std::string user, int k, int64_t ask, bool exclude_seen,
+                         std::vector<std::string> exclude, std::string category, int64_t items,
+                         Engine::RecommendDone done) {
+  const int asked = static_cast<int>(std::min<int64_t>(ask, std::max<int64_t>(items, k)));
+  // Copies for the callback (the originals are passed on by reference before it runs).
+  auto again = [e, user, k, exclude_seen, exclude, category, items, asked,
+                done = std::move(done)](absl::StatusOr<RecommendResult> result) mutable {
+    if (!result.ok()) return done(std::move(result));
+    const size_t scored = result->items.size();
+    std::vector<ScoredId> kept;
+    for (ScoredId& s : result->items) {
+      if (static_cast<int>(kept.size()) == k) break;
+      if (e->catalog().InCategory(s.item, category)) kept.push_back(std::move(s));
+    }
+    if (static_cast<int>(kept.size()) < k && static_cast<int64_t>(scored) == asked &&
+        asked < items) {
+      return RecommendInCategory(e, std::move(user), k, int64_t{asked} * 4, exclude_seen,
+                                 std::move(exclude), std::move(category), items, std::move(done));
+    }
+    result->items = std::move(kept);
+    done(std::move(result));
+  };
+  e->RecommendAsync(user, asked, exclude_seen, exclude, std::move(again));
 }
 
 // Ids in a path or a query are refused at the door when no event could have carried them (not
@@ -193,29 +251,42 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
             }
           }
         }
-        e->RecommendAsync(
-            user, *k, *exclude_seen, exclude,
-            [user, respond = std::move(respond)](absl::StatusOr<RecommendResult> result) {
-              if (!result.ok()) return respond(result.status());
-              JsonWriter w;
-              // About 50 bytes an item and 150 for the rest: one allocation, not eight.
-              w.Reserve(192 + user.size() + 64 * result->items.size());
-              w.BeginObject();
-              w.Key("user").String(user);
-              WriteItems(w, result->items);
-              w.Key("source").String(result->personalized ? "personalized" : "popular");
-              w.Key("model_version").Int(result->model_version);
-              w.Key("user_events").Int(result->user.events);
-              w.Key("last_event_ts").Int(result->user.last_event_ts);
-              w.Key("applied_ms_ago");
-              if (result->user.applied_ms_ago >= 0) {
-                w.Double(result->user.applied_ms_ago);
-              } else {
-                w.Null();
-              }
-              w.EndObject();
-              respond(JsonOk(w));
-            });
+        auto fields = FieldsParam(req);
+        if (!fields.ok()) return respond(fields.status());
+        const std::string* category = req.Query("category");
+        if (category != nullptr) {
+          if (auto valid = CheckId("the category", *category, opts->config); !valid.ok()) {
+            return respond(valid);
+          }
+        }
+        auto answer = [e, user, fields = *std::move(fields),
+                       respond = std::move(respond)](absl::StatusOr<RecommendResult> result) {
+          if (!result.ok()) return respond(result.status());
+          JsonWriter w;
+          // About 50 bytes an item and 150 for the rest: one allocation, not eight.
+          w.Reserve(192 + user.size() + (64 + 64 * fields.size()) * result->items.size());
+          w.BeginObject();
+          w.Key("user").String(user);
+          WriteItems(w, result->items, &e->catalog(), fields);
+          w.Key("source").String(result->personalized ? "personalized" : "popular");
+          w.Key("model_version").Int(result->model_version);
+          w.Key("user_events").Int(result->user.events);
+          w.Key("last_event_ts").Int(result->user.last_event_ts);
+          w.Key("applied_ms_ago");
+          if (result->user.applied_ms_ago >= 0) {
+            w.Double(result->user.applied_ms_ago);
+          } else {
+            w.Null();
+          }
+          w.EndObject();
+          respond(JsonOk(w));
+        };
+        if (category != nullptr) {
+          return RecommendInCategory(e, user, *k, int64_t{*k} * 8, *exclude_seen,
+                                     std::move(exclude), *category, e->stats().items,
+                                     std::move(answer));
+        }
+        e->RecommendAsync(user, *k, *exclude_seen, exclude, std::move(answer));
       }));
 
   FRESHET_RETURN_IF_ERROR(server.Handle(
@@ -224,11 +295,13 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         const std::string& item = *req.Param("item");
         FRESHET_RETURN_IF_ERROR(CheckId("the item id", item, opts->config));
         FRESHET_ASSIGN_OR_RETURN(int k, IntParam(req, "k", opts->default_k, 1, opts->max_k));
+        FRESHET_ASSIGN_OR_RETURN(const std::vector<std::string> fields, FieldsParam(req));
         std::vector<ScoredId> items;
         FRESHET_RETURN_IF_ERROR(e->SimilarTo(item, k, &items));
         JsonWriter w;
         w.BeginObject().Key("item").String(item);
-        WriteItems(w, items);
+        if (!fields.empty()) e->catalog().WriteFields(item, fields, w);
+        WriteItems(w, items, &e->catalog(), fields);
         w.Key("model_version").Int(e->model_version());
         w.EndObject();
         return JsonOk(w);
@@ -271,11 +344,20 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       "GET", "/v1/users/{user}", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
         const std::string& user = *req.Param("user");
         FRESHET_RETURN_IF_ERROR(CheckId("the user id", user, opts->config));
+        FRESHET_ASSIGN_OR_RETURN(const std::vector<std::string> fields, FieldsParam(req));
         const UserInfo info = e->User(user);
         if (!info.known) return absl::NotFoundError(absl::StrCat("unknown user '", user, "'"));
         JsonWriter w;
         w.BeginObject();
         w.Key("user").String(user);
+        // The items of the latest events, newest first, with the catalog fields asked for.
+        w.Key("recent").BeginArray();
+        for (const std::string& item : info.recent) {
+          w.BeginObject().Key("item").String(item);
+          if (!fields.empty()) e->catalog().WriteFields(item, fields, w);
+          w.EndObject();
+        }
+        w.EndArray();
         w.Key("events").Int(info.events);
         w.Key("last_event_ts").Int(info.last_event_ts);
         w.Key("applied_ms_ago");
@@ -285,6 +367,20 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
           w.Null();
         }
         w.Key("model_version").Int(e->model_version());
+        w.EndObject();
+        return JsonOk(w);
+      }));
+
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/v1/items/{item}", [e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        const std::string& item = *req.Param("item");
+        FRESHET_RETURN_IF_ERROR(CheckId("the item id", item, opts->config));
+        JsonWriter w;
+        w.BeginObject().Key("item").String(item);
+        const std::vector<std::string> all = {"*"};
+        if (!e->catalog().WriteFields(item, all, w)) {
+          return absl::NotFoundError(absl::StrCat("item '", item, "' is not in the catalog"));
+        }
         w.EndObject();
         return JsonOk(w);
       }));
@@ -430,6 +526,28 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
             .EndObject();
         return JsonOk(w);
       })));
+  // Body: catalog entries as JSON lines ({"item": "50", "title": "...", "category": "Drama"});
+  // given fields replace the item's, empty ones remove them.
+  FRESHET_RETURN_IF_ERROR(server.HandleBlocking(
+      "PUT", "/admin/catalog",
+      admin([e, opts](const HttpRequest& req) -> absl::StatusOr<HttpResponse> {
+        engine::CatalogParseStats stats;
+        FRESHET_ASSIGN_OR_RETURN(
+            std::vector<engine::CatalogEntry> entries,
+            engine::ParseCatalog(
+                req.body, engine::CatalogFormat::kJsonLines,
+                [opts](absl::string_view id) { return CheckId("the item id", id, opts->config); },
+                &stats));
+        FRESHET_ASSIGN_OR_RETURN(const int64_t changed, e->UpsertCatalog(entries));
+        JsonWriter w;
+        w.BeginObject().Key("entries").Int(static_cast<int64_t>(entries.size()));
+        w.Key("changed").Int(changed).Key("malformed").Int(stats.malformed);
+        w.Key("errors").BeginArray();
+        for (const std::string& error : stats.first_errors) w.String(error);
+        w.EndArray().Key("catalog_items").Int(static_cast<int64_t>(e->catalog().size()));
+        w.EndObject();
+        return JsonOk(w);
+      })));
   FRESHET_RETURN_IF_ERROR(server.Handle(
       "GET", "/admin/items/hidden", admin([e](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
         JsonWriter w;
@@ -484,6 +602,10 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
                            [e] { return static_cast<double>(e->model_version()); });
   metrics.AddCallbackGauge("freshet_users", "users in the model",
                            [e] { return static_cast<double>(e->stats().users); });
+  metrics.AddCallbackGauge("freshet_catalog_items", "items with a catalog entry",
+                           [e] { return static_cast<double>(e->catalog().size()); });
+  metrics.AddCallbackGauge("freshet_catalog_bytes", "memory held by the item catalog",
+                           [e] { return static_cast<double>(e->catalog().MemoryBytes()); });
   metrics.AddCallbackGauge("freshet_items", "items in the model",
                            [e] { return static_cast<double>(e->stats().items); });
   metrics.AddCallbackGauge("freshet_last_applied_age_seconds",

@@ -41,6 +41,8 @@ class StateBatch {
   virtual void ForgetEventIds(int64_t from, int64_t to) = 0;
   // Items hidden from every answer (item availability), by external id.
   virtual void PutHiddenItems(const std::vector<std::string>& items) = 0;
+  // One item's catalog entry (engine/catalog.h encodes it), by external id; replaces the old one.
+  virtual void PutCatalogItem(absl::string_view item, absl::string_view entry) = 0;
   // Identity of the state: algorithm, dimension, a fingerprint of the configuration and its text.
   virtual void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
                            absl::string_view config_toml) = 0;

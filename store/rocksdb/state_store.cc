@@ -31,6 +31,9 @@ constexpr const char* kUsers = "users";
 constexpr const char* kHistory = "history";
 constexpr const char* kItems = "items";
 constexpr const char* kMeta = "meta";
+// Item catalog entries by external id (added after the first layout; created on a writable open,
+// absent from a read-only view of an older store).
+constexpr const char* kCatalog = "catalog";
 
 constexpr absl::string_view kPositionPrefix = "pos/";
 constexpr absl::string_view kSourcePrefix = "source/";
@@ -130,8 +133,9 @@ namespace {
 class RocksDbStateBatch final : public StateBatch {
  public:
   RocksDbStateBatch(rocksdb::ColumnFamilyHandle* users, rocksdb::ColumnFamilyHandle* history,
-                    rocksdb::ColumnFamilyHandle* items, rocksdb::ColumnFamilyHandle* meta)
-      : users_(users), history_(history), items_(items), meta_(meta) {}
+                    rocksdb::ColumnFamilyHandle* items, rocksdb::ColumnFamilyHandle* meta,
+                    rocksdb::ColumnFamilyHandle* catalog)
+      : users_(users), history_(history), items_(items), meta_(meta), catalog_(catalog) {}
 
   void PutUser(int32_t row, absl::string_view value) override;
   void PutHistory(int32_t row, absl::string_view value) override;
@@ -145,6 +149,7 @@ class RocksDbStateBatch final : public StateBatch {
   void PutEventId(int64_t seq, absl::string_view id) override;
   void ForgetEventIds(int64_t from, int64_t to) override;
   void PutHiddenItems(const std::vector<std::string>& items) override;
+  void PutCatalogItem(absl::string_view item, absl::string_view entry) override;
   void PutIdentity(absl::string_view algorithm, int dim, uint64_t fingerprint,
                    absl::string_view config_toml) override;
 
@@ -160,6 +165,7 @@ class RocksDbStateBatch final : public StateBatch {
   rocksdb::ColumnFamilyHandle* const history_;
   rocksdb::ColumnFamilyHandle* const items_;
   rocksdb::ColumnFamilyHandle* const meta_;
+  rocksdb::ColumnFamilyHandle* const catalog_;  // null in a read-only view of an older store
 };
 
 // The RocksDB batch behind `batch`; InvalidArgument for a batch no StateStore made.
@@ -218,6 +224,11 @@ void RocksDbStateBatch::PutHiddenItems(const std::vector<std::string>& items) {
   w.PutVarint(items.size());
   for (const std::string& item : items) w.PutString(item);
   batch_.Put(meta_, "hidden", value);
+}
+
+void RocksDbStateBatch::PutCatalogItem(absl::string_view item, absl::string_view entry) {
+  if (catalog_ == nullptr) return;  // a read-only store writes nothing
+  batch_.Put(catalog_, ToSlice(item), ToSlice(entry));
 }
 
 void RocksDbStateBatch::PutSource(int32_t stream, absl::string_view name) {
@@ -299,6 +310,13 @@ rocksdb::Status StateStore::OpenDb(const rocksdb::DBOptions& db_options) {
       {kItems, FamilyOptions(false)},
       {kMeta, FamilyOptions(false)},
   };
+  // The catalog family: created by a writable open; a read-only one opens it when it is there.
+  std::vector<std::string> existing;
+  bool has_catalog = !options_.read_only;
+  if (options_.read_only && rocksdb::DB::ListColumnFamilies(db_options, dir_, &existing).ok()) {
+    has_catalog = std::find(existing.begin(), existing.end(), kCatalog) != existing.end();
+  }
+  if (has_catalog) families.push_back({kCatalog, FamilyOptions(true)});
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
   if (options_.read_only) {
@@ -436,6 +454,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   store->history_ = store->handles_[2];
   store->items_ = store->handles_[3];
   store->meta_ = store->handles_[4];
+  store->catalog_ = store->handles_.size() > 5 ? store->handles_[5] : nullptr;
 
   std::string format;
   s = db->Get(rocksdb::ReadOptions(), store->meta_, "format", &format);
@@ -470,7 +489,7 @@ StateStore::~StateStore() {
 }
 
 std::unique_ptr<StateBatch> StateStore::NewBatch() {
-  return std::make_unique<RocksDbStateBatch>(users_, history_, items_, meta_);
+  return std::make_unique<RocksDbStateBatch>(users_, history_, items_, meta_, catalog_);
 }
 
 absl::Status StateStore::Write(StateBatch* batch) {
@@ -662,6 +681,16 @@ absl::StatusOr<StoreMeta> StateStore::ReadMeta() const {
   return meta;
 }
 
+absl::Status StateStore::LoadCatalog(
+    const std::function<absl::Status(absl::string_view, absl::string_view)>& visit) const {
+  if (catalog_ == nullptr) return absl::OkStatus();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), catalog_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    FRESHET_RETURN_IF_ERROR(visit(ToView(it->key()), ToView(it->value())));
+  }
+  return FromRocksDb(it->status(), absl::StrCat("reading the item catalog in ", dir_));
+}
+
 absl::Status StateStore::LoadEventIds(
     const std::function<void(int64_t, absl::string_view)>& visit) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
@@ -747,10 +776,12 @@ absl::Status StateStore::Checkpoint(const std::string& dir) {
 }
 
 absl::Status StateStore::Clear() {
-  for (rocksdb::ColumnFamilyHandle* family : {users_, history_, items_, meta_}) {
+  for (rocksdb::ColumnFamilyHandle* family : {users_, history_, items_, meta_, catalog_}) {
+    if (family == nullptr) continue;
     rocksdb::WriteBatch batch;
-    // The whole key space of a family: row keys are 4 bytes, meta keys are short text.
-    FRESHET_RETURN_IF_ERROR(FromRocksDb(batch.DeleteRange(family, "", std::string(16, '\xff')),
+    // The whole key space of a family: row keys are 4 bytes, meta keys are short text, catalog
+    // keys are item ids (at most max_id_bytes, far below this).
+    FRESHET_RETURN_IF_ERROR(FromRocksDb(batch.DeleteRange(family, "", std::string(4096, '\xff')),
                                         "clearing the state store"));
     FRESHET_RETURN_IF_ERROR(
         WriteLogged(&batch, absl::StrCat("clearing the state store in ", dir_)));

@@ -123,6 +123,11 @@ class StateStore : public BatchWriter {
   // Calls `visit(seq, id)` for every stored event id (PutEventId), in ascending seq order.
   absl::Status LoadEventIds(const std::function<void(int64_t, absl::string_view)>& visit) const;
 
+  // Calls `visit(item, entry)` for every stored catalog entry (StateBatch::PutCatalogItem), in
+  // item id order; the entry's own format is engine/catalog.h's.
+  absl::Status LoadCatalog(
+      const std::function<absl::Status(absl::string_view, absl::string_view)>& visit) const;
+
   // Loads every stored row into `sink` (e.g. a new learner, created with the stored algorithm
   // and dimension, through engine::LearnerRows): histories on a thread of their own beside users
   // and items (see EncodedRowSink). DataLoss names the first bad key.
@@ -172,11 +177,13 @@ class StateStore : public BatchWriter {
   // serialises those calls into db_ (thread-safe itself) rather than guarding a member.
   Mutex write_mu_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, users, history, items, meta
+  // default, users, history, items, meta and, unless a read-only view of an older store, catalog
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* users_ = nullptr;
   rocksdb::ColumnFamilyHandle* history_ = nullptr;
   rocksdb::ColumnFamilyHandle* items_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* catalog_ = nullptr;
 };
 
 // A stable fingerprint of the settings that fix a stored row's layout and meaning (algorithm,

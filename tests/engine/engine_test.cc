@@ -99,6 +99,39 @@ class EngineTest : public ::testing::Test {
   EngineOptions options_;
 };
 
+TEST_F(EngineTest, TheCatalogIsStoredWithTheStateAndAResetDropsIt) {
+  const std::string dir = FreshDir("engine_catalog");
+  const std::vector<CatalogEntry> entries = {
+      {"i1", {{"title", "One"}, {"category", "A|B"}}},
+      {"i2", {{"title", "Two"}}},
+  };
+  {
+    auto engine = Open(dir);
+    ASSERT_NE(engine, nullptr);
+    auto changed = engine->UpsertCatalog(entries);
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    EXPECT_EQ(*changed, 2);
+    // The same again changes nothing (a restart that loads the same file writes nothing).
+    EXPECT_EQ(*engine->UpsertCatalog(entries), 0);
+    // A field given empty is removed; the others are kept.
+    const std::vector<CatalogEntry> edit = {{"i1", {{"category", ""}, {"year", "1977"}}}};
+    EXPECT_EQ(*engine->UpsertCatalog(edit), 1);
+  }
+  auto engine = Open(dir);
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->catalog().size(), 2u);
+  std::vector<std::pair<std::string, std::string>> fields;
+  ASSERT_TRUE(DecodeCatalogFields(engine->catalog().Encoded("i1"), &fields));
+  const std::vector<std::pair<std::string, std::string>> expected = {{"title", "One"},
+                                                                     {"year", "1977"}};
+  EXPECT_EQ(fields, expected);
+  engine.reset();
+  options_.reset = true;
+  engine = Open(dir);
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->catalog().size(), 0u);
+}
+
 TEST_F(EngineTest, RedeliveredEventsAreDroppedAfterARestart) {
   const std::string dir = FreshDir("engine_redeliver");
   const auto events = MakeEvents(5000, 120, 300, 21);

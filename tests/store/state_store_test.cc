@@ -183,7 +183,7 @@ TEST(StateStoreTest, UnknownStoreLayoutVersionIsRefusedAtOpen) {
     // Rewrite meta "format" behind the store's back, as a future version would have.
     rocksdb::DBOptions options;
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const char* name : {"default", "users", "history", "items", "meta"}) {
+    for (const char* name : {"default", "users", "history", "items", "meta", "catalog"}) {
       families.emplace_back(name, rocksdb::ColumnFamilyOptions());
     }
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -197,6 +197,56 @@ TEST(StateStoreTest, UnknownStoreLayoutVersionIsRefusedAtOpen) {
   ASSERT_FALSE(store.ok());
   EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
   EXPECT_NE(store.status().message().find("layout version 7"), absl::string_view::npos);
+}
+
+TEST(StateStoreTest, AStoreFromBeforeTheCatalogOpensAndGainsOne) {
+  Fixture f;
+  const std::string dir = FreshDir("no_catalog");
+  StoreWithState(dir, f).reset();
+  {
+    // Drop the catalog family, as a store written before it existed lacks it.
+    rocksdb::DBOptions options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "users", "history", "items", "meta", "catalog"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &db).ok());
+    ASSERT_TRUE(db->DropColumnFamily(handles[5]).ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  int visited = 0;
+  const auto count = [&](absl::string_view, absl::string_view) {
+    ++visited;
+    return absl::OkStatus();
+  };
+  {
+    // A read-only view (inspect, an offline export) opens it as it is: no catalog.
+    StateStore::Options read_only;
+    read_only.read_only = true;
+    auto store = StateStore::Open(dir, read_only);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_TRUE((*store)->LoadCatalog(count).ok());
+    EXPECT_EQ(visited, 0);
+  }
+  // A writable open creates the family; entries are written and read back.
+  auto store = StateStore::Open(dir, StateStore::Options{});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto batch = (*store)->NewBatch();
+  batch->PutCatalogItem("i1", "entry one");
+  batch->PutCatalogItem("i0", "entry zero");
+  ASSERT_TRUE((*store)->Write(batch.get()).ok());
+  std::vector<std::string> seen;
+  ASSERT_TRUE((*store)
+                  ->LoadCatalog([&](absl::string_view item, absl::string_view entry) {
+                    seen.push_back(absl::StrCat(item, "=", entry));
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  const std::vector<std::string> expected = {"i0=entry zero", "i1=entry one"};
+  EXPECT_EQ(seen, expected);
 }
 
 // A writer that fails its first `failures` writes, and tears the one after (writes half of it,
