@@ -84,18 +84,16 @@
     return samples;
   }
 
-  // One value: the sum over the name's series that `keep` accepts; undefined when there are none.
+  // One value: the sum over the name's series that `keep` accepts (0 when it accepts none, e.g. no
+  // request has failed yet); undefined when the server does not export the name.
   function total(samples, name, keep) {
     const list = samples.get(name);
     if (!list) return undefined;
     let sum = 0;
-    let any = false;
     for (const s of list) {
-      if (keep && !keep(s.labels)) continue;
-      sum += s.value;
-      any = true;
+      if (!keep || keep(s.labels)) sum += s.value;
     }
-    return any ? sum : undefined;
+    return sum;
   }
 
   // A histogram's cumulative buckets summed over the series `keep` accepts: [[le, count]] by le.
@@ -818,13 +816,30 @@
   }
 
   // ------------------------------------------------------------------------------------------
-  // The polling loop: one round at a time, every state.intervalS seconds (at least 1).
+  // The polling loop: one round at a time, every state.intervalS seconds (at least 1). A tab in
+  // the background asks nothing; it polls again as soon as it is shown (the rates then span the
+  // gap).
 
   let timer = null;
+  let polling = false;
 
   async function poll() {
     timer = null;
+    if (polling || document.hidden) return;
+    polling = true;
     const started = Date.now();
+    try {
+      await refreshAll();
+    } finally {
+      // Even after an unexpected error (which the console shows), the page keeps refreshing.
+      polling = false;
+      state.polls++;
+      state.lastPollMs = Date.now() - started;
+      schedule(Math.max(0, state.intervalS * 1000 - (Date.now() - started)));
+    }
+  }
+
+  async function refreshAll() {
     try {
       const r = await fetchWithTimeout('/metrics');
       if (!r.ok) throw new Error('/metrics: HTTP ' + r.status + ' ' + r.statusText);
@@ -841,9 +856,6 @@
     }
     await Promise.allSettled([refreshUser(), refreshSimilar()]);
     for (const chart of Object.values(charts)) chart.draw();
-    state.polls++;
-    state.lastPollMs = Date.now() - started;
-    schedule(Math.max(0, state.intervalS * 1000 - (Date.now() - started)));
   }
 
   function schedule(delay) {
@@ -874,6 +886,9 @@
     select.value = String(state.intervalS);
     select.addEventListener('change', () => {
       state.intervalS = Math.max(1, parseFloat(select.value));
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && timer === null && !polling) poll();
     });
 
     $('user-form').addEventListener('submit', (e) => {
