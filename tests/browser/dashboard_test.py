@@ -405,6 +405,10 @@ def main():
     os.makedirs(args.out_dir, exist_ok=True)
     args.dashboard_png = os.path.join(os.path.abspath(args.out_dir), "dashboard.png")
     args.user_png = os.path.join(os.path.abspath(args.out_dir), "dashboard_user_view.png")
+    failure_png = os.path.join(os.path.abspath(args.out_dir), "dashboard_failure.png")
+    for stale in (args.dashboard_png, args.user_png, failure_png):
+        if os.path.exists(stale):
+            os.remove(stale)
 
     try:
         import selenium  # noqa: F401  (Debian's python3-selenium, for /usr/bin/python3)
@@ -441,7 +445,6 @@ def main():
         if server is not None:
             print(f"dashboard_test: server log: {server.log_tail()}", flush=True)
         if page is not None:
-            failure_png = os.path.join(os.path.abspath(args.out_dir), "dashboard_failure.png")
             try:
                 page.driver.save_screenshot(failure_png)
                 print(f"dashboard_test: screenshot at the failure: {failure_png}")
