@@ -409,6 +409,10 @@
   let previous = null;  // {t, samples}
 
   const isApiRoute = (l) => typeof l.route === 'string' && l.route.startsWith('/v1/');
+  const valueOrNull = (v) => (v === undefined ? null : v);
+  const freshnessNote =
+      'p50/p99 need the histogram freshet_freshness_seconds, which this server does not export; ' +
+      'shown: seconds since an event was last learnt (freshet_last_applied_age_seconds).';
 
   function updateMetrics(t, samples) {
     const get = (name) => total(samples, name);
@@ -427,7 +431,7 @@
     $('tile-memory').textContent = formatBytes(get('freshet_resident_memory_bytes'));
 
     const lag = get('freshet_consumer_lag_messages');
-    charts.lag.push(t, [lag === undefined ? null : lag]);
+    charts.lag.push(t, [valueOrNull(lag)]);
     charts.lag.setNote(lag === undefined
                            ? 'No Kafka source: freshet_consumer_lag_messages is not exported.'
                            : '');
@@ -473,12 +477,6 @@
 
     updateRoutes(samples, previous.samples, dt);
   }
-
-  const freshnessNote =
-      'p50/p99 need the histogram freshet_freshness_seconds, which this server does not export; ' +
-      'shown: seconds since an event was last learnt (freshet_last_applied_age_seconds).';
-
-  const valueOrNull = (v) => (v === undefined ? null : v);
 
   function updateRoutes(samples, before, dt) {
     const rows = new Map();
@@ -577,10 +575,11 @@
     return s;
   }
 
-  function showError(id, error) {
+  // Shows `message` in the section's error line; null hides it.
+  function showError(id, message) {
     const el = $(id);
-    el.hidden = !error;
-    el.textContent = error ? error.message : '';
+    el.hidden = !message;
+    el.textContent = message || '';
   }
 
   // ------------------------------------------------------------------------------------------
@@ -618,7 +617,7 @@
     const unknown = info.status === 'rejected' && info.reason.status === 404;
     const errors = [info, recs].filter((r) => r.status === 'rejected' && !(r === info && unknown));
     u.error = errors.length ? errors.map((r) => r.reason.message).join('; ') : null;
-    showError('user-error', u.error ? new Error(u.error) : null);
+    showError('user-error', u.error);
 
     const parts = [];
     if (unknown) {
@@ -738,7 +737,7 @@
       s.error = e.message;
     }
     s.updates++;
-    showError('similar-error', s.error ? new Error(s.error) : null);
+    showError('similar-error', s.error);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -800,7 +799,7 @@
                                   ? e.message + ' (the token was refused)'
                                   : e.message;
     }
-    showError('snapshots-error', state.snapshots.error ? new Error(state.snapshots.error) : null);
+    showError('snapshots-error', state.snapshots.error);
   }
 
   async function createSnapshot() {
@@ -809,7 +808,7 @@
     try {
       await fetchJson('/admin/snapshots', adminInit({method: 'POST'}));
     } catch (e) {
-      showError('snapshots-error', e);
+      showError('snapshots-error', e.message);
       return;
     }
     await refreshSnapshots();
