@@ -211,6 +211,11 @@ class Page:
         return self.js("return Array.from(document.querySelectorAll(arguments[0]))"
                        ".map((e) => e.textContent);", selector)
 
+    def state_if(self, predicate):
+        """The page's state when predicate(state) holds, else None (for wait_for)."""
+        s = self.state()
+        return s if s is not None and predicate(s) else None
+
     def user_view(self):
         """The page's state with the names the user view shows, read at one instant (the page
         renders what it reads in the same task, so the two agree)."""
@@ -261,14 +266,16 @@ def run(args, page, data, server):
     # --- The page loads and its charts fill.
     page.driver.get(url + "/dashboard?interval=1")
     check(page.driver.title == "freshet dashboard", f"page title is '{page.driver.title}'")
-    wait_for("the page to poll /metrics", lambda: (page.state() or {}).get("polls", 0) >= 1, 15)
+    wait_for("the page to poll /metrics", lambda: page.state_if(lambda s: s["polls"] >= 1), 15)
 
     # --- The user view.
     page.driver.find_element("id", "user-id").send_keys(data.user)
     page.driver.find_element("css selector", "#user-form button").click()
-    before = wait_for("the user view to show recommendations",
-                      lambda: (lambda s: s if s["user"]["recs"] and s["user"]["events"] else None)(
-                          page.user_view()), 15)
+    def view_shown():
+        s = page.user_view()
+        return s if s["user"]["recs"] and s["user"]["events"] else None
+
+    before = wait_for("the user view to show recommendations", view_shown, 15)
     check(before["user"]["error"] is None, f"user view error: {before['user']['error']}")
     check(before["user"]["events"] >= data.user_events,
           f"user view says {before['user']['events']} events, expected >= {data.user_events}")
@@ -368,8 +375,7 @@ def run(args, page, data, server):
     clicked = page.js("const a = document.querySelector('#user-recs li .name');"
                       "a.click(); return a.title;")
     similar = wait_for("the similar-items view",
-                       lambda: (lambda s: s if s["similar"]["updates"] > 0 else None)(
-                           page.state()), 10)["similar"]
+                       lambda: page.state_if(lambda s: s["similar"]["updates"] > 0), 10)["similar"]
     check(similar["error"] is None, f"similar items: {similar['error']}")
     check(clicked == f"item {similar['id']}: show similar items",
           f"similar items of {similar['id']}, but the link clicked was {clicked!r}")
@@ -387,8 +393,8 @@ def run(args, page, data, server):
     page.driver.find_element("id", "admin-token").send_keys(ADMIN_TOKEN)
     page.driver.find_element("css selector", "#token-form button[type=submit]").click()
     snap = wait_for("the snapshot list with the token",
-                    lambda: (lambda s: s if s["snapshots"]["list"] is not None or
-                             s["snapshots"]["error"] else None)(page.state()), 10)
+                    lambda: page.state_if(lambda s: s["snapshots"]["list"] is not None
+                                          or s["snapshots"]["error"]), 10)
     check(snap["snapshots"]["error"] is None, f"snapshots: {snap['snapshots']['error']}")
 
     severe = page.severe()
