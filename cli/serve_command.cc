@@ -30,6 +30,7 @@
 #include "engine/replicas/replica_group.h"
 #include "kernels/backend.h"
 #include "serving/api.h"
+#include "serving/dashboard/dashboard.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
 #include "stream/file_event_source.h"
@@ -269,6 +270,7 @@ absl::Status Serve(const ServeFlags& flags) {
           absl::FormatDuration(absl::Trunc(down, absl::Seconds(1))), " (serve.unready_after_ms)"));
     };
     FRESHET_RETURN_IF_ERROR(serving::RegisterApi(*server, *engine, metrics, std::move(api)));
+    FRESHET_RETURN_IF_ERROR(serving::RegisterDashboard(*server));
     FRESHET_RETURN_IF_ERROR(server->Start());
     LogInfo(absl::StrCat("serving on http://", http.bind_address, ":", server->port()));
     std::printf("http=%s:%d\n", http.bind_address.c_str(), server->port());

@@ -26,6 +26,9 @@ PACKAGES=(
   clang-format         # the formatting check (scripts/check_format.sh)
   libclang-rt-14-dev   # clang's libFuzzer and sanitizer runtimes (only a Recommends of clang)
   llvm-14              # llvm-symbolizer: readable stack traces in the fuzzers' crash reports
+  chromium chromium-driver python3-selenium
+                       # the dashboard's browser test (tests/browser/): headless Chromium driven
+                       # through Selenium
 )
 # Optional, only for benchmarks/kernels/faiss_compare.cc: FRESHET_BENCH_EXTRAS=1 adds FAISS and
 # an optimised BLAS for it (Debian's default libblas3 is the slow reference implementation).
