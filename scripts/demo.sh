@@ -4,8 +4,9 @@
 #   2. `freshet produce`  MovieLens 100K (or a generated clickstream) into it, in time order, at a
 #                         steady rate (DEMO_RATE events/s, default 500)
 #   3. `freshet serve`    consumes, learns, persists to RocksDB (DEMO_DIR) and serves HTTP
-# and every few seconds prints a few users' recommendations as they change, with how long ago
-# their latest event was learnt. Ctrl-C stops everything cleanly (serve writes its state first).
+# opens with the dashboard's address (http://.../dashboard), and every few seconds prints a few
+# users' recommendations, by title, as they change, with how long ago their latest event was
+# learnt. Ctrl-C stops everything cleanly (serve writes its state first).
 # DEMO_SECONDS=N stops by itself after N seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,8 @@ serve_pid=$!
 for _ in $(seq 200); do grep -q '^http=' "$DIR/serve.out" 2>/dev/null && break; sleep 0.1; done
 http=$(sed -n 's/^http=//p' "$DIR/serve.out")
 [[ -n $http ]] || { echo "serve did not start: $(tail -5 "$DIR/serve.log")"; stop; }
-echo "serve: http://$http  (try: curl http://$http/v1/users/${users[0]}/recommendations?k=5)"
+echo "dashboard: http://$http/dashboard  (live charts; watch user ${users[0]} learn in the user view)"
+echo "serve: http://$http  (try: curl 'http://$http/v1/users/${users[0]}/recommendations?k=5&fields=title')"
 echo "producing $RATE events/s; watching users ${users[*]}; Ctrl-C to stop"
 
 start=$(date +%s)
