@@ -147,7 +147,19 @@
   // ------------------------------------------------------------------------------------------
   // Formatting.
 
-  function formatNumber(v, digits) {
+  // A table row of [text, numeric] cells (numeric ones right-aligned).
+function tableRow(cells) {
+  const tr = document.createElement('tr');
+  for (const [text, num] of cells) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (num) td.className = 'num';
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function formatNumber(v, digits) {
     if (v === null || v === undefined || Number.isNaN(v)) return '–';
     const a = Math.abs(v);
     if (a >= 1e9) return (v / 1e9).toFixed(1) + 'G';
@@ -497,16 +509,9 @@
         const v = quantile(p, delta);
         return v === null ? '–' : ms(v * 1000);
       };
-      const tr = document.createElement('tr');
-      for (const [text, num] of [[row.method, false], [row.route, false],
+      body.appendChild(tableRow([[row.method, false], [row.route, false],
                                  [formatNumber(Math.max(0, now - then) / dt), true],
-                                 [q(0.5), true], [q(0.99), true], [formatNumber(now), true]]) {
-        const td = document.createElement('td');
-        td.textContent = text;
-        if (num) td.className = 'num';
-        tr.appendChild(td);
-      }
-      body.appendChild(tr);
+                                 [q(0.5), true], [q(0.99), true], [formatNumber(now), true]]));
     }
     if (sorted.length === 0) {
       body.innerHTML = '<tr><td colspan="6" class="muted">no HTTP metrics exported</td></tr>';
@@ -778,17 +783,10 @@
       const body = $('snapshots-body');
       body.textContent = '';
       for (const m of list) {
-        const tr = document.createElement('tr');
-        for (const [v, num] of [[m.id, false], [new Date(m.created_ms).toLocaleString(), false],
-                                [m.model_version, true], [formatNumber(m.events_applied), true],
-                                [formatNumber(m.users), true], [formatNumber(m.items), true],
-                                [m.algorithm + ' d=' + m.dim, false]]) {
-          const td = document.createElement('td');
-          td.textContent = v;
-          if (num) td.className = 'num';
-          tr.appendChild(td);
-        }
-        body.appendChild(tr);
+        body.appendChild(tableRow([[m.id, false], [new Date(m.created_ms).toLocaleString(), false],
+                                   [m.model_version, true], [formatNumber(m.events_applied), true],
+                                   [formatNumber(m.users), true], [formatNumber(m.items), true],
+                                   [m.algorithm + ' d=' + m.dim, false]]));
       }
       if (list.length === 0) {
         body.innerHTML = '<tr><td colspan="7" class="muted">no snapshots yet</td></tr>';

@@ -175,23 +175,38 @@ TEST(StateStoreTest, RowBeyondTheStoredCountIsDataLoss) {
   EXPECT_NE(s.message().find("items key 100000"), absl::string_view::npos) << s;
 }
 
+// The store's database opened with RocksDB directly (every column family of the current
+// layout), to change it behind the store's back; closed when it goes.
+struct RawDb {
+  explicit RawDb(const std::string& dir) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "users", "history", "items", "meta", "catalog"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    rocksdb::DB* opened = nullptr;
+    if (rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles, &opened).ok()) {
+      db.reset(opened);
+    }
+  }
+  ~RawDb() {
+    for (auto* h : handles) {
+      if (db != nullptr) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+  }
+  bool ok() const { return db != nullptr; }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::unique_ptr<rocksdb::DB> db;
+};
+
 TEST(StateStoreTest, UnknownStoreLayoutVersionIsRefusedAtOpen) {
   Fixture f;
   const std::string dir = FreshDir("layout");
   StoreWithState(dir, f).reset();
   {
     // Rewrite meta "format" behind the store's back, as a future version would have.
-    rocksdb::DBOptions options;
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const char* name : {"default", "users", "history", "items", "meta", "catalog"}) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &db).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[4], "format", "\x07").ok());
-    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-    delete db;
+    RawDb raw(dir);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.handles[4], "format", "\x07").ok());
   }
   auto store = StateStore::Open(dir, StateStore::Options{});
   ASSERT_FALSE(store.ok());
@@ -205,17 +220,9 @@ TEST(StateStoreTest, AStoreFromBeforeTheCatalogOpensAndGainsOne) {
   StoreWithState(dir, f).reset();
   {
     // Drop the catalog family, as a store written before it existed lacks it.
-    rocksdb::DBOptions options;
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const char* name : {"default", "users", "history", "items", "meta", "catalog"}) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &db).ok());
-    ASSERT_TRUE(db->DropColumnFamily(handles[5]).ok());
-    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-    delete db;
+    RawDb raw(dir);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.db->DropColumnFamily(raw.handles[5]).ok());
   }
   int visited = 0;
   const auto count = [&](absl::string_view, absl::string_view) {
