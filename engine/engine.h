@@ -135,6 +135,10 @@ class Engine {
     return model_->SimilarTo(item, k, out);
   }
   std::vector<std::string> HiddenItems() const { return model_->HiddenItems(); }
+  // See LiveModel::SetFreshnessObserver (the serving tier's freshness histogram).
+  void SetFreshnessObserver(std::function<void(double)> observe) {
+    model_->SetFreshnessObserver(std::move(observe));
+  }
   // The item catalog (titles, categories, ...), for answers; UpsertCatalog() changes it.
   const Catalog& catalog() const { return catalog_; }
   int64_t model_version() const { return model_->model_version(); }

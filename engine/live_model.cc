@@ -94,6 +94,14 @@ void LiveModel::ApplyHeld(absl::Span<const stream::Event> events) {
   const int64_t now = absl::GetCurrentTimeNanos();
   learner_->set_apply_clock_ns(now);
   learner_->ApplyBatch(events);
+  if (freshness_observer_) {
+    const int64_t now_ms = now / 1'000'000;
+    for (const stream::Event& e : events) {
+      // A producer's clock ahead of this one counts as no delay.
+      if (e.received_ms > 0)
+        freshness_observer_(std::max<int64_t>(0, now_ms - e.received_ms) / 1e3);
+    }
+  }
   ++rounds_;
   if (rounds_are_version_) model_version_.store(rounds_, std::memory_order_relaxed);
   last_applied_ns_.store(now, std::memory_order_relaxed);

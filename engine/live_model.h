@@ -90,6 +90,13 @@ class LiveModel final : public ModelReader {
   void PublishModelVersion(int64_t version) {
     model_version_.store(version, std::memory_order_relaxed);
   }
+  // Calls `observe(seconds)` for every event learnt that has an arrival time
+  // (stream::Event::received_ms): the wall time from its arrival to its being learnt. Set before
+  // events flow; called under the learner's exclusive lock, so it must be quick.
+  void SetFreshnessObserver(std::function<void(double)> observe) {
+    WriterLock lock(&mu_);
+    freshness_observer_ = std::move(observe);
+  }
   // Without a data directory: every learning round publishes the number of rounds so far as the
   // model version. Call before Start() and before any learning.
   void CountRoundsAsVersion() { rounds_are_version_ = true; }
@@ -153,8 +160,10 @@ class LiveModel final : public ModelReader {
   mutable Mutex hidden_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::vector<std::string> hidden_ ABSL_GUARDED_BY(hidden_mu_);  // sorted ids
   std::atomic<int64_t> model_version_{0};
-  int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;  // learning rounds (ApplyHeld calls that learnt)
-  bool rounds_are_version_ = false;          // set before any thread uses the model
+  int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void(double)> freshness_observer_
+      ABSL_GUARDED_BY(mu_);          // learning rounds (ApplyHeld calls that learnt)
+  bool rounds_are_version_ = false;  // set before any thread uses the model
   std::atomic<int64_t> last_applied_ns_{0};
   mutable std::atomic<int64_t> scoring_batches_{0};
   mutable std::atomic<int64_t> scoring_queries_{0};

@@ -314,6 +314,8 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         FRESHET_ASSIGN_OR_RETURN(
             std::vector<stream::Event> events,
             ParseEventsBody(req.body, opts->config, absl::ToUnixMillis(absl::Now())));
+        const int64_t received_ms = absl::ToUnixMillis(absl::Now());
+        for (stream::Event& event : events) event.received_ms = received_ms;
         if (const std::string* key = req.Header("Idempotency-Key")) {
           FRESHET_RETURN_IF_ERROR(ApplyIdempotencyKey(*key, opts->config, &events));
         }
@@ -602,6 +604,12 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
                            [e] { return static_cast<double>(e->model_version()); });
   metrics.AddCallbackGauge("freshet_users", "users in the model",
                            [e] { return static_cast<double>(e->stats().users); });
+  // Freshness: an event's arrival (its Kafka message's timestamp, a POST) to its being learnt.
+  Histogram* freshness = metrics.AddHistogram(
+      "freshet_freshness_seconds",
+      "wall time from an event's arrival (Kafka message timestamp, POST) to its being learnt",
+      {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+  e->SetFreshnessObserver([freshness](double seconds) { freshness->Observe(seconds); });
   metrics.AddCallbackGauge("freshet_catalog_items", "items with a catalog entry",
                            [e] { return static_cast<double>(e->catalog().size()); });
   metrics.AddCallbackGauge("freshet_catalog_bytes", "memory held by the item catalog",

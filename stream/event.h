@@ -30,6 +30,10 @@ struct Event {
   // Idempotency-Key header). The engine applies at most one event per id among the last
   // events.idempotency_keys ids it applied, whichever way each copy came in.
   std::string id;
+  // Wall time (epoch ms) the event entered the system, for freshness (arrival -> learnt): a Kafka
+  // message's timestamp (when it was produced), a POST's arrival; 0 where there is none (files: a
+  // replay has no live freshness).
+  int64_t received_ms = 0;
 };
 
 }  // namespace freshet::stream

@@ -425,6 +425,9 @@ function formatNumber(v, digits) {
   const freshnessNote =
       'p50/p99 need the histogram freshet_freshness_seconds, which this server does not export; ' +
       'shown: seconds since an event was last learnt (freshet_last_applied_age_seconds).';
+  const freshnessIdle =
+      'p50/p99: no event with an arrival time (a Kafka message, a POST) was learnt in the last ' +
+      'interval; replayed files have none.';
 
   function updateMetrics(t, samples) {
     const get = (name) => total(samples, name);
@@ -485,7 +488,10 @@ function formatNumber(v, digits) {
 
     const fresh = bucketDelta(freshNow, buckets(previous.samples, 'freshet_freshness_seconds'));
     charts.freshness.push(t, [quantile(0.5, fresh), quantile(0.99, fresh), since]);
-    charts.freshness.setNote(freshNow ? '' : freshnessNote);
+    charts.freshness.setNote(!freshNow ? freshnessNote
+                             : fresh && fresh.length > 0 && fresh[fresh.length - 1][1] === 0
+                                 ? freshnessIdle
+                                 : '');
 
     updateRoutes(samples, previous.samples, dt);
   }

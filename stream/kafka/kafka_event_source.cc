@@ -708,6 +708,9 @@ void KafkaEventSource::HandleMessage(const void* opaque_message, std::vector<Eve
   event.type.assign(resolved.type.data(), resolved.type.size());
   event.weight = resolved.weight;
   event.ts_ms = resolved.ts_ms;
+  rd_kafka_timestamp_type_t received_type;
+  const int64_t received = rd_kafka_message_timestamp(m, &received_type);
+  event.received_ms = received > 0 ? received : absl::ToUnixMillis(absl::Now());
   event.id.assign(resolved.id.data(), resolved.id.size());
   event.position =
       SourcePosition{.stream = stream_it->second, .partition = m->partition, .offset = m->offset};

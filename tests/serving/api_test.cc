@@ -147,6 +147,11 @@ TEST_F(ApiTest, AClientSeesItsOwnClickLand) {
   EXPECT_EQ(int64_t(doc["user_events"].get_int64().value()), events + 1);
   EXPECT_EQ(Get("/v1/users/brand-new").status, 200);
   EXPECT_EQ(Get("/v1/users/never-seen").status, 404);
+  // Their freshness (arrival to learnt) is in the histogram; the replayed history's is not (a
+  // replay has no arrival time).
+  const std::string metrics = Get("/metrics").body;
+  EXPECT_NE(metrics.find("\nfreshet_freshness_seconds_count 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("freshet_freshness_seconds_bucket{le=\"60\"} 2\n"), std::string::npos);
 }
 
 // A client that retries after a timeout sends the same Idempotency-Key (or the same event ids):

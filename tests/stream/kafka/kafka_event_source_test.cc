@@ -123,6 +123,11 @@ TEST(KafkaEventSourceTest, DecodesMessagesWrittenByKcat) {
   EXPECT_GE(events[2].ts_ms, before_ms - 1000);
   EXPECT_LE(events[2].ts_ms, after_ms + 1000);
   EXPECT_EQ(events[2].position.offset, 2);
+  // Every event's arrival (for freshness) is its message's timestamp, whatever its own "ts".
+  for (const Event& e : events) {
+    EXPECT_GE(e.received_ms, before_ms - 1000);
+    EXPECT_LE(e.received_ms, after_ms + 1000);
+  }
 
   EXPECT_EQ((*source)->stats().events, 3);
   EXPECT_EQ((*source)->stats().malformed, 0);
