@@ -25,7 +25,6 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "common/utf8.h"
 #include "engine/engine.h"
 #include "engine/replicas/replica_group.h"
 #include "kernels/backend.h"
@@ -136,16 +135,9 @@ absl::Status LoadCatalog(const ServeFlags& flags, const config::Config& config,
   if (in.bad()) return absl::DataLossError(absl::StrCat("--catalog ", path, ": read failed"));
   const absl::Time start = absl::Now();
   engine::CatalogParseStats stats;
-  const size_t max_id = static_cast<size_t>(config.max_id_bytes);
   absl::StatusOr<std::vector<engine::CatalogEntry>> entries = engine::ParseCatalog(
       text.str(), format,
-      [max_id](absl::string_view id) -> absl::Status {
-        if (id.empty() || id.size() > max_id || !IsValidUtf8(id)) {
-          return absl::InvalidArgumentError(absl::StrCat("item id must be 1 to ", max_id,
-                                                         " bytes of UTF-8 (events.max_id_bytes)"));
-        }
-        return absl::OkStatus();
-      },
+      [&config](absl::string_view id) { return serving::CheckId("the item id", id, config); },
       &stats);
   if (!entries.ok()) {
     return absl::InvalidArgumentError(

@@ -32,13 +32,6 @@ bool ForEachEncoded(absl::string_view encoded,
   return true;
 }
 
-bool ValidFieldName(absl::string_view name) {
-  if (name.empty() || name.size() > kMaxCatalogFieldName) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '-';
-  });
-}
-
 // Latin-1 (ISO 8859-1) to UTF-8: the MovieLens files' encoding.
 std::string Latin1ToUtf8(absl::string_view in) {
   std::string out;
@@ -100,13 +93,14 @@ bool SplitCsv(absl::string_view line, std::vector<std::string>* out) {
 // Checks one parsed entry; the reason it cannot be used, or OK.
 absl::Status CheckEntry(const CatalogEntry& entry,
                         const std::function<absl::Status(absl::string_view)>& valid_id) {
+  if (entry.item.empty()) return absl::InvalidArgumentError("an empty item id");
   if (const absl::Status id = valid_id(entry.item); !id.ok()) return id;
   if (entry.fields.size() > kMaxCatalogFields) {
     return absl::InvalidArgumentError(
         absl::StrCat("more than ", kMaxCatalogFields, " fields for item '", entry.item, "'"));
   }
   for (const auto& [name, value] : entry.fields) {
-    if (!ValidFieldName(name)) {
+    if (!IsCatalogFieldName(name)) {
       return absl::InvalidArgumentError(absl::StrCat("field name '", name, "': use 1 to ",
                                                      kMaxCatalogFieldName,
                                                      " characters of a-z, 0-9, '_' and '-'"));
@@ -182,6 +176,13 @@ absl::StatusOr<CatalogEntry> ParseJsonLine(absl::string_view line, simdjson::dom
 }
 
 }  // namespace
+
+bool IsCatalogFieldName(absl::string_view name) {
+  if (name.empty() || name.size() > kMaxCatalogFieldName) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '-';
+  });
+}
 
 std::string EncodeCatalogFields(Fields fields) {
   std::sort(fields.begin(), fields.end());

@@ -42,6 +42,9 @@ inline constexpr size_t kMaxCatalogFieldName = 64;
 inline constexpr size_t kMaxCatalogFieldValue = 4096;
 inline constexpr size_t kMaxCatalogFields = 32;
 
+// A field name: 1 to kMaxCatalogFieldName characters of a-z, 0-9, '_' and '-'.
+bool IsCatalogFieldName(absl::string_view name);
+
 // The stored form of an entry's fields (the store's value, and what the catalog keeps in
 // memory): for each field in name order, varint name length, name, varint value length, value.
 std::string EncodeCatalogFields(std::vector<std::pair<std::string, std::string>> fields);
@@ -103,8 +106,8 @@ struct CatalogParseStats {
 };
 
 // The entries of `text` in `format`; malformed records are skipped and counted in `stats`. An
-// item id must satisfy `valid_id` (the API's id rules). InvalidArgument when records were read
-// and none was usable.
+// item id must be non-empty and satisfy `valid_id` (the API's id rules, serving::CheckId).
+// InvalidArgument when records were read and none was usable.
 absl::StatusOr<std::vector<CatalogEntry>> ParseCatalog(
     absl::string_view text, CatalogFormat format,
     const std::function<absl::Status(absl::string_view)>& valid_id, CatalogParseStats* stats);

@@ -74,12 +74,7 @@ absl::StatusOr<std::vector<std::string>> FieldsParam(const HttpRequest& req) {
   const std::string* given = req.Query("fields");
   if (given == nullptr) return fields;
   for (absl::string_view f : absl::StrSplit(*given, ',', absl::SkipEmpty())) {
-    const bool valid = f == "*" || (!f.empty() && f.size() <= engine::kMaxCatalogFieldName &&
-                                    std::all_of(f.begin(), f.end(), [](char c) {
-                                      return absl::ascii_islower(c) || absl::ascii_isdigit(c) ||
-                                             c == '_' || c == '-';
-                                    }));
-    if (!valid) {
+    if (f != "*" && !engine::IsCatalogFieldName(f)) {
       return absl::InvalidArgumentError(
           absl::StrCat("fields: '", f, "' is not a field name (a-z, 0-9, '_', '-'; or * for all)"));
     }
@@ -120,18 +115,6 @@ void RecommendInCategory(Engine* e, std::string user, int k, int64_t ask, bool e
   e->RecommendAsync(user, asked, exclude_seen, exclude, std::move(again));
 }
 
-// Ids in a path or a query are refused at the door when no event could have carried them (not
-// UTF-8, or too long), so nothing downstream ever sees or echoes such bytes.
-absl::Status CheckId(absl::string_view what, absl::string_view id, const config::Config& config) {
-  if (!IsValidUtf8(id))
-    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
-  if (id.size() > static_cast<size_t>(config.max_id_bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is longer than ", config.max_id_bytes,
-                                                   " bytes (events.max_id_bytes)"));
-  }
-  return absl::OkStatus();
-}
-
 stream::EventCodecOptions EventOptions(const config::Config& config) {
   stream::EventCodecOptions options;
   options.type_weights = config.type_weights;
@@ -155,6 +138,18 @@ double ResidentBytes() {
 }
 
 }  // namespace
+
+// Ids in a path or a query are refused at the door when no event could have carried them (not
+// UTF-8, or too long), so nothing downstream ever sees or echoes such bytes.
+absl::Status CheckId(absl::string_view what, absl::string_view id, const config::Config& config) {
+  if (!IsValidUtf8(id))
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid UTF-8"));
+  if (id.size() > static_cast<size_t>(config.max_id_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is longer than ", config.max_id_bytes,
+                                                   " bytes (events.max_id_bytes)"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
                                                            const config::Config& config,

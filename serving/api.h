@@ -61,6 +61,11 @@ absl::Status RegisterApi(HttpServer& server, engine::Engine& engine, MetricsRegi
 // Decodes a POST /v1/events body: one event object or an array of them in the format of
 // ARCHITECTURE.md, "Event format" (ts defaults to `now_ms`, weight to the type's).
 // InvalidArgument naming the first bad event.
+// OK for an id (user, item, event id, category) the API may take: valid UTF-8, at most
+// events.max_id_bytes; else InvalidArgument naming `what`. Ids that no event could have carried
+// are refused at the door, so nothing downstream ever sees or echoes such bytes.
+absl::Status CheckId(absl::string_view what, absl::string_view id, const config::Config& config);
+
 absl::StatusOr<std::vector<stream::Event>> ParseEventsBody(absl::string_view body,
                                                            const config::Config& config,
                                                            int64_t now_ms);

@@ -38,15 +38,16 @@ TEST(CatalogTest, JsonLinesTakeStringsNumbersAndArraysAndSkipWhatIsMalformed) {
       "{\"title\": \"no id\"}\n"
       "{\"item\": \"9\", \"nested\": {\"a\": 1}}\n"
       "{\"item\": \"10\", \"Bad Name\": \"x\"}\n"
-      "{\"item\": \"11\", \"category\": [\"A\", 2]}\n",
+      "{\"item\": \"11\", \"category\": [\"A\", 2]}\n"
+      "{\"item\": \"\", \"title\": \"an empty id\"}\n",
       CatalogFormat::kJsonLines, &stats);
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries[0].item, "50");
   const Fields first = {{"title", "Star Wars"}, {"year", "1977"}, {"category", "Action|Sci-Fi"}};
   EXPECT_EQ(entries[0].fields, first);
   EXPECT_EQ(entries[1].item, "7");
-  EXPECT_EQ(stats.lines, 7);
-  EXPECT_EQ(stats.malformed, 5);
+  EXPECT_EQ(stats.lines, 8);
+  EXPECT_EQ(stats.malformed, 6);
   ASSERT_FALSE(stats.first_errors.empty());
   EXPECT_NE(stats.first_errors[0].find("line 4"), std::string::npos) << stats.first_errors[0];
 }
