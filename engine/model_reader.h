@@ -39,6 +39,9 @@ struct ScoredId {
 struct RecommendResult {
   std::vector<ScoredId> items;
   bool personalized = false;  // false: popularity (unknown user)
+  // On a serving replica, where the user's state came from: "redis" (read for this request),
+  // "cache" (Redis unreachable: the replica's last copy) or "none" (popularity). Empty elsewhere.
+  std::string user_state;
   UserInfo user;
   int64_t model_version = 0;
 };

@@ -3,6 +3,7 @@
 #ifndef FRESHET_LEARNER_DIRTY_ROWS_H_
 #define FRESHET_LEARNER_DIRTY_ROWS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -19,7 +20,7 @@ class DirtyRows {
       flags_[row] = 1;
       rows_.push_back(row);
     }
-    if (also_ != nullptr) also_->Mark(row);
+    for (DirtyRows* also : also_) also->Mark(row);
     if (track_versions_) {
       const size_t group = static_cast<size_t>(row) / kVersionGroupRows;
       if (group >= versions_.size()) versions_.resize(group + 1, 0);
@@ -40,9 +41,12 @@ class DirtyRows {
   absl::Span<const uint32_t> group_versions() const { return versions_; }
   // By row; rows beyond the end have never been marked.
   absl::Span<const uint32_t> row_versions() const { return row_versions_; }
-  // Every row marked here from now on is marked in `also` too (a second consumer of the same
-  // changes, taking them on its own schedule); null stops that.
-  void set_also(DirtyRows* also) { also_ = also; }
+  // Every row marked here from now on is marked in `also` too (another consumer of the same
+  // changes, taking them on its own schedule: replica exchanges, publishing to serving replicas).
+  void AddAlso(DirtyRows* also) { also_.push_back(also); }
+  void RemoveAlso(DirtyRows* also) {
+    also_.erase(std::remove(also_.begin(), also_.end(), also), also_.end());
+  }
   // Marks rows [0, n).
   void MarkAll(int32_t n) {
     for (int32_t row = 0; row < n; ++row) Mark(row);
@@ -64,7 +68,7 @@ class DirtyRows {
  private:
   std::vector<uint8_t> flags_;
   std::vector<int32_t> rows_;
-  DirtyRows* also_ = nullptr;
+  std::vector<DirtyRows*> also_;
   bool track_versions_ = false;
   std::vector<uint32_t> versions_;
   std::vector<uint32_t> row_versions_;

@@ -219,6 +219,18 @@ absl::Status IalsModel::DecodeItem(int32_t row, absl::string_view in) {
   return absl::OkStatus();
 }
 
+absl::Status IalsModel::DecodeServedItem(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  r.GetRaw(items_.Row(row), static_cast<size_t>(dim_));
+  std::vector<int32_t> users;
+  r.GetArray<int32_t>(&users, static_cast<uint64_t>(config_.ials_window));
+  if (!r.done()) {
+    return absl::DataLossError(absl::StrCat("ials item row ", row, ": ", in.size(),
+                                            " bytes do not hold a d=", dim_, " item"));
+  }
+  return absl::OkStatus();
+}
+
 void IalsModel::FinishLoad(int32_t users, int32_t items, int64_t) {
   std::fill(user_gram_.begin(), user_gram_.end(), 0.0);
   std::fill(item_gram_.begin(), item_gram_.end(), 0.0);

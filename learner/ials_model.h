@@ -38,6 +38,8 @@ class IalsModel : public Model {
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // The vector alone: a replica scores with it and never solves an item.
+  absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
   // Rebuilds both Gramians from the loaded rows.
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;

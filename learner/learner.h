@@ -197,6 +197,45 @@ class Learner {
   // is merged with MergeReplicaChanges() like any other.
   std::string ReplicaCatchUp();
 
+  // --- Serving replicas (engine/follower/): stateless serving processes answer from a copy of
+  // this learner's item rows (published to a model topic) and its users' rows (published to Redis
+  // and read per request), in the persisted forms below. Item rows keep their row numbers on the
+  // replica (user histories and cooc neighbours refer to them); user rows are the replica's own.
+  //
+  // Publishing (the learning side): from now on, records the users and items whose persisted
+  // form changes, apart from the persister's record. Idempotent.
+  void EnablePublishing();
+  bool publishing_enabled() const { return publish_ != nullptr; }
+  struct PublishedChanges {
+    std::vector<int32_t> users;  // live users only
+    std::vector<int32_t> items;
+  };
+  // What changed since the previous call (requires EnablePublishing()); clears the record.
+  PublishedChanges TakePublishedChanges();
+  // Every item row (and with `users` every live user), as if all had changed: a publisher's first
+  // round publishes the full state.
+  void MarkAllPublished(bool users);
+  // A user as replicas read it: EncodeUser() and EncodeHistory() of the row, and the wall time it
+  // was last learnt (ns since the epoch; 0 unknown).
+  void EncodePublishedUser(int32_t row, std::string* out) const;
+
+  // Following (the serving side, a learner that never learns): FollowGlobals() with a learner's
+  // EncodeGlobals() (the algorithm and dimension must be this learner's: FailedPrecondition),
+  // FollowItem() with an item row's EncodeItem(), in any order and repeated as the item changes,
+  // then FollowItemsDone() before the next read. DataLoss for a malformed value, or an item row
+  // that another learner's state gave another id.
+  absl::Status FollowGlobals(absl::string_view globals);
+  absl::Status FollowItem(int32_t row, absl::string_view value);
+  absl::Status FollowItemsDone();
+  // Item rows received so far (rows between them not yet received are not live).
+  int32_t followed_items() const { return static_cast<int32_t>(followed_item_ids_.size()); }
+  // Takes a user's EncodePublishedUser() form into this learner (the user's row is added, or
+  // overwritten) and returns the row. Items the user met that have not been followed yet are left
+  // out of the user's history. DataLoss for a malformed value.
+  absl::StatusOr<int32_t> FollowUser(absl::string_view published);
+  // Forgets a followed user (a replica's cache keeps a bounded number).
+  void ForgetUser(int32_t row);
+
   // --- Persistence (store/). Every persisted value starts with kFormatVersion.
   static constexpr uint8_t kFormatVersion = 1;
 
@@ -287,6 +326,16 @@ class Learner {
   std::string EncodeReplicaRows(uint8_t kind, absl::Span<const int32_t> rows, bool as_new,
                                 bool from_initial);
   std::unique_ptr<ReplicaState> replicas_;
+
+  // Publishing and following (learner/follow.cc).
+  struct PublishState {
+    DirtyRows users;
+    DirtyRows items;
+    int64_t rescales = 0;  // popularity rescales as of the last TakePublishedChanges()
+  };
+  std::unique_ptr<PublishState> publish_;
+  std::vector<std::string> followed_item_ids_;  // by row; empty: not received yet
+  bool followed_ids_changed_ = false;           // rows not appended in order: rebuild items_
 };
 
 }  // namespace freshet::learner

@@ -124,6 +124,11 @@ class RowCodec {
   virtual absl::Status DecodeItem(int32_t /*row*/, absl::string_view /*in*/) {
     return absl::OkStatus();
   }
+  // As DecodeItem(), on a serving replica (Learner::FollowItem): only what scoring reads needs to
+  // be restored, and the row may refer to user rows the replica does not have.
+  virtual absl::Status DecodeServedItem(int32_t row, absl::string_view in) {
+    return DecodeItem(row, in);
+  }
   // Every row was decoded; rebuilds derived state (Gramians, norms, sampling tables). `users` and
   // `items` are the rows in use (items: the catalog); `events` is how many events the loaded state
   // has learnt (schedules that depend on the stream's length continue from there).

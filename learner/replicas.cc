@@ -95,9 +95,10 @@ absl::Status Learner::EnableReplicas() {
     return absl::FailedPreconditionError(absl::StrCat(
         "replicas need a model with replicated item parameters (bpr); ", algorithm_, " has none"));
   }
+  if (replicas_ != nullptr) dirty_items_.RemoveAlso(&replicas_->changed);
   replicas_ = std::make_unique<ReplicaState>();
   replicas_->width = width;
-  dirty_items_.set_also(&replicas_->changed);
+  dirty_items_.AddAlso(&replicas_->changed);
   return absl::OkStatus();
 }
 

@@ -1,5 +1,7 @@
 #include "learner/user_history.h"
 
+#include <algorithm>
+
 #include "common/byte_codec.h"
 
 namespace freshet::learner {
@@ -122,7 +124,7 @@ void UserHistory::Encode(int recent_cap, std::string* out) const {
   w.PutArray(absl::MakeConstSpan(order));
 }
 
-bool UserHistory::Decode(absl::string_view in, int32_t items) {
+bool UserHistory::Decode(absl::string_view in, int32_t items, bool drop_unknown) {
   ByteReader r(in);
   std::vector<int32_t> recent, order;
   constexpr uint64_t kMaxItems = uint64_t{1} << 24;
@@ -131,9 +133,14 @@ bool UserHistory::Decode(absl::string_view in, int32_t items) {
   r.GetArray<int32_t>(&recent, kMaxItems);
   r.GetArray<int32_t>(&order, kMaxItems);
   if (!r.done() || events_ < 0) return false;
-  for (const std::vector<int32_t>* v : {&recent, &order}) {
+  for (std::vector<int32_t>* v : {&recent, &order}) {
     for (int32_t item : *v) {
-      if (item < 0 || item >= items) return false;
+      if (item < 0 || (item >= items && !drop_unknown)) return false;
+    }
+    if (drop_unknown) {
+      v->erase(
+          std::remove_if(v->begin(), v->end(), [items](int32_t item) { return item >= items; }),
+          v->end());
     }
   }
   std::vector<int32_t> sorted = order;

@@ -264,6 +264,7 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
           w.Key("user").String(user);
           WriteItems(w, result->items, &e->catalog(), fields);
           w.Key("source").String(result->personalized ? "personalized" : "popular");
+          if (!result->user_state.empty()) w.Key("user_state").String(result->user_state);
           w.Key("model_version").Int(result->model_version);
           w.Key("user_events").Int(result->user.events);
           w.Key("last_event_ts").Int(result->user.last_event_ts);

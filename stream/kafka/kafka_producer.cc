@@ -79,13 +79,15 @@ void KafkaProducer::OnDelivery(int err) {
   }
 }
 
-absl::Status KafkaProducer::Produce(absl::string_view topic, absl::string_view key,
-                                    absl::string_view value, absl::Duration queue_wait) {
+absl::Status KafkaProducer::ProduceTo(absl::string_view topic, int32_t partition,
+                                      absl::string_view key, absl::string_view value,
+                                      absl::Duration queue_wait) {
   const std::string topic_name(topic);
   const absl::Time deadline = absl::Now() + queue_wait;
   while (true) {
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         client_->rk, RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
         RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {

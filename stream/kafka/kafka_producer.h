@@ -49,7 +49,14 @@ class KafkaProducer {
   // reports and retries (backpressure) for up to `queue_wait`; ResourceExhausted after that.
   // InvalidArgument for a message over the size limit; Internal after a fatal producer error.
   absl::Status Produce(absl::string_view topic, absl::string_view key, absl::string_view value,
-                       absl::Duration queue_wait = absl::Seconds(30));
+                       absl::Duration queue_wait = absl::Seconds(30)) {
+    return ProduceTo(topic, kAnyPartition, key, value, queue_wait);
+  }
+  // As Produce(), to partition `partition` of the topic (kAnyPartition: by key), for a stream
+  // whose order matters across keys (the model topic of serving replicas).
+  static constexpr int32_t kAnyPartition = -1;
+  absl::Status ProduceTo(absl::string_view topic, int32_t partition, absl::string_view key,
+                         absl::string_view value, absl::Duration queue_wait = absl::Seconds(30));
 
   // Produces the event as EventCodec::Encode writes it (stream/event_codec.h), keyed by
   // event.user.

@@ -1,0 +1,320 @@
+#include "engine/follower/follower.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "engine/follower/model_topic.h"
+#include "stream/kafka/rdkafka_util.h"
+
+namespace freshet::engine {
+
+namespace rdkafka = stream::rdkafka;
+
+absl::StatusOr<std::unique_ptr<ModelFollower>> ModelFollower::Create(FollowerOptions options,
+                                                                     LiveModel* model) {
+  if (options.model_topic.empty()) {
+    return absl::InvalidArgumentError("a serving replica needs a model topic to follow");
+  }
+  if (options.brokers.empty()) {
+    return absl::InvalidArgumentError("a serving replica needs the brokers of its model topic");
+  }
+  FRESHET_ASSIGN_OR_RETURN(RedisAddress address, ParseRedisUrl(options.redis_url));
+  // Fails here, not at the first request, when there is no Redis client.
+  FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<RedisClient> probe,
+                           RedisClient::Create(address, options.redis_timeout));
+  auto follower =
+      std::unique_ptr<ModelFollower>(new ModelFollower(std::move(options), model, address));
+  follower->ReturnClient(std::move(probe));
+  return follower;
+}
+
+ModelFollower::ModelFollower(FollowerOptions options, LiveModel* model, RedisAddress redis)
+    : options_(std::move(options)), model_(model), redis_(std::move(redis)) {}
+
+ModelFollower::~ModelFollower() {
+  Stop();
+  if (consumer_ != nullptr) {
+    rd_kafka_destroy(consumer_);
+    consumer_ = nullptr;
+  }
+}
+
+void ModelFollower::SetObservers(std::function<void(double)> item_lag,
+                                 std::function<void(double)> user_age) {
+  item_lag_observer_ = std::move(item_lag);
+  user_age_observer_ = std::move(user_age);
+}
+
+absl::Status ModelFollower::Start() {
+  if (consumer_ != nullptr) return absl::OkStatus();
+  rdkafka::ConfPtr conf = rdkafka::NewConf();
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "bootstrap.servers", options_.brokers));
+  // Assigned, not subscribed: every replica reads the whole topic; the group id is never used
+  // to commit (a replica always starts from the beginning).
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "group.id", "freshet-replica"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "enable.auto.commit", "false"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "enable.partition.eof", "true"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), "fetch.wait.max.ms", "5"));
+  FRESHET_RETURN_IF_ERROR(rdkafka::SetConf(conf.get(), options_.kafka_properties));
+  FRESHET_ASSIGN_OR_RETURN(consumer_, rdkafka::NewClient(RD_KAFKA_CONSUMER, std::move(conf)));
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, options_.model_topic.c_str(), model_topic::kPartition)
+      ->offset = RD_KAFKA_OFFSET_BEGINNING;
+  const rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return rdkafka::KafkaError(err, absl::StrCat("replica: reading ", options_.model_topic));
+  }
+  stop_.store(false);
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void ModelFollower::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void ModelFollower::Loop() {
+  std::vector<rd_kafka_message_t*> batch;
+  absl::Time last_warning = absl::InfinitePast();
+  while (!stop_.load(std::memory_order_relaxed)) {
+    batch.clear();
+    bool eof = false;
+    for (int i = 0; i < 4096; ++i) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, i == 0 ? 100 : 0);
+      if (m == nullptr) break;
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        eof = true;
+        rd_kafka_message_destroy(m);
+        break;
+      }
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const std::string why = rd_kafka_message_errstr(m);
+        rd_kafka_message_destroy(m);
+        {
+          MutexLock s(&stats_mu_);
+          ++stats_.topic_errors;
+          stats_.last_error = why;
+        }
+        if (absl::Now() - last_warning > absl::Seconds(10)) {
+          last_warning = absl::Now();
+          LogWarning(absl::StrCat("replica: model topic ", options_.model_topic, ": ", why,
+                                  " (keeping the item state received so far)"));
+        }
+        break;
+      }
+      batch.push_back(m);
+    }
+    if (!batch.empty()) Apply(batch);
+    for (rd_kafka_message_t* m : batch) rd_kafka_message_destroy(m);
+    int64_t low = 0, high = -1;
+    if (rd_kafka_get_watermark_offsets(consumer_, options_.model_topic.c_str(),
+                                       model_topic::kPartition, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      high = -1;
+    }
+    MutexLock s(&stats_mu_);
+    if (high >= 0) stats_.end_offset = high;
+    if (eof && globals_seen_ && !stats_.caught_up) {
+      stats_.caught_up = true;
+      ready_.store(true, std::memory_order_release);
+      LogInfo(absl::StrCat("replica: caught up with ", options_.model_topic, " at offset ",
+                           stats_.next_offset, " (", stats_.items_applied, " item rows)"));
+    }
+    if (eof) stats_.last_error.clear();
+  }
+}
+
+void ModelFollower::Apply(const std::vector<rd_kafka_message_t*>& messages) {
+  int64_t items = 0, globals = 0, malformed = 0, next_offset = -1, published_ns = 0;
+  std::string first_error;
+  model_->WithLearnerExclusive([&](learner::Learner& learner) {
+    for (const rd_kafka_message_t* m : messages) {
+      next_offset = m->offset + 1;
+      absl::string_view value(static_cast<const char*>(m->payload), m->len);
+      model_topic::Header header;
+      absl::Status status;
+      if (!model_topic::GetHeader(&value, &header)) {
+        status = absl::DataLossError("not a model topic message");
+      } else if (header.kind == model_topic::kItem) {
+        status = learner.FollowItem(header.row, value);
+        items += status.ok() ? 1 : 0;
+      } else {
+        status = learner.FollowGlobals(value);
+        globals += status.ok() ? 1 : 0;
+      }
+      if (status.ok()) {
+        published_ns = std::max(published_ns, header.published_ns);
+      } else {
+        ++malformed;
+        if (first_error.empty()) {
+          first_error = absl::StrCat("offset ", m->offset, ": ", status.message());
+        }
+      }
+    }
+    if (absl::Status done = learner.FollowItemsDone(); !done.ok()) {
+      ++malformed;
+      if (first_error.empty()) first_error = std::string(done.message());
+    }
+  });
+  if (next_offset >= 0) model_->PublishModelVersion(next_offset);
+  if (!first_error.empty()) {
+    LogWarning(absl::StrCat("replica: model topic ", options_.model_topic, ": ", malformed,
+                            " message(s) not applied; first: ", first_error));
+  }
+  const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+  const double lag_ms = published_ns > 0 ? static_cast<double>(now_ns - published_ns) / 1e6 : -1;
+  if (published_ns > 0) {
+    latest_published_ns_.store(published_ns, std::memory_order_relaxed);
+    if (item_lag_observer_) item_lag_observer_(lag_ms / 1e3);
+  }
+  if (globals > 0) globals_seen_ = true;
+  MutexLock s(&stats_mu_);
+  stats_.messages += static_cast<int64_t>(messages.size());
+  stats_.items_applied += items;
+  stats_.globals_applied += globals;
+  stats_.malformed += malformed;
+  if (next_offset >= 0) stats_.next_offset = next_offset;
+  if (lag_ms >= 0) stats_.item_lag_ms = lag_ms;
+}
+
+absl::Status ModelFollower::Readiness() const {
+  if (ready()) return absl::OkStatus();
+  MutexLock s(&stats_mu_);
+  return absl::UnavailableError(absl::StrCat(
+      "catching up with the model topic ", options_.model_topic, ": offset ", stats_.next_offset,
+      " of ", stats_.end_offset < 0 ? std::string("?") : std::to_string(stats_.end_offset),
+      stats_.last_error.empty() ? "" : absl::StrCat(" (", stats_.last_error, ")")));
+}
+
+FollowerStats ModelFollower::stats() const {
+  FollowerStats out;
+  {
+    MutexLock s(&stats_mu_);
+    out = stats_;
+  }
+  const int64_t published = latest_published_ns_.load(std::memory_order_relaxed);
+  if (published > 0) {
+    out.state_age_s = static_cast<double>(absl::ToUnixNanos(absl::Now()) - published) / 1e9;
+  }
+  MutexLock c(&cache_mu_);
+  out.users_cached = static_cast<int64_t>(cached_.size());
+  return out;
+}
+
+std::unique_ptr<RedisClient> ModelFollower::TakeClient() const {
+  {
+    MutexLock lock(&clients_mu_);
+    if (!idle_clients_.empty()) {
+      std::unique_ptr<RedisClient> c = std::move(idle_clients_.back());
+      idle_clients_.pop_back();
+      return c;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<RedisClient>> c =
+      RedisClient::Create(redis_, options_.redis_timeout);
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+void ModelFollower::ReturnClient(std::unique_ptr<RedisClient> client) const {
+  if (client == nullptr) return;
+  MutexLock lock(&clients_mu_);
+  idle_clients_.push_back(std::move(client));
+}
+
+ModelFollower::UserState ModelFollower::LoadUser(absl::string_view user) const {
+  const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+  absl::StatusOr<std::optional<std::string>> state =
+      absl::UnavailableError("redis: waiting before asking again after an error");
+  double seconds = 0;
+  if (now_ns >= redis_down_until_ns_.load(std::memory_order_relaxed)) {
+    std::unique_ptr<RedisClient> client = TakeClient();
+    const absl::Time t = absl::Now();
+    state = client != nullptr ? client->Get(UserStateKey(options_.key_prefix, user))
+                              : absl::UnavailableError("redis: no client");
+    seconds = absl::ToDoubleSeconds(absl::Now() - t);
+    ReturnClient(std::move(client));
+    if (!state.ok()) {
+      redis_down_until_ns_.store(now_ns + absl::ToInt64Nanoseconds(options_.redis_retry),
+                                 std::memory_order_relaxed);
+    }
+  }
+  UserState source = UserState::kNone;
+  int64_t applied_ns = 0;
+  absl::Status decode;
+  model_->WithLearnerExclusive([&](learner::Learner& learner) {
+    const int32_t known = learner.users().Find(user);
+    if (!state.ok()) {
+      source = known >= 0 ? UserState::kCache : UserState::kNone;
+      return;
+    }
+    if (!state->has_value()) {  // gone from Redis (expired): so from here
+      if (known >= 0) learner.ForgetUser(known);
+      return;
+    }
+    absl::StatusOr<int32_t> row = learner.FollowUser(**state);
+    if (!row.ok()) {
+      decode = row.status();
+      source = known >= 0 ? UserState::kCache : UserState::kNone;
+      return;
+    }
+    source = UserState::kRedis;
+    applied_ns = learner.history(*row).applied_ns();
+    MutexLock c(&cache_mu_);
+    if (known < 0) cached_.emplace_back(user);
+    while (static_cast<int64_t>(cached_.size()) > std::max<int64_t>(1, options_.max_users)) {
+      const int32_t oldest = learner.users().Find(cached_.front());
+      cached_.pop_front();
+      if (oldest >= 0 && oldest != *row) learner.ForgetUser(oldest);
+    }
+  });
+  if (!decode.ok()) {
+    LogWarning(
+        absl::StrCat("replica: the state of user '", user, "' in Redis: ", decode.message()));
+  }
+  if (source == UserState::kRedis && applied_ns > 0 && user_age_observer_) {
+    user_age_observer_(static_cast<double>(now_ns - applied_ns) / 1e9);
+  }
+  MutexLock s(&stats_mu_);
+  if (seconds > 0 || state.ok()) ++stats_.user_fetches;
+  stats_.redis_seconds += seconds;
+  if (!state.ok()) {
+    ++stats_.user_fetch_errors;
+    if (source == UserState::kCache) ++stats_.users_from_cache;
+  } else if (!state->has_value()) {
+    ++stats_.users_not_found;
+  }
+  return source;
+}
+
+void FollowerReader::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
+                                    const std::vector<std::string>& exclude_items,
+                                    RecommendDone done) const {
+  const ModelFollower::UserState state = follower_->LoadUser(user);
+  const char* source = state == ModelFollower::UserState::kRedis   ? "redis"
+                       : state == ModelFollower::UserState::kCache ? "cache"
+                                                                   : "none";
+  model_->RecommendAsync(user, k, exclude_seen, exclude_items,
+                         [source, done = std::move(done)](absl::StatusOr<RecommendResult> r) {
+                           if (r.ok()) r->user_state = source;
+                           done(std::move(r));
+                         });
+}
+
+UserInfo FollowerReader::User(absl::string_view user) const {
+  follower_->LoadUser(user);
+  return model_->User(user);
+}
+
+}  // namespace freshet::engine

@@ -1,0 +1,250 @@
+// Serving replicas (engine/follower/): a learner publishes to Kafka's mock cluster and a real
+// redis-server; a replica follows them and must answer every user exactly as the learner does,
+// for every algorithm; and when Redis goes away and comes back, nothing the learner learnt is
+// lost on the way to the replicas.
+#include "engine/follower/follower.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/follower/model_topic.h"
+#include "engine/follower/publisher.h"
+#include "engine/live_model.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "stream/kafka/dev_broker.h"
+#include "stream/kafka/kafka_producer.h"
+#include "tests/common/redis_server.h"
+#include "tests/learner/generated_events.h"
+
+namespace freshet::engine {
+namespace {
+
+using stream::DevBroker;
+using testing::RedisServer;
+
+struct Side {
+  std::unique_ptr<LiveModel> model;
+};
+
+config::Config SmallConfig() {
+  config::Config config;
+  config.dim = 16;
+  return config;
+}
+
+// Waits until `done()` or 20 s.
+template <typename Fn>
+bool WaitFor(Fn done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+std::string Answer(const ModelReader& reader, const std::string& user, std::string* source) {
+  RecommendResult result;
+  const absl::Status s = reader.RecommendFor(user, 10, true, {}, &result);
+  if (!s.ok()) return s.ToString();
+  if (source != nullptr) *source = result.user_state;
+  std::string out = absl::StrCat(result.personalized ? "personalized" : "popular",
+                                 " events=", result.user.events, ":");
+  for (const ScoredId& item : result.items) absl::StrAppend(&out, " ", item.item, "=", item.score);
+  return out;
+}
+
+class FollowerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    auto broker = DevBroker::Start();
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = *std::move(broker);
+    ASSERT_TRUE(broker_->CreateTopic("model", 1).ok());
+    redis_ = std::make_unique<RedisServer>();
+    if (!redis_->ok()) GTEST_SKIP() << "redis-server did not start";
+    backend_ = *kernels::CreateBackend("cpu");
+  }
+
+  PublisherOptions Publishing() const {
+    PublisherOptions o;
+    o.brokers = broker_->bootstrap_servers();
+    o.model_topic = "model";
+    o.redis_url = absl::StrCat("redis://127.0.0.1:", redis_->port());
+    o.redis_timeout = absl::Milliseconds(200);
+    return o;
+  }
+  FollowerOptions Following() const {
+    FollowerOptions o;
+    o.brokers = broker_->bootstrap_servers();
+    o.model_topic = "model";
+    o.redis_url = absl::StrCat("redis://127.0.0.1:", redis_->port());
+    o.redis_retry = absl::Milliseconds(1);
+    return o;
+  }
+  // Publishes what the learner changed and waits until the replica has applied all of it.
+  void Sync(ModelPublisher& publisher, const ModelFollower& follower) {
+    ASSERT_TRUE(publisher.PublishOnce().ok());
+    ASSERT_TRUE(publisher.FlushKafka(absl::Seconds(10)).ok());
+    const int64_t produced =
+        publisher.stats().items_published + publisher.stats().globals_published;
+    ASSERT_TRUE(WaitFor([&] { return follower.stats().messages >= produced; }))
+        << follower.stats().messages << " of " << produced;
+  }
+
+  std::unique_ptr<DevBroker> broker_;
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<kernels::Backend> backend_;
+};
+
+TEST_P(FollowerTest, ReplicaAnswersEveryUserAsTheLearnerDoes) {
+  const std::string algorithm = GetParam();
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create(algorithm, config, backend_.get());
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  const std::vector<stream::Event> events = learner::GeneratedEvents(6000, 300, 200, 5);
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(0, 4000));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok()) << publisher.status();
+
+  auto replica = LiveModel::Create(algorithm, config, backend_.get());
+  ASSERT_TRUE(replica.ok());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE(follower.ok()) << follower.status();
+  ASSERT_TRUE((*follower)->Start().ok());
+  Sync(**publisher, **follower);
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); })) << (*follower)->Readiness();
+  const FollowerReader reader(replica->get(), follower->get());
+
+  const auto compare = [&](absl::string_view when) {
+    int known = 0;
+    for (int u = 0; u < 300; u += 7) {
+      const std::string user = absl::StrCat("u", u);
+      std::string source;
+      const std::string want = Answer(**learner, user, nullptr);
+      EXPECT_EQ(Answer(reader, user, &source), want) << when << ", user " << user;
+      if (want.find(" events=0:") == std::string::npos) {  // the learner knows the user
+        ++known;
+        EXPECT_EQ(source, "redis") << user;
+      }
+    }
+    EXPECT_GT(known, 10) << when;
+    EXPECT_EQ(Answer(reader, "nobody", nullptr), Answer(**learner, "nobody", nullptr)) << when;
+  };
+  compare("after the first publication");
+
+  // More learning: the replica follows the changed items and reads the changed users again.
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(4000));
+  Sync(**publisher, **follower);
+  compare("after following the changes");
+  EXPECT_EQ((*follower)->stats().malformed, 0);
+  EXPECT_GT((*publisher)->stats().users_published, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryAlgorithm, FollowerTest,
+                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "popularity"));
+
+TEST_F(FollowerTest, RedisOutageLosesNothingAndReplicasKeepAnswering) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("bpr", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  const std::vector<stream::Event> events = learner::GeneratedEvents(3000, 100, 80, 9);
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(0, 2000));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  auto replica = LiveModel::Create("bpr", config, backend_.get());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE(follower.ok());
+  ASSERT_TRUE((*follower)->Start().ok());
+  Sync(**publisher, **follower);
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); }));
+  const FollowerReader reader(replica->get(), follower->get());
+  std::string source;
+  ASSERT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+  ASSERT_EQ(source, "redis");
+
+  // Redis goes away: the learner keeps learning and remembers whom it could not write; the
+  // replica answers from its last copy of u1, and popularity for a user it never read.
+  const int port = redis_->port();
+  redis_.reset();
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(2000));
+  EXPECT_FALSE((*publisher)->PublishOnce().ok());
+  EXPECT_GT((*publisher)->stats().users_pending, 0);
+  EXPECT_GT((*publisher)->stats().redis_errors, 0);
+  ASSERT_TRUE(WaitFor([&] {
+    return (*follower)->stats().messages >=
+           (*publisher)->stats().items_published + (*publisher)->stats().globals_published;
+  }));
+  const std::string cached = Answer(reader, "u1", &source);
+  EXPECT_EQ(source, "cache");
+  EXPECT_NE(cached.find("personalized"), std::string::npos) << cached;
+  Answer(reader, "u2", &source);
+  EXPECT_EQ(source, "none");
+  EXPECT_GT((*follower)->stats().user_fetch_errors, 0);
+
+  // Redis is back (empty: it kept nothing): every user learnt during the outage is written again.
+  redis_ = std::make_unique<RedisServer>(port);
+  ASSERT_TRUE(redis_->ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the publisher's retry pause
+  ASSERT_TRUE((*publisher)->PublishOnce().ok());
+  EXPECT_EQ((*publisher)->stats().users_pending, 0);
+  for (const char* user : {"u1", "u2", "u5"}) {
+    const std::string want = Answer(**learner, user, nullptr);
+    if (want.rfind("personalized", 0) != 0) continue;  // no event during the outage
+    const std::string got = Answer(reader, user, &source);
+    EXPECT_EQ(got, want) << user;
+    EXPECT_EQ(source, "redis") << user;
+  }
+}
+
+TEST_F(FollowerTest, MalformedModelTopicMessagesAreCountedAndSkipped) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("cooc", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  (*learner)->Apply(learner::GeneratedEvents(500, 50, 40, 3));
+  {
+    stream::KafkaProducerOptions o;
+    o.brokers = broker_->bootstrap_servers();
+    auto producer = stream::KafkaProducer::Create(o);
+    ASSERT_TRUE(producer.ok());
+    std::string item;  // a truncated item row, and bytes that are no model message at all
+    model_topic::PutHeader({model_topic::kItem, 1, 0}, &item);
+    item += "\x01";
+    ASSERT_TRUE((*producer)->ProduceTo("model", 0, "ix", item).ok());
+    ASSERT_TRUE((*producer)->ProduceTo("model", 0, "junk", "not a model message").ok());
+    ASSERT_TRUE((*producer)->Flush(absl::Seconds(10)).ok());
+  }
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  auto replica = LiveModel::Create("cooc", config, backend_.get());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE((*follower)->Start().ok());
+  ASSERT_TRUE((*publisher)->PublishOnce().ok());
+  ASSERT_TRUE((*publisher)->FlushKafka(absl::Seconds(10)).ok());
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); })) << (*follower)->Readiness();
+  EXPECT_EQ((*follower)->stats().malformed, 2);
+  const FollowerReader reader(replica->get(), follower->get());
+  for (const char* user : {"u0", "u3", "u7"}) {
+    EXPECT_EQ(Answer(reader, user, nullptr), Answer(**learner, user, nullptr)) << user;
+  }
+}
+
+TEST(FollowerOptionsTest, BadAddressesAreClearErrors) {
+  EXPECT_FALSE(ParseRedisUrl("localhost:6379").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://localhost").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://:6379").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://h:70000").ok());
+  auto ok = ParseRedisUrl("redis://10.0.0.5:6380/");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->host, "10.0.0.5");
+  EXPECT_EQ(ok->port, 6380);
+  EXPECT_EQ(UserStateKey("freshet:user:", "alice"), "freshet:user:{alice}");
+}
+
+}  // namespace
+}  // namespace freshet::engine
