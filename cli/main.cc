@@ -234,6 +234,14 @@ int main(int argc, char** argv) {
                         "with a header naming an item (or id) column, or MovieLens u.item / "
                         "movies.dat; stored with the state. Default: u.item or movies.dat beside "
                         "a MovieLens --source");
+  serve_cmd->add_flag("--follow", serve.follow,
+                      "run as a stateless serving replica: no sources, no data directory; item "
+                      "state from the model topic on --brokers, users' states from --redis");
+  serve_cmd->add_option("--model-topic", serve.model_topic,
+                        "the model topic (default: serving_replicas.model_topic): a learner "
+                        "publishes its item rows to it, a --follow replica reads it");
+  serve_cmd->add_option("--redis", serve.redis,
+                        "redis://HOST:PORT of the users' states (default: serving_replicas.redis)");
   serve_cmd->add_option("--catalog-format", serve.catalog_format,
                         "jsonl | csv | tsv | movielens-100k | movielens-1m (default: from the "
                         "file name)");

@@ -26,6 +26,8 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/engine.h"
+#include "engine/follower/follower.h"
+#include "engine/follower/publisher.h"
 #include "engine/replicas/replica_group.h"
 #include "kernels/backend.h"
 #include "serving/api.h"
@@ -155,6 +157,73 @@ absl::Status LoadCatalog(const ServeFlags& flags, const config::Config& config,
   return absl::OkStatus();
 }
 
+// /metrics of a serving replica: the model topic it follows and the users it reads from Redis.
+void RegisterFollowerMetrics(const engine::ModelFollower& f, serving::MetricsRegistry& metrics) {
+  const auto gauge = [&](const char* name, const char* help, auto read) {
+    metrics.AddCallbackGauge(name, help,
+                             [&f, read] { return static_cast<double>(read(f.stats())); });
+  };
+  using S = engine::FollowerStats;
+  gauge("freshet_replica_item_state_age_seconds",
+        "since the latest model topic message applied was published (-1: none yet)",
+        [](const S& s) { return s.state_age_s; });
+  gauge("freshet_replica_item_lag_ms", "publishing to applying, of the latest model topic batch",
+        [](const S& s) { return s.item_lag_ms; });
+  gauge("freshet_replica_model_offset", "next model topic offset to apply",
+        [](const S& s) { return s.next_offset; });
+  gauge("freshet_replica_model_end_offset", "the model topic's high watermark as last seen",
+        [](const S& s) { return s.end_offset; });
+  gauge("freshet_replica_ready", "1 once the model topic has been read to its end",
+        [](const S& s) { return s.caught_up ? 1 : 0; });
+  gauge("freshet_replica_items_applied", "item rows applied from the model topic",
+        [](const S& s) { return s.items_applied; });
+  gauge("freshet_replica_model_malformed", "model topic messages that could not be applied",
+        [](const S& s) { return s.malformed; });
+  gauge("freshet_replica_model_topic_errors", "errors reading the model topic",
+        [](const S& s) { return s.topic_errors; });
+  gauge("freshet_replica_redis_reads", "users' states read from Redis (GET)",
+        [](const S& s) { return s.user_fetches; });
+  gauge("freshet_replica_redis_errors",
+        "requests answered without Redis (unreachable, timed out, or in the pause after an error)",
+        [](const S& s) { return s.user_fetch_errors; });
+  gauge("freshet_replica_redis_seconds", "time spent in Redis reads",
+        [](const S& s) { return s.redis_seconds; });
+  gauge("freshet_replica_users_from_cache",
+        "answers from the replica's last copy of the user because Redis was unavailable",
+        [](const S& s) { return s.users_from_cache; });
+  gauge("freshet_replica_users_not_found", "users with no state in Redis (popularity answers)",
+        [](const S& s) { return s.users_not_found; });
+  gauge("freshet_replica_users_cached", "users whose state the replica keeps",
+        [](const S& s) { return s.users_cached; });
+}
+
+// /metrics of a learner that publishes to serving replicas.
+void RegisterPublisherMetrics(const engine::ModelPublisher& p, serving::MetricsRegistry& metrics) {
+  const auto gauge = [&](const char* name, const char* help, auto read) {
+    metrics.AddCallbackGauge(name, help,
+                             [&p, read] { return static_cast<double>(read(p.stats())); });
+  };
+  using S = engine::PublisherStats;
+  gauge("freshet_publish_items", "item rows published to the model topic",
+        [](const S& s) { return s.items_published; });
+  gauge("freshet_publish_users", "users' states written to Redis",
+        [](const S& s) { return s.users_published; });
+  gauge("freshet_publish_redis_commands", "SET commands sent to Redis",
+        [](const S& s) { return s.redis_commands; });
+  gauge("freshet_publish_redis_errors", "publishing rounds whose Redis write failed",
+        [](const S& s) { return s.redis_errors; });
+  gauge("freshet_publish_users_pending", "users waiting to be written when Redis answers again",
+        [](const S& s) { return s.users_pending; });
+  gauge("freshet_publish_users_overflow",
+        "users not remembered while Redis was down (beyond the bound; written with their next "
+        "event)",
+        [](const S& s) { return s.users_overflow; });
+  gauge("freshet_publish_kafka_failures", "model topic messages the broker did not acknowledge",
+        [](const S& s) { return s.kafka_failures; });
+  gauge("freshet_publish_last_round_ms", "wall time of the latest publishing round",
+        [](const S& s) { return s.last_round_ms; });
+}
+
 absl::Status Serve(const ServeFlags& flags) {
   // First of all: a signal that arrives while the state loads or the sources open (a large file
   // takes seconds) must stop the server cleanly, not kill it, nor be lost where the signal was
@@ -163,12 +232,46 @@ absl::Status Serve(const ServeFlags& flags) {
   RaiseFileLimit();
   FRESHET_ASSIGN_OR_RETURN(config::Config config, LoadConfig(flags.config));
   FRESHET_ASSIGN_OR_RETURN(config.serve_admin_token, AdminToken(config));
-  if (flags.sources.empty() && flags.brokers.empty()) {
-    return absl::InvalidArgumentError(
-        "nothing to consume: give --source file:PATH and/or --brokers B --topic T");
+  if (!flags.model_topic.empty()) config.tier_model_topic = flags.model_topic;
+  if (!flags.redis.empty()) config.tier_redis = flags.redis;
+  std::map<std::string, std::string> kafka_properties;
+  for (const std::string& kv : flags.kafka_properties) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--kafka-property '", kv, "': expected key=value"));
+    }
+    kafka_properties[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  if (!flags.brokers.empty() && flags.topics.empty()) {
-    return absl::InvalidArgumentError("--brokers needs at least one --topic");
+  if (flags.follow) {
+    if (!flags.sources.empty() || !flags.data_dir.empty() || flags.reset) {
+      return absl::InvalidArgumentError(
+          "--follow: a serving replica has no --source, --data-dir or --reset; it answers from "
+          "the state a learner publishes (--model-topic, --redis)");
+    }
+    if (flags.brokers.empty() || config.tier_model_topic.empty() || config.tier_redis.empty()) {
+      return absl::InvalidArgumentError(
+          "--follow needs --brokers, --model-topic (or serving_replicas.model_topic) and --redis "
+          "(or serving_replicas.redis)");
+    }
+    if (config.replica_world_size > 1) {
+      return absl::InvalidArgumentError(
+          "--follow: a serving replica is not a rank of a learning group (replicas.world_size)");
+    }
+  } else {
+    if (flags.sources.empty() && flags.brokers.empty()) {
+      return absl::InvalidArgumentError(
+          "nothing to consume: give --source file:PATH and/or --brokers B --topic T "
+          "(or --follow to run a serving replica)");
+    }
+    if (!flags.brokers.empty() && flags.topics.empty()) {
+      return absl::InvalidArgumentError("--brokers needs at least one --topic");
+    }
+    if (!config.tier_model_topic.empty() && (flags.brokers.empty() || config.tier_redis.empty())) {
+      return absl::InvalidArgumentError(
+          "publishing to serving replicas (serving_replicas.model_topic) needs --brokers and "
+          "--redis (or serving_replicas.redis)");
+    }
   }
   const std::string backend_name = flags.backend.empty() ? config.backend : flags.backend;
   std::string note;
@@ -194,6 +297,38 @@ absl::Status Serve(const ServeFlags& flags) {
                            engine::Engine::Open(options, backend.get()));
   FRESHET_RETURN_IF_ERROR(LoadCatalog(flags, config, *engine));
 
+  // Serving replicas (engine/follower/): a replica follows the learner's published state and
+  // answers through it; a learner with a model topic publishes to it.
+  std::unique_ptr<engine::ModelFollower> follower;
+  std::unique_ptr<engine::FollowerReader> follower_reader;
+  std::unique_ptr<engine::ModelPublisher> publisher;
+  if (flags.follow) {
+    engine::FollowerOptions follow;
+    follow.brokers = flags.brokers;
+    follow.kafka_properties = kafka_properties;
+    follow.model_topic = config.tier_model_topic;
+    follow.redis_url = config.tier_redis;
+    follow.key_prefix = config.tier_key_prefix;
+    follow.redis_timeout = absl::Milliseconds(config.tier_redis_timeout_ms);
+    follow.max_users = config.tier_max_users;
+    FRESHET_ASSIGN_OR_RETURN(follower,
+                             engine::ModelFollower::Create(follow, &engine->live_model()));
+    follower_reader =
+        std::make_unique<engine::FollowerReader>(&engine->live_model(), follower.get());
+    engine->ServeThrough(follower_reader.get());
+  } else if (!config.tier_model_topic.empty()) {
+    engine::PublisherOptions publish;
+    publish.brokers = flags.brokers;
+    publish.kafka_properties = kafka_properties;
+    publish.model_topic = config.tier_model_topic;
+    publish.redis_url = config.tier_redis;
+    publish.key_prefix = config.tier_key_prefix;
+    publish.interval = absl::Milliseconds(config.tier_publish_ms);
+    publish.user_ttl_s = config.user_ttl_s;
+    FRESHET_ASSIGN_OR_RETURN(publisher,
+                             engine::ModelPublisher::Create(publish, &engine->live_model()));
+  }
+
   // The HTTP server, on the live engine, starts as soon as the state is loaded: before file
   // sources are read and before Kafka assigns partitions.
   std::atomic<stream::KafkaEventSource*> kafka{nullptr};
@@ -216,7 +351,14 @@ absl::Status Serve(const ServeFlags& flags) {
     api.backend_requested = backend_name;
     api.backend_note = note;
     api.config = config;
-    if (!flags.brokers.empty()) {
+    if (flags.follow && flags.topics.empty()) {
+      api.publish = [](const std::vector<stream::Event>&) -> absl::Status {
+        return absl::FailedPreconditionError(
+            "this is a serving replica (serve --follow): send events to the learner, or start the "
+            "replica with --topic to forward them to the learner's topic");
+      };
+    }
+    if (!flags.brokers.empty() && !flags.topics.empty()) {
       stream::KafkaProducerOptions producer_options;
       producer_options.brokers = flags.brokers;
       FRESHET_ASSIGN_OR_RETURN(producer, stream::KafkaProducer::Create(producer_options));
@@ -261,6 +403,20 @@ absl::Status Serve(const ServeFlags& flags) {
           "no Kafka broker of ", brokers, " has been reachable for ",
           absl::FormatDuration(absl::Trunc(down, absl::Seconds(1))), " (serve.unready_after_ms)"));
     };
+    if (follower != nullptr) {
+      engine::ModelFollower* f = follower.get();
+      api.sources_ready = [f] { return f->ready(); };
+      api.sources_health = [f] { return f->Readiness(); };
+      api.ready_detail = [f](JsonWriter& w) {
+        const engine::FollowerStats s = f->stats();
+        w.Key("item_state_age_s").Double(s.state_age_s);
+        w.Key("model_offset").Int(s.next_offset);
+        w.Key("model_end_offset").Int(s.end_offset);
+        if (!s.last_error.empty()) w.Key("model_topic_error").String(s.last_error);
+      };
+      RegisterFollowerMetrics(*f, metrics);
+    }
+    if (publisher != nullptr) RegisterPublisherMetrics(*publisher, metrics);
     FRESHET_RETURN_IF_ERROR(serving::RegisterApi(*server, *engine, metrics, std::move(api)));
     FRESHET_RETURN_IF_ERROR(serving::RegisterDashboard(*server));
     FRESHET_RETURN_IF_ERROR(server->Start());
@@ -284,7 +440,7 @@ absl::Status Serve(const ServeFlags& flags) {
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), {spec}, source_options));
   }
 
-  if (!flags.brokers.empty()) {
+  if (!flags.brokers.empty() && !flags.follow) {
     stream::KafkaSourceOptions kafka_options;
     kafka_options.brokers = flags.brokers;
     kafka_options.group_id = flags.group;
@@ -296,14 +452,7 @@ absl::Status Serve(const ServeFlags& flags) {
     // one rank's data directory, so the partition must always come back to that rank.
     kafka_options.share_index = config.replica_rank;
     kafka_options.share_count = config.replica_world_size;
-    for (const std::string& kv : flags.kafka_properties) {
-      const size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--kafka-property '", kv, "': expected key=value"));
-      }
-      kafka_options.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
+    kafka_options.properties = kafka_properties;
     FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::KafkaEventSource> source,
                              stream::KafkaEventSource::Create(kafka_options, nullptr));
     kafka.store(source.get());
@@ -314,6 +463,8 @@ absl::Status Serve(const ServeFlags& flags) {
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), names, {}));
   }
 
+  if (follower != nullptr) FRESHET_RETURN_IF_ERROR(follower->Start());
+  if (publisher != nullptr) publisher->Start();
   sources_added.store(true);
   engine::Engine::RunOptions run;
   run.exit_when_done = flags.exit_when_done;
@@ -333,6 +484,8 @@ absl::Status Serve(const ServeFlags& flags) {
   }
   absl::Status status = engine->Run(g_stop, run);
   if (server != nullptr) server->Stop();
+  if (publisher != nullptr) publisher->Stop();  // a last round: what was learnt reaches replicas
+  if (follower != nullptr) follower->Stop();
   reporter_stop.store(true);
   if (reporter.joinable()) reporter.join();
   std::fprintf(stderr, "final %s\n", StatusLine(*engine).c_str());

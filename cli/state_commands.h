@@ -33,6 +33,12 @@ struct ServeFlags {
   // or movies.dat beside it when present.
   std::string catalog;
   std::string catalog_format;  // empty: from the file name
+  // Serving replicas (engine/follower/): with `follow`, a stateless replica of the learner that
+  // publishes to model_topic (else serving_replicas.model_topic) and Redis (else
+  // serving_replicas.redis); without it, a learner publishes there when both are set.
+  bool follow = false;
+  std::string model_topic;
+  std::string redis;
 };
 int RunServe(const ServeFlags& flags);
 

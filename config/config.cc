@@ -271,6 +271,22 @@ const std::vector<KeyImpl>& Registry() {
               "batched scoring reads a copy of the item vectors kept current row by row: int8 for "
               "an exact two-stage scan with AVX-512 VNNI, else the kernels' float layout (CPU "
               "backend; a quarter, else a whole, second copy of the vectors in memory)"),
+      StringKey("serving_replicas.model_topic", &Config::tier_model_topic,
+                "Kafka topic (one partition; cleanup.policy=compact on a real cluster) of the item "
+                "model: a learner with this and redis set publishes its item rows to it, a "
+                "`serve --follow` replica reads it; empty: no serving replicas"),
+      StringKey("serving_replicas.redis", &Config::tier_redis,
+                "redis://HOST:PORT where the learner writes each changed user's state and the "
+                "replicas read it per request"),
+      StringKey("serving_replicas.key_prefix", &Config::tier_key_prefix,
+                "prefix of the users' Redis keys (PREFIX{user}: the user id is the hash tag)"),
+      IntKey("serving_replicas.publish_ms", &Config::tier_publish_ms, 1, 60000,
+             "the learner publishes changed items and users this often"),
+      IntKey("serving_replicas.max_users", &Config::tier_max_users, 1, 100000000,
+             "users whose state a replica keeps between requests (its answers while Redis is "
+             "down)"),
+      IntKey("serving_replicas.redis_timeout_ms", &Config::tier_redis_timeout_ms, 1, 60000,
+             "a replica waits this long for Redis, then answers from its last copy of the user"),
       IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
              "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
              "has been reachable, for this long"),

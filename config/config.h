@@ -103,6 +103,13 @@ struct Config {
   int replica_sync_ms = 100;
   int replica_timeout_ms = 60000;  // longest wait for the other ranks (rendezvous, each exchange)
 
+  // Serving replicas (engine/follower/): stateless `serve --follow` processes.
+  std::string tier_model_topic;  // empty: the learner publishes nothing
+  std::string tier_redis;        // redis://HOST:PORT of the users' states
+  std::string tier_key_prefix = "freshet:user:";
+  int tier_publish_ms = 10;
+  int tier_max_users = 100000;  // users a replica keeps between requests
+  int tier_redis_timeout_ms = 50;
   // [store] RocksDB persistence
   // Dirty rows and source positions are written this often. Each flush rewrites every row changed
   // since the last (with sampled negatives, nearly every item of a small catalog), so the cost is

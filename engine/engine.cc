@@ -21,6 +21,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
   std::unique_ptr<Engine> engine(new Engine(options));
   FRESHET_ASSIGN_OR_RETURN(engine->model_,
                            LiveModel::Create(options.algorithm, options.config, backend));
+  engine->reader_ = engine->model_.get();
   engine->filter_ =
       std::make_unique<ExactlyOnceFilter>(static_cast<size_t>(options.config.idempotency_keys));
   if (options.replicas != nullptr) {

@@ -114,27 +114,33 @@ class Engine {
   // The ingest loop (IngestLoop::Run), until `stop` turns true.
   absl::Status Run(const std::atomic<bool>& stop, const RunOptions& options);
 
-  // --- Reads: the live model, read-only.
-  const ModelReader& model() const { return *model_; }
+  // --- Reads: the live model, read-only (or the reader ServeThrough() named).
+  const ModelReader& model() const { return *reader_; }
   absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
                          learner::Recommendation* out) const {
     return model_->Recommend(user, k, exclude_seen, out);
   }
-  UserInfo User(absl::string_view user) const { return model_->User(user); }
+  UserInfo User(absl::string_view user) const { return reader_->User(user); }
   absl::Status RecommendFor(absl::string_view user, int k, bool exclude_seen,
                             const std::vector<std::string>& exclude_items,
                             RecommendResult* out) const {
-    return model_->RecommendFor(user, k, exclude_seen, exclude_items, out);
+    return reader_->RecommendFor(user, k, exclude_seen, exclude_items, out);
   }
   using RecommendDone = ModelReader::RecommendDone;
   void RecommendAsync(absl::string_view user, int k, bool exclude_seen,
                       const std::vector<std::string>& exclude_items, RecommendDone done) const {
-    model_->RecommendAsync(user, k, exclude_seen, exclude_items, std::move(done));
+    reader_->RecommendAsync(user, k, exclude_seen, exclude_items, std::move(done));
   }
   absl::Status SimilarTo(absl::string_view item, int k, std::vector<ScoredId>* out) const {
-    return model_->SimilarTo(item, k, out);
+    return reader_->SimilarTo(item, k, out);
   }
-  std::vector<std::string> HiddenItems() const { return model_->HiddenItems(); }
+  std::vector<std::string> HiddenItems() const { return reader_->HiddenItems(); }
+  // The live model itself, for the parts that feed it from outside the ingest loop (a serving
+  // replica's follower, the publisher to serving replicas: engine/follower/).
+  LiveModel& live_model() { return *model_; }
+  // Answers reads through `reader` (not owned; must outlive the engine's use) instead of the live
+  // model directly: a serving replica's FollowerReader. Call before serving starts.
+  void ServeThrough(const ModelReader* reader) { reader_ = reader; }
   // See LiveModel::SetFreshnessObserver (the serving tier's freshness histogram).
   void SetFreshnessObserver(std::function<void(double)> observe) {
     model_->SetFreshnessObserver(std::move(observe));
@@ -193,6 +199,7 @@ class Engine {
 
   const EngineOptions options_;
   std::unique_ptr<LiveModel> model_;
+  const ModelReader* reader_ = nullptr;  // model_ unless ServeThrough()
   std::unique_ptr<ExactlyOnceFilter> filter_;
   std::unique_ptr<DurableState> durable_;  // null without a data directory
   std::unique_ptr<ReplicaSync> replicas_;  // null learning alone

@@ -402,9 +402,19 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
       }
     }
     const bool ready = !opts->sources_ready || opts->sources_ready();
-    return absl::StatusOr<HttpResponse>(
-        ready ? HttpResponse::Json(200, "{\"status\":\"ready\"}")
-              : ErrorResponse(503, "waiting for the event sources (Kafka partition assignment)"));
+    if (!ready) {
+      return absl::StatusOr<HttpResponse>(
+          ErrorResponse(503, "waiting for the event sources (Kafka partition assignment)"));
+    }
+    if (!opts->ready_detail) {
+      return absl::StatusOr<HttpResponse>(HttpResponse::Json(200, "{\"status\":\"ready\"}"));
+    }
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("status").String("ready");
+    opts->ready_detail(w);
+    w.EndObject();
+    return absl::StatusOr<HttpResponse>(HttpResponse::Json(200, w.str()));
   }));
   GaugeFamily* partition_lag =
       opts->partition_lag

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/json_writer.h"
 #include "config/config.h"
 #include "engine/engine.h"
 #include "serving/http/http_server.h"
@@ -40,6 +41,8 @@ struct ApiOptions {
   // Why the sources cannot be read now (e.g. no broker reachable for serve.unready_after_ms), or
   // OK. Null: OK.
   std::function<absl::Status()> sources_health;
+  // Members added to /readyz's JSON answer (e.g. a serving replica's item-state age). Optional.
+  std::function<void(JsonWriter&)> ready_detail;
   // Consumer lag summed over partitions, for /metrics; null when there is no broker.
   std::function<int64_t()> consumer_lag;
   // Consumer lag of every assigned partition: (topic, partition, messages). Optional.
