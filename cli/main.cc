@@ -240,6 +240,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--model-topic", serve.model_topic,
                         "the model topic (default: serving_replicas.model_topic): a learner "
                         "publishes its item rows to it, a --follow replica reads it");
+  serve_cmd->add_option("--bootstrap", serve.bootstrap,
+                        "with --follow: the learner's HTTP address (http://HOST:PORT) to take "
+                        "its whole item state from first (GET /admin/model/items, with the admin "
+                        "token), for a model topic that is not compacted");
   serve_cmd->add_option("--redis", serve.redis,
                         "redis://HOST:PORT of the users' states (default: serving_replicas.redis)");
   serve_cmd->add_option("--catalog-format", serve.catalog_format,

@@ -32,6 +32,7 @@
 #include "kernels/backend.h"
 #include "serving/api.h"
 #include "serving/dashboard/dashboard.h"
+#include "serving/http/http_client.h"
 #include "serving/http/http_server.h"
 #include "serving/metrics/metrics_registry.h"
 #include "stream/file_event_source.h"
@@ -313,6 +314,35 @@ absl::Status Serve(const ServeFlags& flags) {
     follow.max_users = config.tier_max_users;
     FRESHET_ASSIGN_OR_RETURN(follower,
                              engine::ModelFollower::Create(follow, &engine->live_model()));
+    if (!flags.bootstrap.empty()) {
+      // The learner's whole item state first: the topic (on a broker that does not compact it)
+      // may no longer hold every row.
+      const absl::Time start = absl::Now();
+      std::vector<std::pair<std::string, std::string>> headers;
+      if (!config.serve_admin_token.empty()) {
+        headers.emplace_back("Authorization", "Bearer " + config.serve_admin_token);
+      }
+      FRESHET_ASSIGN_OR_RETURN(
+          const serving::HttpClientResponse exported,
+          serving::HttpRequestOnce(flags.bootstrap, "GET", "/admin/model/items", "", headers,
+                                   absl::Seconds(60)));
+      if (exported.status != 200) {
+        return absl::UnavailableError(
+            absl::StrCat("--bootstrap ", flags.bootstrap, ": GET /admin/model/items answered ",
+                         exported.status, " ", exported.body.substr(0, 200),
+                         exported.status == 401 || exported.status == 403
+                             ? " (give this replica the learner's admin token)"
+                             : ""));
+      }
+      if (absl::Status s = follower->Bootstrap(exported.body); !s.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("--bootstrap ", flags.bootstrap, ": ", s.message()));
+      }
+      LogInfo(absl::StrCat(
+          "replica: item state from ", flags.bootstrap, " (", follower->stats().items_applied,
+          " item rows, ", exported.body.size(), " bytes) in ",
+          absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))));
+    }
     follower_reader =
         std::make_unique<engine::FollowerReader>(&engine->live_model(), follower.get());
     engine->ServeThrough(follower_reader.get());

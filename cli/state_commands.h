@@ -39,6 +39,9 @@ struct ServeFlags {
   bool follow = false;
   std::string model_topic;
   std::string redis;
+  // With `follow`: the learner's HTTP address (http://HOST:PORT) to take the whole item state
+  // from before following the topic (GET /admin/model/items).
+  std::string bootstrap;
 };
 int RunServe(const ServeFlags& flags);
 

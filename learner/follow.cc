@@ -56,13 +56,14 @@ void Learner::EncodePublishedUser(int32_t row, std::string* out) const {
   w.Put(histories_[row].applied_ns());
 }
 
-absl::Status Learner::FollowGlobals(absl::string_view globals) {
+absl::Status Learner::FollowGlobals(absl::string_view globals, int64_t version) {
+  if (version < followed_globals_version_) return absl::OkStatus();  // older than what we have
   ByteReader r(globals);
-  uint8_t version = 0;
+  uint8_t format = 0;
   std::string algorithm, popularity;
   int32_t dim = 0, users = 0, items = 0, catalog = 0;
   int64_t events = 0, filtered = 0, expired = 0, latest = 0;
-  r.Get(&version);
+  r.Get(&format);
   r.GetString(&algorithm);
   r.Get(&dim);
   r.Get(&users);
@@ -73,7 +74,7 @@ absl::Status Learner::FollowGlobals(absl::string_view globals) {
   r.Get(&expired);
   r.Get(&latest);
   r.GetString(&popularity);
-  if (version != kFormatVersion || !r.done() || items < 0 || catalog < 0 || catalog > items ||
+  if (format != kFormatVersion || !r.done() || items < 0 || catalog < 0 || catalog > items ||
       events < 0) {
     return absl::DataLossError("followed globals: malformed value");
   }
@@ -87,8 +88,10 @@ absl::Status Learner::FollowGlobals(absl::string_view globals) {
   }
   // The rows the learner has: item rows refer to one another (cooc's neighbours), so every row
   // exists before any is decoded; those not received yet are not live and stay out of the catalog.
+  followed_globals_version_ = version;
   if (items > followed_items()) {
     followed_item_ids_.resize(static_cast<size_t>(items));
+    followed_item_versions_.resize(static_cast<size_t>(items), 0);
     popularity_.Resize(items);
     learning().Grow(users_.size(), items);
   }
@@ -100,14 +103,14 @@ absl::Status Learner::FollowGlobals(absl::string_view globals) {
   return absl::OkStatus();
 }
 
-absl::Status Learner::FollowItem(int32_t row, absl::string_view value) {
+absl::Status Learner::FollowItem(int32_t row, absl::string_view value, int64_t version) {
   const std::string what = absl::StrCat("followed item row ", row);
   constexpr int32_t kMaxRows = int32_t{1} << 30;
   if (row < 0 || row >= kMaxRows) return absl::DataLossError(what + ": out of range");
   ByteReader r(value);
-  uint8_t version = 0;
+  uint8_t format = 0;
   absl::string_view id, popularity;
-  if (!r.Get(&version) || version != kFormatVersion || !r.GetStringView(&id) || id.empty() ||
+  if (!r.Get(&format) || format != kFormatVersion || !r.GetStringView(&id) || id.empty() ||
       !r.GetStringView(&popularity)) {
     return absl::DataLossError(what + ": malformed id or popularity");
   }
@@ -115,6 +118,7 @@ absl::Status Learner::FollowItem(int32_t row, absl::string_view value) {
     const int32_t rows = row + 1;
     if (followed_items() != row) followed_ids_changed_ = true;  // a gap, filled later
     followed_item_ids_.resize(static_cast<size_t>(rows));
+    followed_item_versions_.resize(static_cast<size_t>(rows), 0);
     popularity_.Resize(rows);
     learning().Grow(users_.size(), rows);
   }
@@ -124,6 +128,7 @@ absl::Status Learner::FollowItem(int32_t row, absl::string_view value) {
                                             "' in the followed state: it comes from another "
                                             "learner (a reset learner needs a new model topic)"));
   }
+  if (version < followed_item_versions_[row]) return absl::OkStatus();  // older than what we have
   if (!popularity_.DecodeItem(row, popularity)) {
     return absl::DataLossError(what + ": malformed popularity");
   }
@@ -139,6 +144,7 @@ absl::Status Learner::FollowItem(int32_t row, absl::string_view value) {
       followed_ids_changed_ = true;
     }
   }
+  followed_item_versions_[row] = version;
   dirty_items_.Mark(row);  // moves the row's version: packed scoring copies refresh it
   return absl::OkStatus();
 }

@@ -222,10 +222,12 @@ class Learner {
   // Following (the serving side, a learner that never learns): FollowGlobals() with a learner's
   // EncodeGlobals() (the algorithm and dimension must be this learner's: FailedPrecondition),
   // FollowItem() with an item row's EncodeItem(), in any order and repeated as the item changes,
-  // then FollowItemsDone() before the next read. DataLoss for a malformed value, or an item row
-  // that another learner's state gave another id.
-  absl::Status FollowGlobals(absl::string_view globals);
-  absl::Status FollowItem(int32_t row, absl::string_view value);
+  // then FollowItemsDone() before the next read. `version` orders the states of one row (the
+  // publishing time): a state older than the one the row has is skipped, so a replica may apply
+  // an export and then a topic that starts before it. DataLoss for a malformed value, or an item
+  // row that another learner's state gave another id.
+  absl::Status FollowGlobals(absl::string_view globals, int64_t version);
+  absl::Status FollowItem(int32_t row, absl::string_view value, int64_t version);
   absl::Status FollowItemsDone();
   // Item rows received so far (rows between them not yet received are not live).
   int32_t followed_items() const { return static_cast<int32_t>(followed_item_ids_.size()); }
@@ -334,8 +336,10 @@ class Learner {
     int64_t rescales = 0;  // popularity rescales as of the last TakePublishedChanges()
   };
   std::unique_ptr<PublishState> publish_;
-  std::vector<std::string> followed_item_ids_;  // by row; empty: not received yet
-  bool followed_ids_changed_ = false;           // rows not appended in order: rebuild items_
+  std::vector<std::string> followed_item_ids_;   // by row; empty: not received yet
+  std::vector<int64_t> followed_item_versions_;  // by row
+  int64_t followed_globals_version_ = 0;
+  bool followed_ids_changed_ = false;  // rows not appended in order: rebuild items_
 };
 
 }  // namespace freshet::learner

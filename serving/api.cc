@@ -16,6 +16,7 @@
 #include "common/json_writer.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
+#include "engine/follower/publisher.h"
 #include "serving/http/bearer_auth.h"
 #include "simdjson.h"
 #include "stream/event_codec.h"
@@ -563,6 +564,15 @@ absl::Status RegisterApi(HttpServer& server, Engine& engine, MetricsRegistry& me
         for (const std::string& id : e->HiddenItems()) w.String(id);
         w.EndArray();
         return JsonOk(w);
+      })));
+  // The whole item state, for a serving replica starting with --bootstrap (engine/follower/).
+  FRESHET_RETURN_IF_ERROR(server.Handle(
+      "GET", "/admin/model/items", admin([e](const HttpRequest&) -> absl::StatusOr<HttpResponse> {
+        const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+        std::string body = e->WithLearner([now_ns](const learner::Learner& learner) {
+          return engine::ExportItemState(learner, now_ns);
+        });
+        return HttpResponse::Text(200, std::move(body), "application/octet-stream");
       })));
   FRESHET_RETURN_IF_ERROR(server.Handle(
       "GET", "/admin/config", admin([opts](const HttpRequest&) -> absl::StatusOr<HttpResponse> {

@@ -137,21 +137,51 @@ void ModelFollower::Loop() {
 }
 
 void ModelFollower::Apply(const std::vector<rd_kafka_message_t*>& messages) {
+  std::vector<Message> views;
+  views.reserve(messages.size());
+  for (const rd_kafka_message_t* m : messages) {
+    views.push_back({absl::string_view(static_cast<const char*>(m->payload), m->len), m->offset});
+  }
+  ApplyMessages(views);
+}
+
+absl::Status ModelFollower::Bootstrap(absl::string_view exported) {
+  std::vector<Message> messages;
+  ByteReader r(exported);
+  while (!r.done()) {
+    absl::string_view message;
+    if (!r.GetStringView(&message)) {
+      return absl::DataLossError(
+          absl::StrCat("item state export: truncated after ", messages.size(), " records"));
+    }
+    messages.push_back({message, -1});
+  }
+  if (messages.empty()) return absl::DataLossError("item state export: empty");
+  ApplyMessages(messages);
+  MutexLock s(&stats_mu_);
+  if (stats_.malformed > 0) {
+    return absl::DataLossError(absl::StrCat("item state export: ", stats_.malformed,
+                                            " records could not be applied; ", stats_.last_error));
+  }
+  return absl::OkStatus();
+}
+
+void ModelFollower::ApplyMessages(const std::vector<Message>& messages) {
   int64_t items = 0, globals = 0, malformed = 0, next_offset = -1, published_ns = 0;
   std::string first_error;
   model_->WithLearnerExclusive([&](learner::Learner& learner) {
-    for (const rd_kafka_message_t* m : messages) {
-      next_offset = m->offset + 1;
-      absl::string_view value(static_cast<const char*>(m->payload), m->len);
+    for (const Message& m : messages) {
+      if (m.offset >= 0) next_offset = m.offset + 1;
+      absl::string_view value = m.value;
       model_topic::Header header;
       absl::Status status;
       if (!model_topic::GetHeader(&value, &header)) {
         status = absl::DataLossError("not a model topic message");
       } else if (header.kind == model_topic::kItem) {
-        status = learner.FollowItem(header.row, value);
+        status = learner.FollowItem(header.row, value, header.published_ns);
         items += status.ok() ? 1 : 0;
       } else {
-        status = learner.FollowGlobals(value);
+        status = learner.FollowGlobals(value, header.published_ns);
         globals += status.ok() ? 1 : 0;
       }
       if (status.ok()) {
@@ -159,7 +189,8 @@ void ModelFollower::Apply(const std::vector<rd_kafka_message_t*>& messages) {
       } else {
         ++malformed;
         if (first_error.empty()) {
-          first_error = absl::StrCat("offset ", m->offset, ": ", status.message());
+          first_error = absl::StrCat(m.offset >= 0 ? absl::StrCat("offset ", m.offset) : "export",
+                                     ": ", status.message());
         }
       }
     }
@@ -169,6 +200,10 @@ void ModelFollower::Apply(const std::vector<rd_kafka_message_t*>& messages) {
     }
   });
   if (next_offset >= 0) model_->PublishModelVersion(next_offset);
+  if (!first_error.empty()) {
+    MutexLock s(&stats_mu_);
+    stats_.last_error = first_error;
+  }
   if (!first_error.empty()) {
     LogWarning(absl::StrCat("replica: model topic ", options_.model_topic, ": ", malformed,
                             " message(s) not applied; first: ", first_error));

@@ -78,6 +78,10 @@ class ModelFollower {
   ModelFollower(const ModelFollower&) = delete;
   ModelFollower& operator=(const ModelFollower&) = delete;
 
+  // Applies a learner's ExportItemState() (publisher.h) before Start(): the replica then follows
+  // the topic from its beginning, skipping states older than the export's. DataLoss for a
+  // truncated export (nothing of it is applied) or records that cannot be applied.
+  absl::Status Bootstrap(absl::string_view exported);
   // Starts reading the model topic from its beginning.
   absl::Status Start();
   void Stop();  // idempotent
@@ -104,6 +108,12 @@ class ModelFollower {
   void Loop();
   // Applies one poll's messages under one exclusive hold.
   void Apply(const std::vector<rd_kafka_message_t*>& messages);
+  // Applies messages (offset -1: from an export) under one exclusive hold.
+  struct Message {
+    absl::string_view value;
+    int64_t offset = -1;
+  };
+  void ApplyMessages(const std::vector<Message>& messages);
   std::unique_ptr<RedisClient> TakeClient() const;
   void ReturnClient(std::unique_ptr<RedisClient> client) const;
 

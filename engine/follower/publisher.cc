@@ -233,6 +233,24 @@ absl::Status ModelPublisher::Round() {
   return redis_status;
 }
 
+std::string ExportItemState(const learner::Learner& learner, int64_t version_ns) {
+  std::string out, message;
+  const auto put = [&out, &message] {
+    ByteWriter(&out).PutString(message);
+    message.clear();
+  };
+  model_topic::PutHeader({model_topic::kGlobals, version_ns, -1}, &message);
+  learner.EncodeGlobals(&message);
+  put();
+  for (int32_t row = 0; row < learner.items().size(); ++row) {
+    if (!learner.items().IsLive(row)) continue;
+    model_topic::PutHeader({model_topic::kItem, version_ns, row}, &message);
+    learner.EncodeItem(row, &message);
+    put();
+  }
+  return out;
+}
+
 PublisherStats ModelPublisher::stats() const {
   MutexLock s(&stats_mu_);
   return stats_;

@@ -116,6 +116,13 @@ class ModelPublisher {
   Mutex start_stop_mu_;
 };
 
+// The learner's whole item state as model topic messages (model_topic.h) — the globals, then
+// every item row — each stamped with `version_ns`, each preceded by its length (a varint), what
+// GET /admin/model/items answers, and what a replica starting with --bootstrap applies before it
+// follows the topic (ModelFollower::Bootstrap), so it needs no topic that holds every row.
+// The caller holds the learner still (shared).
+std::string ExportItemState(const learner::Learner& learner, int64_t version_ns);
+
 }  // namespace freshet::engine
 
 #endif  // FRESHET_ENGINE_FOLLOWER_PUBLISHER_H_

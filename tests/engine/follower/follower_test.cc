@@ -234,6 +234,39 @@ TEST_F(FollowerTest, MalformedModelTopicMessagesAreCountedAndSkipped) {
   }
 }
 
+// A replica that starts from a learner's export, and then reads a topic that begins with older
+// states of the same rows, keeps the newer ones: it answers like the learner.
+TEST_F(FollowerTest, BootstrapFromAnExportThenOlderTopicStatesAreSkipped) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("hybrid", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  const std::vector<stream::Event> events = learner::GeneratedEvents(4000, 150, 120, 13);
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(0, 2000));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  ASSERT_TRUE((*publisher)->PublishOnce().ok());  // the topic: the state after 2000 events
+  ASSERT_TRUE((*publisher)->FlushKafka(absl::Seconds(10)).ok());
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(2000));
+  std::string exported = (*learner)->WithLearner(
+      [](const learner::Learner& l) { return ExportItemState(l, absl::ToUnixNanos(absl::Now())); });
+  // Only the users go out now (the items' newer states are in the export, not the topic).
+  ASSERT_TRUE((*publisher)->PublishOnce().ok());
+
+  auto replica = LiveModel::Create("hybrid", config, backend_.get());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE(follower.ok());
+  EXPECT_EQ((*follower)->Bootstrap(exported.substr(0, exported.size() / 2)).code(),
+            absl::StatusCode::kDataLoss);  // a truncated export says so
+  ASSERT_TRUE((*follower)->Bootstrap(exported).ok());
+  ASSERT_TRUE((*follower)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); })) << (*follower)->Readiness();
+  const FollowerReader reader(replica->get(), follower->get());
+  for (int u = 0; u < 150; u += 11) {
+    const std::string user = absl::StrCat("u", u);
+    EXPECT_EQ(Answer(reader, user, nullptr), Answer(**learner, user, nullptr)) << user;
+  }
+}
+
 TEST(FollowerOptionsTest, BadAddressesAreClearErrors) {
   EXPECT_FALSE(ParseRedisUrl("localhost:6379").ok());
   EXPECT_FALSE(ParseRedisUrl("redis://localhost").ok());
