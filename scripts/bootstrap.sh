@@ -16,7 +16,8 @@ PACKAGES=(
   kcat                 # Kafka command-line client: inspecting topics; used by the Kafka tests
   libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev       # the durable state (store/)
-  libhiredis-dev       # Redis client: the replicas' rendezvous for their NCCL id (optional)
+  libhiredis-dev       # Redis client: serving replicas (users' states), the NCCL rendezvous
+  haproxy              # the load balancer in front of serving replicas (deploy/haproxy/; tests)
   redis-server         # the tests start a real one on a free loopback port
   curl python3         # the live demo (scripts/demo.sh) reads the API with them
   wrk                  # HTTP load generator for the serving benchmarks

@@ -12,6 +12,7 @@ scripts/build.sh "$@"
 # The bootstrap (in build.sh) installed Chromium, its driver and Selenium: the dashboard's browser
 # test must run, not skip (tests/browser/CMakeLists.txt).
 export FRESHET_REQUIRE_BROWSER=${FRESHET_REQUIRE_BROWSER:-1}
+export FRESHET_REQUIRE_HAPROXY=${FRESHET_REQUIRE_HAPROXY:-1}
 ctest --test-dir build --output-on-failure -j "${FRESHET_JOBS:-$(nproc)}"
 if [[ "${FRESHET_SKIP_FORMAT:-0}" != "1" ]]; then
   scripts/check_format.sh
