@@ -265,8 +265,9 @@ absl::Status Serve(const ServeFlags& flags) {
           "nothing to consume: give --source file:PATH and/or --brokers B --topic T "
           "(or --follow to run a serving replica)");
     }
-    if (!flags.brokers.empty() && flags.topics.empty()) {
-      return absl::InvalidArgumentError("--brokers needs at least one --topic");
+    if (!flags.brokers.empty() && flags.topics.empty() && config.tier_model_topic.empty()) {
+      return absl::InvalidArgumentError(
+          "--brokers needs at least one --topic (or a model topic to publish to)");
     }
     if (!config.tier_model_topic.empty() && (flags.brokers.empty() || config.tier_redis.empty())) {
       return absl::InvalidArgumentError(
@@ -470,7 +471,7 @@ absl::Status Serve(const ServeFlags& flags) {
     FRESHET_RETURN_IF_ERROR(engine->AddSource(std::move(source), {spec}, source_options));
   }
 
-  if (!flags.brokers.empty() && !flags.follow) {
+  if (!flags.brokers.empty() && !flags.follow && !flags.topics.empty()) {
     stream::KafkaSourceOptions kafka_options;
     kafka_options.brokers = flags.brokers;
     kafka_options.group_id = flags.group;

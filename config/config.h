@@ -107,7 +107,7 @@ struct Config {
   std::string tier_model_topic;  // empty: the learner publishes nothing
   std::string tier_redis;        // redis://HOST:PORT of the users' states
   std::string tier_key_prefix = "freshet:user:";
-  int tier_publish_ms = 10;
+  int tier_publish_ms = 2;
   int tier_max_users = 100000;  // users a replica keeps between requests
   int tier_redis_timeout_ms = 50;
   // [store] RocksDB persistence

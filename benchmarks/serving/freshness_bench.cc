@@ -12,6 +12,13 @@
 //          the learner is reported too (ingest_*: the lag minus the answer's applied_ms_ago).
 //   post   the same, the event sent as POST /v1/events (the API is registered without `publish`,
 //          so the event goes straight to the learner and the first GET after it usually sees it).
+//   replica the kafka path, read from a serving replica (engine/follower/) instead: the engine
+//          publishes to a model topic on the same broker and to Redis (--redis, required for this
+//          path) every serving_replicas.publish_ms, and a second engine in the process follows
+//          them (ModelFollower, FollowerReader) behind its own HTTP API, as `serve --follow`
+//          does; the answer that shows the event came from the user's state in Redis. Its line
+//          also reports the replica's item-state lag (publishing -> applied, every model topic
+//          batch applied during the path: item_lag_p50_ms, item_lag_p99_ms).
 // Each path prints one JSON line: {"bench":"freshness","path",...,"p50_ms","p90_ms","p99_ms",
 // "max_ms","mean_ms",...} with the configuration (flush interval, partitions, micro-batch size,
 // librdkafka properties set here, background load).
@@ -31,7 +38,7 @@
 //   freshness_bench [--events N] [--warmup_events N] [--users U] [--items I] [--algo A]
 //                   [--partitions P] [--dir D] [--paths kafka,post] [--background_rate R]
 //                   [--gap_ms G] [--seed S] [--set key=value ...] [--property key=value ...]
-//                   [--producer_property key=value ...]
+//                   [--producer_property key=value ...] [--redis redis://HOST:PORT]
 // Defaults: 1,000 probes per path, 20,000 warm-up events over 2,000 users x 3,000 items, bpr,
 // consumer fetch.wait.max.ms=1 and producer linger.ms=0 (above),
 // 4 partitions, /tmp/freshet_freshness_bench (deleted first), no background load, config defaults
@@ -58,12 +65,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/json_writer.h"
 #include "common/random.h"
 #include "config/config.h"
 #include "engine/engine.h"
+#include "engine/follower/follower.h"
+#include "engine/follower/publisher.h"
 #include "kernels/backend.h"
 #include "serving/api.h"
 #include "serving/http/http_server.h"
@@ -97,6 +107,7 @@ struct Flags {
   std::string algo = "bpr";
   std::string dir = "/tmp/freshet_freshness_bench";
   std::string paths = "kafka,post";
+  std::string redis;  // the replica path's Redis
   std::vector<std::string> sets;
   // Against the development broker, a real broker's fetch behaviour (see the top of the file);
   // --property / --producer_property override them.
@@ -130,6 +141,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     } else if (arg == "--dir") {
       f->dir = value();
       ok = !f->dir.empty();
+    } else if (arg == "--redis") {
+      f->redis = value();
     } else if (arg == "--paths") {
       f->paths = value();
     } else if (arg == "--set") {
@@ -263,8 +276,13 @@ int main(int argc, char** argv) {
   }
   const std::vector<std::string> paths = absl::StrSplit(f.paths, ',', absl::SkipEmpty());
   for (const std::string& p : paths) {
-    if (p != "kafka" && p != "post") {
-      std::fprintf(stderr, "freshness_bench: unknown path '%s' (kafka, post)\n", p.c_str());
+    if (p != "kafka" && p != "post" && p != "replica") {
+      std::fprintf(stderr, "freshness_bench: unknown path '%s' (kafka, post, replica)\n",
+                   p.c_str());
+      return 2;
+    }
+    if (p == "replica" && f.redis.empty()) {
+      std::fprintf(stderr, "freshness_bench: the replica path needs --redis redis://HOST:PORT\n");
       return 2;
     }
   }
@@ -375,6 +393,93 @@ int main(int argc, char** argv) {
   }
   serving::testing::TestHttpClient& client = **connected;
 
+  // The replica path: publishing on the engine, and a replica following it.
+  const bool with_replica = std::find(paths.begin(), paths.end(), "replica") != paths.end();
+  std::unique_ptr<engine::ModelPublisher> publisher;
+  std::unique_ptr<engine::Engine> replica;
+  std::unique_ptr<engine::ModelFollower> follower;
+  std::unique_ptr<engine::FollowerReader> follower_reader;
+  serving::MetricsRegistry replica_metrics;
+  std::unique_ptr<serving::HttpServer> replica_server;
+  std::unique_ptr<serving::testing::TestHttpClient> replica_client;
+  absl::Mutex item_lag_mu;
+  std::vector<double> item_lags;  // ms
+  const auto stop_replica = [&] {
+    if (replica_server != nullptr) replica_server->Stop();
+    if (follower != nullptr) follower->Stop();
+    if (publisher != nullptr) publisher->Stop();
+  };
+  if (with_replica) {
+    engine::PublisherOptions publish;
+    publish.brokers = (*broker)->bootstrap_servers();
+    publish.kafka_properties = f.producer_properties;
+    publish.model_topic = "model";
+    publish.redis_url = f.redis;
+    publish.interval = absl::Milliseconds(config.tier_publish_ms);
+    auto made = engine::ModelPublisher::Create(publish, &engine->live_model());
+    if (!made.ok()) {
+      shutdown();
+      return Fail("creating the publisher", made.status());
+    }
+    publisher = std::move(*made);
+    publisher->Start();
+    engine::EngineOptions replica_options;
+    replica_options.algorithm = f.algo;
+    replica_options.config = config;
+    auto opened_replica = engine::Engine::Open(replica_options, backend->get());
+    if (!opened_replica.ok()) {
+      shutdown();
+      return Fail("opening the replica", opened_replica.status());
+    }
+    replica = std::move(*opened_replica);
+    engine::FollowerOptions follow;
+    follow.brokers = (*broker)->bootstrap_servers();
+    follow.kafka_properties = f.properties;
+    follow.model_topic = "model";
+    follow.redis_url = f.redis;
+    follow.redis_timeout = absl::Milliseconds(config.tier_redis_timeout_ms);
+    auto made_follower = engine::ModelFollower::Create(follow, &replica->live_model());
+    if (!made_follower.ok()) {
+      stop_replica();
+      shutdown();
+      return Fail("creating the follower", made_follower.status());
+    }
+    follower = std::move(*made_follower);
+    follower->SetObservers(
+        [&](double seconds) {
+          absl::MutexLock lock(&item_lag_mu);
+          item_lags.push_back(seconds * 1e3);
+        },
+        nullptr);
+    follower_reader =
+        std::make_unique<engine::FollowerReader>(&replica->live_model(), follower.get());
+    replica->ServeThrough(follower_reader.get());
+    serving::HttpServerOptions replica_http = http;
+    replica_http.metrics = &replica_metrics;
+    replica_server = std::make_unique<serving::HttpServer>(replica_http);
+    serving::ApiOptions replica_api;
+    replica_api.config = config;
+    absl::Status s =
+        serving::RegisterApi(*replica_server, *replica, replica_metrics, std::move(replica_api));
+    if (s.ok()) s = follower->Start();
+    if (s.ok()) s = replica_server->Start();
+    const Clock::time_point ready_start = Clock::now();
+    while (s.ok() && !follower->ready()) {
+      if (MillisSince(ready_start) > 60'000) s = follower->Readiness();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (s.ok()) {
+      auto c = serving::testing::TestHttpClient::Connect(replica_server->port());
+      if (c.ok()) replica_client = std::move(*c);
+      s = c.status();
+    }
+    if (!s.ok()) {
+      stop_replica();
+      shutdown();
+      return Fail("starting the replica", s);
+    }
+  }
+
   std::atomic<bool> background_stop{false};
   std::atomic<int64_t> background_produced{0};
   std::unique_ptr<stream::KafkaProducer> background_producer;
@@ -398,10 +503,15 @@ int main(int argc, char** argv) {
     const int64_t applied_before = engine->stats().events_applied;
     const Clock::time_point path_start = Clock::now();
     absl::Status failure;
+    serving::testing::TestHttpClient& reader = path == "replica" ? *replica_client : client;
+    {
+      absl::MutexLock lock(&item_lag_mu);
+      item_lags.clear();
+    }
     for (int64_t i = 0; i < f.events && failure.ok(); ++i) {
       const std::string& user = warm_users[rng.Below(static_cast<uint32_t>(warm_users.size()))];
       const Clock::time_point read_start = Clock::now();
-      absl::StatusOr<Reading> before = ReadUser(client, user);
+      absl::StatusOr<Reading> before = ReadUser(reader, user);
       if (!before.ok()) {
         failure = before.status();
         break;
@@ -414,7 +524,7 @@ int main(int argc, char** argv) {
       const Event ev =
           MakeEvent(user, absl::StrCat("i", rng.Below(static_cast<uint32_t>(f.items))));
       const Clock::time_point t0 = Clock::now();
-      if (path == "kafka") {
+      if (path == "kafka" || path == "replica") {
         failure = (*producer)->ProduceEvent(kTopic, ev);
       } else {
         std::string body;
@@ -430,7 +540,7 @@ int main(int argc, char** argv) {
       }
       int64_t n_polls = 0;
       while (failure.ok()) {
-        absl::StatusOr<Reading> now = ReadUser(client, user);
+        absl::StatusOr<Reading> now = ReadUser(reader, user);
         ++n_polls;
         if (!now.ok()) {
           failure = now.status();
@@ -448,7 +558,7 @@ int main(int argc, char** argv) {
                                                              absl::FormatDuration(give_up)));
         }
         // Serves the producer's delivery reports while waiting.
-        if (path == "kafka" && (n_polls & 63) == 0) (*producer)->Poll();
+        if (path != "post" && (n_polls & 63) == 0) (*producer)->Poll();
       }
       polls.push_back(static_cast<double>(n_polls));
     }
@@ -478,6 +588,14 @@ int main(int argc, char** argv) {
     w.Key("get_p50_ms").Double(read.p50);
     w.Key("get_p99_ms").Double(read.p99);
     w.Key("polls_p50").Double(poll.p50);
+    if (path == "replica") {
+      absl::MutexLock lock(&item_lag_mu);
+      const Summary item_lag = Summarize(item_lags);
+      w.Key("item_lag_p50_ms").Double(item_lag.p50);
+      w.Key("item_lag_p99_ms").Double(item_lag.p99);
+      w.Key("item_lag_batches").Int(static_cast<int64_t>(item_lags.size()));
+      w.Key("publish_ms").Int(config.tier_publish_ms);
+    }
     w.Key("seconds").Double(seconds);
     w.Key("events_applied").Int(engine->stats().events_applied - applied_before);
     w.Key("algo").String(f.algo);
@@ -502,6 +620,7 @@ int main(int argc, char** argv) {
   background_stop.store(true);
   if (background.joinable()) background.join();
   if (background_producer != nullptr) (void)background_producer->Flush(absl::Seconds(10));
+  stop_replica();
   shutdown();
   if (!run_status.ok() && exit_code == 0) exit_code = Fail("engine", run_status);
   return exit_code;

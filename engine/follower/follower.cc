@@ -8,9 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/burst_end.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "engine/follower/model_topic.h"
@@ -269,82 +271,155 @@ void ModelFollower::ReturnClient(std::unique_ptr<RedisClient> client) const {
 }
 
 ModelFollower::UserState ModelFollower::LoadUser(absl::string_view user) const {
+  return LoadUsers({std::string(user)})[0];
+}
+
+std::vector<ModelFollower::UserState> ModelFollower::LoadUsers(
+    const std::vector<std::string>& users) const {
   const int64_t now_ns = absl::ToUnixNanos(absl::Now());
-  absl::StatusOr<std::optional<std::string>> state =
+  absl::StatusOr<std::vector<std::optional<std::string>>> states =
       absl::UnavailableError("redis: waiting before asking again after an error");
   double seconds = 0;
+  bool asked = false;
   if (now_ns >= redis_down_until_ns_.load(std::memory_order_relaxed)) {
+    std::vector<std::string> keys;
+    keys.reserve(users.size());
+    for (const std::string& user : users) keys.push_back(UserStateKey(options_.key_prefix, user));
     std::unique_ptr<RedisClient> client = TakeClient();
     const absl::Time t = absl::Now();
-    state = client != nullptr ? client->Get(UserStateKey(options_.key_prefix, user))
-                              : absl::UnavailableError("redis: no client");
+    states = client != nullptr ? client->GetMany(keys) : absl::UnavailableError("redis: no client");
     seconds = absl::ToDoubleSeconds(absl::Now() - t);
+    asked = true;
     ReturnClient(std::move(client));
-    if (!state.ok()) {
+    if (!states.ok()) {
       redis_down_until_ns_.store(now_ns + absl::ToInt64Nanoseconds(options_.redis_retry),
                                  std::memory_order_relaxed);
     }
   }
-  UserState source = UserState::kNone;
-  int64_t applied_ns = 0;
-  absl::Status decode;
-  model_->WithLearnerExclusive([&](learner::Learner& learner) {
-    const int32_t known = learner.users().Find(user);
-    if (!state.ok()) {
-      source = known >= 0 ? UserState::kCache : UserState::kNone;
-      return;
+  std::vector<UserState> out(users.size(), UserState::kNone);
+  int64_t not_found = 0, from_cache = 0;
+  if (states.ok()) {
+    // The states that differ from the replica's copies (or that it has none of) are decoded, all
+    // under one hold of the lock; the others are already there.
+    std::vector<size_t> changed;
+    std::vector<uint64_t> prints(users.size(), 0);
+    {
+      MutexLock c(&cache_mu_);
+      for (size_t i = 0; i < users.size(); ++i) {
+        const std::optional<std::string>& state = (*states)[i];
+        if (!state.has_value()) {
+          ++not_found;
+          if (fingerprints_.contains(users[i])) changed.push_back(i);  // gone: forget it
+          continue;
+        }
+        prints[i] = absl::HashOf(*state);
+        const auto it = fingerprints_.find(users[i]);
+        if (it != fingerprints_.end() && it->second == prints[i]) {
+          out[i] = UserState::kRedis;
+        } else {
+          changed.push_back(i);
+        }
+      }
     }
-    if (!state->has_value()) {  // gone from Redis (expired): so from here
-      if (known >= 0) learner.ForgetUser(known);
-      return;
+    if (!changed.empty()) {
+      std::vector<int64_t> ages;
+      std::string first_error;
+      model_->WithLearnerExclusive([&](learner::Learner& learner) {
+        MutexLock c(&cache_mu_);
+        for (size_t i : changed) {
+          const std::string& user = users[i];
+          const int32_t known = learner.users().Find(user);
+          const std::optional<std::string>& state = (*states)[i];
+          if (!state.has_value()) {  // gone from Redis (expired): so from here
+            if (known >= 0) learner.ForgetUser(known);
+            fingerprints_.erase(user);
+            continue;
+          }
+          absl::StatusOr<int32_t> row = learner.FollowUser(*state);
+          if (!row.ok()) {
+            if (first_error.empty()) {
+              first_error = absl::StrCat("user '", user, "': ", row.status().message());
+            }
+            out[i] = known >= 0 ? UserState::kCache : UserState::kNone;
+            continue;
+          }
+          out[i] = UserState::kRedis;
+          if (const int64_t applied = learner.history(*row).applied_ns(); applied > 0) {
+            ages.push_back(now_ns - applied);
+          }
+          if (fingerprints_.insert_or_assign(user, prints[i]).second) cached_.push_back(user);
+          while (static_cast<int64_t>(cached_.size()) > std::max<int64_t>(1, options_.max_users)) {
+            const int32_t oldest = learner.users().Find(cached_.front());
+            fingerprints_.erase(cached_.front());
+            cached_.pop_front();
+            if (oldest >= 0 && oldest != *row) learner.ForgetUser(oldest);
+          }
+        }
+      });
+      if (!first_error.empty()) {
+        LogWarning(absl::StrCat("replica: a user's state in Redis: ", first_error));
+      }
+      if (user_age_observer_) {
+        for (int64_t age : ages) user_age_observer_(static_cast<double>(age) / 1e9);
+      }
     }
-    absl::StatusOr<int32_t> row = learner.FollowUser(**state);
-    if (!row.ok()) {
-      decode = row.status();
-      source = known >= 0 ? UserState::kCache : UserState::kNone;
-      return;
-    }
-    source = UserState::kRedis;
-    applied_ns = learner.history(*row).applied_ns();
-    MutexLock c(&cache_mu_);
-    if (known < 0) cached_.emplace_back(user);
-    while (static_cast<int64_t>(cached_.size()) > std::max<int64_t>(1, options_.max_users)) {
-      const int32_t oldest = learner.users().Find(cached_.front());
-      cached_.pop_front();
-      if (oldest >= 0 && oldest != *row) learner.ForgetUser(oldest);
-    }
-  });
-  if (!decode.ok()) {
-    LogWarning(
-        absl::StrCat("replica: the state of user '", user, "' in Redis: ", decode.message()));
+  } else {
+    model_->WithLearner([&](const learner::Learner& learner) {
+      for (size_t i = 0; i < users.size(); ++i) {
+        if (learner.users().Find(users[i]) >= 0) {
+          out[i] = UserState::kCache;
+          ++from_cache;
+        }
+      }
+    });
   }
-  if (source == UserState::kRedis && applied_ns > 0 && user_age_observer_) {
-    user_age_observer_(static_cast<double>(now_ns - applied_ns) / 1e9);
-  }
+  const int64_t n = static_cast<int64_t>(users.size());
   MutexLock s(&stats_mu_);
-  if (seconds > 0 || state.ok()) ++stats_.user_fetches;
+  if (asked) stats_.user_fetches += n;
   stats_.redis_seconds += seconds;
-  if (!state.ok()) {
-    ++stats_.user_fetch_errors;
-    if (source == UserState::kCache) ++stats_.users_from_cache;
-  } else if (!state->has_value()) {
-    ++stats_.users_not_found;
+  if (!states.ok()) stats_.user_fetch_errors += n;
+  stats_.users_from_cache += from_cache;
+  stats_.users_not_found += not_found;
+  return out;
+}
+
+FollowerReader::~FollowerReader() { Drain(); }
+
+void FollowerReader::Drain() const {
+  std::vector<Request> requests;
+  {
+    MutexLock lock(&queue_mu_);
+    requests.swap(queue_);
   }
-  return source;
+  if (requests.empty()) return;
+  std::vector<std::string> users;
+  users.reserve(requests.size());
+  for (const Request& r : requests) users.push_back(r.user);
+  const std::vector<ModelFollower::UserState> states = follower_->LoadUsers(users);
+  BurstEnd burst;  // the requests are scored together when it closes
+  for (size_t i = 0; i < requests.size(); ++i) Score(requests[i], states[i]);
+}
+
+void FollowerReader::Score(Request& r, ModelFollower::UserState state) const {
+  const char* source = state == ModelFollower::UserState::kRedis   ? "redis"
+                       : state == ModelFollower::UserState::kCache ? "cache"
+                                                                   : "none";
+  model_->RecommendAsync(r.user, r.k, r.exclude_seen, r.exclude_items,
+                         [source, done = std::move(r.done)](absl::StatusOr<RecommendResult> res) {
+                           if (res.ok()) res->user_state = source;
+                           done(std::move(res));
+                         });
 }
 
 void FollowerReader::RecommendAsync(absl::string_view user, int k, bool exclude_seen,
                                     const std::vector<std::string>& exclude_items,
                                     RecommendDone done) const {
-  const ModelFollower::UserState state = follower_->LoadUser(user);
-  const char* source = state == ModelFollower::UserState::kRedis   ? "redis"
-                       : state == ModelFollower::UserState::kCache ? "cache"
-                                                                   : "none";
-  model_->RecommendAsync(user, k, exclude_seen, exclude_items,
-                         [source, done = std::move(done)](absl::StatusOr<RecommendResult> r) {
-                           if (r.ok()) r->user_state = source;
-                           done(std::move(r));
-                         });
+  {
+    MutexLock lock(&queue_mu_);
+    queue_.push_back(Request{std::string(user), k, exclude_seen, exclude_items, std::move(done)});
+  }
+  // In a burst: with the rest of the burst, when it ends; else now.
+  if (!BurstEnd::Defer(this, [this] { Drain(); })) Drain();
 }
 
 UserInfo FollowerReader::User(absl::string_view user) const {

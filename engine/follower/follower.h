@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -97,6 +98,9 @@ class ModelFollower {
   // Brings `user`'s latest state from Redis into the replica's learner. On a Redis error, the
   // replica's last copy (kCache) or none (kNone: popularity).
   UserState LoadUser(absl::string_view user) const;
+  // The same for several users at once: one pipelined round trip to Redis, and the learner's
+  // lock taken once, only when a state differs from the copy the replica has.
+  std::vector<UserState> LoadUsers(const std::vector<std::string>& users) const;
 
   // Observers for /metrics, set before Start(): the publishing-to-applied lag of every model
   // topic message (seconds), and the age of every user state read from Redis (seconds since the
@@ -134,6 +138,9 @@ class ModelFollower {
   // max_users); under the learner's exclusive lock.
   mutable Mutex cache_mu_;
   mutable std::deque<std::string> cached_ ABSL_GUARDED_BY(cache_mu_);
+  // The cached users and a fingerprint of the state each was loaded from: a state read again
+  // unchanged (most reads: no new event of that user) is not decoded again.
+  mutable absl::flat_hash_map<std::string, uint64_t> fingerprints_ ABSL_GUARDED_BY(cache_mu_);
   mutable std::atomic<int64_t> redis_down_until_ns_{0};
 
   mutable Mutex stats_mu_;
@@ -143,11 +150,17 @@ class ModelFollower {
 
 // The ModelReader of a serving replica: the live model, with each user's state brought from
 // Redis before it is scored. Thread-safe like LiveModel.
+//
+// Inside a BurstEnd scope (an HTTP I/O thread's round of ready connections) the round's requests
+// are queued and, when the round ends, their users are read from Redis in one pipelined round
+// trip and applied under one hold of the learner's lock; then they are scored together as one
+// batch (LiveModel's batched scoring). Outside a scope each request is served at once.
 class FollowerReader final : public ModelReader {
  public:
   // Neither is owned; both must outlive the reader.
   FollowerReader(const LiveModel* model, const ModelFollower* follower)
       : model_(model), follower_(follower) {}
+  ~FollowerReader() override;  // answers what is queued
 
   void RecommendAsync(absl::string_view user, int k, bool exclude_seen,
                       const std::vector<std::string>& exclude_items,
@@ -162,8 +175,21 @@ class FollowerReader final : public ModelReader {
   ModelStats stats() const override { return model_->stats(); }
 
  private:
+  struct Request {
+    std::string user;
+    int k = 0;
+    bool exclude_seen = false;
+    std::vector<std::string> exclude_items;
+    RecommendDone done;
+  };
+  // Loads the users of everything queued and hands the requests to the live model.
+  void Drain() const;
+  void Score(Request& request, ModelFollower::UserState state) const;
+
   const LiveModel* const model_;
   const ModelFollower* const follower_;
+  mutable Mutex queue_mu_;
+  mutable std::vector<Request> queue_ ABSL_GUARDED_BY(queue_mu_);
 };
 
 }  // namespace freshet::engine

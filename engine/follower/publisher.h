@@ -42,7 +42,7 @@ struct PublisherOptions {
   std::string model_topic;
   std::string redis_url;  // redis://HOST:PORT
   std::string key_prefix = "freshet:user:";
-  absl::Duration interval = absl::Milliseconds(10);
+  absl::Duration interval = absl::Milliseconds(2);
   // With nothing changed, the globals are published this often, so replicas can tell an idle
   // learner from a lost one.
   absl::Duration heartbeat = absl::Seconds(1);

@@ -87,6 +87,32 @@ class HiredisClient final : public RedisClient {
     return status;
   }
 
+  absl::StatusOr<std::vector<std::optional<std::string>>> GetMany(
+      const std::vector<std::string>& keys) override {
+    std::vector<std::optional<std::string>> values(keys.size());
+    if (keys.empty()) return values;
+    if (absl::Status s = Connect(); !s.ok()) return s;
+    for (const std::string& key : keys) {
+      if (redisAppendCommand(c_.get(), "GET %b", key.data(), key.size()) != REDIS_OK) {
+        return Fail("queueing GET");
+      }
+    }
+    absl::Status status;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      void* raw = nullptr;
+      if (redisGetReply(c_.get(), &raw) != REDIS_OK) return Fail("GET");
+      ReplyPtr reply(static_cast<redisReply*>(raw));
+      if (reply->type == REDIS_REPLY_STRING) {
+        values[i].emplace(reply->str, reply->len);
+      } else if (reply->type != REDIS_REPLY_NIL && status.ok()) {
+        status = absl::UnavailableError(
+            absl::StrCat("redis ", Where(), ": GET answered type ", reply->type));
+      }
+    }
+    if (!status.ok()) return status;
+    return values;
+  }
+
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) override {
     if (absl::Status s = Connect(); !s.ok()) return s;
     ReplyPtr reply(

@@ -44,6 +44,9 @@ class RedisClient {
                                int64_t ttl_s) = 0;
   // GET key: the value, or nullopt when the key does not exist; Unavailable as above.
   virtual absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) = 0;
+  // GET of every key, pipelined (one round trip; keys may live in different cluster slots).
+  virtual absl::StatusOr<std::vector<std::optional<std::string>>> GetMany(
+      const std::vector<std::string>& keys) = 0;
 };
 
 }  // namespace freshet::engine

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/burst_end.h"
 #include "engine/follower/model_topic.h"
 #include "engine/follower/publisher.h"
 #include "engine/live_model.h"
@@ -137,6 +138,33 @@ TEST_P(FollowerTest, ReplicaAnswersEveryUserAsTheLearnerDoes) {
     EXPECT_EQ(Answer(reader, "nobody", nullptr), Answer(**learner, "nobody", nullptr)) << when;
   };
   compare("after the first publication");
+
+  // A burst's requests (an HTTP I/O thread's round) are answered when it ends, as one batch: the
+  // users read from Redis in one round trip, and the same answers.
+  {
+    std::vector<std::string> got(20);
+    int answered = 0;
+    {
+      BurstEnd burst;
+      for (int u = 0; u < 20; ++u) {
+        reader.RecommendAsync(absl::StrCat("u", u), 10, true, {},
+                              [&got, &answered, u](absl::StatusOr<RecommendResult> r) {
+                                ++answered;
+                                if (!r.ok()) return;
+                                got[u] = absl::StrCat(r->personalized ? "personalized" : "popular",
+                                                      " events=", r->user.events, ":");
+                                for (const ScoredId& item : r->items) {
+                                  absl::StrAppend(&got[u], " ", item.item, "=", item.score);
+                                }
+                              });
+      }
+      EXPECT_EQ(answered, 0) << "answered before the burst ended";
+    }
+    ASSERT_EQ(answered, 20);
+    for (int u = 0; u < 20; ++u) {
+      EXPECT_EQ(got[u], Answer(**learner, absl::StrCat("u", u), nullptr)) << "u" << u;
+    }
+  }
 
   // More learning: the replica follows the changed items and reads the changed users again.
   (*learner)->Apply(absl::MakeConstSpan(events).subspan(4000));
