@@ -7,7 +7,15 @@
 #   replica    one replica, reading each user from Redis and the items from the model topic,
 #              while the learner learns RATE events/s on the same cores (replica_learning) or
 #              sits idle (replica_idle: the replica's own cost, no learning beside it);
-#   haproxy2   two replicas behind HAProxy (deploy/haproxy/haproxy.cfg), learner idle.
+#   haproxy2   two replicas behind HAProxy (deploy/haproxy/haproxy.cfg), learner idle;
+#   rolling    three replicas behind HAProxy while the learner learns RATE events/s; during the
+#              run each replica in turn is stopped (SIGTERM; the second one SIGKILL) and started
+#              again, at 1/6, 3/6 and 5/6 of SECONDS: wrk's non_200 and socket_errors count what
+#              reached the client;
+#   catchup    a replica joining a running learner and replica (learner idle): the seconds from
+#              its start to /readyz 200 (--bootstrap: the whole item state from the learner, then
+#              the model topic), and whether it then answers 200 sampled users exactly as the
+#              learner and the first replica do.
 # ITEMS items x d=64 (bpr), 50k users. Everything shares the machine's cores. Prints one JSON line
 # per mode and round: QPS, latency percentiles, the CPU seconds per request of the serving
 # process(es) (from /proc), and of redis-server and HAProxy.
@@ -61,7 +69,7 @@ start_learner() {  # $1: the live stream's rate (0: none); $2: "publish" to publ
 stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
 start_replica() {  # $1: name
   "$F" serve --follow --brokers "$brokers" --model-topic model --redis "$redis" \
-    --bootstrap "$learner_url" --port 0 --status-interval 0 >"$W/$1.out" 2>"$W/$1.err" &
+    --bootstrap "$learner_url" --port "${2:-0}" --status-interval 0 >"$W/$1.out" 2>"$W/$1.err" &
   eval "${1}_pid=$!"
   for _ in $(seq 300); do
     grep -q '^http=' "$W/$1.out" 2>/dev/null && break
@@ -83,6 +91,7 @@ measure() {  # $1 mode, $2 url, $3 serving pids, $4 learner url (for events appl
     wrk -t"${WRK_THREADS:-1}" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/benchmarks/serving/recommend.lua" \
     "$2" >"$W/wrk.out" 2>&1
   t1=$(ticks $3); r1=$(ticks "$redis_pid"); x1=$(ticks ${5:-}); a1=$(metric "$4" freshet_events_applied)
+  echo "measure $1: learner events applied $a0 -> $a1" >&2
   python3 - "$W/wrk.out" "$1" "$ITEMS" "$CONNS" "$t0" "$t1" "$r0" "$r1" "$x0" "$x1" "$hz" "$a0" "$a1" "$DURATION" <<'PY'
 import json, sys
 out, mode, items, conns, t0, t1, r0, r1, x0, x1, hz, a0, a1, dur = sys.argv[1:]
@@ -91,7 +100,7 @@ n = max(1, r["requests"])
 per = lambda a, b: round((int(b) - int(a)) / int(hz) / n * 1e6, 1)
 print(json.dumps({"bench": "replica_load", "mode": mode, "items": int(items), "dim": 64, "k": 20,
                   "connections": int(conns), "requests": r["requests"], "non_200": r["non_200"],
-                  "qps": round(r["rps"]), "p50_ms": r["latency_ms"]["p50"],
+                  "socket_errors": r["socket_errors"], "qps": round(r["rps"]), "p50_ms": r["latency_ms"]["p50"],
                   "p99_ms": r["latency_ms"]["p99"],
                   "serving_cpu_us_per_request": per(t0, t1),
                   "redis_cpu_us_per_request": per(r0, r1),
@@ -125,6 +134,51 @@ for round in $(seq "$ROUNDS"); do
         hpids=$(pgrep -P "$hp" haproxy | tr '\n' ' ')
         measure haproxy2 "http://127.0.0.1:$lb_port" "$r1_pid $r2_pid" "$learner_url" "$hp $hpids"
         stop_pid "$hp"; stop_pid "$r1_pid"; stop_pid "$r2_pid"; stop_pid "$learner_pid" ;;
+      catchup)
+        start_learner 0 publish
+        start_replica r1
+        t_start=$(date +%s.%N)
+        start_replica r2
+        t_ready=$(date +%s.%N)
+        same=0
+        for u in $(seq 0 250 49999); do
+          a=$(curl -s "$learner_url/v1/users/u$u/recommendations?k=20" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["items"], d["user_events"])')
+          b=$(curl -s "$r1_url/v1/users/u$u/recommendations?k=20" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["items"], d["user_events"])')
+          c=$(curl -s "$r2_url/v1/users/u$u/recommendations?k=20" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["items"], d["user_events"])')
+          [[ "$a" == "$b" && "$b" == "$c" ]] && same=$((same + 1))
+        done
+        boot=$(grep -o 'item state from [^)]*)[^;]*' "$W/r2.err" | head -1)
+        python3 -c "import json; print(json.dumps({'bench': 'replica_catchup', 'items': $ITEMS, 'ready_s': round($t_ready - $t_start, 3), 'bootstrap': '''$boot''', 'users_compared': 200, 'users_identical': $same}))"
+        stop_pid "$r2_pid"; stop_pid "$r1_pid"; stop_pid "$learner_pid" ;;
+      rolling)
+        start_learner "$RATE" publish
+        start_replica r1; start_replica r2; start_replica r3
+        lb_port=$(free_port)
+        FRESHET_LB_BIND="127.0.0.1:$lb_port" FRESHET_LEARNER="${learner_url#http://}" \
+          FRESHET_REPLICA_1="${r1_url#http://}" FRESHET_REPLICA_2="${r2_url#http://}" \
+          FRESHET_REPLICA_3="${r3_url#http://}" \
+          "$HAPROXY" -W -db -f "$ROOT/deploy/haproxy/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
+        hp=$!
+        wait_ready "http://127.0.0.1:$lb_port"; sleep 1.5
+        (  # the restarts, while wrk runs
+          for i in 1 2 3; do
+            sleep "$(python3 -c "print($DURATION / 3 - ($i == 1) * $DURATION / 6)")"
+            pid_var="r${i}_pid"; url_var="r${i}_url"; port=${!url_var##*:}
+            sig=TERM; [[ $i == 2 ]] && sig=KILL
+            echo "rolling: SIG$sig r$i at $(date +%T.%N | cut -c1-12)" >&2
+            kill -$sig "${!pid_var}"; while kill -0 "${!pid_var}" 2>/dev/null; do sleep 0.05; done
+            start_replica "r$i" "$port"
+            echo "rolling: r$i ready again at $(date +%T.%N | cut -c1-12)" >&2
+            pid_var="r${i}_pid"; echo "${!pid_var}" >"$W/r$i.pid"
+          done
+        ) &
+        restarter=$!
+        hpids=$(pgrep -P "$hp" haproxy | tr '\n' ' ')
+        measure rolling "http://127.0.0.1:$lb_port" "" "$learner_url" "$hp $hpids"
+        wait "$restarter" || true
+        stop_pid "$hp"
+        for i in 1 2 3; do stop_pid "$(cat "$W/r$i.pid" 2>/dev/null || eval echo "\$r${i}_pid")"; done
+        stop_pid "$learner_pid" ;;
     esac
   done
 done
