@@ -144,7 +144,6 @@ absl::Status ModelPublisher::Round() {
       kafka_status = producer_->ProduceTo(options_.model_topic, model_topic::kPartition, "g", value,
                                           absl::ZeroDuration());
       if (kafka_status.ok()) {
-        last_globals_ = absl::Now();
         globals_sent = true;
       } else {
         unsent_items = items;
@@ -183,6 +182,7 @@ absl::Status ModelPublisher::Round() {
     }
   });
   producer_->Poll();
+  if (globals_sent) last_globals_ = absl::Now();
   pending_items_ = std::move(unsent_items);
   int64_t overflow = 0;
   for (std::string& id : waiting) {
