@@ -271,6 +271,9 @@ const std::vector<KeyImpl>& Registry() {
               "batched scoring reads a copy of the item vectors kept current row by row: int8 for "
               "an exact two-stage scan with AVX-512 VNNI, else the kernels' float layout (CPU "
               "backend; a quarter, else a whole, second copy of the vectors in memory)"),
+      IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
+             "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
+             "has been reachable, for this long"),
       StringKey("serving_replicas.model_topic", &Config::tier_model_topic,
                 "Kafka topic (one partition; cleanup.policy=compact on a real cluster) of the item "
                 "model: a learner with this and redis set publishes its item rows to it, a "
@@ -287,9 +290,6 @@ const std::vector<KeyImpl>& Registry() {
              "down)"),
       IntKey("serving_replicas.redis_timeout_ms", &Config::tier_redis_timeout_ms, 1, 60000,
              "a replica waits this long for Redis, then answers from its last copy of the user"),
-      IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
-             "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
-             "has been reachable, for this long"),
   };
   return *registry;
 }
