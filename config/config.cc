@@ -167,6 +167,9 @@ const std::vector<KeyImpl>& Registry() {
       BoolKey("bpr.tied_context", &Config::bpr_tied_context,
               "build the short-term vector from the items' own embeddings (read only) instead of "
               "separate context embeddings trained on every event"),
+      IntKey("bpr.replay", &Config::bpr_replay, 0, 64,
+             "after each event, steps on this many earlier events drawn from the latest 65,536, "
+             "for their items only (host learning)"),
       FloatKey("ials.reg", &Config::ials_reg, 0, 1e6, "L2 regularisation of user and item vectors"),
       FloatKey("ials.unobserved", &Config::ials_unobserved, 0, 1e6,
                "weight of every unobserved user-item pair (through the cached Gramian)"),
@@ -180,6 +183,9 @@ const std::vector<KeyImpl>& Registry() {
                "pull of a vector towards its previous value (the long-term part)"),
       IntKey("ials.cg_steps", &Config::ials_cg_steps, 0, 1024,
              "conjugate-gradient steps per fold-in, warm-started; 0 solves exactly (Cholesky)"),
+      FloatKey("ials.popularity_weight", &Config::ials_popularity_weight, 0, 1e6,
+               "weight of the popularity prior log(1 + interactions of the item) added to every "
+               "score: what ranks the items of users with few events"),
       IntKey("cooc.window", &Config::cooc_window, 1, 256,
              "latest items of a user that co-occur with each new item"),
       FloatKey("cooc.decay", &Config::cooc_decay, 0, 1,
@@ -190,6 +196,9 @@ const std::vector<KeyImpl>& Registry() {
                "co-occurrence of i and j is divided by (count_i * count_j)^exponent"),
       IntKey("cooc.max_pairs", &Config::cooc_max_pairs, 1000, int64_t{1} << 40,
              "stored pairs beyond which the weakest are pruned"),
+      FloatKey("cooc.session_gap_s", &Config::cooc_session_gap_s, 0, 1e12,
+               "a user's events further apart than this (event-time seconds) are in different "
+               "sessions and do not co-occur; 0: no sessions"),
       FloatKey("hybrid.cooc_weight", &Config::hybrid_cooc_weight, 0, 1e6,
                "weight of the cooc score beside the bpr score in the hybrid model"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,

@@ -47,7 +47,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
     FRESHET_RETURN_IF_ERROR(bpr->InitLearning(make_trainer));
     learner->model_ = std::move(bpr);
   } else if (algorithm == "ials") {
-    learner->model_ = std::make_unique<IalsModel>(config, backend);
+    learner->model_ = std::make_unique<IalsModel>(config, pop, backend);
   } else if (algorithm == "cooc") {
     learner->model_ = std::make_unique<CoocModel>(config, pop, backend);
   } else if (algorithm == "hybrid") {
