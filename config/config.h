@@ -70,6 +70,16 @@ struct Config {
   // [hybrid] weighted blend of bpr and cooc scores
   float hybrid_cooc_weight = 1.0f;
 
+  // [blend] component models combined by a ranker learnt online (learner/blend_model.h)
+  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending";
+  float blend_history_decay = 0.95f;       // weight of the history item k steps back = decay^k
+  int blend_transition_window = 2;         // latest items whose successors are scored
+  float blend_transition_decay = 0.5f;     // weight of the item k steps back = decay^k
+  double blend_trending_half_life = 2000;  // events over which the trending count halves
+  float blend_lr = 0.2f;                   // Adagrad learning rate of the ranker's weights
+  int blend_warmup_events = 2000;          // the ranker learns from every one of the first events
+  int blend_train_cost = 16;               // then item scorings per event spent on ranker steps
+
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {
       {"view", 1.0f}, {"click", 2.0f}, {"cart", 4.0f}, {"purchase", 8.0f}, {"rating", 1.0f}};

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "common/byte_codec.h"
 #include "common/status_macros.h"
+#include "learner/blend_model.h"
 #include "learner/bpr_model.h"
 #include "learner/cooc_model.h"
 #include "learner/hybrid_model.h"
@@ -17,7 +18,7 @@ namespace freshet::learner {
 
 const std::vector<std::string>& AlgorithmNames() {
   static const std::vector<std::string>* names =
-      new std::vector<std::string>{"bpr", "ials", "cooc", "hybrid", "popularity"};
+      new std::vector<std::string>{"bpr", "ials", "cooc", "hybrid", "blend", "popularity"};
   return *names;
 }
 
@@ -52,6 +53,11 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
     learner->model_ = std::make_unique<CoocModel>(config, pop, backend);
   } else if (algorithm == "hybrid") {
     learner->model_ = std::make_unique<HybridModel>(config, pop, backend);
+  } else if (algorithm == "blend") {
+    absl::StatusOr<std::vector<BlendModel::Feature>> features =
+        BlendModel::ParseFeatures(config.blend_features);
+    if (!features.ok()) return features.status();
+    learner->model_ = std::make_unique<BlendModel>(config, *std::move(features), pop, backend);
   } else if (algorithm == "popularity") {
     learner->model_ = std::make_unique<PopularityModel>(pop, backend);
   } else {
