@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   replay_cmd
       ->add_option("--algo", replay.algorithms,
                    "comma-separated models (popularity is always added): bpr, ials, cooc, "
-                   "hybrid, popularity")
+                   "hybrid, blend, popularity")
       ->capture_default_str();
   replay_cmd->add_option("--k", replay.k, "K of Recall@K (default: replay.k = 10)")
       ->check(CLI::Range(1, 10000));
@@ -191,7 +191,8 @@ int main(int argc, char** argv) {
   AddConfigFlags(serve_cmd, &serve.config);
   serve_cmd->add_option("--data-dir", serve.data_dir,
                         "state directory (RocksDB, snapshots); without it nothing is persisted");
-  serve_cmd->add_option("--algo", serve.algorithm, "bpr | ials | cooc | hybrid | popularity")
+  serve_cmd
+      ->add_option("--algo", serve.algorithm, "bpr | ials | cooc | hybrid | blend | popularity")
       ->capture_default_str();
   serve_cmd->add_option("--source", serve.sources,
                         "an event log to replay: file:PATH (repeatable; resumes after its stored "

@@ -167,6 +167,9 @@ const std::vector<KeyImpl>& Registry() {
       BoolKey("bpr.tied_context", &Config::bpr_tied_context,
               "build the short-term vector from the items' own embeddings (read only) instead of "
               "separate context embeddings trained on every event"),
+      IntKey("bpr.replay", &Config::bpr_replay, 0, 64,
+             "after each event, steps on this many earlier events drawn from the latest 65,536, "
+             "for their items only (host learning)"),
       FloatKey("ials.reg", &Config::ials_reg, 0, 1e6, "L2 regularisation of user and item vectors"),
       FloatKey("ials.unobserved", &Config::ials_unobserved, 0, 1e6,
                "weight of every unobserved user-item pair (through the cached Gramian)"),
@@ -180,6 +183,9 @@ const std::vector<KeyImpl>& Registry() {
                "pull of a vector towards its previous value (the long-term part)"),
       IntKey("ials.cg_steps", &Config::ials_cg_steps, 0, 1024,
              "conjugate-gradient steps per fold-in, warm-started; 0 solves exactly (Cholesky)"),
+      FloatKey("ials.popularity_weight", &Config::ials_popularity_weight, 0, 1e6,
+               "weight of the popularity prior log(1 + interactions of the item) added to every "
+               "score: what ranks the items of users with few events"),
       IntKey("cooc.window", &Config::cooc_window, 1, 256,
              "latest items of a user that co-occur with each new item"),
       FloatKey("cooc.decay", &Config::cooc_decay, 0, 1,
@@ -190,8 +196,30 @@ const std::vector<KeyImpl>& Registry() {
                "co-occurrence of i and j is divided by (count_i * count_j)^exponent"),
       IntKey("cooc.max_pairs", &Config::cooc_max_pairs, 1000, int64_t{1} << 40,
              "stored pairs beyond which the weakest are pruned"),
+      FloatKey("cooc.session_gap_s", &Config::cooc_session_gap_s, 0, 1e12,
+               "a user's events further apart than this (event-time seconds) are in different "
+               "sessions and do not co-occur; 0: no sessions"),
       FloatKey("hybrid.cooc_weight", &Config::hybrid_cooc_weight, 0, 1e6,
                "weight of the cooc score beside the bpr score in the hybrid model"),
+      StringKey("blend.features", &Config::blend_features,
+                "components the blend scores with, comma-separated: bpr, cooc, history (cooc over "
+                "the whole recent history), transitions, popularity (all-time), trending (recent "
+                "popularity)"),
+      FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
+               "weight of the co-occurrences of the history item k steps back = decay^k"),
+      IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,
+             "latest items of a user whose observed next items are scored"),
+      FloatKey("blend.transition_decay", &Config::blend_transition_decay, 0, 1,
+               "weight of the transitions from the item k steps back = decay^k"),
+      FloatKey("blend.trending_half_life", &Config::blend_trending_half_life, 1, 1e12,
+               "events (of the whole stream) over which an item's trending count halves"),
+      FloatKey("blend.lr", &Config::blend_lr, 0, 1e3,
+               "Adagrad learning rate of the blend weights (0 keeps the initial weights)"),
+      IntKey("blend.warmup_events", &Config::blend_warmup_events, 0, int64_t{1} << 40,
+             "the ranker takes a step on every one of the stream's first events"),
+      IntKey("blend.train_cost", &Config::blend_train_cost, 0, 1 << 30,
+             "after the warm-up: item scorings per event spent on ranker steps (a step scores "
+             "the catalog, so steps come every catalog / train_cost events)"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

@@ -42,20 +42,22 @@ struct Config {
   float bpr_negative_alpha = 0.75f;  // negatives drawn by popularity^alpha (0 = uniform)
   float bpr_lr = 0.1f;               // row-wise Adagrad base learning rate
   float bpr_l2 = 0.01f;
-  int bpr_window = 3;                  // latest items forming the short-term user vector
+  int bpr_window = 5;                  // latest items forming the short-term user vector
   float bpr_window_decay = 0.6f;       // weight of the item k steps back = decay^k
   float bpr_short_term_weight = 1.0f;  // weight of the short-term vector beside the long-term one
   float bpr_long_term_weight = 0.3f;
   bool bpr_tied_context = true;  // short-term vector from the item embeddings, not its own
+  int bpr_replay = 3;            // steps on earlier events after each event (item side)
 
   // [ials] implicit ALS with closed-form user fold-in
-  float ials_reg = 0.05f;        // L2 on user and item vectors
-  float ials_unobserved = 3.0f;  // weight alpha0 of every unobserved pair (Gramian term)
-  float ials_confidence = 8.0f;  // confidence of an observed pair = 1 + confidence * recency
-  int ials_window = 32;          // latest items the fold-in uses
+  float ials_reg = 0.05f;         // L2 on user and item vectors
+  float ials_unobserved = 3.0f;   // weight alpha0 of every unobserved pair (Gramian term)
+  float ials_confidence = 20.0f;  // confidence of an observed pair = 1 + confidence * recency
+  int ials_window = 64;           // latest items the fold-in uses
   float ials_window_decay = 0.85f;
-  float ials_long_term = 0.1f;  // pull of the previous vector (the long-term part)
-  int ials_cg_steps = 3;        // conjugate-gradient steps per solve; 0 = exact Cholesky
+  float ials_long_term = 4.0f;          // pull of the previous vector (the long-term part)
+  int ials_cg_steps = 3;                // conjugate-gradient steps per solve; 0 = exact Cholesky
+  float ials_popularity_weight = 0.1f;  // weight of the popularity prior log(1 + count_i)
 
   // [cooc] item-to-item co-occurrence over each user's latest items
   int cooc_window = 16;     // how many of the user's latest items are neighbours of a new one
@@ -63,9 +65,20 @@ struct Config {
   float cooc_popularity_weight = 0.05f;  // weight of log(1 + popularity) in the score
   float cooc_norm_exponent = 0.5f;       // divide by (count_i * count_j)^exponent
   int64_t cooc_max_pairs = 20000000;     // pruned by weight beyond this many stored pairs
+  double cooc_session_gap_s = 3600;      // a user's events further apart start a new session
 
   // [hybrid] weighted blend of bpr and cooc scores
   float hybrid_cooc_weight = 1.0f;
+
+  // [blend] component models combined by a ranker learnt online (learner/blend_model.h)
+  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending";
+  float blend_history_decay = 0.95f;       // weight of the history item k steps back = decay^k
+  int blend_transition_window = 2;         // latest items whose successors are scored
+  float blend_transition_decay = 0.5f;     // weight of the item k steps back = decay^k
+  double blend_trending_half_life = 2000;  // events over which the trending count halves
+  float blend_lr = 0.2f;                   // Adagrad learning rate of the ranker's weights
+  int blend_warmup_events = 2000;          // the ranker learns from every one of the first events
+  int blend_train_cost = 16;               // then item scorings per event spent on ranker steps
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

@@ -37,7 +37,8 @@ BprModel::BprModel(const config::Config& config, const Popularity* popularity,
       items_(config.dim),
       sampler_(config.bpr_negative_alpha),
       sample_rng_(config.seed),
-      log_negatives_(std::log(static_cast<float>(config.bpr_negatives))) {
+      log_negatives_(std::log(static_cast<float>(config.bpr_negatives))),
+      replay_rng_(config.seed + 3) {
   const size_t stride = static_cast<size_t>(items_.stride());
   query_.assign(stride, 0.0f);
   grad_query_.assign(stride, 0.0f);
@@ -184,8 +185,48 @@ void BprModel::Learn(const Interaction& event) {
     if (static_cast<int64_t>(queue_.users.size()) >= micro_batch_) Flush();
     return;
   }
+  sampler_.Observe(*popularity_, event.catalog);
+  LearnEvent(event, /*update_user=*/true);
+  if (config_.bpr_replay == 0) return;
+  // Replay: steps on earlier events, drawn uniformly from the latest kReplayEvents, for the item
+  // side only (their users' rows are not this event's to change).
+  // The events replayed now were drawn at the previous event and their rows prefetched then.
+  for (size_t r = 0; r < replay_due_.size(); ++r) {
+    const ReplayEvent& past = replay_[replay_due_[r]];
+    Interaction again = event;
+    again.user = past.user;
+    again.item = past.item;
+    again.weight = past.weight;
+    again.recent = absl::MakeConstSpan(past.recent, static_cast<size_t>(past.recent_size));
+    LearnEvent(again, /*update_user=*/false);
+  }
+  ReplayEvent entry;
+  entry.user = event.user;
+  entry.item = event.item;
+  entry.weight = event.weight;
+  const size_t n = std::min({event.recent.size(), static_cast<size_t>(config_.bpr_window),
+                             static_cast<size_t>(kReplayWindow)});
+  std::copy(event.recent.end() - static_cast<std::ptrdiff_t>(n), event.recent.end(), entry.recent);
+  entry.recent_size = static_cast<int32_t>(n);
+  if (replay_.size() < kReplayEvents) {
+    replay_.push_back(entry);
+  } else {
+    replay_[replay_next_] = entry;
+    replay_next_ = (replay_next_ + 1) % kReplayEvents;
+  }
+  replay_due_.resize(static_cast<size_t>(config_.bpr_replay));
+  for (size_t& index : replay_due_) {
+    index = static_cast<size_t>(replay_rng_.Next() % replay_.size());
+    const ReplayEvent& past = replay_[index];
+    const float* user = users_.Row(past.user);
+    for (int64_t off = 0; off < stride_; off += 16) __builtin_prefetch(user + off);
+    PrefetchItem(past.item);
+    for (int k = 0; k < past.recent_size; ++k) PrefetchItem(past.recent[k]);
+  }
+}
+
+void BprModel::LearnEvent(const Interaction& event, bool update_user) {
   const int32_t catalog = event.catalog;
-  sampler_.Observe(*popularity_, catalog);
   QueryVector(event.user, event.recent, query_.data(), &weights_);
 
   candidates_.clear();
@@ -255,7 +296,7 @@ void BprModel::Learn(const Interaction& event) {
     bias_[item] -=
         config_.bpr_lr / std::sqrt(bias_accumulator_[item] + kAdagradEpsilon) * coeff_[c];
   }
-  if (config_.bpr_long_term_weight > 0) {
+  if (update_user && config_.bpr_long_term_weight > 0) {
     AdagradStep(users_.Row(event.user), users_.Accumulator(event.user),
                 config_.bpr_long_term_weight, grad_query_.data(), grad_query_sq);
   }

@@ -9,6 +9,10 @@
 // item-to-next-item structure. Without it c_j is a separate context embedding trained on every
 // event (a factorised Markov chain, as in FPMC), at the cost of writing those rows too.
 //
+// Replay (bpr.replay = n > 0, host learning only): after each event, n more steps on events
+// drawn from the latest 65,536, for their items (vectors, biases) and not their users: a second
+// look at recent events that a single pass of SGD underfits. Not persisted; it refills.
+//
 // Micro-batched learning (a GPU, or kernels.micro_batch > 0): Learn() samples the negatives and
 // the logQ terms on the host exactly as above and queues the event; every kernels.micro_batch
 // events, and on Flush(), a BprTrainer (learner/trainers/) learns the queue in one step (semantics:
@@ -116,6 +120,8 @@ class BprModel : public Model {
   int32_t NextNegative();
   // Prefetches everything Learn() reads for an item candidate.
   void PrefetchItem(int32_t item) const;
+  // Learn() on the host for one event; with update_user false the user's row is left alone.
+  void LearnEvent(const Interaction& event, bool update_user);
   // Micro-batched Learn(): queues the event with its negatives, logQ terms and context.
   void Enqueue(const Interaction& event);
   // Uploads the rows the host wrote since the trainer last saw them (new, loaded, reset or
@@ -144,6 +150,20 @@ class BprModel : public Model {
   std::vector<uint32_t> draw_queue_;     // raw draws whose table slots are being fetched
   std::vector<int32_t> negative_queue_;  // resolved negatives whose rows are being fetched
   size_t queue_head_ = 0;
+
+  // Replay (bpr.replay): the latest events, a ring once full.
+  static constexpr size_t kReplayEvents = 65536;
+  static constexpr int kReplayWindow = 8;
+  struct ReplayEvent {
+    int32_t user, item;
+    float weight;
+    int32_t recent_size;
+    int32_t recent[kReplayWindow];
+  };
+  std::vector<ReplayEvent> replay_;
+  size_t replay_next_ = 0;
+  std::vector<size_t> replay_due_;  // replayed at the next event (drawn ahead, rows prefetched)
+  Rng replay_rng_;
 
   // Scratch for Learn(), sized once.
   std::vector<float> query_, grad_query_;

@@ -10,9 +10,13 @@ namespace freshet::learner {
 
 CoocModel::CoocModel(const config::Config& config, const Popularity* popularity,
                      const kernels::Backend* backend)
-    : config_(config), popularity_(popularity), backend_(backend) {}
+    : config_(config),
+      popularity_(popularity),
+      backend_(backend),
+      sessions_(config.cooc_session_gap_s) {}
 
-void CoocModel::Grow(int32_t, int32_t items) {
+void CoocModel::Grow(int32_t users, int32_t items) {
+  sessions_.Grow(users);
   neighbours_.resize(static_cast<size_t>(items));
   counts_.resize(static_cast<size_t>(items), 0);
   inverse_norm_.resize(static_cast<size_t>(items), 1.0f);
@@ -25,7 +29,9 @@ void CoocModel::AddPair(int32_t a, int32_t b, float weight) {
 }
 
 void CoocModel::Learn(const Interaction& event) {
-  const int n = std::min<int>(config_.cooc_window, static_cast<int>(event.recent.size()));
+  const int n = std::min({config_.cooc_window, static_cast<int>(event.recent.size()),
+                          sessions_.Items(event.user, event.ts_ms)});
+  sessions_.Count(event.user, event.ts_ms);
   float w = event.weight;
   for (int k = 0; k < n; ++k) {
     const int32_t j = event.recent[event.recent.size() - 1 - k];
@@ -73,19 +79,30 @@ void CoocModel::Prune() {
 
 void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
   const int32_t catalog = static_cast<int32_t>(std::min(scores.size(), neighbours_.size()));
-  for (int32_t i = 0; i < catalog; ++i) {
-    scores[i] =
-        config_.cooc_popularity_weight * static_cast<float>(std::log1p(popularity_->Value(i)));
+  if (config_.cooc_popularity_weight == 0) {
+    std::fill(scores.begin(), scores.end(), 0.0f);
+  } else {
+    for (int32_t i = 0; i < catalog; ++i) {
+      scores[i] =
+          config_.cooc_popularity_weight * static_cast<float>(std::log1p(popularity_->Value(i)));
+    }
   }
-  const int n = std::min<int>(config_.cooc_window, static_cast<int>(query.recent.size()));
+  AddScores(query.recent, config_.cooc_window, config_.cooc_decay,
+            scores.subspan(0, static_cast<size_t>(catalog)));
+}
+
+void CoocModel::AddScores(absl::Span<const int32_t> recent, int window, float decay,
+                          absl::Span<float> scores) const {
+  const int32_t catalog = static_cast<int32_t>(std::min(scores.size(), neighbours_.size()));
+  const int n = std::min<int>(window, static_cast<int>(recent.size()));
   float w = 1.0f;
   for (int k = 0; k < n; ++k) {
-    const int32_t j = query.recent[query.recent.size() - 1 - k];
+    const int32_t j = recent[recent.size() - 1 - k];
     const float scale = w * inverse_norm_[j];
     for (const auto& [item, c] : neighbours_[j]) {
       if (item < catalog) scores[item] += scale * c * inverse_norm_[item];
     }
-    w *= config_.cooc_decay;
+    w *= decay;
   }
 }
 

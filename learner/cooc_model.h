@@ -3,6 +3,10 @@
 // scored from their latest items: score(n) = sum_k decay^k * C(j_k, n) / (count_j * count_n)^e
 // + popularity_weight * log(1 + popularity_n). On streams where the next event follows the last
 // few (most real clickstreams) this learns instantly what embeddings learn slowly.
+//
+// Sessions (cooc.session_gap_s > 0, learner/sessions.h): only the items of the new item's session
+// co-occur with it. Anonymous sessions need nothing more: a log keyed by session id treats each
+// session as a user.
 #ifndef FRESHET_LEARNER_COOC_MODEL_H_
 #define FRESHET_LEARNER_COOC_MODEL_H_
 
@@ -12,6 +16,7 @@
 #include "config/config.h"
 #include "learner/model.h"
 #include "learner/popularity.h"
+#include "learner/sessions.h"
 
 namespace freshet::learner {
 
@@ -27,11 +32,22 @@ class CoocModel : public Model {
   absl::Status Recommend(const UserQuery& query, int k,
                          std::vector<kernels::ScoredItem>* out) const override;
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
+  // Adds the co-occurrence part of the score over the latest `window` items of `recent`, the item
+  // k steps back weighted by decay^k, to scores of rows [0, scores.size()).
+  void AddScores(absl::Span<const int32_t> recent, int window, float decay,
+                 absl::Span<float> scores) const;
 
+  // A user row is the user's session (learner/sessions.h).
+  void EncodeUser(int32_t row, std::string* out) const override { sessions_.Encode(row, out); }
+  absl::Status DecodeUser(int32_t row, absl::string_view in) override {
+    return sessions_.Decode(row, in);
+  }
+  void ResetUser(int32_t row) override { sessions_.Reset(row); }
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
   // Recounts the stored pairs.
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
+  int64_t BytesPerUser() const override { return sessions_.BytesPerUser(); }
   int64_t BytesPerItem() const override;
 
   int64_t stored_pairs() const { return pairs_; }
@@ -49,6 +65,7 @@ class CoocModel : public Model {
   std::vector<float> inverse_norm_;
   std::vector<int64_t> counts_;
   int64_t pairs_ = 0;
+  Sessions sessions_;
 };
 
 }  // namespace freshet::learner

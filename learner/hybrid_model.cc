@@ -54,6 +54,27 @@ absl::Status HybridModel::Recommend(const UserQuery& query, int k,
                                   k, out);
 }
 
+void HybridModel::EncodeUser(int32_t row, std::string* out) const {
+  std::string part;
+  ByteWriter w(out);
+  bpr_.EncodeUser(row, &part);
+  w.PutString(part);
+  part.clear();
+  cooc_.EncodeUser(row, &part);
+  w.PutString(part);
+}
+
+absl::Status HybridModel::DecodeUser(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  absl::string_view bpr, cooc;
+  if (r.GetStringView(&bpr) && r.GetStringView(&cooc) && r.done() &&
+      bpr_.DecodeUser(row, bpr).ok()) {
+    return cooc_.DecodeUser(row, cooc);
+  }
+  cooc_.ResetUser(row);
+  return bpr_.DecodeUser(row, in);  // the bpr part alone
+}
+
 void HybridModel::EncodeItem(int32_t row, std::string* out) const {
   std::string part;
   ByteWriter w(out);

@@ -28,21 +28,23 @@ class HybridModel : public Model {
                          std::vector<kernels::ScoredItem>* out) const override;
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
 
-  // Rows hold the bpr part and the cooc part, each length-prefixed.
-  void EncodeUser(int32_t row, std::string* out) const override { bpr_.EncodeUser(row, out); }
+  // Rows hold the bpr part and the cooc part, each length-prefixed. (User rows stored before the
+  // cooc part had sessions are the bpr part alone, and still load.)
+  void EncodeUser(int32_t row, std::string* out) const override;
   void EncodeItem(int32_t row, std::string* out) const override;
-  absl::Status DecodeUser(int32_t row, absl::string_view in) override {
-    return bpr_.DecodeUser(row, in);
-  }
+  absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override {
     bpr_.FinishLoad(users, items, events);
     cooc_.FinishLoad(users, items, events);
   }
-  void ResetUser(int32_t row) override { bpr_.ResetUser(row); }
+  void ResetUser(int32_t row) override {
+    bpr_.ResetUser(row);
+    cooc_.ResetUser(row);
+  }
   kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }
   const float* UserVector(int32_t row) const override { return bpr_.UserVector(row); }
-  int64_t BytesPerUser() const override { return bpr_.BytesPerUser(); }
+  int64_t BytesPerUser() const override { return bpr_.BytesPerUser() + cooc_.BytesPerUser(); }
   int64_t BytesPerItem() const override { return bpr_.BytesPerItem() + cooc_.BytesPerItem(); }
   void set_dirty_items(DirtyRows* dirty) override {
     Model::set_dirty_items(dirty);

@@ -14,8 +14,10 @@ namespace freshet::learner {
 using internal::Axpy;
 using internal::Dot;
 
-IalsModel::IalsModel(const config::Config& config, const kernels::Backend* backend)
+IalsModel::IalsModel(const config::Config& config, const Popularity* popularity,
+                     const kernels::Backend* backend)
     : config_(config),
+      popularity_(popularity),
       backend_(backend),
       dim_(config.dim),
       users_(config.dim),
@@ -31,6 +33,7 @@ void IalsModel::Grow(int32_t users, int32_t items) {
   users_.Resize(users, config_.init_std, config_.seed);
   items_.Resize(items, config_.init_std, config_.seed + 1);
   item_users_.resize(static_cast<size_t>(items));
+  bias_.resize(static_cast<size_t>(items), 0.0f);
 }
 
 void IalsModel::Admit(std::vector<double>& gram, const EmbeddingTable& table, int32_t rows,
@@ -139,6 +142,9 @@ bool IalsModel::AllFinite(const float* row) const {
 }
 
 void IalsModel::Learn(const Interaction& event) {
+  // The event's item is counted once the event is learnt (the Learner counts it after this call).
+  bias_[event.item] = config_.ials_popularity_weight *
+                      std::log1p(static_cast<float>(popularity_->Count(event.item) + 1));
   // Users, like items, are numbered in order of first appearance.
   Admit(user_gram_, users_, std::max(users_in_gram_, event.user + 1), &users_in_gram_);
   Admit(item_gram_, items_, event.catalog, &items_in_gram_);
@@ -175,13 +181,13 @@ void IalsModel::Learn(const Interaction& event) {
 absl::Status IalsModel::Recommend(const UserQuery& query, int k,
                                   std::vector<kernels::ScoredItem>* out) const {
   const kernels::TopKQuery q{users_.Row(query.user), query.exclude};
-  return backend_->TopK(items_.View(), absl::MakeConstSpan(&q, 1), k, absl::MakeSpan(out, 1));
+  return backend_->TopK(ScoringMatrix(), absl::MakeConstSpan(&q, 1), k, absl::MakeSpan(out, 1));
 }
 
 void IalsModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
   const float* user = users_.Row(query.user);
   const int64_t n = std::min<int64_t>(items_.rows(), static_cast<int64_t>(scores.size()));
-  for (int64_t i = 0; i < n; ++i) scores[i] = Dot(user, items_.Row(i), dim_);
+  for (int64_t i = 0; i < n; ++i) scores[i] = Dot(user, items_.Row(i), dim_) + bias_[i];
 }
 
 // Persisted rows: a user is its vector; an item its vector and its latest users (newest last).
@@ -232,6 +238,12 @@ absl::Status IalsModel::DecodeServedItem(int32_t row, absl::string_view in) {
 }
 
 void IalsModel::FinishLoad(int32_t users, int32_t items, int64_t) {
+  for (int32_t i = 0; i < items; ++i) {
+    bias_[i] = popularity_->Count(i) == 0
+                   ? 0.0f
+                   : config_.ials_popularity_weight *
+                         std::log1p(static_cast<float>(popularity_->Count(i)));
+  }
   std::fill(user_gram_.begin(), user_gram_.end(), 0.0);
   std::fill(item_gram_.begin(), item_gram_.end(), 0.0);
   users_in_gram_ = 0;

@@ -10,6 +10,11 @@
 // sum_j c_j q_j + lt p_prev, with G = sum_i q_i q_i^T kept up to date by rank-one updates.
 // The solve is exact (Cholesky) when ials.cg_steps is 0, else that many conjugate-gradient
 // steps warm-started from the previous vector (Takacs et al. 2011), which is far cheaper.
+//
+// Popularity prior: score(u, i) = p_u . q_i + ials.popularity_weight * log(1 + count_i). A user
+// with few events has a vector that says little, and the prior ranks their items by popularity
+// (as it ranks users freshet has never seen); the fitted part p_u . q_i, which grows with the
+// evidence, dominates for active users. It is an item bias, so scoring stays one inner product.
 #ifndef FRESHET_LEARNER_IALS_MODEL_H_
 #define FRESHET_LEARNER_IALS_MODEL_H_
 
@@ -19,13 +24,16 @@
 #include "config/config.h"
 #include "learner/embedding_table.h"
 #include "learner/model.h"
+#include "learner/popularity.h"
 
 namespace freshet::learner {
 
 // Not thread-safe (see Model).
 class IalsModel : public Model {
  public:
-  IalsModel(const config::Config& config, const kernels::Backend* backend);
+  // `popularity` and `backend` must outlive the model.
+  IalsModel(const config::Config& config, const Popularity* popularity,
+            const kernels::Backend* backend);
 
   std::string name() const override { return "ials"; }
   void Grow(int32_t users, int32_t items) override;
@@ -49,7 +57,7 @@ class IalsModel : public Model {
     out->assign(row, row + users_.stride());
     return true;
   }
-  kernels::ItemMatrixView ScoringMatrix() const override { return items_.View(); }
+  kernels::ItemMatrixView ScoringMatrix() const override { return items_.View(bias_.data()); }
   const float* UserVector(int32_t row) const override { return users_.Row(row); }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
@@ -71,8 +79,10 @@ class IalsModel : public Model {
   void UpdateGram(std::vector<double>& gram, const float* old_row, const float* new_row);
 
   const config::Config config_;
+  const Popularity* popularity_;
   const kernels::Backend* backend_;
   const int dim_;
+  std::vector<float> bias_;  // the popularity prior of each item
   EmbeddingTable users_;
   EmbeddingTable items_;
   std::vector<double> user_gram_;  // dim x dim, sum of p p^T

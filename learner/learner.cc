@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "common/byte_codec.h"
 #include "common/status_macros.h"
+#include "learner/blend_model.h"
 #include "learner/bpr_model.h"
 #include "learner/cooc_model.h"
 #include "learner/hybrid_model.h"
@@ -17,7 +18,7 @@ namespace freshet::learner {
 
 const std::vector<std::string>& AlgorithmNames() {
   static const std::vector<std::string>* names =
-      new std::vector<std::string>{"bpr", "ials", "cooc", "hybrid", "popularity"};
+      new std::vector<std::string>{"bpr", "ials", "cooc", "hybrid", "blend", "popularity"};
   return *names;
 }
 
@@ -47,11 +48,16 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(absl::string_view algor
     FRESHET_RETURN_IF_ERROR(bpr->InitLearning(make_trainer));
     learner->model_ = std::move(bpr);
   } else if (algorithm == "ials") {
-    learner->model_ = std::make_unique<IalsModel>(config, backend);
+    learner->model_ = std::make_unique<IalsModel>(config, pop, backend);
   } else if (algorithm == "cooc") {
     learner->model_ = std::make_unique<CoocModel>(config, pop, backend);
   } else if (algorithm == "hybrid") {
     learner->model_ = std::make_unique<HybridModel>(config, pop, backend);
+  } else if (algorithm == "blend") {
+    absl::StatusOr<std::vector<BlendModel::Feature>> features =
+        BlendModel::ParseFeatures(config.blend_features);
+    if (!features.ok()) return features.status();
+    learner->model_ = std::make_unique<BlendModel>(config, *std::move(features), pop, backend);
   } else if (algorithm == "popularity") {
     learner->model_ = std::make_unique<PopularityModel>(pop, backend);
   } else {

@@ -180,7 +180,8 @@ class Learner {
   // rank sends its whole item table, so the joiners receive the rows they lack.
   //
   // Starts recording changes; the next TakeReplicaChanges() joins. FailedPrecondition for a model
-  // without replicated item parameters (bpr has them; ials, cooc, hybrid and popularity do not).
+  // without replicated item parameters (bpr has them; ials, cooc, hybrid, blend and popularity do
+  // not).
   absl::Status EnableReplicas();
   bool replicas_enabled() const { return replicas_ != nullptr; }
   // This replica's message for the next exchange (requires EnableReplicas()).

@@ -18,6 +18,6 @@ else
   data=build/generated-200k.jsonl
   [[ -f "$data" ]] || build/cli/freshet generate --events 200000 --users 5000 --items 3000 --output "$data"
 fi
-build/cli/freshet replay --data "$data" --format "$format" --algo bpr,ials,cooc,hybrid \
+build/cli/freshet replay --data "$data" --format "$format" --algo bpr,ials,cooc,hybrid,blend \
   --report "reports/$name" "$@"
 echo "report: reports/$name/report.html"

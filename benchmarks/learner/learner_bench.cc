@@ -5,11 +5,14 @@
 //            logistic loss, vectorised dot products; no ids, no history, no Adagrad, no
 //            short-term part): the floor any learner pays on this stream and machine
 //   learn    Learner::ApplyBatch over the stream, per algorithm (no ranking)
+//   query    after learning the stream: Learner::Recommend (k=10, exclude-seen) for the users of
+//            the stream's last --queries events, one at a time (events_per_sec: queries per
+//            second)
 //   eval     RunPrequential with evaluation (test-then-train, k=10) over the first
 //            --eval_events events, per algorithm
 // Usage:
 //   learner_bench [--events N] [--users U] [--items I] [--algos bpr,ials,cooc,hybrid,popularity]
-//                 [--eval_events N] [--seed S] [--set key=value ...]
+//                 [--eval_events N] [--queries N] [--seed S] [--set key=value ...]
 // Defaults: 5,000,000 events, 100,000 users, 20,000 items, eval on 200,000 events. Streams are
 // generated in memory (stream/synthetic) before timing starts; only learning is timed.
 #include <chrono>
@@ -44,6 +47,7 @@ struct Flags {
   int32_t users = 100'000;
   int32_t items = 20'000;
   int64_t eval_events = 200'000;
+  int64_t queries = 2'000;
   uint64_t seed = 1;
   std::string algos = "bpr,ials,cooc,hybrid,popularity";
   std::vector<std::string> sets;
@@ -62,6 +66,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       ok = absl::SimpleAtoi(value(), &f->items);
     else if (arg == "--eval_events")
       ok = absl::SimpleAtoi(value(), &f->eval_events);
+    else if (arg == "--queries")
+      ok = absl::SimpleAtoi(value(), &f->queries);
     else if (arg == "--seed")
       ok = absl::SimpleAtoi(value(), &f->seed);
     else if (arg == "--algos")
@@ -174,6 +180,15 @@ int main(int argc, char** argv) {
           absl::MakeConstSpan(events.data() + i, std::min(kBatch, events.size() - i)));
     }
     Print("learn", std::string(algo), f.events, Seconds(start), nullptr, f, config.dim);
+
+    const size_t n_queries = std::min(events.size(), static_cast<size_t>(f.queries));
+    freshet::learner::Recommendation rec;
+    const Clock::time_point query_start = Clock::now();
+    for (size_t q = 0; q < n_queries; ++q) {
+      if (!(*learner)->Recommend(events[events.size() - 1 - q].user, 10, true, &rec).ok()) return 1;
+    }
+    Print("query", std::string(algo), static_cast<int64_t>(n_queries), Seconds(query_start),
+          nullptr, f, config.dim);
 
     const size_t n_eval = std::min(events.size(), static_cast<size_t>(f.eval_events));
     auto evaluated = freshet::learner::Learner::Create(algo, config, backend->get());

@@ -148,7 +148,7 @@ TEST(HostileEventsTest, RecommendationsAreThoseOfTheStreamWithoutThem) {
 
   // Item rows are numbered in order of first appearance, so equal answers are equal rows with
   // bitwise-equal scores.
-  for (const char* algorithm : {"popularity", "bpr", "ials", "cooc", "hybrid"}) {
+  for (const char* algorithm : {"popularity", "bpr", "ials", "cooc", "hybrid", "blend"}) {
     EXPECT_TRUE(Answers(algorithm, from_mixed, direct) == Answers(algorithm, from_clean, {}))
         << algorithm;
   }

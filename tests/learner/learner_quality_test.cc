@@ -105,7 +105,7 @@ TEST(IalsTest, LearnsSequentialStructureOnEverySeed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, LearnsPlantedStructure,
-                         ::testing::Values("bpr", "ials", "cooc", "hybrid"),
+                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend"),
                          [](const auto& info) { return info.param; });
 
 TEST(LearnerTest, BatchedApplyEqualsOneByOne) {
@@ -115,7 +115,7 @@ TEST(LearnerTest, BatchedApplyEqualsOneByOne) {
   config::Config config;
   auto backend = kernels::CreateBackend("cpu");
   ASSERT_TRUE(backend.ok());
-  for (const char* algorithm : {"bpr", "ials", "cooc", "hybrid"}) {
+  for (const char* algorithm : {"bpr", "ials", "cooc", "hybrid", "blend"}) {
     auto one = Learner::Create(algorithm, config, backend->get());
     auto batched = Learner::Create(algorithm, config, backend->get());
     ASSERT_TRUE(one.ok() && batched.ok());

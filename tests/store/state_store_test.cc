@@ -102,7 +102,7 @@ TEST_P(RoundTripTest, IncrementalFlushesStoreExactlyTheLearnersState) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, RoundTripTest,
-                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "popularity"));
+                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend", "popularity"));
 
 // Writes one good state with a single user, then returns the store for tampering.
 std::unique_ptr<StateStore> StoreWithState(const std::string& dir, const Fixture& f) {

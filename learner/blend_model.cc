@@ -1,0 +1,390 @@
+#include "learner/blend_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/byte_codec.h"
+#include "common/status_macros.h"
+
+namespace freshet::learner {
+namespace {
+
+constexpr float kAdagradEpsilon = 1e-6f;
+constexpr const char* kFeatureNames[] = {"bpr",         "cooc",       "history",
+                                         "transitions", "popularity", "trending"};
+// Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
+constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f};
+
+// Rescales to mean 0 and variance 1 (a constant vector becomes all zeros).
+void Standardise(absl::Span<float> v) {
+  if (v.empty()) return;
+  double sum = 0, sum_sq = 0;
+  for (float x : v) {
+    sum += x;
+    sum_sq += static_cast<double>(x) * x;
+  }
+  const double mean = sum / static_cast<double>(v.size());
+  const double var = std::max(0.0, sum_sq / static_cast<double>(v.size()) - mean * mean);
+  const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+  for (float& x : v) x = (x - static_cast<float>(mean)) * inv;
+}
+
+config::Config CoocConfig(config::Config config) {
+  config.cooc_popularity_weight = 0;  // popularity is a feature of its own
+  return config;
+}
+
+}  // namespace
+
+const char* BlendModel::FeatureName(Feature f) { return kFeatureNames[f]; }
+
+absl::StatusOr<std::vector<BlendModel::Feature>> BlendModel::ParseFeatures(
+    absl::string_view names) {
+  std::vector<Feature> features;
+  for (absl::string_view name : absl::StrSplit(names, ',', absl::SkipWhitespace())) {
+    name = absl::StripAsciiWhitespace(name);
+    int found = -1;
+    for (int f = 0; f < kNumFeatures; ++f) {
+      if (name == kFeatureNames[f]) found = f;
+    }
+    if (found < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("blend.features: unknown feature '", name,
+                       "'; valid: bpr, cooc, history, transitions, popularity, trending"));
+    }
+    if (std::find(features.begin(), features.end(), found) != features.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("blend.features: '", name, "' is named twice"));
+    }
+    features.push_back(static_cast<Feature>(found));
+  }
+  if (features.empty()) return absl::InvalidArgumentError("blend.features names no feature");
+  return features;
+}
+
+BlendModel::BlendModel(const config::Config& config, std::vector<Feature> features,
+                       const Popularity* popularity, const kernels::Backend* backend)
+    : config_(config),
+      features_(std::move(features)),
+      popularity_(popularity),
+      backend_(backend),
+      bpr_(config, popularity, backend),
+      cooc_(CoocConfig(config), popularity, backend),
+      sessions_(config.cooc_session_gap_s) {
+  for (Feature f : features_) {
+    uses_[f] = true;
+    weights_.push_back(kInitialWeights[f]);
+  }
+  accumulators_.assign(features_.size(), 0.0f);
+}
+
+void BlendModel::Grow(int32_t users, int32_t items) {
+  if (Uses(kBpr)) bpr_.Grow(users, items);
+  if (UsesCooc()) cooc_.Grow(users, items);
+  sessions_.Grow(users);
+  next_.resize(static_cast<size_t>(items));
+  out_.resize(static_cast<size_t>(items), 0.0f);
+  trend_.resize(static_cast<size_t>(items), 0.0f);
+  trend_at_.resize(static_cast<size_t>(items), 0);
+  items_ = items;
+}
+
+void BlendModel::Prefetch(const Interaction& upcoming) const {
+  if (Uses(kBpr)) bpr_.Prefetch(upcoming);
+}
+
+void BlendModel::Learn(const Interaction& event) {
+  // Test, then train: the ranker steps on the components' state before the event.
+  if (config_.blend_lr > 0 && features_.size() > 1 && RankerDue(event.catalog)) {
+    RankerStep(event);
+  }
+  if (Uses(kBpr)) bpr_.Learn(event);
+  if (UsesCooc()) cooc_.Learn(event);
+  const int session = sessions_.Items(event.user, event.ts_ms);
+  sessions_.Count(event.user, event.ts_ms);
+  if (Uses(kTransitions)) LearnTransitions(event, session);
+  ++clock_;
+  if (Uses(kTrending)) {
+    trend_[event.item] = Trending(event.item) + event.weight;
+    trend_at_[event.item] = clock_;
+  }
+}
+
+float BlendModel::Trending(int32_t item) const {
+  const double age = static_cast<double>(clock_ - trend_at_[item]);
+  return trend_[item] * static_cast<float>(std::exp2(-age / config_.blend_trending_half_life));
+}
+
+void BlendModel::LearnTransitions(const Interaction& event, int session) {
+  const int n =
+      std::min({config_.blend_transition_window, static_cast<int>(event.recent.size()), session});
+  float w = event.weight;
+  for (int k = 0; k < n; ++k) {
+    const int32_t j = event.recent[event.recent.size() - 1 - k];
+    if (j != event.item) {
+      auto [it, inserted] = next_[j].try_emplace(event.item, 0.0f);
+      it->second += w;
+      out_[j] += w;
+      transition_pairs_ += inserted ? 1 : 0;
+      MarkItem(j);
+    }
+    w *= config_.blend_transition_decay;
+  }
+}
+
+void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> out) const {
+  const int32_t catalog = static_cast<int32_t>(out.size());
+  switch (f) {
+    case kBpr:
+      bpr_.ScoreAll(query, out);
+      return;
+    case kCooc:
+      cooc_.ScoreAll(query, out);
+      return;
+    case kHistory:
+      std::fill(out.begin(), out.end(), 0.0f);
+      cooc_.AddScores(query.recent, config_.history_recent, config_.blend_history_decay, out);
+      return;
+    case kTransitions: {
+      std::fill(out.begin(), out.end(), 0.0f);
+      const int n =
+          std::min<int>(config_.blend_transition_window, static_cast<int>(query.recent.size()));
+      float w = 1.0f;
+      for (int k = 0; k < n; ++k) {
+        const int32_t j = query.recent[query.recent.size() - 1 - k];
+        const float scale = w / (out_[j] + 1.0f);
+        for (const auto& [item, c] : next_[j]) {
+          if (item < catalog) out[item] += scale * c;
+        }
+        w *= config_.blend_transition_decay;
+      }
+      return;
+    }
+    case kPopularity:
+      for (int32_t i = 0; i < catalog; ++i) {
+        out[i] = static_cast<float>(std::log1p(popularity_->Value(i)));
+      }
+      return;
+    case kTrending:
+      for (int32_t i = 0; i < catalog; ++i) out[i] = std::log1p(Trending(i));
+      return;
+    case kNumFeatures:
+      break;
+  }
+}
+
+void BlendModel::Score(const UserQuery& query, int32_t catalog, std::vector<float>* z,
+                       absl::Span<float> scores) const {
+  std::fill(scores.begin(), scores.end(), 0.0f);
+  std::vector<float> own;
+  if (z == nullptr) {
+    own.resize(static_cast<size_t>(catalog));
+  } else {
+    z->resize(features_.size() * static_cast<size_t>(catalog));
+  }
+  for (size_t f = 0; f < features_.size(); ++f) {
+    const absl::Span<float> v = z == nullptr
+                                    ? absl::MakeSpan(own)
+                                    : absl::MakeSpan(z->data() + f * static_cast<size_t>(catalog),
+                                                     static_cast<size_t>(catalog));
+    RawScores(features_[f], query, v);
+    Standardise(v);
+    const float w = weights_[f];
+    for (int32_t i = 0; i < catalog; ++i) scores[i] += w * v[i];
+  }
+}
+
+void BlendModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
+  const int32_t catalog = static_cast<int32_t>(std::min<size_t>(scores.size(), items_));
+  Score(query, catalog, nullptr, scores.subspan(0, static_cast<size_t>(catalog)));
+}
+
+absl::Status BlendModel::Recommend(const UserQuery& query, int k,
+                                   std::vector<kernels::ScoredItem>* out) const {
+  std::vector<float> scores(static_cast<size_t>(items_));
+  ScoreAll(query, absl::MakeSpan(scores));
+  return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()), query.exclude,
+                                  k, out);
+}
+
+bool BlendModel::RankerDue(int32_t catalog) {
+  if (clock_ < config_.blend_warmup_events) return true;
+  budget_ += config_.blend_train_cost;
+  if (budget_ < catalog) return false;
+  budget_ -= catalog;
+  return true;
+}
+
+void BlendModel::RankerStep(const Interaction& event) {
+  const int32_t catalog = event.catalog;
+  if (catalog < 2 || event.item >= catalog) return;
+  // The user's latest items stand in for the seen items a request would exclude.
+  exclude_.assign(event.recent.begin(), event.recent.end());
+  std::sort(exclude_.begin(), exclude_.end());
+  const UserQuery query{event.user, event.recent, exclude_};
+  scores_.resize(static_cast<size_t>(catalog));
+  Score(query, catalog, &z_, absl::MakeSpan(scores_));
+
+  // d/dw of -log softmax(s)_true over the catalog less the excluded items = E_p[z] - z_true.
+  const size_t nf = features_.size();
+  const size_t stride = static_cast<size_t>(catalog);
+  float max_score = -INFINITY;
+  for (int32_t i : exclude_) {
+    if (i != event.item && i < catalog) scores_[i] = -INFINITY;
+  }
+  for (int32_t i = 0; i < catalog; ++i) max_score = std::max(max_score, scores_[i]);
+  double total = 0;
+  for (int32_t i = 0; i < catalog; ++i) {
+    const float p = scores_[i] == -INFINITY ? 0.0f : std::exp(scores_[i] - max_score);
+    scores_[i] = p;
+    total += p;
+  }
+  std::vector<float> grad(nf, 0.0f);
+  for (size_t f = 0; f < nf; ++f) {
+    const float* zf = z_.data() + f * stride;
+    double expected = 0;
+    for (int32_t i = 0; i < catalog; ++i) expected += static_cast<double>(scores_[i]) * zf[i];
+    grad[f] = static_cast<float>(expected / total) - zf[event.item];
+  }
+  bool finite = true;
+  for (size_t f = 0; f < nf; ++f) {
+    finite = finite && std::isfinite(grad[f] * grad[f]);
+  }
+  if (!finite) return;
+  for (size_t f = 0; f < nf; ++f) {
+    accumulators_[f] += grad[f] * grad[f];
+    weights_[f] -= config_.blend_lr / std::sqrt(accumulators_[f] + kAdagradEpsilon) * grad[f];
+  }
+  ++ranker_steps_;
+  MarkItem(0);  // item row 0 carries the ranker
+}
+
+void BlendModel::EncodeUser(int32_t row, std::string* out) const {
+  ByteWriter w(out);
+  std::string part;
+  if (Uses(kBpr)) bpr_.EncodeUser(row, &part);
+  w.PutString(part);
+  part.clear();
+  if (UsesCooc()) cooc_.EncodeUser(row, &part);
+  w.PutString(part);
+  part.clear();
+  sessions_.Encode(row, &part);
+  w.PutString(part);
+}
+
+absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
+  ByteReader r(in);
+  absl::string_view bpr, cooc, session;
+  if (!r.GetStringView(&bpr) || !r.GetStringView(&cooc) || !r.GetStringView(&session) ||
+      !r.done()) {
+    return absl::DataLossError(
+        absl::StrCat("blend user row ", row, ": malformed (", in.size(), " bytes)"));
+  }
+  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
+  if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeUser(row, cooc));
+  return sessions_.Decode(row, session);
+}
+
+void BlendModel::ResetUser(int32_t row) {
+  if (Uses(kBpr)) bpr_.ResetUser(row);
+  if (UsesCooc()) cooc_.ResetUser(row);
+  sessions_.Reset(row);
+}
+
+void BlendModel::EncodeItem(int32_t row, std::string* out) const {
+  ByteWriter w(out);
+  std::string part;
+  if (Uses(kBpr)) bpr_.EncodeItem(row, &part);
+  w.PutString(part);
+  part.clear();
+  if (UsesCooc()) cooc_.EncodeItem(row, &part);
+  w.PutString(part);
+  w.Put(out_[row]);
+  w.PutVarint(next_[row].size());
+  for (const auto& [item, count] : next_[row]) {
+    w.Put(item);
+    w.Put(count);
+  }
+  w.Put(trend_[row]);
+  w.Put(trend_at_[row]);
+  if (row == 0) {
+    w.PutVarint(features_.size());
+    for (size_t f = 0; f < features_.size(); ++f) {
+      w.Put(weights_[f]);
+      w.Put(accumulators_[f]);
+    }
+    w.Put(ranker_steps_);
+  }
+}
+
+absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
+  const auto malformed = [&](absl::string_view what) {
+    return absl::DataLossError(
+        absl::StrCat("blend item row ", row, ": malformed ", what, " (", in.size(), " bytes)"));
+  };
+  ByteReader r(in);
+  absl::string_view bpr, cooc;
+  if (!r.GetStringView(&bpr) || !r.GetStringView(&cooc)) return malformed("parts");
+  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, bpr));
+  if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, cooc));
+  uint64_t n = 0;
+  float total = 0;
+  r.Get(&total);
+  r.GetVarint(&n);
+  const int64_t items = static_cast<int64_t>(next_.size());
+  auto& map = next_[row];
+  map.clear();
+  bool valid = r.ok() && n <= static_cast<uint64_t>(items) && std::isfinite(total);
+  if (valid) map.reserve(n);
+  for (uint64_t i = 0; valid && i < n; ++i) {
+    int32_t item = 0;
+    float count = 0;
+    valid = r.Get(&item) && r.Get(&count) && item >= 0 && item < items;
+    if (valid) map[item] = count;
+  }
+  if (!valid) {
+    map.clear();
+    return malformed("transitions");
+  }
+  out_[row] = total;
+  if (!r.Get(&trend_[row]) || !r.Get(&trend_at_[row])) return malformed("trending count");
+  if (row == 0) {
+    uint64_t nf = 0;
+    if (!r.GetVarint(&nf) || nf != features_.size()) return malformed("ranker");
+    for (size_t f = 0; f < features_.size(); ++f) {
+      if (!r.Get(&weights_[f]) || !r.Get(&accumulators_[f])) return malformed("ranker");
+    }
+    if (!r.Get(&ranker_steps_)) return malformed("ranker");
+  }
+  if (!r.done()) return malformed("row");
+  return absl::OkStatus();
+}
+
+void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
+  if (Uses(kBpr)) bpr_.FinishLoad(users, items, events);
+  if (UsesCooc()) cooc_.FinishLoad(users, items, events);
+  clock_ = events;
+  budget_ = 0;
+  transition_pairs_ = 0;
+  for (const auto& map : next_) transition_pairs_ += static_cast<int64_t>(map.size());
+}
+
+int64_t BlendModel::BytesPerUser() const {
+  return (Uses(kBpr) ? bpr_.BytesPerUser() : 0) + (UsesCooc() ? cooc_.BytesPerUser() : 0) +
+         sessions_.BytesPerUser();
+}
+
+int64_t BlendModel::BytesPerItem() const {
+  const int64_t items = std::max<int64_t>(1, static_cast<int64_t>(next_.size()));
+  const int64_t pair_bytes =
+      transition_pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
+  return (Uses(kBpr) ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
+         pair_bytes / items +
+         static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));
+}
+
+}  // namespace freshet::learner

@@ -1,0 +1,140 @@
+// BlendModel ("blend"): several component models learn side by side from every event, and a small
+// ranker learnt online from the same stream combines their scores. The components (blend.features):
+//
+//   bpr          the bpr embedding model with its short-term part (learner/bpr_model.h)
+//   cooc         symmetric co-occurrence within a session (learner/cooc_model.h, without its
+//                popularity prior)
+//   history      the same co-occurrence table scored over the user's whole recent history
+//                (history.recent items, decayed by blend.history_decay per step): long-term taste
+//   transitions  directed item -> next-item counts within a session: score(n) =
+//                sum_k decay^k T(j_k, n) / (T(j_k) + 1) over the user's latest
+//                blend.transition_window items j_k, newest first (an estimate of P(next | j))
+//   popularity   log(1 + popularity), all-time (or popularity.half_life_s)
+//   trending     log(1 + a count that halves every blend.trending_half_life events of the stream)
+//
+// Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
+// and the blend's score is sum_f w_f z_f. The weights w are learnt test-then-train: before an event
+// is learnt, the ranker scores the catalog for the event's user as a request would (the user's
+// latest items stand in for the seen items a request excludes) and takes one Adagrad step on the
+// log-loss of the event's item under the softmax of the blend's scores over the catalog,
+// -log(exp(s_true) / sum_i exp(s_i)), whose gradient E_p[z] - z_true compares the true item's
+// features with every competitor's, each weighted by how highly the blend ranks it. (Pairwise
+// steps against only the top-ranked competitors drive every weight towards zero: those items are
+// top-ranked because they score high on the weighted features.) Because a step scores the whole
+// catalog, the ranker steps on each of the first blend.warmup_events events, then spends
+// blend.train_cost item scorings per event: a step every catalog / train_cost events, so the
+// learning cost per event stays bounded.
+//
+// Cost per request: bpr's inner products over the catalog (O(items * dim)), the sparse
+// co-occurrence and transition sums, one pass per component to standardise, and top-K.
+#ifndef FRESHET_LEARNER_BLEND_MODEL_H_
+#define FRESHET_LEARNER_BLEND_MODEL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "config/config.h"
+#include "learner/bpr_model.h"
+#include "learner/cooc_model.h"
+#include "learner/model.h"
+#include "learner/popularity.h"
+#include "learner/sessions.h"
+
+namespace freshet::learner {
+
+// Not thread-safe (see Model).
+class BlendModel : public Model {
+ public:
+  enum Feature { kBpr, kCooc, kHistory, kTransitions, kPopularity, kTrending, kNumFeatures };
+  static const char* FeatureName(Feature f);
+  // The features named by blend.features; InvalidArgument for an unknown or repeated name, or
+  // none.
+  static absl::StatusOr<std::vector<Feature>> ParseFeatures(absl::string_view names);
+
+  // `features` from ParseFeatures(); `popularity` and `backend` must outlive the model.
+  BlendModel(const config::Config& config, std::vector<Feature> features,
+             const Popularity* popularity, const kernels::Backend* backend);
+
+  std::string name() const override { return "blend"; }
+  void Grow(int32_t users, int32_t items) override;
+  void Learn(const Interaction& event) override;
+  void Prefetch(const Interaction& upcoming) const override;
+  absl::Status Recommend(const UserQuery& query, int k,
+                         std::vector<kernels::ScoredItem>* out) const override;
+  void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
+
+  // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
+  // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
+  // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step.
+  void EncodeUser(int32_t row, std::string* out) const override;
+  void EncodeItem(int32_t row, std::string* out) const override;
+  absl::Status DecodeUser(int32_t row, absl::string_view in) override;
+  absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  void FinishLoad(int32_t users, int32_t items, int64_t events) override;
+  void ResetUser(int32_t row) override;
+  // Replicas cannot carry the blend: its cooc and transition tables and its ranker are not
+  // parameters that merge by summing changes, so ReplicaItemWidth() stays 0.
+  kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }
+  const float* UserVector(int32_t row) const override { return bpr_.UserVector(row); }
+  int64_t NonFiniteSkips() const override { return bpr_.NonFiniteSkips(); }
+  int64_t BytesPerUser() const override;
+  int64_t BytesPerItem() const override;
+  void set_dirty_items(DirtyRows* dirty) override {
+    Model::set_dirty_items(dirty);
+    bpr_.set_dirty_items(dirty);
+    cooc_.set_dirty_items(dirty);
+  }
+
+  // The ranker's weight of each feature, in the order of features().
+  const std::vector<Feature>& features() const { return features_; }
+  const std::vector<float>& weights() const { return weights_; }
+  int64_t ranker_steps() const { return ranker_steps_; }
+
+ private:
+  bool Uses(Feature f) const { return uses_[f]; }
+  bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory]; }
+  // Standardised scores of every enabled feature for the query over rows [0, catalog):
+  // (*z)[f * catalog + i]; and their blend into `scores` (catalog floats).
+  void Score(const UserQuery& query, int32_t catalog, std::vector<float>* z,
+             absl::Span<float> scores) const;
+  // One feature's raw scores over rows [0, out.size()).
+  void RawScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
+  // Whether the ranker steps on the coming event (the schedule in the class comment).
+  bool RankerDue(int32_t catalog);
+  void RankerStep(const Interaction& event);
+  void LearnTransitions(const Interaction& event, int session);
+  // The trending count of `item` as of now.
+  float Trending(int32_t item) const;
+
+  const config::Config config_;
+  const std::vector<Feature> features_;
+  bool uses_[kNumFeatures] = {};
+  const Popularity* popularity_;
+  const kernels::Backend* backend_;
+  BprModel bpr_;
+  CoocModel cooc_;
+  Sessions sessions_;
+  int32_t items_ = 0;
+  int64_t clock_ = 0;  // events learnt (the trending clock)
+
+  // Transitions: next_[j][n] = decayed count of n right after j in a session; out_[j] its sum.
+  std::vector<absl::flat_hash_map<int32_t, float>> next_;
+  std::vector<float> out_;
+  int64_t transition_pairs_ = 0;
+  // Trending: trend_[i] as of event trend_at_[i].
+  std::vector<float> trend_;
+  std::vector<int64_t> trend_at_;
+
+  // The ranker.
+  std::vector<float> weights_, accumulators_;
+  int64_t ranker_steps_ = 0;
+  int64_t budget_ = 0;  // item scorings saved up for the next step
+  std::vector<float> z_, scores_;
+  std::vector<int32_t> exclude_;
+};
+
+}  // namespace freshet::learner
+
+#endif  // FRESHET_LEARNER_BLEND_MODEL_H_

@@ -1,0 +1,160 @@
+// The blend learns its weights from the stream (test-then-train), survives a round trip through
+// its persisted rows, and cooc's sessions keep events hours apart from co-occurring.
+#include "learner/blend_model.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "config/config.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "learner/cooc_model.h"
+#include "learner/learner.h"
+#include "stream/synthetic/synthetic_stream.h"
+
+namespace freshet::learner {
+namespace {
+
+std::vector<stream::Event> MakeStream(double sequential, uint64_t seed, int64_t events = 20'000) {
+  stream::SyntheticStreamOptions o;
+  o.events = events;
+  o.users = 500;
+  o.items = 2000;
+  o.topics = 12;
+  o.user_topics = 1;
+  o.topic_concentration = 0.9;
+  o.popularity_exponent = 0.5;
+  o.drift_rate = 0;
+  o.sequential_probability = sequential;
+  o.max_successors = 2;
+  o.seed = seed;
+  auto generator = stream::SyntheticStream::Create(o);
+  EXPECT_TRUE(generator.ok()) << generator.status();
+  std::vector<stream::Event> out(static_cast<size_t>(o.events));
+  for (stream::Event& e : out) generator->Next(&e);
+  return out;
+}
+
+class BlendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto backend = kernels::CreateBackend("cpu");
+    ASSERT_TRUE(backend.ok());
+    backend_ = std::move(*backend);
+  }
+  std::unique_ptr<Learner> Learnt(const std::vector<stream::Event>& events,
+                                  const config::Config& config) {
+    auto learner = Learner::Create("blend", config, backend_.get());
+    EXPECT_TRUE(learner.ok()) << learner.status();
+    (*learner)->ApplyBatch(events);
+    return std::move(*learner);
+  }
+  static const BlendModel& Blend(const Learner& learner) {
+    return dynamic_cast<const BlendModel&>(learner.scoring());
+  }
+  static float Weight(const Learner& learner, BlendModel::Feature feature) {
+    const BlendModel& blend = Blend(learner);
+    for (size_t f = 0; f < blend.features().size(); ++f) {
+      if (blend.features()[f] == feature) return blend.weights()[f];
+    }
+    ADD_FAILURE() << "no feature " << BlendModel::FeatureName(feature);
+    return 0;
+  }
+  std::unique_ptr<kernels::Backend> backend_;
+};
+
+// Where the next item follows the last one, the ranker leans on the transitions; where it does
+// not, it leans on them less. With the online update disabled the weights never move.
+TEST_F(BlendTest, RankerLearnsTheTransitionWeightFromTheStream) {
+  config::Config config;
+  const auto sequential = Learnt(MakeStream(0.8, 3), config);
+  const auto topical = Learnt(MakeStream(0.0, 3), config);
+  EXPECT_GT(Blend(*sequential).ranker_steps(), config.blend_warmup_events);
+  const float seq = Weight(*sequential, BlendModel::kTransitions);
+  const float top = Weight(*topical, BlendModel::kTransitions);
+  EXPECT_GT(seq, top + 0.2f) << "sequential stream " << seq << ", topical stream " << top;
+  // Relative to the embedding's weight too, so the test does not hinge on the weights' scale.
+  EXPECT_GT(seq / Weight(*sequential, BlendModel::kBpr), top / Weight(*topical, BlendModel::kBpr));
+
+  config.blend_lr = 0;
+  const auto frozen = Learnt(MakeStream(0.8, 3), config);
+  EXPECT_EQ(Blend(*frozen).ranker_steps(), 0);
+  EXPECT_NE(Blend(*sequential).weights(), Blend(*frozen).weights());
+}
+
+TEST_F(BlendTest, RowsRoundTripToIdenticalRecommendations) {
+  config::Config config;
+  const auto original = Learnt(MakeStream(0.5, 9, 8000), config);
+  auto loaded = Learner::Create("blend", config, backend_.get());
+  ASSERT_TRUE(loaded.ok());
+  std::string globals;
+  original->EncodeGlobals(&globals);
+  ASSERT_TRUE((*loaded)->BeginLoad(globals).ok());
+  for (int32_t row = 0; row < original->users().size(); ++row) {
+    std::string user, history;
+    original->EncodeUser(row, &user);
+    original->EncodeHistory(row, &history);
+    ASSERT_TRUE((*loaded)->LoadUser(row, user).ok());
+    ASSERT_TRUE((*loaded)->LoadHistory(row, history).ok());
+  }
+  for (int32_t row = 0; row < original->items().size(); ++row) {
+    std::string item;
+    original->EncodeItem(row, &item);
+    ASSERT_TRUE((*loaded)->LoadItem(row, item).ok()) << row;
+  }
+  ASSERT_TRUE((*loaded)->FinishLoad().ok());
+  EXPECT_EQ(Blend(**loaded).weights(), Blend(*original).weights());
+  EXPECT_EQ(Blend(**loaded).ranker_steps(), Blend(*original).ranker_steps());
+  for (int u = 0; u < 500; u += 7) {
+    const std::string user = absl::StrCat("u", u);
+    Recommendation a, b;
+    ASSERT_TRUE(original->Recommend(user, 10, true, &a).ok());
+    ASSERT_TRUE((*loaded)->Recommend(user, 10, true, &b).ok());
+    EXPECT_EQ(a.items, b.items) << user;
+  }
+  // A truncated row is refused.
+  std::string item;
+  original->EncodeItem(0, &item);
+  item.pop_back();
+  EXPECT_FALSE((*loaded)->LoadItem(0, item).ok());
+}
+
+TEST_F(BlendTest, UnknownFeaturesAreRefused) {
+  config::Config config;
+  config.blend_features = "bpr,nope";
+  EXPECT_EQ(Learner::Create("blend", config, backend_.get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  config.blend_features = "cooc,cooc";
+  EXPECT_EQ(Learner::Create("blend", config, backend_.get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  config.blend_features = "cooc,transitions";
+  EXPECT_TRUE(Learner::Create("blend", config, backend_.get()).ok());
+}
+
+// Two users each make two events: one a few seconds apart, one two hours apart. With a one-hour
+// session gap only the first pair co-occurs; without sessions both do.
+TEST_F(BlendTest, CoocPairsOnlyEventsOfOneSession) {
+  for (const double gap_s : {3600.0, 0.0}) {
+    config::Config config;
+    config.cooc_session_gap_s = gap_s;
+    auto learner = Learner::Create("cooc", config, backend_.get());
+    ASSERT_TRUE(learner.ok());
+    const int64_t t0 = 1'700'000'000'000;
+    for (const auto& [user, item, ts] :
+         {std::tuple{"a", "i1", t0}, std::tuple{"a", "i2", t0 + 5'000}, std::tuple{"b", "i3", t0},
+          std::tuple{"b", "i4", t0 + 2 * 3'600'000}}) {
+      stream::Event e;
+      e.user = user;
+      e.item = item;
+      e.ts_ms = ts;
+      (*learner)->Apply(e);
+    }
+    const auto& cooc = dynamic_cast<const CoocModel&>((*learner)->scoring());
+    EXPECT_EQ(cooc.stored_pairs(), gap_s > 0 ? 2 : 4) << "gap " << gap_s;  // both directions
+  }
+}
+
+}  // namespace
+}  // namespace freshet::learner
