@@ -72,6 +72,8 @@ class BlendModel : public Model {
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // The trending clock follows the learner's (a serving replica).
+  void FollowEvents(int64_t events) override { clock_ = events; }
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   // Replicas cannot carry the blend: its cooc and transition tables and its ranker are not

@@ -234,16 +234,17 @@ absl::Status IalsModel::DecodeServedItem(int32_t row, absl::string_view in) {
     return absl::DataLossError(absl::StrCat("ials item row ", row, ": ", in.size(),
                                             " bytes do not hold a d=", dim_, " item"));
   }
+  bias_[row] = PopularityBias(row);  // the row's popularity was followed just before
   return absl::OkStatus();
 }
 
+float IalsModel::PopularityBias(int32_t item) const {
+  const int64_t count = popularity_->Count(item);
+  return count == 0 ? 0.0f : config_.ials_popularity_weight * std::log1p(static_cast<float>(count));
+}
+
 void IalsModel::FinishLoad(int32_t users, int32_t items, int64_t) {
-  for (int32_t i = 0; i < items; ++i) {
-    bias_[i] = popularity_->Count(i) == 0
-                   ? 0.0f
-                   : config_.ials_popularity_weight *
-                         std::log1p(static_cast<float>(popularity_->Count(i)));
-  }
+  for (int32_t i = 0; i < items; ++i) bias_[i] = PopularityBias(i);
   std::fill(user_gram_.begin(), user_gram_.end(), 0.0);
   std::fill(item_gram_.begin(), item_gram_.end(), 0.0);
   users_in_gram_ = 0;

@@ -64,6 +64,8 @@ class IalsModel : public Model {
   int64_t NonFiniteSkips() const override { return nonfinite_skips_; }
 
  private:
+  // The popularity prior of an item with its current count (ials.popularity_weight).
+  float PopularityBias(int32_t item) const;
   // Solves for `target` (in place: its current value is the warm start and the long-term prior)
   // from the rows `others` of `other_table` (newest last) with recency-weighted confidence, against
   // `gram` (the Gramian of `other_table`).

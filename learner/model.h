@@ -129,6 +129,10 @@ class RowCodec {
   virtual absl::Status DecodeServedItem(int32_t row, absl::string_view in) {
     return DecodeItem(row, in);
   }
+  // On a serving replica (Learner::FollowItemsDone), after a round of followed rows: how many
+  // events the followed state has learnt (FinishLoad's `events`), for the state that depends on
+  // it. Called often: must be cheap.
+  virtual void FollowEvents(int64_t /*events*/) {}
   // Every row was decoded; rebuilds derived state (Gramians, norms, sampling tables). `users` and
   // `items` are the rows in use (items: the catalog); `events` is how many events the loaded state
   // has learnt (schedules that depend on the stream's length continue from there).

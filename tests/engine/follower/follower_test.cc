@@ -175,7 +175,7 @@ TEST_P(FollowerTest, ReplicaAnswersEveryUserAsTheLearnerDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryAlgorithm, FollowerTest,
-                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "popularity"));
+                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "popularity", "blend"));
 
 TEST_F(FollowerTest, RedisOutageLosesNothingAndReplicasKeepAnswering) {
   const config::Config config = SmallConfig();
