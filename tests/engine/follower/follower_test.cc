@@ -230,6 +230,46 @@ TEST_F(FollowerTest, RedisOutageLosesNothingAndReplicasKeepAnswering) {
   }
 }
 
+// Whatever Redis holds under a user's key (another writer, a corrupt value, a truncated one), a
+// replica answers: from its last copy of the user, else popularity, and says which.
+TEST_F(FollowerTest, HostileUserStatesInRedisAreRefused) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("bpr", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  (*learner)->Apply(learner::GeneratedEvents(2000, 50, 40, 17));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  auto replica = LiveModel::Create("bpr", config, backend_.get());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE((*follower)->Start().ok());
+  Sync(**publisher, **follower);
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); }));
+  const FollowerReader reader(replica->get(), follower->get());
+  std::string source;
+  const std::string u1 = Answer(reader, "u1", &source);
+  ASSERT_EQ(source, "redis");
+
+  auto redis = RedisClient::Create({"127.0.0.1", redis_->port()}, absl::Seconds(1));
+  ASSERT_TRUE(redis.ok());
+  std::string state;
+  {
+    auto got = (*redis)->Get("freshet:user:{u1}");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    state = **got;
+  }
+  for (const std::string& bad :
+       {std::string(), std::string("garbage"), state.substr(0, state.size() / 2),
+        std::string(1, '\x01') + std::string(5000, '\xff'), state + "trailing"}) {
+    ASSERT_TRUE(
+        (*redis)->SetMany({{"freshet:user:{u1}", bad}, {"freshet:user:{zz}", bad}}, 0).ok());
+    EXPECT_EQ(Answer(reader, "u1", &source), u1);  // the last copy
+    EXPECT_EQ(source, "cache");
+    const std::string zz = Answer(reader, "zz", &source);
+    EXPECT_EQ(source, "none");
+    EXPECT_NE(zz.find("popular"), std::string::npos) << zz;
+  }
+}
+
 TEST_F(FollowerTest, MalformedModelTopicMessagesAreCountedAndSkipped) {
   const config::Config config = SmallConfig();
   auto learner = LiveModel::Create("cooc", config, backend_.get());
