@@ -79,6 +79,15 @@ start_replica() {  # $1: name
   eval "${1}_url=http://$(sed -n 's/^http=//p' "$W/$1.out")"
   wait_ready "$(eval echo "\$${1}_url")"
 }
+start_haproxy() {  # $1..$3: the replicas' host:port; sets lb_port and hp once it answers
+  lb_port=$(free_port)
+  FRESHET_LB_BIND="127.0.0.1:$lb_port" FRESHET_LEARNER="${learner_url#http://}" \
+    FRESHET_REPLICA_1="$1" FRESHET_REPLICA_2="$2" FRESHET_REPLICA_3="$3" \
+    "$HAPROXY" -W -db -f "$ROOT/deploy/haproxy/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
+  hp=$!
+  wait_ready "http://127.0.0.1:$lb_port"
+  sleep 1.5  # every replica's health checks pass (rise 2)
+}
 ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 metric() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m {print $2; f = 1} END {if (!f) print -1}'; }
 hz=$(getconf CLK_TCK)
@@ -124,13 +133,7 @@ for round in $(seq "$ROUNDS"); do
       haproxy2)
         start_learner 0 publish
         start_replica r1; start_replica r2
-        lb_port=$(free_port)
-        FRESHET_LB_BIND="127.0.0.1:$lb_port" FRESHET_LEARNER="${learner_url#http://}" \
-          FRESHET_REPLICA_1="${r1_url#http://}" FRESHET_REPLICA_2="${r2_url#http://}" \
-          FRESHET_REPLICA_3="127.0.0.1:1" \
-          "$HAPROXY" -W -db -f "$ROOT/deploy/haproxy/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
-        hp=$!
-        wait_ready "http://127.0.0.1:$lb_port"; sleep 1.5
+        start_haproxy "${r1_url#http://}" "${r2_url#http://}" "127.0.0.1:1"  # no third
         hpids=$(pgrep -P "$hp" haproxy | tr '\n' ' ')
         measure haproxy2 "http://127.0.0.1:$lb_port" "$r1_pid $r2_pid" "$learner_url" "$hp $hpids"
         stop_pid "$hp"; stop_pid "$r1_pid"; stop_pid "$r2_pid"; stop_pid "$learner_pid" ;;
@@ -153,13 +156,7 @@ for round in $(seq "$ROUNDS"); do
       rolling)
         start_learner "$RATE" publish
         start_replica r1; start_replica r2; start_replica r3
-        lb_port=$(free_port)
-        FRESHET_LB_BIND="127.0.0.1:$lb_port" FRESHET_LEARNER="${learner_url#http://}" \
-          FRESHET_REPLICA_1="${r1_url#http://}" FRESHET_REPLICA_2="${r2_url#http://}" \
-          FRESHET_REPLICA_3="${r3_url#http://}" \
-          "$HAPROXY" -W -db -f "$ROOT/deploy/haproxy/haproxy.cfg" >"$W/haproxy.log" 2>&1 &
-        hp=$!
-        wait_ready "http://127.0.0.1:$lb_port"; sleep 1.5
+        start_haproxy "${r1_url#http://}" "${r2_url#http://}" "${r3_url#http://}"
         (  # the restarts, while wrk runs
           for i in 1 2 3; do
             sleep "$(python3 -c "print($DURATION / 3 - ($i == 1) * $DURATION / 6)")"
