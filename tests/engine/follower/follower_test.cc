@@ -270,6 +270,47 @@ TEST_F(FollowerTest, HostileUserStatesInRedisAreRefused) {
   }
 }
 
+// The model topic unavailable: a replica keeps answering from the item state it has, says how
+// old that is, and follows again once the broker is back.
+TEST_F(FollowerTest, ModelTopicOutageKeepsTheItemStateAndReportsItsAge) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("cooc", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  const std::vector<stream::Event> events = learner::GeneratedEvents(3000, 60, 50, 23);
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(0, 2000));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  auto replica = LiveModel::Create("cooc", config, backend_.get());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE((*follower)->Start().ok());
+  Sync(**publisher, **follower);
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); }));
+  const FollowerReader reader(replica->get(), follower->get());
+  const std::string before = Answer(reader, "u3", nullptr);
+  ASSERT_EQ(before, Answer(**learner, "u3", nullptr));
+
+  ASSERT_TRUE(broker_->SetBrokerUp(1, false).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(Answer(reader, "u3", nullptr), before);
+  EXPECT_TRUE((*follower)->ready());                 // still serving: the state is old, not gone
+  EXPECT_GE((*follower)->stats().state_age_s, 1.5);  // nothing newer than before the outage
+
+  ASSERT_TRUE(broker_->SetBrokerUp(1, true).ok());
+  const absl::Time up = absl::Now();
+  (*learner)->Apply(absl::MakeConstSpan(events).subspan(2000));
+  ASSERT_TRUE((*publisher)->PublishOnce().ok());
+  ASSERT_TRUE((*publisher)->FlushKafka(absl::Seconds(30)).ok());
+  const int64_t produced =
+      (*publisher)->stats().items_published + (*publisher)->stats().globals_published;
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->stats().messages >= produced; }))
+      << (*follower)->stats().messages << " of " << produced;
+  // The state it reports on is one published since the broker came back.
+  EXPECT_LE((*follower)->stats().state_age_s, absl::ToDoubleSeconds(absl::Now() - up));
+  for (const char* user : {"u1", "u3", "u8"}) {
+    EXPECT_EQ(Answer(reader, user, nullptr), Answer(**learner, user, nullptr)) << user;
+  }
+}
+
 TEST_F(FollowerTest, MalformedModelTopicMessagesAreCountedAndSkipped) {
   const config::Config config = SmallConfig();
   auto learner = LiveModel::Create("cooc", config, backend_.get());
