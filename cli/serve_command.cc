@@ -305,16 +305,10 @@ absl::Status Serve(const ServeFlags& flags) {
   std::unique_ptr<engine::FollowerReader> follower_reader;
   std::unique_ptr<engine::ModelPublisher> publisher;
   if (flags.follow) {
-    engine::FollowerOptions follow;
-    follow.brokers = flags.brokers;
-    follow.kafka_properties = kafka_properties;
-    follow.model_topic = config.tier_model_topic;
-    follow.redis_url = config.tier_redis;
-    follow.key_prefix = config.tier_key_prefix;
-    follow.redis_timeout = absl::Milliseconds(config.tier_redis_timeout_ms);
-    follow.max_users = config.tier_max_users;
-    FRESHET_ASSIGN_OR_RETURN(follower,
-                             engine::ModelFollower::Create(follow, &engine->live_model()));
+    FRESHET_ASSIGN_OR_RETURN(
+        follower, engine::ModelFollower::Create(
+                      engine::FollowerOptionsFor(config, flags.brokers, kafka_properties),
+                      &engine->live_model()));
     if (!flags.bootstrap.empty()) {
       // The learner's whole item state first: the topic (on a broker that does not compact it)
       // may no longer hold every row.
@@ -348,16 +342,10 @@ absl::Status Serve(const ServeFlags& flags) {
         std::make_unique<engine::FollowerReader>(&engine->live_model(), follower.get());
     engine->ServeThrough(follower_reader.get());
   } else if (!config.tier_model_topic.empty()) {
-    engine::PublisherOptions publish;
-    publish.brokers = flags.brokers;
-    publish.kafka_properties = kafka_properties;
-    publish.model_topic = config.tier_model_topic;
-    publish.redis_url = config.tier_redis;
-    publish.key_prefix = config.tier_key_prefix;
-    publish.interval = absl::Milliseconds(config.tier_publish_ms);
-    publish.user_ttl_s = config.user_ttl_s;
-    FRESHET_ASSIGN_OR_RETURN(publisher,
-                             engine::ModelPublisher::Create(publish, &engine->live_model()));
+    FRESHET_ASSIGN_OR_RETURN(
+        publisher, engine::ModelPublisher::Create(
+                       engine::PublisherOptionsFor(config, flags.brokers, kafka_properties),
+                       &engine->live_model()));
   }
 
   // The HTTP server, on the live engine, starts as soon as the state is loaded: before file

@@ -9,8 +9,12 @@
 #include "absl/strings/strip.h"
 #include "common/byte_codec.h"
 #include "common/status_macros.h"
+#include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
+
+using internal::Standardise;
+
 namespace {
 
 constexpr float kAdagradEpsilon = 1e-6f;
@@ -18,20 +22,6 @@ constexpr const char* kFeatureNames[] = {"bpr",         "cooc",       "history",
                                          "transitions", "popularity", "trending"};
 // Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
 constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f};
-
-// Rescales to mean 0 and variance 1 (a constant vector becomes all zeros).
-void Standardise(absl::Span<float> v) {
-  if (v.empty()) return;
-  double sum = 0, sum_sq = 0;
-  for (float x : v) {
-    sum += x;
-    sum_sq += static_cast<double>(x) * x;
-  }
-  const double mean = sum / static_cast<double>(v.size());
-  const double var = std::max(0.0, sum_sq / static_cast<double>(v.size()) - mean * mean);
-  const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
-  for (float& x : v) x = (x - static_cast<float>(mean)) * inv;
-}
 
 config::Config CoocConfig(config::Config config) {
   config.cooc_popularity_weight = 0;  // popularity is a feature of its own

@@ -6,25 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/byte_codec.h"
 #include "common/status_macros.h"
+#include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
-namespace {
 
-// Rescales to mean 0 and variance 1 (a constant vector becomes all zeros).
-void Standardise(absl::Span<float> v) {
-  if (v.empty()) return;
-  double sum = 0, sum_sq = 0;
-  for (float x : v) {
-    sum += x;
-    sum_sq += static_cast<double>(x) * x;
-  }
-  const double mean = sum / static_cast<double>(v.size());
-  const double var = std::max(0.0, sum_sq / static_cast<double>(v.size()) - mean * mean);
-  const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
-  for (float& x : v) x = (x - static_cast<float>(mean)) * inv;
-}
-
-}  // namespace
+using internal::Standardise;
 
 void HybridModel::Grow(int32_t users, int32_t items) {
   bpr_.Grow(users, items);

@@ -410,13 +410,13 @@ int main(int argc, char** argv) {
     if (publisher != nullptr) publisher->Stop();
   };
   if (with_replica) {
-    engine::PublisherOptions publish;
-    publish.brokers = (*broker)->bootstrap_servers();
-    publish.kafka_properties = f.producer_properties;
-    publish.model_topic = "model";
-    publish.redis_url = f.redis;
-    publish.interval = absl::Milliseconds(config.tier_publish_ms);
-    auto made = engine::ModelPublisher::Create(publish, &engine->live_model());
+    // Configured as `serve` configures them, on this broker and Redis.
+    config::Config tier = config;
+    tier.tier_model_topic = "model";
+    tier.tier_redis = f.redis;
+    auto made = engine::ModelPublisher::Create(
+        engine::PublisherOptionsFor(tier, (*broker)->bootstrap_servers(), f.producer_properties),
+        &engine->live_model());
     if (!made.ok()) {
       shutdown();
       return Fail("creating the publisher", made.status());
@@ -432,13 +432,9 @@ int main(int argc, char** argv) {
       return Fail("opening the replica", opened_replica.status());
     }
     replica = std::move(*opened_replica);
-    engine::FollowerOptions follow;
-    follow.brokers = (*broker)->bootstrap_servers();
-    follow.kafka_properties = f.properties;
-    follow.model_topic = "model";
-    follow.redis_url = f.redis;
-    follow.redis_timeout = absl::Milliseconds(config.tier_redis_timeout_ms);
-    auto made_follower = engine::ModelFollower::Create(follow, &replica->live_model());
+    auto made_follower = engine::ModelFollower::Create(
+        engine::FollowerOptionsFor(tier, (*broker)->bootstrap_servers(), f.properties),
+        &replica->live_model());
     if (!made_follower.ok()) {
       stop_replica();
       shutdown();

@@ -22,6 +22,19 @@ namespace freshet::engine {
 
 namespace rdkafka = stream::rdkafka;
 
+FollowerOptions FollowerOptionsFor(const config::Config& config, std::string brokers,
+                                   std::map<std::string, std::string> kafka_properties) {
+  FollowerOptions o;
+  o.brokers = std::move(brokers);
+  o.kafka_properties = std::move(kafka_properties);
+  o.model_topic = config.tier_model_topic;
+  o.redis_url = config.tier_redis;
+  o.key_prefix = config.tier_key_prefix;
+  o.redis_timeout = absl::Milliseconds(config.tier_redis_timeout_ms);
+  o.max_users = config.tier_max_users;
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<ModelFollower>> ModelFollower::Create(FollowerOptions options,
                                                                      LiveModel* model) {
   if (options.model_topic.empty()) {

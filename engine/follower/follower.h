@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/mutex.h"
+#include "config/config.h"
 #include "engine/follower/redis_client.h"
 #include "engine/live_model.h"
 #include "engine/model_reader.h"
@@ -46,6 +47,11 @@ struct FollowerOptions {
   absl::Duration redis_retry = absl::Milliseconds(500);
   int64_t max_users = 100'000;  // users whose state the replica keeps between requests
 };
+
+// The options the configuration gives (serving_replicas.*), for the model topic's brokers at
+// `brokers`.
+FollowerOptions FollowerOptionsFor(const config::Config& config, std::string brokers,
+                                   std::map<std::string, std::string> kafka_properties);
 
 struct FollowerStats {
   // The model topic.

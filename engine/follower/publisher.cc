@@ -16,6 +16,19 @@
 
 namespace freshet::engine {
 
+PublisherOptions PublisherOptionsFor(const config::Config& config, std::string brokers,
+                                     std::map<std::string, std::string> kafka_properties) {
+  PublisherOptions o;
+  o.brokers = std::move(brokers);
+  o.kafka_properties = std::move(kafka_properties);
+  o.model_topic = config.tier_model_topic;
+  o.redis_url = config.tier_redis;
+  o.key_prefix = config.tier_key_prefix;
+  o.interval = absl::Milliseconds(config.tier_publish_ms);
+  o.user_ttl_s = config.user_ttl_s;
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<ModelPublisher>> ModelPublisher::Create(PublisherOptions options,
                                                                        LiveModel* model) {
   if (options.model_topic.empty()) {

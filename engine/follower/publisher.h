@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/mutex.h"
+#include "config/config.h"
 #include "engine/follower/redis_client.h"
 #include "engine/live_model.h"
 #include "stream/kafka/kafka_producer.h"
@@ -50,6 +51,11 @@ struct PublisherOptions {
   int64_t user_ttl_s = 0;  // EX of each user key; 0: none
   int64_t max_pending_users = 1'000'000;
 };
+
+// The options the configuration gives (serving_replicas.*, memory.user_ttl_s, the brokers'
+// librdkafka properties), for the brokers at `brokers`.
+PublisherOptions PublisherOptionsFor(const config::Config& config, std::string brokers,
+                                     std::map<std::string, std::string> kafka_properties);
 
 struct PublisherStats {
   int64_t rounds = 0;

@@ -106,25 +106,13 @@ class HiredisClient final : public RedisClient {
         values[i].emplace(reply->str, reply->len);
       } else if (reply->type != REDIS_REPLY_NIL && status.ok()) {
         status = absl::UnavailableError(
-            absl::StrCat("redis ", Where(), ": GET answered type ", reply->type));
+            absl::StrCat("redis ", Where(), ": GET answered type ", reply->type, " ",
+                         reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len)
+                                                          : std::string()));
       }
     }
     if (!status.ok()) return status;
     return values;
-  }
-
-  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) override {
-    if (absl::Status s = Connect(); !s.ok()) return s;
-    ReplyPtr reply(
-        static_cast<redisReply*>(redisCommand(c_.get(), "GET %b", key.data(), key.size())));
-    if (reply == nullptr) return Fail("GET");
-    if (reply->type == REDIS_REPLY_NIL) return std::optional<std::string>();
-    if (reply->type == REDIS_REPLY_STRING) {
-      return std::optional<std::string>(std::string(reply->str, reply->len));
-    }
-    return absl::UnavailableError(absl::StrCat(
-        "redis ", Where(), ": GET answered type ", reply->type,
-        reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : std::string()));
   }
 
  private:

@@ -42,11 +42,16 @@ class RedisClient {
   // remade by the next call) when Redis cannot be reached or answers an error.
   virtual absl::Status SetMany(const std::vector<std::pair<std::string, std::string>>& entries,
                                int64_t ttl_s) = 0;
-  // GET key: the value, or nullopt when the key does not exist; Unavailable as above.
-  virtual absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) = 0;
-  // GET of every key, pipelined (one round trip; keys may live in different cluster slots).
+  // GET of every key, pipelined (one round trip; keys may live in different cluster slots): each
+  // value, or nullopt for a key that does not exist; Unavailable as above.
   virtual absl::StatusOr<std::vector<std::optional<std::string>>> GetMany(
       const std::vector<std::string>& keys) = 0;
+  // GetMany of one key.
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) {
+    absl::StatusOr<std::vector<std::optional<std::string>>> values = GetMany({std::string(key)});
+    if (!values.ok()) return values.status();
+    return std::move((*values)[0]);
+  }
 };
 
 }  // namespace freshet::engine

@@ -5,7 +5,11 @@
 #ifndef FRESHET_LEARNER_INTERNAL_VECTOR_OPS_H_
 #define FRESHET_LEARNER_INTERNAL_VECTOR_OPS_H_
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+
+#include "absl/types/span.h"
 
 namespace freshet::learner::internal {
 
@@ -88,6 +92,21 @@ inline float ExpNonPositive(float x) {
   float scale;
   __builtin_memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
+}
+
+// Rescales to mean 0 and variance 1 (a constant vector becomes all zeros): the per-query
+// standardisation of the scores that the hybrid and blend models combine.
+inline void Standardise(absl::Span<float> v) {
+  if (v.empty()) return;
+  double sum = 0, sum_sq = 0;
+  for (float x : v) {
+    sum += x;
+    sum_sq += static_cast<double>(x) * x;
+  }
+  const double mean = sum / static_cast<double>(v.size());
+  const double var = std::max(0.0, sum_sq / static_cast<double>(v.size()) - mean * mean);
+  const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+  for (float& x : v) x = (x - static_cast<float>(mean)) * inv;
 }
 
 }  // namespace freshet::learner::internal
