@@ -196,6 +196,17 @@ void RegisterFollowerMetrics(const engine::ModelFollower& f, serving::MetricsReg
         [](const S& s) { return s.users_not_found; });
   gauge("freshet_replica_users_cached", "users whose state the replica keeps",
         [](const S& s) { return s.users_cached; });
+  gauge("freshet_replica_client_cache",
+        "1 while Redis tracks the replica's reads (users answered from copies it has not "
+        "invalidated)",
+        [](const S& s) { return s.client_cache ? 1 : 0; });
+  gauge("freshet_replica_user_reads_saved",
+        "answers from a copy of the user Redis had not invalidated (no read)",
+        [](const S& s) { return s.user_reads_saved; });
+  gauge("freshet_replica_invalidations", "users' keys Redis said changed",
+        [](const S& s) { return s.invalidations; });
+  gauge("freshet_replica_tracking_refused", "reads Redis would not track (read, not kept)",
+        [](const S& s) { return s.tracking_refused; });
 }
 
 // /metrics of a learner that publishes to serving replicas.

@@ -318,6 +318,10 @@ const std::vector<KeyImpl>& Registry() {
              "down)"),
       IntKey("serving_replicas.redis_timeout_ms", &Config::tier_redis_timeout_ms, 1, 60000,
              "a replica waits this long for Redis, then answers from its last copy of the user"),
+      BoolKey("serving_replicas.client_cache", &Config::tier_client_cache,
+              "a replica answers a user it has read from its copy, without reading Redis, until "
+              "Redis says the user's state changed (CLIENT TRACKING, Redis >= 6); false: every "
+              "request reads its user"),
   };
   return *registry;
 }

@@ -123,6 +123,7 @@ struct Config {
   int tier_publish_ms = 2;
   int tier_max_users = 100000;  // users a replica keeps between requests
   int tier_redis_timeout_ms = 50;
+  bool tier_client_cache = true;  // replicas keep users until Redis invalidates them
   // [store] RocksDB persistence
   // Dirty rows and source positions are written this often. Each flush rewrites every row changed
   // since the last (with sampled negatives, nearly every item of a small catalog), so the cost is

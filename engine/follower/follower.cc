@@ -32,6 +32,7 @@ FollowerOptions FollowerOptionsFor(const config::Config& config, std::string bro
   o.key_prefix = config.tier_key_prefix;
   o.redis_timeout = absl::Milliseconds(config.tier_redis_timeout_ms);
   o.max_users = config.tier_max_users;
+  o.client_cache = config.tier_client_cache;
   return o;
 }
 
@@ -92,12 +93,130 @@ absl::Status ModelFollower::Start() {
   }
   stop_.store(false);
   thread_ = std::thread([this] { Loop(); });
+  if (options_.client_cache) {
+    invalidations_started_.store(true);
+    invalidation_thread_ = std::thread([this] { InvalidationLoop(); });
+  }
   return absl::OkStatus();
 }
 
 void ModelFollower::Stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
+  if (invalidation_thread_.joinable()) invalidation_thread_.join();
+  invalidations_started_.store(false);  // nothing is tracked any more (the loop's end)
+}
+
+void ModelFollower::ForgetTracked() const {
+  MutexLock c(&cache_mu_);
+  tracked_.clear();
+}
+
+void ModelFollower::InvalidationLoop() {
+  absl::StatusOr<std::unique_ptr<RedisInvalidations>> made =
+      RedisInvalidations::Create(redis_, options_.redis_timeout);
+  if (!made.ok()) {
+    LogWarning(absl::StrCat("replica: no client-side caching: ", made.status().message()));
+    return;
+  }
+  std::unique_ptr<RedisInvalidations> redis = *std::move(made);
+  bool connected = false;
+  std::deque<int64_t> barriers;  // asked for and sent, not met yet
+  int64_t barriers_sent = 0;     // SyncInvalidations() calls answered or sent for
+  std::vector<std::string> keys;
+  absl::Time last_warning = absl::InfinitePast();
+  const auto warn = [&](absl::string_view what) {
+    if (absl::Now() - last_warning < absl::Seconds(10)) return;
+    last_warning = absl::Now();
+    LogWarning(absl::StrCat("replica: ", what, " (every request reads Redis meanwhile)"));
+  };
+  // Once nothing is tracked, every invalidation asked about has trivially been applied.
+  const auto lost = [&] {
+    tracking_id_.store(0);
+    tracking_epoch_.fetch_add(1);
+    ForgetTracked();
+    barriers_sent = barriers_asked_.load();
+    barriers_met_.store(barriers_sent);
+    barriers.clear();
+  };
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (!connected) {
+      absl::StatusOr<int64_t> id = redis->Connect();
+      if (!id.ok()) {
+        lost();
+        warn(absl::StrCat("client-side caching: ", id.status().message()));
+        const absl::Time until =
+            absl::Now() + std::max(options_.redis_retry, absl::Milliseconds(10));
+        while (!stop_.load(std::memory_order_relaxed) && absl::Now() < until) {
+          absl::SleepFor(absl::Milliseconds(10));
+        }
+        continue;
+      }
+      ForgetTracked();
+      tracking_epoch_.fetch_add(1);
+      tracking_id_.store(*id);
+      connected = true;
+    }
+    absl::Status status;
+    if (const int64_t asked = barriers_asked_.load(); asked > barriers_sent) {
+      status = redis->Barrier();
+      barriers_sent = asked;
+      barriers.push_back(asked);
+    }
+    keys.clear();
+    bool all = false;
+    const int64_t met_before = redis->barriers();
+    if (status.ok()) status = redis->Poll(absl::Milliseconds(20), &keys, &all);
+    if (!keys.empty() || all) {
+      MutexLock c(&cache_mu_);
+      if (all) {
+        tracked_.clear();
+      } else {
+        for (const std::string& key : keys) {
+          if (std::optional<absl::string_view> user = UserOfStateKey(options_.key_prefix, key)) {
+            tracked_.erase(*user);
+          }
+        }
+      }
+    }
+    if (!keys.empty() || all) {
+      MutexLock s(&stats_mu_);
+      stats_.invalidations += all ? 1 : static_cast<int64_t>(keys.size());
+    }
+    for (int64_t met = redis->barriers() - met_before; met > 0 && !barriers.empty(); --met) {
+      barriers_met_.store(barriers.front());
+      barriers.pop_front();
+    }
+    if (!status.ok()) {
+      connected = false;
+      lost();
+      warn(absl::StrCat("client-side caching: ", status.message()));
+    }
+  }
+  lost();
+}
+
+void ModelFollower::SettleRead(const std::string& user, uint64_t token, bool current) const {
+  const auto it = tracked_.find(user);
+  if (it == tracked_.end() || it->second != token) return;  // invalidated, or read again since
+  if (current) {
+    it->second = 0;
+  } else {
+    tracked_.erase(it);
+  }
+}
+
+absl::Status ModelFollower::SyncInvalidations(absl::Duration timeout) const {
+  if (!invalidations_started_.load()) return absl::OkStatus();
+  const int64_t asked = barriers_asked_.fetch_add(1) + 1;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (barriers_met_.load() < asked) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError("replica: Redis's invalidations not confirmed in time");
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return absl::OkStatus();
 }
 
 void ModelFollower::Loop() {
@@ -258,6 +377,7 @@ FollowerStats ModelFollower::stats() const {
   if (published > 0) {
     out.state_age_s = static_cast<double>(absl::ToUnixNanos(absl::Now()) - published) / 1e9;
   }
+  out.client_cache = tracking_id_.load() > 0;
   MutexLock c(&cache_mu_);
   out.users_cached = static_cast<int64_t>(cached_.size());
   return out;
@@ -288,28 +408,67 @@ ModelFollower::UserState ModelFollower::LoadUser(absl::string_view user) const {
 }
 
 std::vector<ModelFollower::UserState> ModelFollower::LoadUsers(
-    const std::vector<std::string>& users) const {
+    const std::vector<std::string>& all_users) const {
   const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+  std::vector<UserState> out(all_users.size(), UserState::kNone);
+  // Users whose copy Redis has not invalidated since it was read are answered from it; the
+  // others are read. Each read marks its users with its token: a copy becomes current only if no
+  // invalidation or later read of the user came in between.
+  const int64_t epoch = tracking_epoch_.load();
+  const int64_t redirect = tracking_id_.load();
+  const uint64_t token = next_token_.fetch_add(1);
+  std::vector<size_t> misses;
+  int64_t saved = 0;
+  if (redirect > 0) {
+    MutexLock c(&cache_mu_);
+    for (size_t i = 0; i < all_users.size(); ++i) {
+      const auto [it, absent] = tracked_.try_emplace(all_users[i], token);
+      if (!absent && it->second == 0 && fingerprints_.contains(all_users[i])) {
+        out[i] = UserState::kRedis;
+        ++saved;
+      } else {
+        it->second = token;
+        misses.push_back(i);
+      }
+    }
+  } else {
+    misses.resize(all_users.size());
+    for (size_t i = 0; i < misses.size(); ++i) misses[i] = i;
+  }
+  if (misses.empty()) {
+    MutexLock s(&stats_mu_);
+    stats_.user_reads_saved += saved;
+    return out;
+  }
+  std::vector<std::string> users;
+  users.reserve(misses.size());
+  for (size_t i : misses) users.push_back(all_users[i]);
+
   absl::StatusOr<std::vector<std::optional<std::string>>> states =
       absl::UnavailableError("redis: waiting before asking again after an error");
   double seconds = 0;
-  bool asked = false;
+  bool asked = false, tracked = false;
+  std::string tracking_error;
   if (now_ns >= redis_down_until_ns_.load(std::memory_order_relaxed)) {
     std::vector<std::string> keys;
     keys.reserve(users.size());
     for (const std::string& user : users) keys.push_back(UserStateKey(options_.key_prefix, user));
     std::unique_ptr<RedisClient> client = TakeClient();
     const absl::Time t = absl::Now();
-    states = client != nullptr ? client->GetMany(keys) : absl::UnavailableError("redis: no client");
+    states = client != nullptr ? client->GetManyTracked(keys, redirect, &tracked)
+                               : absl::UnavailableError("redis: no client");
     seconds = absl::ToDoubleSeconds(absl::Now() - t);
     asked = true;
+    if (states.ok() && redirect > 0 && !tracked) tracking_error = client->tracking_error();
     ReturnClient(std::move(client));
     if (!states.ok()) {
       redis_down_until_ns_.store(now_ns + absl::ToInt64Nanoseconds(options_.redis_retry),
                                  std::memory_order_relaxed);
     }
   }
-  std::vector<UserState> out(users.size(), UserState::kNone);
+  // A copy read under this token is current while the mark is still the token and no loss of the
+  // invalidations' connection came in between.
+  const bool may_keep = tracked && tracking_epoch_.load() == epoch;
   int64_t not_found = 0, from_cache = 0;
   if (states.ok()) {
     // The states that differ from the replica's copies (or that it has none of) are decoded, all
@@ -322,13 +481,15 @@ std::vector<ModelFollower::UserState> ModelFollower::LoadUsers(
         const std::optional<std::string>& state = (*states)[i];
         if (!state.has_value()) {
           ++not_found;
+          SettleRead(users[i], token, false);
           if (fingerprints_.contains(users[i])) changed.push_back(i);  // gone: forget it
           continue;
         }
         prints[i] = absl::HashOf(*state);
         const auto it = fingerprints_.find(users[i]);
         if (it != fingerprints_.end() && it->second == prints[i]) {
-          out[i] = UserState::kRedis;
+          out[misses[i]] = UserState::kRedis;
+          SettleRead(users[i], token, may_keep);
         } else {
           changed.push_back(i);
         }
@@ -348,22 +509,31 @@ std::vector<ModelFollower::UserState> ModelFollower::LoadUsers(
             fingerprints_.erase(user);
             continue;
           }
+          // A later read made the replica's copy current meanwhile: this state is not newer.
+          if (const auto it = tracked_.find(user);
+              it != tracked_.end() && it->second == 0 && fingerprints_.contains(user)) {
+            out[misses[i]] = UserState::kRedis;
+            continue;
+          }
           absl::StatusOr<int32_t> row = learner.FollowUser(*state);
           if (!row.ok()) {
             if (first_error.empty()) {
               first_error = absl::StrCat("user '", user, "': ", row.status().message());
             }
-            out[i] = known >= 0 ? UserState::kCache : UserState::kNone;
+            out[misses[i]] = known >= 0 ? UserState::kCache : UserState::kNone;
+            SettleRead(user, token, false);
             continue;
           }
-          out[i] = UserState::kRedis;
+          out[misses[i]] = UserState::kRedis;
           if (const int64_t applied = learner.history(*row).applied_ns(); applied > 0) {
             ages.push_back(now_ns - applied);
           }
           if (fingerprints_.insert_or_assign(user, prints[i]).second) cached_.push_back(user);
+          SettleRead(user, token, may_keep);
           while (static_cast<int64_t>(cached_.size()) > std::max<int64_t>(1, options_.max_users)) {
             const int32_t oldest = learner.users().Find(cached_.front());
             fingerprints_.erase(cached_.front());
+            tracked_.erase(cached_.front());
             cached_.pop_front();
             if (oldest >= 0 && oldest != *row) learner.ForgetUser(oldest);
           }
@@ -377,14 +547,22 @@ std::vector<ModelFollower::UserState> ModelFollower::LoadUsers(
       }
     }
   } else {
+    // The connection that tracked the reads so far may be gone with their invalidations.
+    ForgetTracked();
     model_->WithLearner([&](const learner::Learner& learner) {
       for (size_t i = 0; i < users.size(); ++i) {
         if (learner.users().Find(users[i]) >= 0) {
-          out[i] = UserState::kCache;
+          out[misses[i]] = UserState::kCache;
           ++from_cache;
         }
       }
     });
+  }
+  if (!tracking_error.empty() &&
+      now_ns - tracking_warned_ns_.exchange(now_ns) > absl::ToInt64Nanoseconds(absl::Minutes(1))) {
+    LogWarning(absl::StrCat("replica: Redis does not track reads (", tracking_error,
+                            "): every request reads its user; client-side caching needs "
+                            "Redis >= 6"));
   }
   const int64_t n = static_cast<int64_t>(users.size());
   MutexLock s(&stats_mu_);
@@ -393,6 +571,8 @@ std::vector<ModelFollower::UserState> ModelFollower::LoadUsers(
   if (!states.ok()) stats_.user_fetch_errors += n;
   stats_.users_from_cache += from_cache;
   stats_.users_not_found += not_found;
+  stats_.user_reads_saved += saved;
+  if (states.ok() && redirect > 0 && !tracked) stats_.tracking_refused += n;
   return out;
 }
 

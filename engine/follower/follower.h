@@ -46,6 +46,11 @@ struct FollowerOptions {
   // this long (so an outage costs no timeout per request).
   absl::Duration redis_retry = absl::Milliseconds(500);
   int64_t max_users = 100'000;  // users whose state the replica keeps between requests
+  // Server-assisted client-side caching (Redis >= 6): a user read once is answered from the
+  // replica's copy, without a read, until Redis says the user's state changed (its invalidation
+  // reaches the replica within a millisecond or so of the learner's write). Off: every request
+  // reads its user from Redis.
+  bool client_cache = true;
 };
 
 // The options the configuration gives (serving_replicas.*), for the model topic's brokers at
@@ -73,6 +78,11 @@ struct FollowerStats {
   int64_t users_not_found = 0;   // no state in Redis (popularity)
   int64_t users_cached = 0;
   double redis_seconds = 0;  // total time in Redis reads
+  // Client-side caching.
+  bool client_cache = false;     // Redis is tracking the replica's reads now
+  int64_t user_reads_saved = 0;  // answers from a copy Redis has not invalidated (no read)
+  int64_t invalidations = 0;     // keys Redis said changed (a flush of all counts one)
+  int64_t tracking_refused = 0;  // reads Redis would not track (they were read, not kept)
 };
 
 class ModelFollower {
@@ -108,6 +118,11 @@ class ModelFollower {
   // lock taken once, only when a state differs from the copy the replica has.
   std::vector<UserState> LoadUsers(const std::vector<std::string>& users) const;
 
+  // Returns once every invalidation Redis sent before the call has been applied (a user changed
+  // in Redis before it is then read again, not answered from the replica's copy); OK at once when
+  // client-side caching is off. DeadlineExceeded after `timeout`.
+  absl::Status SyncInvalidations(absl::Duration timeout) const;
+
   // Observers for /metrics, set before Start(): the publishing-to-applied lag of every model
   // topic message (seconds), and the age of every user state read from Redis (seconds since the
   // learner learnt its latest event).
@@ -116,6 +131,16 @@ class ModelFollower {
  private:
   ModelFollower(FollowerOptions options, LiveModel* model, RedisAddress redis);
   void Loop();
+  // Client-side caching: keeps a connection subscribed to Redis's invalidations, and forgets the
+  // users they name.
+  void InvalidationLoop();
+  // Every user is read from Redis again (the invalidations of the tracked ones may be lost).
+  void ForgetTracked() const;
+  // The read `token` of `user` is over: the replica's copy of the user is current when `current`
+  // and neither an invalidation nor a later read took the read's mark meanwhile; otherwise the
+  // mark goes (unless a later read holds it).
+  void SettleRead(const std::string& user, uint64_t token, bool current) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu_);
   // Applies one poll's messages under one exclusive hold.
   void Apply(const std::vector<rd_kafka_message_t*>& messages);
   // Applies messages (offset -1: from an export) under one exclusive hold.
@@ -132,6 +157,7 @@ class ModelFollower {
   const RedisAddress redis_;
   rd_kafka_t* consumer_ = nullptr;  // Start() .. destruction
   std::thread thread_;
+  std::thread invalidation_thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   bool globals_seen_ = false;  // the loop thread's
@@ -148,6 +174,21 @@ class ModelFollower {
   // unchanged (most reads: no new event of that user) is not decoded again.
   mutable absl::flat_hash_map<std::string, uint64_t> fingerprints_ ABSL_GUARDED_BY(cache_mu_);
   mutable std::atomic<int64_t> redis_down_until_ns_{0};
+  // Client-side caching. The users whose state the replica read while Redis tracked the read: 0
+  // once the copy the replica has is that state (answered without a read until an invalidation
+  // removes it); else the token of the read in flight that will make it so, unless an
+  // invalidation or a later read takes its place first.
+  mutable absl::flat_hash_map<std::string, uint64_t> tracked_ ABSL_GUARDED_BY(cache_mu_);
+  mutable std::atomic<uint64_t> next_token_{1};
+  // The id of the connection receiving the invalidations (0: none, no caching), and a count of
+  // its connections and losses: reads tracked under an earlier one are kept only if no loss came
+  // between.
+  std::atomic<int64_t> tracking_id_{0};
+  std::atomic<int64_t> tracking_epoch_{0};
+  mutable std::atomic<int64_t> barriers_asked_{0};
+  std::atomic<int64_t> barriers_met_{0};
+  std::atomic<bool> invalidations_started_{false};
+  mutable std::atomic<int64_t> tracking_warned_ns_{0};
 
   mutable Mutex stats_mu_;
   mutable FollowerStats stats_ ABSL_GUARDED_BY(stats_mu_);

@@ -5,6 +5,7 @@
 #include "engine/follower/follower.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -96,6 +97,8 @@ class FollowerTest : public ::testing::TestWithParam<std::string> {
         publisher.stats().items_published + publisher.stats().globals_published;
     ASSERT_TRUE(WaitFor([&] { return follower.stats().messages >= produced; }))
         << follower.stats().messages << " of " << produced;
+    // And the users the round wrote to Redis are no longer answered from the replica's copies.
+    ASSERT_TRUE(follower.SyncInvalidations(absl::Seconds(10)).ok());
   }
 
   std::unique_ptr<DevBroker> broker_;
@@ -200,6 +203,7 @@ TEST_F(FollowerTest, RedisOutageLosesNothingAndReplicasKeepAnswering) {
   // replica answers from its last copy of u1, and popularity for a user it never read.
   const int port = redis_->port();
   redis_.reset();
+  ASSERT_TRUE((*follower)->SyncInvalidations(absl::Seconds(10)).ok());  // it knows
   (*learner)->Apply(absl::MakeConstSpan(events).subspan(2000));
   EXPECT_FALSE((*publisher)->PublishOnce().ok());
   EXPECT_GT((*publisher)->stats().users_pending, 0);
@@ -221,6 +225,7 @@ TEST_F(FollowerTest, RedisOutageLosesNothingAndReplicasKeepAnswering) {
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the publisher's retry pause
   ASSERT_TRUE((*publisher)->PublishOnce().ok());
   EXPECT_EQ((*publisher)->stats().users_pending, 0);
+  ASSERT_TRUE((*follower)->SyncInvalidations(absl::Seconds(10)).ok());
   for (const char* user : {"u1", "u2", "u5"}) {
     const std::string want = Answer(**learner, user, nullptr);
     if (want.rfind("personalized", 0) != 0) continue;  // no event during the outage
@@ -262,12 +267,101 @@ TEST_F(FollowerTest, HostileUserStatesInRedisAreRefused) {
         std::string(1, '\x01') + std::string(5000, '\xff'), state + "trailing"}) {
     ASSERT_TRUE(
         (*redis)->SetMany({{"freshet:user:{u1}", bad}, {"freshet:user:{zz}", bad}}, 0).ok());
+    ASSERT_TRUE((*follower)->SyncInvalidations(absl::Seconds(10)).ok());
     EXPECT_EQ(Answer(reader, "u1", &source), u1);  // the last copy
     EXPECT_EQ(source, "cache");
     const std::string zz = Answer(reader, "zz", &source);
     EXPECT_EQ(source, "none");
     EXPECT_NE(zz.find("popular"), std::string::npos) << zz;
   }
+}
+
+// Client-side caching: a user read once is answered from the replica's copy without reading
+// Redis again, until Redis invalidates it; then the next answer is the learner's new one. When the
+// connection that receives the invalidations is lost, no copy is trusted until it is back.
+TEST_F(FollowerTest, ClientCacheAnswersFromCopiesUntilRedisInvalidatesThem) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("bpr", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  (*learner)->Apply(learner::GeneratedEvents(2000, 50, 40, 19));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  auto replica = LiveModel::Create("bpr", config, backend_.get());
+  auto follower = ModelFollower::Create(Following(), replica->get());
+  ASSERT_TRUE((*follower)->Start().ok());
+  Sync(**publisher, **follower);
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready() && (*follower)->stats().client_cache; }));
+  const FollowerReader reader(replica->get(), follower->get());
+  const ModelFollower& f = **follower;
+  std::string source;
+
+  ASSERT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+  EXPECT_EQ(source, "redis");
+  const int64_t reads = f.stats().user_fetches;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+    EXPECT_EQ(source, "redis");
+  }
+  EXPECT_EQ(f.stats().user_fetches, reads) << "read again though unchanged";
+  EXPECT_EQ(f.stats().user_reads_saved, 3);
+
+  // A new event of u1: the learner writes it, Redis invalidates the replica's copy, and the next
+  // answer reads it.
+  const auto learn = [&](const char* item) {
+    stream::Event e;
+    e.user = "u1";
+    e.item = item;
+    e.ts_ms = 1'900'000'000'000;
+    (*learner)->Apply({e});
+    Sync(**publisher, f);  // items and users, and Redis's invalidations, through
+  };
+  const int64_t invalidations = f.stats().invalidations;
+  learn("i3");
+  EXPECT_GT(f.stats().invalidations, invalidations);
+  const std::string after = Answer(**learner, "u1", nullptr);
+  EXPECT_EQ(Answer(reader, "u1", &source), after);
+  EXPECT_EQ(f.stats().user_fetches, reads + 1);
+  EXPECT_EQ(Answer(reader, "u1", &source), after);  // and kept again
+  EXPECT_EQ(f.stats().user_fetches, reads + 1);
+
+  // The invalidations' connection is killed, and u1 changes again meanwhile: the replica forgets
+  // which copies were current, reads u1, and answers the learner's new state.
+  ASSERT_EQ(std::system(
+                absl::StrCat("redis-cli -p ", redis_->port(), " CLIENT KILL TYPE pubsub >/dev/null")
+                    .c_str()),
+            0);
+  learn("i4");
+  EXPECT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+  EXPECT_EQ(source, "redis");
+  // It connects again and keeps copies again.
+  ASSERT_TRUE(WaitFor([&] { return f.stats().client_cache; }));
+  Answer(reader, "u1", nullptr);
+  const int64_t saved = f.stats().user_reads_saved;
+  EXPECT_EQ(Answer(reader, "u1", nullptr), Answer(**learner, "u1", nullptr));
+  EXPECT_EQ(f.stats().user_reads_saved, saved + 1);
+}
+
+TEST_F(FollowerTest, WithoutClientCacheEveryRequestReadsRedis) {
+  const config::Config config = SmallConfig();
+  auto learner = LiveModel::Create("bpr", config, backend_.get());
+  ASSERT_TRUE(learner.ok());
+  (*learner)->Apply(learner::GeneratedEvents(1000, 30, 40, 29));
+  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
+  ASSERT_TRUE(publisher.ok());
+  auto replica = LiveModel::Create("bpr", config, backend_.get());
+  FollowerOptions options = Following();
+  options.client_cache = false;
+  auto follower = ModelFollower::Create(options, replica->get());
+  ASSERT_TRUE((*follower)->Start().ok());
+  Sync(**publisher, **follower);
+  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); }));
+  const FollowerReader reader(replica->get(), follower->get());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Answer(reader, "u2", nullptr), Answer(**learner, "u2", nullptr));
+  }
+  EXPECT_EQ((*follower)->stats().user_fetches, 3);
+  EXPECT_EQ((*follower)->stats().user_reads_saved, 0);
+  EXPECT_FALSE((*follower)->stats().client_cache);
 }
 
 // The model topic unavailable: a replica keeps answering from the item state it has, says how
@@ -306,6 +400,7 @@ TEST_F(FollowerTest, ModelTopicOutageKeepsTheItemStateAndReportsItsAge) {
       << (*follower)->stats().messages << " of " << produced;
   // The state it reports on is one published since the broker came back.
   EXPECT_LE((*follower)->stats().state_age_s, absl::ToDoubleSeconds(absl::Now() - up));
+  ASSERT_TRUE((*follower)->SyncInvalidations(absl::Seconds(10)).ok());
   for (const char* user : {"u1", "u3", "u8"}) {
     EXPECT_EQ(Answer(reader, user, nullptr), Answer(**learner, user, nullptr)) << user;
   }
