@@ -4,9 +4,13 @@
 # benchmarks/serving/load.sh) against
 #   colocated  the learner itself, which keeps learning RATE events/s from a second stream
 #              (what load.sh measures; no replicas, nothing published);
+#   colocated_idle  the learner with no live stream: what serving alone costs in that process,
+#              the most any replica could serve on these cores with the same scoring;
 #   replica    one replica, reading each user from Redis and the items from the model topic,
 #              while the learner learns RATE events/s on the same cores (replica_learning) or
 #              sits idle (replica_idle: the replica's own cost, no learning beside it);
+#              replica_nocache: replica_idle with serving_replicas.client_cache=false (every
+#              request reads its user from Redis);
 #   haproxy2   two replicas behind HAProxy (deploy/haproxy/haproxy.cfg), learner idle;
 #   rolling    three replicas behind HAProxy while the learner learns RATE events/s; during the
 #              run each replica in turn is stopped (SIGTERM; the second one SIGKILL) and started
@@ -18,10 +22,12 @@
 #              learner and the first replica do.
 # ITEMS items x d=64 (bpr), 50k users. Everything shares the machine's cores. Prints one JSON line
 # per mode and round: QPS, latency percentiles, the CPU seconds per request of the serving
-# process(es) (from /proc), and of redis-server and HAProxy.
+# process(es) (from /proc), and of redis-server and HAProxy, and a replica's Redis reads per
+# request (-1: not a replica).
 #   benchmarks/serving/replica_load.sh [ITEMS=10000] [SECONDS=10] [CONNECTIONS=32] [RATE=20000]
 #                                      [ROUNDS=2] [MODES="colocated replica_idle ..."]
-# Environment: WRK_THREADS (1), FRESHET (the binary; default build/cli/freshet).
+# Environment: WRK_THREADS (1), FRESHET (the binary; default build/cli/freshet), WARMUP (seconds
+# of the same load before each measurement, not measured; default 0).
 set -euo pipefail
 ITEMS=${1:-10000}
 DURATION=${2:-10}
@@ -30,6 +36,7 @@ RATE=${4:-20000}
 ROUNDS=${5:-2}
 MODES=${6:-colocated replica_learning replica_idle haproxy2}
 USERS=50000
+WARMUP=${WARMUP:-0}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 F=${FRESHET:-$ROOT/build/cli/freshet}
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
@@ -67,9 +74,12 @@ start_learner() {  # $1: the live stream's rate (0: none); $2: "publish" to publ
 # SIGTERM: a background job of a script ignores SIGINT unless it installs its own handler
 # (freshet does; HAProxy does not).
 stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
-start_replica() {  # $1: name
+start_replica() {  # $1: name, $2: port (0: any), $3...: more serve options
+  local name=$1 port=${2:-0}
+  shift; shift || true
   "$F" serve --follow --brokers "$brokers" --model-topic model --redis "$redis" \
-    --bootstrap "$learner_url" --port "${2:-0}" --status-interval 0 >"$W/$1.out" 2>"$W/$1.err" &
+    --bootstrap "$learner_url" --port "$port" --status-interval 0 "$@" >"$W/$name.out" 2>"$W/$name.err" &
+  set -- "$name"
   eval "${1}_pid=$!"
   for _ in $(seq 300); do
     grep -q '^http=' "$W/$1.out" 2>/dev/null && break
@@ -95,15 +105,22 @@ hz=$(getconf CLK_TCK)
 measure() {  # $1 mode, $2 url, $3 serving pids, $4 learner url (for events applied), $5 extra pids
   local t0 r0 x0 a0 t1 r1 x1 a1
   curl -sf "$2/v1/users/u1/recommendations?k=20" >/dev/null
+  if ((WARMUP > 0)); then  # the same load first, unmeasured: caches of every kind warm
+    FRESHET_USER_PREFIX=u FRESHET_USER_MIN=0 FRESHET_USER_MAX=$((USERS - 1)) \
+      wrk -t"${WRK_THREADS:-1}" -c"$CONNS" -d"${WARMUP}s" -s "$ROOT/benchmarks/serving/recommend.lua" \
+      "$2" >/dev/null 2>&1
+  fi
   t0=$(ticks $3); r0=$(ticks "$redis_pid"); x0=$(ticks ${5:-}); a0=$(metric "$4" freshet_events_applied)
+  g0=$(metric "$2" freshet_replica_redis_reads)
   FRESHET_USER_PREFIX=u FRESHET_USER_MIN=0 FRESHET_USER_MAX=$((USERS - 1)) \
     wrk -t"${WRK_THREADS:-1}" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/benchmarks/serving/recommend.lua" \
     "$2" >"$W/wrk.out" 2>&1
   t1=$(ticks $3); r1=$(ticks "$redis_pid"); x1=$(ticks ${5:-}); a1=$(metric "$4" freshet_events_applied)
+  g1=$(metric "$2" freshet_replica_redis_reads)
   echo "measure $1: learner events applied $a0 -> $a1" >&2
-  python3 - "$W/wrk.out" "$1" "$ITEMS" "$CONNS" "$t0" "$t1" "$r0" "$r1" "$x0" "$x1" "$hz" "$a0" "$a1" "$DURATION" <<'PY'
+  python3 - "$W/wrk.out" "$1" "$ITEMS" "$CONNS" "$t0" "$t1" "$r0" "$r1" "$x0" "$x1" "$hz" "$a0" "$a1" "$DURATION" "$g0" "$g1" <<'PY'
 import json, sys
-out, mode, items, conns, t0, t1, r0, r1, x0, x1, hz, a0, a1, dur = sys.argv[1:]
+out, mode, items, conns, t0, t1, r0, r1, x0, x1, hz, a0, a1, dur, g0, g1 = sys.argv[1:]
 r = json.loads([l for l in open(out) if l.startswith("{")][-1])
 n = max(1, r["requests"])
 per = lambda a, b: round((int(b) - int(a)) / int(hz) / n * 1e6, 1)
@@ -114,6 +131,7 @@ print(json.dumps({"bench": "replica_load", "mode": mode, "items": int(items), "d
                   "serving_cpu_us_per_request": per(t0, t1),
                   "redis_cpu_us_per_request": per(r0, r1),
                   "haproxy_cpu_us_per_request": per(x0, x1),
+                  "redis_reads_per_request": round((float(g1) - float(g0)) / n, 3) if float(g0) >= 0 else -1,
                   "learned_during_eps": round((float(a1) - float(a0)) / float(dur))}))
 PY
 }
@@ -125,9 +143,17 @@ for round in $(seq "$ROUNDS"); do
         start_learner "$RATE"
         measure colocated "$learner_url" "$learner_pid" "$learner_url"
         stop_pid "$learner_pid" ;;
-      replica_learning|replica_idle)
+      colocated_idle)
+        start_learner 0
+        measure colocated_idle "$learner_url" "$learner_pid" "$learner_url"
+        stop_pid "$learner_pid" ;;
+      replica_learning|replica_idle|replica_nocache)
         start_learner "$([[ $mode == replica_learning ]] && echo "$RATE" || echo 0)" publish
-        start_replica r1
+        if [[ $mode == replica_nocache ]]; then
+          start_replica r1 0 --set serving_replicas.client_cache=false
+        else
+          start_replica r1
+        fi
         measure "$mode" "$r1_url" "$r1_pid" "$learner_url"
         stop_pid "$r1_pid"; stop_pid "$learner_pid" ;;
       haproxy2)
