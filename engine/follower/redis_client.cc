@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 #ifdef FRESHET_HAVE_HIREDIS
 #include <hiredis/hiredis.h>
@@ -63,6 +64,21 @@ struct ReplyFree {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+using ContextPtr = std::unique_ptr<redisContext, ContextFree>;
+
+// A blocking connection whose reads and writes time out after `timeout`.
+absl::StatusOr<ContextPtr> ConnectTo(const RedisAddress& address, const timeval& timeout) {
+  ContextPtr c(redisConnectWithTimeout(address.host.c_str(), address.port, timeout));
+  const std::string where = absl::StrCat(address.host, ":", address.port);
+  if (c == nullptr || c->err != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "redis ", where, ": cannot connect: ", c == nullptr ? "out of memory" : c->errstr));
+  }
+  if (redisSetTimeout(c.get(), timeout) != REDIS_OK) {
+    return absl::UnavailableError(absl::StrCat("redis ", where, ": cannot set a timeout"));
+  }
+  return c;
+}
 
 class HiredisClient final : public RedisClient {
  public:
@@ -157,16 +173,9 @@ class HiredisClient final : public RedisClient {
 
   absl::Status Connect() {
     if (c_ != nullptr) return absl::OkStatus();
-    std::unique_ptr<redisContext, ContextFree> c(
-        redisConnectWithTimeout(address_.host.c_str(), address_.port, timeout_));
-    if (c == nullptr || c->err != 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "redis ", Where(), ": cannot connect: ", c == nullptr ? "out of memory" : c->errstr));
-    }
-    if (redisSetTimeout(c.get(), timeout_) != REDIS_OK) {
-      return absl::UnavailableError(absl::StrCat("redis ", Where(), ": cannot set a timeout"));
-    }
-    c_ = std::move(c);
+    absl::StatusOr<ContextPtr> c = ConnectTo(address_, timeout_);
+    if (!c.ok()) return c.status();
+    c_ = *std::move(c);
     return absl::OkStatus();
   }
 
@@ -181,7 +190,7 @@ class HiredisClient final : public RedisClient {
 
   const RedisAddress address_;
   const timeval timeout_;
-  std::unique_ptr<redisContext, ContextFree> c_;
+  ContextPtr c_;
   int64_t tracking_to_ = 0;  // the connection's reads are tracked for this redirect (0: none)
   std::string tracking_error_;
 };
@@ -193,15 +202,7 @@ class HiredisInvalidations final : public RedisInvalidations {
 
   absl::StatusOr<int64_t> Connect() override {
     c_.reset();
-    std::unique_ptr<redisContext, ContextFree> c(
-        redisConnectWithTimeout(address_.host.c_str(), address_.port, timeout_));
-    if (c == nullptr || c->err != 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "redis ", Where(), ": cannot connect: ", c == nullptr ? "out of memory" : c->errstr));
-    }
-    if (redisSetTimeout(c.get(), timeout_) != REDIS_OK) {
-      return absl::UnavailableError(absl::StrCat("redis ", Where(), ": cannot set a timeout"));
-    }
+    FRESHET_ASSIGN_OR_RETURN(ContextPtr c, ConnectTo(address_, timeout_));
     ReplyPtr id(static_cast<redisReply*>(redisCommand(c.get(), "CLIENT ID")));
     if (id == nullptr || id->type != REDIS_REPLY_INTEGER || id->integer <= 0) {
       return absl::UnavailableError(absl::StrCat("redis ", Where(), ": CLIENT ID refused"));
@@ -287,7 +288,7 @@ class HiredisInvalidations final : public RedisInvalidations {
 
   const RedisAddress address_;
   const timeval timeout_;
-  std::unique_ptr<redisContext, ContextFree> c_;
+  ContextPtr c_;
   int64_t barriers_ = 0;
 };
 

@@ -101,6 +101,34 @@ class FollowerTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(follower.SyncInvalidations(absl::Seconds(10)).ok());
   }
 
+  // A bpr learner that has learnt `events` and published them, and a ready replica following it.
+  struct Pair {
+    std::unique_ptr<LiveModel> learner;
+    std::unique_ptr<ModelPublisher> publisher;
+    std::unique_ptr<LiveModel> replica;
+    std::unique_ptr<ModelFollower> follower;
+  };
+  void StartPair(const std::vector<stream::Event>& events, const FollowerOptions& following,
+                 Pair* pair) {
+    const config::Config config = SmallConfig();
+    auto learner = LiveModel::Create("bpr", config, backend_.get());
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    pair->learner = *std::move(learner);
+    pair->learner->Apply(events);
+    auto publisher = ModelPublisher::Create(Publishing(), pair->learner.get());
+    ASSERT_TRUE(publisher.ok()) << publisher.status();
+    pair->publisher = *std::move(publisher);
+    auto replica = LiveModel::Create("bpr", config, backend_.get());
+    ASSERT_TRUE(replica.ok()) << replica.status();
+    pair->replica = *std::move(replica);
+    auto follower = ModelFollower::Create(following, pair->replica.get());
+    ASSERT_TRUE(follower.ok()) << follower.status();
+    pair->follower = *std::move(follower);
+    ASSERT_TRUE(pair->follower->Start().ok());
+    Sync(*pair->publisher, *pair->follower);
+    ASSERT_TRUE(WaitFor([&] { return pair->follower->ready(); })) << pair->follower->Readiness();
+  }
+
   std::unique_ptr<DevBroker> broker_;
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<kernels::Backend> backend_;
@@ -238,18 +266,11 @@ TEST_F(FollowerTest, RedisOutageLosesNothingAndReplicasKeepAnswering) {
 // Whatever Redis holds under a user's key (another writer, a corrupt value, a truncated one), a
 // replica answers: from its last copy of the user, else popularity, and says which.
 TEST_F(FollowerTest, HostileUserStatesInRedisAreRefused) {
-  const config::Config config = SmallConfig();
-  auto learner = LiveModel::Create("bpr", config, backend_.get());
-  ASSERT_TRUE(learner.ok());
-  (*learner)->Apply(learner::GeneratedEvents(2000, 50, 40, 17));
-  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
-  ASSERT_TRUE(publisher.ok());
-  auto replica = LiveModel::Create("bpr", config, backend_.get());
-  auto follower = ModelFollower::Create(Following(), replica->get());
-  ASSERT_TRUE((*follower)->Start().ok());
-  Sync(**publisher, **follower);
-  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); }));
-  const FollowerReader reader(replica->get(), follower->get());
+  Pair pair;
+  ASSERT_NO_FATAL_FAILURE(
+      StartPair(learner::GeneratedEvents(2000, 50, 40, 17), Following(), &pair));
+  const ModelFollower* follower = pair.follower.get();
+  const FollowerReader reader(pair.replica.get(), follower);
   std::string source;
   const std::string u1 = Answer(reader, "u1", &source);
   ASSERT_EQ(source, "redis");
@@ -267,7 +288,7 @@ TEST_F(FollowerTest, HostileUserStatesInRedisAreRefused) {
         std::string(1, '\x01') + std::string(5000, '\xff'), state + "trailing"}) {
     ASSERT_TRUE(
         (*redis)->SetMany({{"freshet:user:{u1}", bad}, {"freshet:user:{zz}", bad}}, 0).ok());
-    ASSERT_TRUE((*follower)->SyncInvalidations(absl::Seconds(10)).ok());
+    ASSERT_TRUE(follower->SyncInvalidations(absl::Seconds(10)).ok());
     EXPECT_EQ(Answer(reader, "u1", &source), u1);  // the last copy
     EXPECT_EQ(source, "cache");
     const std::string zz = Answer(reader, "zz", &source);
@@ -280,26 +301,20 @@ TEST_F(FollowerTest, HostileUserStatesInRedisAreRefused) {
 // Redis again, until Redis invalidates it; then the next answer is the learner's new one. When the
 // connection that receives the invalidations is lost, no copy is trusted until it is back.
 TEST_F(FollowerTest, ClientCacheAnswersFromCopiesUntilRedisInvalidatesThem) {
-  const config::Config config = SmallConfig();
-  auto learner = LiveModel::Create("bpr", config, backend_.get());
-  ASSERT_TRUE(learner.ok());
-  (*learner)->Apply(learner::GeneratedEvents(2000, 50, 40, 19));
-  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
-  ASSERT_TRUE(publisher.ok());
-  auto replica = LiveModel::Create("bpr", config, backend_.get());
-  auto follower = ModelFollower::Create(Following(), replica->get());
-  ASSERT_TRUE((*follower)->Start().ok());
-  Sync(**publisher, **follower);
-  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready() && (*follower)->stats().client_cache; }));
-  const FollowerReader reader(replica->get(), follower->get());
-  const ModelFollower& f = **follower;
+  Pair pair;
+  ASSERT_NO_FATAL_FAILURE(
+      StartPair(learner::GeneratedEvents(2000, 50, 40, 19), Following(), &pair));
+  const ModelFollower& f = *pair.follower;
+  ASSERT_TRUE(WaitFor([&] { return f.stats().client_cache; }));
+  const FollowerReader reader(pair.replica.get(), &f);
+  const LiveModel* learner = pair.learner.get();
   std::string source;
 
-  ASSERT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+  ASSERT_EQ(Answer(reader, "u1", &source), Answer(*learner, "u1", nullptr));
   EXPECT_EQ(source, "redis");
   const int64_t reads = f.stats().user_fetches;
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+    EXPECT_EQ(Answer(reader, "u1", &source), Answer(*learner, "u1", nullptr));
     EXPECT_EQ(source, "redis");
   }
   EXPECT_EQ(f.stats().user_fetches, reads) << "read again though unchanged";
@@ -312,13 +327,13 @@ TEST_F(FollowerTest, ClientCacheAnswersFromCopiesUntilRedisInvalidatesThem) {
     e.user = "u1";
     e.item = item;
     e.ts_ms = 1'900'000'000'000;
-    (*learner)->Apply({e});
-    Sync(**publisher, f);  // items and users, and Redis's invalidations, through
+    pair.learner->Apply({e});
+    Sync(*pair.publisher, f);  // items and users, and Redis's invalidations, through
   };
   const int64_t invalidations = f.stats().invalidations;
   learn("i3");
   EXPECT_GT(f.stats().invalidations, invalidations);
-  const std::string after = Answer(**learner, "u1", nullptr);
+  const std::string after = Answer(*learner, "u1", nullptr);
   EXPECT_EQ(Answer(reader, "u1", &source), after);
   EXPECT_EQ(f.stats().user_fetches, reads + 1);
   EXPECT_EQ(Answer(reader, "u1", &source), after);  // and kept again
@@ -331,37 +346,30 @@ TEST_F(FollowerTest, ClientCacheAnswersFromCopiesUntilRedisInvalidatesThem) {
                     .c_str()),
             0);
   learn("i4");
-  EXPECT_EQ(Answer(reader, "u1", &source), Answer(**learner, "u1", nullptr));
+  EXPECT_EQ(Answer(reader, "u1", &source), Answer(*learner, "u1", nullptr));
   EXPECT_EQ(source, "redis");
   // It connects again and keeps copies again.
   ASSERT_TRUE(WaitFor([&] { return f.stats().client_cache; }));
   Answer(reader, "u1", nullptr);
   const int64_t saved = f.stats().user_reads_saved;
-  EXPECT_EQ(Answer(reader, "u1", nullptr), Answer(**learner, "u1", nullptr));
+  EXPECT_EQ(Answer(reader, "u1", nullptr), Answer(*learner, "u1", nullptr));
   EXPECT_EQ(f.stats().user_reads_saved, saved + 1);
 }
 
 TEST_F(FollowerTest, WithoutClientCacheEveryRequestReadsRedis) {
-  const config::Config config = SmallConfig();
-  auto learner = LiveModel::Create("bpr", config, backend_.get());
-  ASSERT_TRUE(learner.ok());
-  (*learner)->Apply(learner::GeneratedEvents(1000, 30, 40, 29));
-  auto publisher = ModelPublisher::Create(Publishing(), learner->get());
-  ASSERT_TRUE(publisher.ok());
-  auto replica = LiveModel::Create("bpr", config, backend_.get());
   FollowerOptions options = Following();
   options.client_cache = false;
-  auto follower = ModelFollower::Create(options, replica->get());
-  ASSERT_TRUE((*follower)->Start().ok());
-  Sync(**publisher, **follower);
-  ASSERT_TRUE(WaitFor([&] { return (*follower)->ready(); }));
-  const FollowerReader reader(replica->get(), follower->get());
+  Pair pair;
+  ASSERT_NO_FATAL_FAILURE(StartPair(learner::GeneratedEvents(1000, 30, 40, 29), options, &pair));
+  const ModelFollower* follower = pair.follower.get();
+  const FollowerReader reader(pair.replica.get(), follower);
+  const LiveModel* learner = pair.learner.get();
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(Answer(reader, "u2", nullptr), Answer(**learner, "u2", nullptr));
+    EXPECT_EQ(Answer(reader, "u2", nullptr), Answer(*learner, "u2", nullptr));
   }
-  EXPECT_EQ((*follower)->stats().user_fetches, 3);
-  EXPECT_EQ((*follower)->stats().user_reads_saved, 0);
-  EXPECT_FALSE((*follower)->stats().client_cache);
+  EXPECT_EQ(follower->stats().user_fetches, 3);
+  EXPECT_EQ(follower->stats().user_reads_saved, 0);
+  EXPECT_FALSE(follower->stats().client_cache);
 }
 
 // The model topic unavailable: a replica keeps answering from the item state it has, says how
