@@ -578,6 +578,20 @@ void BprModel::ReadReplicaItem(int32_t row, bool initial, float* out) const {
   }
 }
 
+absl::Status BprModel::CheckReplicaItem(const float* in) const {
+  const RowName name{"bpr", "replicated item", -1};
+  const char* at = reinterpret_cast<const char*>(in);
+  const size_t d = static_cast<size_t>(dim_);
+  FRESHET_RETURN_IF_ERROR(
+      CheckFiniteFloats(name, "value", at, static_cast<size_t>(ReplicaItemWidth())));
+  FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "accumulator", in[d + 1]));
+  FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "bias accumulator", in[d + 2]));
+  if (!config_.bpr_tied_context) {
+    FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "context accumulator", in[2 * d + 3]));
+  }
+  return absl::OkStatus();
+}
+
 void BprModel::WriteReplicaItem(int32_t row, const float* in) {
   std::copy_n(in, dim_, items_.Row(row));
   bias_[row] = in[dim_];

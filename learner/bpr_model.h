@@ -92,6 +92,7 @@ class BprModel : public Model {
     return dim_ + 3 + (config_.bpr_tied_context ? 0 : dim_ + 1);
   }
   void ReadReplicaItem(int32_t row, bool initial, float* out) const override;
+  absl::Status CheckReplicaItem(const float* in) const override;
   void WriteReplicaItem(int32_t row, const float* in) override;
   void ReplicaWritesDone() override;
   int64_t BytesPerUser() const override;

@@ -168,7 +168,10 @@ class ReplicatedItems {
   // Writes a row's replicated parameters as they are now, or (initial) as the row started out
   // before anything was learnt.
   virtual void ReadReplicaItem(int32_t /*row*/, bool /*initial*/, float* /*out*/) const {}
-  // Overwrites a row's replicated parameters with merged values.
+  // OK when `in` (ReplicaItemWidth() floats, from other processes) holds values the model can
+  // take; DataLoss naming what is wrong (a NaN, an infinity, a negative accumulator) otherwise.
+  virtual absl::Status CheckReplicaItem(const float* /*in*/) const { return absl::OkStatus(); }
+  // Overwrites a row's replicated parameters with merged values (checked by CheckReplicaItem()).
   virtual void WriteReplicaItem(int32_t /*row*/, const float* /*in*/) {}
   // After a round of WriteReplicaItem(): a model that also keeps its parameters on a device
   // copies the rewritten rows there.
