@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "common/byte_codec.h"
 #include "common/status_macros.h"
+#include "learner/internal/row_checks.h"
 #include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
@@ -274,6 +276,10 @@ absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
     return absl::DataLossError(
         absl::StrCat("blend user row ", row, ": malformed (", in.size(), " bytes)"));
   }
+  // Every part is checked before any is decoded, so a refused row changes none.
+  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.CheckUser(row, bpr));
+  if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckUser(row, cooc));
+  FRESHET_RETURN_IF_ERROR(sessions_.Check(row, session));
   if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeUser(row, cooc));
   return sessions_.Decode(row, session);
@@ -311,46 +317,84 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
   }
 }
 
-absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
+absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* out) const {
+  const internal::RowName name{"blend", "item", row};
   const auto malformed = [&](absl::string_view what) {
-    return absl::DataLossError(
-        absl::StrCat("blend item row ", row, ": malformed ", what, " (", in.size(), " bytes)"));
+    return internal::BadRow(name, absl::StrCat("malformed ", what, " (", in.size(), " bytes)"));
   };
+  constexpr uint64_t kPairBytes = sizeof(int32_t) + sizeof(float);
   ByteReader r(in);
-  absl::string_view bpr, cooc;
-  if (!r.GetStringView(&bpr) || !r.GetStringView(&cooc)) return malformed("parts");
-  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, bpr));
-  if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, cooc));
-  uint64_t n = 0;
-  float total = 0;
-  r.Get(&total);
-  r.GetVarint(&n);
+  if (!r.GetStringView(&out->bpr) || !r.GetStringView(&out->cooc)) return malformed("parts");
   const int64_t items = static_cast<int64_t>(next_.size());
-  auto& map = next_[row];
-  map.clear();
-  bool valid = r.ok() && n <= static_cast<uint64_t>(items) && std::isfinite(total);
-  if (valid) map.reserve(n);
-  for (uint64_t i = 0; valid && i < n; ++i) {
-    int32_t item = 0;
-    float count = 0;
-    valid = r.Get(&item) && r.Get(&count) && item >= 0 && item < items;
-    if (valid) map[item] = count;
-  }
-  if (!valid) {
-    map.clear();
+  if (!r.Get(&out->total) || !r.GetVarint(&out->n) || out->n > static_cast<uint64_t>(items) ||
+      !r.GetBytes(out->n * kPairBytes, &out->pairs)) {
     return malformed("transitions");
   }
-  out_[row] = total;
-  if (!r.Get(&trend_[row]) || !r.Get(&trend_at_[row])) return malformed("trending count");
+  if (!r.Get(&out->trend) || !r.Get(&out->trend_at)) return malformed("trending count");
   if (row == 0) {
     uint64_t nf = 0;
     if (!r.GetVarint(&nf) || nf != features_.size()) return malformed("ranker");
     for (size_t f = 0; f < features_.size(); ++f) {
-      if (!r.Get(&weights_[f]) || !r.Get(&accumulators_[f])) return malformed("ranker");
+      if (!r.Get(&out->weights[f]) || !r.Get(&out->accumulators[f])) return malformed("ranker");
     }
-    if (!r.Get(&ranker_steps_)) return malformed("ranker");
+    if (!r.Get(&out->ranker_steps)) return malformed("ranker");
   }
   if (!r.done()) return malformed("row");
+
+  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
+  if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
+  FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
+  for (uint64_t i = 0; i < out->n; ++i) {
+    int32_t item;
+    std::memcpy(&item, out->pairs + i * kPairBytes, sizeof(item));
+    if (item < 0 || item >= items) {
+      return internal::BadRow(name,
+                              absl::StrCat("transition ", i, " is to row ", item, " of ", items));
+    }
+    const float count = internal::FloatAt(out->pairs + i * kPairBytes + sizeof(int32_t), 0);
+    FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "a transition's count", count));
+  }
+  FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "trending count", out->trend));
+  if (out->trend_at < 0) {
+    return internal::BadRow(name, absl::StrCat("trending count is of event ", out->trend_at));
+  }
+  if (row == 0) {
+    for (size_t f = 0; f < features_.size(); ++f) {
+      FRESHET_RETURN_IF_ERROR(internal::CheckFinite(name, "a ranker weight", out->weights[f]));
+      FRESHET_RETURN_IF_ERROR(
+          internal::CheckNonNegative(name, "a ranker accumulator", out->accumulators[f]));
+    }
+    if (out->ranker_steps < 0) {
+      return internal::BadRow(name, absl::StrCat("ranker steps are ", out->ranker_steps));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
+  // Every part is checked before any is decoded, so a refused row changes none.
+  ItemRow parsed;
+  FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
+  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
+  if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
+  constexpr size_t kPairBytes = sizeof(int32_t) + sizeof(float);
+  auto& map = next_[row];
+  map.clear();
+  map.reserve(parsed.n);
+  for (uint64_t i = 0; i < parsed.n; ++i) {
+    const char* pair = parsed.pairs + i * kPairBytes;
+    int32_t item;
+    std::memcpy(&item, pair, sizeof(item));
+    map[item] = internal::FloatAt(pair + sizeof(int32_t), 0);
+  }
+  out_[row] = parsed.total;
+  trend_[row] = parsed.trend;
+  trend_at_[row] = parsed.trend_at;
+  if (row == 0) {
+    std::copy_n(parsed.weights, features_.size(), weights_.begin());
+    std::copy_n(parsed.accumulators, features_.size(), accumulators_.begin());
+    ranker_steps_ = parsed.ranker_steps;
+  }
   return absl::OkStatus();
 }
 

@@ -68,6 +68,9 @@ class BlendModel : public Model {
   // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
   // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
   // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step.
+  // Decoding checks every part of a row before it decodes any, and refuses (DataLoss, the row left
+  // as it was) what a part's own decoder refuses, a transition to a row that is not an item, and
+  // a count, total, trending count or accumulator that is not finite and >= 0.
   void EncodeUser(int32_t row, std::string* out) const override;
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
@@ -106,6 +109,20 @@ class BlendModel : public Model {
   // Whether the ranker steps on the coming event (the schedule in the class comment).
   bool RankerDue(int32_t catalog);
   void RankerStep(const Interaction& event);
+  // A checked item row, pointing into its value: the parts, the n transitions (packed (item,
+  // count) pairs), the trending count and, in row 0, the ranker.
+  struct ItemRow {
+    absl::string_view bpr, cooc;
+    float total = 0;
+    uint64_t n = 0;
+    const char* pairs = nullptr;
+    float trend = 0;
+    int64_t trend_at = 0;
+    float weights[kNumFeatures] = {};
+    float accumulators[kNumFeatures] = {};
+    int64_t ranker_steps = 0;
+  };
+  absl::Status ParseItem(int32_t row, absl::string_view in, ItemRow* out) const;
   void LearnTransitions(const Interaction& event, int session);
   // The trending count of `item` as of now.
   float Trending(int32_t item) const;

@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "kernels/cpu_backend.h"
 #include "kernels/cuda/reference.h"
+#include "learner/internal/row_checks.h"
 #include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
@@ -473,18 +474,59 @@ void BprModel::EncodeItem(int32_t row, std::string* out) const {
   }
 }
 
-absl::Status BprModel::DecodeUser(int32_t row, absl::string_view in) {
-  ByteReader r(in);
-  r.GetRaw(users_.Row(row), static_cast<size_t>(dim_));
-  r.Get(&users_.Accumulator(row));
-  if (!r.done()) {
-    return absl::DataLossError(absl::StrCat("bpr user row ", row, ": ", in.size(),
-                                            " bytes do not hold a d=", dim_, " vector"));
+namespace {
+
+using internal::CheckFinite;
+using internal::CheckFiniteFloats;
+using internal::CheckNonNegative;
+using internal::FloatAt;
+using internal::RowName;
+
+}  // namespace
+
+absl::Status BprModel::CheckUser(int32_t row, absl::string_view in) const {
+  const RowName name{"bpr", "user", row};
+  const size_t d = static_cast<size_t>(dim_);
+  if (in.size() != (d + 1) * sizeof(float)) {
+    return internal::BadRow(name,
+                            absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " vector"));
+  }
+  FRESHET_RETURN_IF_ERROR(CheckFiniteFloats(name, "vector", in.data(), d));
+  return CheckNonNegative(name, "accumulator", FloatAt(in.data(), d));
+}
+
+absl::Status BprModel::CheckItem(int32_t row, absl::string_view in) const {
+  const RowName name{"bpr", "item", row};
+  const size_t d = static_cast<size_t>(dim_);
+  const size_t floats = d + 3 + (config_.bpr_tied_context ? 0 : d + 1);
+  if (in.size() != floats * sizeof(float)) {
+    return internal::BadRow(name,
+                            absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " item"));
+  }
+  const char* at = in.data();
+  FRESHET_RETURN_IF_ERROR(CheckFiniteFloats(name, "vector", at, d));
+  FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "accumulator", FloatAt(at, d)));
+  FRESHET_RETURN_IF_ERROR(CheckFinite(name, "bias", FloatAt(at, d + 1)));
+  FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "bias accumulator", FloatAt(at, d + 2)));
+  if (!config_.bpr_tied_context) {
+    FRESHET_RETURN_IF_ERROR(
+        CheckFiniteFloats(name, "context vector", at + (d + 3) * sizeof(float), d));
+    FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "context accumulator", FloatAt(at, 2 * d + 3)));
   }
   return absl::OkStatus();
 }
 
+// The rows are checked whole before anything is copied: a refused row leaves the model as it was.
+absl::Status BprModel::DecodeUser(int32_t row, absl::string_view in) {
+  FRESHET_RETURN_IF_ERROR(CheckUser(row, in));
+  ByteReader r(in);
+  r.GetRaw(users_.Row(row), static_cast<size_t>(dim_));
+  r.Get(&users_.Accumulator(row));
+  return absl::OkStatus();
+}
+
 absl::Status BprModel::DecodeItem(int32_t row, absl::string_view in) {
+  FRESHET_RETURN_IF_ERROR(CheckItem(row, in));
   ByteReader r(in);
   r.GetRaw(items_.Row(row), static_cast<size_t>(dim_));
   r.Get(&items_.Accumulator(row));
@@ -493,10 +535,6 @@ absl::Status BprModel::DecodeItem(int32_t row, absl::string_view in) {
   if (!config_.bpr_tied_context) {
     r.GetRaw(context_.Row(row), static_cast<size_t>(dim_));
     r.Get(&context_.Accumulator(row));
-  }
-  if (!r.done()) {
-    return absl::DataLossError(absl::StrCat("bpr item row ", row, ": ", in.size(),
-                                            " bytes do not hold a d=", dim_, " item"));
   }
   return absl::OkStatus();
 }
@@ -538,6 +576,20 @@ void BprModel::ReadReplicaItem(int32_t row, bool initial, float* out) const {
     std::copy_n(context_.Row(row), dim_, out + dim_ + 3);
     out[2 * dim_ + 3] = *context_.AccumulatorAddress(row);
   }
+}
+
+absl::Status BprModel::CheckReplicaItem(const float* in) const {
+  const RowName name{"bpr", "replicated item", -1};
+  const char* at = reinterpret_cast<const char*>(in);
+  const size_t d = static_cast<size_t>(dim_);
+  FRESHET_RETURN_IF_ERROR(
+      CheckFiniteFloats(name, "value", at, static_cast<size_t>(ReplicaItemWidth())));
+  FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "accumulator", in[d + 1]));
+  FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "bias accumulator", in[d + 2]));
+  if (!config_.bpr_tied_context) {
+    FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "context accumulator", in[2 * d + 3]));
+  }
+  return absl::OkStatus();
 }
 
 void BprModel::WriteReplicaItem(int32_t row, const float* in) {

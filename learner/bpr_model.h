@@ -62,8 +62,14 @@ class BprModel : public Model {
 
   void EncodeUser(int32_t row, std::string* out) const override;
   void EncodeItem(int32_t row, std::string* out) const override;
+  // Decoding refuses (DataLoss, the row unchanged) a value of the wrong size, a NaN or an infinity
+  // anywhere, and a negative Adagrad accumulator.
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // What DecodeUser()/DecodeItem() would answer, without writing anything: composite models check
+  // every part of a row before they decode any.
+  absl::Status CheckUser(int32_t row, absl::string_view in) const;
+  absl::Status CheckItem(int32_t row, absl::string_view in) const;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   kernels::ItemMatrixView ItemVectors() const override { return items_.View(bias_.data()); }
@@ -86,6 +92,7 @@ class BprModel : public Model {
     return dim_ + 3 + (config_.bpr_tied_context ? 0 : dim_ + 1);
   }
   void ReadReplicaItem(int32_t row, bool initial, float* out) const override;
+  absl::Status CheckReplicaItem(const float* in) const override;
   void WriteReplicaItem(int32_t row, const float* in) override;
   void ReplicaWritesDone() override;
   int64_t BytesPerUser() const override;

@@ -44,7 +44,15 @@ class CoocModel : public Model {
   }
   void ResetUser(int32_t row) override { sessions_.Reset(row); }
   void EncodeItem(int32_t row, std::string* out) const override;
+  // Refuses (DataLoss, the row unchanged) a malformed value, a negative count, more neighbours
+  // than items, a neighbour that is not an item row, and a weight that is not finite and >= 0.
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // What DecodeUser()/DecodeItem() would answer, without writing anything (for composite models,
+  // which check every part of a row before they decode any).
+  absl::Status CheckUser(int32_t row, absl::string_view in) const {
+    return sessions_.Check(row, in);
+  }
+  absl::Status CheckItem(int32_t row, absl::string_view in) const;
   // Recounts the stored pairs.
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   int64_t BytesPerUser() const override { return sessions_.BytesPerUser(); }
@@ -53,6 +61,13 @@ class CoocModel : public Model {
   int64_t stored_pairs() const { return pairs_; }
 
  private:
+  // A checked item row: its count and its n neighbours, packed (item, weight) pairs inside `in`.
+  struct ItemRow {
+    int64_t count = 0;
+    uint64_t n = 0;
+    const char* pairs = nullptr;
+  };
+  absl::Status ParseItem(int32_t row, absl::string_view in, ItemRow* out) const;
   void AddPair(int32_t a, int32_t b, float weight);
   // Drops the weakest pairs, down to about 3/4 of cooc.max_pairs.
   void Prune();

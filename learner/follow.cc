@@ -129,11 +129,19 @@ absl::Status Learner::FollowItem(int32_t row, absl::string_view value, int64_t v
                                             "learner (a reset learner needs a new model topic)"));
   }
   if (version < followed_item_versions_[row]) return absl::OkStatus();  // older than what we have
+  // The model's decoder may read the row's new popularity (ials' prior), so popularity goes
+  // first; when the model refuses its part, the popularity it replaced is put back and the row
+  // keeps serving exactly as before.
+  popularity_.EncodeItem(row, &follow_scratch_);
   if (!popularity_.DecodeItem(row, popularity)) {
+    follow_scratch_.clear();
     return absl::DataLossError(what + ": malformed popularity");
   }
   const size_t used = static_cast<size_t>(popularity.data() + popularity.size() - value.data());
-  FRESHET_RETURN_IF_ERROR(codec().DecodeServedItem(row, value.substr(used)));
+  const absl::Status decoded = codec().DecodeServedItem(row, value.substr(used));
+  if (!decoded.ok()) popularity_.DecodeItem(row, follow_scratch_);
+  follow_scratch_.clear();
+  if (!decoded.ok()) return absl::DataLossError(absl::StrCat(what, ": ", decoded.message()));
   if (known.empty()) {
     known.assign(id.data(), id.size());
     bool inserted = false;
@@ -197,11 +205,14 @@ absl::StatusOr<int32_t> Learner::FollowUser(absl::string_view published) {
   }
   learning().Grow(users_.size(), std::max(items_.size(), followed_items()));
   const size_t used = static_cast<size_t>(id.data() + id.size() - user.data());
+  // The history is decoded aside first, and the model's decoder changes nothing when it refuses:
+  // a refused state leaves a user this replica already had exactly as it was.
   UserHistory decoded;
-  absl::Status status = codec().DecodeUser(row, user.substr(used));
-  if (status.ok() && !decoded.Decode(history.substr(1), catalog_, /*drop_unknown=*/true)) {
+  absl::Status status = absl::OkStatus();
+  if (!decoded.Decode(history.substr(1), catalog_, /*drop_unknown=*/true)) {
     status = absl::DataLossError("published user: malformed history");
   }
+  if (status.ok()) status = codec().DecodeUser(row, user.substr(used));
   if (!status.ok()) {
     if (inserted) ForgetUser(row);
     return status;

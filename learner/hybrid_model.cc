@@ -51,14 +51,24 @@ void HybridModel::EncodeUser(int32_t row, std::string* out) const {
 }
 
 absl::Status HybridModel::DecodeUser(int32_t row, absl::string_view in) {
+  // Both parts are checked before either is decoded, so a refused row changes neither.
   ByteReader r(in);
   absl::string_view bpr, cooc;
-  if (r.GetStringView(&bpr) && r.GetStringView(&cooc) && r.done() &&
-      bpr_.DecodeUser(row, bpr).ok()) {
-    return cooc_.DecodeUser(row, cooc);
+  absl::Status status;
+  if (r.GetStringView(&bpr) && r.GetStringView(&cooc) && r.done()) {
+    status = bpr_.CheckUser(row, bpr);
+    if (status.ok()) status = cooc_.CheckUser(row, cooc);
+    if (status.ok()) {
+      FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
+      return cooc_.DecodeUser(row, cooc);
+    }
   }
+  // The bpr part alone (stored before the cooc part had sessions); a value that is neither form
+  // is refused with what was wrong with it as two parts, when it parsed as two.
+  const absl::Status alone = bpr_.CheckUser(row, in);
+  if (!alone.ok()) return status.ok() ? alone : status;
   cooc_.ResetUser(row);
-  return bpr_.DecodeUser(row, in);  // the bpr part alone
+  return bpr_.DecodeUser(row, in);
 }
 
 void HybridModel::EncodeItem(int32_t row, std::string* out) const {
@@ -78,6 +88,9 @@ absl::Status HybridModel::DecodeItem(int32_t row, absl::string_view in) {
     return absl::DataLossError(
         absl::StrCat("hybrid item row ", row, ": malformed (", in.size(), " bytes)"));
   }
+  // Both parts are checked before either is decoded, so a refused row changes neither.
+  FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, bpr));
+  FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, cooc));
   FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, bpr));
   return cooc_.DecodeItem(row, cooc);
 }

@@ -29,7 +29,8 @@ class HybridModel : public Model {
   void ScoreAll(const UserQuery& query, absl::Span<float> scores) const override;
 
   // Rows hold the bpr part and the cooc part, each length-prefixed. (User rows stored before the
-  // cooc part had sessions are the bpr part alone, and still load.)
+  // cooc part had sessions are the bpr part alone, and still load.) Decoding checks both parts
+  // before it decodes either: a refused row (DataLoss) is left as it was.
   void EncodeUser(int32_t row, std::string* out) const override;
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;

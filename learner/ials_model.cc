@@ -4,9 +4,12 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/byte_codec.h"
+#include "common/status_macros.h"
+#include "learner/internal/row_checks.h"
 #include "learner/internal/vector_ops.h"
 
 namespace freshet::learner {
@@ -202,38 +205,56 @@ void IalsModel::EncodeItem(int32_t row, std::string* out) const {
 }
 
 absl::Status IalsModel::DecodeUser(int32_t row, absl::string_view in) {
+  const internal::RowName name{"ials", "user", row};
+  if (in.size() != static_cast<size_t>(dim_) * sizeof(float)) {
+    return internal::BadRow(name,
+                            absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " vector"));
+  }
+  FRESHET_RETURN_IF_ERROR(
+      internal::CheckFiniteFloats(name, "vector", in.data(), static_cast<size_t>(dim_)));
+  std::memcpy(users_.Row(row), in.data(), in.size());
+  return absl::OkStatus();
+}
+
+absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in, bool served,
+                                  const char** vector, const char** users, uint64_t* count) const {
+  const internal::RowName name{"ials", "item", row};
   ByteReader r(in);
-  r.GetRaw(users_.Row(row), static_cast<size_t>(dim_));
-  if (!r.done()) {
-    return absl::DataLossError(absl::StrCat("ials user row ", row, ": ", in.size(),
-                                            " bytes do not hold a d=", dim_, " vector"));
+  const uint64_t d = static_cast<uint64_t>(dim_);
+  if (!r.GetBytes(d * sizeof(float), vector) || !r.GetVarint(count) ||
+      *count > static_cast<uint64_t>(config_.ials_window) ||
+      !r.GetBytes(*count * sizeof(int32_t), users) || !r.done()) {
+    return internal::BadRow(name,
+                            absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " item"));
+  }
+  FRESHET_RETURN_IF_ERROR(internal::CheckFiniteFloats(name, "vector", *vector, d));
+  for (uint64_t i = 0; i < *count; ++i) {
+    int32_t user;
+    std::memcpy(&user, *users + i * sizeof(int32_t), sizeof(user));
+    if (user < 0 || (!served && user >= users_.rows())) {
+      return internal::BadRow(
+          name, absl::StrCat("latest user ", i, " is row ", user, " of ", users_.rows()));
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status IalsModel::DecodeItem(int32_t row, absl::string_view in) {
-  ByteReader r(in);
-  r.GetRaw(items_.Row(row), static_cast<size_t>(dim_));
-  r.GetArray<int32_t>(&item_users_[row], static_cast<uint64_t>(config_.ials_window));
-  bool valid = r.done();
-  for (int32_t user : item_users_[row]) valid = valid && user >= 0 && user < users_.rows();
-  if (!valid) {
-    item_users_[row].clear();
-    return absl::DataLossError(absl::StrCat("ials item row ", row, ": ", in.size(),
-                                            " bytes do not hold a d=", dim_, " item"));
-  }
+  const char *vector = nullptr, *users = nullptr;
+  uint64_t count = 0;
+  FRESHET_RETURN_IF_ERROR(CheckItem(row, in, /*served=*/false, &vector, &users, &count));
+  std::memcpy(items_.Row(row), vector, static_cast<size_t>(dim_) * sizeof(float));
+  std::vector<int32_t>& item_users = item_users_[row];
+  item_users.resize(count);
+  if (count > 0) std::memcpy(item_users.data(), users, count * sizeof(int32_t));
   return absl::OkStatus();
 }
 
 absl::Status IalsModel::DecodeServedItem(int32_t row, absl::string_view in) {
-  ByteReader r(in);
-  r.GetRaw(items_.Row(row), static_cast<size_t>(dim_));
-  std::vector<int32_t> users;
-  r.GetArray<int32_t>(&users, static_cast<uint64_t>(config_.ials_window));
-  if (!r.done()) {
-    return absl::DataLossError(absl::StrCat("ials item row ", row, ": ", in.size(),
-                                            " bytes do not hold a d=", dim_, " item"));
-  }
+  const char *vector = nullptr, *users = nullptr;
+  uint64_t count = 0;
+  FRESHET_RETURN_IF_ERROR(CheckItem(row, in, /*served=*/true, &vector, &users, &count));
+  std::memcpy(items_.Row(row), vector, static_cast<size_t>(dim_) * sizeof(float));
   bias_[row] = PopularityBias(row);  // the row's popularity was followed just before
   return absl::OkStatus();
 }

@@ -44,9 +44,12 @@ class IalsModel : public Model {
 
   void EncodeUser(int32_t row, std::string* out) const override;
   void EncodeItem(int32_t row, std::string* out) const override;
+  // Decoding refuses (DataLoss, the row unchanged) a value of the wrong size, a NaN or an infinity
+  // in a vector, and an item's latest users beyond ials.window or not user rows.
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
-  // The vector alone: a replica scores with it and never solves an item.
+  // The vector alone: a replica scores with it and never solves an item (its latest users may be
+  // rows the replica does not have).
   absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
   // Rebuilds both Gramians from the loaded rows.
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
@@ -64,6 +67,10 @@ class IalsModel : public Model {
   int64_t NonFiniteSkips() const override { return nonfinite_skips_; }
 
  private:
+  // Checks a persisted item row whole; on OK *vector points at its dim_ floats and *users at its
+  // *count latest users (int32, packed) inside `in`. `served`: the users need not be rows here.
+  absl::Status CheckItem(int32_t row, absl::string_view in, bool served, const char** vector,
+                         const char** users, uint64_t* count) const;
   // The popularity prior of an item with its current count (ials.popularity_weight).
   float PopularityBias(int32_t item) const;
   // Solves for `target` (in place: its current value is the warm start and the long-term prior)

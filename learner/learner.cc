@@ -449,11 +449,14 @@ absl::Status Learner::LoadItem(int32_t row, absl::string_view value) {
   FRESHET_RETURN_IF_ERROR(CheckVersion(r, what));
   absl::string_view id, popularity;
   if (!r.GetStringView(&id) || id.empty() || !r.GetStringView(&popularity) ||
-      !popularity_.DecodeItem(row, popularity)) {
+      !Popularity::CheckItem(popularity)) {
     return absl::DataLossError(what + ": malformed id or popularity");
   }
+  // The popularity part is checked first and written after the model's: a refused row changes
+  // neither.
   const size_t used = static_cast<size_t>(popularity.data() + popularity.size() - value.data());
   FRESHET_RETURN_IF_ERROR(codec().DecodeItem(row, value.substr(used)));
+  popularity_.DecodeItem(row, popularity);
   loading_item_ids_[row].assign(id.data(), id.size());
   return absl::OkStatus();
 }

@@ -225,8 +225,10 @@ class Learner {
   // FollowItem() with an item row's EncodeItem(), in any order and repeated as the item changes,
   // then FollowItemsDone() before the next read. `version` orders the states of one row (the
   // publishing time): a state older than the one the row has is skipped, so a replica may apply
-  // an export and then a topic that starts before it. DataLoss for a malformed value, or an item
-  // row that another learner's state gave another id.
+  // an export and then a topic that starts before it. DataLoss for a malformed value (one the
+  // model's decoder or popularity refuses: a NaN, an infinity, a negative accumulator or count,
+  // ...), or an item row that another learner's state gave another id; a refused row, its
+  // popularity included, keeps serving exactly as before.
   absl::Status FollowGlobals(absl::string_view globals, int64_t version);
   absl::Status FollowItem(int32_t row, absl::string_view value, int64_t version);
   absl::Status FollowItemsDone();
@@ -234,7 +236,8 @@ class Learner {
   int32_t followed_items() const { return static_cast<int32_t>(followed_item_ids_.size()); }
   // Takes a user's EncodePublishedUser() form into this learner (the user's row is added, or
   // overwritten) and returns the row. Items the user met that have not been followed yet are left
-  // out of the user's history. DataLoss for a malformed value.
+  // out of the user's history. DataLoss for a malformed value; a user this learner had is then
+  // left exactly as it was.
   absl::StatusOr<int32_t> FollowUser(absl::string_view published);
   // Forgets a followed user (a replica's cache keeps a bounded number).
   void ForgetUser(int32_t row);
@@ -341,6 +344,7 @@ class Learner {
   std::vector<int64_t> followed_item_versions_;  // by row
   int64_t followed_globals_version_ = 0;
   bool followed_ids_changed_ = false;  // rows not appended in order: rebuild items_
+  std::string follow_scratch_;         // FollowItem(): the row's popularity before, kept to undo it
 };
 
 }  // namespace freshet::learner

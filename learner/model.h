@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "kernels/backend.h"
@@ -117,12 +118,16 @@ class RowCodec {
   // Appends the model's state of a row to `out`.
   virtual void EncodeUser(int32_t /*row*/, std::string* /*out*/) const {}
   virtual void EncodeItem(int32_t /*row*/, std::string* /*out*/) const {}
-  // Restores a row from EncodeUser/EncodeItem output; DataLoss when `in` is malformed.
-  virtual absl::Status DecodeUser(int32_t /*row*/, absl::string_view /*in*/) {
-    return absl::OkStatus();
+  // Restores a row from EncodeUser/EncodeItem output. The bytes come from outside (a store on
+  // disk, a model topic, Redis): DataLoss when `in` is malformed or holds a value the encoder
+  // cannot write (a NaN, an infinity, a negative accumulator or count, a row out of range), and
+  // then the row is exactly as it was before the call. A model that stores nothing takes only the
+  // empty value.
+  virtual absl::Status DecodeUser(int32_t row, absl::string_view in) {
+    return NothingStored("user", row, in);
   }
-  virtual absl::Status DecodeItem(int32_t /*row*/, absl::string_view /*in*/) {
-    return absl::OkStatus();
+  virtual absl::Status DecodeItem(int32_t row, absl::string_view in) {
+    return NothingStored("item", row, in);
   }
   // As DecodeItem(), on a serving replica (Learner::FollowItem): only what scoring reads needs to
   // be restored, and the row may refer to user rows the replica does not have.
@@ -139,6 +144,13 @@ class RowCodec {
   virtual void FinishLoad(int32_t /*users*/, int32_t /*items*/, int64_t /*events*/) {}
   // Returns a user row to its initial state (the row is being reused for a new user).
   virtual void ResetUser(int32_t /*row*/) {}
+
+ private:
+  static absl::Status NothingStored(const char* kind, int32_t row, absl::string_view in) {
+    if (in.empty()) return absl::OkStatus();
+    return absl::DataLossError(
+        absl::StrCat(kind, " row ", row, ": ", in.size(), " bytes where the model stores nothing"));
+  }
 };
 
 // Replicas (Learner::TakeReplicaChanges): the item parameters that replicas of the model in other
@@ -156,7 +168,10 @@ class ReplicatedItems {
   // Writes a row's replicated parameters as they are now, or (initial) as the row started out
   // before anything was learnt.
   virtual void ReadReplicaItem(int32_t /*row*/, bool /*initial*/, float* /*out*/) const {}
-  // Overwrites a row's replicated parameters with merged values.
+  // OK when `in` (ReplicaItemWidth() floats, from other processes) holds values the model can
+  // take; DataLoss naming what is wrong (a NaN, an infinity, a negative accumulator) otherwise.
+  virtual absl::Status CheckReplicaItem(const float* /*in*/) const { return absl::OkStatus(); }
+  // Overwrites a row's replicated parameters with merged values (checked by CheckReplicaItem()).
   virtual void WriteReplicaItem(int32_t /*row*/, const float* /*in*/) {}
   // After a round of WriteReplicaItem(): a model that also keeps its parameters on a device
   // copies the rewritten rows there.

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/byte_codec.h"
+#include "stream/event_validation.h"
 
 namespace freshet::learner {
 
@@ -57,14 +58,21 @@ void Popularity::EncodeGlobals(std::string* out) const {
 }
 
 bool Popularity::DecodeGlobals(absl::string_view in) {
+  // Read whole and checked before anything is written: a refused value changes nothing.
   ByteReader r(in);
+  int64_t ref_ts = 0, total = 0;
+  double scale = 0;
   uint8_t started = 0;
-  r.Get(&ref_ts_);
-  r.Get(&scale_);
-  r.Get(&started);
-  r.Get(&total_);
+  if (!r.Get(&ref_ts) || !r.Get(&scale) || !r.Get(&started) || !r.Get(&total) || !r.done() ||
+      ref_ts < 0 || ref_ts >= stream::kMaxEventTsMs || !std::isfinite(scale) || scale <= 0 ||
+      started > 1 || total < 0) {
+    return false;
+  }
+  ref_ts_ = ref_ts;
+  scale_ = scale;
   started_ = started != 0;
-  return r.done() && std::isfinite(scale_) && scale_ > 0 && total_ >= 0;
+  total_ = total;
+  return true;
 }
 
 void Popularity::EncodeItem(int32_t item, std::string* out) const {
@@ -74,12 +82,21 @@ void Popularity::EncodeItem(int32_t item, std::string* out) const {
   w.Put(last_ts_[item]);
 }
 
+bool Popularity::CheckItem(absl::string_view in) {
+  ByteReader r(in);
+  int64_t count = 0, last_ts = 0;
+  float score = 0;
+  return r.Get(&count) && r.Get(&score) && r.Get(&last_ts) && r.done() && count >= 0 &&
+         std::isfinite(score) && score >= 0 && last_ts >= 0 && last_ts < stream::kMaxEventTsMs;
+}
+
 bool Popularity::DecodeItem(int32_t item, absl::string_view in) {
+  if (!CheckItem(in)) return false;
   ByteReader r(in);
   r.Get(&counts_[item]);
   r.Get(&scores_[item]);
   r.Get(&last_ts_[item]);
-  return r.done() && counts_[item] >= 0 && std::isfinite(scores_[item]);
+  return true;
 }
 
 }  // namespace freshet::learner

@@ -41,11 +41,15 @@ class Popularity {
   int64_t rescales() const { return rescales_; }
 
   // Persistence: the state shared by all items, and one item's count and score. DecodeGlobals
-  // and DecodeItem return false for malformed input; items must have been Resize()d first.
+  // and DecodeItem return false, and change nothing, for a value the encoders cannot write
+  // (malformed, a negative count, a score that is not finite and >= 0, a time outside
+  // [0, stream::kMaxEventTsMs)); items must have been Resize()d first. CheckItem() answers as
+  // DecodeItem() would, without writing.
   void EncodeGlobals(std::string* out) const;
   bool DecodeGlobals(absl::string_view in);
   void EncodeItem(int32_t item, std::string* out) const;
   bool DecodeItem(int32_t item, absl::string_view in);
+  static bool CheckItem(absl::string_view in);
 
  private:
   double rate_;         // ln 2 / half-life, per ms; 0 = no decay

@@ -42,6 +42,16 @@ struct Message {
   std::vector<Row> rows;
 };
 
+bool AllFinite(const char* unaligned, int n) {
+  float probe = 0.0f;  // NaN once any value is NaN or infinite
+  for (int j = 0; j < n; ++j) {
+    float v;
+    std::memcpy(&v, unaligned + j * sizeof(float), sizeof(float));
+    probe += v * 0.0f;
+  }
+  return probe == 0.0f;
+}
+
 absl::Status ParseMessage(absl::string_view in, int rank, int width, Message* out) {
   ByteReader r(in);
   uint8_t format = 0;
@@ -73,6 +83,12 @@ absl::Status ParseMessage(absl::string_view in, int rank, int width, Message* ou
     if ((flags & kNew) != 0 && !r.GetBytes(bytes, &row.start)) return malformed("truncated row");
     if ((flags & kChange) != 0 && !r.GetBytes(bytes, &row.change)) {
       return malformed("truncated row");
+    }
+    // A NaN or an infinity would spread through every replica's sum: refused before any merge.
+    for (const char* values : {row.start, row.change}) {
+      if (values != nullptr && !AllFinite(values, width)) {
+        return malformed(absl::StrCat("item '", row.id, "' has a value that is not finite"));
+      }
     }
   }
   if (!r.done()) return malformed("trailing bytes");
@@ -222,6 +238,28 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
         absl::StrCat("a replica changed item '", m.id,
                      "', which this replica never received: the replicas did not start together"));
   }
+  // Each merged value (its start, or the base here, plus the summed changes) into `sums`, and
+  // every one checked by the model (finite, accumulators >= 0) before any row is written.
+  for (size_t i = 0; i < merged.size(); ++i) {
+    const Merged& m = merged[i];
+    if (m.row == IdDictionary::kMissing && m.start == nullptr) continue;
+    float* value = &sums[i * width];
+    const size_t base_at = static_cast<size_t>(std::max(m.row, 0)) * width;
+    for (int j = 0; j < width; ++j) {
+      float from = 0.0f;
+      if (m.start != nullptr) {
+        std::memcpy(&from, m.start + j * sizeof(float), sizeof(float));
+      } else if (base_at + width <= state.base.size()) {
+        from = state.base[base_at + j];
+      }
+      value[j] += from;
+    }
+    const absl::Status valid = replicated_items().CheckReplicaItem(value);
+    if (!valid.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("replicas: merged item '", m.id, "' refused: ", valid.message()));
+    }
+  }
 
   bool grew = false;
   for (Merged& m : merged) {
@@ -238,19 +276,12 @@ absl::Status Learner::MergeReplicaChanges(absl::Span<const std::string> messages
     globals_dirty_ = true;
   }
   state.base.resize(static_cast<size_t>(items_.size()) * width, 0.0f);
-  std::vector<float> value(width);
   for (size_t i = 0; i < merged.size(); ++i) {
     const Merged& m = merged[i];
     if (m.row == IdDictionary::kMissing) continue;  // a joiner's: comes with the catch-up
-    float* base = &state.base[static_cast<size_t>(m.row) * width];
-    if (m.start != nullptr)
-      std::memcpy(value.data(), m.start, sizeof(float) * width);
-    else
-      std::copy_n(base, width, value.data());
-    const float* sum = &sums[i * width];
-    for (int j = 0; j < width; ++j) value[j] += sum[j];
-    replicated_items().WriteReplicaItem(m.row, value.data());
-    std::copy_n(value.data(), width, base);
+    const float* value = &sums[i * width];
+    replicated_items().WriteReplicaItem(m.row, value);
+    std::copy_n(value, width, &state.base[static_cast<size_t>(m.row) * width]);
     dirty_items_.Mark(m.row);  // persisted with the next flush
     ++stats->rows_merged;
   }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/byte_codec.h"
+#include "stream/event_validation.h"
 
 namespace freshet::learner {
 
@@ -53,22 +54,22 @@ class Sessions {
     w.Put(length_[user]);
   }
   // An empty value (stored without sessions) starts a new session with the user's next event.
+  // DataLoss, the user's session unchanged, for a value Encode() cannot write.
   absl::Status Decode(int32_t user, absl::string_view in) {
-    if (gap_ms_ <= 0) return absl::OkStatus();
-    Reset(user);
-    if (in.empty()) return absl::OkStatus();
-    ByteReader r(in);
     int64_t ts = 0;
     int32_t length = 0;
-    r.Get(&ts);
-    r.Get(&length);
-    if (!r.done() || length < 0) {
-      return absl::DataLossError(
-          absl::StrCat("user row ", user, ": malformed session (", in.size(), " bytes)"));
+    const absl::Status status = Parse(user, in, &ts, &length);
+    if (status.ok() && gap_ms_ > 0) {
+      last_ts_[user] = ts;
+      length_[user] = length;
     }
-    last_ts_[user] = ts;
-    length_[user] = length;
-    return absl::OkStatus();
+    return status;
+  }
+  // What Decode() would answer, without writing anything.
+  absl::Status Check(int32_t user, absl::string_view in) const {
+    int64_t ts = 0;
+    int32_t length = 0;
+    return Parse(user, in, &ts, &length);
   }
   void Reset(int32_t user) {
     if (gap_ms_ <= 0) return;
@@ -80,6 +81,26 @@ class Sessions {
   }
 
  private:
+  // A persisted session: the latest event time (an event's, [0, stream::kMaxEventTsMs), or 0) and
+  // the events of the session (at most kMaxLength + 1, Count()'s cap).
+  absl::Status Parse(int32_t user, absl::string_view in, int64_t* ts, int32_t* length) const {
+    if (gap_ms_ <= 0 || in.empty()) return absl::OkStatus();
+    ByteReader r(in);
+    if (!r.Get(ts) || !r.Get(length) || !r.done()) {
+      return absl::DataLossError(
+          absl::StrCat("user row ", user, ": malformed session (", in.size(), " bytes)"));
+    }
+    if (*ts < 0 || *ts >= stream::kMaxEventTsMs) {
+      return absl::DataLossError(
+          absl::StrCat("user row ", user, ": session time ", *ts, " is not an event's time"));
+    }
+    if (*length < 0 || *length > kMaxLength + 1) {
+      return absl::DataLossError(
+          absl::StrCat("user row ", user, ": session length ", *length, " is out of range"));
+    }
+    return absl::OkStatus();
+  }
+
   static constexpr int kMaxLength = 1 << 30;
   const int64_t gap_ms_;
   std::vector<int64_t> last_ts_;  // per user: time of the latest event

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/byte_codec.h"
+#include "stream/event_validation.h"
 
 namespace freshet::learner {
 
@@ -125,14 +126,18 @@ void UserHistory::Encode(int recent_cap, std::string* out) const {
 }
 
 bool UserHistory::Decode(absl::string_view in, int32_t items, bool drop_unknown) {
+  // Read whole and checked before anything is written: a refused value changes nothing.
   ByteReader r(in);
   std::vector<int32_t> recent, order;
   constexpr uint64_t kMaxItems = uint64_t{1} << 24;
-  r.Get(&events_);
-  r.Get(&last_ts_ms_);
+  int64_t events = 0, last_ts_ms = 0;
+  r.Get(&events);
+  r.Get(&last_ts_ms);
   r.GetArray<int32_t>(&recent, kMaxItems);
   r.GetArray<int32_t>(&order, kMaxItems);
-  if (!r.done() || events_ < 0) return false;
+  if (!r.done() || events < 0 || last_ts_ms < 0 || last_ts_ms >= stream::kMaxEventTsMs) {
+    return false;
+  }
   for (std::vector<int32_t>* v : {&recent, &order}) {
     for (int32_t item : *v) {
       if (item < 0 || (item >= items && !drop_unknown)) return false;
@@ -146,6 +151,8 @@ bool UserHistory::Decode(absl::string_view in, int32_t items, bool drop_unknown)
   std::vector<int32_t> sorted = order;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return false;
+  events_ = events;
+  last_ts_ms_ = last_ts_ms;
   recent_ = std::move(recent);
   pending_.clear();
   sorted_ = std::move(sorted);

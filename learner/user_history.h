@@ -55,9 +55,10 @@ class alignas(64) UserHistory {
   size_t seen_count() const;
 
   // Persistence: counters, the latest `recent_cap` interactions and the distinct items in order of
-  // first interaction. Decode() returns false for malformed input; items must be >= 0 and below
-  // `items` (the catalog size). With `drop_unknown`, items at or above `items` are left out instead
-  // (a serving replica that has not yet received the newest items).
+  // first interaction. Decode() returns false, and changes nothing, for malformed input, a negative
+  // count, a time outside [0, stream::kMaxEventTsMs), or a repeated distinct item; items must be
+  // >= 0 and below `items` (the catalog size). With `drop_unknown`, items at or above `items` are
+  // left out instead (a serving replica that has not yet received the newest items).
   void Encode(int recent_cap, std::string* out) const;
   bool Decode(absl::string_view in, int32_t items, bool drop_unknown = false);
 

@@ -4,6 +4,7 @@
 // learner that saw every event.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/byte_codec.h"
 #include "common/status_macros.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
@@ -338,6 +340,62 @@ TEST(ReplicasTest, WhatCannotBeMergedIsRefusedAndChangesNothing) {
   Exchange({a.get(), b.get()});
   ExpectReplicasEqual({a.get(), b.get()});
   EXPECT_GT(b->items().size(), 0);
+}
+
+// A NaN or an infinity in a message, or a merged value the model cannot take (a negative Adagrad
+// accumulator), is refused with DataLoss before any row is written.
+TEST(ReplicasTest, NonFiniteValuesAndNegativeAccumulatorsAreRefusedAndChangeNothing) {
+  const kernels::CpuBackend cpu;
+  auto a = MakeLearner(&cpu, "bpr"), b = MakeLearner(&cpu, "bpr");
+  for (Learner* l : {a.get(), b.get()}) ASSERT_TRUE(l->EnableReplicas().ok());
+  a->ApplyBatch(Generated(500, 4));
+  Exchange({a.get(), b.get()});
+  ExpectReplicasEqual({a.get(), b.get()});
+  std::map<std::string, std::vector<float>> before;
+  for (int32_t row = 0; row < b->items().size(); ++row) {
+    before[b->items().ExternalId(row)] = ItemParams(*b, b->items().ExternalId(row));
+  }
+  a->ApplyBatch(Generated(300, 5));
+  const std::string good = a->TakeReplicaChanges();
+
+  // The first row's values: format, kind, width, row count, then the row's id and flags.
+  ByteReader r(good);
+  uint8_t format = 0, kind = 0, flags = 0;
+  int32_t width = 0;
+  uint64_t count = 0;
+  absl::string_view id;
+  ASSERT_TRUE(r.Get(&format) && r.Get(&kind) && r.Get(&width) && r.GetVarint(&count) &&
+              r.GetStringView(&id) && r.Get(&flags));
+  ASSERT_GT(count, 0u);
+  const size_t values = static_cast<size_t>(id.data() + id.size() - good.data()) + 1;
+  const size_t start = values;  // kNew (1): the start value
+  const size_t change = values + ((flags & 1) != 0 ? static_cast<size_t>(width) * 4 : 0);
+  const int dim = config::Config().dim;
+  const auto with = [&](size_t at, float v) {
+    std::string out = good;
+    std::memcpy(&out[at], &v, sizeof(v));
+    return out;
+  };
+  const size_t first = (flags & 1) != 0 ? start : change;
+  std::vector<std::string> bad = {with(first, std::nanf("")), with(first, INFINITY),
+                                  with(first + 4 * (dim + 1), -INFINITY)};
+  // An accumulator (replicated as [vector, bias, accumulator, bias accumulator]) below zero.
+  const size_t summed = (flags & 2) != 0 ? change : start;
+  bad.push_back(with(summed + 4 * (dim + 1), -1e30f));
+  bad.push_back(with(summed + 4 * (dim + 2), -1e30f));
+  ReplicaMergeStats stats;
+  for (const std::string& message : bad) {
+    const std::vector<std::string> messages = {message, b->TakeReplicaChanges()};
+    const absl::Status s = b->MergeReplicaChanges(messages, 1, &stats);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+    ASSERT_EQ(b->items().size(), static_cast<int32_t>(before.size()));
+    for (const auto& [item, params] : before) EXPECT_EQ(ItemParams(*b, item), params) << item;
+  }
+  // The message as sent merges, and the group is equal again.
+  const std::vector<std::string> messages = {good, b->TakeReplicaChanges()};
+  ASSERT_TRUE(a->MergeReplicaChanges(messages, 0, &stats).ok());
+  ASSERT_TRUE(b->MergeReplicaChanges(messages, 1, &stats).ok());
+  ExpectReplicasEqual({a.get(), b.get()});
 }
 
 // Prequential hit rate: before each event, does the owning learner's top 10 (seen items excluded)

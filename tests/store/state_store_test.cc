@@ -3,6 +3,7 @@
 // naming the key, and the persister survives failed and torn writes without losing anything.
 #include "store/rocksdb/state_store.h"
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -173,6 +174,33 @@ TEST(StateStoreTest, RowBeyondTheStoredCountIsDataLoss) {
   const absl::Status s = engine::LoadLearner(*store, *l);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("items key 100000"), absl::string_view::npos) << s;
+}
+
+// A value a model's encoder cannot write (here a NaN in an item's vector) refuses the load with
+// DataLoss naming the key and what is wrong.
+TEST(StateStoreTest, PoisonedItemRowIsDataLoss) {
+  Fixture f;
+  auto store = StoreWithState(FreshDir("poisoned"), f);
+  std::string item;
+  {
+    auto l = f.NewLearner("bpr");
+    ASSERT_TRUE(engine::LoadLearner(*store, *l).ok());
+    l->EncodeItem(2, &item);
+  }
+  // The value: version, id and popularity (length-prefixed), then bpr's part: the vector first.
+  const size_t id_size = static_cast<uint8_t>(item[1]);
+  const size_t popularity_size = static_cast<uint8_t>(item[2 + id_size]);
+  const size_t vector = 3 + id_size + popularity_size;
+  const float nan = std::nanf("");
+  std::memcpy(&item[vector + 4 * 5], &nan, sizeof(nan));
+  auto batch = store->NewBatch();
+  batch->PutItem(2, item);
+  ASSERT_TRUE(store->Write(batch.get()).ok());
+  auto l = f.NewLearner("bpr");
+  const absl::Status s = engine::LoadLearner(*store, *l);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("items key 2"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("vector[5] is nan"), absl::string_view::npos) << s;
 }
 
 // The store's database opened with RocksDB directly (every column family of the current

@@ -1,0 +1,71 @@
+// Checks of persisted row values that come from outside the process (RocksDB at load, the model
+// topic and Redis on a serving replica): the row codecs validate a whole row from its bytes before
+// they copy any of it, so a refused row leaves the model exactly as it was. Each check returns OK
+// without allocating; only a refusal builds its message (DataLoss naming the row and the field).
+#ifndef FRESHET_LEARNER_INTERNAL_ROW_CHECKS_H_
+#define FRESHET_LEARNER_INTERNAL_ROW_CHECKS_H_
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace freshet::learner::internal {
+
+// Names a row in errors: "<model> <kind> row <row>", e.g. "bpr item row 7"; "<model> <kind>"
+// when row < 0 (a value not yet at a row).
+struct RowName {
+  const char* model;
+  const char* kind;
+  int32_t row;
+};
+
+inline absl::Status BadRow(const RowName& name, absl::string_view what) {
+  if (name.row < 0)
+    return absl::DataLossError(absl::StrCat(name.model, " ", name.kind, ": ", what));
+  return absl::DataLossError(
+      absl::StrCat(name.model, " ", name.kind, " row ", name.row, ": ", what));
+}
+
+// The i-th float of values stored packed (host order, unaligned) at `bytes`.
+inline float FloatAt(const char* bytes, size_t i) {
+  float v;
+  std::memcpy(&v, bytes + i * sizeof(float), sizeof(float));
+  return v;
+}
+
+// Refuses a NaN or an infinity among the `n` floats packed at `bytes` (a vector named `field`).
+inline absl::Status CheckFiniteFloats(const RowName& name, const char* field, const char* bytes,
+                                      size_t n) {
+  // One pass that is cheap for the common case: NaN or infinity anywhere makes the sum of
+  // v * 0 a NaN.
+  float probe = 0.0f;
+  for (size_t i = 0; i < n; ++i) probe += FloatAt(bytes, i) * 0.0f;
+  if (probe == 0.0f) return absl::OkStatus();
+  for (size_t i = 0; i < n; ++i) {
+    const float v = FloatAt(bytes, i);
+    if (!std::isfinite(v)) return BadRow(name, absl::StrCat(field, "[", i, "] is ", v));
+  }
+  return absl::OkStatus();
+}
+
+// Refuses a NaN or an infinity.
+inline absl::Status CheckFinite(const RowName& name, const char* field, float v) {
+  if (std::isfinite(v)) return absl::OkStatus();
+  return BadRow(name, absl::StrCat(field, " is ", v));
+}
+
+// Refuses anything but a finite value >= 0 (Adagrad accumulators, counts and weighted sums of
+// event weights, which are never negative).
+inline absl::Status CheckNonNegative(const RowName& name, const char* field, float v) {
+  if (std::isfinite(v) && v >= 0.0f) return absl::OkStatus();
+  return BadRow(name, absl::StrCat(field, " is ", v, " (must be finite and >= 0)"));
+}
+
+}  // namespace freshet::learner::internal
+
+#endif  // FRESHET_LEARNER_INTERNAL_ROW_CHECKS_H_
