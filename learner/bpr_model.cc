@@ -424,7 +424,10 @@ void BprModel::LearnOnHost(const kernels::BprBatch& batch, const kernels::BprPar
 absl::Status BprModel::TopKBatch(const kernels::Backend& backend,
                                  absl::Span<const kernels::TopKQuery> queries, int k,
                                  absl::Span<std::vector<kernels::ScoredItem>> results) const {
-  if (trainer_ != nullptr) {
+  // The device answers once its first step has uploaded the tables; until then (a state just
+  // loaded, or a serving replica, whose rows are decoded on the host and which never steps) it
+  // holds nothing, and the host tables are complete.
+  if (trainer_ != nullptr && trainer_items_ > 0) {
     // Rows the trainer does not hold yet (new items of events still queued) are left out.
     const absl::Status device =
         trainer_->TopK(std::min<int64_t>(items_.rows(), trainer_items_), queries, k, results);
