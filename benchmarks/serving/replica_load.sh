@@ -4,6 +4,8 @@
 # benchmarks/serving/load.sh) against
 #   colocated  the learner itself, which keeps learning RATE events/s from a second stream
 #              (what load.sh measures; no replicas, nothing published);
+#   colocated_publishing  colocated, with the learner also publishing to the model topic and
+#              Redis (what serving replicas cost the learner's own answers);
 #   colocated_idle  the learner with no live stream: what serving alone costs in that process,
 #              the most any replica could serve on these cores with the same scoring;
 #   replica    one replica, reading each user from Redis and the items from the model topic,
@@ -142,6 +144,10 @@ for round in $(seq "$ROUNDS"); do
       colocated)
         start_learner "$RATE"
         measure colocated "$learner_url" "$learner_pid" "$learner_url"
+        stop_pid "$learner_pid" ;;
+      colocated_publishing)
+        start_learner "$RATE" publish
+        measure colocated_publishing "$learner_url" "$learner_pid" "$learner_url"
         stop_pid "$learner_pid" ;;
       colocated_idle)
         start_learner 0
