@@ -190,6 +190,51 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
   }
 }
 
+void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, absl::Span<float> acc,
+                                 std::vector<int32_t>* touched) const {
+  const int32_t catalog = static_cast<int32_t>(acc.size());
+  int window = 0;
+  float decay = 1.0f;
+  switch (f) {
+    case kCooc:
+      window = config_.cooc_window;
+      decay = config_.cooc_decay;
+      break;
+    case kHistory:
+      window = config_.history_recent;
+      decay = config_.blend_history_decay;
+      break;
+    case kLast:
+      window = 1;
+      break;
+    case kTransitions: {
+      const int n = std::min<int>(config_.blend_transition_window, static_cast<int>(recent.size()));
+      float w = 1.0f;
+      for (int k = 0; k < n; ++k) {
+        const int32_t j = recent[recent.size() - 1 - k];
+        const float scale = w / (out_[j] + 1.0f);
+        for (const auto& [item, c] : next_[j]) {
+          if (item < catalog) {
+            acc[item] += scale * c;
+            touched->push_back(item);
+          }
+        }
+        w *= config_.blend_transition_decay;
+      }
+      return;
+    }
+    default:
+      return;
+  }
+  cooc_.AddScores(recent, window, decay, acc);
+  const int n = std::min<int>(window, static_cast<int>(recent.size()));
+  for (int k = 0; k < n; ++k) {
+    for (const auto& [item, c] : cooc_.neighbours(recent[recent.size() - 1 - k])) {
+      if (item < catalog) touched->push_back(item);
+    }
+  }
+}
+
 void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const {
   RawScores(f, query, out);
   if (!Sparse(f) || config_.blend_sparse_transform != "log") return;
@@ -325,28 +370,58 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
   // certain (importance 1); the uniform draws that are neither stand for the rest R of the
   // catalog, each with importance |R| / (draws in R), so the softmax's normaliser is estimated
   // without bias (the logQ correction of a uniform proposal).
-  chosen_.assign(static_cast<size_t>(catalog), 0);
+  if (chosen_.size() < static_cast<size_t>(catalog))
+    chosen_.resize(static_cast<size_t>(catalog), 0);
   candidates_.assign(1, event.item);
   chosen_[event.item] = 1;
   draws_.resize(static_cast<size_t>(config_.blend_sample));
   for (int32_t& d : draws_) d = static_cast<int32_t>(rng_.Below(static_cast<uint32_t>(catalog)));
 
-  // Sparse components over the whole catalog (they touch few items, and their mean and variance
-  // are then exact); the others only at the candidates and draws, standardised by the draws.
-  dense_.resize(nf * static_cast<size_t>(catalog));
+  // Sparse components at the rows their lists reach (the others are 0), so their mean and
+  // variance over the catalog are exact at a cost independent of its size; the others only at the
+  // candidates and draws, standardised by the draws' mean and variance.
+  sparse_.resize(nf);
+  sparse_rows_.resize(nf);
+  float sparse_mean[kNumFeatures] = {}, sparse_inv[kNumFeatures] = {};
   for (size_t f = 0; f < nf; ++f) {
     if (!Sparse(features_[f])) continue;
-    const absl::Span<float> v(dense_.data() + f * catalog, static_cast<size_t>(catalog));
-    FeatureScores(features_[f], query, v);
-    Standardise(v);
+    std::vector<float>& acc = sparse_[f];
+    if (acc.size() < static_cast<size_t>(catalog)) acc.resize(static_cast<size_t>(catalog), 0.0f);
+    std::vector<int32_t>& rows = sparse_rows_[f];
+    rows.clear();
+    SparseRawScores(features_[f], event.recent,
+                    absl::MakeSpan(acc.data(), static_cast<size_t>(catalog)), &rows);
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    if (config_.blend_sparse_transform == "log") {
+      double sum = 0;
+      int64_t positive = 0;
+      for (int32_t i : rows) {
+        if (acc[i] > 0) {
+          sum += acc[i];
+          ++positive;
+        }
+      }
+      const float inv_mean =
+          positive > 0 ? static_cast<float>(static_cast<double>(positive) / sum) : 0.0f;
+      for (int32_t i : rows) acc[i] = acc[i] > 0 ? std::log1p(acc[i] * inv_mean) : 0.0f;
+    }
+    double sum = 0, sum_sq = 0;
+    for (int32_t i : rows) {
+      sum += acc[i];
+      sum_sq += static_cast<double>(acc[i]) * acc[i];
+    }
+    const double mean = sum / catalog;
+    const double var = std::max(0.0, sum_sq / catalog - mean * mean);
+    sparse_mean[f] = static_cast<float>(mean);
+    sparse_inv[f] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
     touched_.clear();
-    const float zero = v.empty() ? 0.0f : *std::min_element(v.begin(), v.end());
-    for (int32_t i = 0; i < catalog; ++i) {
-      if (v[i] > zero && !chosen_[i] && !excluded(i)) touched_.push_back(i);
+    for (int32_t i : rows) {
+      if (acc[i] > 0 && !chosen_[i] && !excluded(i)) touched_.push_back(i);
     }
     const size_t top = std::min<size_t>(touched_.size(), config_.blend_sample_top);
     std::nth_element(touched_.begin(), touched_.begin() + static_cast<std::ptrdiff_t>(top),
-                     touched_.end(), [&](int32_t a, int32_t b) { return v[a] > v[b]; });
+                     touched_.end(), [&](int32_t a, int32_t b) { return acc[a] > acc[b]; });
     for (size_t t = 0; t < top; ++t) {
       chosen_[touched_[t]] = 1;
       candidates_.push_back(touched_[t]);
@@ -394,8 +469,9 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
   for (size_t f = 0; f < nf; ++f) {
     float* zf = candidate_z_.data() + f * nc;
     if (Sparse(features_[f])) {
-      const float* v = dense_.data() + f * catalog;
-      for (size_t c = 0; c < nc; ++c) zf[c] = v[candidates_[c]];
+      const float* v = sparse_[f].data();
+      for (size_t c = 0; c < nc; ++c) zf[c] = (v[candidates_[c]] - sparse_mean[f]) * sparse_inv[f];
+      for (int32_t i : sparse_rows_[f]) sparse_[f][i] = 0.0f;
       continue;
     }
     double sum = 0, sum_sq = 0;
@@ -412,6 +488,8 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
       zf[c] = (raw(features_[f], candidates_[c]) - static_cast<float>(mean)) * inv;
     }
   }
+
+  for (size_t c = 0; c < certain; ++c) chosen_[candidates_[c]] = 0;
 
   // The same gradient as a full step, E_p[z] - z_true, with p over the weighted candidates.
   const bool cold = Cold(event.recent);

@@ -146,6 +146,10 @@ class BlendModel : public Model {
   bool Sparse(Feature f) const {
     return f == kCooc || f == kHistory || f == kTransitions || f == kLast;
   }
+  // Adds a sparse feature's raw scores of rows [0, acc.size()) to `acc` and appends the rows it
+  // touched (with repeats) to `touched`: O(the lists it reads), not O(catalog).
+  void SparseRawScores(Feature f, absl::Span<const int32_t> recent, absl::Span<float> acc,
+                       std::vector<int32_t>* touched) const;
   // Raw scores with blend.sparse_transform applied.
   void FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
   // Adagrad on the log-loss gradient `grad` (one per feature) of a user, cold or not.
@@ -182,8 +186,11 @@ class BlendModel : public Model {
   // Sampled steps: the candidates, their importance weights, their standardised features.
   Rng rng_{0x626c656e64};
   std::vector<int32_t> candidates_, draws_, touched_;
-  std::vector<float> importance_, candidate_z_, dense_;
-  std::vector<uint8_t> chosen_;
+  std::vector<float> importance_, candidate_z_;
+  std::vector<uint8_t> chosen_;  // rows of the step's certain candidates; all 0 between steps
+  // Per feature: a sparse feature's scores, zero outside the rows listed beside them.
+  std::vector<std::vector<float>> sparse_;
+  std::vector<std::vector<int32_t>> sparse_rows_;
 };
 
 }  // namespace freshet::learner

@@ -51,6 +51,10 @@ class CoocModel : public Model {
   int64_t BytesPerItem() const override;
 
   int64_t stored_pairs() const { return pairs_; }
+  // The items that co-occur with `item` (a row below the grown size), with their weights.
+  const absl::flat_hash_map<int32_t, float>& neighbours(int32_t item) const {
+    return neighbours_[item];
+  }
 
  private:
   void AddPair(int32_t a, int32_t b, float weight);
