@@ -391,8 +391,17 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
     rows.clear();
     SparseRawScores(features_[f], event.recent,
                     absl::MakeSpan(acc.data(), static_cast<size_t>(catalog)), &rows);
-    std::sort(rows.begin(), rows.end());
-    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    // Each row once (a row reached from several lists is listed each time): a flag per row, not a
+    // sort, since the lists of a long history reach many rows.
+    size_t kept = 0;
+    for (int32_t i : rows) {
+      if ((chosen_[i] & 2) == 0) {
+        chosen_[i] |= 2;
+        rows[kept++] = i;
+      }
+    }
+    rows.resize(kept);
+    for (int32_t i : rows) chosen_[i] &= 1;
     if (config_.blend_sparse_transform == "log") {
       double sum = 0;
       int64_t positive = 0;

@@ -187,7 +187,9 @@ class BlendModel : public Model {
   Rng rng_{0x626c656e64};
   std::vector<int32_t> candidates_, draws_, touched_;
   std::vector<float> importance_, candidate_z_;
-  std::vector<uint8_t> chosen_;  // rows of the step's certain candidates; all 0 between steps
+  // Rows of the step's certain candidates (bit 1) and, while a sparse feature's rows are listed,
+  // the rows listed (bit 2); all 0 between steps.
+  std::vector<uint8_t> chosen_;
   // Per feature: a sparse feature's scores, zero outside the rows listed beside them.
   std::vector<std::vector<float>> sparse_;
   std::vector<std::vector<int32_t>> sparse_rows_;
