@@ -401,6 +401,17 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
       }
     }
     rows.resize(kept);
+    // In row order, so that the sums below do not depend on the hash maps' iteration order (which
+    // differs between two learners of the same stream): a scan of the flags when the rows are
+    // many, else a sort.
+    if (rows.size() * 8 > static_cast<size_t>(catalog)) {
+      rows.clear();
+      for (int32_t i = 0; i < catalog; ++i) {
+        if (chosen_[i] & 2) rows.push_back(i);
+      }
+    } else {
+      std::sort(rows.begin(), rows.end());
+    }
     for (int32_t i : rows) chosen_[i] &= 1;
     if (config_.blend_sparse_transform == "log") {
       double sum = 0;
@@ -429,8 +440,9 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
       if (acc[i] > 0 && !chosen_[i] && !excluded(i)) touched_.push_back(i);
     }
     const size_t top = std::min<size_t>(touched_.size(), config_.blend_sample_top);
-    std::nth_element(touched_.begin(), touched_.begin() + static_cast<std::ptrdiff_t>(top),
-                     touched_.end(), [&](int32_t a, int32_t b) { return acc[a] > acc[b]; });
+    std::nth_element(
+        touched_.begin(), touched_.begin() + static_cast<std::ptrdiff_t>(top), touched_.end(),
+        [&](int32_t a, int32_t b) { return acc[a] > acc[b] || (acc[a] == acc[b] && a < b); });
     for (size_t t = 0; t < top; ++t) {
       chosen_[touched_[t]] = 1;
       candidates_.push_back(touched_[t]);
