@@ -204,7 +204,8 @@ const std::vector<KeyImpl>& Registry() {
       StringKey("blend.features", &Config::blend_features,
                 "components the blend scores with, comma-separated: bpr, cooc, history (cooc over "
                 "the whole recent history), transitions, popularity (all-time), trending (recent "
-                "popularity)"),
+                "popularity), last (cooc from the latest item alone), long_term (bpr's long-term "
+                "user vector alone)"),
       FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
                "weight of the co-occurrences of the history item k steps back = decay^k"),
       IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,
@@ -219,7 +220,21 @@ const std::vector<KeyImpl>& Registry() {
              "the ranker takes a step on every one of the stream's first events"),
       IntKey("blend.train_cost", &Config::blend_train_cost, 0, 1 << 30,
              "after the warm-up: item scorings per event spent on ranker steps (a step scores "
-             "the catalog, so steps come every catalog / train_cost events)"),
+             "the catalog, or blend.sample items, so full steps come every catalog / train_cost "
+             "events)"),
+      IntKey("blend.sample", &Config::blend_sample, 0, 1 << 20,
+             "uniform draws per ranker step: a step scores the event's item, the best "
+             "blend.sample_top items of each sparse component (cooc, history, transitions) and "
+             "this many draws standing in for the rest of the catalog (importance-weighted), and "
+             "costs that many item scorings; 0: a step scores the whole catalog"),
+      IntKey("blend.sample_top", &Config::blend_sample_top, 0, 1 << 20,
+             "best items of each sparse component always scored in a sampled ranker step"),
+      IntKey("blend.cold_events", &Config::blend_cold_events, 0, 64,
+             "users with fewer earlier events than this are scored with a second set of "
+             "weights added to the shared ones, learnt from their events only; 0: one set"),
+      ChoiceKey("blend.sparse_transform", &Config::blend_sparse_transform, {"linear", "log"},
+                "scores of the sparse components (cooc, history, transitions) before they are "
+                "standardised: linear, or log (log(1 + x / mean of the positive scores))"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

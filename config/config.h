@@ -79,6 +79,10 @@ struct Config {
   float blend_lr = 0.2f;                   // Adagrad learning rate of the ranker's weights
   int blend_warmup_events = 2000;          // the ranker learns from every one of the first events
   int blend_train_cost = 16;               // then item scorings per event spent on ranker steps
+  int blend_sample = 0;       // uniform draws per ranker step; 0: a step scores the whole catalog
+  int blend_sample_top = 32;  // best items of each sparse component certain in a sampled step
+  int blend_cold_events = 0;  // users with fewer earlier events get weights of their own; 0: none
+  std::string blend_sparse_transform = "linear";  // "linear" or "log" (log1p(x / mean of x > 0))
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

@@ -20,10 +20,10 @@ using internal::Standardise;
 namespace {
 
 constexpr float kAdagradEpsilon = 1e-6f;
-constexpr const char* kFeatureNames[] = {"bpr",         "cooc",       "history",
-                                         "transitions", "popularity", "trending"};
+constexpr const char* kFeatureNames[] = {"bpr",        "cooc",     "history", "transitions",
+                                         "popularity", "trending", "last",    "long_term"};
 // Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
-constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f};
+constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f, 0.25f, 0.25f};
 
 config::Config CoocConfig(config::Config config) {
   config.cooc_popularity_weight = 0;  // popularity is a feature of its own
@@ -46,7 +46,8 @@ absl::StatusOr<std::vector<BlendModel::Feature>> BlendModel::ParseFeatures(
     if (found < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("blend.features: unknown feature '", name,
-                       "'; valid: bpr, cooc, history, transitions, popularity, trending"));
+                       "'; valid: bpr, cooc, history, transitions, popularity, trending, last, "
+                       "long_term"));
     }
     if (std::find(features.begin(), features.end(), found) != features.end()) {
       return absl::InvalidArgumentError(
@@ -71,11 +72,13 @@ BlendModel::BlendModel(const config::Config& config, std::vector<Feature> featur
     uses_[f] = true;
     weights_.push_back(kInitialWeights[f]);
   }
-  accumulators_.assign(features_.size(), 0.0f);
+  // The cold set starts at zero: cold users start with the shared weights.
+  if (config_.blend_cold_events > 0) weights_.resize(2 * features_.size(), 0.0f);
+  accumulators_.assign(weights_.size(), 0.0f);
 }
 
 void BlendModel::Grow(int32_t users, int32_t items) {
-  if (Uses(kBpr)) bpr_.Grow(users, items);
+  if (UsesBpr()) bpr_.Grow(users, items);
   if (UsesCooc()) cooc_.Grow(users, items);
   sessions_.Grow(users);
   next_.resize(static_cast<size_t>(items));
@@ -86,15 +89,20 @@ void BlendModel::Grow(int32_t users, int32_t items) {
 }
 
 void BlendModel::Prefetch(const Interaction& upcoming) const {
-  if (Uses(kBpr)) bpr_.Prefetch(upcoming);
+  if (UsesBpr()) bpr_.Prefetch(upcoming);
 }
 
 void BlendModel::Learn(const Interaction& event) {
   // Test, then train: the ranker steps on the components' state before the event.
-  if (config_.blend_lr > 0 && features_.size() > 1 && RankerDue(event.catalog)) {
-    RankerStep(event);
+  if (config_.blend_lr > 0 && features_.size() > 1 &&
+      RankerDue(config_.blend_sample > 0 ? config_.blend_sample : event.catalog)) {
+    if (config_.blend_sample > 0) {
+      SampledRankerStep(event);
+    } else {
+      RankerStep(event);
+    }
   }
-  if (Uses(kBpr)) bpr_.Learn(event);
+  if (UsesBpr()) bpr_.Learn(event);
   if (UsesCooc()) cooc_.Learn(event);
   const int session = sessions_.Items(event.user, event.ts_ms);
   sessions_.Count(event.user, event.ts_ms);
@@ -164,14 +172,100 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
     case kTrending:
       for (int32_t i = 0; i < catalog; ++i) out[i] = std::log1p(Trending(i));
       return;
+    case kLast:
+      std::fill(out.begin(), out.end(), 0.0f);
+      cooc_.AddScores(query.recent, 1, 1.0f, out);
+      return;
+    case kLongTerm: {
+      const float* user = bpr_.UserVector(query.user);
+      const kernels::ItemMatrixView items = bpr_.ItemVectors();
+      const int32_t n = static_cast<int32_t>(std::min<int64_t>(catalog, items.rows));
+      for (int32_t i = 0; i < n; ++i) {
+        out[i] = internal::DotPadded(user, items.vectors + i * items.stride,
+                                     static_cast<int>(items.stride));
+      }
+      std::fill(out.begin() + n, out.end(), 0.0f);
+      return;
+    }
     case kNumFeatures:
       break;
+  }
+}
+
+void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, absl::Span<float> acc,
+                                 std::vector<int32_t>* touched) const {
+  const int32_t catalog = static_cast<int32_t>(acc.size());
+  int window = 0;
+  float decay = 1.0f;
+  switch (f) {
+    case kCooc:
+      window = config_.cooc_window;
+      decay = config_.cooc_decay;
+      break;
+    case kHistory:
+      window = config_.history_recent;
+      decay = config_.blend_history_decay;
+      break;
+    case kLast:
+      window = 1;
+      break;
+    case kTransitions: {
+      const int n = std::min<int>(config_.blend_transition_window, static_cast<int>(recent.size()));
+      float w = 1.0f;
+      for (int k = 0; k < n; ++k) {
+        const int32_t j = recent[recent.size() - 1 - k];
+        const float scale = w / (out_[j] + 1.0f);
+        for (const auto& [item, c] : next_[j]) {
+          if (item < catalog) {
+            acc[item] += scale * c;
+            touched->push_back(item);
+          }
+        }
+        w *= config_.blend_transition_decay;
+      }
+      return;
+    }
+    default:
+      return;
+  }
+  cooc_.AddScores(recent, window, decay, acc);
+  const int n = std::min<int>(window, static_cast<int>(recent.size()));
+  for (int k = 0; k < n; ++k) {
+    for (const auto& [item, c] : cooc_.neighbours(recent[recent.size() - 1 - k])) {
+      if (item < catalog) touched->push_back(item);
+    }
+  }
+}
+
+void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const {
+  RawScores(f, query, out);
+  if (!Sparse(f) || config_.blend_sparse_transform != "log") return;
+  // Sparse scores are heavy-tailed; the log keeps a few large ones from dominating the mix.
+  double sum = 0;
+  int64_t positive = 0;
+  for (float x : out) {
+    if (x > 0) {
+      sum += x;
+      ++positive;
+    }
+  }
+  if (positive == 0) return;
+  const float inv_mean = static_cast<float>(static_cast<double>(positive) / sum);
+  for (float& x : out) x = x > 0 ? std::log1p(x * inv_mean) : 0.0f;
+}
+
+void BlendModel::EffectiveWeights(bool cold, float* out) const {
+  const size_t nf = features_.size();
+  for (size_t f = 0; f < nf; ++f) {
+    out[f] = weights_[f] + (cold && weights_.size() > nf ? weights_[nf + f] : 0.0f);
   }
 }
 
 void BlendModel::Score(const UserQuery& query, int32_t catalog, std::vector<float>* z,
                        absl::Span<float> scores) const {
   std::fill(scores.begin(), scores.end(), 0.0f);
+  float weights[kNumFeatures];
+  EffectiveWeights(Cold(query.recent), weights);
   std::vector<float> own;
   if (z == nullptr) {
     own.resize(static_cast<size_t>(catalog));
@@ -183,9 +277,9 @@ void BlendModel::Score(const UserQuery& query, int32_t catalog, std::vector<floa
                                     ? absl::MakeSpan(own)
                                     : absl::MakeSpan(z->data() + f * static_cast<size_t>(catalog),
                                                      static_cast<size_t>(catalog));
-    RawScores(features_[f], query, v);
+    FeatureScores(features_[f], query, v);
     Standardise(v);
-    const float w = weights_[f];
+    const float w = weights[f];
     for (int32_t i = 0; i < catalog; ++i) scores[i] += w * v[i];
   }
 }
@@ -203,12 +297,29 @@ absl::Status BlendModel::Recommend(const UserQuery& query, int k,
                                   k, out);
 }
 
-bool BlendModel::RankerDue(int32_t catalog) {
+bool BlendModel::RankerDue(int32_t cost) {
   if (clock_ < config_.blend_warmup_events) return true;
   budget_ += config_.blend_train_cost;
-  if (budget_ < catalog) return false;
-  budget_ -= catalog;
+  if (budget_ < cost) return false;
+  budget_ -= cost;
   return true;
+}
+
+void BlendModel::Update(const std::vector<float>& grad, bool cold) {
+  const size_t nf = features_.size();
+  for (size_t f = 0; f < nf; ++f) {
+    if (!std::isfinite(grad[f] * grad[f])) return;
+  }
+  for (size_t set = 0; set * nf < weights_.size(); ++set) {
+    if (set > 0 && !cold) break;
+    for (size_t f = 0; f < nf; ++f) {
+      const size_t k = set * nf + f;
+      accumulators_[k] += grad[f] * grad[f];
+      weights_[k] -= config_.blend_lr / std::sqrt(accumulators_[k] + kAdagradEpsilon) * grad[f];
+    }
+  }
+  ++ranker_steps_;
+  MarkItem(0);  // item row 0 carries the ranker
 }
 
 void BlendModel::RankerStep(const Interaction& event) {
@@ -242,23 +353,196 @@ void BlendModel::RankerStep(const Interaction& event) {
     for (int32_t i = 0; i < catalog; ++i) expected += static_cast<double>(scores_[i]) * zf[i];
     grad[f] = static_cast<float>(expected / total) - zf[event.item];
   }
-  bool finite = true;
+  Update(grad, Cold(event.recent));
+}
+
+void BlendModel::SampledRankerStep(const Interaction& event) {
+  const int32_t catalog = event.catalog;
+  if (catalog < 2 || event.item >= catalog) return;
+  exclude_.assign(event.recent.begin(), event.recent.end());
+  std::sort(exclude_.begin(), exclude_.end());
+  exclude_.erase(std::unique(exclude_.begin(), exclude_.end()), exclude_.end());
+  const UserQuery query{event.user, event.recent, exclude_};
+  const size_t nf = features_.size();
+  const auto excluded = [&](int32_t i) {
+    return i != event.item && std::binary_search(exclude_.begin(), exclude_.end(), i);
+  };
+
+  // The candidates: the event's item and the best sample_top items of each sparse component are
+  // certain (importance 1); the uniform draws that are neither stand for the rest R of the
+  // catalog, each with importance |R| / (draws in R), so the softmax's normaliser is estimated
+  // without bias (the logQ correction of a uniform proposal).
+  if (chosen_.size() < static_cast<size_t>(catalog))
+    chosen_.resize(static_cast<size_t>(catalog), 0);
+  candidates_.assign(1, event.item);
+  chosen_[event.item] = 1;
+  draws_.resize(static_cast<size_t>(config_.blend_sample));
+  for (int32_t& d : draws_) d = static_cast<int32_t>(rng_.Below(static_cast<uint32_t>(catalog)));
+
+  // Sparse components at the rows their lists reach (the others are 0), so their mean and
+  // variance over the catalog are exact at a cost independent of its size; the others only at the
+  // candidates and draws, standardised by the draws' mean and variance.
+  sparse_.resize(nf);
+  sparse_rows_.resize(nf);
+  float sparse_mean[kNumFeatures] = {}, sparse_inv[kNumFeatures] = {};
   for (size_t f = 0; f < nf; ++f) {
-    finite = finite && std::isfinite(grad[f] * grad[f]);
+    if (!Sparse(features_[f])) continue;
+    std::vector<float>& acc = sparse_[f];
+    if (acc.size() < static_cast<size_t>(catalog)) acc.resize(static_cast<size_t>(catalog), 0.0f);
+    std::vector<int32_t>& rows = sparse_rows_[f];
+    rows.clear();
+    SparseRawScores(features_[f], event.recent,
+                    absl::MakeSpan(acc.data(), static_cast<size_t>(catalog)), &rows);
+    // Each row once (a row reached from several lists is listed each time): a flag per row, not a
+    // sort, since the lists of a long history reach many rows.
+    size_t kept = 0;
+    for (int32_t i : rows) {
+      if ((chosen_[i] & 2) == 0) {
+        chosen_[i] |= 2;
+        rows[kept++] = i;
+      }
+    }
+    rows.resize(kept);
+    // In row order, so that the sums below do not depend on the hash maps' iteration order (which
+    // differs between two learners of the same stream): a scan of the flags when the rows are
+    // many, else a sort.
+    if (rows.size() * 8 > static_cast<size_t>(catalog)) {
+      rows.clear();
+      for (int32_t i = 0; i < catalog; ++i) {
+        if (chosen_[i] & 2) rows.push_back(i);
+      }
+    } else {
+      std::sort(rows.begin(), rows.end());
+    }
+    for (int32_t i : rows) chosen_[i] &= 1;
+    if (config_.blend_sparse_transform == "log") {
+      double sum = 0;
+      int64_t positive = 0;
+      for (int32_t i : rows) {
+        if (acc[i] > 0) {
+          sum += acc[i];
+          ++positive;
+        }
+      }
+      const float inv_mean =
+          positive > 0 ? static_cast<float>(static_cast<double>(positive) / sum) : 0.0f;
+      for (int32_t i : rows) acc[i] = acc[i] > 0 ? std::log1p(acc[i] * inv_mean) : 0.0f;
+    }
+    double sum = 0, sum_sq = 0;
+    for (int32_t i : rows) {
+      sum += acc[i];
+      sum_sq += static_cast<double>(acc[i]) * acc[i];
+    }
+    const double mean = sum / catalog;
+    const double var = std::max(0.0, sum_sq / catalog - mean * mean);
+    sparse_mean[f] = static_cast<float>(mean);
+    sparse_inv[f] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+    touched_.clear();
+    for (int32_t i : rows) {
+      if (acc[i] > 0 && !chosen_[i] && !excluded(i)) touched_.push_back(i);
+    }
+    const size_t top = std::min<size_t>(touched_.size(), config_.blend_sample_top);
+    std::nth_element(
+        touched_.begin(), touched_.begin() + static_cast<std::ptrdiff_t>(top), touched_.end(),
+        [&](int32_t a, int32_t b) { return acc[a] > acc[b] || (acc[a] == acc[b] && a < b); });
+    for (size_t t = 0; t < top; ++t) {
+      chosen_[touched_[t]] = 1;
+      candidates_.push_back(touched_[t]);
+    }
   }
-  if (!finite) return;
+  const size_t certain = candidates_.size();
+  int64_t rest = catalog - static_cast<int64_t>(certain);
+  for (int32_t i : exclude_) rest -= (i < catalog && !chosen_[i]) ? 1 : 0;
+  int64_t in_rest = 0;
+  for (int32_t d : draws_) {
+    if (!chosen_[d] && !excluded(d)) {
+      candidates_.push_back(d);
+      ++in_rest;
+    }
+  }
+  importance_.assign(candidates_.size(), 1.0f);
+  if (in_rest > 0) {
+    std::fill(importance_.begin() + static_cast<std::ptrdiff_t>(certain), importance_.end(),
+              static_cast<float>(static_cast<double>(rest) / static_cast<double>(in_rest)));
+  }
+
+  const size_t nc = candidates_.size();
+  candidate_z_.resize(nf * nc);
+  std::vector<float> query_vector;
+  const kernels::ItemMatrixView items = bpr_.ScoringMatrix();
+  if (Uses(kBpr)) bpr_.QueryVector(query, &query_vector);
+  const float* user_vector = Uses(kLongTerm) ? bpr_.UserVector(event.user) : nullptr;
+  const auto raw = [&](Feature feature, int32_t i) -> float {
+    switch (feature) {
+      case kBpr:
+        return internal::Dot(query_vector.data(), items.vectors + i * items.stride,
+                             static_cast<int>(items.stride)) +
+               items.bias[i];
+      case kLongTerm:
+        return internal::DotPadded(user_vector, items.vectors + i * items.stride,
+                                   static_cast<int>(items.stride));
+      case kPopularity:
+        return static_cast<float>(std::log1p(popularity_->Value(i)));
+      case kTrending:
+        return std::log1p(Trending(i));
+      default:
+        return 0.0f;
+    }
+  };
   for (size_t f = 0; f < nf; ++f) {
-    accumulators_[f] += grad[f] * grad[f];
-    weights_[f] -= config_.blend_lr / std::sqrt(accumulators_[f] + kAdagradEpsilon) * grad[f];
+    float* zf = candidate_z_.data() + f * nc;
+    if (Sparse(features_[f])) {
+      const float* v = sparse_[f].data();
+      for (size_t c = 0; c < nc; ++c) zf[c] = (v[candidates_[c]] - sparse_mean[f]) * sparse_inv[f];
+      for (int32_t i : sparse_rows_[f]) sparse_[f][i] = 0.0f;
+      continue;
+    }
+    double sum = 0, sum_sq = 0;
+    for (int32_t d : draws_) {
+      const double x = raw(features_[f], d);
+      sum += x;
+      sum_sq += x * x;
+    }
+    const double n = std::max<double>(1, static_cast<double>(draws_.size()));
+    const double mean = sum / n;
+    const double var = std::max(0.0, sum_sq / n - mean * mean);
+    const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+    for (size_t c = 0; c < nc; ++c) {
+      zf[c] = (raw(features_[f], candidates_[c]) - static_cast<float>(mean)) * inv;
+    }
   }
-  ++ranker_steps_;
-  MarkItem(0);  // item row 0 carries the ranker
+
+  for (size_t c = 0; c < certain; ++c) chosen_[candidates_[c]] = 0;
+
+  // The same gradient as a full step, E_p[z] - z_true, with p over the weighted candidates.
+  const bool cold = Cold(event.recent);
+  float weights[kNumFeatures];
+  EffectiveWeights(cold, weights);
+  scores_.assign(nc, 0.0f);
+  for (size_t f = 0; f < nf; ++f) {
+    const float* zf = candidate_z_.data() + f * nc;
+    for (size_t c = 0; c < nc; ++c) scores_[c] += weights[f] * zf[c];
+  }
+  const float max_score = *std::max_element(scores_.begin(), scores_.end());
+  double total = 0;
+  for (size_t c = 0; c < nc; ++c) {
+    scores_[c] = importance_[c] * std::exp(scores_[c] - max_score);
+    total += scores_[c];
+  }
+  std::vector<float> grad(nf, 0.0f);
+  for (size_t f = 0; f < nf; ++f) {
+    const float* zf = candidate_z_.data() + f * nc;
+    double expected = 0;
+    for (size_t c = 0; c < nc; ++c) expected += static_cast<double>(scores_[c]) * zf[c];
+    grad[f] = static_cast<float>(expected / total) - zf[0];
+  }
+  Update(grad, cold);
 }
 
 void BlendModel::EncodeUser(int32_t row, std::string* out) const {
   ByteWriter w(out);
   std::string part;
-  if (Uses(kBpr)) bpr_.EncodeUser(row, &part);
+  if (UsesBpr()) bpr_.EncodeUser(row, &part);
   w.PutString(part);
   part.clear();
   if (UsesCooc()) cooc_.EncodeUser(row, &part);
@@ -277,16 +561,16 @@ absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
         absl::StrCat("blend user row ", row, ": malformed (", in.size(), " bytes)"));
   }
   // Every part is checked before any is decoded, so a refused row changes none.
-  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.CheckUser(row, bpr));
+  if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckUser(row, bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckUser(row, cooc));
   FRESHET_RETURN_IF_ERROR(sessions_.Check(row, session));
-  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
+  if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeUser(row, cooc));
   return sessions_.Decode(row, session);
 }
 
 void BlendModel::ResetUser(int32_t row) {
-  if (Uses(kBpr)) bpr_.ResetUser(row);
+  if (UsesBpr()) bpr_.ResetUser(row);
   if (UsesCooc()) cooc_.ResetUser(row);
   sessions_.Reset(row);
 }
@@ -294,7 +578,7 @@ void BlendModel::ResetUser(int32_t row) {
 void BlendModel::EncodeItem(int32_t row, std::string* out) const {
   ByteWriter w(out);
   std::string part;
-  if (Uses(kBpr)) bpr_.EncodeItem(row, &part);
+  if (UsesBpr()) bpr_.EncodeItem(row, &part);
   w.PutString(part);
   part.clear();
   if (UsesCooc()) cooc_.EncodeItem(row, &part);
@@ -308,8 +592,8 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
   w.Put(trend_[row]);
   w.Put(trend_at_[row]);
   if (row == 0) {
-    w.PutVarint(features_.size());
-    for (size_t f = 0; f < features_.size(); ++f) {
+    w.PutVarint(weights_.size());
+    for (size_t f = 0; f < weights_.size(); ++f) {
       w.Put(weights_[f]);
       w.Put(accumulators_[f]);
     }
@@ -333,15 +617,15 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
   if (!r.Get(&out->trend) || !r.Get(&out->trend_at)) return malformed("trending count");
   if (row == 0) {
     uint64_t nf = 0;
-    if (!r.GetVarint(&nf) || nf != features_.size()) return malformed("ranker");
-    for (size_t f = 0; f < features_.size(); ++f) {
+    if (!r.GetVarint(&nf) || nf != weights_.size()) return malformed("ranker");
+    for (size_t f = 0; f < weights_.size(); ++f) {
       if (!r.Get(&out->weights[f]) || !r.Get(&out->accumulators[f])) return malformed("ranker");
     }
     if (!r.Get(&out->ranker_steps)) return malformed("ranker");
   }
   if (!r.done()) return malformed("row");
 
-  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
+  if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
   for (uint64_t i = 0; i < out->n; ++i) {
@@ -359,7 +643,7 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
     return internal::BadRow(name, absl::StrCat("trending count is of event ", out->trend_at));
   }
   if (row == 0) {
-    for (size_t f = 0; f < features_.size(); ++f) {
+    for (size_t f = 0; f < weights_.size(); ++f) {
       FRESHET_RETURN_IF_ERROR(internal::CheckFinite(name, "a ranker weight", out->weights[f]));
       FRESHET_RETURN_IF_ERROR(
           internal::CheckNonNegative(name, "a ranker accumulator", out->accumulators[f]));
@@ -375,7 +659,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
   // Every part is checked before any is decoded, so a refused row changes none.
   ItemRow parsed;
   FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
-  if (Uses(kBpr)) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
+  if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
   constexpr size_t kPairBytes = sizeof(int32_t) + sizeof(float);
   auto& map = next_[row];
@@ -391,15 +675,15 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
   trend_[row] = parsed.trend;
   trend_at_[row] = parsed.trend_at;
   if (row == 0) {
-    std::copy_n(parsed.weights, features_.size(), weights_.begin());
-    std::copy_n(parsed.accumulators, features_.size(), accumulators_.begin());
+    std::copy_n(parsed.weights, weights_.size(), weights_.begin());
+    std::copy_n(parsed.accumulators, weights_.size(), accumulators_.begin());
     ranker_steps_ = parsed.ranker_steps;
   }
   return absl::OkStatus();
 }
 
 void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
-  if (Uses(kBpr)) bpr_.FinishLoad(users, items, events);
+  if (UsesBpr()) bpr_.FinishLoad(users, items, events);
   if (UsesCooc()) cooc_.FinishLoad(users, items, events);
   clock_ = events;
   budget_ = 0;
@@ -408,7 +692,7 @@ void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
 }
 
 int64_t BlendModel::BytesPerUser() const {
-  return (Uses(kBpr) ? bpr_.BytesPerUser() : 0) + (UsesCooc() ? cooc_.BytesPerUser() : 0) +
+  return (UsesBpr() ? bpr_.BytesPerUser() : 0) + (UsesCooc() ? cooc_.BytesPerUser() : 0) +
          sessions_.BytesPerUser();
 }
 
@@ -416,7 +700,7 @@ int64_t BlendModel::BytesPerItem() const {
   const int64_t items = std::max<int64_t>(1, static_cast<int64_t>(next_.size()));
   const int64_t pair_bytes =
       transition_pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
-  return (Uses(kBpr) ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
+  return (UsesBpr() ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
          pair_bytes / items +
          static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));
 }

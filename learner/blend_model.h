@@ -11,22 +11,37 @@
 //                blend.transition_window items j_k, newest first (an estimate of P(next | j))
 //   popularity   log(1 + popularity), all-time (or popularity.half_life_s)
 //   trending     log(1 + a count that halves every blend.trending_half_life events of the stream)
+//   last         the co-occurrence table scored from the user's latest item alone
+//   long_term    bpr's long-term user vector alone (its inner product with the item vectors), so
+//                the mix can weigh a user's lasting taste apart from their latest items
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
-// and the blend's score is sum_f w_f z_f. The weights w are learnt test-then-train: before an event
+// after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last;
+// blend.sparse_transform = log: their scores are heavy-tailed), and the blend's score is
+// sum_f w_f z_f. With blend.cold_events = N, a user with fewer than N earlier events is scored
+// with w + v, where v is a second weight set (starting at 0) stepped only on such users' events:
+// a user's first events follow popularity and short-term co-occurrence more than later ones do.
+// The weights are learnt test-then-train: before an event
 // is learnt, the ranker scores the catalog for the event's user as a request would (the user's
 // latest items stand in for the seen items a request excludes) and takes one Adagrad step on the
 // log-loss of the event's item under the softmax of the blend's scores over the catalog,
 // -log(exp(s_true) / sum_i exp(s_i)), whose gradient E_p[z] - z_true compares the true item's
 // features with every competitor's, each weighted by how highly the blend ranks it. (Pairwise
 // steps against only the top-ranked competitors drive every weight towards zero: those items are
-// top-ranked because they score high on the weighted features.) Because a step scores the whole
-// catalog, the ranker steps on each of the first blend.warmup_events events, then spends
-// blend.train_cost item scorings per event: a step every catalog / train_cost events, so the
-// learning cost per event stays bounded.
+// top-ranked because they score high on the weighted features.) The ranker steps on each of the
+// first blend.warmup_events events, then spends blend.train_cost item scorings per event, so the
+// learning cost per event stays bounded. A full step scores the whole catalog (blend.sample = 0:
+// a step every catalog / train_cost events). A sampled step (blend.sample = m > 0) costs m: it
+// scores the event's item and the best blend.sample_top items of each sparse component, which
+// are certain, and m uniform draws from the catalog; the draws that are neither stand for the
+// rest R of the catalog, each weighted |R| / (draws in R) in the softmax (the logQ correction of
+// a uniform proposal), so its normaliser, and the gradient, are estimated without bias. The
+// sparse components are scored over the catalog (sparse sums and a few cheap passes, so their
+// mean and variance are exact); bpr, long_term, popularity and trending only at the candidates
+// and draws, standardised by the draws' mean and variance.
 //
-// Cost per request: bpr's inner products over the catalog (O(items * dim)), the sparse
-// co-occurrence and transition sums, one pass per component to standardise, and top-K.
+// Cost per request: bpr's inner products over the catalog (O(items * dim); long_term another),
+// the sparse co-occurrence and transition sums, one pass per component to standardise, and top-K.
 #ifndef FRESHET_LEARNER_BLEND_MODEL_H_
 #define FRESHET_LEARNER_BLEND_MODEL_H_
 
@@ -35,6 +50,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/random.h"
 #include "config/config.h"
 #include "learner/bpr_model.h"
 #include "learner/cooc_model.h"
@@ -47,7 +63,17 @@ namespace freshet::learner {
 // Not thread-safe (see Model).
 class BlendModel : public Model {
  public:
-  enum Feature { kBpr, kCooc, kHistory, kTransitions, kPopularity, kTrending, kNumFeatures };
+  enum Feature {
+    kBpr,
+    kCooc,
+    kHistory,
+    kTransitions,
+    kPopularity,
+    kTrending,
+    kLast,
+    kLongTerm,
+    kNumFeatures
+  };
   static const char* FeatureName(Feature f);
   // The features named by blend.features; InvalidArgument for an unknown or repeated name, or
   // none.
@@ -92,22 +118,25 @@ class BlendModel : public Model {
     cooc_.set_dirty_items(dirty);
   }
 
-  // The ranker's weight of each feature, in the order of features().
+  // The ranker's weight of each feature, in the order of features(); with blend.cold_events a
+  // second set follows, added to the first for users with fewer earlier events.
   const std::vector<Feature>& features() const { return features_; }
   const std::vector<float>& weights() const { return weights_; }
   int64_t ranker_steps() const { return ranker_steps_; }
 
  private:
   bool Uses(Feature f) const { return uses_[f]; }
-  bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory]; }
+  bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory] || uses_[kLast]; }
+  bool UsesBpr() const { return uses_[kBpr] || uses_[kLongTerm]; }
   // Standardised scores of every enabled feature for the query over rows [0, catalog):
   // (*z)[f * catalog + i]; and their blend into `scores` (catalog floats).
   void Score(const UserQuery& query, int32_t catalog, std::vector<float>* z,
              absl::Span<float> scores) const;
   // One feature's raw scores over rows [0, out.size()).
   void RawScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
-  // Whether the ranker steps on the coming event (the schedule in the class comment).
-  bool RankerDue(int32_t catalog);
+  // Whether the ranker steps on the coming event, a step costing `cost` item scorings (the
+  // schedule in the class comment).
+  bool RankerDue(int32_t cost);
   void RankerStep(const Interaction& event);
   // A checked item row, pointing into its value: the parts, the n transitions (packed (item,
   // count) pairs), the trending count and, in row 0, the ranker.
@@ -118,11 +147,30 @@ class BlendModel : public Model {
     const char* pairs = nullptr;
     float trend = 0;
     int64_t trend_at = 0;
-    float weights[kNumFeatures] = {};
-    float accumulators[kNumFeatures] = {};
+    float weights[2 * kNumFeatures] = {};  // and the cold set's
+    float accumulators[2 * kNumFeatures] = {};
     int64_t ranker_steps = 0;
   };
   absl::Status ParseItem(int32_t row, absl::string_view in, ItemRow* out) const;
+  // A step on a sample of the catalog (blend.sample > 0, see the class comment).
+  void SampledRankerStep(const Interaction& event);
+  // Whether a user with these latest items takes the cold weight set too.
+  bool Cold(absl::Span<const int32_t> recent) const {
+    return static_cast<int>(recent.size()) < config_.blend_cold_events;
+  }
+  // The weight of each feature for such a user.
+  void EffectiveWeights(bool cold, float* out) const;
+  bool Sparse(Feature f) const {
+    return f == kCooc || f == kHistory || f == kTransitions || f == kLast;
+  }
+  // Adds a sparse feature's raw scores of rows [0, acc.size()) to `acc` and appends the rows it
+  // touched (with repeats) to `touched`: O(the lists it reads), not O(catalog).
+  void SparseRawScores(Feature f, absl::Span<const int32_t> recent, absl::Span<float> acc,
+                       std::vector<int32_t>* touched) const;
+  // Raw scores with blend.sparse_transform applied.
+  void FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
+  // Adagrad on the log-loss gradient `grad` (one per feature) of a user, cold or not.
+  void Update(const std::vector<float>& grad, bool cold);
   void LearnTransitions(const Interaction& event, int session);
   // The trending count of `item` as of now.
   float Trending(int32_t item) const;
@@ -152,6 +200,16 @@ class BlendModel : public Model {
   int64_t budget_ = 0;  // item scorings saved up for the next step
   std::vector<float> z_, scores_;
   std::vector<int32_t> exclude_;
+  // Sampled steps: the candidates, their importance weights, their standardised features.
+  Rng rng_{0x626c656e64};
+  std::vector<int32_t> candidates_, draws_, touched_;
+  std::vector<float> importance_, candidate_z_;
+  // Rows of the step's certain candidates (bit 1) and, while a sparse feature's rows are listed,
+  // the rows listed (bit 2); all 0 between steps.
+  std::vector<uint8_t> chosen_;
+  // Per feature: a sparse feature's scores, zero outside the rows listed beside them.
+  std::vector<std::vector<float>> sparse_;
+  std::vector<std::vector<int32_t>> sparse_rows_;
 };
 
 }  // namespace freshet::learner

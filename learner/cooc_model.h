@@ -59,6 +59,10 @@ class CoocModel : public Model {
   int64_t BytesPerItem() const override;
 
   int64_t stored_pairs() const { return pairs_; }
+  // The items that co-occur with `item` (a row below the grown size), with their weights.
+  const absl::flat_hash_map<int32_t, float>& neighbours(int32_t item) const {
+    return neighbours_[item];
+  }
 
  private:
   // A checked item row: its count and its n neighbours, packed (item, weight) pairs inside `in`.
