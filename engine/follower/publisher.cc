@@ -148,34 +148,24 @@ absl::Status ModelPublisher::Round() {
   absl::flat_hash_set<std::string> retry;
   if (redis_due) retry.swap(pending_users_);
   std::vector<std::string> waiting;  // users to remember while Redis is not due
+  // The messages are encoded under the shared lock and produced after it: handing hundreds of
+  // rows to the Kafka client per round must not hold off the learning that waits for the lock
+  // (and, behind it, the requests).
+  const bool send_globals = !items.empty() || heartbeat || !changes.users.empty();
+  std::string globals;
+  std::vector<std::pair<std::string, std::string>> rows;  // key, value of each item row
   model_->WithLearner([&](const learner::Learner& learner) {
-    std::string key, value;
     // The globals first: they size the replica's tables for the rows that follow.
-    if (!items.empty() || heartbeat || !changes.users.empty()) {
-      model_topic::PutHeader({model_topic::kGlobals, now_ns, -1}, &value);
-      learner.EncodeGlobals(&value);
-      kafka_status = producer_->ProduceTo(options_.model_topic, model_topic::kPartition, "g", value,
-                                          absl::ZeroDuration());
-      if (kafka_status.ok()) {
-        globals_sent = true;
-      } else {
-        unsent_items = items;
-      }
+    if (send_globals) {
+      model_topic::PutHeader({model_topic::kGlobals, now_ns, -1}, &globals);
+      learner.EncodeGlobals(&globals);
     }
-    for (size_t i = 0; kafka_status.ok() && i < items.size(); ++i) {
+    rows.resize(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
       const int32_t row = items[i];
-      key = absl::StrCat("i", learner.items().ExternalId(row));
-      value.clear();
-      model_topic::PutHeader({model_topic::kItem, now_ns, row}, &value);
-      learner.EncodeItem(row, &value);
-      const absl::Status s = producer_->ProduceTo(options_.model_topic, model_topic::kPartition,
-                                                  key, value, absl::ZeroDuration());
-      if (!s.ok()) {  // the local queue is full: the rest go next round
-        kafka_status = s;
-        unsent_items.assign(items.begin() + static_cast<ptrdiff_t>(i), items.end());
-        break;
-      }
-      ++items_sent;
+      rows[i].first = absl::StrCat("i", learner.items().ExternalId(row));
+      model_topic::PutHeader({model_topic::kItem, now_ns, row}, &rows[i].second);
+      learner.EncodeItem(row, &rows[i].second);
     }
     // Users: this round's, and (when Redis is due) those that could not be written before.
     const auto encode = [&](int32_t row) {
@@ -194,6 +184,26 @@ absl::Status ModelPublisher::Round() {
       for (int32_t row : changes.users) waiting.push_back(learner.users().ExternalId(row));
     }
   });
+  if (send_globals) {
+    kafka_status = producer_->ProduceTo(options_.model_topic, model_topic::kPartition, "g", globals,
+                                        absl::ZeroDuration());
+    if (kafka_status.ok()) {
+      globals_sent = true;
+    } else {
+      unsent_items = items;
+    }
+  }
+  for (size_t i = 0; kafka_status.ok() && i < rows.size(); ++i) {
+    const absl::Status s =
+        producer_->ProduceTo(options_.model_topic, model_topic::kPartition, rows[i].first,
+                             rows[i].second, absl::ZeroDuration());
+    if (!s.ok()) {  // the local queue is full: the rest go next round
+      kafka_status = s;
+      unsent_items.assign(items.begin() + static_cast<ptrdiff_t>(i), items.end());
+      break;
+    }
+    ++items_sent;
+  }
   producer_->Poll();
   if (globals_sent) last_globals_ = absl::Now();
   pending_items_ = std::move(unsent_items);
