@@ -267,7 +267,7 @@ class RowCodecTest : public ::testing::TestWithParam<std::string> {
   }
 
   const config::Config config_ = SmallConfig();
-  const kernels::CpuBackend cpu_;
+  const kernels::CpuBackend cpu_{};
   Popularity popularity_{0};
   std::unique_ptr<Model> model_;
   std::vector<std::vector<int32_t>> recent_;
