@@ -25,6 +25,7 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/transparent_huge_pages.h"
 #include "engine/engine.h"
 #include "engine/follower/follower.h"
 #include "engine/follower/publisher.h"
@@ -55,6 +56,19 @@ void RaiseFileLimit() {
   if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
     LogWarning(absl::StrCat("could not raise the open-file limit: ", std::strerror(errno)));
   }
+}
+
+// serve.transparent_huge_pages = "advised" (common/transparent_huge_pages.h).
+void LimitHugePages() {
+  const absl::Status limited = LimitHugePagesToAdvised();
+  if (limited.ok()) return;
+  // An older kernel: only its "always" setting gives huge pages to memory that did not ask.
+  if (absl::IsUnimplemented(limited) && SystemHugePageSetting() != "always") return;
+  LogWarning(absl::StrCat(
+      limited.message(),
+      "; the kernel gives huge pages to all of this process's memory "
+      "(/sys/kernel/mm/transparent_hugepage/enabled is 'always'): setting it to 'madvise' "
+      "shortens the serving tail while state batches are written"));
 }
 
 void InstallSignalHandlers() {
@@ -244,6 +258,7 @@ absl::Status Serve(const ServeFlags& flags) {
   RaiseFileLimit();
   FRESHET_ASSIGN_OR_RETURN(config::Config config, LoadConfig(flags.config));
   FRESHET_ASSIGN_OR_RETURN(config.serve_admin_token, AdminToken(config));
+  if (config.serve_transparent_huge_pages == "advised") LimitHugePages();
   if (!flags.model_topic.empty()) config.tier_model_topic = flags.model_topic;
   if (!flags.redis.empty()) config.tier_redis = flags.redis;
   std::map<std::string, std::string> kafka_properties;

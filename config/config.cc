@@ -314,6 +314,11 @@ const std::vector<KeyImpl>& Registry() {
               "batched scoring reads a copy of the item vectors kept current row by row: int8 for "
               "an exact two-stage scan with AVX-512 VNNI, else the kernels' float layout (CPU "
               "backend; a quarter, else a whole, second copy of the vectors in memory)"),
+      ChoiceKey("serve.transparent_huge_pages", &Config::serve_transparent_huge_pages,
+                {"advised", "system"},
+                "advised: only the embedding tables and id dictionaries get huge pages, whatever "
+                "the kernel's setting (Linux >= 6.18; with 'always' on older kernels, set it to "
+                "'madvise'); system: the kernel's setting decides"),
       IntKey("serve.unready_after_ms", &Config::serve_unready_after_ms, 100, 86400000,
              "/readyz answers 503 once the learning loop has made no round, or no Kafka broker "
              "has been reachable, for this long"),

@@ -160,6 +160,9 @@ struct Config {
   // models that learn on the host): int8 for the exact two-stage scan where the processor has
   // AVX-512 VNNI, else the float layout of the exact kernels (kernels/packed_items.h).
   bool serve_packed_items = true;
+  // "advised": `serve` limits transparent huge pages to the tables that ask for them
+  // (common/transparent_huge_pages.h); "system": the kernel's setting decides.
+  std::string serve_transparent_huge_pages = "advised";
 };
 
 // One registered key.

@@ -83,7 +83,8 @@ bool Persister::MaybeFlush(EncodedRowSource& rows, const stream::AppliedPosition
   if (changes.empty() && !identity_pending_ && !new_sources && !new_ids) return false;
 
   const absl::Time start = absl::Now();
-  std::unique_ptr<StateBatch> batch = writer_->NewBatch();
+  // Room for the last batch and an eighth more: a flush writes mostly the same rows each time.
+  std::unique_ptr<StateBatch> batch = writer_->NewBatch(last_batch_bytes_ + last_batch_bytes_ / 8);
   if (identity_pending_) {
     batch->PutIdentity(algorithm_, dim_, fingerprint_, config_toml_);
     identity_pending_ = false;
@@ -122,6 +123,7 @@ bool Persister::MaybeFlush(EncodedRowSource& rows, const stream::AppliedPosition
   const int64_t version = queued_version_.load(std::memory_order_relaxed) + 1;
   batch->PutModelVersion(version);
   queued_version_.store(version, std::memory_order_relaxed);
+  last_batch_bytes_ = batch->bytes();
   const double encode_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   {
     MutexLock lock(&mu_);

@@ -148,6 +148,7 @@ class Persister {
   int64_t ids_written_ = 0;         // event ids numbered below this are stored
   int64_t ids_forgotten_from_ = 0;  // stored event ids numbered below this are deleted
   std::string scratch_;
+  size_t last_batch_bytes_ = 0;  // of the latest batch encoded (MaybeFlush's thread)
 
   mutable Mutex mu_;
   CondVar cv_;  // a batch queued, a batch written or failed, Stop()

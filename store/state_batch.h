@@ -62,7 +62,10 @@ class StateBatch {
 class BatchWriter {
  public:
   virtual ~BatchWriter() = default;
-  virtual std::unique_ptr<StateBatch> NewBatch() = 0;
+  // A batch with room for about `expected_bytes` (0: no estimate), so that a batch of megabytes is
+  // not copied each time it outgrows its buffer.
+  virtual std::unique_ptr<StateBatch> NewBatch(size_t expected_bytes) = 0;
+  std::unique_ptr<StateBatch> NewBatch() { return NewBatch(0); }
   // All of `batch` (made by this writer's NewBatch()) or nothing. After a failure the writer may
   // refuse writes until it recovers; Write() itself tries to recover first.
   virtual absl::Status Write(StateBatch* batch) = 0;

@@ -134,8 +134,13 @@ class RocksDbStateBatch final : public StateBatch {
  public:
   RocksDbStateBatch(rocksdb::ColumnFamilyHandle* users, rocksdb::ColumnFamilyHandle* history,
                     rocksdb::ColumnFamilyHandle* items, rocksdb::ColumnFamilyHandle* meta,
-                    rocksdb::ColumnFamilyHandle* catalog)
-      : users_(users), history_(history), items_(items), meta_(meta), catalog_(catalog) {}
+                    rocksdb::ColumnFamilyHandle* catalog, size_t expected_bytes)
+      : batch_(expected_bytes),
+        users_(users),
+        history_(history),
+        items_(items),
+        meta_(meta),
+        catalog_(catalog) {}
 
   void PutUser(int32_t row, absl::string_view value) override;
   void PutHistory(int32_t row, absl::string_view value) override;
@@ -488,8 +493,9 @@ StateStore::~StateStore() {
   db_->Close().PermitUncheckedError();
 }
 
-std::unique_ptr<StateBatch> StateStore::NewBatch() {
-  return std::make_unique<RocksDbStateBatch>(users_, history_, items_, meta_, catalog_);
+std::unique_ptr<StateBatch> StateStore::NewBatch(size_t expected_bytes) {
+  return std::make_unique<RocksDbStateBatch>(users_, history_, items_, meta_, catalog_,
+                                             expected_bytes);
 }
 
 absl::Status StateStore::Write(StateBatch* batch) {

@@ -106,7 +106,8 @@ class StateStore : public BatchWriter {
                                                           const Options& options);
   ~StateStore() override;
 
-  std::unique_ptr<StateBatch> NewBatch() override;
+  using BatchWriter::NewBatch;
+  std::unique_ptr<StateBatch> NewBatch(size_t expected_bytes) override;
   // After a failed write or a background error RocksDB refuses writes until DB::Resume(): this
   // resumes first (a full disk or exhausted file descriptors clear once space or descriptors are
   // free again), then writes.

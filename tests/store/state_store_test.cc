@@ -290,7 +290,10 @@ class FaultyWriter : public BatchWriter {
  public:
   FaultyWriter(StateStore* store, int failures, bool tear)
       : store_(store), failures_(failures), tear_(tear) {}
-  std::unique_ptr<StateBatch> NewBatch() override { return store_->NewBatch(); }
+  using BatchWriter::NewBatch;
+  std::unique_ptr<StateBatch> NewBatch(size_t expected_bytes) override {
+    return store_->NewBatch(expected_bytes);
+  }
   absl::Status Write(StateBatch* batch) override {
     ++attempts;
     if (failures_ > 0) {
