@@ -606,12 +606,11 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
   const auto malformed = [&](absl::string_view what) {
     return internal::BadRow(name, absl::StrCat("malformed ", what, " (", in.size(), " bytes)"));
   };
-  constexpr uint64_t kPairBytes = sizeof(int32_t) + sizeof(float);
   ByteReader r(in);
   if (!r.GetStringView(&out->bpr) || !r.GetStringView(&out->cooc)) return malformed("parts");
   const int64_t items = static_cast<int64_t>(next_.size());
   if (!r.Get(&out->total) || !r.GetVarint(&out->n) || out->n > static_cast<uint64_t>(items) ||
-      !r.GetBytes(out->n * kPairBytes, &out->pairs)) {
+      !r.GetBytes(out->n * internal::kItemWeightBytes, &out->pairs)) {
     return malformed("transitions");
   }
   if (!r.Get(&out->trend) || !r.Get(&out->trend_at)) return malformed("trending count");
@@ -628,16 +627,8 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
-  for (uint64_t i = 0; i < out->n; ++i) {
-    int32_t item;
-    std::memcpy(&item, out->pairs + i * kPairBytes, sizeof(item));
-    if (item < 0 || item >= items) {
-      return internal::BadRow(name,
-                              absl::StrCat("transition ", i, " is to row ", item, " of ", items));
-    }
-    const float count = internal::FloatAt(out->pairs + i * kPairBytes + sizeof(int32_t), 0);
-    FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "a transition's count", count));
-  }
+  FRESHET_RETURN_IF_ERROR(
+      internal::CheckItemWeights(name, "transition", out->pairs, out->n, items));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "trending count", out->trend));
   if (out->trend_at < 0) {
     return internal::BadRow(name, absl::StrCat("trending count is of event ", out->trend_at));
@@ -661,16 +652,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
   FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
-  constexpr size_t kPairBytes = sizeof(int32_t) + sizeof(float);
-  auto& map = next_[row];
-  map.clear();
-  map.reserve(parsed.n);
-  for (uint64_t i = 0; i < parsed.n; ++i) {
-    const char* pair = parsed.pairs + i * kPairBytes;
-    int32_t item;
-    std::memcpy(&item, pair, sizeof(item));
-    map[item] = internal::FloatAt(pair + sizeof(int32_t), 0);
-  }
+  internal::DecodeItemWeights(parsed.pairs, parsed.n, &next_[row]);
   out_[row] = parsed.total;
   trend_[row] = parsed.trend;
   trend_at_[row] = parsed.trend_at;

@@ -130,24 +130,14 @@ void CoocModel::EncodeItem(int32_t row, std::string* out) const {
 
 absl::Status CoocModel::ParseItem(int32_t row, absl::string_view in, ItemRow* out) const {
   const internal::RowName name{"cooc", "item", row};
-  constexpr uint64_t kPairBytes = sizeof(int32_t) + sizeof(float);
   ByteReader r(in);
   const int64_t items = static_cast<int64_t>(neighbours_.size());
   if (!r.Get(&out->count) || !r.GetVarint(&out->n) || out->n > static_cast<uint64_t>(items) ||
-      !r.GetBytes(out->n * kPairBytes, &out->pairs) || !r.done()) {
+      !r.GetBytes(out->n * internal::kItemWeightBytes, &out->pairs) || !r.done()) {
     return internal::BadRow(name, absl::StrCat("malformed neighbour list (", in.size(), " bytes)"));
   }
   if (out->count < 0) return internal::BadRow(name, absl::StrCat("count is ", out->count));
-  for (uint64_t i = 0; i < out->n; ++i) {
-    int32_t item;
-    std::memcpy(&item, out->pairs + i * kPairBytes, sizeof(item));
-    if (item < 0 || item >= items) {
-      return internal::BadRow(name, absl::StrCat("neighbour ", i, " is row ", item, " of ", items));
-    }
-    const float weight = internal::FloatAt(out->pairs + i * kPairBytes + sizeof(int32_t), 0);
-    FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "a neighbour's weight", weight));
-  }
-  return absl::OkStatus();
+  return internal::CheckItemWeights(name, "neighbour", out->pairs, out->n, items);
 }
 
 absl::Status CoocModel::CheckItem(int32_t row, absl::string_view in) const {
@@ -158,16 +148,7 @@ absl::Status CoocModel::CheckItem(int32_t row, absl::string_view in) const {
 absl::Status CoocModel::DecodeItem(int32_t row, absl::string_view in) {
   ItemRow parsed;
   FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
-  constexpr size_t kPairBytes = sizeof(int32_t) + sizeof(float);
-  auto& map = neighbours_[row];
-  map.clear();
-  map.reserve(parsed.n);
-  for (uint64_t i = 0; i < parsed.n; ++i) {
-    const char* pair = parsed.pairs + i * kPairBytes;
-    int32_t item;
-    std::memcpy(&item, pair, sizeof(item));
-    map[item] = internal::FloatAt(pair + sizeof(int32_t), 0);
-  }
+  internal::DecodeItemWeights(parsed.pairs, parsed.n, &neighbours_[row]);
   counts_[row] = parsed.count;
   inverse_norm_[row] =
       std::pow(static_cast<float>(parsed.count) + 1.0f, -config_.cooc_norm_exponent);

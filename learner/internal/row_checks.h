@@ -66,6 +66,49 @@ inline absl::Status CheckNonNegative(const RowName& name, const char* field, flo
   return BadRow(name, absl::StrCat(field, " is ", v, " (must be finite and >= 0)"));
 }
 
+// Lists of (item row, weight) pairs stored packed, an int32 and a float each (cooc's neighbours,
+// blend's transitions).
+inline constexpr size_t kItemWeightBytes = sizeof(int32_t) + sizeof(float);
+
+// The i-th pair of such a list at `pairs`.
+inline void ItemWeightAt(const char* pairs, uint64_t i, int32_t* item, float* weight) {
+  const char* pair = pairs + i * kItemWeightBytes;
+  std::memcpy(item, pair, sizeof(*item));
+  *weight = FloatAt(pair + sizeof(int32_t), 0);
+}
+
+// Refuses a list of `n` pairs where an item is not a row in [0, items) or a weight is not finite
+// and >= 0; `pair` names one in errors ("neighbour", "transition").
+inline absl::Status CheckItemWeights(const RowName& name, const char* pair, const char* pairs,
+                                     uint64_t n, int64_t items) {
+  for (uint64_t i = 0; i < n; ++i) {
+    int32_t item;
+    float weight;
+    ItemWeightAt(pairs, i, &item, &weight);
+    if (item < 0 || item >= items) {
+      return BadRow(name, absl::StrCat(pair, " ", i, " is to row ", item, " of ", items));
+    }
+    if (!std::isfinite(weight) || weight < 0.0f) {
+      return BadRow(
+          name, absl::StrCat(pair, " ", i, "'s weight is ", weight, " (must be finite and >= 0)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Replaces the contents of `map` (item row -> weight) with a list CheckItemWeights() accepted.
+template <typename Map>
+void DecodeItemWeights(const char* pairs, uint64_t n, Map* map) {
+  map->clear();
+  map->reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    int32_t item;
+    float weight;
+    ItemWeightAt(pairs, i, &item, &weight);
+    (*map)[item] = weight;
+  }
+}
+
 }  // namespace freshet::learner::internal
 
 #endif  // FRESHET_LEARNER_INTERNAL_ROW_CHECKS_H_

@@ -56,7 +56,17 @@ std::unique_ptr<Model> NewModel(const std::string& algorithm, const config::Conf
 }
 
 // A field of an encoded row, at a byte offset, and what the encoder can write there.
-enum class Kind { kFloat, kNonNegativeFloat, kNonNegativeInt32, kNonNegativeInt64, kTime };
+enum class Kind {
+  kFloat,
+  kNonNegativeFloat,
+  kNonNegativeInt32,
+  kNonNegativeInt64,
+  kTime,
+  kItemRow,  // an item row of the fixture's catalog (RowCodecTest::kItems rows)
+};
+
+// Rows in the fixture's catalog.
+constexpr int32_t kCatalogRows = 12;
 struct Field {
   std::string name;
   size_t offset;
@@ -79,6 +89,8 @@ std::vector<std::string> Poisons(Kind kind) {
       return {bytes(int64_t{-1})};
     case Kind::kTime:
       return {bytes(int64_t{-1}), bytes(stream::kMaxEventTsMs)};
+    case Kind::kItemRow:
+      return {bytes(int32_t{-1}), bytes(kCatalogRows)};
   }
   return {};
 }
@@ -121,6 +133,7 @@ size_t Pairs(const std::string& name, const std::string& bytes, size_t at,
              std::vector<Field>* out) {
   const uint64_t n = VarintAt(bytes, &at);
   for (uint64_t i = 0; i < n; ++i) {
+    out->push_back({absl::StrCat(name, " item [", i, "]"), at + 8 * i, Kind::kItemRow});
     out->push_back({absl::StrCat(name, "[", i, "]"), at + 8 * i + 4, Kind::kNonNegativeFloat});
   }
   return at + 8 * n;
@@ -199,7 +212,7 @@ std::vector<std::string> Damaged(const std::string& bytes) {
 class RowCodecTest : public ::testing::TestWithParam<std::string> {
  protected:
   static constexpr int32_t kUsers = 8;
-  static constexpr int32_t kItems = 12;
+  static constexpr int32_t kItems = kCatalogRows;
 
   void SetUp() override {
     model_ = NewModel(GetParam(), config_, &popularity_, &cpu_);
