@@ -63,6 +63,20 @@ class BlendTest : public ::testing::Test {
     ADD_FAILURE() << "no feature " << BlendModel::FeatureName(feature);
     return 0;
   }
+  // Learns a stream where the next item follows the last one and a stream where it does not,
+  // with `config`: the ranker must lean more on the transitions in the first. Returns the learner
+  // of the first.
+  std::unique_ptr<Learner> ExpectTransitionWeightFollowsTheStream(const config::Config& config) {
+    auto sequential = Learnt(MakeStream(0.8, 3), config);
+    const auto topical = Learnt(MakeStream(0.0, 3), config);
+    const float seq = Weight(*sequential, BlendModel::kTransitions);
+    const float top = Weight(*topical, BlendModel::kTransitions);
+    EXPECT_GT(seq, top + 0.1f) << "sequential stream " << seq << ", topical stream " << top;
+    // Relative to the embedding's weight too, so the test does not hinge on the weights' scale.
+    EXPECT_GT(seq / Weight(*sequential, BlendModel::kBpr),
+              top / Weight(*topical, BlendModel::kBpr));
+    return sequential;
+  }
   std::unique_ptr<kernels::Backend> backend_;
 };
 
@@ -70,14 +84,8 @@ class BlendTest : public ::testing::Test {
 // not, it leans on them less. With the online update disabled the weights never move.
 TEST_F(BlendTest, RankerLearnsTheTransitionWeightFromTheStream) {
   config::Config config;
-  const auto sequential = Learnt(MakeStream(0.8, 3), config);
-  const auto topical = Learnt(MakeStream(0.0, 3), config);
+  const auto sequential = ExpectTransitionWeightFollowsTheStream(config);
   EXPECT_GT(Blend(*sequential).ranker_steps(), config.blend_warmup_events);
-  const float seq = Weight(*sequential, BlendModel::kTransitions);
-  const float top = Weight(*topical, BlendModel::kTransitions);
-  EXPECT_GT(seq, top + 0.1f) << "sequential stream " << seq << ", topical stream " << top;
-  // Relative to the embedding's weight too, so the test does not hinge on the weights' scale.
-  EXPECT_GT(seq / Weight(*sequential, BlendModel::kBpr), top / Weight(*topical, BlendModel::kBpr));
 
   config.blend_lr = 0;
   const auto frozen = Learnt(MakeStream(0.8, 3), config);
@@ -93,13 +101,8 @@ TEST_F(BlendTest, SampledStepsLearnTheTransitionWeightFromTheStream) {
   config.blend_sample_top = 16;
   config.blend_train_cost = 64;
   config.blend_warmup_events = 0;
-  const auto sequential = Learnt(MakeStream(0.8, 3), config);
-  const auto topical = Learnt(MakeStream(0.0, 3), config);
+  const auto sequential = ExpectTransitionWeightFollowsTheStream(config);
   EXPECT_GE(Blend(*sequential).ranker_steps(), 19'990);  // one step per event (with 2+ items)
-  const float seq = Weight(*sequential, BlendModel::kTransitions);
-  const float top = Weight(*topical, BlendModel::kTransitions);
-  EXPECT_GT(seq, top + 0.1f) << "sequential stream " << seq << ", topical stream " << top;
-  EXPECT_GT(seq / Weight(*sequential, BlendModel::kBpr), top / Weight(*topical, BlendModel::kBpr));
 
   // A full-catalog step costs the catalog (2,000 items): 64 per event buys one every 32 events.
   config.blend_sample = 0;
