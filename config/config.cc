@@ -280,7 +280,12 @@ const std::vector<KeyImpl>& Registry() {
           "longest wait for the other ranks (the rendezvous, every exchange); then this one stops "
           "with an error"),
       IntKey("store.flush_interval_ms", &Config::flush_interval_ms, 1, 3600000,
-             "dirty rows and the source positions they include are written together this often"),
+             "dirty rows and the source positions they include are written together this often "
+             "(a crash loses nothing: the sources deliver again what the latest write lacks)"),
+      IntKey("store.direct_flush_interval_ms", &Config::direct_flush_interval_ms, 1, 3600000,
+             "once events were posted to a server without a broker (no source can deliver them "
+             "again), the next write comes this long after the latest one; a crash before then "
+             "loses them"),
       BoolKey("store.sync", &Config::store_sync,
               "fsync every write: survives power loss, not only a process crash (slower)"),
       BoolKey("store.accept_wal_loss", &Config::store_accept_wal_loss,

@@ -133,7 +133,10 @@ struct Config {
   // since the last (with sampled negatives, nearly every item of a small catalog), so the cost is
   // per flush more than per event; a crash loses nothing either way (the sources replay what the
   // last flush did not include), so the interval trades restart replay against that cost.
-  int flush_interval_ms = 1000;
+  int flush_interval_ms = 4000;
+  // Events POSTed without a broker have no source to replay them: once any are learnt, the next
+  // flush comes this long after the latest one.
+  int direct_flush_interval_ms = 1000;
   bool store_sync = false;  // fsync every write (survives power loss, not only crashes)
   // Start from the state before the first corrupt write-ahead-log record (dropping what follows,
   // with a warning that counts it) instead of refusing to start. For one start, with --set.

@@ -95,6 +95,7 @@ absl::StatusOr<store::StoreMeta> DurableState::Attach(bool reset) {
   }
   store::Persister::Options persist;
   persist.flush_interval = absl::Milliseconds(options_.config.flush_interval_ms);
+  persist.prompt_flush_interval = absl::Milliseconds(options_.config.direct_flush_interval_ms);
   auto persister = std::make_unique<store::Persister>(store_.get(), persist, meta.model_version);
   persister->Start();
   MutexLock lock(&persister_mu_);
@@ -128,6 +129,11 @@ bool DurableState::MaybeFlush(LiveModel& model, ExactlyOnceFilter& filter,
     LearnerRows rows(l);
     return persister_->MaybeFlush(rows, applied, stream_names);
   });
+}
+
+void DurableState::FlushPromptly() {
+  MutexLock lock(&persister_mu_);
+  if (persister_ != nullptr) persister_->FlushPromptly();
 }
 
 absl::Status DurableState::Flush(LiveModel& model, ExactlyOnceFilter& filter,

@@ -86,6 +86,10 @@ class DurableState {
                        const std::vector<std::string>& stream_names, LoadedState* loaded);
 
   // --- Any thread.
+  // Events were learnt that no source can deliver again (POST /v1/events without a broker): the
+  // next batch comes store.direct_flush_interval_ms after the latest one (Persister::
+  // FlushPromptly). Call it after learning them.
+  void FlushPromptly();
   absl::Status WriteHiddenItems(const std::vector<std::string>& hidden);
   // Writes catalog entries (Catalog::Merge's output) at once, like hidden items.
   absl::Status WriteCatalog(const std::vector<std::pair<std::string, std::string>>& encoded);

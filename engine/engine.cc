@@ -96,6 +96,8 @@ int64_t Engine::ApplyDirect(absl::Span<const stream::Event> events) {
                                    [this](const stream::Event& e) { return filter_->AdmitId(e); });
   }
   direct_.fetch_add(learnt, std::memory_order_relaxed);
+  // No source can deliver these again: they are written with the next prompt flush.
+  if (durable_ != nullptr && learnt > 0) durable_->FlushPromptly();
   return static_cast<int64_t>(events.size()) - learnt;
 }
 

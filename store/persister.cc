@@ -63,13 +63,15 @@ void Persister::WriteIdentity(std::string algorithm, int dim, uint64_t fingerpri
 bool Persister::MaybeFlush(EncodedRowSource& rows, const stream::AppliedPositions& positions,
                            const std::vector<std::string>& sources, bool force) {
   const absl::Time now = absl::Now();
-  if (!force && now - last_flush_ < options_.flush_interval) return false;
+  if (!force && now - last_flush_ < Interval()) return false;
   {
     MutexLock lock(&mu_);
     // One batch in flight and none waiting: otherwise keep accumulating in the learner.
     if (!HasRoom()) return false;
   }
   last_flush_ = now;
+  // Cleared before the changes are taken: events learnt after them set it again.
+  prompt_.store(false, std::memory_order_relaxed);
   ChangedRows changes = rows.TakeChanges();
   // Keys are big-endian row numbers: rows in ascending order insert into RocksDB's memtable skip
   // list one after another (each insert starts from the previous one's position) instead of a

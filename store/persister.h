@@ -23,6 +23,7 @@
 #ifndef FRESHET_STORE_PERSISTER_H_
 #define FRESHET_STORE_PERSISTER_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -61,7 +62,12 @@ struct PersisterStats {
 class Persister {
  public:
   struct Options {
-    absl::Duration flush_interval = absl::Milliseconds(1000);
+    // How often a batch is written while every event learnt can be delivered again by its source
+    // (a file, Kafka): it sets how much a restart replays, not what a crash loses.
+    absl::Duration flush_interval = absl::Milliseconds(4000);
+    // How soon after the latest batch the next one is written once events were learnt that no
+    // source can deliver again (FlushPromptly()): a crash before then loses them.
+    absl::Duration prompt_flush_interval = absl::Milliseconds(1000);
     absl::Duration min_backoff = absl::Milliseconds(50);
     absl::Duration max_backoff = absl::Seconds(5);
   };
@@ -109,8 +115,15 @@ class Persister {
     ids_written_ = next;
   }
 
-  // True when the flush interval has passed since the last batch was queued.
-  bool FlushDue() const { return absl::Now() - last_flush_ >= options_.flush_interval; }
+  // Any thread: events were learnt that no source can deliver again (POST /v1/events without a
+  // broker), so the next batch is due prompt_flush_interval after the latest one rather than
+  // flush_interval. Call it after learning them (a batch taken in between already holds them;
+  // the next one then merely comes early).
+  void FlushPromptly() { prompt_.store(true, std::memory_order_relaxed); }
+
+  // True when the flush interval (or the prompt one, see FlushPromptly()) has passed since the
+  // last batch was queued.
+  bool FlushDue() const { return absl::Now() - last_flush_ >= Interval(); }
 
   PersisterStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
   // OK while batches are written; otherwise Unavailable, saying since when writes fail, how
@@ -122,6 +135,11 @@ class Persister {
 
  private:
   void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Duration Interval() const {
+    return prompt_.load(std::memory_order_relaxed)
+               ? std::min(options_.flush_interval, options_.prompt_flush_interval)
+               : options_.flush_interval;
+  }
   // A failed attempt to write (or to recover the writer).
   void RecordFailure(const absl::Status& status, absl::Duration backoff)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -149,6 +167,8 @@ class Persister {
   int64_t ids_forgotten_from_ = 0;  // stored event ids numbered below this are deleted
   std::string scratch_;
   size_t last_batch_bytes_ = 0;  // of the latest batch encoded (MaybeFlush's thread)
+  // Set by FlushPromptly() on any thread; cleared by MaybeFlush() before it takes the changes.
+  std::atomic<bool> prompt_{false};
 
   mutable Mutex mu_;
   CondVar cv_;  // a batch queued, a batch written or failed, Stop()

@@ -417,6 +417,39 @@ class BlockingSource final : public stream::EventSource {
   bool released_ = false;
 };
 
+// Events from a source are written every store.flush_interval_ms (here an hour: the source can
+// deliver them again), but events posted straight to the learner have no source: once any are
+// learnt the next batch comes store.direct_flush_interval_ms after the latest.
+TEST_F(EngineTest, DirectEventsAreWrittenAtTheDirectInterval) {
+  options_.config.flush_interval_ms = 3600000;
+  options_.config.direct_flush_interval_ms = 5;
+  auto engine = Open(FreshDir("engine_direct_flush"));
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(
+      engine
+          ->AddSource(std::make_unique<stream::MemoryEventSource>(MakeEvents(500, 20, 30, 5)),
+                      {"memory:events"}, {})
+          .ok());
+  std::atomic<bool> stop{false};
+  absl::Status run_status;
+  std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (engine->stats().events_applied < 500 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(engine->stats().events_applied, 500);
+  absl::SleepFor(absl::Milliseconds(200));  // 40 direct intervals
+  EXPECT_EQ(engine->stats().persister.batches_written, 0);
+  EXPECT_EQ(engine->ApplyDirect({WithId("u1", "i1", ""), WithId("u2", "i2", "")}), 0);
+  WaitPersisted(*engine);
+  const EngineStats stats = engine->stats();
+  EXPECT_EQ(stats.persister.events_persisted, 502);
+  EXPECT_EQ(stats.persister.batches_written, 1);
+  stop.store(true);
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+}
+
 TEST_F(EngineTest, AStuckLearningLoopIsUnhealthyUntilItGoesRoundAgain) {
   auto engine = Open(FreshDir("engine_stall"));
   auto source = std::make_unique<BlockingSource>();
