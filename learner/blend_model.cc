@@ -635,7 +635,7 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
   }
   if (row == 0) {
     for (size_t f = 0; f < weights_.size(); ++f) {
-      FRESHET_RETURN_IF_ERROR(internal::CheckFinite(name, "a ranker weight", out->weights[f]));
+      FRESHET_RETURN_IF_ERROR(internal::CheckParameter(name, "a ranker weight", out->weights[f]));
       FRESHET_RETURN_IF_ERROR(
           internal::CheckNonNegative(name, "a ranker accumulator", out->accumulators[f]));
     }

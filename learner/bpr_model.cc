@@ -479,9 +479,10 @@ void BprModel::EncodeItem(int32_t row, std::string* out) const {
 
 namespace {
 
-using internal::CheckFinite;
 using internal::CheckFiniteFloats;
 using internal::CheckNonNegative;
+using internal::CheckParameter;
+using internal::CheckParameters;
 using internal::FloatAt;
 using internal::RowName;
 
@@ -494,7 +495,7 @@ absl::Status BprModel::CheckUser(int32_t row, absl::string_view in) const {
     return internal::BadRow(name,
                             absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " vector"));
   }
-  FRESHET_RETURN_IF_ERROR(CheckFiniteFloats(name, "vector", in.data(), d));
+  FRESHET_RETURN_IF_ERROR(CheckParameters(name, "vector", in.data(), d));
   return CheckNonNegative(name, "accumulator", FloatAt(in.data(), d));
 }
 
@@ -507,13 +508,13 @@ absl::Status BprModel::CheckItem(int32_t row, absl::string_view in) const {
                             absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " item"));
   }
   const char* at = in.data();
-  FRESHET_RETURN_IF_ERROR(CheckFiniteFloats(name, "vector", at, d));
+  FRESHET_RETURN_IF_ERROR(CheckParameters(name, "vector", at, d));
   FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "accumulator", FloatAt(at, d)));
-  FRESHET_RETURN_IF_ERROR(CheckFinite(name, "bias", FloatAt(at, d + 1)));
+  FRESHET_RETURN_IF_ERROR(CheckParameter(name, "bias", FloatAt(at, d + 1)));
   FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "bias accumulator", FloatAt(at, d + 2)));
   if (!config_.bpr_tied_context) {
     FRESHET_RETURN_IF_ERROR(
-        CheckFiniteFloats(name, "context vector", at + (d + 3) * sizeof(float), d));
+        CheckParameters(name, "context vector", at + (d + 3) * sizeof(float), d));
     FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "context accumulator", FloatAt(at, 2 * d + 3)));
   }
   return absl::OkStatus();
@@ -587,9 +588,13 @@ absl::Status BprModel::CheckReplicaItem(const float* in) const {
   const size_t d = static_cast<size_t>(dim_);
   FRESHET_RETURN_IF_ERROR(
       CheckFiniteFloats(name, "value", at, static_cast<size_t>(ReplicaItemWidth())));
+  FRESHET_RETURN_IF_ERROR(CheckParameters(name, "vector", at, d));
+  FRESHET_RETURN_IF_ERROR(CheckParameter(name, "bias", in[d]));
   FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "accumulator", in[d + 1]));
   FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "bias accumulator", in[d + 2]));
   if (!config_.bpr_tied_context) {
+    FRESHET_RETURN_IF_ERROR(
+        CheckParameters(name, "context vector", at + (d + 3) * sizeof(float), d));
     FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "context accumulator", in[2 * d + 3]));
   }
   return absl::OkStatus();

@@ -211,7 +211,7 @@ absl::Status IalsModel::DecodeUser(int32_t row, absl::string_view in) {
                             absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " vector"));
   }
   FRESHET_RETURN_IF_ERROR(
-      internal::CheckFiniteFloats(name, "vector", in.data(), static_cast<size_t>(dim_)));
+      internal::CheckParameters(name, "vector", in.data(), static_cast<size_t>(dim_)));
   std::memcpy(users_.Row(row), in.data(), in.size());
   return absl::OkStatus();
 }
@@ -227,7 +227,7 @@ absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in, bool served
     return internal::BadRow(name,
                             absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " item"));
   }
-  FRESHET_RETURN_IF_ERROR(internal::CheckFiniteFloats(name, "vector", *vector, d));
+  FRESHET_RETURN_IF_ERROR(internal::CheckParameters(name, "vector", *vector, d));
   for (uint64_t i = 0; i < *count; ++i) {
     int32_t user;
     std::memcpy(&user, *users + i * sizeof(int32_t), sizeof(user));

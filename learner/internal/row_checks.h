@@ -53,10 +53,34 @@ inline absl::Status CheckFiniteFloats(const RowName& name, const char* field, co
   return absl::OkStatus();
 }
 
-// Refuses a NaN or an infinity.
-inline absl::Status CheckFinite(const RowName& name, const char* field, float v) {
-  if (std::isfinite(v)) return absl::OkStatus();
-  return BadRow(name, absl::StrCat(field, " is ", v));
+// The largest magnitude a stored parameter (an embedding entry, a bias, a ranker weight) may have.
+// Learning moves one by at most its learning rate per Adagrad step (ials: a regularised solve),
+// so no model comes within orders of magnitude of it, while inner products of d <= 1024 such
+// entries, and their squares in a step, stay finite. A larger finite value (1e30) would make
+// scores infinite and every step that touches its row non-finite and skipped, so the row would
+// never heal: it is refused as corruption, like a NaN.
+inline constexpr float kMaxParameter = 1e8f;
+
+// Refuses a NaN, an infinity or a magnitude above kMaxParameter among the `n` parameters packed
+// at `bytes` (a vector named `field`).
+inline absl::Status CheckParameters(const RowName& name, const char* field, const char* bytes,
+                                    size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float v = FloatAt(bytes, i);
+    // Also false for a NaN.
+    if (!(std::fabs(v) <= kMaxParameter)) {
+      return BadRow(name, absl::StrCat(field, "[", i, "] is ", v,
+                                       " (must be finite, |value| <= ", kMaxParameter, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One parameter, as CheckParameters().
+inline absl::Status CheckParameter(const RowName& name, const char* field, float v) {
+  if (std::fabs(v) <= kMaxParameter) return absl::OkStatus();
+  return BadRow(
+      name, absl::StrCat(field, " is ", v, " (must be finite, |value| <= ", kMaxParameter, ")"));
 }
 
 // Refuses anything but a finite value >= 0 (Adagrad accumulators, counts and weighted sums of

@@ -1,5 +1,6 @@
 // Row codecs read values from outside the process (a store on disk, the model topic, Redis). For
-// every model: a value its encoder cannot write — a NaN or an infinity in any float, a negative
+// every model: a value its encoder cannot write — a NaN or an infinity in any float, a parameter
+// (an embedding entry, a bias, a ranker weight) beyond kMaxParameter (1e8), a negative
 // accumulator, count or time, a truncated value or one with trailing bytes — is refused with
 // DataLoss and leaves the row exactly as it was, every part of a composite row included; valid
 // rows round-trip. Popularity and user histories likewise. Through the Learner, a serving replica
@@ -79,8 +80,8 @@ std::vector<std::string> Poisons(Kind kind) {
     return std::string(reinterpret_cast<const char*>(&v), sizeof(v));
   };
   switch (kind) {
-    case Kind::kFloat:
-      return {bytes(kNaN), bytes(kInf), bytes(-kInf)};
+    case Kind::kFloat:  // a parameter: finite values beyond kMaxParameter are refused too
+      return {bytes(kNaN), bytes(kInf), bytes(-kInf), bytes(1e30f), bytes(-2e8f)};
     case Kind::kNonNegativeFloat:
       return {bytes(kNaN), bytes(kInf), bytes(-kInf), bytes(-1.0f)};
     case Kind::kNonNegativeInt32:
@@ -390,6 +391,44 @@ TEST_P(RowCodecTest, ValidRowsRoundTrip) {
 
 INSTANTIATE_TEST_SUITE_P(EveryModel, RowCodecTest,
                          ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend"));
+
+// A replicated bpr item (from other processes: Kafka, NCCL) is checked like a stored row: a
+// non-finite value anywhere, a parameter beyond kMaxParameter or a negative accumulator is
+// refused; the row as read is taken. Both context layouts.
+TEST(ReplicaItemTest, PoisonedValuesAreRefused) {
+  for (bool tied : {true, false}) {
+    config::Config config = SmallConfig();
+    config.bpr_tied_context = tied;
+    const kernels::CpuBackend cpu;
+    Popularity popularity(0.0);
+    popularity.Resize(kCatalogRows);
+    BprModel model(config, &popularity, &cpu);
+    model.Grow(4, kCatalogRows);
+    const int d = config.dim;
+    const int width = model.ReplicaItemWidth();
+    std::vector<float> row(static_cast<size_t>(width));
+    model.ReadReplicaItem(2, /*initial=*/true, row.data());
+    ASSERT_TRUE(model.CheckReplicaItem(row.data()).ok());
+    // Each named slot of [vector, bias, accumulator, bias accumulator, (context, its accumulator)]
+    // with the values it must refuse.
+    std::vector<std::pair<int, std::vector<float>>> slots = {
+        {0, {kNaN, kInf, 1e30f, -2e8f}}, {d - 1, {-1e30f}}, {d, {kNaN, 1e30f}},
+        {d + 1, {-1.0f, kInf}},          {d + 2, {-1.0f}},
+    };
+    if (!tied) {
+      slots.push_back({d + 3, {1e30f, kNaN}});
+      slots.push_back({2 * d + 3, {-1.0f}});
+    }
+    for (const auto& [slot, poisons] : slots) {
+      for (float poison : poisons) {
+        std::vector<float> bad = row;
+        bad[static_cast<size_t>(slot)] = poison;
+        const absl::Status s = model.CheckReplicaItem(bad.data());
+        EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << "slot " << slot << " = " << poison;
+      }
+    }
+  }
+}
 
 // Popularity's item and global values: what the encoder cannot write is refused, and nothing
 // changes.
