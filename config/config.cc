@@ -146,6 +146,9 @@ const std::vector<KeyImpl>& Registry() {
       IntKey("memory.admit_min_events", &Config::admit_min_events, 1, 255,
              "new users and items join the model on their n-th event (approximate count); 1 admits "
              "at once"),
+      IntKey("memory.max_state_mb", &Config::max_state_mb, 0, 1 << 30,
+             "a stored or followed state whose row counts would take more memory than this (MiB) "
+             "is refused as corrupt instead of allocated; 0: this machine's memory"),
       FloatKey("popularity.half_life_s", &Config::popularity_half_life_s, 0, 1e12,
                "half-life of popularity counts in seconds; 0 counts all time equally"),
       ChoiceKey("bpr.loss", &Config::bpr_loss, {"softmax", "bpr"},

@@ -32,6 +32,9 @@ struct Config {
   // [memory] bounds on what is kept per id
   double user_ttl_s = 0;     // forget users without an event for this long (event time); 0 = never
   int admit_min_events = 1;  // ids join the model on their n-th occurrence (approximate count)
+  // A stored or followed state whose row counts would take more memory than this (MiB; 0: the
+  // machine's) is refused as corrupt rather than allocated.
+  int max_state_mb = 0;
 
   // [popularity] baseline and cold-start fallback
   double popularity_half_life_s = 0;  // 0 = all-time counts; else exponential decay

@@ -83,6 +83,9 @@ absl::Status Learner::FollowGlobals(absl::string_view globals, int64_t version) 
         "the followed learner runs algorithm '", algorithm, "' with dimension ", dim,
         "; this replica is configured for '", algorithm_, "' with dimension ", config_.dim));
   }
+  if (items > followed_items()) {
+    FRESHET_RETURN_IF_ERROR(CheckRowsFit("followed globals", users_.size(), items));
+  }
   if (!popularity_.DecodeGlobals(popularity)) {
     return absl::DataLossError("followed globals: malformed popularity");
   }

@@ -1,5 +1,7 @@
 #include "learner/learner.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -372,6 +374,20 @@ absl::Status CheckVersion(ByteReader& r, absl::string_view what) {
 
 }  // namespace
 
+absl::Status Learner::CheckRowsFit(absl::string_view what, int64_t users, int64_t items) const {
+  // On top of the model's bytes: an id, its dictionary slots, a history or a popularity entry.
+  constexpr int64_t kRowOverhead = 64;
+  const int64_t need = users * (diagnostics().BytesPerUser() + kRowOverhead) +
+                       items * (diagnostics().BytesPerItem() + kRowOverhead);
+  int64_t limit = int64_t{config_.max_state_mb} << 20;
+  if (limit == 0) limit = int64_t{sysconf(_SC_PHYS_PAGES)} * int64_t{sysconf(_SC_PAGESIZE)};
+  if (limit <= 0 || need <= limit) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      what, ": ", users, " users and ", items, " items would take ", need >> 20,
+      " MiB, more than the ", limit >> 20,
+      " MiB a state may take (memory.max_state_mb, else this machine's memory): a corrupt count"));
+}
+
 absl::Status Learner::BeginLoad(absl::string_view globals) {
   ByteReader r(globals);
   FRESHET_RETURN_IF_ERROR(CheckVersion(r, "state globals"));
@@ -401,6 +417,7 @@ absl::Status Learner::BeginLoad(absl::string_view globals) {
         absl::StrCat("the stored state has embedding dimension ", dim, ", the configuration says ",
                      config_.dim, "; use a new data directory, or reset this one"));
   }
+  FRESHET_RETURN_IF_ERROR(CheckRowsFit("state globals", users, items));
   catalog_ = catalog;
   histories_.resize(static_cast<size_t>(users));
   popularity_.Resize(items);

@@ -679,6 +679,59 @@ TEST_P(FollowTest, PoisonedFollowedRowsAreRefusedAndTheAnswersStayTheSame) {
 INSTANTIATE_TEST_SUITE_P(EveryAlgorithm, FollowTest,
                          ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend", "popularity"));
 
+// Globals whose row counts would take more memory than a state may (memory.max_state_mb) are a
+// corrupt count: a load and a replica refuse them with DataLoss instead of allocating the tables,
+// and the replica keeps answering as before.
+TEST(GlobalsTest, RowCountsBeyondTheMemoryLimitAreRefused) {
+  config::Config config = SmallConfig();
+  config.max_state_mb = 64;
+  const kernels::CpuBackend cpu;
+  for (const std::string algorithm : {"bpr", "ials", "cooc", "hybrid", "blend", "popularity"}) {
+    auto leader = *Learner::Create(algorithm, config, &cpu);
+    leader->ApplyBatch(GeneratedEvents(1000, 30, 40, 3));
+    std::string globals;
+    leader->EncodeGlobals(&globals);
+    // format, algorithm, dim, users, items: the item count is an int32 after the user count.
+    ByteReader r(globals);
+    uint8_t format = 0;
+    absl::string_view name;
+    ASSERT_TRUE(r.Get(&format) && r.GetStringView(&name));
+    const size_t users_at = static_cast<size_t>(name.data() + name.size() - globals.data()) + 4;
+    const auto with = [&](size_t at, int32_t count) {
+      std::string g = globals;
+      std::memcpy(g.data() + at, &count, sizeof(count));
+      return g;
+    };
+    // 2^28 item rows: gigabytes at any dimension.
+    const std::string many_items = with(users_at + 4, int32_t{1} << 28);
+    const std::string many_users = with(users_at, int32_t{1} << 28);
+
+    auto loading = *Learner::Create(algorithm, config, &cpu);
+    for (const std::string& bad : {many_items, many_users}) {
+      const absl::Status s = loading->BeginLoad(bad);
+      EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << algorithm << ": " << s;
+      EXPECT_TRUE(absl::StrContains(s.message(), "memory.max_state_mb")) << s;
+    }
+    EXPECT_TRUE(loading->BeginLoad(globals).ok()) << algorithm;
+
+    auto replica = *Learner::Create(algorithm, config, &cpu);
+    ASSERT_TRUE(replica->FollowGlobals(globals, 1).ok());
+    for (int32_t row = 0; row < leader->items().size(); ++row) {
+      std::string value;
+      leader->EncodeItem(row, &value);
+      ASSERT_TRUE(replica->FollowItem(row, value, 1).ok());
+    }
+    ASSERT_TRUE(replica->FollowItemsDone().ok());
+    const std::vector<std::string> users = {leader->users().ExternalId(0), "nobody"};
+    const std::string before = Answers(*replica, users);
+    const absl::Status s = replica->FollowGlobals(many_items, 2);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << algorithm << ": " << s;
+    ASSERT_TRUE(replica->FollowItemsDone().ok());
+    EXPECT_EQ(Answers(*replica, users), before) << algorithm;
+    EXPECT_EQ(replica->followed_items(), leader->items().size());
+  }
+}
+
 // A load refuses a poisoned item row with DataLoss naming it (the store's own test checks the
 // same through RocksDB).
 TEST(LoadTest, APoisonedItemRowIsRefused) {
