@@ -5,7 +5,7 @@
 # that reproduces it. Crash inputs land in build-fuzz/artifacts/, logs in build-fuzz/logs/.
 #
 # Targets (tests/fuzz/CMakeLists.txt): fuzz_event_codec, fuzz_http_routing, fuzz_http_server,
-# fuzz_json_writer, fuzz_snapshot_manifest, fuzz_catalog. With N cores, up to N of them run at once
+# fuzz_json_writer, fuzz_snapshot_manifest, fuzz_catalog, fuzz_row_codecs. With N cores, up to N of them run at once
 # (FRESHET_FUZZ_PARALLEL).
 #
 # Environment:
@@ -36,7 +36,7 @@ BUILD=${FRESHET_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 SECONDS_PER_TARGET=${FRESHET_FUZZ_SECONDS:-60}
 JOBS=${FRESHET_JOBS:-$(nproc)}
 PARALLEL=${FRESHET_FUZZ_PARALLEL:-$(nproc)}
-ALL_TARGETS="fuzz_event_codec fuzz_http_routing fuzz_http_server fuzz_json_writer fuzz_snapshot_manifest fuzz_catalog"
+ALL_TARGETS="fuzz_event_codec fuzz_http_routing fuzz_http_server fuzz_json_writer fuzz_snapshot_manifest fuzz_catalog fuzz_row_codecs"
 read -r -a TARGETS <<<"${FRESHET_FUZZ_TARGETS:-$ALL_TARGETS}"
 read -r -a EXTRA_ARGS <<<"${FRESHET_FUZZ_ARGS:-}"
 
