@@ -479,7 +479,6 @@ void BprModel::EncodeItem(int32_t row, std::string* out) const {
 
 namespace {
 
-using internal::CheckFiniteFloats;
 using internal::CheckNonNegative;
 using internal::CheckParameter;
 using internal::CheckParameters;
@@ -586,8 +585,7 @@ absl::Status BprModel::CheckReplicaItem(const float* in) const {
   const RowName name{"bpr", "replicated item", -1};
   const char* at = reinterpret_cast<const char*>(in);
   const size_t d = static_cast<size_t>(dim_);
-  FRESHET_RETURN_IF_ERROR(
-      CheckFiniteFloats(name, "value", at, static_cast<size_t>(ReplicaItemWidth())));
+  // Every slot of the row has its check (ReplicaItemWidth()).
   FRESHET_RETURN_IF_ERROR(CheckParameters(name, "vector", at, d));
   FRESHET_RETURN_IF_ERROR(CheckParameter(name, "bias", in[d]));
   FRESHET_RETURN_IF_ERROR(CheckNonNegative(name, "accumulator", in[d + 1]));

@@ -38,21 +38,6 @@ inline float FloatAt(const char* bytes, size_t i) {
   return v;
 }
 
-// Refuses a NaN or an infinity among the `n` floats packed at `bytes` (a vector named `field`).
-inline absl::Status CheckFiniteFloats(const RowName& name, const char* field, const char* bytes,
-                                      size_t n) {
-  // One pass that is cheap for the common case: NaN or infinity anywhere makes the sum of
-  // v * 0 a NaN.
-  float probe = 0.0f;
-  for (size_t i = 0; i < n; ++i) probe += FloatAt(bytes, i) * 0.0f;
-  if (probe == 0.0f) return absl::OkStatus();
-  for (size_t i = 0; i < n; ++i) {
-    const float v = FloatAt(bytes, i);
-    if (!std::isfinite(v)) return BadRow(name, absl::StrCat(field, "[", i, "] is ", v));
-  }
-  return absl::OkStatus();
-}
-
 // The largest magnitude a stored parameter (an embedding entry, a bias, a ranker weight) may have.
 // Learning moves one by at most its learning rate per Adagrad step (ials: a regularised solve),
 // so no model comes within orders of magnitude of it, while inner products of d <= 1024 such
@@ -61,26 +46,24 @@ inline absl::Status CheckFiniteFloats(const RowName& name, const char* field, co
 // never heal: it is refused as corruption, like a NaN.
 inline constexpr float kMaxParameter = 1e8f;
 
-// Refuses a NaN, an infinity or a magnitude above kMaxParameter among the `n` parameters packed
-// at `bytes` (a vector named `field`).
+// Refuses a NaN, an infinity or a magnitude above kMaxParameter.
+inline absl::Status CheckParameter(const RowName& name, absl::string_view field, float v) {
+  // Also false for a NaN.
+  if (std::fabs(v) <= kMaxParameter) return absl::OkStatus();
+  return BadRow(
+      name, absl::StrCat(field, " is ", v, " (must be finite, |value| <= ", kMaxParameter, ")"));
+}
+
+// CheckParameter() on each of the `n` parameters packed at `bytes` (a vector named `field`).
 inline absl::Status CheckParameters(const RowName& name, const char* field, const char* bytes,
                                     size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const float v = FloatAt(bytes, i);
-    // Also false for a NaN.
     if (!(std::fabs(v) <= kMaxParameter)) {
-      return BadRow(name, absl::StrCat(field, "[", i, "] is ", v,
-                                       " (must be finite, |value| <= ", kMaxParameter, ")"));
+      return CheckParameter(name, absl::StrCat(field, "[", i, "]"), v);
     }
   }
   return absl::OkStatus();
-}
-
-// One parameter, as CheckParameters().
-inline absl::Status CheckParameter(const RowName& name, const char* field, float v) {
-  if (std::fabs(v) <= kMaxParameter) return absl::OkStatus();
-  return BadRow(
-      name, absl::StrCat(field, " is ", v, " (must be finite, |value| <= ", kMaxParameter, ")"));
 }
 
 // Refuses anything but a finite value >= 0 (Adagrad accumulators, counts and weighted sums of
