@@ -383,8 +383,8 @@ absl::Status Learner::CheckRowsFit(absl::string_view what, int64_t users, int64_
   if (limit == 0) limit = int64_t{sysconf(_SC_PHYS_PAGES)} * int64_t{sysconf(_SC_PAGESIZE)};
   if (limit <= 0 || need <= limit) return absl::OkStatus();
   return absl::DataLossError(absl::StrCat(
-      what, ": ", users, " users and ", items, " items would take ", need >> 20,
-      " MiB, more than the ", limit >> 20,
+      what, ": ", users, " users and ", items, " items would take ", (need + (1 << 20) - 1) >> 20,
+      " MiB (rounded up), more than the ", limit >> 20,
       " MiB a state may take (memory.max_state_mb, else this machine's memory): a corrupt count"));
 }
 
