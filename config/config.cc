@@ -483,15 +483,20 @@ absl::Status SetValue(Config* config, absl::string_view key, absl::string_view v
 }
 
 absl::Status ApplyOverrides(Config* config, const std::vector<std::string>& assignments) {
+  // The checks across keys run once all are set, so overrides that are only valid together
+  // (history.recent below ials.window, and ials.window lowered) work in any order.
+  Config changed = *config;
   for (const std::string& a : assignments) {
     const size_t eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("override '", a, "' must look like key=value (e.g. bpr.lr=0.05)"));
     }
-    FRESHET_RETURN_IF_ERROR(SetValue(config, absl::StripAsciiWhitespace(a.substr(0, eq)),
-                                     absl::StripAsciiWhitespace(a.substr(eq + 1))));
+    FRESHET_RETURN_IF_ERROR(SetUnchecked(&changed, absl::StripAsciiWhitespace(a.substr(0, eq)),
+                                         absl::StripAsciiWhitespace(a.substr(eq + 1))));
   }
+  FRESHET_RETURN_IF_ERROR(Validate(changed));
+  *config = std::move(changed);
   return absl::OkStatus();
 }
 

@@ -190,7 +190,8 @@ absl::StatusOr<std::string> GetValue(const Config& config, absl::string_view key
 // a value outside the key's range.
 absl::Status SetValue(Config* config, absl::string_view key, absl::string_view value);
 
-// Applies "key=value" strings in order (the --set flag).
+// Applies "key=value" strings in order (the --set flag), then the checks across keys; on any error
+// *config is left as it was.
 absl::Status ApplyOverrides(Config* config, const std::vector<std::string>& assignments);
 
 // Loads a TOML file over the defaults. NotFound if it does not exist; InvalidArgument (with file,

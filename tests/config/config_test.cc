@@ -36,6 +36,25 @@ TEST(ConfigTest, OverridesApplyInOrder) {
   EXPECT_EQ(*GetValue(config, "model.dim"), "32");
 }
 
+TEST(ConfigTest, OverridesAreCheckedTogether) {
+  // Valid together in either order, though the first alone breaks a check across keys.
+  for (const std::vector<std::string>& sets :
+       {std::vector<std::string>{"history.recent=16", "ials.window=16"},
+        std::vector<std::string>{"ials.window=16", "history.recent=16"}}) {
+    Config config;
+    ASSERT_TRUE(ApplyOverrides(&config, sets).ok()) << sets[0];
+    EXPECT_EQ(config.history_recent, 16);
+    EXPECT_EQ(config.ials_window, 16);
+  }
+  // Invalid together: refused, and nothing of it applied.
+  Config config;
+  const absl::Status status = ApplyOverrides(&config, {"model.dim=32", "history.recent=16"});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("history.recent"), std::string::npos) << status;
+  EXPECT_EQ(config.dim, Config{}.dim);
+  EXPECT_EQ(config.history_recent, Config{}.history_recent);
+}
+
 TEST(ConfigTest, RejectsUnknownKeysWithASuggestion) {
   Config config;
   absl::Status status = SetValue(&config, "bpr.lrr", "0.1");
