@@ -208,7 +208,8 @@ const std::vector<KeyImpl>& Registry() {
                 "components the blend scores with, comma-separated: bpr, cooc, history (cooc over "
                 "the whole recent history), transitions, popularity (all-time), trending (recent "
                 "popularity), last (cooc from the latest item alone), long_term (bpr's long-term "
-                "user vector alone)"),
+                "user vector alone), profile (co-occurrence within whole recent histories, across "
+                "sessions)"),
       FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
                "weight of the co-occurrences of the history item k steps back = decay^k"),
       IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,
@@ -227,7 +228,8 @@ const std::vector<KeyImpl>& Registry() {
              "events)"),
       IntKey("blend.sample", &Config::blend_sample, 0, 1 << 20,
              "uniform draws per ranker step: a step scores the event's item, the best "
-             "blend.sample_top items of each sparse component (cooc, history, transitions) and "
+             "blend.sample_top items of each sparse component (cooc, history, transitions, last, "
+             "profile) and "
              "this many draws standing in for the rest of the catalog (importance-weighted), and "
              "costs that many item scorings; 0: a step scores the whole catalog"),
       IntKey("blend.sample_top", &Config::blend_sample_top, 0, 1 << 20,
@@ -235,9 +237,14 @@ const std::vector<KeyImpl>& Registry() {
       IntKey("blend.cold_events", &Config::blend_cold_events, 0, 64,
              "users with fewer earlier events than this are scored with a second set of "
              "weights added to the shared ones, learnt from their events only; 0: one set"),
+      BoolKey("blend.session_start", &Config::blend_session_start,
+              "users whose latest event is more than cooc.session_gap_s ago (a new or returning "
+              "user) are scored with a further set of weights added to the shared ones, learnt "
+              "from the events that start a session only"),
       ChoiceKey("blend.sparse_transform", &Config::blend_sparse_transform, {"linear", "log"},
-                "scores of the sparse components (cooc, history, transitions) before they are "
-                "standardised: linear, or log (log(1 + x / mean of the positive scores))"),
+                "scores of the sparse components (cooc, history, transitions, last, profile) "
+                "before they are standardised: linear, or log (log(1 + x / mean of the positive "
+                "scores))"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

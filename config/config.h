@@ -85,6 +85,7 @@ struct Config {
   int blend_sample = 0;       // uniform draws per ranker step; 0: a step scores the whole catalog
   int blend_sample_top = 32;  // best items of each sparse component certain in a sampled step
   int blend_cold_events = 0;  // users with fewer earlier events get weights of their own; 0: none
+  bool blend_session_start = false;  // users starting a session get weights of their own
   std::string blend_sparse_transform = "linear";  // "linear" or "log" (log1p(x / mean of x > 0))
 
   // [events] weight of each event type (unknown types weigh events.default_weight)

@@ -20,13 +20,23 @@ using internal::Standardise;
 namespace {
 
 constexpr float kAdagradEpsilon = 1e-6f;
-constexpr const char* kFeatureNames[] = {"bpr",        "cooc",     "history", "transitions",
-                                         "popularity", "trending", "last",    "long_term"};
+constexpr const char* kFeatureNames[] = {"bpr",         "cooc",       "history",
+                                         "transitions", "popularity", "trending",
+                                         "last",        "long_term",  "profile"};
 // Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
-constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f, 0.25f, 0.25f};
+constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
 
 config::Config CoocConfig(config::Config config) {
   config.cooc_popularity_weight = 0;  // popularity is a feature of its own
+  return config;
+}
+
+// The profile component's table: every pair within the recent history, whatever the time between.
+config::Config ProfileConfig(config::Config config) {
+  config.cooc_popularity_weight = 0;
+  config.cooc_window = config.history_recent;
+  config.cooc_decay = 1.0f;
+  config.cooc_session_gap_s = 0;
   return config;
 }
 
@@ -67,19 +77,23 @@ BlendModel::BlendModel(const config::Config& config, std::vector<Feature> featur
       backend_(backend),
       bpr_(config, popularity, backend),
       cooc_(CoocConfig(config), popularity, backend),
+      profile_(ProfileConfig(config), popularity, backend),
       sessions_(config.cooc_session_gap_s) {
   for (Feature f : features_) {
     uses_[f] = true;
     weights_.push_back(kInitialWeights[f]);
   }
-  // The cold set starts at zero: cold users start with the shared weights.
-  if (config_.blend_cold_events > 0) weights_.resize(2 * features_.size(), 0.0f);
+  // The cold and session-start sets start at zero: such users start with the shared weights.
+  weights_.resize(
+      std::max({weights_.size(), ColdSet() + features_.size(), StartSet() + features_.size()}),
+      0.0f);
   accumulators_.assign(weights_.size(), 0.0f);
 }
 
 void BlendModel::Grow(int32_t users, int32_t items) {
   if (UsesBpr()) bpr_.Grow(users, items);
   if (UsesCooc()) cooc_.Grow(users, items);
+  if (Uses(kProfile)) profile_.Grow(users, items);
   sessions_.Grow(users);
   next_.resize(static_cast<size_t>(items));
   out_.resize(static_cast<size_t>(items), 0.0f);
@@ -104,8 +118,12 @@ void BlendModel::Learn(const Interaction& event) {
   }
   if (UsesBpr()) bpr_.Learn(event);
   if (UsesCooc()) cooc_.Learn(event);
+  if (Uses(kProfile)) profile_.Learn(event);
   const int session = sessions_.Items(event.user, event.ts_ms);
   sessions_.Count(event.user, event.ts_ms);
+  // The latest event's time, not the latest time seen: one event dated years ahead moves the
+  // queries' clock only until the next event.
+  now_ms_ = event.ts_ms;
   if (Uses(kTransitions)) LearnTransitions(event, session);
   ++clock_;
   if (Uses(kTrending)) {
@@ -176,6 +194,10 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
       std::fill(out.begin(), out.end(), 0.0f);
       cooc_.AddScores(query.recent, 1, 1.0f, out);
       return;
+    case kProfile:
+      std::fill(out.begin(), out.end(), 0.0f);
+      profile_.AddScores(query.recent, config_.history_recent, config_.blend_history_decay, out);
+      return;
     case kLongTerm: {
       const float* user = bpr_.UserVector(query.user);
       const kernels::ItemMatrixView items = bpr_.ItemVectors();
@@ -209,6 +231,10 @@ void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, ab
     case kLast:
       window = 1;
       break;
+    case kProfile:
+      window = config_.history_recent;
+      decay = config_.blend_history_decay;
+      break;
     case kTransitions: {
       const int n = std::min<int>(config_.blend_transition_window, static_cast<int>(recent.size()));
       float w = 1.0f;
@@ -228,10 +254,11 @@ void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, ab
     default:
       return;
   }
-  cooc_.AddScores(recent, window, decay, acc);
+  const CoocModel& table = f == kProfile ? profile_ : cooc_;
+  table.AddScores(recent, window, decay, acc);
   const int n = std::min<int>(window, static_cast<int>(recent.size()));
   for (int k = 0; k < n; ++k) {
-    for (const auto& [item, c] : cooc_.neighbours(recent[recent.size() - 1 - k])) {
+    for (const auto& [item, c] : table.neighbours(recent[recent.size() - 1 - k])) {
       if (item < catalog) touched->push_back(item);
     }
   }
@@ -254,18 +281,28 @@ void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<flo
   for (float& x : out) x = x > 0 ? std::log1p(x * inv_mean) : 0.0f;
 }
 
-void BlendModel::EffectiveWeights(bool cold, float* out) const {
+BlendModel::Context BlendModel::QueryContext(const UserQuery& query) const {
+  return {Cold(query.recent), config_.blend_session_start && sessions_.Starts(query.user, now_ms_)};
+}
+
+BlendModel::Context BlendModel::EventContext(const Interaction& event) const {
+  return {Cold(event.recent),
+          config_.blend_session_start && sessions_.Starts(event.user, event.ts_ms)};
+}
+
+void BlendModel::EffectiveWeights(Context context, float* out) const {
   const size_t nf = features_.size();
   for (size_t f = 0; f < nf; ++f) {
-    out[f] = weights_[f] + (cold && weights_.size() > nf ? weights_[nf + f] : 0.0f);
+    out[f] = weights_[f] + (context.cold && ColdSet() > 0 ? weights_[ColdSet() + f] : 0.0f) +
+             (context.start && StartSet() > 0 ? weights_[StartSet() + f] : 0.0f);
   }
 }
 
-void BlendModel::Score(const UserQuery& query, int32_t catalog, std::vector<float>* z,
-                       absl::Span<float> scores) const {
+void BlendModel::Score(const UserQuery& query, Context context, int32_t catalog,
+                       std::vector<float>* z, absl::Span<float> scores) const {
   std::fill(scores.begin(), scores.end(), 0.0f);
   float weights[kNumFeatures];
-  EffectiveWeights(Cold(query.recent), weights);
+  EffectiveWeights(context, weights);
   std::vector<float> own;
   if (z == nullptr) {
     own.resize(static_cast<size_t>(catalog));
@@ -286,7 +323,8 @@ void BlendModel::Score(const UserQuery& query, int32_t catalog, std::vector<floa
 
 void BlendModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const {
   const int32_t catalog = static_cast<int32_t>(std::min<size_t>(scores.size(), items_));
-  Score(query, catalog, nullptr, scores.subspan(0, static_cast<size_t>(catalog)));
+  Score(query, QueryContext(query), catalog, nullptr,
+        scores.subspan(0, static_cast<size_t>(catalog)));
 }
 
 absl::Status BlendModel::Recommend(const UserQuery& query, int k,
@@ -305,15 +343,19 @@ bool BlendModel::RankerDue(int32_t cost) {
   return true;
 }
 
-void BlendModel::Update(const std::vector<float>& grad, bool cold) {
+void BlendModel::Update(const std::vector<float>& grad, Context context) {
   const size_t nf = features_.size();
   for (size_t f = 0; f < nf; ++f) {
     if (!std::isfinite(grad[f] * grad[f])) return;
   }
-  for (size_t set = 0; set * nf < weights_.size(); ++set) {
-    if (set > 0 && !cold) break;
+  // The shared set, and the sets of the event's context.
+  size_t sets[3] = {0};
+  size_t n = 1;
+  if (context.cold && ColdSet() > 0) sets[n++] = ColdSet();
+  if (context.start && StartSet() > 0) sets[n++] = StartSet();
+  for (size_t s = 0; s < n; ++s) {
     for (size_t f = 0; f < nf; ++f) {
-      const size_t k = set * nf + f;
+      const size_t k = sets[s] + f;
       accumulators_[k] += grad[f] * grad[f];
       weights_[k] -= config_.blend_lr / std::sqrt(accumulators_[k] + kAdagradEpsilon) * grad[f];
     }
@@ -330,7 +372,8 @@ void BlendModel::RankerStep(const Interaction& event) {
   std::sort(exclude_.begin(), exclude_.end());
   const UserQuery query{event.user, event.recent, exclude_};
   scores_.resize(static_cast<size_t>(catalog));
-  Score(query, catalog, &z_, absl::MakeSpan(scores_));
+  const Context context = EventContext(event);
+  Score(query, context, catalog, &z_, absl::MakeSpan(scores_));
 
   // d/dw of -log softmax(s)_true over the catalog less the excluded items = E_p[z] - z_true.
   const size_t nf = features_.size();
@@ -353,7 +396,7 @@ void BlendModel::RankerStep(const Interaction& event) {
     for (int32_t i = 0; i < catalog; ++i) expected += static_cast<double>(scores_[i]) * zf[i];
     grad[f] = static_cast<float>(expected / total) - zf[event.item];
   }
-  Update(grad, Cold(event.recent));
+  Update(grad, context);
 }
 
 void BlendModel::SampledRankerStep(const Interaction& event) {
@@ -515,9 +558,9 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
   for (size_t c = 0; c < certain; ++c) chosen_[candidates_[c]] = 0;
 
   // The same gradient as a full step, E_p[z] - z_true, with p over the weighted candidates.
-  const bool cold = Cold(event.recent);
+  const Context context = EventContext(event);
   float weights[kNumFeatures];
-  EffectiveWeights(cold, weights);
+  EffectiveWeights(context, weights);
   scores_.assign(nc, 0.0f);
   for (size_t f = 0; f < nf; ++f) {
     const float* zf = candidate_z_.data() + f * nc;
@@ -536,7 +579,7 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
     for (size_t c = 0; c < nc; ++c) expected += static_cast<double>(scores_[c]) * zf[c];
     grad[f] = static_cast<float>(expected / total) - zf[0];
   }
-  Update(grad, cold);
+  Update(grad, context);
 }
 
 void BlendModel::EncodeUser(int32_t row, std::string* out) const {
@@ -566,7 +609,9 @@ absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
   FRESHET_RETURN_IF_ERROR(sessions_.Check(row, session));
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeUser(row, cooc));
-  return sessions_.Decode(row, session);
+  FRESHET_RETURN_IF_ERROR(sessions_.Decode(row, session));
+  now_ms_ = std::max(now_ms_, sessions_.LastTime(row));
+  return absl::OkStatus();
 }
 
 void BlendModel::ResetUser(int32_t row) {
@@ -599,6 +644,11 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
     }
     w.Put(ranker_steps_);
   }
+  if (Uses(kProfile)) {
+    part.clear();
+    profile_.EncodeItem(row, &part);
+    w.PutString(part);
+  }
 }
 
 absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* out) const {
@@ -622,10 +672,12 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
     }
     if (!r.Get(&out->ranker_steps)) return malformed("ranker");
   }
+  if (Uses(kProfile) && !r.GetStringView(&out->profile)) return malformed("profile part");
   if (!r.done()) return malformed("row");
 
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
+  if (Uses(kProfile)) FRESHET_RETURN_IF_ERROR(profile_.CheckItem(row, out->profile));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
   FRESHET_RETURN_IF_ERROR(
       internal::CheckItemWeights(name, "transition", out->pairs, out->n, items));
@@ -652,6 +704,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
   FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
+  if (Uses(kProfile)) FRESHET_RETURN_IF_ERROR(profile_.DecodeItem(row, parsed.profile));
   internal::DecodeItemWeights(parsed.pairs, parsed.n, &next_[row]);
   out_[row] = parsed.total;
   trend_[row] = parsed.trend;
@@ -667,6 +720,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
 void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
   if (UsesBpr()) bpr_.FinishLoad(users, items, events);
   if (UsesCooc()) cooc_.FinishLoad(users, items, events);
+  if (Uses(kProfile)) profile_.FinishLoad(users, items, events);
   clock_ = events;
   budget_ = 0;
   transition_pairs_ = 0;
@@ -683,7 +737,7 @@ int64_t BlendModel::BytesPerItem() const {
   const int64_t pair_bytes =
       transition_pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
   return (UsesBpr() ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
-         pair_bytes / items +
+         (Uses(kProfile) ? profile_.BytesPerItem() : 0) + pair_bytes / items +
          static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));
 }
 

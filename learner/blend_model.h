@@ -14,10 +14,13 @@
 //   last         the co-occurrence table scored from the user's latest item alone
 //   long_term    bpr's long-term user vector alone (its inner product with the item vectors), so
 //                the mix can weigh a user's lasting taste apart from their latest items
+//   profile      a second co-occurrence table, of every pair within a user's recent history
+//                (history.recent items, across sessions, undecayed: what the same people consume,
+//                days apart or not), scored over the user's recent history like `history`
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
-// after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last;
-// blend.sparse_transform = log: their scores are heavy-tailed), and the blend's score is
+// after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
+// profile; blend.sparse_transform = log: their scores are heavy-tailed), and the blend's score is
 // sum_f w_f z_f. With blend.cold_events = N, a user with fewer than N earlier events is scored
 // with w + v, where v is a second weight set (starting at 0) stepped only on such users' events:
 // a user's first events follow popularity and short-term co-occurrence more than later ones do.
@@ -39,6 +42,11 @@
 // sparse components are scored over the catalog (sparse sums and a few cheap passes, so their
 // mean and variance are exact); bpr, long_term, popularity and trending only at the candidates
 // and draws, standardised by the draws' mean and variance.
+//
+// With blend.session_start, a user whose latest event is more than cooc.session_gap_s old (a
+// returning user, or a new one) is scored with one more set added, stepped only on the events
+// that start a session: someone back after days turns to what is new since more than to what
+// they did last. A query's time is that of the latest event learnt, as the stream dates it.
 //
 // Cost per request: bpr's inner products over the catalog (O(items * dim); long_term another),
 // the sparse co-occurrence and transition sums, one pass per component to standardise, and top-K.
@@ -72,6 +80,7 @@ class BlendModel : public Model {
     kTrending,
     kLast,
     kLongTerm,
+    kProfile,
     kNumFeatures
   };
   static const char* FeatureName(Feature f);
@@ -93,7 +102,8 @@ class BlendModel : public Model {
 
   // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
   // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
-  // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step.
+  // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step;
+  // with the profile component its table's part ends the row.
   // Decoding checks every part of a row before it decodes any, and refuses (DataLoss, the row left
   // as it was) what a part's own decoder refuses, a transition to a row that is not an item, and
   // a count, total, trending count or accumulator that is not finite and >= 0.
@@ -116,6 +126,7 @@ class BlendModel : public Model {
     Model::set_dirty_items(dirty);
     bpr_.set_dirty_items(dirty);
     cooc_.set_dirty_items(dirty);
+    profile_.set_dirty_items(dirty);
   }
 
   // The ranker's weight of each feature, in the order of features(); with blend.cold_events a
@@ -128,9 +139,16 @@ class BlendModel : public Model {
   bool Uses(Feature f) const { return uses_[f]; }
   bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory] || uses_[kLast]; }
   bool UsesBpr() const { return uses_[kBpr] || uses_[kLongTerm]; }
+  // Which weight sets apply to a query or an event (blend.cold_events, blend.session_start).
+  struct Context {
+    bool cold = false;
+    bool start = false;
+  };
+  Context QueryContext(const UserQuery& query) const;
+  Context EventContext(const Interaction& event) const;
   // Standardised scores of every enabled feature for the query over rows [0, catalog):
   // (*z)[f * catalog + i]; and their blend into `scores` (catalog floats).
-  void Score(const UserQuery& query, int32_t catalog, std::vector<float>* z,
+  void Score(const UserQuery& query, Context context, int32_t catalog, std::vector<float>* z,
              absl::Span<float> scores) const;
   // One feature's raw scores over rows [0, out.size()).
   void RawScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
@@ -141,14 +159,14 @@ class BlendModel : public Model {
   // A checked item row, pointing into its value: the parts, the n transitions (packed (item,
   // count) pairs), the trending count and, in row 0, the ranker.
   struct ItemRow {
-    absl::string_view bpr, cooc;
+    absl::string_view bpr, cooc, profile;
     float total = 0;
     uint64_t n = 0;
     const char* pairs = nullptr;
     float trend = 0;
     int64_t trend_at = 0;
-    float weights[2 * kNumFeatures] = {};  // and the cold set's
-    float accumulators[2 * kNumFeatures] = {};
+    float weights[3 * kNumFeatures] = {};  // and the cold and session-start sets'
+    float accumulators[3 * kNumFeatures] = {};
     int64_t ranker_steps = 0;
   };
   absl::Status ParseItem(int32_t row, absl::string_view in, ItemRow* out) const;
@@ -158,10 +176,16 @@ class BlendModel : public Model {
   bool Cold(absl::Span<const int32_t> recent) const {
     return static_cast<int>(recent.size()) < config_.blend_cold_events;
   }
-  // The weight of each feature for such a user.
-  void EffectiveWeights(bool cold, float* out) const;
+  // The first weight of the cold and the session-start set in weights_ (0: no such set).
+  size_t ColdSet() const { return config_.blend_cold_events > 0 ? features_.size() : 0; }
+  size_t StartSet() const {
+    return config_.blend_session_start ? features_.size() * (config_.blend_cold_events > 0 ? 2 : 1)
+                                       : 0;
+  }
+  // The weight of each feature in that context.
+  void EffectiveWeights(Context context, float* out) const;
   bool Sparse(Feature f) const {
-    return f == kCooc || f == kHistory || f == kTransitions || f == kLast;
+    return f == kCooc || f == kHistory || f == kTransitions || f == kLast || f == kProfile;
   }
   // Adds a sparse feature's raw scores of rows [0, acc.size()) to `acc` and appends the rows it
   // touched (with repeats) to `touched`: O(the lists it reads), not O(catalog).
@@ -170,7 +194,7 @@ class BlendModel : public Model {
   // Raw scores with blend.sparse_transform applied.
   void FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
   // Adagrad on the log-loss gradient `grad` (one per feature) of a user, cold or not.
-  void Update(const std::vector<float>& grad, bool cold);
+  void Update(const std::vector<float>& grad, Context context);
   void LearnTransitions(const Interaction& event, int session);
   // The trending count of `item` as of now.
   float Trending(int32_t item) const;
@@ -182,9 +206,11 @@ class BlendModel : public Model {
   const kernels::Backend* backend_;
   BprModel bpr_;
   CoocModel cooc_;
+  CoocModel profile_;  // the profile component's table
   Sessions sessions_;
   int32_t items_ = 0;
-  int64_t clock_ = 0;  // events learnt (the trending clock)
+  int64_t clock_ = 0;   // events learnt (the trending clock)
+  int64_t now_ms_ = 0;  // the time of the latest event learnt, or loaded (a query's time)
 
   // Transitions: next_[j][n] = decayed count of n right after j in a session; out_[j] its sum.
   std::vector<absl::flat_hash_map<int32_t, float>> next_;

@@ -38,6 +38,14 @@ class Sessions {
     return ts_ms - last_ts_[user] > gap_ms_ ? 0 : length_[user];
   }
 
+  // Whether an event at `ts_ms` starts a new session of the user (never without sessions).
+  bool Starts(int32_t user, int64_t ts_ms) const {
+    return gap_ms_ > 0 && user >= 0 && static_cast<size_t>(user) < last_ts_.size() &&
+           ts_ms - last_ts_[user] > gap_ms_;
+  }
+  // The time of the user's latest event (0 without sessions).
+  int64_t LastTime(int32_t user) const { return gap_ms_ > 0 ? last_ts_[user] : 0; }
+
   // Counts the user's event at `ts_ms` (after Items() for it).
   void Count(int32_t user, int64_t ts_ms) {
     if (gap_ms_ <= 0) return;

@@ -130,9 +130,92 @@ TEST_F(BlendTest, ColdUsersLearnWeightsOfTheirOwn) {
             std::vector<float>(blend.weights().begin() + nf, blend.weights().end()));
 }
 
+// With blend.session_start a further weight set, learnt from the events that start a session (a
+// user's latest event more than cooc.session_gap_s before), is added to the shared one for such
+// users: it starts at zero and moves. It follows the cold set when both are on.
+TEST_F(BlendTest, UsersStartingASessionLearnWeightsOfTheirOwn) {
+  // A 4-hour pause every 2,000 events (one second apart otherwise): the first event of each user
+  // after a pause starts a session.
+  std::vector<stream::Event> events = MakeStream(0.5, 5, 8000);
+  const int64_t t0 = 1'700'000'000'000;
+  for (size_t e = 0; e < events.size(); ++e) {
+    events[e].ts_ms =
+        t0 + static_cast<int64_t>(e) * 1000 + static_cast<int64_t>(e / 2000) * 4 * 3'600'000;
+  }
+  config::Config config;
+  config.blend_session_start = true;
+  for (const int cold_events : {0, 10}) {
+    config.blend_cold_events = cold_events;
+    const auto learner = Learnt(events, config);
+    const BlendModel& blend = Blend(*learner);
+    const size_t nf = blend.features().size();
+    const size_t start = cold_events > 0 ? 2 * nf : nf;
+    ASSERT_EQ(blend.weights().size(), start + nf) << cold_events;
+    float moved = 0;
+    for (size_t f = start; f < start + nf; ++f) moved += std::abs(blend.weights()[f]);
+    EXPECT_GT(moved, 0.05f) << cold_events;
+    EXPECT_NE(std::vector<float>(blend.weights().begin(), blend.weights().begin() + nf),
+              std::vector<float>(blend.weights().begin() + start, blend.weights().end()));
+  }
+  // Without pauses no event after a user's first starts a session, so the set moves far less.
+  config.blend_cold_events = 0;
+  for (size_t e = 0; e < events.size(); ++e) {
+    events[e].ts_ms = t0 + static_cast<int64_t>(e) * 1000;
+  }
+  const auto unpaused = Learnt(events, config);
+  const auto paused_events = [&] {
+    std::vector<stream::Event> paused = events;
+    for (size_t e = 0; e < paused.size(); ++e) {
+      paused[e].ts_ms += static_cast<int64_t>(e / 2000) * 4 * 3'600'000;
+    }
+    return paused;
+  }();
+  const auto paused = Learnt(paused_events, config);
+  const auto moved = [](const Learner& learner) {
+    const BlendModel& blend = Blend(learner);
+    const size_t nf = blend.features().size();
+    float sum = 0;
+    for (size_t f = nf; f < 2 * nf; ++f) sum += std::abs(blend.weights()[f]);
+    return sum;
+  };
+  EXPECT_LT(moved(*unpaused), moved(*paused));
+}
+
+// The profile component pairs the items of a user's recent history whatever the time between
+// them: people who took x took y two days later. cooc's sessions keep that pair apart.
+TEST_F(BlendTest, ProfilePairsItemsAcrossSessions) {
+  const int64_t t0 = 1'700'000'000'000;
+  std::vector<stream::Event> events;
+  const auto add = [&](std::string user, std::string item, int64_t ts) {
+    stream::Event e;
+    e.user = std::move(user);
+    e.item = std::move(item);
+    e.ts_ms = ts;
+    events.push_back(std::move(e));
+  };
+  for (int u = 0; u < 20; ++u) {
+    add(absl::StrCat("u", u), "x", t0 + u * 1000);
+    // Items everyone takes within the same session as x, so that they outrank y unless the
+    // pairs across sessions count.
+    add(absl::StrCat("u", u), absl::StrCat("filler", u % 4), t0 + u * 1000 + 10);
+    add(absl::StrCat("u", u), "y", t0 + 2 * 86'400'000 + u * 1000);
+  }
+  add("q", "x", t0 + 3 * 86'400'000);
+  for (const char* features : {"profile", "history"}) {
+    config::Config config;
+    config.blend_features = features;
+    const auto learner = Learnt(events, config);
+    Recommendation top;
+    ASSERT_TRUE(learner->Recommend("q", 1, true, &top).ok());
+    ASSERT_EQ(top.items.size(), 1u);
+    const bool y = top.items[0].item == learner->items().Find("y");
+    EXPECT_EQ(y, std::string(features) == "profile") << features;
+  }
+}
+
 class BlendRoundTripTest : public BlendTest, public ::testing::WithParamInterface<int> {};
 
-// 0: the defaults; 1: two weight sets, sampled steps, log sparse scores and every component.
+// 0: the defaults; 1: three weight sets, sampled steps, log sparse scores and every component.
 INSTANTIATE_TEST_SUITE_P(Configurations, BlendRoundTripTest, ::testing::Values(0, 1));
 
 TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
@@ -142,7 +225,9 @@ TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
     config.blend_sample = 32;
     config.blend_train_cost = 32;
     config.blend_sparse_transform = "log";
-    config.blend_features = "bpr,cooc,history,transitions,popularity,trending,last,long_term";
+    config.blend_session_start = true;
+    config.blend_features =
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile";
   }
   const auto original = Learnt(MakeStream(0.5, 9, 8000), config);
   auto loaded = Learner::Create("blend", config, backend_.get());
