@@ -45,6 +45,19 @@ config::Config SmallConfig() {
   return c;
 }
 
+// "blend-all": the blend with every component (the profile part ends its item rows) and all three
+// weight sets.
+config::Config ConfigFor(const std::string& algorithm) {
+  config::Config c = SmallConfig();
+  if (algorithm == "blend-all") {
+    c.blend_features = "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile";
+    c.blend_cold_events = 5;
+    c.blend_session_start = true;
+  }
+  return c;
+}
+bool IsBlend(const std::string& algorithm) { return absl::StartsWith(algorithm, "blend"); }
+
 std::unique_ptr<Model> NewModel(const std::string& algorithm, const config::Config& config,
                                 const Popularity* popularity, const kernels::Backend* backend) {
   if (algorithm == "bpr") return std::make_unique<BprModel>(config, popularity, backend);
@@ -157,11 +170,11 @@ std::vector<Field> UserFields(const std::string& algorithm, const std::string& b
   if (algorithm == "bpr") BprUser(0, dim, &out);
   if (algorithm == "ials") Floats("ials user vector", 0, dim, Kind::kFloat, &out);
   if (algorithm == "cooc") Session(0, &out);
-  if (algorithm == "hybrid" || algorithm == "blend") {
+  if (algorithm == "hybrid" || IsBlend(algorithm)) {
     BprUser(Part(bytes, &at), dim, &out);
     Session(Part(bytes, &at), &out);
   }
-  if (algorithm == "blend") Session(Part(bytes, &at), &out);
+  if (IsBlend(algorithm)) Session(Part(bytes, &at), &out);
   return out;
 }
 
@@ -172,12 +185,12 @@ std::vector<Field> ItemFields(const std::string& algorithm, const std::string& b
   if (algorithm == "bpr") BprItem(0, dim, &out);
   if (algorithm == "ials") Floats("ials item vector", 0, dim, Kind::kFloat, &out);
   if (algorithm == "cooc") CoocItem(bytes, 0, &out);
-  if (algorithm == "hybrid" || algorithm == "blend") {
+  if (algorithm == "hybrid" || IsBlend(algorithm)) {
     BprItem(Part(bytes, &at), dim, &out);
     const size_t cooc = Part(bytes, &at);
     CoocItem(bytes, cooc, &out);
   }
-  if (algorithm == "blend") {
+  if (IsBlend(algorithm)) {
     out.push_back({"transitions total", at, Kind::kNonNegativeFloat});
     at = Pairs("transition count", bytes, at + 4, &out);
     out.push_back({"trending count", at, Kind::kNonNegativeFloat});
@@ -191,7 +204,9 @@ std::vector<Field> ItemFields(const std::string& algorithm, const std::string& b
             {absl::StrCat("ranker accumulator ", f), at + 8 * f + 4, Kind::kNonNegativeFloat});
       }
       out.push_back({"ranker steps", at + 8 * features, Kind::kNonNegativeInt64});
+      at += 8 * features + 8;
     }
+    if (algorithm == "blend-all") CoocItem(bytes, Part(bytes, &at), &out);
   }
   return out;
 }
@@ -257,9 +272,12 @@ class RowCodecTest : public ::testing::TestWithParam<std::string> {
     model.ScoreAll(UserQuery{user, recent_[user], {}}, absl::MakeSpan(scores));
     return scores;
   }
+  // The ranker's weights: one per feature in each weight set.
   size_t Features() const {
     auto features = BlendModel::ParseFeatures(config_.blend_features);
-    return features.ok() ? features->size() : 0;
+    const size_t sets =
+        1 + (config_.blend_cold_events > 0 ? 1 : 0) + (config_.blend_session_start ? 1 : 0);
+    return features.ok() ? features->size() * sets : 0;
   }
 
   // Decodes `value` into a row: it must be refused with DataLoss naming the row, and leave the
@@ -280,7 +298,7 @@ class RowCodecTest : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(user ? User(*model_, row) : Item(*model_, row), before) << what;
   }
 
-  const config::Config config_ = SmallConfig();
+  const config::Config config_ = ConfigFor(GetParam());
   const kernels::CpuBackend cpu_{};
   Popularity popularity_{0};
   std::unique_ptr<Model> model_;
@@ -390,7 +408,7 @@ TEST_P(RowCodecTest, ValidRowsRoundTrip) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryModel, RowCodecTest,
-                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend"));
+                         ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend", "blend-all"));
 
 // A replicated bpr item (from other processes: Kafka, NCCL) is checked like a stored row: a
 // non-finite value anywhere, a parameter beyond kMaxParameter or a negative accumulator is
