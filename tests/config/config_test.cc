@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace freshet::config {
@@ -75,6 +76,20 @@ TEST(ConfigTest, RejectsBadValues) {
   // Cross-key constraint: the short-term window must fit in the remembered history.
   EXPECT_EQ(SetValue(&config, "history.recent", "2").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(config.dim, Config{}.dim);  // failed sets leave valid values in place
+}
+
+// The blend's quality preset loads over the defaults and sets only blend keys.
+TEST(ConfigTest, TheBlendQualityPresetLoads) {
+  absl::StatusOr<Config> preset = LoadConfigFile(FRESHET_SOURCE_DIR "/config/blend-quality.toml");
+  ASSERT_TRUE(preset.ok()) << preset.status();
+  EXPECT_TRUE(preset->blend_session_start);
+  EXPECT_EQ(preset->blend_cold_events, 20);
+  EXPECT_EQ(preset->blend_sample, 128);
+  EXPECT_NE(preset->blend_features.find("profile"), std::string::npos);
+  for (const ConfigKey& key : ConfigKeys()) {
+    if (absl::StartsWith(key.name, "blend.")) continue;
+    EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;
+  }
 }
 
 TEST(ConfigTest, TomlErrorsNameFileAndLine) {
