@@ -240,7 +240,8 @@ const std::vector<KeyImpl>& Registry() {
       BoolKey("blend.session_start", &Config::blend_session_start,
               "users whose latest event is more than cooc.session_gap_s ago (a new or returning "
               "user) are scored with a further set of weights added to the shared ones, learnt "
-              "from the events that start a session only"),
+              "from the events that start a session only (none without sessions, "
+              "cooc.session_gap_s = 0)"),
       ChoiceKey("blend.sparse_transform", &Config::blend_sparse_transform, {"linear", "log"},
                 "scores of the sparse components (cooc, history, transitions, last, profile) "
                 "before they are standardised: linear, or log (log(1 + x / mean of the positive "
