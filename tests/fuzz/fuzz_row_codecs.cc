@@ -30,7 +30,11 @@
 namespace freshet::learner {
 namespace {
 
-constexpr const char* kAlgorithms[] = {"bpr", "ials", "cooc", "hybrid", "blend", "popularity"};
+// "blend-all": the blend with every component (the profile part ends its item rows) and all three
+// weight sets.
+constexpr const char* kAlgorithms[] = {"bpr",   "ials",       "cooc",     "hybrid",
+                                       "blend", "popularity", "blend-all"};
+constexpr int kNumAlgorithms = sizeof(kAlgorithms) / sizeof(kAlgorithms[0]);
 constexpr int kUsers = 16;
 constexpr int kItems = 12;
 
@@ -49,9 +53,17 @@ const kernels::CpuBackend& Cpu() {
   return *cpu;
 }
 
-Pair* Build(const char* algorithm) {
+Pair* Build(const char* name) {
   config::Config config;
   config.dim = 8;
+  const char* algorithm = name;
+  if (absl::string_view(name) == "blend-all") {
+    algorithm = "blend";
+    config.blend_features =
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile";
+    config.blend_cold_events = 5;
+    config.blend_session_start = true;
+  }
   // Globals claiming more rows than this are refused (a corrupt count), well within -rss_limit_mb.
   config.max_state_mb = 64;
   auto leader = Learner::Create(algorithm, config, &Cpu());
@@ -111,8 +123,8 @@ std::string Answers(const Learner& learner, const std::vector<std::string>& user
 
 void Run(absl::string_view data) {
   if (data.size() < 4) return;
-  static Pair* pairs[6] = {};
-  const int a = static_cast<uint8_t>(data[0]) % 6;
+  static Pair* pairs[kNumAlgorithms] = {};
+  const int a = static_cast<uint8_t>(data[0]) % kNumAlgorithms;
   if (pairs[a] == nullptr) pairs[a] = Build(kAlgorithms[a]);
   Pair& p = *pairs[a];
   const int kind = static_cast<uint8_t>(data[1]) % 3;
