@@ -229,9 +229,9 @@ const std::vector<KeyImpl>& Registry() {
       IntKey("blend.sample", &Config::blend_sample, 0, 1 << 20,
              "uniform draws per ranker step: a step scores the event's item, the best "
              "blend.sample_top items of each sparse component (cooc, history, transitions, last, "
-             "profile) and "
-             "this many draws standing in for the rest of the catalog (importance-weighted), and "
-             "costs that many item scorings; 0: a step scores the whole catalog"),
+             "profile) and this many draws standing in for the rest of the catalog "
+             "(importance-weighted), and costs that many item scorings; 0: a step scores the "
+             "whole catalog"),
       IntKey("blend.sample_top", &Config::blend_sample_top, 0, 1 << 20,
              "best items of each sparse component always scored in a sampled ranker step"),
       IntKey("blend.cold_events", &Config::blend_cold_events, 0, 64,

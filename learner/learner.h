@@ -269,11 +269,12 @@ class Learner {
   Learner(std::string algorithm, const config::Config& config, const kernels::Backend* backend);
   const kernels::Backend* backend_;
 
-  // The parts of model_ that the event loop, persistence and replicas (replicas.cc) use.
   // DataLoss unless `users` user rows and `items` item rows, as a state's globals claim (`what`
   // names them), fit in memory.max_state_mb (0: this machine's memory): a corrupt count must be
   // refused, not allocated until the process is killed.
   absl::Status CheckRowsFit(absl::string_view what, int64_t users, int64_t items) const;
+
+  // The parts of model_ that the event loop, persistence and replicas (replicas.cc) use.
   LearningModel& learning() { return *model_; }
   RowCodec& codec() { return *model_; }
   const RowCodec& codec() const { return *model_; }

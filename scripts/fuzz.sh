@@ -5,8 +5,8 @@
 # that reproduces it. Crash inputs land in build-fuzz/artifacts/, logs in build-fuzz/logs/.
 #
 # Targets (tests/fuzz/CMakeLists.txt): fuzz_event_codec, fuzz_http_routing, fuzz_http_server,
-# fuzz_json_writer, fuzz_snapshot_manifest, fuzz_catalog, fuzz_row_codecs. With N cores, up to N of them run at once
-# (FRESHET_FUZZ_PARALLEL).
+# fuzz_json_writer, fuzz_snapshot_manifest, fuzz_catalog, fuzz_row_codecs. With N cores, up to N
+# of them run at once (FRESHET_FUZZ_PARALLEL).
 #
 # Environment:
 #   FRESHET_FUZZ_SECONDS=60      time per target (libFuzzer -max_total_time)

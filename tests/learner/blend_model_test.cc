@@ -134,51 +134,43 @@ TEST_F(BlendTest, ColdUsersLearnWeightsOfTheirOwn) {
 // user's latest event more than cooc.session_gap_s before), is added to the shared one for such
 // users: it starts at zero and moves. It follows the cold set when both are on.
 TEST_F(BlendTest, UsersStartingASessionLearnWeightsOfTheirOwn) {
-  // A 4-hour pause every 2,000 events (one second apart otherwise): the first event of each user
-  // after a pause starts a session.
-  std::vector<stream::Event> events = MakeStream(0.5, 5, 8000);
+  // One second apart; then a 4-hour pause every 2,000 events, after which each user's first event
+  // starts a session.
+  std::vector<stream::Event> unpaused = MakeStream(0.5, 5, 8000);
   const int64_t t0 = 1'700'000'000'000;
-  for (size_t e = 0; e < events.size(); ++e) {
-    events[e].ts_ms =
-        t0 + static_cast<int64_t>(e) * 1000 + static_cast<int64_t>(e / 2000) * 4 * 3'600'000;
+  for (size_t e = 0; e < unpaused.size(); ++e)
+    unpaused[e].ts_ms = t0 + static_cast<int64_t>(e) * 1000;
+  std::vector<stream::Event> paused = unpaused;
+  for (size_t e = 0; e < paused.size(); ++e) {
+    paused[e].ts_ms += static_cast<int64_t>(e / 2000) * 4 * 3'600'000;
   }
+  // The sum of |w| over the session-start set, which begins at `start`.
+  const auto moved = [](const BlendModel& blend, size_t start) {
+    float sum = 0;
+    for (size_t f = start; f < start + blend.features().size(); ++f) {
+      sum += std::abs(blend.weights()[f]);
+    }
+    return sum;
+  };
   config::Config config;
   config.blend_session_start = true;
+  float paused_moved = 0;
   for (const int cold_events : {0, 10}) {
     config.blend_cold_events = cold_events;
-    const auto learner = Learnt(events, config);
+    const auto learner = Learnt(paused, config);
     const BlendModel& blend = Blend(*learner);
     const size_t nf = blend.features().size();
     const size_t start = cold_events > 0 ? 2 * nf : nf;
     ASSERT_EQ(blend.weights().size(), start + nf) << cold_events;
-    float moved = 0;
-    for (size_t f = start; f < start + nf; ++f) moved += std::abs(blend.weights()[f]);
-    EXPECT_GT(moved, 0.05f) << cold_events;
+    EXPECT_GT(moved(blend, start), 0.05f) << cold_events;
     EXPECT_NE(std::vector<float>(blend.weights().begin(), blend.weights().begin() + nf),
               std::vector<float>(blend.weights().begin() + start, blend.weights().end()));
+    if (cold_events == 0) paused_moved = moved(blend, start);
   }
   // Without pauses no event after a user's first starts a session, so the set moves far less.
   config.blend_cold_events = 0;
-  for (size_t e = 0; e < events.size(); ++e) {
-    events[e].ts_ms = t0 + static_cast<int64_t>(e) * 1000;
-  }
-  const auto unpaused = Learnt(events, config);
-  const auto paused_events = [&] {
-    std::vector<stream::Event> paused = events;
-    for (size_t e = 0; e < paused.size(); ++e) {
-      paused[e].ts_ms += static_cast<int64_t>(e / 2000) * 4 * 3'600'000;
-    }
-    return paused;
-  }();
-  const auto paused = Learnt(paused_events, config);
-  const auto moved = [](const Learner& learner) {
-    const BlendModel& blend = Blend(learner);
-    const size_t nf = blend.features().size();
-    float sum = 0;
-    for (size_t f = nf; f < 2 * nf; ++f) sum += std::abs(blend.weights()[f]);
-    return sum;
-  };
-  EXPECT_LT(moved(*unpaused), moved(*paused));
+  const auto learner = Learnt(unpaused, config);
+  EXPECT_LT(moved(Blend(*learner), Blend(*learner).features().size()), paused_moved);
 }
 
 // The profile component pairs the items of a user's recent history whatever the time between
