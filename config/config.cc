@@ -209,7 +209,7 @@ const std::vector<KeyImpl>& Registry() {
                 "the whole recent history), transitions, popularity (all-time), trending (recent "
                 "popularity), last (cooc from the latest item alone), long_term (bpr's long-term "
                 "user vector alone), profile (co-occurrence within whole recent histories, across "
-                "sessions)"),
+                "sessions), ials (the ials embedding model)"),
       FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
                "weight of the co-occurrences of the history item k steps back = decay^k"),
       IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/byte_codec.h"
@@ -20,11 +21,12 @@ using internal::Standardise;
 namespace {
 
 constexpr float kAdagradEpsilon = 1e-6f;
-constexpr const char* kFeatureNames[] = {"bpr",         "cooc",       "history",
-                                         "transitions", "popularity", "trending",
-                                         "last",        "long_term",  "profile"};
+constexpr const char* kFeatureNames[] = {"bpr",        "cooc",     "history", "transitions",
+                                         "popularity", "trending", "last",    "long_term",
+                                         "profile",    "ials"};
 // Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
-constexpr float kInitialWeights[] = {1.0f, 1.0f, 0.5f, 1.0f, 0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
+constexpr float kInitialWeights[] = {1.0f,  1.0f,  0.5f,  1.0f,  0.25f,
+                                     0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
 
 config::Config CoocConfig(config::Config config) {
   config.cooc_popularity_weight = 0;  // popularity is a feature of its own
@@ -56,8 +58,7 @@ absl::StatusOr<std::vector<BlendModel::Feature>> BlendModel::ParseFeatures(
     if (found < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("blend.features: unknown feature '", name,
-                       "'; valid: bpr, cooc, history, transitions, popularity, trending, last, "
-                       "long_term"));
+                       "'; valid: ", absl::StrJoin(kFeatureNames, ", ")));
     }
     if (std::find(features.begin(), features.end(), found) != features.end()) {
       return absl::InvalidArgumentError(
@@ -78,6 +79,7 @@ BlendModel::BlendModel(const config::Config& config, std::vector<Feature> featur
       bpr_(config, popularity, backend),
       cooc_(CoocConfig(config), popularity, backend),
       profile_(ProfileConfig(config), popularity, backend),
+      ials_(config, popularity, backend),
       sessions_(config.cooc_session_gap_s) {
   for (Feature f : features_) {
     uses_[f] = true;
@@ -94,6 +96,7 @@ void BlendModel::Grow(int32_t users, int32_t items) {
   if (UsesBpr()) bpr_.Grow(users, items);
   if (UsesCooc()) cooc_.Grow(users, items);
   if (Uses(kProfile)) profile_.Grow(users, items);
+  if (Uses(kIals)) ials_.Grow(users, items);
   sessions_.Grow(users);
   next_.resize(static_cast<size_t>(items));
   out_.resize(static_cast<size_t>(items), 0.0f);
@@ -119,6 +122,7 @@ void BlendModel::Learn(const Interaction& event) {
   if (UsesBpr()) bpr_.Learn(event);
   if (UsesCooc()) cooc_.Learn(event);
   if (Uses(kProfile)) profile_.Learn(event);
+  if (Uses(kIals)) ials_.Learn(event);
   const int session = sessions_.Items(event.user, event.ts_ms);
   sessions_.Count(event.user, event.ts_ms);
   // The latest event's time, not the latest time seen: one event dated years ahead moves the
@@ -197,6 +201,9 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
     case kProfile:
       std::fill(out.begin(), out.end(), 0.0f);
       profile_.AddScores(query.recent, config_.history_recent, config_.blend_history_decay, out);
+      return;
+    case kIals:
+      ials_.ScoreAll(query, out);
       return;
     case kLongTerm: {
       const float* user = bpr_.UserVector(query.user);
@@ -514,6 +521,9 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
   std::vector<float> query_vector;
   const kernels::ItemMatrixView items = bpr_.ScoringMatrix();
   if (Uses(kBpr)) bpr_.QueryVector(query, &query_vector);
+  std::vector<float> ials_vector;
+  const kernels::ItemMatrixView ials_items = ials_.ScoringMatrix();
+  if (Uses(kIals)) ials_.QueryVector(query, &ials_vector);
   const float* user_vector = Uses(kLongTerm) ? bpr_.UserVector(event.user) : nullptr;
   const auto raw = [&](Feature feature, int32_t i) -> float {
     switch (feature) {
@@ -528,6 +538,10 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
         return static_cast<float>(std::log1p(popularity_->Value(i)));
       case kTrending:
         return std::log1p(Trending(i));
+      case kIals:
+        return internal::Dot(ials_vector.data(), ials_items.vectors + i * ials_items.stride,
+                             static_cast<int>(ials_items.stride)) +
+               ials_items.bias[i];
       default:
         return 0.0f;
     }
@@ -593,13 +607,18 @@ void BlendModel::EncodeUser(int32_t row, std::string* out) const {
   part.clear();
   sessions_.Encode(row, &part);
   w.PutString(part);
+  if (Uses(kIals)) {
+    part.clear();
+    ials_.EncodeUser(row, &part);
+    w.PutString(part);
+  }
 }
 
 absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
   ByteReader r(in);
-  absl::string_view bpr, cooc, session;
+  absl::string_view bpr, cooc, session, ials;
   if (!r.GetStringView(&bpr) || !r.GetStringView(&cooc) || !r.GetStringView(&session) ||
-      !r.done()) {
+      (Uses(kIals) && !r.GetStringView(&ials)) || !r.done()) {
     return absl::DataLossError(
         absl::StrCat("blend user row ", row, ": malformed (", in.size(), " bytes)"));
   }
@@ -607,9 +626,11 @@ absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckUser(row, bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckUser(row, cooc));
   FRESHET_RETURN_IF_ERROR(sessions_.Check(row, session));
+  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.CheckUser(row, ials));
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeUser(row, bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeUser(row, cooc));
   FRESHET_RETURN_IF_ERROR(sessions_.Decode(row, session));
+  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.DecodeUser(row, ials));
   now_ms_ = std::max(now_ms_, sessions_.LastTime(row));
   return absl::OkStatus();
 }
@@ -617,6 +638,7 @@ absl::Status BlendModel::DecodeUser(int32_t row, absl::string_view in) {
 void BlendModel::ResetUser(int32_t row) {
   if (UsesBpr()) bpr_.ResetUser(row);
   if (UsesCooc()) cooc_.ResetUser(row);
+  if (Uses(kIals)) ials_.ResetUser(row);
   sessions_.Reset(row);
 }
 
@@ -649,6 +671,11 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
     profile_.EncodeItem(row, &part);
     w.PutString(part);
   }
+  if (Uses(kIals)) {
+    part.clear();
+    ials_.EncodeItem(row, &part);
+    w.PutString(part);
+  }
 }
 
 absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* out) const {
@@ -673,11 +700,13 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
     if (!r.Get(&out->ranker_steps)) return malformed("ranker");
   }
   if (Uses(kProfile) && !r.GetStringView(&out->profile)) return malformed("profile part");
+  if (Uses(kIals) && !r.GetStringView(&out->ials)) return malformed("ials part");
   if (!r.done()) return malformed("row");
 
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
   if (Uses(kProfile)) FRESHET_RETURN_IF_ERROR(profile_.CheckItem(row, out->profile));
+  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.CheckItem(row, out->ials));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
   FRESHET_RETURN_IF_ERROR(
       internal::CheckItemWeights(name, "transition", out->pairs, out->n, items));
@@ -705,6 +734,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
   if (Uses(kProfile)) FRESHET_RETURN_IF_ERROR(profile_.DecodeItem(row, parsed.profile));
+  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.DecodeItem(row, parsed.ials));
   internal::DecodeItemWeights(parsed.pairs, parsed.n, &next_[row]);
   out_[row] = parsed.total;
   trend_[row] = parsed.trend;
@@ -721,6 +751,7 @@ void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
   if (UsesBpr()) bpr_.FinishLoad(users, items, events);
   if (UsesCooc()) cooc_.FinishLoad(users, items, events);
   if (Uses(kProfile)) profile_.FinishLoad(users, items, events);
+  if (Uses(kIals)) ials_.FinishLoad(users, items, events);
   clock_ = events;
   budget_ = 0;
   transition_pairs_ = 0;
@@ -729,7 +760,7 @@ void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
 
 int64_t BlendModel::BytesPerUser() const {
   return (UsesBpr() ? bpr_.BytesPerUser() : 0) + (UsesCooc() ? cooc_.BytesPerUser() : 0) +
-         sessions_.BytesPerUser();
+         (Uses(kIals) ? ials_.BytesPerUser() : 0) + sessions_.BytesPerUser();
 }
 
 int64_t BlendModel::BytesPerItem() const {
@@ -737,7 +768,8 @@ int64_t BlendModel::BytesPerItem() const {
   const int64_t pair_bytes =
       transition_pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
   return (UsesBpr() ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
-         (Uses(kProfile) ? profile_.BytesPerItem() : 0) + pair_bytes / items +
+         (Uses(kProfile) ? profile_.BytesPerItem() : 0) + (Uses(kIals) ? ials_.BytesPerItem() : 0) +
+         pair_bytes / items +
          static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));
 }
 

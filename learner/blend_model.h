@@ -17,6 +17,9 @@
 //   profile      a second co-occurrence table, of every pair within a user's recent history
 //                (history.recent items, across sessions, undecayed: what the same people consume,
 //                days apart or not), scored over the user's recent history like `history`
+//   ials         the ials model (learner/ials_model.h) with its popularity prior: a second
+//                embedding model, fitted by least squares to the user's recent items where bpr
+//                steps on sampled pairs, so the two err differently
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
 // after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
@@ -62,6 +65,7 @@
 #include "config/config.h"
 #include "learner/bpr_model.h"
 #include "learner/cooc_model.h"
+#include "learner/ials_model.h"
 #include "learner/model.h"
 #include "learner/popularity.h"
 #include "learner/sessions.h"
@@ -81,6 +85,7 @@ class BlendModel : public Model {
     kLast,
     kLongTerm,
     kProfile,
+    kIals,
     kNumFeatures
   };
   static const char* FeatureName(Feature f);
@@ -103,7 +108,8 @@ class BlendModel : public Model {
   // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
   // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
   // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step;
-  // with the profile component its table's part ends the row.
+  // with the profile component its table's part comes next. With the ials component, its user
+  // and item parts end the rows.
   // Decoding checks every part of a row before it decodes any, and refuses (DataLoss, the row left
   // as it was) what a part's own decoder refuses, a transition to a row that is not an item, and
   // a count, total, trending count or accumulator that is not finite and >= 0.
@@ -119,7 +125,7 @@ class BlendModel : public Model {
   // parameters that merge by summing changes, so ReplicaItemWidth() stays 0.
   kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }
   const float* UserVector(int32_t row) const override { return bpr_.UserVector(row); }
-  int64_t NonFiniteSkips() const override { return bpr_.NonFiniteSkips(); }
+  int64_t NonFiniteSkips() const override { return bpr_.NonFiniteSkips() + ials_.NonFiniteSkips(); }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
   void set_dirty_items(DirtyRows* dirty) override {
@@ -127,6 +133,7 @@ class BlendModel : public Model {
     bpr_.set_dirty_items(dirty);
     cooc_.set_dirty_items(dirty);
     profile_.set_dirty_items(dirty);
+    ials_.set_dirty_items(dirty);
   }
 
   // The ranker's weight of each feature, in the order of features(); with blend.cold_events a
@@ -159,7 +166,7 @@ class BlendModel : public Model {
   // A checked item row, pointing into its value: the parts, the n transitions (packed (item,
   // count) pairs), the trending count and, in row 0, the ranker.
   struct ItemRow {
-    absl::string_view bpr, cooc, profile;
+    absl::string_view bpr, cooc, profile, ials;
     float total = 0;
     uint64_t n = 0;
     const char* pairs = nullptr;
@@ -207,6 +214,7 @@ class BlendModel : public Model {
   BprModel bpr_;
   CoocModel cooc_;
   CoocModel profile_;  // the profile component's table
+  IalsModel ials_;     // the ials component
   Sessions sessions_;
   int32_t items_ = 0;
   int64_t clock_ = 0;   // events learnt (the trending clock)

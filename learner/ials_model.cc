@@ -204,16 +204,25 @@ void IalsModel::EncodeItem(int32_t row, std::string* out) const {
   w.PutArray(absl::MakeConstSpan(item_users_[row]));
 }
 
-absl::Status IalsModel::DecodeUser(int32_t row, absl::string_view in) {
+absl::Status IalsModel::CheckUser(int32_t row, absl::string_view in) const {
   const internal::RowName name{"ials", "user", row};
   if (in.size() != static_cast<size_t>(dim_) * sizeof(float)) {
     return internal::BadRow(name,
                             absl::StrCat(in.size(), " bytes do not hold a d=", dim_, " vector"));
   }
-  FRESHET_RETURN_IF_ERROR(
-      internal::CheckParameters(name, "vector", in.data(), static_cast<size_t>(dim_)));
+  return internal::CheckParameters(name, "vector", in.data(), static_cast<size_t>(dim_));
+}
+
+absl::Status IalsModel::DecodeUser(int32_t row, absl::string_view in) {
+  FRESHET_RETURN_IF_ERROR(CheckUser(row, in));
   std::memcpy(users_.Row(row), in.data(), in.size());
   return absl::OkStatus();
+}
+
+absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in) const {
+  const char *vector = nullptr, *users = nullptr;
+  uint64_t count = 0;
+  return CheckItem(row, in, /*served=*/false, &vector, &users, &count);
 }
 
 absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in, bool served,

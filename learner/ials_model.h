@@ -48,6 +48,10 @@ class IalsModel : public Model {
   // in a vector, and an item's latest users beyond ials.window or not user rows.
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
+  // What DecodeUser()/DecodeItem() would answer, without writing anything: composite models check
+  // every part of a row before they decode any.
+  absl::Status CheckUser(int32_t row, absl::string_view in) const;
+  absl::Status CheckItem(int32_t row, absl::string_view in) const;
   // The vector alone: a replica scores with it and never solves an item (its latest users may be
   // rows the replica does not have).
   absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;

@@ -30,8 +30,8 @@
 namespace freshet::learner {
 namespace {
 
-// "blend-all": the blend with every component (the profile part ends its item rows) and all three
-// weight sets.
+// "blend-all": the blend with every component (the profile and ials parts end its rows) and all
+// three weight sets.
 constexpr const char* kAlgorithms[] = {"bpr",   "ials",       "cooc",     "hybrid",
                                        "blend", "popularity", "blend-all"};
 constexpr int kNumAlgorithms = sizeof(kAlgorithms) / sizeof(kAlgorithms[0]);
@@ -60,7 +60,7 @@ Pair* Build(const char* name) {
   if (absl::string_view(name) == "blend-all") {
     algorithm = "blend";
     config.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials";
     config.blend_cold_events = 5;
     config.blend_session_start = true;
   }

@@ -205,6 +205,30 @@ TEST_F(BlendTest, ProfilePairsItemsAcrossSessions) {
   }
 }
 
+// The ials component is the ials model: alone in the blend (no ranker steps with one feature, a
+// positive weight) it ranks every user's items as the ials model learnt from the same stream does.
+TEST_F(BlendTest, TheIalsComponentRanksAsTheIalsModel) {
+  config::Config config;
+  config.dim = 16;
+  config.blend_features = "ials";
+  const auto events = MakeStream(0.3, 5, 5000);
+  const auto blend = Learnt(events, config);
+  auto ials = Learner::Create("ials", config, backend_.get());
+  ASSERT_TRUE(ials.ok());
+  (*ials)->ApplyBatch(events);
+  int compared = 0;
+  for (int u = 0; u < 500; u += 11) {
+    const std::string user = absl::StrCat("u", u);
+    Recommendation a, b;
+    if (!blend->Recommend(user, 10, true, &a).ok()) continue;
+    ASSERT_TRUE((*ials)->Recommend(user, 10, true, &b).ok());
+    ASSERT_EQ(a.items.size(), b.items.size());
+    for (size_t r = 0; r < a.items.size(); ++r) EXPECT_EQ(a.items[r].item, b.items[r].item) << user;
+    ++compared;
+  }
+  EXPECT_GT(compared, 20);
+}
+
 class BlendRoundTripTest : public BlendTest, public ::testing::WithParamInterface<int> {};
 
 // 0: the defaults; 1: three weight sets, sampled steps, log sparse scores and every component.
@@ -219,7 +243,7 @@ TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
     config.blend_sparse_transform = "log";
     config.blend_session_start = true;
     config.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials";
   }
   const auto original = Learnt(MakeStream(0.5, 9, 8000), config);
   auto loaded = Learner::Create("blend", config, backend_.get());
@@ -268,6 +292,12 @@ TEST_F(BlendTest, UnknownFeaturesAreRefused) {
   EXPECT_TRUE(Learner::Create("blend", config, backend_.get()).ok());
   config.blend_features = "last,long_term";
   EXPECT_TRUE(Learner::Create("blend", config, backend_.get()).ok());
+  // The error names every valid component.
+  config.blend_features = "nope";
+  const std::string message(Learner::Create("blend", config, backend_.get()).status().message());
+  for (const char* name : {"bpr", "transitions", "long_term", "profile", "ials"}) {
+    EXPECT_NE(message.find(name), std::string::npos) << message;
+  }
 }
 
 // Two users each make two events: one a few seconds apart, one two hours apart. With a one-hour

@@ -45,12 +45,13 @@ config::Config SmallConfig() {
   return c;
 }
 
-// "blend-all": the blend with every component (the profile part ends its item rows) and all three
-// weight sets.
+// "blend-all": the blend with every component (the profile and ials parts end its rows) and all
+// three weight sets.
 config::Config ConfigFor(const std::string& algorithm) {
   config::Config c = SmallConfig();
   if (algorithm == "blend-all") {
-    c.blend_features = "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile";
+    c.blend_features =
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials";
     c.blend_cold_events = 5;
     c.blend_session_start = true;
   }
@@ -175,6 +176,8 @@ std::vector<Field> UserFields(const std::string& algorithm, const std::string& b
     Session(Part(bytes, &at), &out);
   }
   if (IsBlend(algorithm)) Session(Part(bytes, &at), &out);
+  if (algorithm == "blend-all")
+    Floats("ials user vector", Part(bytes, &at), dim, Kind::kFloat, &out);
   return out;
 }
 
@@ -206,7 +209,10 @@ std::vector<Field> ItemFields(const std::string& algorithm, const std::string& b
       out.push_back({"ranker steps", at + 8 * features, Kind::kNonNegativeInt64});
       at += 8 * features + 8;
     }
-    if (algorithm == "blend-all") CoocItem(bytes, Part(bytes, &at), &out);
+    if (algorithm == "blend-all") {
+      CoocItem(bytes, Part(bytes, &at), &out);
+      Floats("ials item vector", Part(bytes, &at), dim, Kind::kFloat, &out);
+    }
   }
   return out;
 }
