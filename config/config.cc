@@ -204,12 +204,14 @@ const std::vector<KeyImpl>& Registry() {
                "sessions and do not co-occur; 0: no sessions"),
       FloatKey("hybrid.cooc_weight", &Config::hybrid_cooc_weight, 0, 1e6,
                "weight of the cooc score beside the bpr score in the hybrid model"),
-      StringKey("blend.features", &Config::blend_features,
-                "components the blend scores with, comma-separated: bpr, cooc, history (cooc over "
-                "the whole recent history), transitions, popularity (all-time), trending (recent "
-                "popularity), last (cooc from the latest item alone), long_term (bpr's long-term "
-                "user vector alone), profile (co-occurrence within whole recent histories, across "
-                "sessions), ials (the ials embedding model)"),
+      StringKey(
+          "blend.features", &Config::blend_features,
+          "components the blend scores with, comma-separated: bpr, cooc, history (cooc over "
+          "the whole recent history), transitions, popularity (all-time), trending (recent "
+          "popularity), last (cooc from the latest item alone), long_term (bpr's long-term "
+          "user vector alone), profile (co-occurrence within whole recent histories, across "
+          "sessions), ials (the ials embedding model), ease (EASE item-item weights fitted to the "
+          "profile table)"),
       FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
                "weight of the co-occurrences of the history item k steps back = decay^k"),
       IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,
@@ -246,6 +248,14 @@ const std::vector<KeyImpl>& Registry() {
                 "scores of the sparse components (cooc, history, transitions, last, profile) "
                 "before they are standardised: linear, or log (log(1 + x / mean of the positive "
                 "scores))"),
+      IntKey("blend.ease_items", &Config::blend_ease_items, 2, 8192,
+             "the ease component fits its item-item weights over this many items, those with "
+             "the most interactions (a fit costs the cube of this in time and 8 times its "
+             "square in bytes)"),
+      FloatKey("blend.ease_lambda", &Config::blend_ease_lambda, 1e-3, 1e12,
+               "ridge term added to the diagonal of the ease component's Gramian"),
+      IntKey("blend.ease_refit", &Config::blend_ease_refit, 1, 1 << 30,
+             "events between two fits of the ease component (and one when a state is loaded)"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

@@ -87,6 +87,9 @@ struct Config {
   int blend_cold_events = 0;  // users with fewer earlier events get weights of their own; 0: none
   bool blend_session_start = false;  // users starting a session get weights of their own
   std::string blend_sparse_transform = "linear";  // "linear" or "log" (log1p(x / mean of x > 0))
+  int blend_ease_items = 2000;                    // the ease component's fit: items counted most
+  double blend_ease_lambda = 200;                 // its ridge term
+  int blend_ease_refit = 5000;                    // events between fits
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

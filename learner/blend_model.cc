@@ -23,9 +23,9 @@ namespace {
 constexpr float kAdagradEpsilon = 1e-6f;
 constexpr const char* kFeatureNames[] = {"bpr",        "cooc",     "history", "transitions",
                                          "popularity", "trending", "last",    "long_term",
-                                         "profile",    "ials"};
+                                         "profile",    "ials",     "ease"};
 // Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
-constexpr float kInitialWeights[] = {1.0f,  1.0f,  0.5f,  1.0f,  0.25f,
+constexpr float kInitialWeights[] = {1.0f,  1.0f,  0.5f,  1.0f,  0.25f, 0.25f,
                                      0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
 
 config::Config CoocConfig(config::Config config) {
@@ -95,7 +95,7 @@ BlendModel::BlendModel(const config::Config& config, std::vector<Feature> featur
 void BlendModel::Grow(int32_t users, int32_t items) {
   if (UsesBpr()) bpr_.Grow(users, items);
   if (UsesCooc()) cooc_.Grow(users, items);
-  if (Uses(kProfile)) profile_.Grow(users, items);
+  if (UsesProfileTable()) profile_.Grow(users, items);
   if (Uses(kIals)) ials_.Grow(users, items);
   sessions_.Grow(users);
   next_.resize(static_cast<size_t>(items));
@@ -121,7 +121,7 @@ void BlendModel::Learn(const Interaction& event) {
   }
   if (UsesBpr()) bpr_.Learn(event);
   if (UsesCooc()) cooc_.Learn(event);
-  if (Uses(kProfile)) profile_.Learn(event);
+  if (UsesProfileTable()) profile_.Learn(event);
   if (Uses(kIals)) ials_.Learn(event);
   const int session = sessions_.Items(event.user, event.ts_ms);
   sessions_.Count(event.user, event.ts_ms);
@@ -133,6 +133,14 @@ void BlendModel::Learn(const Interaction& event) {
   if (Uses(kTrending)) {
     trend_[event.item] = Trending(event.item) + event.weight;
     trend_at_[event.item] = clock_;
+  }
+  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) FitEase(event.catalog);
+}
+
+void BlendModel::FitEase(int32_t catalog) {
+  ease_fit_at_ = clock_;
+  if (!ease_.Fit(profile_, catalog, config_.blend_ease_items, config_.blend_ease_lambda)) {
+    ++ease_fits_refused_;
   }
 }
 
@@ -204,6 +212,10 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
       return;
     case kIals:
       ials_.ScoreAll(query, out);
+      return;
+    case kEase:
+      std::fill(out.begin(), out.end(), 0.0f);
+      ease_.AddScores(query.recent, config_.history_recent, out);
       return;
     case kLongTerm: {
       const float* user = bpr_.UserVector(query.user);
@@ -524,6 +536,14 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
   std::vector<float> ials_vector;
   const kernels::ItemMatrixView ials_items = ials_.ScoringMatrix();
   if (Uses(kIals)) ials_.QueryVector(query, &ials_vector);
+  // ease at its fitted items (the others score 0), in a catalog-wide scratch cleared after use.
+  if (Uses(kEase)) {
+    if (ease_scores_.size() < static_cast<size_t>(catalog)) {
+      ease_scores_.resize(static_cast<size_t>(catalog), 0.0f);
+    }
+    ease_.AddScores(event.recent, config_.history_recent,
+                    absl::MakeSpan(ease_scores_.data(), static_cast<size_t>(catalog)));
+  }
   const float* user_vector = Uses(kLongTerm) ? bpr_.UserVector(event.user) : nullptr;
   const auto raw = [&](Feature feature, int32_t i) -> float {
     switch (feature) {
@@ -538,6 +558,8 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
         return static_cast<float>(std::log1p(popularity_->Value(i)));
       case kTrending:
         return std::log1p(Trending(i));
+      case kEase:
+        return ease_scores_[i];
       case kIals:
         return internal::Dot(ials_vector.data(), ials_items.vectors + i * ials_items.stride,
                              static_cast<int>(ials_items.stride)) +
@@ -570,6 +592,11 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
   }
 
   for (size_t c = 0; c < certain; ++c) chosen_[candidates_[c]] = 0;
+  if (Uses(kEase)) {
+    for (int32_t i : ease_.items()) {
+      if (i < catalog) ease_scores_[i] = 0.0f;
+    }
+  }
 
   // The same gradient as a full step, E_p[z] - z_true, with p over the weighted candidates.
   const Context context = EventContext(event);
@@ -666,7 +693,7 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
     }
     w.Put(ranker_steps_);
   }
-  if (Uses(kProfile)) {
+  if (UsesProfileTable()) {
     part.clear();
     profile_.EncodeItem(row, &part);
     w.PutString(part);
@@ -699,13 +726,13 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
     }
     if (!r.Get(&out->ranker_steps)) return malformed("ranker");
   }
-  if (Uses(kProfile) && !r.GetStringView(&out->profile)) return malformed("profile part");
+  if (UsesProfileTable() && !r.GetStringView(&out->profile)) return malformed("profile part");
   if (Uses(kIals) && !r.GetStringView(&out->ials)) return malformed("ials part");
   if (!r.done()) return malformed("row");
 
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
-  if (Uses(kProfile)) FRESHET_RETURN_IF_ERROR(profile_.CheckItem(row, out->profile));
+  if (UsesProfileTable()) FRESHET_RETURN_IF_ERROR(profile_.CheckItem(row, out->profile));
   if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.CheckItem(row, out->ials));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
   FRESHET_RETURN_IF_ERROR(
@@ -733,7 +760,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
   FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
-  if (Uses(kProfile)) FRESHET_RETURN_IF_ERROR(profile_.DecodeItem(row, parsed.profile));
+  if (UsesProfileTable()) FRESHET_RETURN_IF_ERROR(profile_.DecodeItem(row, parsed.profile));
   if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.DecodeItem(row, parsed.ials));
   internal::DecodeItemWeights(parsed.pairs, parsed.n, &next_[row]);
   out_[row] = parsed.total;
@@ -750,9 +777,11 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
 void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
   if (UsesBpr()) bpr_.FinishLoad(users, items, events);
   if (UsesCooc()) cooc_.FinishLoad(users, items, events);
-  if (Uses(kProfile)) profile_.FinishLoad(users, items, events);
+  if (UsesProfileTable()) profile_.FinishLoad(users, items, events);
   if (Uses(kIals)) ials_.FinishLoad(users, items, events);
   clock_ = events;
+  // Not persisted: fitted again from the loaded profile table.
+  if (Uses(kEase)) FitEase(items);
   budget_ = 0;
   transition_pairs_ = 0;
   for (const auto& map : next_) transition_pairs_ += static_cast<int64_t>(map.size());
@@ -768,7 +797,8 @@ int64_t BlendModel::BytesPerItem() const {
   const int64_t pair_bytes =
       transition_pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
   return (UsesBpr() ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
-         (Uses(kProfile) ? profile_.BytesPerItem() : 0) + (Uses(kIals) ? ials_.BytesPerItem() : 0) +
+         (UsesProfileTable() ? profile_.BytesPerItem() : 0) +
+         (Uses(kIals) ? ials_.BytesPerItem() : 0) + (Uses(kEase) ? ease_.Bytes() / items : 0) +
          pair_bytes / items +
          static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));
 }

@@ -20,6 +20,10 @@
 //   ials         the ials model (learner/ials_model.h) with its popularity prior: a second
 //                embedding model, fitted by least squares to the user's recent items where bpr
 //                steps on sampled pairs, so the two err differently
+//   ease         EASE item-item weights (learner/ease.h) fitted in closed form to the profile
+//                table over its blend.ease_items most counted items, every blend.ease_refit events
+//                and when a state is loaded (the weights are not persisted), scored over the
+//                user's recent history: pairs net of what the user's other items explain
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
 // after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
@@ -65,6 +69,7 @@
 #include "config/config.h"
 #include "learner/bpr_model.h"
 #include "learner/cooc_model.h"
+#include "learner/ease.h"
 #include "learner/ials_model.h"
 #include "learner/model.h"
 #include "learner/popularity.h"
@@ -86,6 +91,7 @@ class BlendModel : public Model {
     kLongTerm,
     kProfile,
     kIals,
+    kEase,
     kNumFeatures
   };
   static const char* FeatureName(Feature f);
@@ -146,6 +152,9 @@ class BlendModel : public Model {
   bool Uses(Feature f) const { return uses_[f]; }
   bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory] || uses_[kLast]; }
   bool UsesBpr() const { return uses_[kBpr] || uses_[kLongTerm]; }
+  bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase]; }
+  // Fits ease over rows [0, catalog) of the profile table (blend.ease_*).
+  void FitEase(int32_t catalog);
   // Which weight sets apply to a query or an event (blend.cold_events, blend.session_start).
   struct Context {
     bool cold = false;
@@ -215,6 +224,10 @@ class BlendModel : public Model {
   CoocModel cooc_;
   CoocModel profile_;  // the profile component's table
   IalsModel ials_;     // the ials component
+  Ease ease_;          // the ease component, fitted to profile_
+  int64_t ease_fit_at_ = 0;
+  int64_t ease_fits_refused_ = 0;
+  std::vector<float> ease_scores_;  // sampled steps: ease at its fitted items, else 0
   Sessions sessions_;
   int32_t items_ = 0;
   int64_t clock_ = 0;   // events learnt (the trending clock)

@@ -63,6 +63,8 @@ class CoocModel : public Model {
   const absl::flat_hash_map<int32_t, float>& neighbours(int32_t item) const {
     return neighbours_[item];
   }
+  // Interactions counted for `item` (a row below the grown size).
+  int64_t count(int32_t item) const { return counts_[item]; }
 
  private:
   // A checked item row: its count and its n neighbours, packed (item, weight) pairs inside `in`.

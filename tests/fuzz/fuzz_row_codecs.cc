@@ -60,7 +60,7 @@ Pair* Build(const char* name) {
   if (absl::string_view(name) == "blend-all") {
     algorithm = "blend";
     config.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
     config.blend_cold_events = 5;
     config.blend_session_start = true;
   }

@@ -243,7 +243,11 @@ TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
     config.blend_sparse_transform = "log";
     config.blend_session_start = true;
     config.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
+    // ease is fitted again when loaded, from the loaded table: fitted after every event, the
+    // learner's latest fit is of the same table.
+    config.blend_ease_items = 64;
+    config.blend_ease_refit = 1;
   }
   const auto original = Learnt(MakeStream(0.5, 9, 8000), config);
   auto loaded = Learner::Create("blend", config, backend_.get());
@@ -295,7 +299,7 @@ TEST_F(BlendTest, UnknownFeaturesAreRefused) {
   // The error names every valid component.
   config.blend_features = "nope";
   const std::string message(Learner::Create("blend", config, backend_.get()).status().message());
-  for (const char* name : {"bpr", "transitions", "long_term", "profile", "ials"}) {
+  for (const char* name : {"bpr", "transitions", "long_term", "profile", "ials", "ease"}) {
     EXPECT_NE(message.find(name), std::string::npos) << message;
   }
 }

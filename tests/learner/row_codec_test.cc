@@ -51,9 +51,10 @@ config::Config ConfigFor(const std::string& algorithm) {
   config::Config c = SmallConfig();
   if (algorithm == "blend-all") {
     c.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
     c.blend_cold_events = 5;
     c.blend_session_start = true;
+    c.blend_ease_refit = 1;  // a loaded state refits ease: the same fit as after the last event
   }
   return c;
 }

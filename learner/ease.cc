@@ -1,0 +1,88 @@
+#include "learner/ease.h"
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <Eigen/LU>
+#include <algorithm>
+#include <cmath>
+
+namespace freshet::learner {
+
+bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double lambda) {
+  // The items counted most, then in row order.
+  std::vector<int32_t> items;
+  for (int32_t i = 0; i < catalog; ++i) {
+    if (table.count(i) > 0) items.push_back(i);
+  }
+  const size_t m = std::min(items.size(), static_cast<size_t>(std::max(max_items, 0)));
+  const auto more = [&](int32_t a, int32_t b) {
+    return table.count(a) > table.count(b) || (table.count(a) == table.count(b) && a < b);
+  };
+  std::nth_element(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(m), items.end(),
+                   more);
+  items.resize(m);
+  std::sort(items.begin(), items.end());
+  std::vector<int32_t> index(static_cast<size_t>(catalog), -1);
+  for (size_t a = 0; a < m; ++a) index[items[a]] = static_cast<int32_t>(a);
+
+  const Eigen::Index n = static_cast<Eigen::Index>(m);
+  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index a = 0; a < n; ++a) {
+    for (const auto& [other, weight] : table.neighbours(items[static_cast<size_t>(a)])) {
+      if (other < 0 || other >= catalog || index[other] < 0) continue;
+      gram(a, index[other]) += 0.5 * weight;
+      gram(index[other], a) += 0.5 * weight;
+    }
+  }
+  for (Eigen::Index a = 0; a < n; ++a) {
+    gram(a, a) = static_cast<double>(table.count(items[static_cast<size_t>(a)])) + lambda;
+  }
+  Eigen::MatrixXd inverse;
+  const Eigen::LLT<Eigen::MatrixXd> llt(gram);
+  if (llt.info() == Eigen::Success) {
+    inverse = llt.solve(Eigen::MatrixXd::Identity(n, n));
+  } else {
+    // Pair weights within windows need not make a positive definite Gramian.
+    inverse = gram.partialPivLu().inverse();
+  }
+  std::vector<float> weights(m * m);
+  for (Eigen::Index b = 0; b < n; ++b) {
+    const double diagonal = inverse(b, b);
+    if (!std::isfinite(diagonal) || diagonal == 0) return false;
+    for (Eigen::Index a = 0; a < n; ++a) {
+      const double w = a == b ? 0.0 : -inverse(a, b) / diagonal;
+      if (!std::isfinite(w)) return false;
+      weights[static_cast<size_t>(a) * m + static_cast<size_t>(b)] = static_cast<float>(w);
+    }
+  }
+  items_ = std::move(items);
+  index_ = std::move(index);
+  weights_ = std::move(weights);
+  return true;
+}
+
+void Ease::AddScores(absl::Span<const int32_t> recent, int window, absl::Span<float> scores) const {
+  const size_t m = items_.size();
+  const int n = std::min<int>(window, static_cast<int>(recent.size()));
+  for (int k = 0; k < n; ++k) {
+    const int32_t a = IndexOf(recent[recent.size() - 1 - k]);
+    if (a < 0) continue;
+    const float* row = weights_.data() + static_cast<size_t>(a) * m;
+    for (size_t b = 0; b < m; ++b) {
+      if (static_cast<size_t>(items_[b]) < scores.size()) scores[items_[b]] += row[b];
+    }
+  }
+}
+
+float Ease::Weight(int32_t from, int32_t to) const {
+  const int32_t a = IndexOf(from), b = IndexOf(to);
+  if (a < 0 || b < 0) return 0.0f;
+  return weights_[static_cast<size_t>(a) * items_.size() + static_cast<size_t>(b)];
+}
+
+int64_t Ease::Bytes() const {
+  return static_cast<int64_t>(weights_.capacity() * sizeof(float) +
+                              (items_.capacity() + index_.capacity()) * sizeof(int32_t));
+}
+
+}  // namespace freshet::learner

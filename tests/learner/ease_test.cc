@@ -1,0 +1,103 @@
+// Ease fits the closed form of EASE to a co-occurrence table, over the items counted most.
+#include "learner/ease.h"
+
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "learner/cooc_model.h"
+#include "learner/popularity.h"
+
+namespace freshet::learner {
+namespace {
+
+class EaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto backend = kernels::CreateBackend("cpu");
+    ASSERT_TRUE(backend.ok());
+    backend_ = std::move(*backend);
+    config::Config config;
+    config.cooc_window = 8;
+    config.cooc_decay = 1.0f;
+    config.cooc_session_gap_s = 0;
+    table_ = std::make_unique<CoocModel>(config, &popularity_, backend_.get());
+    table_->Grow(100, kItems);
+    popularity_.Resize(kItems);
+  }
+  // One user's events, in order: each pairs with the user's earlier items.
+  void User(const std::vector<int32_t>& items) {
+    std::vector<int32_t> recent;
+    for (int32_t item : items) {
+      table_->Learn(Interaction{users_, item, 1.0f, ++ts_, recent, kItems});
+      recent.push_back(item);
+    }
+    ++users_;
+  }
+
+  static constexpr int32_t kItems = 4;
+  Popularity popularity_{0};
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<CoocModel> table_;
+  int32_t users_ = 0;
+  int64_t ts_ = 0;
+};
+
+// With two items G = [[c0 + l, w], [w, c1 + l]], whose inverse gives B(0, 1) = w / (c0 + l) and
+// B(1, 0) = w / (c1 + l): the weight of a pair, relative to how common the item it is read from is.
+TEST_F(EaseTest, TwoItemsGiveTheClosedForm) {
+  for (int u = 0; u < 10; ++u) User({0, 1});
+  for (int u = 0; u < 5; ++u) User({0});
+  Ease ease;
+  ASSERT_TRUE(ease.Fit(*table_, kItems, 100, /*lambda=*/5.0));
+  EXPECT_EQ(ease.items(), (std::vector<int32_t>{0, 1}));  // items 2 and 3 were never counted
+  EXPECT_NEAR(ease.Weight(0, 1), 10.0 / (15 + 5), 1e-6);
+  EXPECT_NEAR(ease.Weight(1, 0), 10.0 / (10 + 5), 1e-6);
+  EXPECT_EQ(ease.Weight(0, 0), 0.0f);
+  EXPECT_EQ(ease.Weight(0, 2), 0.0f);
+}
+
+// Over three items the weights differ from the counts': x goes with both a common item h and y,
+// and h with everything. B(x, y) explains y by x, net of what h explains, so y outranks h for a
+// user who took x, although h co-occurs with x as often as y does.
+TEST_F(EaseTest, AnItemThatGoesWithEverythingIsDiscounted) {
+  for (int u = 0; u < 10; ++u) User({0, 1, 2});  // h = 0, x = 1, y = 2
+  for (int u = 0; u < 30; ++u) User({0, 3});
+  Ease ease;
+  ASSERT_TRUE(ease.Fit(*table_, kItems, 100, /*lambda=*/5.0));
+  EXPECT_EQ(table_->neighbours(1).at(0), table_->neighbours(1).at(2));  // the same counts
+  std::vector<float> scores(kItems, 0.0f);
+  const std::vector<int32_t> recent{1};
+  ease.AddScores(recent, 8, absl::MakeSpan(scores));
+  EXPECT_GT(scores[2], scores[0]);
+  EXPECT_EQ(scores[1], 0.0f);  // an item never predicts itself
+}
+
+// With room for fewer items than were counted, the least counted are left out: they score 0 and
+// their rows add nothing.
+TEST_F(EaseTest, OnlyTheItemsCountedMostAreFitted) {
+  for (int u = 0; u < 10; ++u) User({0, 1, 2});
+  for (int u = 0; u < 10; ++u) User({0, 1});
+  Ease ease;
+  ASSERT_TRUE(ease.Fit(*table_, kItems, 2, /*lambda=*/5.0));
+  EXPECT_EQ(ease.items(), (std::vector<int32_t>{0, 1}));
+  std::vector<float> scores(kItems, 0.0f);
+  const std::vector<int32_t> recent{2, 0};
+  ease.AddScores(recent, 8, absl::MakeSpan(scores));
+  EXPECT_EQ(scores[2], 0.0f);
+  EXPECT_NEAR(scores[1], ease.Weight(0, 1), 1e-6);
+  // A window of one reads only the newest item.
+  std::vector<float> last(kItems, 0.0f);
+  const std::vector<int32_t> newest_unfitted{0, 2};
+  ease.AddScores(newest_unfitted, 1, absl::MakeSpan(last));
+  EXPECT_EQ(last, std::vector<float>(kItems, 0.0f));
+  // Scores only reach the rows given.
+  std::vector<float> short_scores(1, 0.0f);
+  ease.AddScores(recent, 8, absl::MakeSpan(short_scores));
+  EXPECT_EQ(short_scores[0], 0.0f);
+}
+
+}  // namespace
+}  // namespace freshet::learner
