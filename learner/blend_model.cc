@@ -705,7 +705,8 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
   }
 }
 
-absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* out) const {
+absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, bool served,
+                                   ItemRow* out) const {
   const internal::RowName name{"blend", "item", row};
   const auto malformed = [&](absl::string_view what) {
     return internal::BadRow(name, absl::StrCat("malformed ", what, " (", in.size(), " bytes)"));
@@ -733,7 +734,7 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
   if (UsesProfileTable()) FRESHET_RETURN_IF_ERROR(profile_.CheckItem(row, out->profile));
-  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.CheckItem(row, out->ials));
+  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.CheckItem(row, out->ials, served));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
   FRESHET_RETURN_IF_ERROR(
       internal::CheckItemWeights(name, "transition", out->pairs, out->n, items));
@@ -755,13 +756,24 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, ItemRow* o
 }
 
 absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
+  return DecodeItem(row, in, /*served=*/false);
+}
+
+absl::Status BlendModel::DecodeServedItem(int32_t row, absl::string_view in) {
+  return DecodeItem(row, in, /*served=*/true);
+}
+
+absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in, bool served) {
   // Every part is checked before any is decoded, so a refused row changes none.
   ItemRow parsed;
-  FRESHET_RETURN_IF_ERROR(ParseItem(row, in, &parsed));
+  FRESHET_RETURN_IF_ERROR(ParseItem(row, in, served, &parsed));
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
   if (UsesProfileTable()) FRESHET_RETURN_IF_ERROR(profile_.DecodeItem(row, parsed.profile));
-  if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.DecodeItem(row, parsed.ials));
+  if (Uses(kIals)) {
+    FRESHET_RETURN_IF_ERROR(served ? ials_.DecodeServedItem(row, parsed.ials)
+                                   : ials_.DecodeItem(row, parsed.ials));
+  }
   internal::DecodeItemWeights(parsed.pairs, parsed.n, &next_[row]);
   out_[row] = parsed.total;
   trend_[row] = parsed.trend;
@@ -772,6 +784,11 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in) {
     ranker_steps_ = parsed.ranker_steps;
   }
   return absl::OkStatus();
+}
+
+void BlendModel::FollowEvents(int64_t events) {
+  clock_ = events;
+  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) FitEase(items_);
 }
 
 void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {

@@ -123,15 +123,22 @@ class BlendModel : public Model {
   void EncodeItem(int32_t row, std::string* out) const override;
   absl::Status DecodeUser(int32_t row, absl::string_view in) override;
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
-  // The trending clock follows the learner's (a serving replica).
-  void FollowEvents(int64_t events) override { clock_ = events; }
+  // As DecodeItem(); the ials part's latest users need not be rows here (ials's own).
+  absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
+  // The trending clock follows the learner's (a serving replica); ease is fitted to the followed
+  // profile table as often as the learner fits it.
+  void FollowEvents(int64_t events) override;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   // Replicas cannot carry the blend: its cooc and transition tables and its ranker are not
   // parameters that merge by summing changes, so ReplicaItemWidth() stays 0.
   kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }
   const float* UserVector(int32_t row) const override { return bpr_.UserVector(row); }
-  int64_t NonFiniteSkips() const override { return bpr_.NonFiniteSkips() + ials_.NonFiniteSkips(); }
+  // The components' skips, and each ease fit refused for a non-finite solution (the earlier fit
+  // kept).
+  int64_t NonFiniteSkips() const override {
+    return bpr_.NonFiniteSkips() + ials_.NonFiniteSkips() + ease_fits_refused_;
+  }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
   void set_dirty_items(DirtyRows* dirty) override {
@@ -185,7 +192,9 @@ class BlendModel : public Model {
     float accumulators[3 * kNumFeatures] = {};
     int64_t ranker_steps = 0;
   };
-  absl::Status ParseItem(int32_t row, absl::string_view in, ItemRow* out) const;
+  // `served`: the row of a serving replica (DecodeServedItem()).
+  absl::Status ParseItem(int32_t row, absl::string_view in, bool served, ItemRow* out) const;
+  absl::Status DecodeItem(int32_t row, absl::string_view in, bool served);
   // A step on a sample of the catalog (blend.sample > 0, see the class comment).
   void SampledRankerStep(const Interaction& event);
   // Whether a user with these latest items takes the cold weight set too.

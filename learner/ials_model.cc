@@ -219,10 +219,10 @@ absl::Status IalsModel::DecodeUser(int32_t row, absl::string_view in) {
   return absl::OkStatus();
 }
 
-absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in) const {
+absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in, bool served) const {
   const char *vector = nullptr, *users = nullptr;
   uint64_t count = 0;
-  return CheckItem(row, in, /*served=*/false, &vector, &users, &count);
+  return CheckItem(row, in, served, &vector, &users, &count);
 }
 
 absl::Status IalsModel::CheckItem(int32_t row, absl::string_view in, bool served,

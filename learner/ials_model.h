@@ -51,7 +51,8 @@ class IalsModel : public Model {
   // What DecodeUser()/DecodeItem() would answer, without writing anything: composite models check
   // every part of a row before they decode any.
   absl::Status CheckUser(int32_t row, absl::string_view in) const;
-  absl::Status CheckItem(int32_t row, absl::string_view in) const;
+  // `served`: as DecodeServedItem() would answer.
+  absl::Status CheckItem(int32_t row, absl::string_view in, bool served = false) const;
   // The vector alone: a replica scores with it and never solves an item (its latest users may be
   // rows the replica does not have).
   absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
