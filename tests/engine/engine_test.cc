@@ -515,9 +515,10 @@ TEST_F(EngineTest, ReadsAnswerWhileARestoreHoldsTheStore) {
   ASSERT_TRUE(RunAll(*engine, MakeEvents(2000, 50, 80, 7)).ok());
   ASSERT_TRUE(engine->CreateSnapshot("before").ok());
   std::promise<void> entered, release;
+  std::atomic<bool> hooked{false};
   std::shared_future<void> released = release.get_future().share();
-  engine->SetRestoreHookForTesting([&entered, released] {
-    entered.set_value();
+  engine->SetRestoreHookForTesting([&entered, &hooked, released] {
+    if (!hooked.exchange(true)) entered.set_value();
     released.wait();
   });
   // A restore needs the ingest loop running: a source with nothing more to give, no exit.
@@ -529,8 +530,12 @@ TEST_F(EngineTest, ReadsAnswerWhileARestoreHoldsTheStore) {
   std::atomic<bool> stop{false};
   absl::Status run_status;
   std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
-  std::thread restore(
-      [&] { EXPECT_TRUE(engine->RestoreSnapshot("before", absl::Seconds(60)).ok()); });
+  std::thread restore([&] {
+    const absl::Status restored = engine->RestoreSnapshot("before", absl::Seconds(60));
+    EXPECT_TRUE(restored.ok()) << restored;
+    // A restore that failed before the hook must not leave the test waiting for it.
+    if (!hooked.exchange(true)) entered.set_value();
+  });
   entered.get_future().wait();
   auto reads = std::async(std::launch::async, [&] {
     RecommendResult result;
