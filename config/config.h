@@ -74,7 +74,7 @@ struct Config {
   float hybrid_cooc_weight = 1.0f;
 
   // [blend] component models combined by a ranker learnt online (learner/blend_model.h)
-  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending";
+  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending,ials";
   float blend_history_decay = 0.95f;       // weight of the history item k steps back = decay^k
   int blend_transition_window = 2;         // latest items whose successors are scored
   float blend_transition_decay = 0.5f;     // weight of the item k steps back = decay^k

@@ -87,6 +87,7 @@ TEST(ConfigTest, TheBlendQualityPresetLoads) {
   EXPECT_EQ(preset->blend_sample, 128);
   EXPECT_NE(preset->blend_features.find("profile"), std::string::npos);
   EXPECT_NE(preset->blend_features.find("ials"), std::string::npos);
+  EXPECT_NE(preset->blend_features.find("ease"), std::string::npos);
   for (const ConfigKey& key : ConfigKeys()) {
     if (absl::StartsWith(key.name, "blend.")) continue;
     EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;
