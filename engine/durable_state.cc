@@ -43,11 +43,14 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
                        options.algorithm, "' with dimension ", options.config.dim,
                        "; use another --data-dir, or --reset to discard the stored state"));
     }
-    if (meta.fingerprint != store::StateFingerprint(options.algorithm, options.config)) {
+    if (meta.fingerprint != store::StateFingerprint(options.algorithm, options.config) &&
+        !(options.algorithm == "blend" &&
+          meta.fingerprint == store::LegacyBlendFingerprint(options.config))) {
       return absl::FailedPreconditionError(absl::StrCat(
           "data directory ", options.data_dir,
-          " was written with a different row layout (e.g. bpr.tied_context); use another "
-          "--data-dir, or --reset to discard the stored state"));
+          " was written with a different row layout (e.g. bpr.tied_context, or blend.features "
+          "and its weight sets: blend.cold_events, blend.session_start); run with the settings "
+          "it was written with, use another --data-dir, or --reset to discard the stored state"));
     }
     const store::StateStore* store = state->store_.get();
     FRESHET_RETURN_IF_ERROR(model->WithLearnerExclusive(

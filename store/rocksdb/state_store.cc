@@ -1,6 +1,7 @@
 #include "store/rocksdb/state_store.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -113,15 +114,39 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool compress) {
 
 }  // namespace
 
-uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& config) {
-  const std::string text =
-      absl::StrCat(algorithm, "|dim=", config.dim, "|tied=", config.bpr_tied_context ? 1 : 0);
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+namespace {
+
+uint64_t Fnv1a(absl::string_view text) {
+  uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : text) {
     h ^= c;
     h *= 0x100000001b3ull;
   }
   return h;
+}
+
+std::string BaseFingerprintText(absl::string_view algorithm, const config::Config& config) {
+  return absl::StrCat(algorithm, "|dim=", config.dim, "|tied=", config.bpr_tied_context ? 1 : 0);
+}
+
+}  // namespace
+
+uint64_t LegacyBlendFingerprint(const config::Config& config) {
+  return Fnv1a(BaseFingerprintText("blend", config));
+}
+
+uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& config) {
+  std::string text = BaseFingerprintText(algorithm, config);
+  if (algorithm == "blend") {
+    // The blend's rows hold a part per component and its ranker a weight per component and set.
+    std::string features = config.blend_features;
+    features.erase(std::remove_if(features.begin(), features.end(),
+                                  [](unsigned char c) { return std::isspace(c) != 0; }),
+                   features.end());
+    absl::StrAppend(&text, "|features=", features, "|cold=", config.blend_cold_events > 0 ? 1 : 0,
+                    "|start=", config.blend_session_start ? 1 : 0);
+  }
+  return Fnv1a(text);
 }
 
 // --- StateBatch ------------------------------------------------------------------------------

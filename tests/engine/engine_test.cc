@@ -595,6 +595,29 @@ TEST_F(EngineTest, RefusesAnotherAlgorithmOrDimensionUnlessReset) {
   EXPECT_EQ((*reset)->AppliedOffset(0, 0), -1);
 }
 
+// A blend state written with other components is refused when opened, naming the settings, not
+// later by its rows.
+TEST_F(EngineTest, RefusesABlendStateOfOtherComponents) {
+  const std::string dir = FreshDir("engine_blend_layout");
+  options_.algorithm = "blend";
+  options_.config.blend_features = "bpr,cooc";
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  options_.data_dir = dir;
+  options_.config.blend_features = "bpr,cooc,ials";
+  auto other = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(other.status())) << other.status();
+  EXPECT_NE(other.status().message().find("blend.features"), absl::string_view::npos)
+      << other.status();
+  options_.config.blend_features = "bpr,cooc";
+  auto same = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ((*same)->stats().events_applied, 300);
+}
+
 TEST_F(EngineTest, HiddenItemsSurviveARestart) {
   const std::string dir = FreshDir("engine_hidden");
   {

@@ -120,6 +120,34 @@ std::unique_ptr<StateStore> StoreWithState(const std::string& dir, const Fixture
   return store;
 }
 
+// blend's fingerprint covers what fixes its rows: its components and whether the cold and the
+// session-start weight sets exist, not its learning settings; other algorithms' fingerprints do
+// not move with blend's keys.
+TEST(StateFingerprintTest, CoversTheBlendsRowLayout) {
+  const config::Config defaults;
+  config::Config two = defaults;
+  two.blend_features = "bpr,cooc";
+  EXPECT_NE(StateFingerprint("blend", two), StateFingerprint("blend", defaults));
+  EXPECT_EQ(StateFingerprint("bpr", two), StateFingerprint("bpr", defaults));
+  config::Config spaced = two;
+  spaced.blend_features = " bpr , cooc";
+  EXPECT_EQ(StateFingerprint("blend", spaced), StateFingerprint("blend", two));
+  config::Config cold = defaults;
+  cold.blend_cold_events = 5;
+  EXPECT_NE(StateFingerprint("blend", cold), StateFingerprint("blend", defaults));
+  config::Config colder = cold;
+  colder.blend_cold_events = 20;
+  EXPECT_EQ(StateFingerprint("blend", colder), StateFingerprint("blend", cold));
+  config::Config start = defaults;
+  start.blend_session_start = true;
+  EXPECT_NE(StateFingerprint("blend", start), StateFingerprint("blend", defaults));
+  config::Config tuned = defaults;
+  tuned.blend_lr = 0.05f;
+  tuned.blend_ease_lambda = 10;
+  EXPECT_EQ(StateFingerprint("blend", tuned), StateFingerprint("blend", defaults));
+  EXPECT_NE(LegacyBlendFingerprint(defaults), StateFingerprint("blend", defaults));
+}
+
 TEST(StateStoreTest, CorruptUserValueIsDataLossNamingTheKey) {
   Fixture f;
   auto store = StoreWithState(FreshDir("corrupt_user"), f);
