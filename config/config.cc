@@ -250,7 +250,7 @@ const std::vector<KeyImpl>& Registry() {
                 "scores))"),
       IntKey("blend.ease_items", &Config::blend_ease_items, 2, 8192,
              "the ease component fits its item-item weights over this many items, those with "
-             "the most interactions (a fit costs the cube of this in time and 8 times its "
+             "the most interactions (a fit costs the cube of this in time and 16 times its "
              "square in bytes)"),
       FloatKey("blend.ease_lambda", &Config::blend_ease_lambda, 1e-3, 1e12,
                "ridge term added to the diagonal of the ease component's Gramian"),

@@ -114,8 +114,8 @@ class BlendModel : public Model {
   // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
   // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
   // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step;
-  // with the profile component its table's part comes next. With the ials component, its user
-  // and item parts end the rows.
+  // with the profile or the ease component the profile table's part comes next. With the ials
+  // component, its user and item parts end the rows.
   // Decoding checks every part of a row before it decodes any, and refuses (DataLoss, the row left
   // as it was) what a part's own decoder refuses, a transition to a row that is not an item, and
   // a count, total, trending count or accumulator that is not finite and >= 0.
