@@ -43,9 +43,10 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
                        options.algorithm, "' with dimension ", options.config.dim,
                        "; use another --data-dir, or --reset to discard the stored state"));
     }
+    const bool legacy_blend = options.algorithm == "blend" &&
+                              meta.fingerprint == store::LegacyBlendFingerprint(options.config);
     if (meta.fingerprint != store::StateFingerprint(options.algorithm, options.config) &&
-        !(options.algorithm == "blend" &&
-          meta.fingerprint == store::LegacyBlendFingerprint(options.config))) {
+        !legacy_blend) {
       return absl::FailedPreconditionError(absl::StrCat(
           "data directory ", options.data_dir,
           " was written with a different row layout (e.g. bpr.tied_context, or blend.features "
@@ -53,8 +54,19 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
           "it was written with, use another --data-dir, or --reset to discard the stored state"));
     }
     const store::StateStore* store = state->store_.get();
-    FRESHET_RETURN_IF_ERROR(model->WithLearnerExclusive(
-        [store](learner::Learner& l) { return LoadLearner(*store, l); }));
+    const absl::Status load = model->WithLearnerExclusive(
+        [store](learner::Learner& l) { return LoadLearner(*store, l); });
+    if (!load.ok() && legacy_blend && absl::IsDataLoss(load)) {
+      // Its fingerprint does not say which components wrote it.
+      return absl::Status(
+          load.code(),
+          absl::StrCat(load.message(), " (this blend state does not record its blend.features; ",
+                       "if they differ from this run's '", options.config.blend_features,
+                       "' — the defaults gained ials — run with the ones it was written with, ",
+                       "e.g. --set blend.features=bpr,cooc,history,transitions,popularity,"
+                       "trending, or --reset to discard it)"));
+    }
+    FRESHET_RETURN_IF_ERROR(load);
   }
   FRESHET_RETURN_IF_ERROR(state->LoadPositions(meta, *filter));
   *loaded = ToLoadedState(meta);

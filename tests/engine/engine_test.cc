@@ -618,6 +618,38 @@ TEST_F(EngineTest, RefusesABlendStateOfOtherComponents) {
   EXPECT_EQ((*same)->stats().events_applied, 300);
 }
 
+// A blend state written before the fingerprint covered blend's settings opens with the settings it
+// was written with; with others its rows are refused, and the error says what to run with.
+TEST_F(EngineTest, ABlendStateWithTheOldFingerprintSaysWhatToRunWith) {
+  const std::string dir = FreshDir("engine_blend_legacy");
+  options_.algorithm = "blend";
+  options_.config.blend_features = "bpr,cooc";
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  {
+    auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto batch = (*store)->NewBatch();
+    batch->PutIdentity("blend", options_.config.dim, store::LegacyBlendFingerprint(options_.config),
+                       "");
+    ASSERT_TRUE((*store)->Write(batch.get()).ok());
+  }
+  options_.data_dir = dir;
+  {
+    auto same = Engine::Open(options_, backend_.get());
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ((*same)->stats().events_applied, 300);
+  }
+  options_.config.blend_features = "bpr,cooc,ials";
+  auto other = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(absl::IsDataLoss(other.status())) << other.status();
+  EXPECT_NE(other.status().message().find("--set blend.features="), absl::string_view::npos)
+      << other.status();
+}
+
 TEST_F(EngineTest, HiddenItemsSurviveARestart) {
   const std::string dir = FreshDir("engine_hidden");
   {
