@@ -216,15 +216,17 @@ absl::Status DurableState::WriteHiddenItems(const std::vector<std::string>& hidd
 }
 
 absl::Status DurableState::WriteCatalog(
-    const std::vector<std::pair<std::string, std::string>>& encoded) {
+    const std::vector<std::pair<std::string, std::string>>& encoded, size_t* stored) {
   MutexLock lock(&store_mu_);
   // In batches of bounded size: a catalog of millions of items is not one write.
   constexpr size_t kPerBatch = 4096;
+  *stored = 0;
   for (size_t begin = 0; begin < encoded.size(); begin += kPerBatch) {
     std::unique_ptr<store::StateBatch> batch = store_->NewBatch();
     const size_t end = std::min(encoded.size(), begin + kPerBatch);
     for (size_t i = begin; i < end; ++i) batch->PutCatalogItem(encoded[i].first, encoded[i].second);
     FRESHET_RETURN_IF_ERROR(store_->Write(batch.get()));
+    *stored = end;
   }
   return absl::OkStatus();
 }

@@ -91,8 +91,10 @@ class DurableState {
   // FlushPromptly). Call it after learning them.
   void FlushPromptly();
   absl::Status WriteHiddenItems(const std::vector<std::string>& hidden);
-  // Writes catalog entries (Catalog::Merge's output) at once, like hidden items.
-  absl::Status WriteCatalog(const std::vector<std::pair<std::string, std::string>>& encoded);
+  // Writes catalog entries (Catalog::Merge's output) at once, like hidden items, in batches of
+  // bounded size: on an error, `*stored` is how many of the first entries the store holds.
+  absl::Status WriteCatalog(const std::vector<std::pair<std::string, std::string>>& encoded,
+                            size_t* stored);
   // Replaces `catalog` with the stored one. DataLoss names a damaged entry.
   absl::Status LoadCatalog(Catalog* catalog);
   absl::StatusOr<store::SnapshotManifest> CreateSnapshot(const std::string& id);

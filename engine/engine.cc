@@ -110,12 +110,24 @@ absl::StatusOr<int64_t> Engine::UpsertCatalog(absl::Span<const CatalogEntry> ent
                                 return catalog_.Encoded(entry.first) == entry.second;
                               }),
                merged.end());
-  if (durable_ != nullptr && !merged.empty()) {
-    FRESHET_RETURN_IF_ERROR(durable_->WriteCatalog(merged));
-  }
-  const int64_t changed = static_cast<int64_t>(merged.size());
+  const size_t changed = merged.size();
+  size_t stored = changed;
+  const absl::Status written = durable_ != nullptr && !merged.empty()
+                                   ? durable_->WriteCatalog(merged, &stored)
+                                   : absl::OkStatus();
+  // Answers show what the store holds: on a failed write, the entries stored before it (a restart
+  // would show them), and not the rest.
+  merged.resize(stored);
   catalog_.Put(std::move(merged));
-  return changed;
+  if (!written.ok()) {
+    return absl::Status(
+        written.code(),
+        absl::StrCat("stored ", stored, " of the ", changed,
+                     " catalog entries that change an item, and not the rest (sending the same "
+                     "entries again stores them): ",
+                     written.message()));
+  }
+  return static_cast<int64_t>(changed);
 }
 
 absl::Status Engine::SetItemHidden(const std::string& item, bool hidden) {

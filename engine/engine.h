@@ -166,7 +166,9 @@ class Engine {
   absl::Status SetItemHidden(const std::string& item, bool hidden);
   // Merges `entries` into the item catalog (given fields replace those of the same name, empty
   // values remove them), persisted at once with a data dir (and part of snapshots) before the
-  // answers see them. Returns how many entries changed an item.
+  // answers see them. Returns how many entries changed an item. A write that fails part-way (a
+  // full disk) leaves the entries stored before it, which the answers then show too, and names
+  // how many in its error; sending the same entries again stores the rest.
   absl::StatusOr<int64_t> UpsertCatalog(absl::Span<const CatalogEntry> entries);
   // OK while the learnt state can be persisted (or nothing is: no data dir); Unavailable, with
   // the store's error, while writes fail. The persister keeps what it could not write and

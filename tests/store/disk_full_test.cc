@@ -18,8 +18,10 @@
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/catalog.h"
 #include "engine/engine.h"
 #include "engine/learner_rows.h"
 #include "gtest/gtest.h"
@@ -55,6 +57,11 @@ class Tmpfs {
     if (error_.empty()) ::umount2(dir_.c_str(), MNT_DETACH);
   }
   bool mounted() const { return error_.empty(); }
+  // Grows (or shrinks) the mounted file system; false with errno set on failure.
+  bool Resize(const std::string& size) {
+    const std::string options = "size=" + size;
+    return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
+  }
   const std::string& error() const { return error_; }
   const std::string& dir() const { return dir_; }
   std::string filler() const { return dir_ + "/filler"; }
@@ -287,6 +294,68 @@ TEST(StoreDiskFullTest, TheServerIsNotReadyAndAStopSaysWhatIsNotPersisted) {
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_GE((*reopened)->stats().events_applied, stats.persister.events_persisted);
   EXPECT_LE((*reopened)->stats().events_applied, stats.events_applied);
+}
+
+// A catalog upsert larger than the space left: the store takes it in batches, so the disk fills
+// part-way through. The answers then show exactly what the store holds (the batches before the
+// failure), the error says how many entries were stored, and after a restart the catalog is the
+// same; sending the same entries again, once the disk has room, stores the rest.
+TEST(StoreDiskFullTest, ACatalogUpsertThatFillsTheDiskLeavesTheAnswersAsTheStore) {
+  Tmpfs tmpfs("disk_full_catalog", "16m");
+  SKIP_UNLESS_MOUNTED(tmpfs);
+  auto backend = *kernels::CreateBackend("cpu");
+  engine::EngineOptions options;
+  options.data_dir = tmpfs.dir() + "/data";
+  options.config.dim = 16;
+  std::vector<engine::CatalogEntry> entries;
+  // 24,576 entries of about 1,000 bytes, in six batches: half again the disk's size.
+  for (int i = 0; i < 6 * 4096; ++i) {
+    entries.push_back({absl::StrCat("i", i), {{"title", std::string(1000, 'a' + i % 26)}}});
+  }
+  const auto same_as = [](const engine::Catalog& a, const engine::Catalog& b, int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string item = absl::StrCat("i", i);
+      if (a.Encoded(item) != b.Encoded(item)) return false;
+    }
+    return a.size() == b.size();
+  };
+  engine::Catalog shown;
+  {
+    auto opened = engine::Engine::Open(options, backend.get());
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    std::unique_ptr<engine::Engine> engine = *std::move(opened);
+    const absl::StatusOr<int64_t> changed = engine->UpsertCatalog(entries);
+    ASSERT_FALSE(changed.ok()) << "the disk never filled";
+    const size_t stored = engine->catalog().size();
+    EXPECT_GT(stored, 0u) << changed.status();
+    EXPECT_LT(stored, entries.size());
+    EXPECT_EQ(stored % 4096, 0u);  // whole batches
+    EXPECT_NE(changed.status().message().find(
+                  absl::StrCat("stored ", stored, " of the ", entries.size(), " catalog entries")),
+              std::string::npos)
+        << changed.status();
+    EXPECT_NE(changed.status().message().find("No space left on device"), std::string::npos)
+        << changed.status();
+    absl::flat_hash_map<std::string, std::string> copy;
+    for (int i = 0; i < static_cast<int>(entries.size()); ++i) {
+      const std::string item = absl::StrCat("i", i);
+      const std::string encoded = engine->catalog().Encoded(item);
+      if (!encoded.empty()) copy.emplace(item, encoded);
+    }
+    shown.Reset(std::move(copy));
+    engine.reset();  // closes RocksDB on the full disk
+  }
+  ASSERT_TRUE(tmpfs.Resize("64m")) << std::strerror(errno);
+  auto reopened = engine::Engine::Open(options, backend.get());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE(same_as((*reopened)->catalog(), shown, static_cast<int>(entries.size())))
+      << "a restart shows " << (*reopened)->catalog().size() << " entries, the answers showed "
+      << shown.size();
+  // The same entries again: the rest is stored, the stored ones are unchanged.
+  const absl::StatusOr<int64_t> again = (*reopened)->UpsertCatalog(entries);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(static_cast<size_t>(*again), entries.size() - shown.size());
+  EXPECT_EQ((*reopened)->catalog().size(), entries.size());
 }
 
 }  // namespace
