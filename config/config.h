@@ -54,13 +54,13 @@ struct Config {
 
   // [ials] implicit ALS with closed-form user fold-in
   float ials_reg = 0.05f;         // L2 on user and item vectors
-  float ials_unobserved = 3.0f;   // weight alpha0 of every unobserved pair (Gramian term)
+  float ials_unobserved = 2.0f;   // weight alpha0 of every unobserved pair (Gramian term)
   float ials_confidence = 20.0f;  // confidence of an observed pair = 1 + confidence * recency
   int ials_window = 64;           // latest items the fold-in uses
   float ials_window_decay = 0.85f;
-  float ials_long_term = 4.0f;          // pull of the previous vector (the long-term part)
-  int ials_cg_steps = 3;                // conjugate-gradient steps per solve; 0 = exact Cholesky
-  float ials_popularity_weight = 0.1f;  // weight of the popularity prior log(1 + count_i)
+  float ials_long_term = 16.0f;          // pull of the previous vector (the long-term part)
+  int ials_cg_steps = 3;                 // conjugate-gradient steps per solve; 0 = exact Cholesky
+  float ials_popularity_weight = 0.05f;  // weight of the popularity prior log(1 + count_i)
 
   // [cooc] item-to-item co-occurrence over each user's latest items
   int cooc_window = 16;     // how many of the user's latest items are neighbours of a new one
