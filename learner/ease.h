@@ -10,9 +10,8 @@
 // that co-occurs with everything: a pair says more when neither item explains it through others.
 //
 // A fit costs O(max_items^3) time and 16 max_items^2 bytes while it runs (G and its inverse, in
-// doubles; then 4 max_items^2 for B, beside the B still answering when a model solves on another
-// thread: Gather, Solve), so a model refits now and then, not per event; items beyond the fitted
-// set score 0.
+// doubles; then 4 max_items^2 for B), so a model refits now and then, not per event, and can solve
+// on another thread (Gather, Solve); items beyond the fitted set score 0.
 #ifndef FRESHET_LEARNER_EASE_H_
 #define FRESHET_LEARNER_EASE_H_
 
