@@ -255,9 +255,7 @@ const std::vector<KeyImpl>& Registry() {
       FloatKey("blend.ease_lambda", &Config::blend_ease_lambda, 1e-3, 1e12,
                "ridge term added to the diagonal of the ease component's Gramian"),
       IntKey("blend.ease_refit", &Config::blend_ease_refit, 1, 1 << 30,
-             "events between two fits of the ease component (and one when a state is loaded); "
-             "each is solved on a thread of its own and answers from ease_refit / 2 events "
-             "after it began"),
+             "events between two fits of the ease component (and one when a state is loaded)"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

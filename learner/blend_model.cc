@@ -3,10 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <future>
-#include <memory>
-#include <optional>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -138,45 +134,12 @@ void BlendModel::Learn(const Interaction& event) {
     trend_[event.item] = Trending(event.item) + event.weight;
     trend_at_[event.item] = clock_;
   }
-  if (Uses(kEase)) StepEase(event.catalog);
+  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) FitEase(event.catalog);
 }
 
 void BlendModel::FitEase(int32_t catalog) {
-  if (ease_next_.valid()) ease_next_.wait();  // gathered from a table since replaced
-  ease_next_ = {};
   ease_fit_at_ = clock_;
   if (!ease_.Fit(profile_, catalog, config_.blend_ease_items, config_.blend_ease_lambda)) {
-    ++ease_fits_refused_;
-  }
-}
-
-void BlendModel::StepEase(int32_t catalog) {
-  if (ease_next_.valid() && clock_ >= ease_adopt_at_) AdoptEase();
-  if (ease_next_.valid() || clock_ - ease_fit_at_ < config_.blend_ease_refit) return;
-  if (config_.blend_ease_refit / 2 == 0) {  // blend.ease_refit = 1: adopted at once
-    FitEase(catalog);
-    return;
-  }
-  ease_fit_at_ = clock_;
-  ease_adopt_at_ = clock_ + config_.blend_ease_refit / 2;
-  auto gramian = std::make_shared<Ease::Gramian>(
-      Ease::Gather(profile_, catalog, config_.blend_ease_items, config_.blend_ease_lambda));
-  const auto solve = [gramian] { return Ease::Solve(std::move(*gramian)); };
-  try {
-    ease_next_ = std::async(std::launch::async, solve);
-  } catch (const std::system_error&) {
-    // No thread to be had: this fit is solved here, and adopted as one from a thread would be.
-    std::promise<std::optional<Ease>> solved;
-    solved.set_value(solve());
-    ease_next_ = solved.get_future();
-  }
-}
-
-void BlendModel::AdoptEase() {
-  std::optional<Ease> fit = ease_next_.get();
-  if (fit.has_value()) {
-    ease_ = *std::move(fit);
-  } else {
     ++ease_fits_refused_;
   }
 }
@@ -825,7 +788,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in, bool serv
 
 void BlendModel::FollowEvents(int64_t events) {
   clock_ = events;
-  if (Uses(kEase)) StepEase(items_);
+  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) FitEase(items_);
 }
 
 void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {

@@ -22,9 +22,8 @@
 //                steps on sampled pairs, so the two err differently
 //   ease         EASE item-item weights (learner/ease.h) fitted in closed form to the profile
 //                table over its blend.ease_items most counted items, every blend.ease_refit events
-//                (solved on a thread of its own, answering from blend.ease_refit / 2 events
-//                later) and when a state is loaded (the weights are not persisted), scored over
-//                the user's recent history: pairs net of what the user's other items explain
+//                and when a state is loaded (the weights are not persisted), scored over the
+//                user's recent history: pairs net of what the user's other items explain
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
 // after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
@@ -61,8 +60,6 @@
 #ifndef FRESHET_LEARNER_BLEND_MODEL_H_
 #define FRESHET_LEARNER_BLEND_MODEL_H_
 
-#include <future>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -156,8 +153,6 @@ class BlendModel : public Model {
   // second set follows, added to the first for users with fewer earlier events.
   const std::vector<Feature>& features() const { return features_; }
   const std::vector<float>& weights() const { return weights_; }
-  // The ease component's fit that answers use (tests).
-  const Ease& ease() const { return ease_; }
   int64_t ranker_steps() const { return ranker_steps_; }
 
  private:
@@ -165,15 +160,8 @@ class BlendModel : public Model {
   bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory] || uses_[kLast]; }
   bool UsesBpr() const { return uses_[kBpr] || uses_[kLongTerm]; }
   bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase]; }
-  // Fits ease over rows [0, catalog) of the profile table (blend.ease_*), at once.
+  // Fits ease over rows [0, catalog) of the profile table (blend.ease_*).
   void FitEase(int32_t catalog);
-  // After an event: adopts a fit solving in the background once blend.ease_refit / 2 events
-  // (rounded down) have passed since it was gathered, waiting for it if need be, and gathers the
-  // next one every blend.ease_refit events. Answers between use the earlier fit. The fixed point
-  // of adoption, not the thread's timing, decides which fit an answer uses, so replays repeat
-  // exactly.
-  void StepEase(int32_t catalog);
-  void AdoptEase();
   // Which weight sets apply to a query or an event (blend.cold_events, blend.session_start).
   struct Context {
     bool cold = false;
@@ -247,9 +235,6 @@ class BlendModel : public Model {
   IalsModel ials_;     // the ials component
   Ease ease_;          // the ease component, fitted to profile_
   int64_t ease_fit_at_ = 0;
-  // A fit gathered at ease_fit_at_ and solving on a thread of its own; adopted at ease_adopt_at_.
-  std::future<std::optional<Ease>> ease_next_;
-  int64_t ease_adopt_at_ = 0;
   int64_t ease_fits_refused_ = 0;
   std::vector<float> ease_scores_;  // sampled steps: ease at its fitted items, else 0
   Sessions sessions_;

@@ -10,16 +10,8 @@
 namespace freshet::learner {
 
 bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double lambda) {
-  std::optional<Ease> fit = Solve(Gather(table, catalog, max_items, lambda));
-  if (!fit.has_value()) return false;
-  *this = *std::move(fit);
-  return true;
-}
-
-Ease::Gramian Ease::Gather(const CoocModel& table, int32_t catalog, int max_items, double lambda) {
   // The items counted most, then in row order.
-  Gramian out;
-  std::vector<int32_t>& items = out.items;
+  std::vector<int32_t> items;
   for (int32_t i = 0; i < catalog; ++i) {
     if (table.count(i) > 0) items.push_back(i);
   }
@@ -31,29 +23,21 @@ Ease::Gramian Ease::Gather(const CoocModel& table, int32_t catalog, int max_item
                    more);
   items.resize(m);
   std::sort(items.begin(), items.end());
-  out.index.assign(static_cast<size_t>(std::max(catalog, 0)), -1);
-  for (size_t a = 0; a < m; ++a) out.index[items[a]] = static_cast<int32_t>(a);
+  std::vector<int32_t> index(static_cast<size_t>(catalog), -1);
+  for (size_t a = 0; a < m; ++a) index[items[a]] = static_cast<int32_t>(a);
 
-  out.g.assign(m * m, 0.0);
-  for (size_t a = 0; a < m; ++a) {
-    for (const auto& [other, weight] : table.neighbours(items[a])) {
-      if (other < 0 || other >= catalog || out.index[other] < 0) continue;
-      const size_t b = static_cast<size_t>(out.index[other]);
-      out.g[a * m + b] += 0.5 * weight;
-      out.g[b * m + a] += 0.5 * weight;
+  const Eigen::Index n = static_cast<Eigen::Index>(m);
+  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index a = 0; a < n; ++a) {
+    for (const auto& [other, weight] : table.neighbours(items[static_cast<size_t>(a)])) {
+      if (other < 0 || other >= catalog || index[other] < 0) continue;
+      gram(a, index[other]) += 0.5 * weight;
+      gram(index[other], a) += 0.5 * weight;
     }
   }
-  for (size_t a = 0; a < m; ++a) {
-    out.g[a * m + a] = static_cast<double>(table.count(items[a])) + lambda;
+  for (Eigen::Index a = 0; a < n; ++a) {
+    gram(a, a) = static_cast<double>(table.count(items[static_cast<size_t>(a)])) + lambda;
   }
-  return out;
-}
-
-std::optional<Ease> Ease::Solve(Gramian gramian) {
-  const size_t m = gramian.items.size();
-  const Eigen::Index n = static_cast<Eigen::Index>(m);
-  // Symmetric, so row-major and column-major read the same.
-  const Eigen::Map<const Eigen::MatrixXd> gram(gramian.g.data(), n, n);
   Eigen::MatrixXd inverse;
   const Eigen::LLT<Eigen::MatrixXd> llt(gram);
   if (llt.info() == Eigen::Success) {
@@ -62,21 +46,20 @@ std::optional<Ease> Ease::Solve(Gramian gramian) {
     // Pair weights within windows need not make a positive definite Gramian.
     inverse = gram.partialPivLu().inverse();
   }
-  std::vector<double>().swap(gramian.g);
-  Ease fit;
-  fit.weights_.resize(m * m);
+  std::vector<float> weights(m * m);
   for (Eigen::Index b = 0; b < n; ++b) {
     const double diagonal = inverse(b, b);
-    if (!std::isfinite(diagonal) || diagonal == 0) return std::nullopt;
+    if (!std::isfinite(diagonal) || diagonal == 0) return false;
     for (Eigen::Index a = 0; a < n; ++a) {
       const double w = a == b ? 0.0 : -inverse(a, b) / diagonal;
-      if (!std::isfinite(w)) return std::nullopt;
-      fit.weights_[static_cast<size_t>(a) * m + static_cast<size_t>(b)] = static_cast<float>(w);
+      if (!std::isfinite(w)) return false;
+      weights[static_cast<size_t>(a) * m + static_cast<size_t>(b)] = static_cast<float>(w);
     }
   }
-  fit.items_ = std::move(gramian.items);
-  fit.index_ = std::move(gramian.index);
-  return fit;
+  items_ = std::move(items);
+  index_ = std::move(index);
+  weights_ = std::move(weights);
+  return true;
 }
 
 void Ease::AddScores(absl::Span<const int32_t> recent, int window, absl::Span<float> scores) const {

@@ -10,13 +10,12 @@
 // that co-occurs with everything: a pair says more when neither item explains it through others.
 //
 // A fit costs O(max_items^3) time and 16 max_items^2 bytes while it runs (G and its inverse, in
-// doubles; then 4 max_items^2 for B), so a model refits now and then, not per event, and can solve
-// on another thread (Gather, Solve); items beyond the fitted set score 0.
+// doubles; then 4 max_items^2 for B), so a model refits now and then, not per event; items beyond
+// the fitted set score 0.
 #ifndef FRESHET_LEARNER_EASE_H_
 #define FRESHET_LEARNER_EASE_H_
 
 #include <cstdint>
-#include <optional>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -32,18 +31,6 @@ class Ease {
   // pair weights are averaged with their mirror, so G is symmetric even where the table pruned
   // one side. Returns false, and keeps the earlier fit, when the solution is not finite.
   bool Fit(const CoocModel& table, int32_t catalog, int max_items, double lambda);
-
-  // Fit() in two steps, so that the costly one can run on another thread: Gather() reads the
-  // table (O(pairs among the fitted items); nothing may change the table meanwhile), Solve() needs
-  // only what Gather() returned (O(items^3)).
-  struct Gramian {
-    std::vector<int32_t> items;  // fitted index -> item row, ascending
-    std::vector<int32_t> index;  // item row -> fitted index, or -1
-    std::vector<double> g;       // G + lambda I, row-major: items.size() squared
-  };
-  static Gramian Gather(const CoocModel& table, int32_t catalog, int max_items, double lambda);
-  // The fit of a gathered Gramian; nullopt when the solution is not finite.
-  static std::optional<Ease> Solve(Gramian gramian);
 
   // Adds sum_j B(j, n) over the latest `window` items j of `recent` (oldest first) to scores[n],
   // for the fitted n below scores.size().

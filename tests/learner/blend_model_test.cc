@@ -205,38 +205,6 @@ TEST_F(BlendTest, ProfilePairsItemsAcrossSessions) {
   }
 }
 
-// An ease fit is gathered every blend.ease_refit events and solved on a thread of its own; answers
-// use it from blend.ease_refit / 2 events later on, however soon the thread is done, so two
-// learners of the same stream answer alike.
-TEST_F(BlendTest, AnEaseFitIsAdoptedHalfARefitAfterItIsGathered) {
-  config::Config config;
-  config.blend_features = "profile,ease";
-  config.blend_ease_refit = 100;
-  const std::vector<stream::Event> events = MakeStream(0.3, 5, 400);
-  auto first = Learner::Create("blend", config, backend_.get());
-  auto second = Learner::Create("blend", config, backend_.get());
-  ASSERT_TRUE(first.ok() && second.ok());
-  const auto learn = [&](Learner& learner, size_t begin, size_t end) {
-    learner.ApplyBatch(absl::MakeConstSpan(events).subspan(begin, end - begin));
-  };
-  learn(**first, 0, 149);  // gathered at 100, solving
-  EXPECT_TRUE(Blend(**first).ease().items().empty());
-  learn(**first, 149, 150);  // adopted
-  EXPECT_FALSE(Blend(**first).ease().items().empty());
-  const std::vector<int32_t> adopted = Blend(**first).ease().items();
-  learn(**first, 150, 249);  // the next, gathered at 200, is not answering yet
-  EXPECT_EQ(Blend(**first).ease().items(), adopted);
-  learn(**first, 249, 400);
-  learn(**second, 0, 400);
-  const Ease& a = Blend(**first).ease();
-  const Ease& b = Blend(**second).ease();
-  ASSERT_EQ(a.items(), b.items());
-  EXPECT_NE(a.items(), adopted);  // a later fit, over more items
-  for (int32_t from : a.items()) {
-    for (int32_t to : a.items()) ASSERT_EQ(a.Weight(from, to), b.Weight(from, to));
-  }
-}
-
 // The ials component is the ials model: alone in the blend (no ranker steps with one feature, a
 // positive weight) it ranks every user's items as the ials model learnt from the same stream does.
 TEST_F(BlendTest, TheIalsComponentRanksAsTheIalsModel) {
