@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <future>
@@ -16,6 +17,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "store/data_dir.h"
 #include "store/rocksdb/state_store.h"
@@ -531,7 +534,13 @@ TEST_F(EngineTest, ReadsAnswerWhileARestoreHoldsTheStore) {
   absl::Status run_status;
   std::thread runner([&] { run_status = engine->Run(stop, Engine::RunOptions{}); });
   std::thread restore([&] {
-    const absl::Status restored = engine->RestoreSnapshot("before", absl::Seconds(60));
+    // The runner thread may not have started the engine yet: a restore then says so.
+    absl::Status restored;
+    for (const absl::Time until = absl::Now() + absl::Seconds(30);;) {
+      restored = engine->RestoreSnapshot("before", absl::Seconds(60));
+      if (!absl::IsFailedPrecondition(restored) || absl::Now() > until) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     EXPECT_TRUE(restored.ok()) << restored;
     // A restore that failed before the hook must not leave the test waiting for it.
     if (!hooked.exchange(true)) entered.set_value();
