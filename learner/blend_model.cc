@@ -261,10 +261,11 @@ void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, ab
         const int32_t j = recent[recent.size() - 1 - k];
         const float scale = w / (out_[j] + 1.0f);
         for (const auto& [item, c] : next_[j]) {
-          if (item < catalog) {
-            acc[item] += scale * c;
-            touched->push_back(item);
-          }
+          if (item >= catalog) continue;
+          // Counts are > 0, so a score once above 0 stays there: each row is listed once.
+          const bool was_zero = acc[item] == 0.0f;
+          acc[item] += scale * c;
+          if (was_zero && acc[item] != 0.0f) touched->push_back(item);
         }
         w *= config_.blend_transition_decay;
       }
@@ -274,13 +275,7 @@ void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, ab
       return;
   }
   const CoocModel& table = f == kProfile ? profile_ : cooc_;
-  table.AddScores(recent, window, decay, acc);
-  const int n = std::min<int>(window, static_cast<int>(recent.size()));
-  for (int k = 0; k < n; ++k) {
-    for (const auto& [item, c] : table.neighbours(recent[recent.size() - 1 - k])) {
-      if (item < catalog) touched->push_back(item);
-    }
-  }
+  table.AddScores(recent, window, decay, acc, touched);
 }
 
 void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const {
@@ -455,28 +450,17 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
     rows.clear();
     SparseRawScores(features_[f], event.recent,
                     absl::MakeSpan(acc.data(), static_cast<size_t>(catalog)), &rows);
-    // Each row once (a row reached from several lists is listed each time): a flag per row, not a
-    // sort, since the lists of a long history reach many rows.
-    size_t kept = 0;
-    for (int32_t i : rows) {
-      if ((chosen_[i] & 2) == 0) {
-        chosen_[i] |= 2;
-        rows[kept++] = i;
-      }
-    }
-    rows.resize(kept);
     // In row order, so that the sums below do not depend on the hash maps' iteration order (which
-    // differs between two learners of the same stream): a scan of the flags when the rows are
-    // many, else a sort.
+    // differs between two learners of the same stream): a scan of the scores when the rows are
+    // many (the rows listed are those above 0), else a sort.
     if (rows.size() * 8 > static_cast<size_t>(catalog)) {
       rows.clear();
       for (int32_t i = 0; i < catalog; ++i) {
-        if (chosen_[i] & 2) rows.push_back(i);
+        if (acc[i] != 0.0f) rows.push_back(i);
       }
     } else {
       std::sort(rows.begin(), rows.end());
     }
-    for (int32_t i : rows) chosen_[i] &= 1;
     if (config_.blend_sparse_transform == "log") {
       double sum = 0;
       int64_t positive = 0;

@@ -212,8 +212,9 @@ class BlendModel : public Model {
   bool Sparse(Feature f) const {
     return f == kCooc || f == kHistory || f == kTransitions || f == kLast || f == kProfile;
   }
-  // Adds a sparse feature's raw scores of rows [0, acc.size()) to `acc` and appends the rows it
-  // touched (with repeats) to `touched`: O(the lists it reads), not O(catalog).
+  // Adds a sparse feature's raw scores of rows [0, acc.size()) to `acc`, all 0 on entry, and
+  // appends the rows it made non-zero to `touched`, each once: O(the lists it reads), not
+  // O(catalog), in one pass over them.
   void SparseRawScores(Feature f, absl::Span<const int32_t> recent, absl::Span<float> acc,
                        std::vector<int32_t>* touched) const;
   // Raw scores with blend.sparse_transform applied.
@@ -260,8 +261,7 @@ class BlendModel : public Model {
   Rng rng_{0x626c656e64};
   std::vector<int32_t> candidates_, draws_, touched_;
   std::vector<float> importance_, candidate_z_;
-  // Rows of the step's certain candidates (bit 1) and, while a sparse feature's rows are listed,
-  // the rows listed (bit 2); all 0 between steps.
+  // 1 at the rows of the step's certain candidates; all 0 between steps.
   std::vector<uint8_t> chosen_;
   // Per feature: a sparse feature's scores, zero outside the rows listed beside them.
   std::vector<std::vector<float>> sparse_;

@@ -96,6 +96,17 @@ void CoocModel::ScoreAll(const UserQuery& query, absl::Span<float> scores) const
 
 void CoocModel::AddScores(absl::Span<const int32_t> recent, int window, float decay,
                           absl::Span<float> scores) const {
+  AccumulateScores<false>(recent, window, decay, scores, nullptr);
+}
+
+void CoocModel::AddScores(absl::Span<const int32_t> recent, int window, float decay,
+                          absl::Span<float> scores, std::vector<int32_t>* touched) const {
+  AccumulateScores<true>(recent, window, decay, scores, touched);
+}
+
+template <bool kTrack>
+void CoocModel::AccumulateScores(absl::Span<const int32_t> recent, int window, float decay,
+                                 absl::Span<float> scores, std::vector<int32_t>* touched) const {
   const int32_t catalog = static_cast<int32_t>(std::min(scores.size(), neighbours_.size()));
   const int n = std::min<int>(window, static_cast<int>(recent.size()));
   float w = 1.0f;
@@ -103,7 +114,16 @@ void CoocModel::AddScores(absl::Span<const int32_t> recent, int window, float de
     const int32_t j = recent[recent.size() - 1 - k];
     const float scale = w * inverse_norm_[j];
     for (const auto& [item, c] : neighbours_[j]) {
-      if (item < catalog) scores[item] += scale * c * inverse_norm_[item];
+      if (item >= catalog) continue;
+      float& score = scores[item];
+      if constexpr (kTrack) {
+        // Weights are > 0, so a score once above 0 stays there: each row is listed once.
+        const bool was_zero = score == 0.0f;
+        score += scale * c * inverse_norm_[item];
+        if (was_zero && score != 0.0f) touched->push_back(item);
+      } else {
+        score += scale * c * inverse_norm_[item];
+      }
     }
     w *= decay;
   }

@@ -36,6 +36,10 @@ class CoocModel : public Model {
   // k steps back weighted by decay^k, to scores of rows [0, scores.size()).
   void AddScores(absl::Span<const int32_t> recent, int window, float decay,
                  absl::Span<float> scores) const;
+  // As AddScores(), and appends to `touched` each row whose score was 0 before this call and is
+  // not after it, once: with `scores` all 0 on entry, the rows the lists reach, in one pass.
+  void AddScores(absl::Span<const int32_t> recent, int window, float decay,
+                 absl::Span<float> scores, std::vector<int32_t>* touched) const;
 
   // A user row is the user's session (learner/sessions.h).
   void EncodeUser(int32_t row, std::string* out) const override { sessions_.Encode(row, out); }
@@ -74,6 +78,10 @@ class CoocModel : public Model {
     const char* pairs = nullptr;
   };
   absl::Status ParseItem(int32_t row, absl::string_view in, ItemRow* out) const;
+  // The two AddScores(), `touched` written only when kTrack.
+  template <bool kTrack>
+  void AccumulateScores(absl::Span<const int32_t> recent, int window, float decay,
+                        absl::Span<float> scores, std::vector<int32_t>* touched) const;
   void AddPair(int32_t a, int32_t b, float weight);
   // Drops the weakest pairs, down to about 3/4 of cooc.max_pairs.
   void Prune();

@@ -1,7 +1,9 @@
 // Unit tests of the learner's building blocks: dictionaries, histories, popularity, sampling,
 // embedding tables.
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <vector>
 
 #include "config/config.h"
 #include "gtest/gtest.h"
@@ -300,6 +302,48 @@ TEST(CoocModelTest, PruningBoundsMemoryAndKeepsTheStrongestPairs) {
   ASSERT_TRUE(model.Recommend(UserQuery{0, last, {}}, 1, &recs).ok());
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].item, 1);
+}
+
+// AddScores() with a list of the rows it reached gives the same scores as without, and lists each
+// row it made non-zero exactly once, however many of the user's items reach it.
+TEST(CoocModelTest, ScoresWithTheirRowsListTheRowsReachedOnce) {
+  config::Config config;
+  config.cooc_window = 8;
+  config.cooc_session_gap_s = 0;
+  Popularity pop(0);
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  CoocModel model(config, &pop, backend->get());
+  constexpr int32_t kItems = 300;
+  model.Grow(50, kItems);
+  pop.Resize(kItems);
+  Rng rng(4);
+  std::vector<std::vector<int32_t>> recent(50);
+  for (int i = 0; i < 5000; ++i) {
+    const int32_t user = static_cast<int32_t>(rng.Below(50));
+    // Items of a user cluster in one of three ranges, so that lists overlap.
+    const int32_t item = static_cast<int32_t>(user % 3 * 100 + rng.Below(100));
+    model.Learn(Interaction{user, item, 1.0f, i, recent[user], kItems});
+    pop.Add(item, 1.0f, i);
+    recent[user].push_back(item);
+  }
+  for (int32_t user = 0; user < 50; user += 7) {
+    // Rows at or above the span's size are left out of both.
+    const int32_t catalog = user % 2 == 0 ? kItems : 250;
+    std::vector<float> plain(static_cast<size_t>(catalog), 0.0f);
+    std::vector<float> tracked(static_cast<size_t>(catalog), 0.0f);
+    std::vector<int32_t> rows;
+    model.AddScores(recent[user], 16, 0.9f, absl::MakeSpan(plain));
+    model.AddScores(recent[user], 16, 0.9f, absl::MakeSpan(tracked), &rows);
+    EXPECT_EQ(plain, tracked) << user;
+    std::vector<int32_t> nonzero;
+    for (int32_t i = 0; i < catalog; ++i) {
+      if (tracked[i] != 0.0f) nonzero.push_back(i);
+    }
+    EXPECT_GT(nonzero.size(), 20u) << user;
+    std::sort(rows.begin(), rows.end());
+    EXPECT_EQ(rows, nonzero) << user;  // sorted, so a repeat would show
+  }
 }
 
 }  // namespace
