@@ -12,6 +12,7 @@ Popularity::Popularity(double half_life_s)
 
 void Popularity::Resize(int32_t items) {
   if (items > static_cast<int32_t>(scores_.size())) {
+    sums_.resize(static_cast<size_t>(items), 0.0);
     scores_.resize(static_cast<size_t>(items), 0.0f);
     counts_.resize(static_cast<size_t>(items), 0);
     last_ts_.resize(static_cast<size_t>(items), 0);
@@ -23,7 +24,8 @@ void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
   ++total_;
   last_ts_[item] = ts_ms;
   if (rate_ == 0) {
-    scores_[item] += weight;
+    sums_[item] += weight;
+    scores_[item] = static_cast<float>(sums_[item]);
     return;
   }
   if (!started_) {
@@ -34,19 +36,23 @@ void Popularity::Add(int32_t item, float weight, int64_t ts_ms) {
   // updates O(1); when the factor grows large, everything is rescaled to a new reference time.
   double factor = std::exp(rate_ * static_cast<double>(ts_ms - ref_ts_));
   if (factor > 1e20) {
-    const float shrink = static_cast<float>(1.0 / factor);
-    for (float& s : scores_) s *= shrink;
+    const double shrink = 1.0 / factor;
+    for (size_t i = 0; i < sums_.size(); ++i) {
+      sums_[i] *= shrink;
+      scores_[i] = static_cast<float>(sums_[i]);
+    }
     scale_ /= factor;
     ref_ts_ = ts_ms;
     factor = 1.0;
     ++rescales_;
   }
   scale_ = std::max(scale_, factor);
-  scores_[item] += static_cast<float>(weight * factor);
+  sums_[item] += weight * factor;
+  scores_[item] = static_cast<float>(sums_[item]);
 }
 
 double Popularity::Value(int32_t item) const {
-  return rate_ == 0 ? scores_[item] : scores_[item] / scale_;
+  return rate_ == 0 ? sums_[item] : sums_[item] / scale_;
 }
 
 void Popularity::EncodeGlobals(std::string* out) const {
@@ -96,6 +102,7 @@ bool Popularity::DecodeItem(int32_t item, absl::string_view in) {
   r.Get(&counts_[item]);
   r.Get(&scores_[item]);
   r.Get(&last_ts_[item]);
+  sums_[item] = scores_[item];
   return true;
 }
 

@@ -56,6 +56,10 @@ class Popularity {
   int64_t ref_ts_ = 0;  // scores_ are counts scaled by exp(rate * (ts - ref_ts_))
   double scale_ = 1.0;  // exp(rate * (latest ts - ref_ts_))
   bool started_ = false;
+  // sums_ accumulates in double, so a count goes on growing past 2^24 (where adding 1 to a float
+  // changes nothing); scores_ is its float copy, the span Scores() serves and the persisted form
+  // (a loaded sum is that float: within 1 part in 2^24 of the sum, and growing from there).
+  std::vector<double> sums_;
   std::vector<float> scores_;
   std::vector<int64_t> counts_;
   std::vector<int64_t> last_ts_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -178,6 +179,31 @@ TEST(PopularityTest, AllTimeCountsAreWeightedSums) {
   EXPECT_DOUBLE_EQ(pop.Value(2), 3.0);
   EXPECT_EQ(pop.Count(2), 2);
   EXPECT_EQ(pop.total(), 3);
+}
+
+// A float stops counting at 2^24 (16,777,216 + 1 rounds back down): an item past that many
+// events would stop gaining on the others. Counts accumulate in double.
+TEST(PopularityTest, AllTimeCountsKeepGrowingPastTheFloatMantissa) {
+  Popularity pop(0);
+  pop.Resize(2);
+  constexpr int64_t kBase = int64_t{1} << 24;
+  for (int64_t e = 0; e < kBase; ++e) {
+    pop.Add(0, 1.0f, 0);
+    pop.Add(1, 1.0f, 0);
+  }
+  for (int e = 0; e < 1000; ++e) pop.Add(0, 1.0f, 0);
+  for (int e = 0; e < 500; ++e) pop.Add(1, 1.0f, 0);
+  EXPECT_DOUBLE_EQ(pop.Value(0), static_cast<double>(kBase + 1000));
+  EXPECT_DOUBLE_EQ(pop.Value(1), static_cast<double>(kBase + 500));
+  EXPECT_GT(pop.Scores()[0], pop.Scores()[1]);
+  // Loaded, the sum is its persisted float, and grows from there.
+  std::string row;
+  pop.EncodeItem(0, &row);
+  Popularity loaded(0);
+  loaded.Resize(2);
+  ASSERT_TRUE(loaded.DecodeItem(0, row));
+  for (int e = 0; e < 7; ++e) loaded.Add(0, 1.0f, 0);
+  EXPECT_DOUBLE_EQ(loaded.Value(0), static_cast<double>(kBase + 1007));
 }
 
 TEST(PopularityTest, DecayHalvesPerHalfLife) {
