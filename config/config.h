@@ -82,14 +82,14 @@ struct Config {
   float blend_lr = 0.2f;                   // Adagrad learning rate of the ranker's weights
   int blend_warmup_events = 2000;          // the ranker learns from every one of the first events
   int blend_train_cost = 16;               // then item scorings per event spent on ranker steps
-  int blend_sample = 0;       // uniform draws per ranker step; 0: a step scores the whole catalog
-  int blend_sample_top = 32;  // best items of each sparse component certain in a sampled step
-  int blend_cold_events = 0;  // users with fewer earlier events get weights of their own; 0: none
-  bool blend_session_start = false;  // users starting a session get weights of their own
-  std::string blend_sparse_transform = "linear";  // "linear" or "log" (log1p(x / mean of x > 0))
-  int blend_ease_items = 2000;                    // the ease component's fit: items counted most
-  double blend_ease_lambda = 200;                 // its ridge term
-  int blend_ease_refit = 5000;                    // events between fits
+  int blend_sample = 128;      // uniform draws per ranker step; 0: a step scores the whole catalog
+  int blend_sample_top = 32;   // best items of each sparse component certain in a sampled step
+  int blend_cold_events = 20;  // users with fewer earlier events get weights of their own; 0: none
+  bool blend_session_start = true;             // users starting a session get weights of their own
+  std::string blend_sparse_transform = "log";  // "linear" or "log" (log1p(x / mean of x > 0))
+  int blend_ease_items = 2000;                 // the ease component's fit: items counted most
+  double blend_ease_lambda = 200;              // its ridge term
+  int blend_ease_refit = 5000;                 // events between fits
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

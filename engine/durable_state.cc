@@ -13,6 +13,19 @@ namespace freshet::engine {
 
 namespace {
 
+// ": it was written with --set ..." naming the blend settings that fix its row layout, read from
+// the configuration stored beside the state; empty where that text is missing or does not give
+// the stored fingerprint (so the settings named are the ones the rows were written with).
+std::string WrittenBlendLayout(absl::string_view algorithm, const store::StoreMeta& meta) {
+  if (algorithm != "blend" || meta.config_toml.empty()) return "";
+  const absl::StatusOr<config::Config> written = config::ParseConfig(meta.config_toml, "stored");
+  if (!written.ok() || store::StateFingerprint("blend", *written) != meta.fingerprint) return "";
+  return absl::StrCat(
+      ": it was written with --set blend.features=", written->blend_features,
+      " --set blend.cold_events=", written->blend_cold_events,
+      " --set blend.session_start=", written->blend_session_start ? "true" : "false");
+}
+
 LoadedState ToLoadedState(const store::StoreMeta& meta) {
   LoadedState s;
   s.events_applied = meta.events_applied;
@@ -50,8 +63,10 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
       return absl::FailedPreconditionError(absl::StrCat(
           "data directory ", options.data_dir,
           " was written with a different row layout (e.g. bpr.tied_context, or blend.features "
-          "and its weight sets: blend.cold_events, blend.session_start); run with the settings "
-          "it was written with, use another --data-dir, or --reset to discard the stored state"));
+          "and its weight sets: blend.cold_events, blend.session_start)",
+          WrittenBlendLayout(options.algorithm, meta),
+          "; run with the settings it was written with, use another --data-dir, or --reset to "
+          "discard the stored state"));
     }
     const store::StateStore* store = state->store_.get();
     const absl::Status load = model->WithLearnerExclusive(
@@ -62,9 +77,11 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
           load.code(),
           absl::StrCat(load.message(), " (this blend state does not record its blend.features; ",
                        "if they differ from this run's '", options.config.blend_features,
-                       "' — the defaults gained ials — run with the ones it was written with, ",
-                       "e.g. --set blend.features=bpr,cooc,history,transitions,popularity,"
-                       "trending, or --reset to discard it)"));
+                       "' — the defaults gained ials, then the cold and session-start weight "
+                       "sets — run with the ones it was written with, e.g. --set "
+                       "blend.features=bpr,cooc,history,transitions,popularity,trending --set "
+                       "blend.cold_events=0 --set blend.session_start=false, or --reset to "
+                       "discard it)"));
     }
     FRESHET_RETURN_IF_ERROR(load);
   }

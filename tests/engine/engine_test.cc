@@ -619,12 +619,45 @@ TEST_F(EngineTest, RefusesABlendStateOfOtherComponents) {
   auto other = Engine::Open(options_, backend_.get());
   ASSERT_FALSE(other.ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(other.status())) << other.status();
-  EXPECT_NE(other.status().message().find("blend.features"), absl::string_view::npos)
+  // It names what the state was written with, read from the configuration stored beside it.
+  EXPECT_NE(other.status().message().find("it was written with --set blend.features=bpr,cooc "
+                                          "--set blend.cold_events=20 --set "
+                                          "blend.session_start=true"),
+            absl::string_view::npos)
       << other.status();
   options_.config.blend_features = "bpr,cooc";
   auto same = Engine::Open(options_, backend_.get());
   ASSERT_TRUE(same.ok()) << same.status();
   EXPECT_EQ((*same)->stats().events_applied, 300);
+}
+
+// A blend state written without the cold and session-start weight sets (blend's defaults before
+// they had them) is refused under today's defaults with the settings that open it.
+TEST_F(EngineTest, ABlendStateWithoutWeightSetsSaysWhatToRunWith) {
+  const std::string dir = FreshDir("engine_blend_sets");
+  options_.algorithm = "blend";
+  options_.config.blend_cold_events = 0;
+  options_.config.blend_session_start = false;
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  options_.data_dir = dir;
+  options_.config.blend_cold_events = config::Config{}.blend_cold_events;
+  options_.config.blend_session_start = config::Config{}.blend_session_start;
+  auto today = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(today.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(today.status())) << today.status();
+  EXPECT_NE(today.status().message().find("--set blend.cold_events=0 --set "
+                                          "blend.session_start=false"),
+            absl::string_view::npos)
+      << today.status();
+  ASSERT_TRUE(
+      config::ApplyOverrides(&options_.config, {"blend.cold_events=0", "blend.session_start=false"})
+          .ok());
+  auto written = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ((*written)->stats().events_applied, 300);
 }
 
 // A blend state written before the fingerprint covered blend's settings opens with the settings it

@@ -114,6 +114,7 @@ TEST_F(BlendTest, SampledStepsLearnTheTransitionWeightFromTheStream) {
 // events, is added to the shared one for those users: it starts at zero and moves.
 TEST_F(BlendTest, ColdUsersLearnWeightsOfTheirOwn) {
   config::Config config;
+  config.blend_session_start = false;
   config.blend_cold_events = 0;
   const auto one_set = Learnt(MakeStream(0.5, 5, 8000), config);
   ASSERT_EQ(Blend(*one_set).weights().size(), Blend(*one_set).features().size());
