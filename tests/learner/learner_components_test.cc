@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -300,26 +302,41 @@ TEST(VectorOpsTest, ExpNonPositiveMatchesLibm) {
   EXPECT_EQ(internal::ExpNonPositive(-1000.0f), 0.0f);
 }
 
+// A cooc model on the cpu backend with the popularity it reads, grown to `users` and `items`.
+struct CoocUnderTest {
+  CoocUnderTest(const config::Config& config, int32_t users, int32_t items)
+      : backend(std::move(kernels::CreateBackend("cpu")).value()),
+        model(config, &popularity, backend.get()),
+        items(items) {
+    model.Grow(users, items);
+    popularity.Resize(items);
+  }
+  // Learns the user's event of `item` at `ts` after their `recent` items, and appends it to them.
+  void Learn(int32_t user, int32_t item, int64_t ts, std::vector<int32_t>* recent) {
+    model.Learn(Interaction{user, item, 1.0f, ts, *recent, items});
+    popularity.Add(item, 1.0f, ts);
+    recent->push_back(item);
+  }
+  Popularity popularity{0};
+  std::unique_ptr<kernels::Backend> backend;
+  CoocModel model;
+  const int32_t items;
+};
+
 TEST(CoocModelTest, PruningBoundsMemoryAndKeepsTheStrongestPairs) {
   config::Config config;
   config.cooc_max_pairs = 1000;
   config.cooc_window = 4;
-  Popularity pop(0);
-  auto backend = kernels::CreateBackend("cpu");
-  ASSERT_TRUE(backend.ok());
-  CoocModel model(config, &pop, backend->get());
   constexpr int32_t kItems = 400;
-  model.Grow(1, kItems);
-  pop.Resize(kItems);
+  CoocUnderTest cooc(config, 1, kItems);
+  CoocModel& model = cooc.model;
   Rng rng(9);
   std::vector<int32_t> recent;
   for (int i = 0; i < 20000; ++i) {
     // Items 0 and 1 always come together; everything else is noise.
     const int32_t item =
         i % 2 == 0 ? static_cast<int32_t>(rng.Below(kItems)) : (i % 4 == 1 ? 0 : 1);
-    model.Learn(Interaction{0, item, 1.0f, i, recent, kItems});
-    pop.Add(item, 1.0f, i);
-    recent.push_back(item);
+    cooc.Learn(0, item, i, &recent);
     EXPECT_LE(model.stored_pairs(), 1000) << i;
   }
   EXPECT_GT(model.stored_pairs(), 500);  // pruning keeps about 3/4 of the cap, not far less
@@ -336,22 +353,16 @@ TEST(CoocModelTest, ScoresWithTheirRowsListTheRowsReachedOnce) {
   config::Config config;
   config.cooc_window = 8;
   config.cooc_session_gap_s = 0;
-  Popularity pop(0);
-  auto backend = kernels::CreateBackend("cpu");
-  ASSERT_TRUE(backend.ok());
-  CoocModel model(config, &pop, backend->get());
   constexpr int32_t kItems = 300;
-  model.Grow(50, kItems);
-  pop.Resize(kItems);
+  CoocUnderTest cooc(config, 50, kItems);
+  const CoocModel& model = cooc.model;
   Rng rng(4);
   std::vector<std::vector<int32_t>> recent(50);
   for (int i = 0; i < 5000; ++i) {
     const int32_t user = static_cast<int32_t>(rng.Below(50));
     // Items of a user cluster in one of three ranges, so that lists overlap.
     const int32_t item = static_cast<int32_t>(user % 3 * 100 + rng.Below(100));
-    model.Learn(Interaction{user, item, 1.0f, i, recent[user], kItems});
-    pop.Add(item, 1.0f, i);
-    recent[user].push_back(item);
+    cooc.Learn(user, item, i, &recent[user]);
   }
   for (int32_t user = 0; user < 50; user += 7) {
     // Rows at or above the span's size are left out of both.
