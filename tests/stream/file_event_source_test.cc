@@ -34,11 +34,28 @@ using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
+// Every path TempPath() named, removed when the test program ends (the names carry the pid, so
+// files left behind would pile up run after run).
+std::vector<std::string>& TempPaths() {
+  static auto* paths = new std::vector<std::string>;
+  return *paths;
+}
+class RemoveTempFiles : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const std::string& path : TempPaths()) std::remove(path.c_str());
+  }
+};
+::testing::Environment* const kRemoveTempFiles =
+    ::testing::AddGlobalTestEnvironment(new RemoveTempFiles);
+
 // A unique path under the test temp dir, named after the running test.
 std::string TempPath(absl::string_view name) {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return absl::StrCat(::testing::TempDir(), "freshet_stream_", info->test_suite_name(), "_",
-                      info->name(), "_", ::getpid(), "_", name);
+  std::string path = absl::StrCat(::testing::TempDir(), "freshet_stream_", info->test_suite_name(),
+                                  "_", info->name(), "_", ::getpid(), "_", name);
+  TempPaths().push_back(path);
+  return path;
 }
 
 std::string WriteFile(absl::string_view name, absl::string_view contents) {
