@@ -33,6 +33,7 @@
 #include "stream/file_source_options.h"
 #include "stream/synthetic/synthetic_stream.h"
 #include "tests/stream/event_corpus.h"
+#include "tests/stream/temp_files.h"
 
 namespace freshet::stream {
 namespace {
@@ -47,18 +48,10 @@ using testing::ValidEvents;
 
 constexpr int64_t kDefaultTsMs = 1'650'000'000'000;
 
-std::string TempPath(absl::string_view name) {
-  const ::testing::TestInfo *info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return absl::StrCat(::testing::TempDir(), "freshet_codec_", info->name(), "_", ::getpid(), "_",
-                      name);
-}
+std::string TempPath(absl::string_view name) { return testing::TempPath("codec", name); }
 
 std::string WriteFile(absl::string_view name, absl::string_view contents) {
-  const std::string path = TempPath(name);
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-  EXPECT_TRUE(file.good()) << path;
-  return path;
+  return testing::WriteTempFile("codec", name, contents);
 }
 
 std::string ReadFile(const std::string &path) {

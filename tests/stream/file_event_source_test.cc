@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "stream/event.h"
 #include "stream/file_source_options.h"
+#include "tests/stream/temp_files.h"
 
 namespace freshet::stream {
 namespace {
@@ -34,36 +35,10 @@ using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-// Every path TempPath() named, removed when the test program ends (the names carry the pid, so
-// files left behind would pile up run after run).
-std::vector<std::string>& TempPaths() {
-  static auto* paths = new std::vector<std::string>;
-  return *paths;
-}
-class RemoveTempFiles : public ::testing::Environment {
- public:
-  void TearDown() override {
-    for (const std::string& path : TempPaths()) std::remove(path.c_str());
-  }
-};
-::testing::Environment* const kRemoveTempFiles =
-    ::testing::AddGlobalTestEnvironment(new RemoveTempFiles);
-
-// A unique path under the test temp dir, named after the running test.
-std::string TempPath(absl::string_view name) {
-  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string path = absl::StrCat(::testing::TempDir(), "freshet_stream_", info->test_suite_name(),
-                                  "_", info->name(), "_", ::getpid(), "_", name);
-  TempPaths().push_back(path);
-  return path;
-}
+std::string TempPath(absl::string_view name) { return testing::TempPath("stream", name); }
 
 std::string WriteFile(absl::string_view name, absl::string_view contents) {
-  const std::string path = TempPath(name);
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-  EXPECT_TRUE(file.good()) << path;
-  return path;
+  return testing::WriteTempFile("stream", name, contents);
 }
 
 // Writes `contents` as one gzip member (or appends a member with mode "ab").
