@@ -156,6 +156,7 @@ TEST(KafkaReplicasTest, TwoServeProcessesOnTheCpuEndWithOneItemModel) {
     EXPECT_NE(norm, "") << id;
     EXPECT_EQ(Norm(dir + "/state1", id), norm) << id;
   }
+  if (!HasFailure()) std::filesystem::remove_all(dir);  // kept to look at when it failed
 }
 
 }  // namespace

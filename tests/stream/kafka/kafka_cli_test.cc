@@ -10,13 +10,13 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -24,6 +24,7 @@
 #include "tests/common/free_port.h"
 #include "tests/freshet_binary.h"
 #include "tests/stream/kafka/kafka_test_util.h"
+#include "tests/stream/temp_files.h"
 
 namespace freshet::stream {
 namespace {
@@ -142,15 +143,12 @@ double Metric(const std::string& metrics, const std::string& name) {
 }
 
 std::string WriteSmallLog(int lines) {
-  // One file per test (CTest runs tests in parallel, each in its own process).
-  const std::string path = ::testing::TempDir() + "/freshet_kafka_cli_" +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
-                           std::to_string(lines) + "_" + std::to_string(getpid()) + ".data";
-  std::ofstream out(path);
+  // One file per test (CTest runs tests in parallel, each in its own process), removed at exit.
+  std::string log;
   for (int i = 0; i < lines; ++i) {
-    out << (i % 13) + 1 << '\t' << (i % 29) + 1 << '\t' << 3 << '\t' << 880000000 + i << '\n';
+    log += absl::StrCat((i % 13) + 1, "\t", (i % 29) + 1, "\t", 3, "\t", 880000000 + i, "\n");
   }
-  return path;
+  return testing::WriteTempFile("kafka_cli", absl::StrCat(lines, ".data"), log);
 }
 
 TEST(KafkaCliTest, BrokerPrintsItsAddressAndProduceWritesEveryEvent) {
@@ -233,6 +231,7 @@ TEST(KafkaCliTest, ServeExitsPromptlyOnSigtermWithTheBrokerDown) {
   // Neither committing offsets nor leaving the group may hold the exit: it waited for the broker
   // (46-77 s, or for ever) when the commit was synchronous on the learning thread.
   EXPECT_EQ(serve.StopWithin(SIGTERM, absl::Seconds(10)), 0);
+  if (!HasFailure()) std::filesystem::remove_all(dir);  // kept to look at when it failed
 }
 
 TEST(KafkaCliTest, ProduceToAnUnreachableBrokerFails) {
