@@ -94,6 +94,21 @@ TEST(ConfigTest, TheBlendQualityPresetLoads) {
   }
 }
 
+// The reference preset is cooc with its refinements off (5 items, no decay, raw counts, no
+// sessions) and changes no key outside [cooc].
+TEST(ConfigTest, TheReferencePresetLoads) {
+  absl::StatusOr<Config> preset = LoadConfigFile(FRESHET_SOURCE_DIR "/config/reference.toml");
+  ASSERT_TRUE(preset.ok()) << preset.status();
+  EXPECT_EQ(preset->cooc_window, 5);
+  EXPECT_EQ(preset->cooc_decay, 1.0f);
+  EXPECT_EQ(preset->cooc_norm_exponent, 0.0f);
+  EXPECT_EQ(preset->cooc_session_gap_s, 0.0);
+  for (const ConfigKey& key : ConfigKeys()) {
+    if (absl::StartsWith(key.name, "cooc.")) continue;
+    EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;
+  }
+}
+
 TEST(ConfigTest, TomlErrorsNameFileAndLine) {
   absl::StatusOr<Config> bad = ParseConfig("[bpr]\nlr = 0.1\nnegatives = \"four\"\n", "my.toml");
   ASSERT_FALSE(bad.ok());
