@@ -55,6 +55,8 @@ struct GenerateFlags {
   int32_t user_topics = 3;
   double topic_concentration = 0.9;
   int32_t max_successors = 3;
+  // Also rank every event by the generator's own next-item distribution and print that ceiling.
+  bool ceiling = false;
 };
 int RunGenerate(const GenerateFlags& flags);
 

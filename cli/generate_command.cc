@@ -8,6 +8,7 @@
 #include "cli/common_flags.h"
 #include "cli/progress_line.h"
 #include "common/log.h"
+#include "stream/synthetic/synthetic_ceiling.h"
 #include "stream/synthetic/synthetic_stream.h"
 
 namespace freshet::cli {
@@ -41,6 +42,25 @@ int RunGenerate(const GenerateFlags& flags) {
   }
   LogInfo(absl::StrCat("wrote ", WithThousands(flags.events), " events to ", flags.output, " in ",
                        absl::StrFormat("%.1f", seconds()), " s"));
+  if (!flags.ceiling) return 0;
+  const double ceiling_start = seconds();
+  const absl::StatusOr<stream::SyntheticCeiling> ceiling = stream::MeasureSyntheticCeiling(options);
+  if (!ceiling.ok()) {
+    PrintError(ceiling.status());
+    return 1;
+  }
+  LogInfo(absl::StrCat("ranked ", WithThousands(ceiling->evaluated),
+                       " events by the generator's own distribution in ",
+                       absl::StrFormat("%.1f", seconds() - ceiling_start), " s"));
+  std::printf(
+      "{\"ceiling\":{\"k\":%d,\"events\":%lld,\"evaluated\":%lld,\"recall\":%.4f,"
+      "\"ndcg\":%.4f,\"early_events\":%d,\"early_evaluated\":%lld,\"early_recall\":%.4f,"
+      "\"later_evaluated\":%lld,\"later_recall\":%.4f}}\n",
+      ceiling->k, static_cast<long long>(ceiling->events),
+      static_cast<long long>(ceiling->evaluated), ceiling->recall, ceiling->ndcg,
+      ceiling->early_events, static_cast<long long>(ceiling->early_evaluated),
+      ceiling->early_recall, static_cast<long long>(ceiling->later_evaluated),
+      ceiling->later_recall);
   return 0;
 }
 

@@ -126,6 +126,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   gen_cmd->add_option("--rate", generate.events_per_second, "events per second of simulated time")
       ->capture_default_str();
+  gen_cmd->add_flag("--ceiling", generate.ceiling,
+                    "then print, as a JSON line, Recall@10 of ranking each event by the "
+                    "generator's own next-item distribution (replay's protocol): the best any "
+                    "model can reach on this stream");
 
   freshet::cli::ConfigFlags config;
   CLI::App* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");

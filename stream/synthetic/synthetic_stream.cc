@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <system_error>
 #include <utility>
 
@@ -156,13 +157,20 @@ void SyntheticStream::Build() {
   }
   item_topic_.resize(items);
   item_in_topic_.resize(topics);
+  item_share_.resize(items);
   for (int32_t t = 0; t < topics; ++t) {
     const int32_t begin = topic_begin_[t];
     const int32_t end = topic_begin_[t + 1];
     for (int32_t j = begin; j < end; ++j) item_topic_[topic_items_[j]] = t;
-    item_in_topic_[t].Build(PowerLawWeights(end - begin, options_.popularity_exponent));
+    const std::vector<double> weights = PowerLawWeights(end - begin, options_.popularity_exponent);
+    item_in_topic_[t].Build(weights);
+    const double sum = std::accumulate(weights.begin(), weights.end(), 0.0);
+    for (int32_t j = begin; j < end; ++j) item_share_[topic_items_[j]] = weights[j - begin] / sum;
   }
-  topic_popularity_.Build(PowerLawWeights(topics, options_.popularity_exponent));
+  topic_share_ = PowerLawWeights(topics, options_.popularity_exponent);
+  topic_popularity_.Build(topic_share_);
+  const double topic_sum = std::accumulate(topic_share_.begin(), topic_share_.end(), 0.0);
+  for (double& share : topic_share_) share /= topic_sum;
 
   // Successors: uniform within the topic rather than by popularity, so that the sequential
   // signal is something a popularity model cannot pick up.
@@ -352,6 +360,37 @@ absl::Span<const int32_t> SyntheticStream::PreferredTopicsOf(int32_t user) const
   FRESHET_CHECK(user >= 0 && user < options_.users);
   return absl::MakeConstSpan(user_state_.data() + static_cast<size_t>(user) * user_stride_ + 1,
                              options_.user_topics);
+}
+
+void SyntheticStream::NextItemDistribution(int32_t user, int32_t previous_item,
+                                           absl::Span<double> out) const {
+  FRESHET_CHECK(user >= 0 && user < options_.users);
+  FRESHET_CHECK(previous_item >= -1 && previous_item < options_.items);
+  FRESHET_CHECK(out.size() == static_cast<size_t>(options_.items));
+  const int32_t k = options_.user_topics;
+  const int32_t* state = user_state_.data() + static_cast<size_t>(user) * user_stride_;
+  const int32_t* topics = state + 1;
+  const int32_t* cdf = state + 1 + k;
+  // P(topic) of a draw that is not a successor: a preferred topic by weight with probability
+  // topic_concentration, else a topic by popularity. DrawPreferredTopic compares x in [0, 2^31)
+  // with the cumulative weights, the last topic taking the rest.
+  const double successor_p = previous_item >= 0 ? options_.sequential_probability : 0.0;
+  const double c = options_.topic_concentration;
+  std::vector<double> topic_p(topic_share_.size());
+  for (size_t t = 0; t < topic_p.size(); ++t) topic_p[t] = (1.0 - c) * topic_share_[t];
+  double below = 0;
+  for (int32_t j = 0; j < k; ++j) {
+    const double upto = j < k - 1 ? static_cast<double>(cdf[j]) : kCdfOne;
+    topic_p[topics[j]] += c * (upto - below) / kCdfOne;
+    below = upto;
+  }
+  for (int32_t i = 0; i < options_.items; ++i) {
+    out[i] = (1.0 - successor_p) * topic_p[item_topic_[i]] * item_share_[i];
+  }
+  if (previous_item >= 0) {
+    const absl::Span<const int32_t> next = SuccessorsOf(previous_item);
+    for (int32_t item : next) out[item] += successor_p / static_cast<double>(next.size());
+  }
 }
 
 std::string SyntheticStream::UserId(int32_t user) { return absl::StrCat("u", user); }

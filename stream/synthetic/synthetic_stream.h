@@ -129,6 +129,15 @@ class SyntheticStream {
   // drift as events are generated.
   absl::Span<const int32_t> PreferredTopicsOf(int32_t user) const;
 
+  // The distribution the user's next item is drawn from, given their current state and
+  // `previous_item` (their latest item, -1 before their first event): out[i] = P(item i), over
+  // all items (out.size() must be options().items; the values sum to 1). Drift is not in it:
+  // called right after NextIds() with that event's user and their item before it, it is the
+  // exact distribution that event's item was drawn from (any drift at that event already
+  // applied). Ranking by it is the best any model can do on this stream (synthetic_ceiling.h).
+  // Costs O(items).
+  void NextItemDistribution(int32_t user, int32_t previous_item, absl::Span<double> out) const;
+
   // The external ids used in events: "u<N>" and "i<N>".
   static std::string UserId(int32_t user);
   static std::string ItemId(int32_t item);
@@ -155,6 +164,10 @@ class SyntheticStream {
   // Per-topic item popularity, over the topic's slice of topic_items_.
   std::vector<synthetic_internal::AliasTable> item_in_topic_;
   synthetic_internal::AliasTable topic_popularity_;
+  // The same laws as probabilities: P(item | its topic), and P(topic) for a draw from the whole
+  // catalog (NextItemDistribution).
+  std::vector<double> item_share_;
+  std::vector<double> topic_share_;
   synthetic_internal::AliasTable user_activity_;  // returns a user id
   synthetic_internal::AliasTable event_type_;
 

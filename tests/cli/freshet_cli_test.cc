@@ -89,6 +89,39 @@ TEST(FreshetCliTest, GeneratesAndReplaysASyntheticStream) {
   EXPECT_GT(double(report["models"]["bpr"]["events_per_sec"].get_double().value()), 0.0);
 }
 
+// --ceiling prints, as a JSON line, what ranking each event by the generator's own distribution
+// scores under replay's protocol: no model replayed on the same stream should come near it.
+TEST(FreshetCliTest, GeneratePrintsTheStreamsCeiling) {
+  const std::string dir = TempDir("ceiling");
+  Result r =
+      Freshet("generate --events 20000 --users 2000 --items 1000 --seed 5 --ceiling --output " +
+              dir + "/events.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t at = r.output.find("{\"ceiling\":");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  simdjson::dom::parser parser;
+  simdjson::dom::element line;
+  ASSERT_EQ(parser.parse(r.output.substr(at, r.output.find('\n', at) - at)).get(line),
+            simdjson::SUCCESS)
+      << r.output;
+  const double ceiling = double(line["ceiling"]["recall"].get_double().value());
+  EXPECT_EQ(int64_t(line["ceiling"]["k"].get_int64().value()), 10);
+  EXPECT_EQ(int64_t(line["ceiling"]["events"].get_int64().value()), 20000);
+  EXPECT_GT(int64_t(line["ceiling"]["evaluated"].get_int64().value()), 10000);
+  EXPECT_LE(ceiling, 1.0);
+
+  r = Freshet("replay --data " + dir +
+              "/events.jsonl --format jsonl --algo cooc,bpr --quiet --report " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  simdjson::dom::element report;
+  ASSERT_EQ(parser.load(dir + "/report.json").get(report), simdjson::SUCCESS);
+  for (const char* model : {"popularity", "cooc", "bpr"}) {
+    EXPECT_GT(ModelRecall(report, model), 0.0) << model;
+    EXPECT_GT(ceiling, ModelRecall(report, model)) << model;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(FreshetCliTest, ReplaysACsvWithAColumnMappingAndMalformedLines) {
   const std::string dir = TempDir("csv");
   {

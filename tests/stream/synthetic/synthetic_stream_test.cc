@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <functional>
@@ -18,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "simdjson.h"
 #include "stream/event.h"
+#include "stream/synthetic/synthetic_ceiling.h"
 
 namespace freshet::stream {
 namespace {
@@ -349,6 +351,110 @@ TEST(SyntheticStreamTest, SequentialProbabilityIsPlanted) {
   }
   options.sequential_probability = 1.0;
   EXPECT_EQ(SuccessorTransitionRate(options, 50'000), 1.0);
+}
+
+// The distribution NextItemDistribution gives is the one the events are drawn from: summed over
+// the events, it predicts how often each item comes, topic weights, popularity, successors and
+// drift included.
+TEST(SyntheticStreamTest, NextItemDistributionIsWhatEventsAreDrawnFrom) {
+  SyntheticStreamOptions options;
+  options.users = 3;  // few users, so each one's own topic weights show in the counts
+  options.items = 60;
+  options.topics = 6;
+  options.user_topics = 2;
+  options.sequential_probability = 0.3;
+  options.drift_rate = 0.001;
+  SyntheticStream stream = MakeStream(options);
+  std::vector<int32_t> last(options.users, -1);
+  std::vector<double> p(options.items), expected(options.items, 0.0);
+  std::vector<int64_t> observed(options.items, 0);
+  SyntheticEventIds e;
+  constexpr int64_t kEvents = 200'000;
+  for (int64_t n = 0; n < kEvents; ++n) {
+    stream.NextIds(&e);
+    stream.NextItemDistribution(e.user, last[e.user], absl::MakeSpan(p));
+    ASSERT_NEAR(std::accumulate(p.begin(), p.end(), 0.0), 1.0, 1e-9) << "event " << n;
+    ASSERT_GE(*std::min_element(p.begin(), p.end()), 0.0);
+    for (int32_t i = 0; i < options.items; ++i) expected[i] += p[i];
+    ++observed[e.item];
+    last[e.user] = e.item;
+  }
+  // Each draw is independent given the state, so a count is off by a few standard deviations at
+  // most (variance at most the expected count).
+  for (int32_t i = 0; i < options.items; ++i) {
+    EXPECT_NEAR(static_cast<double>(observed[i]), expected[i], 5 * std::sqrt(expected[i]) + 5)
+        << "item " << i;
+  }
+}
+
+// With every next item a user's previous item's only successor, the ceiling ranks it first: every
+// ranked event after a user's first few is a hit at rank 1. A user's first item is drawn by taste
+// and popularity, so not every early event is.
+TEST(SyntheticCeilingTest, RanksACertainSuccessorFirst) {
+  SyntheticStreamOptions options;
+  options.events = 20'000;
+  options.users = 200;
+  options.items = 2'000;
+  options.topics = 4;
+  options.sequential_probability = 1.0;
+  options.max_successors = 1;
+  absl::StatusOr<SyntheticCeiling> ceiling = MeasureSyntheticCeiling(options, 10, 5);
+  ASSERT_TRUE(ceiling.ok()) << ceiling.status();
+  EXPECT_EQ(ceiling->events, 20'000);
+  ASSERT_GT(ceiling->later_evaluated, 1'000);
+  EXPECT_EQ(ceiling->later_recall, 1.0);
+  EXPECT_LT(ceiling->early_recall, 1.0);
+  EXPECT_EQ(ceiling->evaluated, ceiling->early_evaluated + ceiling->later_evaluated);
+  // A hit at rank 1 gains 1: NDCG is at least the share of those later hits.
+  EXPECT_GE(ceiling->ndcg, static_cast<double>(ceiling->later_evaluated) / ceiling->evaluated);
+}
+
+// Without successors or tastes (one topic, sequential 0), the distribution is popularity: the
+// ceiling is what ranking by the planted popularity gives, which the test computes on its own.
+TEST(SyntheticCeilingTest, WithoutTastesOrSuccessorsIsPopularity) {
+  SyntheticStreamOptions options;
+  options.events = 5'000;
+  options.users = 300;
+  options.items = 400;
+  options.topics = 1;
+  options.user_topics = 1;
+  options.sequential_probability = 0.0;
+  absl::StatusOr<SyntheticCeiling> ceiling = MeasureSyntheticCeiling(options, 5, 5);
+  ASSERT_TRUE(ceiling.ok()) << ceiling.status();
+  SyntheticStream stream = MakeStream(options);
+  const absl::Span<const int32_t> by_popularity = stream.ItemsOfTopic(0);  // most popular first
+  std::vector<char> in_catalog(options.items, 0);
+  std::vector<std::vector<int32_t>> had(options.users);
+  int64_t evaluated = 0, hits = 0;
+  SyntheticEventIds e;
+  for (int64_t n = 0; n < options.events; ++n) {
+    stream.NextIds(&e);
+    std::vector<int32_t>& mine = had[e.user];
+    const bool had_it = std::find(mine.begin(), mine.end(), e.item) != mine.end();
+    if (in_catalog[e.item] && !had_it) {
+      ++evaluated;
+      int taken = 0;
+      for (int32_t item : by_popularity) {
+        if (!in_catalog[item] || std::find(mine.begin(), mine.end(), item) != mine.end()) continue;
+        if (item == e.item) ++hits;
+        if (++taken == 5) break;
+      }
+    }
+    in_catalog[e.item] = 1;
+    if (!had_it) mine.push_back(e.item);
+  }
+  EXPECT_EQ(ceiling->evaluated, evaluated);
+  EXPECT_DOUBLE_EQ(ceiling->recall, static_cast<double>(hits) / static_cast<double>(evaluated));
+  EXPECT_GT(hits, 0);
+}
+
+TEST(SyntheticCeilingTest, RejectsBadArguments) {
+  SyntheticStreamOptions options;
+  options.events = 10;
+  EXPECT_EQ(MeasureSyntheticCeiling(options, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.items = 0;
+  EXPECT_EQ(MeasureSyntheticCeiling(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SyntheticStreamTest, TypeFrequenciesAndWeightsMatchOptions) {
