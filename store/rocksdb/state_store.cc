@@ -445,7 +445,10 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
       counting.options_.read_only = true;
       s = counting.OpenDb(count_options);
       if (!s.ok()) {
-        return FromRocksDb(s, absl::StrCat("reading the corrupt write-ahead log of ", dir));
+        // Only the count is lost: the recovery below reads no further than the first corruption.
+        LogWarning(absl::StrCat("store.accept_wal_loss: cannot count the intact records of the ",
+                                "corrupt write-ahead log of ", dir, " (", s.ToString(), ")"));
+        skip_counter.reset();
       }
     }
     // ... and what a recovery up to the first corruption keeps. The recovered state is written to
@@ -456,17 +459,23 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
     db_options.wal_filter = kept_counter.get();
     s = store->OpenDb(db_options);
     if (s.ok()) {
-      store->wal_loss_.records_total = skip_counter->records;
+      store->wal_loss_.records_total = skip_counter ? skip_counter->records : -1;
       store->wal_loss_.records_dropped =
-          std::max<int64_t>(0, skip_counter->records - kept_counter->records);
+          skip_counter ? std::max<int64_t>(0, skip_counter->records - kept_counter->records) : -1;
       store->wal_loss_.corruption = corruption;
+      const std::string dropped =
+          skip_counter
+              ? absl::StrCat(store->wal_loss_.records_dropped, " intact records after it (of ",
+                             skip_counter->records, " in the log")
+              : absl::StrCat("every record after it (the log could not be read past it to ",
+                             "count them; ", kept_counter->records, " recovered");
       LogWarning(absl::StrCat(
           "store.accept_wal_loss: the write-ahead log of ", dir, " is corrupt (",
           CorruptionSummary(corruption),
           "); recovered the state up to the first corrupt "
           "record and DROPPED ",
-          store->wal_loss_.records_dropped, " intact records after it (of ", skip_counter->records,
-          " in the log; each one written batch: the rows of a flush "
+          dropped,
+          "; each one written batch: the rows of a flush "
           "interval with their source positions). Sources resume after the recovered positions"));
     }
     store->wal_counter_ = std::move(kept_counter);

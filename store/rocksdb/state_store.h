@@ -75,8 +75,11 @@ struct StoreMeta {
 
 // How a corrupt write-ahead log was handled at open (StateStore::Options::accept_wal_loss).
 struct WalLoss {
-  int64_t records_total = 0;            // intact records in the log (each one written batch)
-  int64_t records_dropped = 0;          // intact records after the first corruption, not recovered
+  // Intact records in the log (each one written batch), and those after the first corruption,
+  // not recovered; both -1 when the log could not be read past the corruption to count them (a
+  // damaged fragment of a record spanning blocks can stop RocksDB's skipping reader).
+  int64_t records_total = 0;
+  int64_t records_dropped = 0;
   std::vector<std::string> corruption;  // what RocksDB could not read (file, bytes, why)
 };
 

@@ -87,6 +87,34 @@ class StoreWalCorruptionTest : public ::testing::Test {
 
   int64_t WalSize() const { return static_cast<int64_t>(fs::file_size(wal_)); }
 
+  // RocksDB's log format: 32 KiB blocks of fragments, each a 7-byte header (crc32c 4, length 2,
+  // type 1: 1 a whole record, 2 its first fragment, 3 a middle one, 4 its last) and its payload.
+  // Returns the offset of the middle byte of the payload of the first fragment of `type` that
+  // starts at or after `from`, or -1.
+  int64_t FragmentPayloadByte(int type, int64_t from) const {
+    std::ifstream f(wal_, std::ios::binary);
+    const std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    constexpr int64_t kBlock = 32768, kHeader = 7;
+    int64_t pos = 0;
+    while (pos + kHeader <= static_cast<int64_t>(log.size())) {
+      const int64_t block_end = (pos / kBlock + 1) * kBlock;
+      if (block_end - pos < kHeader) {  // a block's tail too short for a header is padding
+        pos = block_end;
+        continue;
+      }
+      const int64_t length = static_cast<uint8_t>(log[pos + 4]) |
+                             (static_cast<int64_t>(static_cast<uint8_t>(log[pos + 5])) << 8);
+      const int fragment = static_cast<uint8_t>(log[pos + 6]);
+      if (fragment == 0 && length == 0) {
+        pos = block_end;
+        continue;
+      }
+      if (fragment == type && pos >= from && length > 0) return pos + kHeader + length / 2;
+      pos += kHeader + length;
+    }
+    return -1;
+  }
+
   config::Config config_;
   std::unique_ptr<kernels::Backend> backend_ = *kernels::CreateBackend("cpu");
   std::vector<stream::Event> events_;
@@ -137,8 +165,12 @@ TEST_F(StoreWalCorruptionTest, AFlippedByteRefusesTheOpenAndSaysWhatToDo) {
   }
 }
 
+// The batches are larger than a block, so each record is fragmented; here the first fragment of
+// one is damaged.
 TEST_F(StoreWalCorruptionTest, AcceptingTheLossRecoversThePrefixAndCountsWhatWasDropped) {
-  Flip(WalSize() * 2 / 5);
+  const int64_t offset = FragmentPayloadByte(2, WalSize() * 2 / 5);
+  ASSERT_GT(offset, 0);
+  Flip(offset);
   StateStore::Options options;
   options.accept_wal_loss = true;
   int64_t events = 0;
@@ -167,6 +199,43 @@ TEST_F(StoreWalCorruptionTest, AcceptingTheLossRecoversThePrefixAndCountsWhatWas
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->ReadMeta()->events_applied, events);
   EXPECT_EQ((*store)->wal_loss().records_dropped, 0);
+}
+
+// A damaged last (or middle) fragment stops the reader that would count the intact records after
+// it ("Write batch content corrupted"): the loss is still accepted, the prefix recovered, and the
+// counts say they are unknown.
+TEST_F(StoreWalCorruptionTest, AcceptingALossThatCannotBeCountedStillRecoversThePrefix) {
+  for (const int fragment : {3, 4}) {
+    SCOPED_TRACE(absl::StrCat("fragment type ", fragment));
+    SetUp();  // a fresh image
+    const int64_t offset = FragmentPayloadByte(fragment, WalSize() * 2 / 5);
+    ASSERT_GT(offset, 0);
+    Flip(offset);
+    StateStore::Options options;
+    options.accept_wal_loss = true;
+    int64_t events = 0;
+    {
+      auto store = StateStore::Open(image_, options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      const WalLoss& loss = (*store)->wal_loss();
+      EXPECT_EQ(loss.records_total, -1);
+      EXPECT_EQ(loss.records_dropped, -1);
+      ASSERT_FALSE(loss.corruption.empty());
+      auto meta = (*store)->ReadMeta();
+      ASSERT_TRUE(meta.ok());
+      events = meta->events_applied;
+      // Whole batches up to the damaged one, not all of them.
+      EXPECT_EQ(events % kChunk, 0);
+      EXPECT_LT(events, int64_t{kBatches} * kChunk);
+      EXPECT_EQ(meta->positions.at(0).offset, events - 1);
+      auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
+      ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
+      ExpectSameState(*Reference(static_cast<int>(events / kChunk)), *loaded);
+    }
+    auto store = StateStore::Open(image_, StateStore::Options{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->ReadMeta()->events_applied, events);
+  }
 }
 
 // The same through the engine, which is what `freshet serve` opens: the error names the data
