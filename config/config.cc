@@ -151,6 +151,11 @@ const std::vector<KeyImpl>& Registry() {
              "is refused as corrupt instead of allocated; 0: this machine's memory"),
       FloatKey("popularity.half_life_s", &Config::popularity_half_life_s, 0, 1e12,
                "half-life of popularity counts in seconds; 0 counts all time equally"),
+      ChoiceKey("popularity.new_users", &Config::popularity_new_users, {"first", "all"},
+                "what users freshet has not seen get: first, the items other users took at their "
+                "first event (with 50 first events' worth of all-time popularity mixed in, which "
+                "matters while few users have arrived); all, all-time popularity. The popularity "
+                "model ranks everyone by all-time popularity either way"),
       ChoiceKey("bpr.loss", &Config::bpr_loss, {"softmax", "bpr"},
                 "softmax: sampled softmax with logQ correction; bpr: pairwise logistic"),
       IntKey("bpr.negatives", &Config::bpr_negatives, 1, 1024, "negatives sampled per event"),

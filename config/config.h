@@ -38,6 +38,9 @@ struct Config {
 
   // [popularity] baseline and cold-start fallback
   double popularity_half_life_s = 0;  // 0 = all-time counts; else exponential decay
+  // What users never seen get: "first" (what other users took at their first event) or "all"
+  // (all-time popularity; the popularity model always ranks by it).
+  std::string popularity_new_users = "first";
 
   // [bpr] sampled-softmax / pairwise SGD with short-term context
   std::string bpr_loss = "softmax";  // "softmax" (sampled, logQ-corrected) or "bpr" (pairwise)

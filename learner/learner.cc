@@ -127,8 +127,9 @@ void Learner::ApplyResolved(Rows rows, const stream::Event& event) {
   catalog_ = std::max(catalog_, rows.item + 1);
   learning().Learn(Interaction{rows.user, rows.item, event.weight, event.ts_ms,
                                history.Recent(config_.history_recent), catalog_});
+  const bool first_of_user = history.events() == 0;  // a new user (or one expired since)
   history.Add(rows.item, config_.history_recent, config_.history_max_items);
-  popularity_.Add(rows.item, event.weight, event.ts_ms);
+  popularity_.Add(rows.item, event.weight, event.ts_ms, first_of_user);
   history.CountEvent(event.ts_ms);
   if (apply_clock_ns_ != 0) history.set_applied_ns(apply_clock_ns_);
   ++events_applied_;
@@ -242,7 +243,13 @@ absl::Status Learner::Recommend(absl::string_view user, int k, bool exclude_seen
     out->personalized = false;
     UserQuery query;
     query.exclude = also_exclude;
-    return fallback_.Recommend(query, k, &out->items);
+    if (algorithm_ == "popularity" || config_.popularity_new_users != "first") {
+      return fallback_.Recommend(query, k, &out->items);
+    }
+    std::vector<float> scores(popularity_.Scores().size());
+    popularity_.NewUserScores(kNewUserPrior, absl::MakeSpan(scores));
+    return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()),
+                                    also_exclude, k, &out->items);
   }
   const UserHistory& history = histories_[row];
   std::vector<int32_t> scratch, merged;

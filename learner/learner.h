@@ -90,8 +90,10 @@ class Learner {
   // ExpireUsers() do it themselves.
   void Flush() { learning().Flush(); }
 
-  // Top-k items for an external user id. Unknown users get popularity. With exclude_seen, items in
-  // the user's history are left out. InvalidArgument for k < 1.
+  // Top-k items for an external user id. Unknown users get popularity: what other users took at
+  // their first event (popularity.new_users = first; Popularity::NewUserScores), or all-time
+  // (= all, and always for the popularity model). With exclude_seen, items in the user's history
+  // are left out. InvalidArgument for k < 1.
   absl::Status Recommend(absl::string_view user, int k, bool exclude_seen,
                          Recommendation* out) const {
     return Recommend(user, k, exclude_seen, {}, out);
@@ -244,6 +246,9 @@ class Learner {
 
   // --- Persistence (store/). Every persisted value starts with kFormatVersion.
   static constexpr uint8_t kFormatVersion = 1;
+  // Unknown users (popularity.new_users = first): first events' worth of all-time popularity
+  // mixed into what new users took (Popularity::NewUserScores).
+  static constexpr double kNewUserPrior = 50;
 
   // Rows changed since the previous call; clears the record.
   StateChanges TakeChanges();

@@ -21,7 +21,9 @@ class Popularity {
   explicit Popularity(double half_life_s);
 
   void Resize(int32_t items);
-  void Add(int32_t item, float weight, int64_t ts_ms);
+  // `first_of_user`: the event is its user's first, so it also counts towards what new users
+  // take (NewUserScores).
+  void Add(int32_t item, float weight, int64_t ts_ms, bool first_of_user = false);
 
   // Scores that rank items by (decayed) popularity, one per item row. With decay they are scaled
   // by a common factor, so only their order and ratios are meaningful: use Value() for counts.
@@ -29,6 +31,15 @@ class Popularity {
 
   // The (decayed) weighted count of `item` as of the latest event.
   double Value(int32_t item) const;
+  // The same over the events that were their user's first.
+  double FirstValue(int32_t item) const;
+
+  // Scores for a user never seen, one per item row (out.size() of them, at most the rows
+  // Resize()d): the share of `item` among users' first events, with `prior` first events' worth
+  // of its all-time share mixed in, (F_i + prior * A_i / A) / (F + prior) (F: first-event counts,
+  // A: all counts, both decayed alike). While few users have arrived the all-time share
+  // dominates; as they accumulate, what new users actually take does. O(out.size()).
+  void NewUserScores(double prior, absl::Span<float> out) const;
 
   // Undecayed number of interactions of `item`.
   int64_t Count(int32_t item) const { return counts_[item]; }
@@ -61,6 +72,7 @@ class Popularity {
   // (a loaded sum is that float: within 1 part in 2^24 of the sum, and growing from there).
   std::vector<double> sums_;
   std::vector<float> scores_;
+  std::vector<double> first_sums_;  // the same over first events; persisted as a float too
   std::vector<int64_t> counts_;
   std::vector<int64_t> last_ts_;
   int64_t total_ = 0;

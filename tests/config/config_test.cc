@@ -95,7 +95,7 @@ TEST(ConfigTest, TheBlendQualityPresetLoads) {
 }
 
 // The reference preset is cooc with its refinements off (5 items, no decay, raw counts, no
-// sessions) and changes no key outside [cooc].
+// sessions) and all-time popularity for unknown users, and changes no other key.
 TEST(ConfigTest, TheReferencePresetLoads) {
   absl::StatusOr<Config> preset = LoadConfigFile(FRESHET_SOURCE_DIR "/config/reference.toml");
   ASSERT_TRUE(preset.ok()) << preset.status();
@@ -103,8 +103,9 @@ TEST(ConfigTest, TheReferencePresetLoads) {
   EXPECT_EQ(preset->cooc_decay, 1.0f);
   EXPECT_EQ(preset->cooc_norm_exponent, 0.0f);
   EXPECT_EQ(preset->cooc_session_gap_s, 0.0);
+  EXPECT_EQ(preset->popularity_new_users, "all");
   for (const ConfigKey& key : ConfigKeys()) {
-    if (absl::StartsWith(key.name, "cooc.")) continue;
+    if (absl::StartsWith(key.name, "cooc.") || key.name == "popularity.new_users") continue;
     EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;
   }
 }

@@ -208,6 +208,63 @@ TEST(PopularityTest, AllTimeCountsKeepGrowingPastTheFloatMantissa) {
   EXPECT_DOUBLE_EQ(loaded.Value(0), static_cast<double>(kBase + 1007));
 }
 
+// What new users take: the first-event share, with `prior` first events' worth of the all-time
+// share mixed in, so that few first events cannot outrank what everyone takes.
+TEST(PopularityTest, NewUserScoresFollowFirstEventsOnceThereAreEnough) {
+  Popularity pop(0);
+  pop.Resize(3);
+  for (int e = 0; e < 100; ++e) pop.Add(0, 1.0f, 0);  // the all-time favourite, never a first
+  for (int e = 0; e < 5; ++e) pop.Add(1, 1.0f, 0, /*first_of_user=*/true);
+  EXPECT_DOUBLE_EQ(pop.FirstValue(1), 5.0);
+  EXPECT_DOUBLE_EQ(pop.Value(1), 5.0);
+  std::vector<float> scores(3);
+  pop.NewUserScores(50, absl::MakeSpan(scores));
+  // (F_i + 50 * A_i / A) / (F + 50), A = 105, F = 5.
+  EXPECT_NEAR(scores[0], (0 + 50.0 * 100 / 105) / 55, 1e-6);
+  EXPECT_NEAR(scores[1], (5 + 50.0 * 5 / 105) / 55, 1e-6);
+  EXPECT_EQ(scores[2], 0.0f);
+  EXPECT_GT(scores[0], scores[1]);  // 5 first events are not enough
+  for (int e = 0; e < 55; ++e) pop.Add(1, 1.0f, 0, /*first_of_user=*/true);
+  pop.NewUserScores(50, absl::MakeSpan(scores));
+  EXPECT_GT(scores[1], scores[0]);  // 60 are
+  pop.NewUserScores(0, absl::MakeSpan(scores));
+  EXPECT_EQ(scores[0], 0.0f);
+  EXPECT_FLOAT_EQ(scores[1], 1.0f);
+
+  // Persisted with the item; a row written before first-event counts existed reads as none.
+  std::string row;
+  pop.EncodeItem(1, &row);
+  Popularity loaded(0);
+  loaded.Resize(3);
+  ASSERT_TRUE(loaded.DecodeItem(1, row));
+  EXPECT_DOUBLE_EQ(loaded.FirstValue(1), 60.0);
+  EXPECT_DOUBLE_EQ(loaded.Value(1), 60.0);
+  ASSERT_EQ(row.size(), 24u);
+  ASSERT_TRUE(loaded.DecodeItem(1, row.substr(0, 20)));
+  EXPECT_DOUBLE_EQ(loaded.FirstValue(1), 0.0);
+  EXPECT_DOUBLE_EQ(loaded.Value(1), 60.0);
+
+  // Nothing counted: every score 0.
+  Popularity empty(0);
+  empty.Resize(2);
+  empty.NewUserScores(50, absl::MakeSpan(scores));
+  EXPECT_EQ(scores, std::vector<float>(3, 0.0f));
+}
+
+TEST(PopularityTest, FirstEventCountsDecayLikeTheOthers) {
+  Popularity pop(/*half_life_s=*/10);
+  pop.Resize(2);
+  pop.Add(0, 1.0f, 0, /*first_of_user=*/true);
+  pop.Add(1, 1.0f, 10'000);  // one half-life later
+  EXPECT_NEAR(pop.FirstValue(0), 0.5, 1e-6);
+  EXPECT_NEAR(pop.Value(0), 0.5, 1e-6);
+  EXPECT_DOUBLE_EQ(pop.FirstValue(1), 0.0);
+  for (int64_t t = 0; t < 2000; ++t) pop.Add(1, 1.0f, 20'000 + t * 1000, t == 0);  // rescales
+  EXPECT_GT(pop.rescales(), 0);
+  EXPECT_NEAR(pop.FirstValue(1), std::exp2(-199.9), 1e-60);
+  EXPECT_TRUE(std::isfinite(pop.FirstValue(0)));
+}
+
 TEST(PopularityTest, DecayHalvesPerHalfLife) {
   Popularity pop(/*half_life_s=*/10);
   pop.Resize(2);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
@@ -171,6 +172,43 @@ TEST(LearnerTest, UnknownUsersGetPopularityAndSeenItemsAreExcluded) {
   const UserHistory& u1 = (*learner)->history((*learner)->users().Find("u1"));
   EXPECT_EQ(u1.events(), 6);
   EXPECT_EQ(u1.last_ts_ms(), 0);
+}
+
+// A user never seen gets what other users took at their first event (a sign-up page, a landing
+// page), not what everyone takes most; the popularity model, the baseline, and
+// popularity.new_users = all keep all-time popularity.
+TEST(LearnerTest, UnknownUsersGetWhatNewUsersTookFirst) {
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  std::vector<stream::Event> events;
+  for (int u = 0; u < 200; ++u) {
+    const std::string hit = u % 2 == 0 ? "hit0" : "hit1";
+    for (const std::string& item : {std::string("welcome"), hit, hit, hit}) {
+      stream::Event e;
+      e.user = absl::StrCat("u", u);
+      e.item = item;
+      events.push_back(e);
+    }
+  }
+  // All-time: hit0 and hit1 300 events each, welcome 200 (every one a user's first).
+  const auto top = [&](const std::string& algorithm, const config::Config& config) {
+    auto learner = Learner::Create(algorithm, config, backend->get());
+    EXPECT_TRUE(learner.ok()) << learner.status();
+    for (const stream::Event& e : events) (*learner)->Apply(e);
+    Recommendation recs;
+    EXPECT_TRUE((*learner)->Recommend("stranger", 2, true, &recs).ok());
+    EXPECT_FALSE(recs.personalized);
+    std::vector<std::string> ids;
+    for (const auto& r : recs.items) ids.push_back((*learner)->items().ExternalId(r.item));
+    return ids;
+  };
+  config::Config config;
+  for (const std::string algorithm : {"bpr", "cooc", "blend"}) {
+    EXPECT_EQ(top(algorithm, config)[0], "welcome") << algorithm;
+  }
+  EXPECT_EQ(top("popularity", config), (std::vector<std::string>{"hit0", "hit1"}));
+  config.popularity_new_users = "all";
+  EXPECT_EQ(top("bpr", config), (std::vector<std::string>{"hit0", "hit1"}));
 }
 
 TEST(LearnerTest, UnknownAlgorithmIsInvalidArgument) {

@@ -482,11 +482,11 @@ TEST(PopularityCodecTest, PoisonedValuesAreRefusedAndChangeNothing) {
     ASSERT_NE(item_before, item);
     ASSERT_NE(globals_before, globals);
 
-    // An item: count (int64), score (float), latest time (int64).
+    // An item: count (int64), score (float), latest time (int64), first-event score (float).
     std::vector<std::string> bad_items = Damaged(item);
     for (const Field& field :
          {Field{"count", 0, Kind::kNonNegativeInt64}, Field{"score", 8, Kind::kNonNegativeFloat},
-          Field{"time", 12, Kind::kTime}}) {
+          Field{"time", 12, Kind::kTime}, Field{"first", 20, Kind::kNonNegativeFloat}}) {
       for (const std::string& poison : Poisons(field.kind)) {
         bad_items.push_back(Poisoned(item, field, poison));
       }
