@@ -87,6 +87,35 @@ class StoreWalCorruptionTest : public ::testing::Test {
 
   int64_t WalSize() const { return static_cast<int64_t>(fs::file_size(wal_)); }
 
+  // Opens the damaged image with store.accept_wal_loss and checks what it recovered: whole
+  // batches, with their source position, the state of a learner that saw only those, written to
+  // table files so that the next start, strict again, opens it. Returns what the open reported
+  // and how many batches it kept.
+  void OpenAcceptingTheLoss(WalLoss* loss, int* kept) {
+    StateStore::Options options;
+    options.accept_wal_loss = true;
+    int64_t events = 0;
+    {
+      auto store = StateStore::Open(image_, options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      *loss = (*store)->wal_loss();
+      ASSERT_FALSE(loss->corruption.empty());
+      auto meta = (*store)->ReadMeta();
+      ASSERT_TRUE(meta.ok());
+      events = meta->events_applied;
+      ASSERT_EQ(events % kChunk, 0);
+      *kept = static_cast<int>(events / kChunk);
+      EXPECT_EQ(meta->positions.at(0).offset, events - 1);
+      auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
+      ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
+      ExpectSameState(*Reference(*kept), *loaded);
+    }
+    auto store = StateStore::Open(image_, StateStore::Options{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->ReadMeta()->events_applied, events);
+    EXPECT_EQ((*store)->wal_loss().records_dropped, 0);
+  }
+
   // RocksDB's log format: 32 KiB blocks of fragments, each a 7-byte header (crc32c 4, length 2,
   // type 1: 1 a whole record, 2 its first fragment, 3 a middle one, 4 its last) and its payload.
   // Returns the offset of the middle byte of the payload of the first fragment of `type` that
@@ -171,34 +200,15 @@ TEST_F(StoreWalCorruptionTest, AcceptingTheLossRecoversThePrefixAndCountsWhatWas
   const int64_t offset = FragmentPayloadByte(2, WalSize() * 2 / 5);
   ASSERT_GT(offset, 0);
   Flip(offset);
-  StateStore::Options options;
-  options.accept_wal_loss = true;
-  int64_t events = 0;
-  {
-    auto store = StateStore::Open(image_, options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    const WalLoss& loss = (*store)->wal_loss();
-    // One record is corrupt; the intact ones after it are dropped and counted.
-    EXPECT_EQ(loss.records_total, kBatches - 1);
-    EXPECT_GT(loss.records_dropped, 0);
-    EXPECT_LT(loss.records_dropped, kBatches - 1);
-    ASSERT_FALSE(loss.corruption.empty());
-    EXPECT_NE(loss.corruption[0].find("Corruption"), std::string::npos) << loss.corruption[0];
-    const int kept = kBatches - 1 - static_cast<int>(loss.records_dropped);
-    auto meta = (*store)->ReadMeta();
-    ASSERT_TRUE(meta.ok());
-    events = meta->events_applied;
-    EXPECT_EQ(events, int64_t{kept} * kChunk);
-    EXPECT_EQ(meta->positions.at(0).offset, events - 1);
-    auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-    ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
-    ExpectSameState(*Reference(kept), *loaded);
-  }
-  // The recovered state was written to table files: the next start, strict again, opens it.
-  auto store = StateStore::Open(image_, StateStore::Options{});
-  ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ((*store)->ReadMeta()->events_applied, events);
-  EXPECT_EQ((*store)->wal_loss().records_dropped, 0);
+  WalLoss loss;
+  int kept = -1;
+  ASSERT_NO_FATAL_FAILURE(OpenAcceptingTheLoss(&loss, &kept));
+  // One record is corrupt; the intact ones after it are dropped and counted.
+  EXPECT_EQ(loss.records_total, kBatches - 1);
+  EXPECT_GT(loss.records_dropped, 0);
+  EXPECT_LT(loss.records_dropped, kBatches - 1);
+  EXPECT_EQ(kept, kBatches - 1 - loss.records_dropped);
+  EXPECT_NE(loss.corruption[0].find("Corruption"), std::string::npos) << loss.corruption[0];
 }
 
 // A damaged last (or middle) fragment stops the reader that would count the intact records after
@@ -211,30 +221,12 @@ TEST_F(StoreWalCorruptionTest, AcceptingALossThatCannotBeCountedStillRecoversThe
     const int64_t offset = FragmentPayloadByte(fragment, WalSize() * 2 / 5);
     ASSERT_GT(offset, 0);
     Flip(offset);
-    StateStore::Options options;
-    options.accept_wal_loss = true;
-    int64_t events = 0;
-    {
-      auto store = StateStore::Open(image_, options);
-      ASSERT_TRUE(store.ok()) << store.status();
-      const WalLoss& loss = (*store)->wal_loss();
-      EXPECT_EQ(loss.records_total, -1);
-      EXPECT_EQ(loss.records_dropped, -1);
-      ASSERT_FALSE(loss.corruption.empty());
-      auto meta = (*store)->ReadMeta();
-      ASSERT_TRUE(meta.ok());
-      events = meta->events_applied;
-      // Whole batches up to the damaged one, not all of them.
-      EXPECT_EQ(events % kChunk, 0);
-      EXPECT_LT(events, int64_t{kBatches} * kChunk);
-      EXPECT_EQ(meta->positions.at(0).offset, events - 1);
-      auto loaded = *learner::Learner::Create("bpr", config_, backend_.get());
-      ASSERT_TRUE(engine::LoadLearner(**store, *loaded).ok());
-      ExpectSameState(*Reference(static_cast<int>(events / kChunk)), *loaded);
-    }
-    auto store = StateStore::Open(image_, StateStore::Options{});
-    ASSERT_TRUE(store.ok()) << store.status();
-    EXPECT_EQ((*store)->ReadMeta()->events_applied, events);
+    WalLoss loss;
+    int kept = -1;
+    ASSERT_NO_FATAL_FAILURE(OpenAcceptingTheLoss(&loss, &kept));
+    EXPECT_EQ(loss.records_total, -1);
+    EXPECT_EQ(loss.records_dropped, -1);
+    EXPECT_LT(kept, kBatches);
   }
 }
 
