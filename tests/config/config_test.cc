@@ -78,7 +78,7 @@ TEST(ConfigTest, RejectsBadValues) {
   EXPECT_EQ(config.dim, Config{}.dim);  // failed sets leave valid values in place
 }
 
-// The blend's quality preset loads over the defaults and sets only blend keys.
+// The blend's quality preset loads over the defaults and sets only blend keys and history.recent.
 TEST(ConfigTest, TheBlendQualityPresetLoads) {
   absl::StatusOr<Config> preset = LoadConfigFile(FRESHET_SOURCE_DIR "/config/blend-quality.toml");
   ASSERT_TRUE(preset.ok()) << preset.status();
@@ -88,8 +88,9 @@ TEST(ConfigTest, TheBlendQualityPresetLoads) {
   EXPECT_NE(preset->blend_features.find("profile"), std::string::npos);
   EXPECT_NE(preset->blend_features.find("ials"), std::string::npos);
   EXPECT_NE(preset->blend_features.find("ease"), std::string::npos);
+  EXPECT_EQ(preset->history_recent, 128);
   for (const ConfigKey& key : ConfigKeys()) {
-    if (absl::StartsWith(key.name, "blend.")) continue;
+    if (absl::StartsWith(key.name, "blend.") || key.name == "history.recent") continue;
     EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;
   }
 }
