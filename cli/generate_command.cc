@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/progress_line.h"
+#include "common/json_writer.h"
 #include "common/log.h"
 #include "stream/synthetic/synthetic_ceiling.h"
 #include "stream/synthetic/synthetic_stream.h"
@@ -52,15 +53,18 @@ int RunGenerate(const GenerateFlags& flags) {
   LogInfo(absl::StrCat("ranked ", WithThousands(ceiling->evaluated),
                        " events by the generator's own distribution in ",
                        absl::StrFormat("%.1f", seconds() - ceiling_start), " s"));
-  std::printf(
-      "{\"ceiling\":{\"k\":%d,\"events\":%lld,\"evaluated\":%lld,\"recall\":%.4f,"
-      "\"ndcg\":%.4f,\"early_events\":%d,\"early_evaluated\":%lld,\"early_recall\":%.4f,"
-      "\"later_evaluated\":%lld,\"later_recall\":%.4f}}\n",
-      ceiling->k, static_cast<long long>(ceiling->events),
-      static_cast<long long>(ceiling->evaluated), ceiling->recall, ceiling->ndcg,
-      ceiling->early_events, static_cast<long long>(ceiling->early_evaluated),
-      ceiling->early_recall, static_cast<long long>(ceiling->later_evaluated),
-      ceiling->later_recall);
+  JsonWriter w;
+  w.BeginObject().Key("ceiling").BeginObject();
+  w.Key("k").Int(ceiling->k).Key("events").Int(ceiling->events);
+  w.Key("evaluated").Int(ceiling->evaluated);
+  w.Key("recall").Double(ceiling->recall).Key("ndcg").Double(ceiling->ndcg);
+  w.Key("early_events").Int(ceiling->early_events);
+  w.Key("early_evaluated").Int(ceiling->early_evaluated);
+  w.Key("early_recall").Double(ceiling->early_recall);
+  w.Key("later_evaluated").Int(ceiling->later_evaluated);
+  w.Key("later_recall").Double(ceiling->later_recall);
+  w.EndObject().EndObject();
+  std::printf("%s\n", w.str().c_str());
   return 0;
 }
 
