@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <utility>
 
@@ -69,11 +70,22 @@ void LiveModel::Stop() {
   if (scorer_.joinable()) scorer_.join();
 }
 
+size_t LiveModel::SliceFor(double ns_per_event) {
+  // Before anything is measured, a slice small enough for the slowest model to be quick.
+  constexpr size_t kFirstSlice = 8;
+  if (!(ns_per_event > 0)) return kFirstSlice;
+  const double fit = static_cast<double>(kApplyHoldNs) / ns_per_event;
+  if (!(fit < static_cast<double>(kApplySlice))) return kApplySlice;  // NaN too
+  return std::max<size_t>(1, static_cast<size_t>(fit));
+}
+
 void LiveModel::Apply(absl::Span<const stream::Event> events) {
-  for (size_t begin = 0; begin < events.size(); begin += kApplySlice) {
-    const size_t n = std::min(kApplySlice, events.size() - begin);
+  size_t begin = 0;
+  while (begin < events.size()) {
     WriterLock lock(&mu_);
+    const size_t n = std::min(SliceFor(ns_per_event_), events.size() - begin);
     ApplyHeld(events.subspan(begin, n));
+    begin += n;
   }
 }
 
@@ -92,8 +104,16 @@ int64_t LiveModel::ApplyAdmitted(absl::Span<const stream::Event> events,
 void LiveModel::ApplyHeld(absl::Span<const stream::Event> events) {
   if (events.empty()) return;
   const int64_t now = absl::GetCurrentTimeNanos();
+  const auto started = std::chrono::steady_clock::now();
   learner_->set_apply_clock_ns(now);
   learner_->ApplyBatch(events);
+  // The next holds' size follows the cost of the latest ones (a monotonic clock: the wall clock
+  // may jump); a single slow event (an ease fit) shrinks the next few slices, and they grow back
+  // as cheaper events are measured.
+  const double per_event =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - started).count() /
+      static_cast<double>(events.size());
+  ns_per_event_ = ns_per_event_ > 0 ? 0.7 * ns_per_event_ + 0.3 * per_event : per_event;
   if (freshness_observer_) {
     const int64_t now_ms = now / 1'000'000;
     for (const stream::Event& e : events) {

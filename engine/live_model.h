@@ -3,7 +3,8 @@
 // scoring of recommendation queries.
 //
 // Thread safety: every method may be called from any thread. Learning takes the learner's lock
-// exclusively for at most kApplySlice events at a time; reads take it shared; a waiting writer
+// exclusively for at most kApplySlice events at a time, and for fewer where events learn slowly
+// (about kApplyHold of learning per hold, see SliceFor); reads take it shared; a waiting writer
 // goes before later readers (RwLock). The model version is an atomic, so reading it never waits.
 // Lock order: scoring_mu_ before mu_, mu_ before hidden_mu_ and scorer_mu_; callbacks of
 // WithLearnerExclusive() may take the exactly-once filter's lock (ExactlyOnceFilter) but nothing
@@ -50,11 +51,18 @@ class LiveModel final : public ModelReader {
   // Answers what is queued and joins the scoring thread. Idempotent.
   void Stop();
 
-  // Events learnt per exclusive-lock hold.
+  // Events learnt per exclusive-lock hold, at most.
   static constexpr size_t kApplySlice = 512;
+  // Learning time per exclusive-lock hold that Apply() aims at. bpr learns a full slice in about
+  // a millisecond; a model that spends tens of microseconds to milliseconds on an event (blend's
+  // ranker steps and components) would keep every read waiting for a slice's worth of them.
+  static constexpr int64_t kApplyHoldNs = 2'000'000;
+  // Events for the next hold, given the learning time per event measured so far (0: nothing
+  // measured yet): as many as fit in kApplyHoldNs, at least 1, at most kApplySlice.
+  static size_t SliceFor(double ns_per_event);
 
   // --- Learning (the ingest loop; ApplyAdmitted also the direct-event path).
-  // Learns `events` in slices of kApplySlice, taking the lock exclusively for each.
+  // Learns `events` in slices (SliceFor), taking the lock exclusively for each.
   void Apply(absl::Span<const stream::Event> events);
   // Learns, under one exclusive hold, the events of `events` that `admit` accepts (called under
   // that hold, in order). Returns how many were admitted.
@@ -161,6 +169,8 @@ class LiveModel final : public ModelReader {
   std::vector<std::string> hidden_ ABSL_GUARDED_BY(hidden_mu_);  // sorted ids
   std::atomic<int64_t> model_version_{0};
   int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;
+  // Learning time per event, a moving average over the holds so far (0: none yet).
+  double ns_per_event_ ABSL_GUARDED_BY(mu_) = 0;
   std::function<void(double)> freshness_observer_
       ABSL_GUARDED_BY(mu_);          // learning rounds (ApplyHeld calls that learnt)
   bool rounds_are_version_ = false;  // set before any thread uses the model

@@ -2,8 +2,9 @@
 //
 // Thread safety: every method may be called from any thread at any time, also while the model
 // learns; none waits on storage, a source or a broker (only, briefly, on the learner's lock,
-// which the ingest loop holds for at most LiveModel::kApplySlice events at a time, and direct
-// events with ids for one request body).
+// which the ingest loop holds for at most LiveModel::kApplySlice events, or about
+// LiveModel::kApplyHoldNs of learning, at a time, and direct events with ids for one request
+// body).
 #ifndef FRESHET_ENGINE_MODEL_READER_H_
 #define FRESHET_ENGINE_MODEL_READER_H_
 

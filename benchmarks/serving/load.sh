@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Load test of the serving tier: wrk requests GET /v1/users/<random known user>/recommendations
-# ?k=20&exclude_seen=true against `freshet serve` holding ITEMS items x d=64 (bpr), while the
+# ?k=20&exclude_seen=true against `freshet serve` holding ITEMS items x d=64 (bpr, or ALGO), while the
 # learner keeps ingesting RATE events/s from a second stream. wrk, the server and the learner share
 # the machine's cores. Prints one JSON line: QPS, latency percentiles, and the server's CPU
 # seconds per request (from /proc, so the share wrk takes is not counted).
 #   benchmarks/serving/load.sh [ITEMS=10000] [SECONDS=10] [CONNECTIONS=32] [RATE=20000]
 # Environment: WRK_THREADS (1), SERVE_SET (extra --set key=value for serve, space-separated),
-# FRESHET (the binary; default build/cli/freshet).
+# ALGO (the model: bpr), FRESHET (the binary; default build/cli/freshet).
 set -euo pipefail
 ITEMS=${1:-10000}
 DURATION=${2:-10}
@@ -20,11 +20,11 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 # Warm-up stream: every item and user seen; then a live stream the learner consumes under load.
 "$F" generate --output "$W/warm.jsonl" --events 1000000 --users "$USERS" --items "$ITEMS" --seed 1 2>/dev/null
 "$F" generate --output "$W/live.jsonl" --events 2000000 --users "$USERS" --items "$ITEMS" --seed 2 2>/dev/null
-"$F" serve --data-dir "$W/state" --source "file:$W/warm.jsonl" --format jsonl --exit-when-done \
+"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --format jsonl --exit-when-done \
   --no-http --status-interval 0 2>/dev/null
 sets=()
 for s in ${SERVE_SET:-}; do sets+=(--set "$s"); done
-"$F" serve --data-dir "$W/state" --source "file:$W/warm.jsonl" --source "file:$W/live.jsonl" \
+"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --source "file:$W/live.jsonl" \
   --format jsonl --rate "$RATE" --port 0 --status-interval 0 "${sets[@]}" >"$W/s.out" 2>"$W/s.err" &
 pid=$!
 for _ in $(seq 300); do grep -q '^http=' "$W/s.out" 2>/dev/null && break; sleep 0.1; done
@@ -47,7 +47,7 @@ FRESHET_USER_PREFIX=u FRESHET_USER_MIN=0 FRESHET_USER_MAX=$((USERS - 1)) \
 t1=$(ticks); a1=$(applied); s1=$(scoring)
 kill -INT "$pid"; wait "$pid" || true
 python3 - "$W/wrk.out" "$ITEMS" "$CONNS" "$t0" "$t1" "$hz" "$a0" "$a1" "$DURATION" "$s0" "$s1" <<'PY'
-import json, sys
+import json, os, sys
 out, items, conns, t0, t1, hz, a0, a1, dur, s0, s1 = sys.argv[1:]
 # Deltas of the scoring counters; null where the server does not export one.
 s0 = [float(x) for x in s0.split(",")]
@@ -56,7 +56,8 @@ delta = [None if a < 0 or b < 0 else b - a for a, b in zip(s0, s1)]
 line = [l for l in open(out) if l.startswith("{")][-1]
 r = json.loads(line)
 cpu = (int(t1) - int(t0)) / int(hz)
-print(json.dumps({"bench": "serve_load", "items": int(items), "dim": 64, "k": 20,
+print(json.dumps({"bench": "serve_load", "algo": os.environ.get("ALGO", "bpr"),
+                  "items": int(items), "dim": 64, "k": 20,
                   "connections": int(conns), "requests": r["requests"], "non_200": r["non_200"],
                   "qps": round(r["rps"]), "p50_ms": r["latency_ms"]["p50"],
                   "p99_ms": r["latency_ms"]["p99"],

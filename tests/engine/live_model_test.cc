@@ -5,7 +5,9 @@
 // ends.
 #include "engine/live_model.h"
 
+#include <cmath>
 #include <future>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -134,6 +136,44 @@ TEST(LiveModelTest, QueriesOfABurstAreScoredAsOneBatchOnTheCallersThreadWhenItEn
   // Outside a burst the scoring thread answers, as before.
   ExpectBatchedEqualsDirect(**model, 20, 10);
   (*model)->Stop();
+}
+
+TEST(LiveModelTest, AHoldLearnsAboutTwoMillisecondsOfEvents) {
+  EXPECT_EQ(LiveModel::kApplyHoldNs, 2'000'000);
+  // Nothing measured yet (or nothing sensible): a few events.
+  EXPECT_EQ(LiveModel::SliceFor(0), 8u);
+  EXPECT_EQ(LiveModel::SliceFor(-5), 8u);
+  EXPECT_EQ(LiveModel::SliceFor(std::nan("")), 8u);
+  // 1 us an event: 2,000 would fit, the slice caps it.
+  EXPECT_EQ(LiveModel::SliceFor(1'000), LiveModel::kApplySlice);
+  EXPECT_EQ(LiveModel::SliceFor(10'000), 200u);
+  EXPECT_EQ(LiveModel::SliceFor(400'000), 5u);
+  // An event dearer than a hold: one at a time.
+  EXPECT_EQ(LiveModel::SliceFor(3e6), 1u);
+  EXPECT_EQ(LiveModel::SliceFor(std::numeric_limits<double>::infinity()), 1u);
+}
+
+TEST(LiveModelTest, AModelThatLearnsSlowlyHoldsTheLockForFewerEventsAtATime) {
+  // blend spends tens of microseconds on an event (its components and ranker steps), so a full
+  // slice of 512 would keep every read waiting for tens of milliseconds.
+  config::Config config;
+  config.dim = 16;
+  const auto backend = *kernels::CreateBackend("cpu");
+  auto model = LiveModel::Create("blend", config, backend.get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->CountRoundsAsVersion();  // the version counts the exclusive holds that learnt
+  const std::vector<stream::Event> events = MakeEvents(2 * 512, 150, 400, 9);
+  const auto span = absl::MakeConstSpan(events);
+  (*model)->Apply(span.subspan(0, 512));  // the cost per event is measured
+  const int64_t before = (*model)->model_version();
+  (*model)->Apply(span.subspan(512));
+  const int64_t holds = (*model)->model_version() - before;
+  EXPECT_GT(holds, 1) << "512 events of blend were learnt under one hold";
+  EXPECT_LE(holds, 512);
+  // Every event is learnt, whatever the slices.
+  const int64_t learnt =
+      (*model)->WithLearner([](const learner::Learner& l) { return l.events_applied(); });
+  EXPECT_EQ(learnt, 2 * 512);
 }
 
 }  // namespace
