@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "common/byte_codec.h"
 #include "common/status_macros.h"
+#include "learner/internal/log1p.h"
 #include "learner/internal/row_checks.h"
 #include "learner/internal/vector_ops.h"
 
@@ -195,12 +196,12 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
       return;
     }
     case kPopularity:
-      for (int32_t i = 0; i < catalog; ++i) {
-        out[i] = static_cast<float>(std::log1p(popularity_->Value(i)));
-      }
+      for (int32_t i = 0; i < catalog; ++i) out[i] = static_cast<float>(popularity_->Value(i));
+      internal::Log1pInPlace(out);
       return;
     case kTrending:
-      for (int32_t i = 0; i < catalog; ++i) out[i] = std::log1p(Trending(i));
+      for (int32_t i = 0; i < catalog; ++i) out[i] = Trending(i);
+      internal::Log1pInPlace(out);
       return;
     case kLast:
       std::fill(out.begin(), out.end(), 0.0f);
@@ -292,7 +293,8 @@ void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<flo
   }
   if (positive == 0) return;
   const float inv_mean = static_cast<float>(static_cast<double>(positive) / sum);
-  for (float& x : out) x = x > 0 ? std::log1p(x * inv_mean) : 0.0f;
+  for (float& x : out) x = x > 0 ? x * inv_mean : 0.0f;
+  internal::Log1pInPlace(out);
 }
 
 BlendModel::Context BlendModel::QueryContext(const UserQuery& query) const {
@@ -472,7 +474,7 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
       }
       const float inv_mean =
           positive > 0 ? static_cast<float>(static_cast<double>(positive) / sum) : 0.0f;
-      for (int32_t i : rows) acc[i] = acc[i] > 0 ? std::log1p(acc[i] * inv_mean) : 0.0f;
+      for (int32_t i : rows) acc[i] = acc[i] > 0 ? internal::Log1p(acc[i] * inv_mean) : 0.0f;
     }
     double sum = 0, sum_sq = 0;
     for (int32_t i : rows) {
@@ -539,9 +541,9 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
         return internal::DotPadded(user_vector, items.vectors + i * items.stride,
                                    static_cast<int>(items.stride));
       case kPopularity:
-        return static_cast<float>(std::log1p(popularity_->Value(i)));
+        return internal::Log1p(static_cast<float>(popularity_->Value(i)));
       case kTrending:
-        return std::log1p(Trending(i));
+        return internal::Log1p(Trending(i));
       case kEase:
         return ease_scores_[i];
       case kIals:
