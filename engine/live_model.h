@@ -4,7 +4,7 @@
 //
 // Thread safety: every method may be called from any thread. Learning takes the learner's lock
 // exclusively for at most kApplySlice events at a time, and for fewer where events learn slowly
-// (about kApplyHold of learning per hold, see SliceFor); reads take it shared; a waiting writer
+// (about kApplyHoldNs of learning per hold, see SliceFor); reads take it shared; a waiting writer
 // goes before later readers (RwLock). The model version is an atomic, so reading it never waits.
 // Lock order: scoring_mu_ before mu_, mu_ before hidden_mu_ and scorer_mu_; callbacks of
 // WithLearnerExclusive() may take the exactly-once filter's lock (ExactlyOnceFilter) but nothing

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load test of the serving tier: wrk requests GET /v1/users/<random known user>/recommendations
-# ?k=20&exclude_seen=true against `freshet serve` holding ITEMS items x d=64 (bpr, or ALGO), while the
-# learner keeps ingesting RATE events/s from a second stream. wrk, the server and the learner share
-# the machine's cores. Prints one JSON line: QPS, latency percentiles, and the server's CPU
+# ?k=20&exclude_seen=true against `freshet serve` holding ITEMS items x d=64 (bpr, or ALGO),
+# while the learner keeps ingesting RATE events/s from a second stream. wrk, the server and the
+# learner share the machine's cores. Prints one JSON line: QPS, latency percentiles, and the server's CPU
 # seconds per request (from /proc, so the share wrk takes is not counted).
 #   benchmarks/serving/load.sh [ITEMS=10000] [SECONDS=10] [CONNECTIONS=32] [RATE=20000]
 # Environment: WRK_THREADS (1), SERVE_SET (extra --set key=value for serve, space-separated),
@@ -20,12 +20,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 # Warm-up stream: every item and user seen; then a live stream the learner consumes under load.
 "$F" generate --output "$W/warm.jsonl" --events 1000000 --users "$USERS" --items "$ITEMS" --seed 1 2>/dev/null
 "$F" generate --output "$W/live.jsonl" --events 2000000 --users "$USERS" --items "$ITEMS" --seed 2 2>/dev/null
-"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --format jsonl --exit-when-done \
-  --no-http --status-interval 0 2>/dev/null
+"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --format jsonl \
+  --exit-when-done --no-http --status-interval 0 2>/dev/null
 sets=()
 for s in ${SERVE_SET:-}; do sets+=(--set "$s"); done
-"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --source "file:$W/live.jsonl" \
-  --format jsonl --rate "$RATE" --port 0 --status-interval 0 "${sets[@]}" >"$W/s.out" 2>"$W/s.err" &
+"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" \
+  --source "file:$W/live.jsonl" --format jsonl --rate "$RATE" --port 0 --status-interval 0 "${sets[@]}" >"$W/s.out" 2>"$W/s.err" &
 pid=$!
 for _ in $(seq 300); do grep -q '^http=' "$W/s.out" 2>/dev/null && break; sleep 0.1; done
 url="http://$(sed -n 's/^http=//p' "$W/s.out")"

@@ -9,8 +9,8 @@
 #ifndef FRESHET_LEARNER_INTERNAL_LOG1P_H_
 #define FRESHET_LEARNER_INTERNAL_LOG1P_H_
 
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "absl/types/span.h"
 
@@ -18,14 +18,12 @@ namespace freshet::learner::internal {
 
 inline float Log1p(float x) {
   const float u = 1.0f + x;
-  uint32_t bits;
-  bits = __builtin_bit_cast(uint32_t, u);
+  const uint32_t bits = __builtin_bit_cast(uint32_t, u);
   // u = m * 2^e with m in [sqrt(1/2), sqrt(2)).
   const uint32_t field = (bits >> 23) & 0xffu;
   int32_t e = static_cast<int32_t>(field) - 127;
   const uint32_t mantissa_bits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
-  float m;
-  m = __builtin_bit_cast(float, mantissa_bits);
+  float m = __builtin_bit_cast(float, mantissa_bits);
   // m > sqrt(2), compared as bits (a float comparison may trap, which keeps loops of Log1p from
   // being vectorised): 0 or 1.
   const int32_t high = mantissa_bits > 0x3fb504f3u;
