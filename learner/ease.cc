@@ -27,23 +27,30 @@ bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double la
   for (size_t a = 0; a < m; ++a) index[items[a]] = static_cast<int32_t>(a);
 
   const Eigen::Index n = static_cast<Eigen::Index>(m);
-  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(n, n);
-  for (Eigen::Index a = 0; a < n; ++a) {
-    for (const auto& [other, weight] : table.neighbours(items[static_cast<size_t>(a)])) {
-      if (other < 0 || other >= catalog || index[other] < 0) continue;
-      gram(a, index[other]) += 0.5 * weight;
-      gram(index[other], a) += 0.5 * weight;
+  const auto gramian = [&](Eigen::MatrixXd* gram) {
+    gram->setZero(n, n);
+    for (Eigen::Index a = 0; a < n; ++a) {
+      for (const auto& [other, weight] : table.neighbours(items[static_cast<size_t>(a)])) {
+        if (other < 0 || other >= catalog || index[other] < 0) continue;
+        (*gram)(a, index[other]) += 0.5 * weight;
+        (*gram)(index[other], a) += 0.5 * weight;
+      }
     }
-  }
-  for (Eigen::Index a = 0; a < n; ++a) {
-    gram(a, a) = static_cast<double>(table.count(items[static_cast<size_t>(a)])) + lambda;
-  }
-  Eigen::MatrixXd inverse;
-  const Eigen::LLT<Eigen::MatrixXd> llt(gram);
+    for (Eigen::Index a = 0; a < n; ++a) {
+      (*gram)(a, a) = static_cast<double>(table.count(items[static_cast<size_t>(a)])) + lambda;
+    }
+  };
+  Eigen::MatrixXd gram;
+  gramian(&gram);
+  Eigen::MatrixXd inverse = Eigen::MatrixXd::Identity(n, n);
+  // Factorised in place (G's memory holds the factor: one n x n matrix fewer to allocate and
+  // fault in), then solved in place against the identity.
+  const Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(gram);
   if (llt.info() == Eigen::Success) {
-    inverse = llt.solve(Eigen::MatrixXd::Identity(n, n));
+    llt.solveInPlace(inverse);
   } else {
     // Pair weights within windows need not make a positive definite Gramian.
+    gramian(&gram);
     inverse = gram.partialPivLu().inverse();
   }
   std::vector<float> weights(m * m);
@@ -65,13 +72,20 @@ bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double la
 void Ease::AddScores(absl::Span<const int32_t> recent, int window, absl::Span<float> scores) const {
   const size_t m = items_.size();
   const int n = std::min<int>(window, static_cast<int>(recent.size()));
+  // B's rows summed in the fitted order (contiguous, so the sum vectorises), then added to the
+  // catalog's rows in one pass: each score gets the same sum, in the same order, as row by row.
+  std::vector<float> sum;
   for (int k = 0; k < n; ++k) {
     const int32_t a = IndexOf(recent[recent.size() - 1 - k]);
     if (a < 0) continue;
+    if (sum.empty()) sum.assign(m, 0.0f);
     const float* row = weights_.data() + static_cast<size_t>(a) * m;
-    for (size_t b = 0; b < m; ++b) {
-      if (static_cast<size_t>(items_[b]) < scores.size()) scores[items_[b]] += row[b];
-    }
+    float* out = sum.data();
+    for (size_t b = 0; b < m; ++b) out[b] += row[b];
+  }
+  if (sum.empty()) return;
+  for (size_t b = 0; b < m; ++b) {
+    if (static_cast<size_t>(items_[b]) < scores.size()) scores[items_[b]] += sum[b];
   }
 }
 
