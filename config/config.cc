@@ -249,6 +249,10 @@ const std::vector<KeyImpl>& Registry() {
               "user) are scored with a further set of weights added to the shared ones, learnt "
               "from the events that start a session only (none without sessions, "
               "cooc.session_gap_s = 0)"),
+      BoolKey("blend.context_steps", &Config::blend_context_steps,
+              "the ranker steps on every event whose user takes the cold or the session-start "
+              "weights (blend.cold_events, blend.session_start), outside blend.train_cost: those "
+              "sets learn from such events alone, which are few"),
       ChoiceKey("blend.sparse_transform", &Config::blend_sparse_transform, {"linear", "log"},
                 "scores of the sparse components (cooc, history, transitions, last, profile) "
                 "before they are standardised: linear, or log (log(1 + x / mean of the positive "

@@ -27,7 +27,7 @@ struct Config {
 
   // [history] per-user memory
   int history_max_items = 1000;  // distinct items kept per user for exclude-seen (oldest dropped)
-  int history_recent = 64;       // latest interactions kept in order for short-term modelling
+  int history_recent = 128;      // latest interactions kept in order for short-term modelling
 
   // [memory] bounds on what is kept per id
   double user_ttl_s = 0;     // forget users without an event for this long (event time); 0 = never
@@ -77,18 +77,19 @@ struct Config {
   float hybrid_cooc_weight = 1.0f;
 
   // [blend] component models combined by a ranker learnt online (learner/blend_model.h)
-  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending,ials";
+  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending,ials,profile,ease";
   float blend_history_decay = 0.95f;       // weight of the history item k steps back = decay^k
   int blend_transition_window = 2;         // latest items whose successors are scored
   float blend_transition_decay = 0.5f;     // weight of the item k steps back = decay^k
   double blend_trending_half_life = 2000;  // events over which the trending count halves
   float blend_lr = 0.2f;                   // Adagrad learning rate of the ranker's weights
   int blend_warmup_events = 2000;          // the ranker learns from every one of the first events
-  int blend_train_cost = 16;               // then item scorings per event spent on ranker steps
+  int blend_train_cost = 32;               // then item scorings per event spent on ranker steps
   int blend_sample = 128;      // uniform draws per ranker step; 0: a step scores the whole catalog
   int blend_sample_top = 32;   // best items of each sparse component certain in a sampled step
   int blend_cold_events = 20;  // users with fewer earlier events get weights of their own; 0: none
-  bool blend_session_start = true;             // users starting a session get weights of their own
+  bool blend_session_start = true;  // users starting a session get weights of their own
+  bool blend_context_steps = true;  // the ranker steps on every event of those two contexts
   std::string blend_sparse_transform = "log";  // "linear" or "log" (log1p(x / mean of x > 0))
   int blend_ease_items = 2000;                 // the ease component's fit: items counted most
   double blend_ease_lambda = 200;              // its ridge term

@@ -20,10 +20,18 @@ std::string WrittenBlendLayout(absl::string_view algorithm, const store::StoreMe
   if (algorithm != "blend" || meta.config_toml.empty()) return "";
   const absl::StatusOr<config::Config> written = config::ParseConfig(meta.config_toml, "stored");
   if (!written.ok() || store::StateFingerprint("blend", *written) != meta.fingerprint) return "";
+  // The defaults before profile and ease joined them are config/blend-fast.toml's.
+  const bool former_defaults =
+      written->blend_features == "bpr,cooc,history,transitions,popularity,trending,ials" &&
+      written->blend_cold_events == config::Config{}.blend_cold_events &&
+      written->blend_session_start == config::Config{}.blend_session_start;
   return absl::StrCat(
       ": it was written with --set blend.features=", written->blend_features,
       " --set blend.cold_events=", written->blend_cold_events,
-      " --set blend.session_start=", written->blend_session_start ? "true" : "false");
+      " --set blend.session_start=", written->blend_session_start ? "true" : "false",
+      former_defaults ? " (blend's defaults before profile and ease joined them: "
+                        "--config config/blend-fast.toml opens it)"
+                      : "");
 }
 
 LoadedState ToLoadedState(const store::StoreMeta& meta) {

@@ -44,7 +44,9 @@ LiveModel::LiveModel(std::string algorithm, bool batch_scoring, bool packed_item
     : algorithm_(std::move(algorithm)),
       batch_scoring_(batch_scoring),
       packed_items_(packed_items),
-      learner_(std::move(learner)) {}
+      learner_(std::move(learner)) {
+  learner_->set_defer_work(true);
+}
 
 LiveModel::~LiveModel() { Stop(); }
 
@@ -82,22 +84,49 @@ size_t LiveModel::SliceFor(double ns_per_event) {
 void LiveModel::Apply(absl::Span<const stream::Event> events) {
   size_t begin = 0;
   while (begin < events.size()) {
-    WriterLock lock(&mu_);
-    const size_t n = std::min(SliceFor(ns_per_event_), events.size() - begin);
-    ApplyHeld(events.subspan(begin, n));
-    begin += n;
+    {
+      WriterLock lock(&mu_);
+      // The event that makes deferred work due (an ease fit) ends its slice, so the work runs
+      // next, before any later event, while readers go on (RunDeferredWork).
+      const int64_t due = learner_->LearnsBeforeDeferredWork();
+      const size_t n = std::min({SliceFor(ns_per_event_), events.size() - begin,
+                                 static_cast<size_t>(std::clamp<int64_t>(due, 1, kApplySlice))});
+      ApplyHeld(events.subspan(begin, n));
+      begin += n;
+    }
+    RunDeferredWork();
   }
+}
+
+void LiveModel::RunDeferredWork() {
+  std::unique_ptr<learner::DeferredWork> work;
+  uint64_t generation = 0;
+  {
+    ReaderLock lock(&mu_);
+    if (!learner_->DeferredWorkPending()) return;
+    generation = learner_generation_.load(std::memory_order_relaxed);
+    work = learner_->PrepareDeferredWork();
+  }
+  WriterLock lock(&mu_);
+  // A learner replaced meanwhile is not the one the work was prepared from; one that learnt
+  // meanwhile did the work itself, and drops this (InstallDeferredWork).
+  if (learner_generation_.load(std::memory_order_relaxed) != generation) return;
+  learner_->InstallDeferredWork(std::move(work));
 }
 
 int64_t LiveModel::ApplyAdmitted(absl::Span<const stream::Event> events,
                                  const std::function<bool(const stream::Event&)>& admit) {
   std::vector<stream::Event> admitted;
   admitted.reserve(events.size());
-  WriterLock lock(&mu_);
-  for (const stream::Event& e : events) {
-    if (admit(e)) admitted.push_back(e);
+  {
+    WriterLock lock(&mu_);
+    for (const stream::Event& e : events) {
+      if (admit(e)) admitted.push_back(e);
+    }
+    // One hold, so an event past the one that made work due does that work in its own learning.
+    if (!admitted.empty()) ApplyHeld(admitted);
   }
-  if (!admitted.empty()) ApplyHeld(admitted);
+  RunDeferredWork();
   return static_cast<int64_t>(admitted.size());
 }
 
@@ -108,8 +137,8 @@ void LiveModel::ApplyHeld(absl::Span<const stream::Event> events) {
   learner_->set_apply_clock_ns(now);
   learner_->ApplyBatch(events);
   // The next holds' size follows the cost of the latest ones (a monotonic clock: the wall clock
-  // may jump); a single slow event (an ease fit) shrinks the next few slices, and they grow back
-  // as cheaper events are measured.
+  // may jump); a single slow event shrinks the next few slices, and they grow back as cheaper
+  // events are measured. (An ease fit runs outside the hold: RunDeferredWork.)
   const double per_event =
       std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - started).count() /
       static_cast<double>(events.size());
@@ -131,6 +160,7 @@ void LiveModel::Replace(std::unique_ptr<learner::Learner> fresh,
                         const std::function<void()>& also) {
   WriterLock lock(&mu_);
   learner_ = std::move(fresh);
+  if (learner_) learner_->set_defer_work(true);
   learner_generation_.fetch_add(1, std::memory_order_relaxed);  // the packed copy starts over
   if (also) also();
 }

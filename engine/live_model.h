@@ -62,7 +62,9 @@ class LiveModel final : public ModelReader {
   static size_t SliceFor(double ns_per_event);
 
   // --- Learning (the ingest loop; ApplyAdmitted also the direct-event path).
-  // Learns `events` in slices (SliceFor), taking the lock exclusively for each.
+  // Learns `events` in slices (SliceFor), taking the lock exclusively for each. The learner's
+  // deferred work (blend's ease fit) runs between two slices with the lock held shared: the event
+  // that makes it due ends a slice, so the next event is learnt after it, as in a replay.
   void Apply(absl::Span<const stream::Event> events);
   // Learns, under one exclusive hold, the events of `events` that `admit` accepts (called under
   // that hold, in order). Returns how many were admitted.
@@ -128,6 +130,9 @@ class LiveModel final : public ModelReader {
             std::unique_ptr<learner::Learner> learner);
   // Learns `events`; the caller holds mu_ exclusively.
   void ApplyHeld(absl::Span<const stream::Event> events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Prepares the learner's pending deferred work (an ease fit) holding mu_ shared, so reads go
+  // on, and installs it holding mu_ exclusively; nothing when none is pending.
+  void RunDeferredWork() ABSL_LOCKS_EXCLUDED(mu_);
   // Sorted rows of the hidden items known to the learner; the same plus the known ones of
   // `exclude_items`; a user's freshness.
   std::vector<int32_t> HiddenRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -111,9 +111,11 @@ void BlendModel::Prefetch(const Interaction& upcoming) const {
 }
 
 void BlendModel::Learn(const Interaction& event) {
+  // A deferred ease fit not yet installed: done now, before this event changes what it reads.
+  if (ease_pending_catalog_ > 0) FitEase(ease_pending_catalog_);
   // Test, then train: the ranker steps on the components' state before the event.
   if (config_.blend_lr > 0 && features_.size() > 1 &&
-      RankerDue(config_.blend_sample > 0 ? config_.blend_sample : event.catalog)) {
+      RankerDue(event, config_.blend_sample > 0 ? config_.blend_sample : event.catalog)) {
     if (config_.blend_sample > 0) {
       SampledRankerStep(event);
     } else {
@@ -135,12 +137,55 @@ void BlendModel::Learn(const Interaction& event) {
     trend_[event.item] = Trending(event.item) + event.weight;
     trend_at_[event.item] = clock_;
   }
-  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) FitEase(event.catalog);
+  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) {
+    if (defer_work_) {
+      ease_fit_at_ = clock_;
+      ease_pending_catalog_ = std::max(1, event.catalog);
+    } else {
+      FitEase(event.catalog);
+    }
+  }
 }
 
 void BlendModel::FitEase(int32_t catalog) {
   ease_fit_at_ = clock_;
+  ease_pending_catalog_ = 0;
+  ++ease_fits_;
   if (!ease_.Fit(profile_, catalog, config_.blend_ease_items, config_.blend_ease_lambda)) {
+    ++ease_fits_refused_;
+  }
+}
+
+// A fit prepared off the exclusive hold, and the fit it is (the clock when it fell due).
+struct BlendModel::EaseFit : DeferredWork {
+  Ease ease;
+  bool ok = false;
+  int64_t due_at = 0;
+};
+
+int64_t BlendModel::LearnsBeforeDeferredWork() const {
+  if (!Uses(kEase)) return std::numeric_limits<int64_t>::max();
+  return std::max<int64_t>(1, ease_fit_at_ + config_.blend_ease_refit - clock_);
+}
+
+std::unique_ptr<DeferredWork> BlendModel::PrepareDeferredWork() const {
+  if (ease_pending_catalog_ == 0) return nullptr;
+  auto fit = std::make_unique<EaseFit>();
+  fit->due_at = ease_fit_at_;
+  fit->ok = fit->ease.Fit(profile_, ease_pending_catalog_, config_.blend_ease_items,
+                          config_.blend_ease_lambda);
+  return fit;
+}
+
+void BlendModel::InstallDeferredWork(std::unique_ptr<DeferredWork> work) {
+  auto* fit = dynamic_cast<EaseFit*>(work.get());
+  if (fit == nullptr || ease_pending_catalog_ == 0 || fit->due_at != ease_fit_at_) return;
+  ease_pending_catalog_ = 0;
+  ++ease_fits_;
+  ++ease_fits_deferred_;
+  if (fit->ok) {
+    ease_ = std::move(fit->ease);  // a refused fit keeps the earlier one, as Ease::Fit() does
+  } else {
     ++ease_fits_refused_;
   }
 }
@@ -351,8 +396,13 @@ absl::Status BlendModel::Recommend(const UserQuery& query, int k,
                                   k, out);
 }
 
-bool BlendModel::RankerDue(int32_t cost) {
+bool BlendModel::RankerDue(const Interaction& event, int32_t cost) {
   if (clock_ < config_.blend_warmup_events) return true;
+  // Outside the budget, which such events neither add to nor spend.
+  if (config_.blend_context_steps) {
+    const Context context = EventContext(event);
+    if ((context.cold && ColdSet() > 0) || (context.start && StartSet() > 0)) return true;
+  }
   budget_ += config_.blend_train_cost;
   if (budget_ < cost) return false;
   budget_ -= cost;

@@ -40,15 +40,17 @@
 // steps against only the top-ranked competitors drive every weight towards zero: those items are
 // top-ranked because they score high on the weighted features.) The ranker steps on each of the
 // first blend.warmup_events events, then spends blend.train_cost item scorings per event, so the
-// learning cost per event stays bounded. A full step scores the whole catalog (blend.sample = 0:
-// a step every catalog / train_cost events). A sampled step (blend.sample = m > 0) costs m: it
-// scores the event's item and the best blend.sample_top items of each sparse component, which
-// are certain, and m uniform draws from the catalog; the draws that are neither stand for the
-// rest R of the catalog, each weighted |R| / (draws in R) in the softmax (the logQ correction of
-// a uniform proposal), so its normaliser, and the gradient, are estimated without bias. The
-// sparse components are scored over the catalog (sparse sums and a few cheap passes, so their
-// mean and variance are exact); bpr, long_term, popularity and trending only at the candidates
-// and draws, standardised by the draws' mean and variance.
+// learning cost per event stays bounded; with blend.context_steps it also steps on every event of
+// a user who takes the cold or the session-start set, outside that budget (those sets learn from
+// such events alone: on a stream of established users they are few). A full step scores the whole
+// catalog (blend.sample = 0: a step every catalog / train_cost events). A sampled step
+// (blend.sample = m > 0) costs m: it scores the event's item and the best blend.sample_top items of
+// each sparse component, which are certain, and m uniform draws from the catalog; the draws that
+// are neither stand for the rest R of the catalog, each weighted |R| / (draws in R) in the softmax
+// (the logQ correction of a uniform proposal), so its normaliser, and the gradient, are estimated
+// without bias. The sparse components are scored over the catalog (sparse sums and a few cheap
+// passes, so their mean and variance are exact); bpr, long_term, popularity and trending only at
+// the candidates and draws, standardised by the draws' mean and variance.
 //
 // With blend.session_start, a user whose latest event is more than cooc.session_gap_s old (a
 // returning user, or a new one) is scored with one more set added, stepped only on the events
@@ -130,6 +132,13 @@ class BlendModel : public Model {
   void FollowEvents(int64_t events) override;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
+  // The ease fit can be deferred (LearningModel): the event that reaches blend.ease_refit marks
+  // it, and it is prepared from the profile table as that event left it.
+  void set_defer_work(bool on) override { defer_work_ = on; }
+  int64_t LearnsBeforeDeferredWork() const override;
+  bool DeferredWorkPending() const override { return ease_pending_catalog_ > 0; }
+  std::unique_ptr<DeferredWork> PrepareDeferredWork() const override;
+  void InstallDeferredWork(std::unique_ptr<DeferredWork> work) override;
   // Replicas cannot carry the blend: its cooc and transition tables and its ranker are not
   // parameters that merge by summing changes, so ReplicaItemWidth() stays 0.
   kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }
@@ -154,6 +163,9 @@ class BlendModel : public Model {
   const std::vector<Feature>& features() const { return features_; }
   const std::vector<float>& weights() const { return weights_; }
   int64_t ranker_steps() const { return ranker_steps_; }
+  // Ease fits run (refused ones too), and those of them prepared as deferred work.
+  int64_t ease_fits() const { return ease_fits_; }
+  int64_t ease_fits_deferred() const { return ease_fits_deferred_; }
 
  private:
   bool Uses(Feature f) const { return uses_[f]; }
@@ -162,6 +174,7 @@ class BlendModel : public Model {
   bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase]; }
   // Fits ease over rows [0, catalog) of the profile table (blend.ease_*).
   void FitEase(int32_t catalog);
+  struct EaseFit;
   // Which weight sets apply to a query or an event (blend.cold_events, blend.session_start).
   struct Context {
     bool cold = false;
@@ -177,7 +190,7 @@ class BlendModel : public Model {
   void RawScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
   // Whether the ranker steps on the coming event, a step costing `cost` item scorings (the
   // schedule in the class comment).
-  bool RankerDue(int32_t cost);
+  bool RankerDue(const Interaction& event, int32_t cost);
   void RankerStep(const Interaction& event);
   // A checked item row, pointing into its value: the parts, the n transitions (packed (item,
   // count) pairs), the trending count and, in row 0, the ranker.
@@ -237,6 +250,11 @@ class BlendModel : public Model {
   Ease ease_;          // the ease component, fitted to profile_
   int64_t ease_fit_at_ = 0;
   int64_t ease_fits_refused_ = 0;
+  int64_t ease_fits_ = 0;
+  int64_t ease_fits_deferred_ = 0;
+  bool defer_work_ = false;
+  // The catalog of a deferred fit due but not installed (0: none pending).
+  int32_t ease_pending_catalog_ = 0;
   std::vector<float> ease_scores_;  // sampled steps: ease at its fitted items, else 0
   Sessions sessions_;
   int32_t items_ = 0;

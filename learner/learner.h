@@ -89,6 +89,18 @@ class Learner {
   // events that Apply() passed it; this learns them. ApplyBatch(), TakeChanges() and
   // ExpireUsers() do it themselves.
   void Flush() { learning().Flush(); }
+  // Deferred work (LearningModel): a caller that defers it ends a batch at the event that makes it
+  // due (LearnsBeforeDeferredWork() events ahead at most), then prepares it holding the lock
+  // shared and installs it holding it exclusively, before the next event.
+  void set_defer_work(bool on) { learning().set_defer_work(on); }
+  int64_t LearnsBeforeDeferredWork() const { return model_->LearnsBeforeDeferredWork(); }
+  bool DeferredWorkPending() const { return model_->DeferredWorkPending(); }
+  std::unique_ptr<DeferredWork> PrepareDeferredWork() const {
+    return model_->PrepareDeferredWork();
+  }
+  void InstallDeferredWork(std::unique_ptr<DeferredWork> work) {
+    learning().InstallDeferredWork(std::move(work));
+  }
 
   // Top-k items for an external user id. Unknown users get popularity: what other users took at
   // their first event (popularity.new_users = first; Popularity::NewUserScores), or all-time

@@ -6,6 +6,8 @@
 #define FRESHET_LEARNER_MODEL_H_
 
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,13 @@
 #include "learner/dirty_rows.h"
 
 namespace freshet::learner {
+
+// What LearningModel::PrepareDeferredWork() hands to InstallDeferredWork(); each model derives
+// its own.
+class DeferredWork {
+ public:
+  virtual ~DeferredWork() = default;
+};
 
 // One event, resolved to dense rows, as a Model sees it.
 struct Interaction {
@@ -67,6 +76,21 @@ class LearningModel {
   // Hints that Learn() for this event follows soon, so the rows it reads can be fetched into
   // cache ahead of time. Rows must exist (after Grow()). Optional.
   virtual void Prefetch(const Interaction& /*upcoming*/) const {}
+
+  // Deferred work: a costly step that an event makes due (blend's ease fit), split off its
+  // learning so that readers need not wait for it. With deferral on, the event that makes it due
+  // only marks it; the caller then runs PrepareDeferredWork() (const: it reads the model, so
+  // readers may score meanwhile, but nothing may learn) and hands the result to
+  // InstallDeferredWork(). A Learn() with the work still pending does it first, so what is learnt
+  // never depends on whether, or when, the caller ran it: the work always sees the model as the
+  // event that made it due left it. Models without such work keep these defaults.
+  virtual void set_defer_work(bool /*on*/) {}
+  // Learn() calls until the one that makes work due (>= 1), or INT64_MAX for none ahead.
+  virtual int64_t LearnsBeforeDeferredWork() const { return std::numeric_limits<int64_t>::max(); }
+  virtual bool DeferredWorkPending() const { return false; }
+  virtual std::unique_ptr<DeferredWork> PrepareDeferredWork() const { return nullptr; }
+  // Installs prepared work if it is still the pending work (else drops it: a Learn() did it).
+  virtual void InstallDeferredWork(std::unique_ptr<DeferredWork> /*work*/) {}
 };
 
 // Scoring: recommendations, batched top-K, and the vectors that exports write.

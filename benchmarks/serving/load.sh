@@ -5,8 +5,9 @@
 # learner share the machine's cores. Prints one JSON line: QPS, latency percentiles, and the server's CPU
 # seconds per request (from /proc, so the share wrk takes is not counted).
 #   benchmarks/serving/load.sh [ITEMS=10000] [SECONDS=10] [CONNECTIONS=32] [RATE=20000]
-# Environment: WRK_THREADS (1), SERVE_SET (extra --set key=value for serve, space-separated),
-# ALGO (the model: bpr), FRESHET (the binary; default build/cli/freshet).
+# Environment: WRK_THREADS (1), SERVE_SET (extra --set key=value for both serves, the warm-up's
+# and the measured one's, space-separated), ALGO (the model: bpr), FRESHET (the binary; default
+# build/cli/freshet), WARM_EVENTS (events of the warm-up stream: 1000000).
 set -euo pipefail
 ITEMS=${1:-10000}
 DURATION=${2:-10}
@@ -18,12 +19,13 @@ F=${FRESHET:-$ROOT/build/cli/freshet}
 W=$(mktemp -d /tmp/freshet-load.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 # Warm-up stream: every item and user seen; then a live stream the learner consumes under load.
-"$F" generate --output "$W/warm.jsonl" --events 1000000 --users "$USERS" --items "$ITEMS" --seed 1 2>/dev/null
+"$F" generate --output "$W/warm.jsonl" --events "${WARM_EVENTS:-1000000}" --users "$USERS" \
+  --items "$ITEMS" --seed 1 2>/dev/null
 "$F" generate --output "$W/live.jsonl" --events 2000000 --users "$USERS" --items "$ITEMS" --seed 2 2>/dev/null
-"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --format jsonl \
-  --exit-when-done --no-http --status-interval 0 2>/dev/null
 sets=()
 for s in ${SERVE_SET:-}; do sets+=(--set "$s"); done
+"$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" --format jsonl \
+  --exit-when-done --no-http --status-interval 0 "${sets[@]}" 2>/dev/null
 "$F" serve --algo "${ALGO:-bpr}" --data-dir "$W/state" --source "file:$W/warm.jsonl" \
   --source "file:$W/live.jsonl" --format jsonl --rate "$RATE" --port 0 --status-interval 0 "${sets[@]}" >"$W/s.out" 2>"$W/s.err" &
 pid=$!
@@ -60,7 +62,7 @@ print(json.dumps({"bench": "serve_load", "algo": os.environ.get("ALGO", "bpr"),
                   "items": int(items), "dim": 64, "k": 20,
                   "connections": int(conns), "requests": r["requests"], "non_200": r["non_200"],
                   "qps": round(r["rps"]), "p50_ms": r["latency_ms"]["p50"],
-                  "p99_ms": r["latency_ms"]["p99"],
+                  "p99_ms": r["latency_ms"]["p99"], "max_ms": r["latency_ms"]["max"],
                   "server_cpu_s_per_request": round(cpu / max(1, r["requests"]), 8),
                   "learned_during_eps": round((float(a1) - float(a0)) / float(dur)),
                   "scoring_batches": delta[0], "batched_queries": delta[1],

@@ -78,17 +78,27 @@ TEST(ConfigTest, RejectsBadValues) {
   EXPECT_EQ(config.dim, Config{}.dim);  // failed sets leave valid values in place
 }
 
-// The blend's quality preset loads over the defaults and sets only blend keys and history.recent.
+// The blend's quality preset steps the ranker on every event and changes no other key, so its
+// state has the defaults' row layout.
 TEST(ConfigTest, TheBlendQualityPresetLoads) {
   absl::StatusOr<Config> preset = LoadConfigFile(FRESHET_SOURCE_DIR "/config/blend-quality.toml");
   ASSERT_TRUE(preset.ok()) << preset.status();
-  EXPECT_TRUE(preset->blend_session_start);
-  EXPECT_EQ(preset->blend_cold_events, 20);
-  EXPECT_EQ(preset->blend_sample, 128);
-  EXPECT_NE(preset->blend_features.find("profile"), std::string::npos);
-  EXPECT_NE(preset->blend_features.find("ials"), std::string::npos);
-  EXPECT_NE(preset->blend_features.find("ease"), std::string::npos);
-  EXPECT_EQ(preset->history_recent, 128);
+  EXPECT_EQ(preset->blend_train_cost, preset->blend_sample);  // one step's cost per event
+  for (const ConfigKey& key : ConfigKeys()) {
+    if (key.name == "blend.train_cost") continue;
+    EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;
+  }
+}
+
+// The blend's fast preset is its former defaults (no profile or ease, 64 items of history, fewer
+// ranker steps), and changes no other key.
+TEST(ConfigTest, TheBlendFastPresetLoads) {
+  absl::StatusOr<Config> preset = LoadConfigFile(FRESHET_SOURCE_DIR "/config/blend-fast.toml");
+  ASSERT_TRUE(preset.ok()) << preset.status();
+  EXPECT_EQ(preset->blend_features, "bpr,cooc,history,transitions,popularity,trending,ials");
+  EXPECT_EQ(preset->history_recent, 64);
+  EXPECT_LT(preset->blend_train_cost, Config{}.blend_train_cost);
+  EXPECT_FALSE(preset->blend_context_steps);
   for (const ConfigKey& key : ConfigKeys()) {
     if (absl::StartsWith(key.name, "blend.") || key.name == "history.recent") continue;
     EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;

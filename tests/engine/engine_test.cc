@@ -660,6 +660,37 @@ TEST_F(EngineTest, ABlendStateWithoutWeightSetsSaysWhatToRunWith) {
   EXPECT_EQ((*written)->stats().events_applied, 300);
 }
 
+// A blend state written with blend's defaults before profile and ease joined them is refused under
+// today's defaults, and the error names the preset that holds those settings, which opens it.
+TEST_F(EngineTest, ABlendStateOfTheFormerDefaultsNamesTheFastPreset) {
+  const std::string dir = FreshDir("engine_blend_fast");
+  options_.algorithm = "blend";
+  const config::Config today_config = options_.config;
+  absl::StatusOr<config::Config> fast =
+      config::LoadConfigFile(FRESHET_SOURCE_DIR "/config/blend-fast.toml");
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  fast->dim = today_config.dim;  // and the fixture's other settings
+  fast->flush_interval_ms = today_config.flush_interval_ms;
+  fast->serve_batch_events = today_config.serve_batch_events;
+  options_.config = *fast;
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  options_.data_dir = dir;
+  options_.config = today_config;
+  auto today = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(today.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(today.status())) << today.status();
+  EXPECT_NE(today.status().message().find("--config config/blend-fast.toml"),
+            absl::string_view::npos)
+      << today.status();
+  options_.config = *fast;
+  auto written = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ((*written)->stats().events_applied, 300);
+}
+
 // A blend state written before the fingerprint covered blend's settings opens with the settings it
 // was written with; with others its rows are refused, and the error says what to run with.
 TEST_F(EngineTest, ABlendStateWithTheOldFingerprintSaysWhatToRunWith) {

@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/burst_end.h"
 #include "gtest/gtest.h"
+#include "learner/blend_model.h"
+#include "learner/learner.h"
 #include "tests/store/test_util.h"
 
 namespace freshet::engine {
@@ -174,6 +176,50 @@ TEST(LiveModelTest, AModelThatLearnsSlowlyHoldsTheLockForFewerEventsAtATime) {
   const int64_t learnt =
       (*model)->WithLearner([](const learner::Learner& l) { return l.events_applied(); });
   EXPECT_EQ(learnt, 2 * 512);
+}
+
+// An ease fit (blend) is deferred work: the event that makes it due ends its hold, the fit is
+// prepared with the lock held shared and installed before the next event, so what is learnt is
+// what a replay of the same events learns, where each fit runs inside the due event's learning.
+TEST(LiveModelTest, AnEaseFitRunsBetweenHoldsAndLearnsWhatAReplayLearns) {
+  config::Config config;
+  config.dim = 16;
+  config.blend_ease_refit = 300;
+  config.blend_ease_items = 64;
+  ASSERT_NE(config.blend_features.find("ease"), std::string::npos);
+  const auto backend = *kernels::CreateBackend("cpu");
+  auto model = LiveModel::Create("blend", config, backend.get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto replay = learner::Learner::Create("blend", config, backend.get());
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  const std::vector<stream::Event> events = MakeEvents(2000, 60, 150, 4);
+  const auto span = absl::MakeConstSpan(events);
+  for (size_t begin = 0; begin < events.size(); begin += 97) {  // due points inside calls
+    (*model)->Apply(span.subspan(begin, std::min<size_t>(97, events.size() - begin)));
+  }
+  (*replay)->ApplyBatch(events);
+
+  const auto& replayed = dynamic_cast<const learner::BlendModel&>((*replay)->scoring());
+  EXPECT_EQ(replayed.ease_fits(), 2000 / 300);
+  EXPECT_EQ(replayed.ease_fits_deferred(), 0);
+  (*model)->WithLearner([&](const learner::Learner& l) {
+    const auto& live = dynamic_cast<const learner::BlendModel&>(l.scoring());
+    EXPECT_EQ(live.ease_fits(), 2000 / 300);
+    EXPECT_EQ(live.ease_fits_deferred(), live.ease_fits());  // none inside a hold
+    EXPECT_FALSE(l.DeferredWorkPending());
+    EXPECT_EQ(live.weights(), replayed.weights());
+    for (int u = 0; u < 60; u += 7) {
+      const std::string user = absl::StrCat("u", u);
+      learner::Recommendation a, b;
+      EXPECT_TRUE(l.Recommend(user, 10, true, &a).ok());
+      EXPECT_TRUE((*replay)->Recommend(user, 10, true, &b).ok());
+      ASSERT_EQ(a.items.size(), b.items.size()) << user;
+      for (size_t i = 0; i < a.items.size(); ++i) {
+        EXPECT_EQ(a.items[i].item, b.items[i].item) << user;
+        EXPECT_EQ(a.items[i].score, b.items[i].score) << user;
+      }
+    }
+  });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
@@ -101,6 +102,10 @@ TEST_F(BlendTest, SampledStepsLearnTheTransitionWeightFromTheStream) {
   config.blend_sample_top = 16;
   config.blend_train_cost = 64;
   config.blend_warmup_events = 0;
+  config.blend_context_steps = false;  // every step from the budget
+  // The components whose weights the check compares (profile and ease, which the defaults add,
+  // take weight from bpr on the topical stream and blur the ratio of the two).
+  config.blend_features = "bpr,cooc,history,transitions,popularity,trending,ials";
   const auto sequential = ExpectTransitionWeightFollowsTheStream(config);
   EXPECT_GE(Blend(*sequential).ranker_steps(), 19'990);  // one step per event (with 2+ items)
 
@@ -108,6 +113,31 @@ TEST_F(BlendTest, SampledStepsLearnTheTransitionWeightFromTheStream) {
   config.blend_sample = 0;
   const auto full = Learnt(MakeStream(0.8, 3), config);
   EXPECT_LT(Blend(*full).ranker_steps(), 20'000 / 16);
+}
+
+// With blend.context_steps the ranker also steps on every event of a user who takes a weight set
+// of their own (here the cold set: fewer than 20 earlier events), outside the budget; without it,
+// and with no budget, it never steps after the warm-up.
+TEST_F(BlendTest, TheColdSetLearnsFromEveryColdEvent) {
+  config::Config config;
+  config.cooc_session_gap_s = 0;  // no sessions, so no session-start set
+  config.blend_warmup_events = 0;
+  config.blend_train_cost = 0;
+  config.blend_context_steps = false;
+  const std::vector<stream::Event> events = MakeStream(0.5, 5, 4000);
+  EXPECT_EQ(Blend(*Learnt(events, config)).ranker_steps(), 0);
+
+  config.blend_context_steps = true;
+  const auto learnt = Learnt(events, config);
+  absl::flat_hash_map<std::string, int> earlier;
+  int64_t cold = 0;
+  for (const stream::Event& e : events) cold += earlier[e.user]++ < config.blend_cold_events;
+  ASSERT_GT(cold, 2000);
+  ASSERT_LT(cold, 4000);
+  // A user's first event is ranked against a catalog of at least two items but the stream's very
+  // first is not.
+  EXPECT_GE(Blend(*learnt).ranker_steps(), cold - 1);
+  EXPECT_LE(Blend(*learnt).ranker_steps(), cold);
 }
 
 // With blend.cold_events a second weight set, learnt from the events of users with fewer earlier
@@ -237,6 +267,10 @@ INSTANTIATE_TEST_SUITE_P(Configurations, BlendRoundTripTest, ::testing::Values(0
 
 TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
   config::Config config;
+  // ease is fitted again when loaded, from the loaded table: fitted after every event, the
+  // learner's latest fit is of the same table.
+  config.blend_ease_items = 64;
+  config.blend_ease_refit = 1;
   if (GetParam() == 1) {
     config.blend_cold_events = 5;
     config.blend_sample = 32;
@@ -245,10 +279,6 @@ TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
     config.blend_session_start = true;
     config.blend_features =
         "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
-    // ease is fitted again when loaded, from the loaded table: fitted after every event, the
-    // learner's latest fit is of the same table.
-    config.blend_ease_items = 64;
-    config.blend_ease_refit = 1;
   }
   const auto original = Learnt(MakeStream(0.5, 9, 8000), config);
   auto loaded = Learner::Create("blend", config, backend_.get());

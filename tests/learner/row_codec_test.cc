@@ -49,12 +49,14 @@ config::Config SmallConfig() {
 // three weight sets.
 config::Config ConfigFor(const std::string& algorithm) {
   config::Config c = SmallConfig();
+  // A loaded state refits ease (it is not persisted): fitted after every event, the model's
+  // latest fit is of the table it hands over.
+  if (absl::StartsWith(algorithm, "blend")) c.blend_ease_refit = 1;
   if (algorithm == "blend-all") {
     c.blend_features =
         "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
     c.blend_cold_events = 5;
     c.blend_session_start = true;
-    c.blend_ease_refit = 1;  // a loaded state refits ease: the same fit as after the last event
   }
   return c;
 }
