@@ -31,6 +31,10 @@ struct Fixture {
     config::Config c;
     c.dim = 16;
     c.history_max_items = 40;  // small, so eviction happens
+    // blend's ease is fitted again from the loaded table (not stored): fitted after every event,
+    // the learner's latest fit is of the same table.
+    c.blend_ease_refit = 1;
+    c.blend_ease_items = 64;
     return c;
   }();
 

@@ -37,6 +37,10 @@ struct Side {
 config::Config SmallConfig() {
   config::Config config;
   config.dim = 16;
+  // blend's ease is fitted by learner and replica each, at their own times, from the table each
+  // has: fitted after every event, both fits are of the same table when they are compared.
+  config.blend_ease_refit = 1;
+  config.blend_ease_items = 64;
   return config;
 }
 
