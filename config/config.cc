@@ -265,6 +265,10 @@ const std::vector<KeyImpl>& Registry() {
                "ridge term added to the diagonal of the ease component's Gramian"),
       IntKey("blend.ease_refit", &Config::blend_ease_refit, 1, 1 << 30,
              "events between two fits of the ease component (and one when a state is loaded)"),
+      BoolKey("blend.ease_for_cold_users", &Config::blend_ease_for_cold_users,
+              "the ease component also scores users with fewer than blend.cold_events earlier "
+              "events; off, it weighs 0 for them and learns its weight from the others' events "
+              "only (it reads a user's history as a long-term profile, which such users lack)"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

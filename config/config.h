@@ -94,6 +94,7 @@ struct Config {
   int blend_ease_items = 2000;                 // the ease component's fit: items counted most
   double blend_ease_lambda = 200;              // its ridge term
   int blend_ease_refit = 5000;                 // events between fits
+  bool blend_ease_for_cold_users = false;      // ease also scores users with a cold set
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

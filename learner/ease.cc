@@ -2,7 +2,6 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
-#include <Eigen/LU>
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -27,7 +26,7 @@ bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double la
   for (size_t a = 0; a < m; ++a) index[items[a]] = static_cast<int32_t>(a);
 
   const Eigen::Index n = static_cast<Eigen::Index>(m);
-  const auto gramian = [&](Eigen::MatrixXd* gram) {
+  const auto gramian = [&](double ridge, Eigen::MatrixXd* gram) {
     gram->setZero(n, n);
     for (Eigen::Index a = 0; a < n; ++a) {
       for (const auto& [other, weight] : table.neighbours(items[static_cast<size_t>(a)])) {
@@ -37,22 +36,30 @@ bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double la
       }
     }
     for (Eigen::Index a = 0; a < n; ++a) {
-      (*gram)(a, a) = static_cast<double>(table.count(items[static_cast<size_t>(a)])) + lambda;
+      (*gram)(a, a) = static_cast<double>(table.count(items[static_cast<size_t>(a)])) + ridge;
     }
   };
+  // G stands for X^T X, but the table's pair weights can outgrow what that allows: a user who
+  // takes an item again pairs it again with everything recent, while its count grows by one. Such
+  // a G is indefinite, and its inverse no least-squares solution (B's weights then swing from one
+  // fit to the next). The ridge grows fourfold until G + ridge I is positive definite, at most
+  // kMaxRidgeSteps times; beyond that the fit is refused and the earlier one kept.
+  constexpr int kMaxRidgeSteps = 8;
   Eigen::MatrixXd gram;
-  gramian(&gram);
-  Eigen::MatrixXd inverse = Eigen::MatrixXd::Identity(n, n);
-  // Factorised in place (G's memory holds the factor: one n x n matrix fewer to allocate and
-  // fault in), then solved in place against the identity.
-  const Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(gram);
-  if (llt.info() == Eigen::Success) {
+  Eigen::MatrixXd inverse;
+  bool solved = false;
+  double ridge = lambda;
+  for (int step = 0; step <= kMaxRidgeSteps && !solved; ++step, ridge *= 4) {
+    gramian(ridge, &gram);
+    // Factorised in place (G's memory holds the factor: one n x n matrix fewer to allocate and
+    // fault in), then solved in place against the identity.
+    const Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(gram);
+    if (llt.info() != Eigen::Success) continue;
+    inverse = Eigen::MatrixXd::Identity(n, n);
     llt.solveInPlace(inverse);
-  } else {
-    // Pair weights within windows need not make a positive definite Gramian.
-    gramian(&gram);
-    inverse = gram.partialPivLu().inverse();
+    solved = true;
   }
+  if (!solved) return false;
   std::vector<float> weights(m * m);
   for (Eigen::Index b = 0; b < n; ++b) {
     const double diagonal = inverse(b, b);

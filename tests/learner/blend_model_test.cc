@@ -140,6 +140,43 @@ TEST_F(BlendTest, TheColdSetLearnsFromEveryColdEvent) {
   EXPECT_LE(Blend(*learnt).ranker_steps(), cold);
 }
 
+// ease reads a user's history as a long-term profile: for users with fewer than blend.cold_events
+// earlier events it weighs 0 and learns nothing from their events (blend.ease_for_cold_users
+// off). Here every event is a cold user's, so its weights keep their initial values; with the key
+// on they move.
+TEST_F(BlendTest, EaseLearnsFromEstablishedUsersOnly) {
+  config::Config config;
+  config.blend_features = "cooc,popularity,ease";
+  config.blend_ease_items = 64;
+  config.blend_ease_refit = 500;
+  // Each user's first blend.cold_events events only: every event learnt is a cold user's.
+  std::vector<stream::Event> events;
+  absl::flat_hash_map<std::string, int> per_user;
+  for (const stream::Event& e : MakeStream(0.5, 5, 8000)) {
+    if (per_user[e.user]++ < config.blend_cold_events) events.push_back(e);
+  }
+  ASSERT_GT(events.size(), 3000u);
+  const auto cold = Learnt(events, config);
+  const BlendModel& blend = Blend(*cold);
+  const auto ease_weights = [](const BlendModel& b) {
+    std::vector<float> out;
+    const size_t nf = b.features().size();
+    for (size_t s = 0; s < b.weights().size(); s += nf) out.push_back(b.weights()[s + 2]);
+    return out;
+  };
+  ASSERT_EQ(blend.features()[2], BlendModel::kEase);
+  ASSERT_GT(blend.ranker_steps(), 1000);
+  EXPECT_GT(blend.ease_fits(), 0);
+  config::Config frozen = config;
+  frozen.blend_lr = 0;  // the initial weights
+  EXPECT_EQ(ease_weights(blend), ease_weights(Blend(*Learnt(events, frozen))));
+
+  config.blend_ease_for_cold_users = true;
+  const auto all = Learnt(events, config);
+  EXPECT_NE(ease_weights(Blend(*all)), ease_weights(blend));
+  EXPECT_NE(ease_weights(Blend(*all))[1], 0.0f);  // the cold set's ease weight moved
+}
+
 // With blend.cold_events a second weight set, learnt from the events of users with fewer earlier
 // events, is added to the shared one for those users: it starts at zero and moves.
 TEST_F(BlendTest, ColdUsersLearnWeightsOfTheirOwn) {

@@ -99,5 +99,26 @@ TEST_F(EaseTest, OnlyTheItemsCountedMostAreFitted) {
   EXPECT_EQ(short_scores[0], 0.0f);
 }
 
+// A user who goes back and forth between two items pairs them again at every event while each
+// count grows by one, so G = [[c0 + l, w], [w, c1 + l]] with w above both: indefinite, and its
+// inverse no least-squares fit (B(0, 1) = w / (c0 + l) > 1). The ridge grows fourfold until G is
+// positive definite, and the fit is the closed form with that ridge.
+TEST_F(EaseTest, AnIndefiniteGramianTakesMoreRidge) {
+  User({0, 1, 0, 1, 0, 1, 0, 1});
+  User({2, 3});
+  const double w = 0.5 * (table_->neighbours(0).at(1) + table_->neighbours(1).at(0));
+  const double c0 = static_cast<double>(table_->count(0));
+  const double c1 = static_cast<double>(table_->count(1));
+  constexpr double kLambda = 0.5;
+  ASSERT_LT((c0 + kLambda) * (c1 + kLambda), w * w) << "the table must make G indefinite";
+  double ridge = kLambda;
+  while ((c0 + ridge) * (c1 + ridge) <= w * w) ridge *= 4;
+  Ease ease;
+  ASSERT_TRUE(ease.Fit(*table_, kItems, 100, kLambda));
+  EXPECT_NEAR(ease.Weight(0, 1), w / (c0 + ridge), 1e-5);
+  EXPECT_NEAR(ease.Weight(1, 0), w / (c1 + ridge), 1e-5);
+  EXPECT_LT(ease.Weight(0, 1), 1.0f);
+}
+
 }  // namespace
 }  // namespace freshet::learner
