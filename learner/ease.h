@@ -29,7 +29,9 @@ class Ease {
   // Fits B over the items among rows [0, catalog) with the largest counts in `table` (at most
   // `max_items`, counts > 0; ties to the lower row) with `lambda` > 0 added to G's diagonal. The
   // pair weights are averaged with their mirror, so G is symmetric even where the table pruned
-  // one side. Returns false, and keeps the earlier fit, when the solution is not finite.
+  // one side. Where G + lambda I is not positive definite (pair weights that outgrow the counts),
+  // the ridge grows fourfold until it is, at most 8 times. Returns false, and keeps the earlier
+  // fit, when it never is or the solution is not finite.
   bool Fit(const CoocModel& table, int32_t catalog, int max_items, double lambda);
 
   // Adds sum_j B(j, n) over the latest `window` items j of `recent` (oldest first) to scores[n],
