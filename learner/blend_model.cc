@@ -357,11 +357,8 @@ void BlendModel::EffectiveWeights(Context context, float* out) const {
     out[f] = weights_[f] + (context.cold && ColdSet() > 0 ? weights_[ColdSet() + f] : 0.0f) +
              (context.start && StartSet() > 0 ? weights_[StartSet() + f] : 0.0f);
   }
-  // ease reads a user's history as a long-term profile: for users with a cold set it weighs 0.
-  if (context.cold && !config_.blend_ease_for_cold_users) {
-    for (size_t f = 0; f < nf; ++f) {
-      if (features_[f] == kEase) out[f] = 0.0f;
-    }
+  for (size_t f = 0; f < nf; ++f) {
+    if (EaseOff(context, f)) out[f] = 0.0f;
   }
 }
 
@@ -417,13 +414,9 @@ bool BlendModel::RankerDue(const Interaction& event, int32_t cost) {
 
 void BlendModel::Update(const std::vector<float>& grad_in, Context context) {
   const size_t nf = features_.size();
-  std::vector<float> grad = grad_in;
   // ease, weighing 0 for cold users (EffectiveWeights), does not learn from their events either.
-  if (context.cold && !config_.blend_ease_for_cold_users) {
-    for (size_t f = 0; f < nf; ++f) {
-      if (features_[f] == kEase) grad[f] = 0.0f;
-    }
-  }
+  float grad[kNumFeatures];
+  for (size_t f = 0; f < nf; ++f) grad[f] = EaseOff(context, f) ? 0.0f : grad_in[f];
   for (size_t f = 0; f < nf; ++f) {
     if (!std::isfinite(grad[f] * grad[f])) return;
   }

@@ -186,6 +186,11 @@ class BlendModel : public Model {
   };
   Context QueryContext(const UserQuery& query) const;
   Context EventContext(const Interaction& event) const;
+  // Whether feature f is ease for a cold user without blend.ease_for_cold_users: ease reads a
+  // user's history as a long-term profile, so for them it weighs 0 and learns nothing.
+  bool EaseOff(Context context, size_t f) const {
+    return context.cold && !config_.blend_ease_for_cold_users && features_[f] == kEase;
+  }
   // Standardised scores of every enabled feature for the query over rows [0, catalog):
   // (*z)[f * catalog + i]; and their blend into `scores` (catalog floats).
   void Score(const UserQuery& query, Context context, int32_t catalog, std::vector<float>* z,
