@@ -190,6 +190,9 @@ void RegisterFollowerMetrics(const engine::ModelFollower& f, serving::MetricsReg
         [](const S& s) { return s.end_offset; });
   gauge("freshet_replica_ready", "1 once the model topic has been read to its end",
         [](const S& s) { return s.caught_up ? 1 : 0; });
+  gauge("freshet_replica_deferred_work_runs",
+        "deferred work (blend's ease fit) run after a batch of the model topic",
+        [](const S& s) { return s.work_runs; });
   gauge("freshet_replica_items_applied", "item rows applied from the model topic",
         [](const S& s) { return s.items_applied; });
   gauge("freshet_replica_model_malformed", "model topic messages that could not be applied",

@@ -87,6 +87,10 @@ class LiveModel final : public ModelReader {
     WriterLock lock(&mu_);
     return fn(*learner_);
   }
+  // Prepares the learner's pending deferred work (an ease fit) holding mu_ shared, so reads go
+  // on, and installs it holding mu_ exclusively; nothing when none is pending. Learning runs it
+  // itself; a serving replica's follower runs it after each batch of the model topic.
+  void RunDeferredWork() ABSL_LOCKS_EXCLUDED(mu_);
   // Swaps in another learner (a restored snapshot's); `also`, if any, runs under the same hold.
   void Replace(std::unique_ptr<learner::Learner> fresh, const std::function<void()>& also);
 
@@ -130,9 +134,6 @@ class LiveModel final : public ModelReader {
             std::unique_ptr<learner::Learner> learner);
   // Learns `events`; the caller holds mu_ exclusively.
   void ApplyHeld(absl::Span<const stream::Event> events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Prepares the learner's pending deferred work (an ease fit) holding mu_ shared, so reads go
-  // on, and installs it holding mu_ exclusively; nothing when none is pending.
-  void RunDeferredWork() ABSL_LOCKS_EXCLUDED(mu_);
   // Sorted rows of the hidden items known to the learner; the same plus the known ones of
   // `exclude_items`; a user's freshness.
   std::vector<int32_t> HiddenRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);

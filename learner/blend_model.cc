@@ -828,9 +828,19 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in, bool serv
   return absl::OkStatus();
 }
 
-void BlendModel::FollowEvents(int64_t events) {
+void BlendModel::FollowEvents(int64_t events, bool rows_followed) {
+  // A round's rows that come after its globals (in a later batch) are rows the fit of that round
+  // has not seen: the learner's item rows change only as it learns events, so rows at the
+  // clock of the latest fit are of the fit's own round.
+  const bool late_rows = rows_followed && events == clock_ && ease_fit_at_ == clock_ && clock_ > 0;
   clock_ = events;
-  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) FitEase(items_);
+  if (!Uses(kEase) || (clock_ - ease_fit_at_ < config_.blend_ease_refit && !late_rows)) return;
+  if (defer_work_) {
+    ease_fit_at_ = clock_;
+    ease_pending_catalog_ = std::max(1, items_);
+  } else {
+    FitEase(items_);
+  }
 }
 
 void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {

@@ -132,8 +132,9 @@ class BlendModel : public Model {
   // As DecodeItem(); the ials part's latest users need not be rows here (ials's own).
   absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
   // The trending clock follows the learner's (a serving replica); ease is fitted to the followed
-  // profile table as often as the learner fits it.
-  void FollowEvents(int64_t events) override;
+  // profile table as often as the learner fits it, and again when rows of the round it was fitted
+  // in arrive after the fit (deferred work when deferral is on).
+  void FollowEvents(int64_t events, bool rows_followed) override;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   // The ease fit can be deferred (LearningModel): the event that reaches blend.ease_refit marks

@@ -179,7 +179,7 @@ absl::Status Learner::FollowItemsDone() {
   int32_t catalog = 0;
   while (catalog < followed_items() && !followed_item_ids_[catalog].empty()) ++catalog;
   catalog_ = std::max(catalog_, catalog);
-  codec().FollowEvents(events_applied_);
+  codec().FollowEvents(events_applied_, !dirty_items_.empty());
   dirty_items_.Take();  // versions moved; nobody persists a replica's rows
   return absl::OkStatus();
 }

@@ -83,7 +83,8 @@ class LearningModel {
   // readers may score meanwhile, but nothing may learn) and hands the result to
   // InstallDeferredWork(). A Learn() with the work still pending does it first, so what is learnt
   // never depends on whether, or when, the caller ran it: the work always sees the model as the
-  // event that made it due left it. Models without such work keep these defaults.
+  // event that made it due left it. On a serving replica, FollowEvents() marks it, and the
+  // follower runs it after the batch. Models without such work keep these defaults.
   virtual void set_defer_work(bool /*on*/) {}
   // Learn() calls until the one that makes work due (>= 1), or INT64_MAX for none ahead.
   virtual int64_t LearnsBeforeDeferredWork() const { return std::numeric_limits<int64_t>::max(); }
@@ -158,10 +159,11 @@ class RowCodec {
   virtual absl::Status DecodeServedItem(int32_t row, absl::string_view in) {
     return DecodeItem(row, in);
   }
-  // On a serving replica (Learner::FollowItemsDone), after a round of followed rows: how many
+  // On a serving replica (Learner::FollowItemsDone), after a batch of followed messages: how many
   // events the followed state has learnt (FinishLoad's `events`), for the state that depends on
-  // it. Called often: must be cheap.
-  virtual void FollowEvents(int64_t /*events*/) {}
+  // it, and whether item rows came with the batch (a learner's round may span batches). Called
+  // often: must be cheap.
+  virtual void FollowEvents(int64_t /*events*/, bool /*rows_followed*/) {}
   // Every row was decoded; rebuilds derived state (Gramians, norms, sampling tables). `users` and
   // `items` are the rows in use (items: the catalog); `events` is how many events the loaded state
   // has learnt (schedules that depend on the stream's length continue from there).

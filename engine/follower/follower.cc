@@ -252,6 +252,7 @@ void ModelFollower::Loop() {
     }
     if (!batch.empty()) Apply(batch);
     for (rd_kafka_message_t* m : batch) rd_kafka_message_destroy(m);
+    RunDueWork();
     int64_t low = 0, high = -1;
     if (rd_kafka_get_watermark_offsets(consumer_, options_.model_topic.c_str(),
                                        model_topic::kPartition, &low,
@@ -268,6 +269,19 @@ void ModelFollower::Loop() {
     }
     if (eof) stats_.last_error.clear();
   }
+}
+
+void ModelFollower::RunDueWork() {
+  {
+    MutexLock s(&stats_mu_);
+    if (!stats_.work_pending) return;
+  }
+  model_->RunDeferredWork();
+  // Only this thread marks work due (ApplyMessages), so none is pending now unless the learner
+  // was replaced meanwhile; its work is then for the next round's fit.
+  MutexLock s(&stats_mu_);
+  stats_.work_pending = false;
+  ++stats_.work_runs;
 }
 
 void ModelFollower::Apply(const std::vector<rd_kafka_message_t*>& messages) {
@@ -292,6 +306,7 @@ absl::Status ModelFollower::Bootstrap(absl::string_view exported) {
   }
   if (messages.empty()) return absl::DataLossError("item state export: empty");
   ApplyMessages(messages);
+  RunDueWork();
   MutexLock s(&stats_mu_);
   if (stats_.malformed > 0) {
     return absl::DataLossError(absl::StrCat("item state export: ", stats_.malformed,
@@ -303,6 +318,7 @@ absl::Status ModelFollower::Bootstrap(absl::string_view exported) {
 void ModelFollower::ApplyMessages(const std::vector<Message>& messages) {
   int64_t items = 0, globals = 0, malformed = 0, next_offset = -1, published_ns = 0;
   std::string first_error;
+  bool work_pending = false;
   model_->WithLearnerExclusive([&](learner::Learner& learner) {
     for (const Message& m : messages) {
       if (m.offset >= 0) next_offset = m.offset + 1;
@@ -332,6 +348,7 @@ void ModelFollower::ApplyMessages(const std::vector<Message>& messages) {
       ++malformed;
       if (first_error.empty()) first_error = std::string(done.message());
     }
+    work_pending = learner.DeferredWorkPending();
   });
   if (next_offset >= 0) model_->PublishModelVersion(next_offset);
   if (!first_error.empty()) {
@@ -356,6 +373,8 @@ void ModelFollower::ApplyMessages(const std::vector<Message>& messages) {
   stats_.malformed += malformed;
   if (next_offset >= 0) stats_.next_offset = next_offset;
   if (lag_ms >= 0) stats_.item_lag_ms = lag_ms;
+  // Counted with the messages, so whoever sees them applied also sees the work still due.
+  stats_.work_pending = work_pending;
 }
 
 absl::Status ModelFollower::Readiness() const {

@@ -71,6 +71,10 @@ struct FollowerStats {
   double state_age_s = -1;  // since the latest message was published; -1 none yet
   int64_t topic_errors = 0;
   std::string last_error;
+  // Deferred work (blend's ease fit) that a batch of messages made due; it runs after the batch,
+  // while reads go on.
+  bool work_pending = false;
+  int64_t work_runs = 0;
   // Users.
   int64_t user_fetches = 0;  // Redis GETs
   int64_t user_fetch_errors = 0;
@@ -149,6 +153,8 @@ class ModelFollower {
     int64_t offset = -1;
   };
   void ApplyMessages(const std::vector<Message>& messages);
+  // Runs the model's deferred work if the last batch made some due (FollowerStats::work_pending).
+  void RunDueWork();
   std::unique_ptr<RedisClient> TakeClient() const;
   void ReturnClient(std::unique_ptr<RedisClient> client) const;
 

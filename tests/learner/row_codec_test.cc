@@ -703,6 +703,58 @@ TEST_P(FollowTest, PoisonedFollowedRowsAreRefusedAndTheAnswersStayTheSame) {
   EXPECT_EQ(Answers(*replica, users), Answers(*leader, users));
 }
 
+// A learner's round (its globals, then the rows that changed) may reach a replica in more than
+// one batch (FollowItemsDone() after each): what the replica derives from the rows (blend's ease
+// fit) is derived again from the rows that come late, whether the replica does that work inline
+// or defers it, as a LiveModel does.
+TEST_P(FollowTest, ARoundInTwoBatchesAnswersAsTheLeaderDoes) {
+  const std::string algorithm = GetParam();
+  const config::Config config = ConfigFor(algorithm);  // blend: ease fitted after every event
+  const kernels::CpuBackend cpu;
+  auto leader = *Learner::Create(algorithm, config, &cpu);
+  const std::vector<stream::Event> events = GeneratedEvents(3000, 60, 80, 11);
+  std::vector<std::string> users;
+  for (int32_t u = 0; u < 12; ++u) users.push_back(absl::StrCat("u", u));
+  for (const bool defer : {false, true}) {
+    auto replica = *Learner::Create(algorithm, config, &cpu);
+    replica->set_defer_work(defer);
+    const auto run_deferred = [&] {
+      if (defer && replica->DeferredWorkPending()) {
+        replica->InstallDeferredWork(replica->PrepareDeferredWork());
+      }
+    };
+    int64_t version = 0;
+    for (const size_t begin : {size_t{0}, size_t{1500}}) {
+      leader->ApplyBatch(absl::MakeConstSpan(events).subspan(begin, 1500));
+      ++version;
+      std::string globals;
+      leader->EncodeGlobals(&globals);
+      ASSERT_TRUE(replica->FollowGlobals(globals, version).ok());
+      const int32_t rows = leader->items().size();
+      for (int32_t row = 0; row < rows; ++row) {
+        if (row == rows / 2) {  // the batch ends halfway through the round
+          ASSERT_TRUE(replica->FollowItemsDone().ok());
+          run_deferred();
+        }
+        std::string value;
+        leader->EncodeItem(row, &value);
+        ASSERT_TRUE(replica->FollowItem(row, value, version).ok()) << row;
+      }
+      ASSERT_TRUE(replica->FollowItemsDone().ok());
+      run_deferred();
+      for (const std::string& user : users) {
+        if (leader->users().Find(user) == IdDictionary::kMissing) continue;
+        std::string published;
+        leader->EncodePublishedUser(leader->users().Find(user), &published);
+        ASSERT_TRUE(replica->FollowUser(published).ok()) << user;
+      }
+      EXPECT_EQ(Answers(*replica, users), Answers(*leader, users))
+          << (defer ? "deferred" : "inline") << ", after " << begin + 1500 << " events";
+    }
+    leader = *Learner::Create(algorithm, config, &cpu);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryAlgorithm, FollowTest,
                          ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend", "popularity"));
 

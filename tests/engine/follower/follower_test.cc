@@ -38,7 +38,8 @@ config::Config SmallConfig() {
   config::Config config;
   config.dim = 16;
   // blend's ease is fitted by learner and replica each, at their own times, from the table each
-  // has: fitted after every event, both fits are of the same table when they are compared.
+  // has: fitted after every event (and by the replica again when a round's rows come in two
+  // batches), both fits are of the same table when they are compared.
   config.blend_ease_refit = 1;
   config.blend_ease_items = 64;
   return config;
@@ -99,8 +100,12 @@ class FollowerTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(publisher.FlushKafka(absl::Seconds(10)).ok());
     const int64_t produced =
         publisher.stats().items_published + publisher.stats().globals_published;
-    ASSERT_TRUE(WaitFor([&] { return follower.stats().messages >= produced; }))
-        << follower.stats().messages << " of " << produced;
+    // Applied, and the work the round made due (blend's ease fit) done.
+    ASSERT_TRUE(WaitFor([&] {
+      const FollowerStats stats = follower.stats();
+      return stats.messages >= produced && !stats.work_pending;
+    })) << follower.stats().messages
+        << " of " << produced;
     // And the users the round wrote to Redis are no longer answered from the replica's copies.
     ASSERT_TRUE(follower.SyncInvalidations(absl::Seconds(10)).ok());
   }
