@@ -100,7 +100,7 @@ void BlendModel::Grow(int32_t users, int32_t items) {
   if (Uses(kIals)) ials_.Grow(users, items);
   sessions_.Grow(users);
   next_.resize(static_cast<size_t>(items));
-  out_.resize(static_cast<size_t>(items), 0.0f);
+  out_.resize(static_cast<size_t>(items), 0.0);
   trend_.resize(static_cast<size_t>(items), 0.0f);
   trend_at_.resize(static_cast<size_t>(items), 0);
   items_ = items;
@@ -232,7 +232,7 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
       float w = 1.0f;
       for (int k = 0; k < n; ++k) {
         const int32_t j = query.recent[query.recent.size() - 1 - k];
-        const float scale = w / (out_[j] + 1.0f);
+        const float scale = w / (static_cast<float>(out_[j]) + 1.0f);
         for (const auto& [item, c] : next_[j]) {
           if (item < catalog) out[item] += scale * c;
         }
@@ -305,7 +305,7 @@ void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, ab
       float w = 1.0f;
       for (int k = 0; k < n; ++k) {
         const int32_t j = recent[recent.size() - 1 - k];
-        const float scale = w / (out_[j] + 1.0f);
+        const float scale = w / (static_cast<float>(out_[j]) + 1.0f);
         for (const auto& [item, c] : next_[j]) {
           if (item >= catalog) continue;
           // Counts are > 0, so a score once above 0 stays there: each row is listed once.
@@ -719,7 +719,7 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
   part.clear();
   if (UsesCooc()) cooc_.EncodeItem(row, &part);
   w.PutString(part);
-  w.Put(out_[row]);
+  w.Put(static_cast<float>(out_[row]));
   w.PutVarint(next_[row].size());
   for (const auto& [item, count] : next_[row]) {
     w.Put(item);

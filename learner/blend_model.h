@@ -272,8 +272,12 @@ class BlendModel : public Model {
   int64_t now_ms_ = 0;  // the time of the latest event learnt, or loaded (a query's time)
 
   // Transitions: next_[j][n] = decayed count of n right after j in a session; out_[j] its sum.
+  // out_ sums every transition out of j, so it accumulates in double: a float stops growing at
+  // 2^24 (adding 1 changes nothing), which a popular item's total reaches within days of a busy
+  // stream. Scored and persisted as a float (within 1 part in 2^24 of the sum), so a loaded state
+  // and a serving replica score as the learner does.
   std::vector<absl::flat_hash_map<int32_t, float>> next_;
-  std::vector<float> out_;
+  std::vector<double> out_;
   int64_t transition_pairs_ = 0;
   // Trending: trend_[i] as of event trend_at_[i].
   std::vector<float> trend_;

@@ -5,6 +5,7 @@
 // DataLoss and leaves the row exactly as it was, every part of a composite row included; valid
 // rows round-trip. Popularity and user histories likewise. Through the Learner, a serving replica
 // refuses poisoned followed item rows and user states and keeps answering as before.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -418,6 +419,40 @@ TEST_P(RowCodecTest, ValidRowsRoundTrip) {
 
 INSTANTIATE_TEST_SUITE_P(EveryModel, RowCodecTest,
                          ::testing::Values("bpr", "ials", "cooc", "hybrid", "blend", "blend-all"));
+
+// An item's transitions total sums every transition out of it: past 2^24, where adding 1 to a
+// float changes nothing (a popular item of a busy stream gets there in days), it goes on counting.
+class BlendTotalsTest : public RowCodecTest {};
+
+TEST_P(BlendTotalsTest, ATransitionsTotalPast2To24GoesOnCounting) {
+  constexpr int32_t kFrom = 3, kTo = 5;
+  const std::string item = Item(*model_, kFrom);
+  const std::vector<Field> fields = ItemFields(GetParam(), item, config_.dim, kFrom, Features());
+  const auto total = std::find_if(fields.begin(), fields.end(),
+                                  [](const Field& f) { return f.name == "transitions total"; });
+  ASSERT_NE(total, fields.end());
+  const float big = 16777216.0f;  // 2^24
+  ASSERT_EQ(big + 1.0f, big);     // what a float total would do
+  ASSERT_TRUE(model_
+                  ->DecodeItem(kFrom, Poisoned(item, *total,
+                                               std::string(reinterpret_cast<const char*>(&big),
+                                                           sizeof(big))))
+                  .ok());
+  // Ten transitions of weight 1 out of kFrom, each a new session's first pair.
+  for (int i = 0; i < 10; ++i) {
+    const int32_t user = i % kUsers;
+    recent_[user].clear();
+    ts_ += int64_t{24} * 3600 * 1000;
+    LearnEvent(user, kFrom);
+    LearnEvent(user, kTo);
+  }
+  const std::string after = Item(*model_, kFrom);
+  float got = 0;
+  std::memcpy(&got, after.data() + total->offset, sizeof(got));
+  EXPECT_EQ(got, big + 10.0f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Blend, BlendTotalsTest, ::testing::Values("blend", "blend-all"));
 
 // A replicated bpr item (from other processes: Kafka, NCCL) is checked like a stored row: a
 // non-finite value anywhere, a parameter beyond kMaxParameter or a negative accumulator is
