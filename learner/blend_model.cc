@@ -137,13 +137,15 @@ void BlendModel::Learn(const Interaction& event) {
     trend_[event.item] = Trending(event.item) + event.weight;
     trend_at_[event.item] = clock_;
   }
-  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) {
-    if (defer_work_) {
-      ease_fit_at_ = clock_;
-      ease_pending_catalog_ = std::max(1, event.catalog);
-    } else {
-      FitEase(event.catalog);
-    }
+  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) EaseDue(event.catalog);
+}
+
+void BlendModel::EaseDue(int32_t catalog) {
+  if (defer_work_) {
+    ease_fit_at_ = clock_;
+    ease_pending_catalog_ = std::max(1, catalog);
+  } else {
+    FitEase(catalog);
   }
 }
 
@@ -354,11 +356,10 @@ BlendModel::Context BlendModel::EventContext(const Interaction& event) const {
 void BlendModel::EffectiveWeights(Context context, float* out) const {
   const size_t nf = features_.size();
   for (size_t f = 0; f < nf; ++f) {
-    out[f] = weights_[f] + (context.cold && ColdSet() > 0 ? weights_[ColdSet() + f] : 0.0f) +
-             (context.start && StartSet() > 0 ? weights_[StartSet() + f] : 0.0f);
-  }
-  for (size_t f = 0; f < nf; ++f) {
-    if (EaseOff(context, f)) out[f] = 0.0f;
+    out[f] = EaseOff(context, f)
+                 ? 0.0f
+                 : weights_[f] + (context.cold && ColdSet() > 0 ? weights_[ColdSet() + f] : 0.0f) +
+                       (context.start && StartSet() > 0 ? weights_[StartSet() + f] : 0.0f);
   }
 }
 
@@ -834,12 +835,8 @@ void BlendModel::FollowEvents(int64_t events, bool rows_followed) {
   // clock of the latest fit are of the fit's own round.
   const bool late_rows = rows_followed && events == clock_ && ease_fit_at_ == clock_ && clock_ > 0;
   clock_ = events;
-  if (!Uses(kEase) || (clock_ - ease_fit_at_ < config_.blend_ease_refit && !late_rows)) return;
-  if (defer_work_) {
-    ease_fit_at_ = clock_;
-    ease_pending_catalog_ = std::max(1, items_);
-  } else {
-    FitEase(items_);
+  if (Uses(kEase) && (clock_ - ease_fit_at_ >= config_.blend_ease_refit || late_rows)) {
+    EaseDue(items_);
   }
 }
 

@@ -179,6 +179,8 @@ class BlendModel : public Model {
   bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase]; }
   // Fits ease over rows [0, catalog) of the profile table (blend.ease_*).
   void FitEase(int32_t catalog);
+  // A fit over `catalog` rows fell due: marked as deferred work when deferral is on, else done.
+  void EaseDue(int32_t catalog);
   struct EaseFit;
   // Which weight sets apply to a query or an event (blend.cold_events, blend.session_start).
   struct Context {
