@@ -216,7 +216,8 @@ const std::vector<KeyImpl>& Registry() {
           "popularity), last (cooc from the latest item alone), long_term (bpr's long-term "
           "user vector alone), profile (co-occurrence within whole recent histories, across "
           "sessions), ials (the ials embedding model), ease (EASE item-item weights fitted to the "
-          "profile table)"),
+          "profile table), topics (the popular items of the groups of a user's recent items, "
+          "items grouped by spectral clustering of the profile table)"),
       FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
                "weight of the co-occurrences of the history item k steps back = decay^k"),
       IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,
@@ -255,8 +256,8 @@ const std::vector<KeyImpl>& Registry() {
               "sets learn from such events alone, which are few"),
       ChoiceKey("blend.sparse_transform", &Config::blend_sparse_transform, {"linear", "log"},
                 "scores of the sparse components (cooc, history, transitions, last, profile) "
-                "before they are standardised: linear, or log (log(1 + x / mean of the positive "
-                "scores))"),
+                "and of topics before they are standardised: linear, or log (log(1 + x / mean of "
+                "the positive scores))"),
       IntKey("blend.ease_items", &Config::blend_ease_items, 2, 8192,
              "the ease component fits its item-item weights over this many items, those with "
              "the most interactions (a fit costs the cube of this in time and 16 times its "
@@ -264,11 +265,22 @@ const std::vector<KeyImpl>& Registry() {
       FloatKey("blend.ease_lambda", &Config::blend_ease_lambda, 1e-3, 1e12,
                "ridge term added to the diagonal of the ease component's Gramian"),
       IntKey("blend.ease_refit", &Config::blend_ease_refit, 1, 1 << 30,
-             "events between two fits of the ease component (and one when a state is loaded)"),
+             "events between two fits of the ease and topics components (and one when a state "
+             "is loaded)"),
       BoolKey("blend.ease_for_cold_users", &Config::blend_ease_for_cold_users,
               "the ease component also scores users with fewer than blend.cold_events earlier "
               "events; off, it weighs 0 for them and learns its weight from the others' events "
               "only (it reads a user's history as a long-term profile, which such users lack)"),
+      IntKey("blend.topics", &Config::blend_topics, 1, 256,
+             "groups the topics component cuts the catalog into (fewer while fewer items are "
+             "counted)"),
+      IntKey("blend.topics_items", &Config::blend_topics_items, 2, 8192,
+             "the topics component groups this many items by spectral clustering, those with the "
+             "most interactions, and every other item by its neighbours (a fit costs the square "
+             "of this times blend.topics in time and 16 times its square in bytes)"),
+      FloatKey("blend.topics_prior", &Config::blend_topics_prior, 0, 1e6,
+               "the topics component draws a user's mixture of groups towards popularity as if "
+               "they had this many more items, spread over the groups by popularity"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

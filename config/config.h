@@ -77,7 +77,8 @@ struct Config {
   float hybrid_cooc_weight = 1.0f;
 
   // [blend] component models combined by a ranker learnt online (learner/blend_model.h)
-  std::string blend_features = "bpr,cooc,history,transitions,popularity,trending,ials,profile,ease";
+  std::string blend_features =
+      "bpr,cooc,history,transitions,popularity,trending,ials,profile,ease,topics";
   float blend_history_decay = 0.95f;       // weight of the history item k steps back = decay^k
   int blend_transition_window = 2;         // latest items whose successors are scored
   float blend_transition_decay = 0.5f;     // weight of the item k steps back = decay^k
@@ -95,6 +96,9 @@ struct Config {
   double blend_ease_lambda = 200;              // its ridge term
   int blend_ease_refit = 5000;                 // events between fits
   bool blend_ease_for_cold_users = false;      // ease also scores users with a cold set
+  int blend_topics = 32;                       // the topics component's groups
+  int blend_topics_items = 2000;               // items grouped by spectral clustering
+  double blend_topics_prior = 2;               // pseudo-items of popularity in a user's mixture
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

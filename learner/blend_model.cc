@@ -24,10 +24,10 @@ namespace {
 constexpr float kAdagradEpsilon = 1e-6f;
 constexpr const char* kFeatureNames[] = {"bpr",        "cooc",     "history", "transitions",
                                          "popularity", "trending", "last",    "long_term",
-                                         "profile",    "ials",     "ease"};
+                                         "profile",    "ials",     "ease",    "topics"};
 // Initial weights: bpr and cooc as the hybrid model adds them, the others smaller.
 constexpr float kInitialWeights[] = {1.0f,  1.0f,  0.5f,  1.0f,  0.25f, 0.25f,
-                                     0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
+                                     0.25f, 0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
 
 config::Config CoocConfig(config::Config config) {
   config.cooc_popularity_weight = 0;  // popularity is a feature of its own
@@ -111,8 +111,8 @@ void BlendModel::Prefetch(const Interaction& upcoming) const {
 }
 
 void BlendModel::Learn(const Interaction& event) {
-  // A deferred ease fit not yet installed: done now, before this event changes what it reads.
-  if (ease_pending_catalog_ > 0) FitEase(ease_pending_catalog_);
+  // A deferred fit not yet installed: done now, before this event changes what it reads.
+  if (fit_pending_catalog_ > 0) FitComponents(fit_pending_catalog_);
   // Test, then train: the ranker steps on the components' state before the event.
   if (config_.blend_lr > 0 && features_.size() > 1 &&
       RankerDue(event, config_.blend_sample > 0 ? config_.blend_sample : event.catalog)) {
@@ -137,59 +137,76 @@ void BlendModel::Learn(const Interaction& event) {
     trend_[event.item] = Trending(event.item) + event.weight;
     trend_at_[event.item] = clock_;
   }
-  if (Uses(kEase) && clock_ - ease_fit_at_ >= config_.blend_ease_refit) EaseDue(event.catalog);
+  if (UsesFits() && clock_ - fit_at_ >= config_.blend_ease_refit) FitDue(event.catalog);
 }
 
-void BlendModel::EaseDue(int32_t catalog) {
+void BlendModel::FitDue(int32_t catalog) {
   if (defer_work_) {
-    ease_fit_at_ = clock_;
-    ease_pending_catalog_ = std::max(1, catalog);
+    fit_at_ = clock_;
+    fit_pending_catalog_ = std::max(1, catalog);
   } else {
-    FitEase(catalog);
+    FitComponents(catalog);
   }
 }
 
-void BlendModel::FitEase(int32_t catalog) {
-  ease_fit_at_ = clock_;
-  ease_pending_catalog_ = 0;
-  ++ease_fits_;
-  if (!ease_.Fit(profile_, catalog, config_.blend_ease_items, config_.blend_ease_lambda)) {
-    ++ease_fits_refused_;
+void BlendModel::FitComponents(int32_t catalog) {
+  fit_at_ = clock_;
+  fit_pending_catalog_ = 0;
+  ++fits_;
+  if (Uses(kEase) &&
+      !ease_.Fit(profile_, catalog, config_.blend_ease_items, config_.blend_ease_lambda)) {
+    ++fits_refused_;
+  }
+  // A topics fit refused (nothing to group yet) keeps the earlier one, uncounted (see the header).
+  if (Uses(kTopics)) {
+    topics_.Fit(profile_, catalog, config_.blend_topics_items, config_.blend_topics);
   }
 }
 
 // A fit prepared off the exclusive hold, and the fit it is (the clock when it fell due).
-struct BlendModel::EaseFit : DeferredWork {
+struct BlendModel::ComponentFits : DeferredWork {
   Ease ease;
-  bool ok = false;
+  Topics topics;
+  bool ease_ok = false;
+  bool topics_ok = false;
   int64_t due_at = 0;
 };
 
 int64_t BlendModel::LearnsBeforeDeferredWork() const {
-  if (!Uses(kEase)) return std::numeric_limits<int64_t>::max();
-  return std::max<int64_t>(1, ease_fit_at_ + config_.blend_ease_refit - clock_);
+  if (!UsesFits()) return std::numeric_limits<int64_t>::max();
+  return std::max<int64_t>(1, fit_at_ + config_.blend_ease_refit - clock_);
 }
 
 std::unique_ptr<DeferredWork> BlendModel::PrepareDeferredWork() const {
-  if (ease_pending_catalog_ == 0) return nullptr;
-  auto fit = std::make_unique<EaseFit>();
-  fit->due_at = ease_fit_at_;
-  fit->ok = fit->ease.Fit(profile_, ease_pending_catalog_, config_.blend_ease_items,
-                          config_.blend_ease_lambda);
+  if (fit_pending_catalog_ == 0) return nullptr;
+  auto fit = std::make_unique<ComponentFits>();
+  fit->due_at = fit_at_;
+  if (Uses(kEase)) {
+    fit->ease_ok = fit->ease.Fit(profile_, fit_pending_catalog_, config_.blend_ease_items,
+                                 config_.blend_ease_lambda);
+  }
+  if (Uses(kTopics)) {
+    fit->topics_ok = fit->topics.Fit(profile_, fit_pending_catalog_, config_.blend_topics_items,
+                                     config_.blend_topics);
+  }
   return fit;
 }
 
 void BlendModel::InstallDeferredWork(std::unique_ptr<DeferredWork> work) {
-  auto* fit = dynamic_cast<EaseFit*>(work.get());
-  if (fit == nullptr || ease_pending_catalog_ == 0 || fit->due_at != ease_fit_at_) return;
-  ease_pending_catalog_ = 0;
-  ++ease_fits_;
-  ++ease_fits_deferred_;
-  if (fit->ok) {
-    ease_ = std::move(fit->ease);  // a refused fit keeps the earlier one, as Ease::Fit() does
-  } else {
-    ++ease_fits_refused_;
+  auto* fit = dynamic_cast<ComponentFits*>(work.get());
+  if (fit == nullptr || fit_pending_catalog_ == 0 || fit->due_at != fit_at_) return;
+  fit_pending_catalog_ = 0;
+  ++fits_;
+  ++fits_deferred_;
+  // A refused fit keeps the earlier one, as Ease::Fit() and Topics::Fit() do.
+  if (Uses(kEase)) {
+    if (fit->ease_ok) {
+      ease_ = std::move(fit->ease);
+    } else {
+      ++fits_refused_;
+    }
   }
+  if (Uses(kTopics) && fit->topics_ok) topics_ = std::move(fit->topics);
 }
 
 float BlendModel::Trending(int32_t item) const {
@@ -265,6 +282,10 @@ void BlendModel::RawScores(Feature f, const UserQuery& query, absl::Span<float> 
       std::fill(out.begin(), out.end(), 0.0f);
       ease_.AddScores(query.recent, config_.history_recent, out);
       return;
+    case kTopics:
+      std::fill(out.begin(), out.end(), 0.0f);
+      topics_.AddScores(query.recent, config_.history_recent, config_.blend_topics_prior, out);
+      return;
     case kLongTerm: {
       const float* user = bpr_.UserVector(query.user);
       const kernels::ItemMatrixView items = bpr_.ItemVectors();
@@ -328,7 +349,10 @@ void BlendModel::SparseRawScores(Feature f, absl::Span<const int32_t> recent, ab
 
 void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const {
   RawScores(f, query, out);
-  if (!Sparse(f) || config_.blend_sparse_transform != "log") return;
+  if ((Sparse(f) || f == kTopics) && config_.blend_sparse_transform == "log") LogScale(out);
+}
+
+void BlendModel::LogScale(absl::Span<float> out) {
   // Sparse scores are heavy-tailed; the log keeps a few large ones from dominating the mix.
   double sum = 0;
   int64_t positive = 0;
@@ -587,6 +611,13 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
     ease_.AddScores(event.recent, config_.history_recent,
                     absl::MakeSpan(ease_scores_.data(), static_cast<size_t>(catalog)));
   }
+  // topics over the catalog (it scores every grouped item), in a scratch of the catalog's size.
+  if (Uses(kTopics)) {
+    topics_scores_.assign(static_cast<size_t>(catalog), 0.0f);
+    topics_.AddScores(event.recent, config_.history_recent, config_.blend_topics_prior,
+                      absl::MakeSpan(topics_scores_));
+    if (config_.blend_sparse_transform == "log") LogScale(absl::MakeSpan(topics_scores_));
+  }
   const float* user_vector = Uses(kLongTerm) ? bpr_.UserVector(event.user) : nullptr;
   const auto raw = [&](Feature feature, int32_t i) -> float {
     switch (feature) {
@@ -603,6 +634,8 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
         return internal::Log1p(Trending(i));
       case kEase:
         return ease_scores_[i];
+      case kTopics:
+        return topics_scores_[i];
       case kIals:
         return internal::Dot(ials_vector.data(), ials_items.vectors + i * ials_items.stride,
                              static_cast<int>(ials_items.stride)) +
@@ -833,10 +866,10 @@ void BlendModel::FollowEvents(int64_t events, bool rows_followed) {
   // A round's rows that come after its globals (in a later batch) are rows the fit of that round
   // has not seen: the learner's item rows change only as it learns events, so rows at the
   // clock of the latest fit are of the fit's own round.
-  const bool late_rows = rows_followed && events == clock_ && ease_fit_at_ == clock_ && clock_ > 0;
+  const bool late_rows = rows_followed && events == clock_ && fit_at_ == clock_ && clock_ > 0;
   clock_ = events;
-  if (Uses(kEase) && (clock_ - ease_fit_at_ >= config_.blend_ease_refit || late_rows)) {
-    EaseDue(items_);
+  if (UsesFits() && (clock_ - fit_at_ >= config_.blend_ease_refit || late_rows)) {
+    FitDue(items_);
   }
 }
 
@@ -847,7 +880,7 @@ void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
   if (Uses(kIals)) ials_.FinishLoad(users, items, events);
   clock_ = events;
   // Not persisted: fitted again from the loaded profile table.
-  if (Uses(kEase)) FitEase(items);
+  if (UsesFits()) FitComponents(items);
   budget_ = 0;
   transition_pairs_ = 0;
   for (const auto& map : next_) transition_pairs_ += static_cast<int64_t>(map.size());
@@ -865,7 +898,7 @@ int64_t BlendModel::BytesPerItem() const {
   return (UsesBpr() ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
          (UsesProfileTable() ? profile_.BytesPerItem() : 0) +
          (Uses(kIals) ? ials_.BytesPerItem() : 0) + (Uses(kEase) ? ease_.Bytes() / items : 0) +
-         pair_bytes / items +
+         (Uses(kTopics) ? topics_.Bytes() / items : 0) + pair_bytes / items +
          static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));
 }
 

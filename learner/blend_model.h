@@ -28,6 +28,13 @@
 //                from their events, unless blend.ease_for_cold_users: a long-term profile model,
 //                which misleads the ranker for users with a few events (on short anonymous
 //                sessions it cost 9% of Recall@10)
+//   topics       the popular items of the groups of the user's recent items (learner/topics.h):
+//                blend.topics groups of items, cut by spectral clustering of the profile table
+//                over its blend.topics_items most counted items (the others join their
+//                neighbours' groups) when ease is fitted, scored over the user's recent history
+//                with blend.topics_prior items' worth of popularity: on a sparse stream, a
+//                user's one earlier item names a group whose popular items it was never counted
+//                beside; log-scaled like the sparse components (blend.sparse_transform)
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
 // after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
@@ -62,7 +69,8 @@
 // they did last. A query's time is that of the latest event learnt, as the stream dates it.
 //
 // Cost per request: bpr's inner products over the catalog (O(items * dim); long_term another),
-// the sparse co-occurrence and transition sums, one pass per component to standardise, and top-K.
+// the sparse co-occurrence and transition sums, topics' pass over the catalog and over the items
+// of the user's groups, one pass per component to standardise, and top-K.
 #ifndef FRESHET_LEARNER_BLEND_MODEL_H_
 #define FRESHET_LEARNER_BLEND_MODEL_H_
 
@@ -80,6 +88,7 @@
 #include "learner/model.h"
 #include "learner/popularity.h"
 #include "learner/sessions.h"
+#include "learner/topics.h"
 
 namespace freshet::learner {
 
@@ -98,6 +107,7 @@ class BlendModel : public Model {
     kProfile,
     kIals,
     kEase,
+    kTopics,
     kNumFeatures
   };
   static const char* FeatureName(Feature f);
@@ -120,7 +130,7 @@ class BlendModel : public Model {
   // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
   // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
   // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step;
-  // with the profile or the ease component the profile table's part comes next. With the ials
+  // with the profile, ease or topics component the profile table's part comes next. With the ials
   // component, its user and item parts end the rows.
   // Decoding checks every part of a row before it decodes any, and refuses (DataLoss, the row left
   // as it was) what a part's own decoder refuses, a transition to a row that is not an item, and
@@ -131,17 +141,17 @@ class BlendModel : public Model {
   absl::Status DecodeItem(int32_t row, absl::string_view in) override;
   // As DecodeItem(); the ials part's latest users need not be rows here (ials's own).
   absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
-  // The trending clock follows the learner's (a serving replica); ease is fitted to the followed
-  // profile table as often as the learner fits it, and again when rows of the round it was fitted
-  // in arrive after the fit (deferred work when deferral is on).
+  // The trending clock follows the learner's (a serving replica); ease and topics are fitted to the
+  // followed profile table as often as the learner fits them, and again when rows of the round
+  // they were fitted in arrive after the fit (deferred work when deferral is on).
   void FollowEvents(int64_t events, bool rows_followed) override;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
-  // The ease fit can be deferred (LearningModel): the event that reaches blend.ease_refit marks
-  // it, and it is prepared from the profile table as that event left it.
+  // The ease and topics fit can be deferred (LearningModel): the event that reaches
+  // blend.ease_refit marks it, and it is prepared from the profile table as that event left it.
   void set_defer_work(bool on) override { defer_work_ = on; }
   int64_t LearnsBeforeDeferredWork() const override;
-  bool DeferredWorkPending() const override { return ease_pending_catalog_ > 0; }
+  bool DeferredWorkPending() const override { return fit_pending_catalog_ > 0; }
   std::unique_ptr<DeferredWork> PrepareDeferredWork() const override;
   void InstallDeferredWork(std::unique_ptr<DeferredWork> work) override;
   // Replicas cannot carry the blend: its cooc and transition tables and its ranker are not
@@ -149,9 +159,10 @@ class BlendModel : public Model {
   kernels::ItemMatrixView ItemVectors() const override { return bpr_.ItemVectors(); }
   const float* UserVector(int32_t row) const override { return bpr_.UserVector(row); }
   // The components' skips, and each ease fit refused for a non-finite solution (the earlier fit
-  // kept).
+  // kept). A topics fit refused keeps the earlier one too, uncounted: before two items are seen
+  // together there is nothing to group.
   int64_t NonFiniteSkips() const override {
-    return bpr_.NonFiniteSkips() + ials_.NonFiniteSkips() + ease_fits_refused_;
+    return bpr_.NonFiniteSkips() + ials_.NonFiniteSkips() + fits_refused_;
   }
   int64_t BytesPerUser() const override;
   int64_t BytesPerItem() const override;
@@ -168,20 +179,22 @@ class BlendModel : public Model {
   const std::vector<Feature>& features() const { return features_; }
   const std::vector<float>& weights() const { return weights_; }
   int64_t ranker_steps() const { return ranker_steps_; }
-  // Ease fits run (refused ones too), and those of them prepared as deferred work.
-  int64_t ease_fits() const { return ease_fits_; }
-  int64_t ease_fits_deferred() const { return ease_fits_deferred_; }
+  // Fits of ease and topics run (refused ones too), and those of them prepared as deferred work.
+  int64_t fits() const { return fits_; }
+  int64_t fits_deferred() const { return fits_deferred_; }
 
  private:
   bool Uses(Feature f) const { return uses_[f]; }
   bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory] || uses_[kLast]; }
   bool UsesBpr() const { return uses_[kBpr] || uses_[kLongTerm]; }
-  bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase]; }
-  // Fits ease over rows [0, catalog) of the profile table (blend.ease_*).
-  void FitEase(int32_t catalog);
+  bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase] || uses_[kTopics]; }
+  // The components fitted now and then to the profile table (blend.ease_refit).
+  bool UsesFits() const { return uses_[kEase] || uses_[kTopics]; }
+  // Fits ease and topics over rows [0, catalog) of the profile table (blend.ease_*, blend.topics*).
+  void FitComponents(int32_t catalog);
   // A fit over `catalog` rows fell due: marked as deferred work when deferral is on, else done.
-  void EaseDue(int32_t catalog);
-  struct EaseFit;
+  void FitDue(int32_t catalog);
+  struct ComponentFits;
   // Which weight sets apply to a query or an event (blend.cold_events, blend.session_start).
   struct Context {
     bool cold = false;
@@ -242,7 +255,9 @@ class BlendModel : public Model {
   // O(catalog), in one pass over them.
   void SparseRawScores(Feature f, absl::Span<const int32_t> recent, absl::Span<float> acc,
                        std::vector<int32_t>* touched) const;
-  // Raw scores with blend.sparse_transform applied.
+  // log(1 + x / the mean of the positive x) of the positive x (blend.sparse_transform = log).
+  static void LogScale(absl::Span<float> out);
+  // Raw scores with blend.sparse_transform applied (to the sparse components and topics).
   void FeatureScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
   // Adagrad on the log-loss gradient `grad_in` (one per feature) of a user, cold or not.
   void Update(const std::vector<float>& grad_in, Context context);
@@ -260,14 +275,16 @@ class BlendModel : public Model {
   CoocModel profile_;  // the profile component's table
   IalsModel ials_;     // the ials component
   Ease ease_;          // the ease component, fitted to profile_
-  int64_t ease_fit_at_ = 0;
-  int64_t ease_fits_refused_ = 0;
-  int64_t ease_fits_ = 0;
-  int64_t ease_fits_deferred_ = 0;
+  Topics topics_;      // the topics component, fitted to profile_ with ease
+  int64_t fit_at_ = 0;
+  int64_t fits_refused_ = 0;  // ease's (see NonFiniteSkips())
+  int64_t fits_ = 0;
+  int64_t fits_deferred_ = 0;
   bool defer_work_ = false;
   // The catalog of a deferred fit due but not installed (0: none pending).
-  int32_t ease_pending_catalog_ = 0;
-  std::vector<float> ease_scores_;  // sampled steps: ease at its fitted items, else 0
+  int32_t fit_pending_catalog_ = 0;
+  std::vector<float> ease_scores_;    // sampled steps: ease at its fitted items, else 0
+  std::vector<float> topics_scores_;  // sampled steps: topics over the catalog
   Sessions sessions_;
   int32_t items_ = 0;
   int64_t clock_ = 0;   // events learnt (the trending clock)

@@ -178,7 +178,7 @@ TEST(LiveModelTest, AModelThatLearnsSlowlyHoldsTheLockForFewerEventsAtATime) {
   EXPECT_EQ(learnt, 2 * 512);
 }
 
-// An ease fit (blend) is deferred work: the event that makes it due ends its hold, the fit is
+// An ease and topics fit (blend) is deferred work: the event that makes it due ends its hold, it is
 // prepared with the lock held shared and installed before the next event, so what is learnt is
 // what a replay of the same events learns, where each fit runs inside the due event's learning.
 TEST(LiveModelTest, AnEaseFitRunsBetweenHoldsAndLearnsWhatAReplayLearns) {
@@ -187,6 +187,7 @@ TEST(LiveModelTest, AnEaseFitRunsBetweenHoldsAndLearnsWhatAReplayLearns) {
   config.blend_ease_refit = 300;
   config.blend_ease_items = 64;
   ASSERT_NE(config.blend_features.find("ease"), std::string::npos);
+  ASSERT_NE(config.blend_features.find("topics"), std::string::npos);
   const auto backend = *kernels::CreateBackend("cpu");
   auto model = LiveModel::Create("blend", config, backend.get());
   ASSERT_TRUE(model.ok()) << model.status();
@@ -200,12 +201,12 @@ TEST(LiveModelTest, AnEaseFitRunsBetweenHoldsAndLearnsWhatAReplayLearns) {
   (*replay)->ApplyBatch(events);
 
   const auto& replayed = dynamic_cast<const learner::BlendModel&>((*replay)->scoring());
-  EXPECT_EQ(replayed.ease_fits(), 2000 / 300);
-  EXPECT_EQ(replayed.ease_fits_deferred(), 0);
+  EXPECT_EQ(replayed.fits(), 2000 / 300);
+  EXPECT_EQ(replayed.fits_deferred(), 0);
   (*model)->WithLearner([&](const learner::Learner& l) {
     const auto& live = dynamic_cast<const learner::BlendModel&>(l.scoring());
-    EXPECT_EQ(live.ease_fits(), 2000 / 300);
-    EXPECT_EQ(live.ease_fits_deferred(), live.ease_fits());  // none inside a hold
+    EXPECT_EQ(live.fits(), 2000 / 300);
+    EXPECT_EQ(live.fits_deferred(), live.fits());  // none inside a hold
     EXPECT_FALSE(l.DeferredWorkPending());
     EXPECT_EQ(live.weights(), replayed.weights());
     for (int u = 0; u < 60; u += 7) {

@@ -166,7 +166,7 @@ TEST_F(BlendTest, EaseLearnsFromEstablishedUsersOnly) {
   };
   ASSERT_EQ(blend.features()[2], BlendModel::kEase);
   ASSERT_GT(blend.ranker_steps(), 1000);
-  EXPECT_GT(blend.ease_fits(), 0);
+  EXPECT_GT(blend.fits(), 0);
   config::Config frozen = config;
   frozen.blend_lr = 0;  // the initial weights
   EXPECT_EQ(ease_weights(blend), ease_weights(Blend(*Learnt(events, frozen))));
@@ -308,6 +308,8 @@ TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
   // learner's latest fit is of the same table.
   config.blend_ease_items = 64;
   config.blend_ease_refit = 1;
+  config.blend_topics_items = 32;
+  config.blend_topics = 4;
   if (GetParam() == 1) {
     config.blend_cold_events = 5;
     config.blend_sample = 32;
@@ -315,7 +317,7 @@ TEST_P(BlendRoundTripTest, RowsRoundTripToIdenticalRecommendations) {
     config.blend_sparse_transform = "log";
     config.blend_session_start = true;
     config.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease,topics";
   }
   const auto original = Learnt(MakeStream(0.5, 9, 8000), config);
   auto loaded = Learner::Create("blend", config, backend_.get());
@@ -367,7 +369,8 @@ TEST_F(BlendTest, UnknownFeaturesAreRefused) {
   // The error names every valid component.
   config.blend_features = "nope";
   const std::string message(Learner::Create("blend", config, backend_.get()).status().message());
-  for (const char* name : {"bpr", "transitions", "long_term", "profile", "ials", "ease"}) {
+  for (const char* name :
+       {"bpr", "transitions", "long_term", "profile", "ials", "ease", "topics"}) {
     EXPECT_NE(message.find(name), std::string::npos) << message;
   }
 }

@@ -1,48 +1,18 @@
 // Ease fits the closed form of EASE to a co-occurrence table, over the items counted most.
 #include "learner/ease.h"
 
-#include <memory>
 #include <vector>
 
-#include "config/config.h"
 #include "gtest/gtest.h"
-#include "kernels/backend.h"
-#include "learner/cooc_model.h"
-#include "learner/popularity.h"
+#include "tests/learner/cooc_table_test_base.h"
 
 namespace freshet::learner {
 namespace {
 
-class EaseTest : public ::testing::Test {
+class EaseTest : public CoocTableTest {
  protected:
-  void SetUp() override {
-    auto backend = kernels::CreateBackend("cpu");
-    ASSERT_TRUE(backend.ok());
-    backend_ = std::move(*backend);
-    config::Config config;
-    config.cooc_window = 8;
-    config.cooc_decay = 1.0f;
-    config.cooc_session_gap_s = 0;
-    table_ = std::make_unique<CoocModel>(config, &popularity_, backend_.get());
-    table_->Grow(100, kItems);
-    popularity_.Resize(kItems);
-  }
-  // One user's events, in order: each pairs with the user's earlier items.
-  void User(const std::vector<int32_t>& items) {
-    std::vector<int32_t> recent;
-    for (int32_t item : items) {
-      table_->Learn(Interaction{users_, item, 1.0f, ++ts_, recent, kItems});
-      recent.push_back(item);
-    }
-    ++users_;
-  }
-
+  EaseTest() : CoocTableTest(kItems) {}
   static constexpr int32_t kItems = 4;
-  Popularity popularity_{0};
-  std::unique_ptr<kernels::Backend> backend_;
-  std::unique_ptr<CoocModel> table_;
-  int32_t users_ = 0;
-  int64_t ts_ = 0;
 };
 
 // With two items G = [[c0 + l, w], [w, c1 + l]], whose inverse gives B(0, 1) = w / (c0 + l) and
