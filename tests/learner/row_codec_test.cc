@@ -52,7 +52,10 @@ config::Config ConfigFor(const std::string& algorithm) {
   config::Config c = SmallConfig();
   // A loaded state refits ease (it is not persisted): fitted after every event, the model's
   // latest fit is of the table it hands over.
-  if (absl::StartsWith(algorithm, "blend")) c.blend_ease_refit = 1;
+  if (absl::StartsWith(algorithm, "blend")) {
+    c.blend_ease_refit = 1;
+    c.blend_topics_items = 64;  // topics is fitted with ease, over few items to keep it quick
+  }
   if (algorithm == "blend-all") {
     c.blend_features =
         "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";

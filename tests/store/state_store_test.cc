@@ -35,6 +35,7 @@ struct Fixture {
     // the learner's latest fit is of the same table.
     c.blend_ease_refit = 1;
     c.blend_ease_items = 64;
+    c.blend_topics_items = 64;  // and topics with it, over as few items
     return c;
   }();
 

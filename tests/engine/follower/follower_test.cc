@@ -42,6 +42,7 @@ config::Config SmallConfig() {
   // batches), both fits are of the same table when they are compared.
   config.blend_ease_refit = 1;
   config.blend_ease_items = 64;
+  config.blend_topics_items = 64;  // and topics with it, over as few items
   return config;
 }
 
