@@ -6,24 +6,14 @@
 #include <cmath>
 #include <utility>
 
+#include "learner/internal/most_counted.h"
+
 namespace freshet::learner {
 
 bool Ease::Fit(const CoocModel& table, int32_t catalog, int max_items, double lambda) {
-  // The items counted most, then in row order.
-  std::vector<int32_t> items;
-  for (int32_t i = 0; i < catalog; ++i) {
-    if (table.count(i) > 0) items.push_back(i);
-  }
-  const size_t m = std::min(items.size(), static_cast<size_t>(std::max(max_items, 0)));
-  const auto more = [&](int32_t a, int32_t b) {
-    return table.count(a) > table.count(b) || (table.count(a) == table.count(b) && a < b);
-  };
-  std::nth_element(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(m), items.end(),
-                   more);
-  items.resize(m);
-  std::sort(items.begin(), items.end());
-  std::vector<int32_t> index(static_cast<size_t>(catalog), -1);
-  for (size_t a = 0; a < m; ++a) index[items[a]] = static_cast<int32_t>(a);
+  std::vector<int32_t> index;
+  std::vector<int32_t> items = internal::MostCountedItems(table, catalog, max_items, &index);
+  const size_t m = items.size();
 
   const Eigen::Index n = static_cast<Eigen::Index>(m);
   const auto gramian = [&](double ridge, Eigen::MatrixXd* gram) {

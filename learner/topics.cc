@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/random.h"
+#include "learner/internal/most_counted.h"
 
 namespace freshet::learner {
 namespace {
@@ -101,23 +102,10 @@ std::vector<int32_t> KMeans(const Eigen::MatrixXd& x, int k, Rng& rng) {
 }  // namespace
 
 bool Topics::Fit(const CoocModel& table, int32_t catalog, int max_items, int topics) {
-  // The items counted most, then in row order (as Ease::Fit()).
-  std::vector<int32_t> items;
-  for (int32_t i = 0; i < catalog; ++i) {
-    if (table.count(i) > 0) items.push_back(i);
-  }
-  const size_t counted = items.size();
-  std::vector<int32_t> by_count = items;
-  const size_t m0 = std::min(counted, static_cast<size_t>(std::max(max_items, 0)));
-  const auto more = [&](int32_t a, int32_t b) {
-    return table.count(a) > table.count(b) || (table.count(a) == table.count(b) && a < b);
-  };
-  std::nth_element(by_count.begin(), by_count.begin() + static_cast<std::ptrdiff_t>(m0),
-                   by_count.end(), more);
-  by_count.resize(m0);
-  std::sort(by_count.begin(), by_count.end());
-  std::vector<int32_t> index(static_cast<size_t>(catalog), -1);
-  for (size_t a = 0; a < m0; ++a) index[by_count[a]] = static_cast<int32_t>(a);
+  std::vector<int32_t> index;
+  const std::vector<int32_t> by_count =
+      internal::MostCountedItems(table, catalog, max_items, &index);
+  const size_t m0 = by_count.size();
 
   // G over them, symmetric where the table pruned one side (as Ease::Fit()).
   const Eigen::Index n0 = static_cast<Eigen::Index>(m0);
