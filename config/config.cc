@@ -207,6 +207,10 @@ const std::vector<KeyImpl>& Registry() {
       FloatKey("cooc.session_gap_s", &Config::cooc_session_gap_s, 0, 1e12,
                "a user's events further apart than this (event-time seconds) are in different "
                "sessions and do not co-occur; 0: no sessions"),
+      FloatKey("cooc.user_exponent", &Config::cooc_user_exponent, 0, 2,
+               "an event pairs its item with the user's n latest items (at most cooc.window), "
+               "each pair weighing the event's weight / n^exponent: 0 counts every pair alike, "
+               "1 gives each event the same total whatever the user's history"),
       FloatKey("hybrid.cooc_weight", &Config::hybrid_cooc_weight, 0, 1e6,
                "weight of the cooc score beside the bpr score in the hybrid model"),
       StringKey(
@@ -281,6 +285,11 @@ const std::vector<KeyImpl>& Registry() {
       FloatKey("blend.topics_prior", &Config::blend_topics_prior, 0, 1e6,
                "the topics component draws a user's mixture of groups towards popularity as if "
                "they had this many more items, spread over the groups by popularity"),
+      FloatKey("blend.profile_user_exponent", &Config::blend_profile_user_exponent, 0, 2,
+               "cooc.user_exponent of the profile table (which the ease and topics components are "
+               "fitted to): above 0, a user's long history adds less per event than a short one "
+               "(0.5 groups items better on streams of mostly short histories, and ranks "
+               "MovieLens 100K lower)"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,

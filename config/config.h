@@ -72,6 +72,7 @@ struct Config {
   float cooc_norm_exponent = 0.5f;       // divide by (count_i * count_j)^exponent
   int64_t cooc_max_pairs = 20000000;     // pruned by weight beyond this many stored pairs
   double cooc_session_gap_s = 3600;      // a user's events further apart start a new session
+  float cooc_user_exponent = 0.0f;       // a new item's n pairs each weigh its weight / n^exponent
 
   // [hybrid] weighted blend of bpr and cooc scores
   float hybrid_cooc_weight = 1.0f;
@@ -99,6 +100,7 @@ struct Config {
   int blend_topics = 32;                       // the topics component's groups
   int blend_topics_items = 2000;               // items grouped by spectral clustering
   double blend_topics_prior = 2;               // pseudo-items of popularity in a user's mixture
+  float blend_profile_user_exponent = 0.0f;    // cooc.user_exponent of the profile table
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {

@@ -40,6 +40,7 @@ config::Config ProfileConfig(config::Config config) {
   config.cooc_window = config.history_recent;
   config.cooc_decay = 1.0f;
   config.cooc_session_gap_s = 0;
+  config.cooc_user_exponent = config.blend_profile_user_exponent;
   return config;
 }
 

@@ -16,7 +16,10 @@
 //                the mix can weigh a user's lasting taste apart from their latest items
 //   profile      a second co-occurrence table, of every pair within a user's recent history
 //                (history.recent items, across sessions, undecayed: what the same people consume,
-//                days apart or not), scored over the user's recent history like `history`
+//                days apart or not), scored over the user's recent history like `history`; an
+//                event's n pairs each weigh its weight / n^blend.profile_user_exponent (0: its
+//                weight), which above 0 keeps users with long histories from outweighing the
+//                many with short ones
 //   ials         the ials model (learner/ials_model.h) with its popularity prior: a second
 //                embedding model, fitted by least squares to the user's recent items where bpr
 //                steps on sampled pairs, so the two err differently

@@ -36,6 +36,9 @@ void CoocModel::Learn(const Interaction& event) {
                           sessions_.Items(event.user, event.ts_ms)});
   sessions_.Count(event.user, event.ts_ms);
   float w = event.weight;
+  if (config_.cooc_user_exponent > 0 && n > 1) {
+    w *= std::pow(static_cast<float>(n), -config_.cooc_user_exponent);
+  }
   for (int k = 0; k < n; ++k) {
     const int32_t j = event.recent[event.recent.size() - 1 - k];
     if (j != event.item) {

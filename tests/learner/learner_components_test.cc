@@ -404,6 +404,37 @@ TEST(CoocModelTest, PruningBoundsMemoryAndKeepsTheStrongestPairs) {
   EXPECT_EQ(recs[0].item, 1);
 }
 
+// cooc.user_exponent: an event's pairs with the user's n latest items each weigh weight / n^e, so
+// with e = 1 every event adds the same total whatever the user's history; 0 counts pairs alike.
+TEST(CoocModelTest, TheUserExponentSharesAnEventsWeightAmongItsPairs) {
+  for (const float exponent : {0.0f, 0.5f, 1.0f}) {
+    config::Config config;
+    config.cooc_window = 8;
+    config.cooc_decay = 1.0f;
+    config.cooc_session_gap_s = 0;
+    config.cooc_user_exponent = exponent;
+    CoocUnderTest cooc(config, 2, 10);
+    std::vector<int32_t> heavy, light;
+    for (int32_t item : {0, 1, 2, 3}) cooc.Learn(0, item, item, &heavy);
+    cooc.Learn(0, 9, 10, &heavy);
+    cooc.Learn(1, 4, 11, &light);  // 1 earlier item
+    cooc.Learn(1, 9, 12, &light);
+    const auto& nine = cooc.model.neighbours(9);
+    const auto weight = [&](int32_t other) {
+      const auto it = nine.find(other);
+      return it == nine.end() ? 0.0f : it->second;
+    };
+    const float per_pair = std::pow(4.0f, -exponent);  // item 9 met 4 earlier items of user 0
+    for (int32_t item : {0, 1, 2, 3}) {
+      EXPECT_FLOAT_EQ(weight(item), per_pair) << exponent << " " << item;
+      EXPECT_FLOAT_EQ(cooc.model.neighbours(item).at(9), per_pair) << exponent;  // symmetric
+    }
+    EXPECT_FLOAT_EQ(weight(4), 1.0f) << exponent;  // one earlier item: the event's weight
+    // The second of user 0's items met one earlier item: weight 1 whatever the exponent.
+    EXPECT_FLOAT_EQ(cooc.model.neighbours(1).at(0), 1.0f) << exponent;
+  }
+}
+
 // AddScores() with a list of the rows it reached gives the same scores as without, and lists each
 // row it made non-zero exactly once, however many of the user's items reach it.
 TEST(CoocModelTest, ScoresWithTheirRowsListTheRowsReachedOnce) {
