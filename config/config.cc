@@ -286,10 +286,21 @@ const std::vector<KeyImpl>& Registry() {
                "the topics component draws a user's mixture of groups towards popularity as if "
                "they had this many more items, spread over the groups by popularity"),
       FloatKey("blend.profile_user_exponent", &Config::blend_profile_user_exponent, 0, 2,
-               "cooc.user_exponent of the profile table (which the ease and topics components are "
-               "fitted to): above 0, a user's long history adds less per event than a short one "
-               "(0.5 groups items better on streams of mostly short histories, and ranks "
-               "MovieLens 100K lower)"),
+               "cooc.user_exponent of the profile table (which the ease component is fitted to, "
+               "and topics where its table's settings are the same): above 0, a user's long "
+               "history adds less per event than a short one (on MovieLens 100K, 0.5 ranks "
+               "lower)"),
+      FloatKey("blend.topics_user_exponent", &Config::blend_topics_user_exponent, 0, 2,
+               "cooc.user_exponent of the pair table the topics component is fitted to: above 0, "
+               "a user's long history adds less per event than a short one"),
+      IntKey("blend.topics_window", &Config::blend_topics_window, 1, 4096,
+             "that table pairs an event's item with the user's latest this many items (at most "
+             "history.recent)"),
+      BoolKey("blend.topics_unit_weights", &Config::blend_topics_unit_weights,
+              "in that table an event counts 1 whatever its weight (which consumes what, not how "
+              "strongly); off, it counts its weight. Where the table's three settings are the "
+              "profile table's (blend.profile_user_exponent, history.recent, off), topics is "
+              "fitted to the profile table; otherwise it has a table of its own"),
       FloatKey("events.default_weight", &Config::default_weight, 0, 1e6,
                "weight of an event whose type has no entry in [events.types]"),
       FloatKey("events.max_weight", &Config::max_event_weight, 0, 1e6,
@@ -630,6 +641,20 @@ std::string ToToml(const Config& config) {
 int ServeIoThreads(const Config& config) {
   if (config.serve_io_threads > 0) return config.serve_io_threads;
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u));
+}
+
+bool BlendNamesFeature(const Config& config, absl::string_view feature) {
+  for (absl::string_view name : absl::StrSplit(config.blend_features, ',')) {
+    if (absl::StripAsciiWhitespace(name) == feature) return true;
+  }
+  return false;
+}
+
+bool BlendTopicsOwnTable(const Config& config) {
+  const bool same = config.blend_topics_user_exponent == config.blend_profile_user_exponent &&
+                    config.blend_topics_window >= config.history_recent &&
+                    !config.blend_topics_unit_weights;
+  return !same && BlendNamesFeature(config, "topics");
 }
 
 }  // namespace freshet::config

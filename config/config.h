@@ -101,6 +101,9 @@ struct Config {
   int blend_topics_items = 2000;               // items grouped by spectral clustering
   double blend_topics_prior = 2;               // pseudo-items of popularity in a user's mixture
   float blend_profile_user_exponent = 0.0f;    // cooc.user_exponent of the profile table
+  float blend_topics_user_exponent = 1.0f;     // ... of the table topics is fitted to
+  int blend_topics_window = 32;                // that table's window (at most history.recent)
+  bool blend_topics_unit_weights = true;       // its pairs weigh 1 per event, not the event's
 
   // [events] weight of each event type (unknown types weigh events.default_weight)
   absl::flat_hash_map<std::string, float> type_weights = {
@@ -226,6 +229,15 @@ std::string ToToml(const Config& config);
 // epoll thread answers tens of thousands of requests a second; the scoring, learning and
 // persisting threads need cores of their own).
 int ServeIoThreads(const Config& config);
+
+// Whether blend.features names `feature` (a name among its comma-separated ones).
+bool BlendNamesFeature(const Config& config, absl::string_view feature);
+
+// Whether blend's topics component is fitted to a pair table of its own: blend.features names
+// topics and its table's settings (blend.topics_user_exponent, blend.topics_window,
+// blend.topics_unit_weights) are not the profile table's. Its item rows then carry that table's
+// part.
+bool BlendTopicsOwnTable(const Config& config);
 
 }  // namespace freshet::config
 

@@ -18,8 +18,16 @@ namespace {
 // the stored fingerprint (so the settings named are the ones the rows were written with).
 std::string WrittenBlendLayout(absl::string_view algorithm, const store::StoreMeta& meta) {
   if (algorithm != "blend" || meta.config_toml.empty()) return "";
-  const absl::StatusOr<config::Config> written = config::ParseConfig(meta.config_toml, "stored");
-  if (!written.ok() || store::StateFingerprint("blend", *written) != meta.fingerprint) return "";
+  absl::StatusOr<config::Config> written = config::ParseConfig(meta.config_toml, "stored");
+  if (!written.ok()) return "";
+  if (store::StateFingerprint("blend", *written) != meta.fingerprint) {
+    // Written before topics had a table of its own (its configuration reads as those keys'
+    // defaults): topics was fitted to the profile table.
+    written->blend_topics_user_exponent = written->blend_profile_user_exponent;
+    written->blend_topics_window = written->history_recent;
+    written->blend_topics_unit_weights = false;
+    if (store::StateFingerprint("blend", *written) != meta.fingerprint) return "";
+  }
   // The defaults before profile and ease joined them are config/blend-fast.toml's.
   const bool former_defaults =
       written->blend_features == "bpr,cooc,history,transitions,popularity,trending,ials" &&
@@ -29,6 +37,12 @@ std::string WrittenBlendLayout(absl::string_view algorithm, const store::StoreMe
       ": it was written with --set blend.features=", written->blend_features,
       " --set blend.cold_events=", written->blend_cold_events,
       " --set blend.session_start=", written->blend_session_start ? "true" : "false",
+      config::BlendNamesFeature(*written, "topics")
+          ? absl::StrCat(" --set blend.topics_user_exponent=", written->blend_topics_user_exponent,
+                         " --set blend.topics_window=", written->blend_topics_window,
+                         " --set blend.topics_unit_weights=",
+                         written->blend_topics_unit_weights ? "true" : "false")
+          : "",
       former_defaults ? " (blend's defaults before profile and ease joined them: "
                         "--config config/blend-fast.toml opens it)"
                       : "");
@@ -71,7 +85,9 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
       return absl::FailedPreconditionError(absl::StrCat(
           "data directory ", options.data_dir,
           " was written with a different row layout (e.g. bpr.tied_context, or blend.features "
-          "and its weight sets: blend.cold_events, blend.session_start)",
+          "and its weight sets: blend.cold_events, blend.session_start, and whether topics has "
+          "a table of its own: blend.topics_user_exponent, blend.topics_window, "
+          "blend.topics_unit_weights)",
           WrittenBlendLayout(options.algorithm, meta),
           "; run with the settings it was written with, use another --data-dir, or --reset to "
           "discard the stored state"));

@@ -44,6 +44,15 @@ config::Config ProfileConfig(config::Config config) {
   return config;
 }
 
+// The topics component's own table (config::BlendTopicsOwnTable): pairs as in the profile table,
+// within blend.topics_window items and weighed with blend.topics_user_exponent.
+config::Config TopicsTableConfig(config::Config config) {
+  config = ProfileConfig(config);
+  config.cooc_window = std::min(config.blend_topics_window, config.history_recent);
+  config.cooc_user_exponent = config.blend_topics_user_exponent;
+  return config;
+}
+
 }  // namespace
 
 const char* BlendModel::FeatureName(Feature f) { return kFeatureNames[f]; }
@@ -76,11 +85,13 @@ BlendModel::BlendModel(const config::Config& config, std::vector<Feature> featur
                        const Popularity* popularity, const kernels::Backend* backend)
     : config_(config),
       features_(std::move(features)),
+      own_topics_table_(config::BlendTopicsOwnTable(config)),
       popularity_(popularity),
       backend_(backend),
       bpr_(config, popularity, backend),
       cooc_(CoocConfig(config), popularity, backend),
       profile_(ProfileConfig(config), popularity, backend),
+      topics_table_(TopicsTableConfig(config), popularity, backend),
       ials_(config, popularity, backend),
       sessions_(config.cooc_session_gap_s) {
   for (Feature f : features_) {
@@ -98,6 +109,7 @@ void BlendModel::Grow(int32_t users, int32_t items) {
   if (UsesBpr()) bpr_.Grow(users, items);
   if (UsesCooc()) cooc_.Grow(users, items);
   if (UsesProfileTable()) profile_.Grow(users, items);
+  if (own_topics_table_) topics_table_.Grow(users, items);
   if (Uses(kIals)) ials_.Grow(users, items);
   sessions_.Grow(users);
   next_.resize(static_cast<size_t>(items));
@@ -126,6 +138,15 @@ void BlendModel::Learn(const Interaction& event) {
   if (UsesBpr()) bpr_.Learn(event);
   if (UsesCooc()) cooc_.Learn(event);
   if (UsesProfileTable()) profile_.Learn(event);
+  if (own_topics_table_) {
+    if (config_.blend_topics_unit_weights && event.weight != 1.0f) {
+      Interaction unit = event;
+      unit.weight = 1.0f;
+      topics_table_.Learn(unit);
+    } else {
+      topics_table_.Learn(event);
+    }
+  }
   if (Uses(kIals)) ials_.Learn(event);
   const int session = sessions_.Items(event.user, event.ts_ms);
   sessions_.Count(event.user, event.ts_ms);
@@ -160,7 +181,7 @@ void BlendModel::FitComponents(int32_t catalog) {
   }
   // A topics fit refused (nothing to group yet) keeps the earlier one, uncounted (see the header).
   if (Uses(kTopics)) {
-    topics_.Fit(profile_, catalog, config_.blend_topics_items, config_.blend_topics);
+    topics_.Fit(TopicsTable(), catalog, config_.blend_topics_items, config_.blend_topics);
   }
 }
 
@@ -187,8 +208,8 @@ std::unique_ptr<DeferredWork> BlendModel::PrepareDeferredWork() const {
                                  config_.blend_ease_lambda);
   }
   if (Uses(kTopics)) {
-    fit->topics_ok = fit->topics.Fit(profile_, fit_pending_catalog_, config_.blend_topics_items,
-                                     config_.blend_topics);
+    fit->topics_ok = fit->topics.Fit(TopicsTable(), fit_pending_catalog_,
+                                     config_.blend_topics_items, config_.blend_topics);
   }
   return fit;
 }
@@ -775,6 +796,11 @@ void BlendModel::EncodeItem(int32_t row, std::string* out) const {
     profile_.EncodeItem(row, &part);
     w.PutString(part);
   }
+  if (own_topics_table_) {
+    part.clear();
+    topics_table_.EncodeItem(row, &part);
+    w.PutString(part);
+  }
   if (Uses(kIals)) {
     part.clear();
     ials_.EncodeItem(row, &part);
@@ -805,12 +831,14 @@ absl::Status BlendModel::ParseItem(int32_t row, absl::string_view in, bool serve
     if (!r.Get(&out->ranker_steps)) return malformed("ranker");
   }
   if (UsesProfileTable() && !r.GetStringView(&out->profile)) return malformed("profile part");
+  if (own_topics_table_ && !r.GetStringView(&out->topics)) return malformed("topics part");
   if (Uses(kIals) && !r.GetStringView(&out->ials)) return malformed("ials part");
   if (!r.done()) return malformed("row");
 
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.CheckItem(row, out->bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.CheckItem(row, out->cooc));
   if (UsesProfileTable()) FRESHET_RETURN_IF_ERROR(profile_.CheckItem(row, out->profile));
+  if (own_topics_table_) FRESHET_RETURN_IF_ERROR(topics_table_.CheckItem(row, out->topics));
   if (Uses(kIals)) FRESHET_RETURN_IF_ERROR(ials_.CheckItem(row, out->ials, served));
   FRESHET_RETURN_IF_ERROR(internal::CheckNonNegative(name, "transitions total", out->total));
   FRESHET_RETURN_IF_ERROR(
@@ -847,6 +875,7 @@ absl::Status BlendModel::DecodeItem(int32_t row, absl::string_view in, bool serv
   if (UsesBpr()) FRESHET_RETURN_IF_ERROR(bpr_.DecodeItem(row, parsed.bpr));
   if (UsesCooc()) FRESHET_RETURN_IF_ERROR(cooc_.DecodeItem(row, parsed.cooc));
   if (UsesProfileTable()) FRESHET_RETURN_IF_ERROR(profile_.DecodeItem(row, parsed.profile));
+  if (own_topics_table_) FRESHET_RETURN_IF_ERROR(topics_table_.DecodeItem(row, parsed.topics));
   if (Uses(kIals)) {
     FRESHET_RETURN_IF_ERROR(served ? ials_.DecodeServedItem(row, parsed.ials)
                                    : ials_.DecodeItem(row, parsed.ials));
@@ -878,9 +907,10 @@ void BlendModel::FinishLoad(int32_t users, int32_t items, int64_t events) {
   if (UsesBpr()) bpr_.FinishLoad(users, items, events);
   if (UsesCooc()) cooc_.FinishLoad(users, items, events);
   if (UsesProfileTable()) profile_.FinishLoad(users, items, events);
+  if (own_topics_table_) topics_table_.FinishLoad(users, items, events);
   if (Uses(kIals)) ials_.FinishLoad(users, items, events);
   clock_ = events;
-  // Not persisted: fitted again from the loaded profile table.
+  // Not persisted: fitted again from the loaded tables.
   if (UsesFits()) FitComponents(items);
   budget_ = 0;
   transition_pairs_ = 0;
@@ -898,6 +928,7 @@ int64_t BlendModel::BytesPerItem() const {
       transition_pairs_ * (static_cast<int64_t>(sizeof(std::pair<int32_t, float>)) + 1) * 8 / 7;
   return (UsesBpr() ? bpr_.BytesPerItem() : 0) + (UsesCooc() ? cooc_.BytesPerItem() : 0) +
          (UsesProfileTable() ? profile_.BytesPerItem() : 0) +
+         (own_topics_table_ ? topics_table_.BytesPerItem() : 0) +
          (Uses(kIals) ? ials_.BytesPerItem() : 0) + (Uses(kEase) ? ease_.Bytes() / items : 0) +
          (Uses(kTopics) ? topics_.Bytes() / items : 0) + pair_bytes / items +
          static_cast<int64_t>(sizeof(next_[0]) + 2 * sizeof(float) + sizeof(int64_t));

@@ -32,12 +32,19 @@
 //                which misleads the ranker for users with a few events (on short anonymous
 //                sessions it cost 9% of Recall@10)
 //   topics       the popular items of the groups of the user's recent items (learner/topics.h):
-//                blend.topics groups of items, cut by spectral clustering of the profile table
-//                over its blend.topics_items most counted items (the others join their
-//                neighbours' groups) when ease is fitted, scored over the user's recent history
-//                with blend.topics_prior items' worth of popularity: on a sparse stream, a
-//                user's one earlier item names a group whose popular items it was never counted
-//                beside; log-scaled like the sparse components (blend.sparse_transform)
+//                blend.topics groups of items, cut by spectral clustering of a pair table like
+//                the profile table over its blend.topics_items most counted items (the others
+//                join their neighbours' groups) when ease is fitted, scored over the user's
+//                recent history. Its table is the profile table's pairs counted otherwise: an
+//                event's item with the user's latest n <= blend.topics_window (32) items, each
+//                pair weighing 1 / n^blend.topics_user_exponent (1: an event adds 1 in all),
+//                whatever the event's weight (blend.topics_unit_weights). Users with long
+//                histories, or heavy event types, would otherwise decide the groups, where the
+//                many users with a few events group items better (with the profile table's
+//                settings, it is the profile table itself). Scored with blend.topics_prior
+//                items' worth of popularity: on a sparse stream, a user's one earlier item names
+//                a group whose popular items it was never counted beside; log-scaled like the
+//                sparse components (blend.sparse_transform)
 //
 // Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
 // after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
@@ -133,8 +140,9 @@ class BlendModel : public Model {
   // User rows: the bpr part, the cooc part and the session, each length-prefixed. Item rows: the
   // bpr and cooc parts, then the item's transitions and trending count; item row 0 also carries
   // the ranker (weights, Adagrad accumulators, steps), so it is marked changed with every step;
-  // with the profile, ease or topics component the profile table's part comes next. With the ials
-  // component, its user and item parts end the rows.
+  // with the profile or ease component (or topics without a table of its own) the profile table's
+  // part comes next, and when topics has a table of its own (config::BlendTopicsOwnTable), that
+  // table's part. With the ials component, its user and item parts end the rows.
   // Decoding checks every part of a row before it decodes any, and refuses (DataLoss, the row left
   // as it was) what a part's own decoder refuses, a transition to a row that is not an item, and
   // a count, total, trending count or accumulator that is not finite and >= 0.
@@ -145,13 +153,13 @@ class BlendModel : public Model {
   // As DecodeItem(); the ials part's latest users need not be rows here (ials's own).
   absl::Status DecodeServedItem(int32_t row, absl::string_view in) override;
   // The trending clock follows the learner's (a serving replica); ease and topics are fitted to the
-  // followed profile table as often as the learner fits them, and again when rows of the round
+  // followed tables as often as the learner fits them, and again when rows of the round
   // they were fitted in arrive after the fit (deferred work when deferral is on).
   void FollowEvents(int64_t events, bool rows_followed) override;
   void FinishLoad(int32_t users, int32_t items, int64_t events) override;
   void ResetUser(int32_t row) override;
   // The ease and topics fit can be deferred (LearningModel): the event that reaches
-  // blend.ease_refit marks it, and it is prepared from the profile table as that event left it.
+  // blend.ease_refit marks it, and it is prepared from the tables as that event left it.
   void set_defer_work(bool on) override { defer_work_ = on; }
   int64_t LearnsBeforeDeferredWork() const override;
   bool DeferredWorkPending() const override { return fit_pending_catalog_ > 0; }
@@ -174,6 +182,7 @@ class BlendModel : public Model {
     bpr_.set_dirty_items(dirty);
     cooc_.set_dirty_items(dirty);
     profile_.set_dirty_items(dirty);
+    topics_table_.set_dirty_items(dirty);
     ials_.set_dirty_items(dirty);
   }
 
@@ -190,10 +199,14 @@ class BlendModel : public Model {
   bool Uses(Feature f) const { return uses_[f]; }
   bool UsesCooc() const { return uses_[kCooc] || uses_[kHistory] || uses_[kLast]; }
   bool UsesBpr() const { return uses_[kBpr] || uses_[kLongTerm]; }
-  bool UsesProfileTable() const { return uses_[kProfile] || uses_[kEase] || uses_[kTopics]; }
-  // The components fitted now and then to the profile table (blend.ease_refit).
+  bool UsesProfileTable() const {
+    return uses_[kProfile] || uses_[kEase] || (uses_[kTopics] && !own_topics_table_);
+  }
+  // The table topics is fitted to: its own (config::BlendTopicsOwnTable) or the profile table.
+  const CoocModel& TopicsTable() const { return own_topics_table_ ? topics_table_ : profile_; }
+  // The components fitted now and then to their tables (blend.ease_refit).
   bool UsesFits() const { return uses_[kEase] || uses_[kTopics]; }
-  // Fits ease and topics over rows [0, catalog) of the profile table (blend.ease_*, blend.topics*).
+  // Fits ease and topics over rows [0, catalog) of their tables (blend.ease_*, blend.topics*).
   void FitComponents(int32_t catalog);
   // A fit over `catalog` rows fell due: marked as deferred work when deferral is on, else done.
   void FitDue(int32_t catalog);
@@ -223,7 +236,7 @@ class BlendModel : public Model {
   // A checked item row, pointing into its value: the parts, the n transitions (packed (item,
   // count) pairs), the trending count and, in row 0, the ranker.
   struct ItemRow {
-    absl::string_view bpr, cooc, profile, ials;
+    absl::string_view bpr, cooc, profile, topics, ials;
     float total = 0;
     uint64_t n = 0;
     const char* pairs = nullptr;
@@ -271,14 +284,16 @@ class BlendModel : public Model {
   const config::Config config_;
   const std::vector<Feature> features_;
   bool uses_[kNumFeatures] = {};
+  const bool own_topics_table_;  // config::BlendTopicsOwnTable
   const Popularity* popularity_;
   const kernels::Backend* backend_;
   BprModel bpr_;
   CoocModel cooc_;
-  CoocModel profile_;  // the profile component's table
-  IalsModel ials_;     // the ials component
-  Ease ease_;          // the ease component, fitted to profile_
-  Topics topics_;      // the topics component, fitted to profile_ with ease
+  CoocModel profile_;       // the profile component's table
+  CoocModel topics_table_;  // topics' own table, when own_topics_table_ (else empty)
+  IalsModel ials_;          // the ials component
+  Ease ease_;               // the ease component, fitted to profile_
+  Topics topics_;           // the topics component, fitted to TopicsTable() with ease
   int64_t fit_at_ = 0;
   int64_t fits_refused_ = 0;  // ease's (see NonFiniteSkips())
   int64_t fits_ = 0;

@@ -145,6 +145,8 @@ uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& con
                    features.end());
     absl::StrAppend(&text, "|features=", features, "|cold=", config.blend_cold_events > 0 ? 1 : 0,
                     "|start=", config.blend_session_start ? 1 : 0);
+    // A part more in its item rows (the fingerprint of a state without it is as it was).
+    if (config::BlendTopicsOwnTable(config)) absl::StrAppend(&text, "|topics_table=1");
   }
   return Fnv1a(text);
 }

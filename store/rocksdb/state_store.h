@@ -191,8 +191,9 @@ class StateStore : public BatchWriter {
 };
 
 // A stable fingerprint of the settings that fix a stored row's layout and meaning (algorithm,
-// dimension, bpr.tied_context; for blend also blend.features and whether blend.cold_events and
-// blend.session_start add weight sets), for manifests and compatibility checks.
+// dimension, bpr.tied_context; for blend also blend.features, whether blend.cold_events and
+// blend.session_start add weight sets, and whether topics has a table of its own), for manifests
+// and compatibility checks.
 uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& config);
 // What StateFingerprint() gave a blend state before it covered blend's settings: such a state is
 // opened, and its rows checked as they load.

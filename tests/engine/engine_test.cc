@@ -16,7 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -721,6 +723,57 @@ TEST_F(EngineTest, ABlendStateWithTheOldFingerprintSaysWhatToRunWith) {
   EXPECT_TRUE(absl::IsDataLoss(other.status())) << other.status();
   EXPECT_NE(other.status().message().find("--set blend.features="), absl::string_view::npos)
       << other.status();
+}
+
+// A blend state whose topics were fitted to the profile table (written before topics had a table
+// of its own, so its stored configuration lacks those keys) is refused under today's defaults, and
+// the error names the settings that open it.
+TEST_F(EngineTest, ABlendStateWithoutTopicsOwnTableSaysWhatToRunWith) {
+  const std::string dir = FreshDir("engine_blend_topics_table");
+  options_.algorithm = "blend";
+  ASSERT_TRUE(config::BlendTopicsOwnTable(options_.config));
+  options_.config.blend_topics_user_exponent = options_.config.blend_profile_user_exponent;
+  options_.config.blend_topics_window = options_.config.history_recent;
+  options_.config.blend_topics_unit_weights = false;
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  {
+    // The configuration as a build without the key wrote it.
+    std::string toml;
+    for (absl::string_view line : absl::StrSplit(config::ToToml(options_.config), '\n')) {
+      if (!absl::StartsWith(line, "topics_user_exponent") &&
+          !absl::StartsWith(line, "topics_window") &&
+          !absl::StartsWith(line, "topics_unit_weights")) {
+        absl::StrAppend(&toml, line, "\n");
+      }
+    }
+    ASSERT_NE(toml, config::ToToml(options_.config));
+    auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto batch = (*store)->NewBatch();
+    batch->PutIdentity("blend", options_.config.dim,
+                       store::StateFingerprint("blend", options_.config), toml);
+    ASSERT_TRUE((*store)->Write(batch.get()).ok());
+  }
+  options_.data_dir = dir;
+  const config::Config shared = options_.config;
+  options_.config.blend_topics_user_exponent = config::Config{}.blend_topics_user_exponent;
+  options_.config.blend_topics_window = config::Config{}.blend_topics_window;
+  options_.config.blend_topics_unit_weights = config::Config{}.blend_topics_unit_weights;
+  auto today = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(today.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(today.status())) << today.status();
+  EXPECT_NE(today.status().message().find(absl::StrCat(
+                "--set blend.topics_user_exponent=0 --set blend.topics_window=",
+                options_.config.history_recent, " --set blend.topics_unit_weights=false")),
+            absl::string_view::npos)
+      << today.status();
+  options_.config = shared;
+  auto written = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ((*written)->stats().events_applied, 300);
 }
 
 TEST_F(EngineTest, HiddenItemsSurviveARestart) {

@@ -273,6 +273,76 @@ TEST_F(BlendTest, ProfilePairsItemsAcrossSessions) {
   }
 }
 
+// Topics is fitted to a table of its own (blend.topics_user_exponent, blend.topics_window,
+// blend.topics_unit_weights). Many light users take three items of group a or of group b; two
+// heavy users, with long histories, each take half of a's and half of b's items, a and b in turn.
+// Where the heavy users' pairs outweigh the light users', they decide the groups, and a user who
+// took a0 is offered b's items: counted as the profile table counts them (every pair within 128
+// items, weighing the event's weight), or with the heavy users' events weighing 8. Weighed 1/n
+// each (exponent 1), within 2 items, or counting 1 whatever the event's weight, the light users
+// decide: a's items only.
+TEST_F(BlendTest, TopicsGroupItemsByItsOwnTable) {
+  struct Case {
+    float exponent;
+    int window;  // 0: history.recent
+    bool unit;
+    float heavy_weight;
+    bool groups_of_heavy_users;
+  };
+  for (const Case c :
+       {Case{0, 0, false, 1, true}, Case{1, 0, false, 1, false}, Case{0, 2, false, 1, false},
+        Case{0, 2, false, 8, true}, Case{0, 2, true, 8, false}}) {
+    const std::string what =
+        absl::StrCat("exponent ", c.exponent, ", window ", c.window, ", unit weights ", c.unit,
+                     ", heavy users' weight ", c.heavy_weight);
+    const int64_t t0 = 1'700'000'000'000;
+    std::vector<stream::Event> events;
+    const auto add = [&](std::string user, std::string item, float weight) {
+      stream::Event e;
+      e.user = std::move(user);
+      e.item = std::move(item);
+      e.weight = weight;
+      e.ts_ms = t0 + static_cast<int64_t>(events.size()) * 1000;
+      events.push_back(std::move(e));
+    };
+    for (int step = 0; step < 60; ++step) {
+      for (int h = 0; h < 2; ++h) {
+        add(absl::StrCat("heavy", h), absl::StrCat(step % 2 == 0 ? "a" : "b", 3 * h + step % 3),
+            c.heavy_weight);
+      }
+    }
+    for (int u = 0; u < 300; ++u) {
+      for (int j = 0; j < 3; ++j) {
+        add(absl::StrCat("light", u), absl::StrCat(u % 2 == 0 ? "a" : "b", (u + j) % 6), 1);
+      }
+    }
+    add("q", "a0", 1);
+    config::Config config;
+    config.blend_features = "topics";
+    config.blend_topics = 2;
+    config.blend_topics_prior = 0;  // the groups alone
+    config.blend_ease_refit = 1;
+    config.blend_topics_user_exponent = c.exponent;
+    config.blend_topics_window = c.window > 0 ? c.window : config.history_recent;
+    config.blend_topics_unit_weights = c.unit;
+    ASSERT_EQ(config::BlendTopicsOwnTable(config), c.exponent > 0 || c.window > 0 || c.unit)
+        << what;
+    const auto learner = Learnt(events, config);
+    Recommendation top;
+    ASSERT_TRUE(learner->Recommend("q", 5, true, &top).ok());
+    ASSERT_EQ(top.items.size(), 5u);
+    int b = 0;
+    for (const auto& item : top.items) {
+      b += learner->items().ExternalId(item.item)[0] == 'b' ? 1 : 0;
+    }
+    if (c.groups_of_heavy_users) {
+      EXPECT_GT(b, 0) << what;
+    } else {
+      EXPECT_EQ(b, 0) << what;
+    }
+  }
+}
+
 // The ials component is the ials model: alone in the blend (no ranker steps with one feature, a
 // positive weight) it ranks every user's items as the ials model learnt from the same stream does.
 TEST_F(BlendTest, TheIalsComponentRanksAsTheIalsModel) {

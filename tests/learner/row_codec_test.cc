@@ -46,8 +46,8 @@ config::Config SmallConfig() {
   return c;
 }
 
-// "blend-all": the blend with every component (the profile and ials parts end its rows) and all
-// three weight sets.
+// "blend-all": the blend with every component (the profile table's, topics' own table's and the
+// ials parts end its rows) and all three weight sets.
 config::Config ConfigFor(const std::string& algorithm) {
   config::Config c = SmallConfig();
   // A loaded state refits ease (it is not persisted): fitted after every event, the model's
@@ -58,7 +58,7 @@ config::Config ConfigFor(const std::string& algorithm) {
   }
   if (algorithm == "blend-all") {
     c.blend_features =
-        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease";
+        "bpr,cooc,history,transitions,popularity,trending,last,long_term,profile,ials,ease,topics";
     c.blend_cold_events = 5;
     c.blend_session_start = true;
   }
@@ -217,7 +217,8 @@ std::vector<Field> ItemFields(const std::string& algorithm, const std::string& b
       at += 8 * features + 8;
     }
     if (algorithm == "blend-all") {
-      CoocItem(bytes, Part(bytes, &at), &out);
+      CoocItem(bytes, Part(bytes, &at), &out);  // the profile table
+      CoocItem(bytes, Part(bytes, &at), &out);  // topics' own table
       Floats("ials item vector", Part(bytes, &at), dim, Kind::kFloat, &out);
     }
   }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -155,6 +156,31 @@ TEST(StateFingerprintTest, CoversTheBlendsRowLayout) {
   tuned.blend_ease_lambda = 10;
   EXPECT_EQ(StateFingerprint("blend", tuned), StateFingerprint("blend", defaults));
   EXPECT_NE(LegacyBlendFingerprint(defaults), StateFingerprint("blend", defaults));
+  // Topics' own table (its settings unlike the profile table's) is a part more in the item rows;
+  // which settings differ, and by how much, is not, nor is anything without the topics component.
+  config::Config shared = defaults;
+  shared.blend_topics_user_exponent = shared.blend_profile_user_exponent;
+  shared.blend_topics_window = shared.history_recent;
+  shared.blend_topics_unit_weights = false;
+  EXPECT_NE(StateFingerprint("blend", shared), StateFingerprint("blend", defaults));
+  config::Config wider = shared;
+  wider.blend_topics_window = shared.history_recent + 1;
+  EXPECT_EQ(StateFingerprint("blend", wider), StateFingerprint("blend", shared));
+  for (const auto& [exponent, window, unit] :
+       {std::tuple{1.0f, shared.history_recent, false}, std::tuple{0.0f, 16, false},
+        std::tuple{0.0f, shared.history_recent, true}}) {
+    config::Config own = shared;
+    own.blend_topics_user_exponent = exponent;
+    own.blend_topics_window = window;
+    own.blend_topics_unit_weights = unit;
+    EXPECT_EQ(StateFingerprint("blend", own), StateFingerprint("blend", defaults))
+        << exponent << " " << window << " " << unit;
+  }
+  config::Config no_topics = defaults;
+  no_topics.blend_features = "bpr,cooc,profile";
+  config::Config no_topics_shared = shared;
+  no_topics_shared.blend_features = no_topics.blend_features;
+  EXPECT_EQ(StateFingerprint("blend", no_topics_shared), StateFingerprint("blend", no_topics));
 }
 
 TEST(StateStoreTest, CorruptUserValueIsDataLossNamingTheKey) {
