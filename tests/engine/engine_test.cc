@@ -740,7 +740,7 @@ TEST_F(EngineTest, ABlendStateWithoutTopicsOwnTableSaysWhatToRunWith) {
     ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
   }
   {
-    // The configuration as a build without the key wrote it.
+    // The configuration as a build without those keys wrote it.
     std::string toml;
     for (absl::string_view line : absl::StrSplit(config::ToToml(options_.config), '\n')) {
       if (!absl::StartsWith(line, "topics_user_exponent") &&
