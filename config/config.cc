@@ -221,7 +221,8 @@ const std::vector<KeyImpl>& Registry() {
           "user vector alone), profile (co-occurrence within whole recent histories, across "
           "sessions), ials (the ials embedding model), ease (EASE item-item weights fitted to the "
           "profile table), topics (the popular items of the groups of a user's recent items, "
-          "items grouped by spectral clustering of the profile table)"),
+          "items grouped by spectral clustering of its own pair table, "
+          "blend.topics_user_exponent)"),
       FloatKey("blend.history_decay", &Config::blend_history_decay, 0, 1,
                "weight of the co-occurrences of the history item k steps back = decay^k"),
       IntKey("blend.transition_window", &Config::blend_transition_window, 1, 64,
