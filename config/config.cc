@@ -658,4 +658,46 @@ bool BlendTopicsOwnTable(const Config& config) {
   return !same && BlendNamesFeature(config, "topics");
 }
 
+std::vector<std::string> CountingChanges(absl::string_view algorithm, const Config& before,
+                                         const Config& now) {
+  std::vector<absl::string_view> keys;
+  const bool cooc_table = algorithm == "cooc" || algorithm == "hybrid" ||
+                          (algorithm == "blend" &&
+                           (BlendNamesFeature(now, "cooc") || BlendNamesFeature(now, "history") ||
+                            BlendNamesFeature(now, "last")));
+  if (cooc_table) {
+    keys.insert(keys.end(),
+                {"cooc.window", "cooc.decay", "cooc.session_gap_s", "cooc.user_exponent"});
+  }
+  if (algorithm == "blend") {
+    const bool topics = BlendNamesFeature(now, "topics");
+    const bool own_table = BlendTopicsOwnTable(now);
+    const bool profile_table = BlendNamesFeature(now, "profile") ||
+                               BlendNamesFeature(now, "ease") || (topics && !own_table);
+    const bool transitions = BlendNamesFeature(now, "transitions");
+    // Sessions end transitions' pairs (and the session-start weight set's context).
+    if (!cooc_table && (transitions || now.blend_session_start)) {
+      keys.push_back("cooc.session_gap_s");
+    }
+    if (profile_table || own_table) keys.push_back("history.recent");
+    if (transitions) keys.insert(keys.end(), {"blend.transition_window", "blend.transition_decay"});
+    if (profile_table) keys.push_back("blend.profile_user_exponent");
+    if (own_table) {
+      keys.insert(keys.end(), {"blend.topics_user_exponent", "blend.topics_window",
+                               "blend.topics_unit_weights"});
+    }
+  }
+  std::vector<std::string> changes;
+  for (const ConfigKey& registered : ConfigKeys()) {
+    const absl::string_view key = registered.name;
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) continue;
+    absl::StatusOr<std::string> was = GetValue(before, key);
+    absl::StatusOr<std::string> is = GetValue(now, key);
+    if (was.ok() && is.ok() && *was != *is) {
+      changes.push_back(absl::StrCat(key, " ", *was, " -> ", *is));
+    }
+  }
+  return changes;
+}
+
 }  // namespace freshet::config

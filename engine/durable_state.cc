@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -111,15 +112,39 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
   }
   FRESHET_RETURN_IF_ERROR(state->LoadPositions(meta, *filter));
   *loaded = ToLoadedState(meta);
-  if (meta.empty) {
+  if (!meta.empty && !meta.config_toml.empty()) {
+    absl::StatusOr<config::Config> counted = config::ParseConfig(meta.config_toml, "stored");
+    if (counted.ok()) {
+      loaded->counting_changes =
+          config::CountingChanges(options.algorithm, *counted, options.config);
+    } else {
+      LogWarning(absl::StrCat("data directory ", options.data_dir,
+                              ": the configuration stored with the state does not parse (",
+                              counted.status().message(),
+                              "); whether its tables were counted with this run's settings is "
+                              "not known"));
+    }
+  }
+  if (!loaded->counting_changes.empty()) {
+    LogWarning(absl::StrCat(
+        "data directory ", options.data_dir, " was counted with other settings than this run's (",
+        absl::StrJoin(loaded->counting_changes, ", "),
+        "): its pair and transition tables keep their counts and go on counting with this run's, "
+        "so they mix both; run with the former values to keep them consistent, or --reset to "
+        "count afresh. This run's settings are now stored with the state"));
+  }
+  if (meta.empty || !loaded->counting_changes.empty()) {
     // A new state states what it is at once, so even a snapshot taken before the first flush
-    // knows its algorithm and dimension.
+    // knows its algorithm and dimension. A stored one keeps its fingerprint (its row layout, which
+    // has just loaded) and records the settings it is counted with from here on.
     std::unique_ptr<store::StateBatch> identity = state->store_->NewBatch();
-    identity->PutIdentity(options.algorithm, options.config.dim,
-                          store::StateFingerprint(options.algorithm, options.config),
-                          config::ToToml(options.config));
+    identity->PutIdentity(
+        options.algorithm, options.config.dim,
+        meta.empty ? store::StateFingerprint(options.algorithm, options.config) : meta.fingerprint,
+        config::ToToml(options.config));
     FRESHET_RETURN_IF_ERROR(state->store_->Write(identity.get()));
-  } else {
+  }
+  if (!meta.empty) {
     const ModelStats s = model->stats();
     LogInfo(absl::StrCat("loaded ", s.users, " users, ", s.items, " items, ", s.events_applied,
                          " events applied (model version ", meta.model_version, ") from ",

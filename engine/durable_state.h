@@ -42,6 +42,9 @@ struct LoadedState {
   int64_t model_version = 0;
   std::vector<std::string> sources;  // stream names by global index
   std::vector<std::string> hidden_items;
+  // The settings this run counts events with that differ from those the state was counted with
+  // (config::CountingChanges): "key before -> now" each. Logged as a warning when it opens.
+  std::vector<std::string> counting_changes;
 };
 
 class DurableState {

@@ -40,6 +40,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& option
     FRESHET_ASSIGN_OR_RETURN(engine->durable_, DurableState::Open(durable, engine->model_.get(),
                                                                   engine->filter_.get(), &loaded));
     engine->model_->SetHiddenItems(loaded.hidden_items);
+    engine->counting_changes_ = loaded.counting_changes;
     const absl::Time catalog_start = absl::Now();
     FRESHET_RETURN_IF_ERROR(engine->durable_->LoadCatalog(&engine->catalog_));
     if (engine->catalog_.size() > 0) {

@@ -108,6 +108,9 @@ class Engine {
   }
   // The source names by global stream index.
   const std::vector<std::string>& stream_names() const;
+  // The counting settings of this run that differ from those its stored state was counted with,
+  // when it opened ("key before -> now" each; see config::CountingChanges). Empty without one.
+  const std::vector<std::string>& counting_changes() const { return counting_changes_; }
   // The last applied offset of a stream partition (global stream index), or -1.
   int64_t AppliedOffset(int32_t stream, int32_t partition) const;
 
@@ -210,6 +213,7 @@ class Engine {
   Mutex catalog_write_mu_;  // one catalog change at a time, stored in the order it is applied
   Catalog catalog_;
   std::atomic<int64_t> direct_{0};
+  std::vector<std::string> counting_changes_;
 };
 
 }  // namespace freshet::engine

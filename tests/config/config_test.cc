@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace freshet::config {
@@ -162,6 +163,35 @@ TEST(ConfigTest, TypeWeightsAboveTheEventBoundAreRefused) {
   EXPECT_FALSE(SetValue(&config, "events.max_weight", "4").ok());  // below purchase = 8
   EXPECT_TRUE(SetValue(&config, "events.max_weight", "1000").ok());
   EXPECT_TRUE(SetValue(&config, "events.types.purchase", "500").ok());
+}
+
+// A state's stored configuration read back names no change when nothing changed, and names each
+// counting setting that did, only for the tables the algorithm keeps.
+TEST(ConfigTest, CountingChangesNameTheTableSettingsThatDiffer) {
+  Config before;
+  ASSERT_TRUE(SetValue(&before, "cooc.decay", "0.7").ok());  // not exactly representable
+  absl::StatusOr<Config> stored = ParseConfig(ToToml(before), "stored");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  for (const char* algorithm : {"bpr", "ials", "cooc", "hybrid", "blend"}) {
+    EXPECT_TRUE(CountingChanges(algorithm, *stored, before).empty()) << algorithm;
+  }
+
+  Config now = before;
+  ASSERT_TRUE(SetValue(&now, "cooc.window", "32").ok());
+  ASSERT_TRUE(SetValue(&now, "blend.topics_window", "16").ok());
+  ASSERT_TRUE(SetValue(&now, "bpr.lr", "0.01").ok());  // a learning rate: not how events count
+  EXPECT_THAT(CountingChanges("blend", *stored, now),
+              testing::ElementsAre("cooc.window 16 -> 32", "blend.topics_window 32 -> 16"));
+  EXPECT_THAT(CountingChanges("cooc", *stored, now), testing::ElementsAre("cooc.window 16 -> 32"));
+  EXPECT_TRUE(CountingChanges("bpr", *stored, now).empty());
+
+  // Only the tables blend.features keeps: without cooc, history and last, no cooc table.
+  ASSERT_TRUE(SetValue(&now, "blend.features", "bpr,topics").ok());
+  EXPECT_THAT(CountingChanges("blend", *stored, now),
+              testing::ElementsAre("blend.topics_window 32 -> 16"));
+  ASSERT_TRUE(SetValue(&now, "blend.features", "bpr,popularity").ok());
+  ASSERT_TRUE(SetValue(&now, "blend.session_start", "false").ok());
+  EXPECT_TRUE(CountingChanges("blend", *stored, now).empty());
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/data_dir.h"
 #include "store/rocksdb/state_store.h"
@@ -631,6 +632,36 @@ TEST_F(EngineTest, RefusesABlendStateOfOtherComponents) {
   auto same = Engine::Open(options_, backend_.get());
   ASSERT_TRUE(same.ok()) << same.status();
   EXPECT_EQ((*same)->stats().events_applied, 300);
+}
+
+// A state counted with other table settings opens (its rows are laid out alike), says which
+// settings changed, and records this run's: opened again with them, it names none.
+TEST_F(EngineTest, AStateCountedWithOtherTableSettingsSaysWhichOnce) {
+  const std::string dir = FreshDir("engine_counting");
+  options_.algorithm = "cooc";
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+    EXPECT_TRUE(engine->counting_changes().empty());
+  }
+  options_.data_dir = dir;
+  {
+    auto same = Engine::Open(options_, backend_.get());
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_TRUE((*same)->counting_changes().empty());
+  }
+  options_.config.cooc_window = 4;
+  options_.config.bpr_lr = 0.01f;  // cooc keeps no bpr: not named
+  {
+    auto changed = Engine::Open(options_, backend_.get());
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    EXPECT_EQ((*changed)->stats().events_applied, 300);
+    EXPECT_THAT((*changed)->counting_changes(), ::testing::ElementsAre("cooc.window 16 -> 4"));
+  }
+  auto again = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE((*again)->counting_changes().empty());
+  EXPECT_EQ((*again)->stats().events_applied, 300);
 }
 
 // A blend state written without the cold and session-start weight sets (blend's defaults before
