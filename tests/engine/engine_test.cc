@@ -658,10 +658,27 @@ TEST_F(EngineTest, AStateCountedWithOtherTableSettingsSaysWhichOnce) {
     EXPECT_EQ((*changed)->stats().events_applied, 300);
     EXPECT_THAT((*changed)->counting_changes(), ::testing::ElementsAre("cooc.window 16 -> 4"));
   }
-  auto again = Engine::Open(options_, backend_.get());
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_TRUE((*again)->counting_changes().empty());
-  EXPECT_EQ((*again)->stats().events_applied, 300);
+  {
+    auto again = Engine::Open(options_, backend_.get());
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE((*again)->counting_changes().empty());
+    EXPECT_EQ((*again)->stats().events_applied, 300);
+  }
+  // A stored configuration that does not parse says nothing of the counts: the state opens.
+  for (const char* stored : {"[cooc\nwindow = ", "[cooc]\nwindow = -3\n"}) {
+    {
+      auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
+      ASSERT_TRUE(store.ok()) << store.status();
+      auto batch = (*store)->NewBatch();
+      batch->PutIdentity("cooc", options_.config.dim,
+                         store::StateFingerprint("cooc", options_.config), stored);
+      ASSERT_TRUE((*store)->Write(batch.get()).ok());
+    }
+    auto corrupt = Engine::Open(options_, backend_.get());
+    ASSERT_TRUE(corrupt.ok()) << corrupt.status();
+    EXPECT_TRUE((*corrupt)->counting_changes().empty());
+    EXPECT_EQ((*corrupt)->stats().events_applied, 300);
+  }
 }
 
 // A blend state written without the cold and session-start weight sets (blend's defaults before
