@@ -97,7 +97,7 @@ struct Config {
   double blend_ease_lambda = 200;              // its ridge term
   int blend_ease_refit = 5000;                 // events between fits
   bool blend_ease_for_cold_users = false;      // ease also scores users with a cold set
-  int blend_topics = 32;                       // the topics component's groups
+  int blend_topics = 48;                       // the topics component's groups
   int blend_topics_items = 2000;               // items grouped by spectral clustering
   double blend_topics_prior = 2;               // pseudo-items of popularity in a user's mixture
   float blend_profile_user_exponent = 0.0f;    // cooc.user_exponent of the profile table
