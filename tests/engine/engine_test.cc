@@ -72,6 +72,17 @@ class EngineTest : public ::testing::Test {
     return engine.ok() ? *std::move(engine) : nullptr;
   }
 
+  // Overwrites the identity recorded in the (closed) data directory `dir`, as another build or a
+  // damaged disk may have left it.
+  void RewriteIdentity(const std::string& dir, const std::string& algorithm, uint64_t fingerprint,
+                       const std::string& config_toml) {
+    auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto batch = (*store)->NewBatch();
+    batch->PutIdentity(algorithm, options_.config.dim, fingerprint, config_toml);
+    ASSERT_TRUE((*store)->Write(batch.get()).ok());
+  }
+
   // Runs `events` (named like every run's source, so positions carry over) to the end, from the
   // first event whatever is stored (RedeliveringSource).
   absl::Status RunAll(Engine& engine, std::vector<stream::Event> events) {
@@ -666,14 +677,8 @@ TEST_F(EngineTest, AStateCountedWithOtherTableSettingsSaysWhichOnce) {
   }
   // A stored configuration that does not parse says nothing of the counts: the state opens.
   for (const char* stored : {"[cooc\nwindow = ", "[cooc]\nwindow = -3\n"}) {
-    {
-      auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
-      ASSERT_TRUE(store.ok()) << store.status();
-      auto batch = (*store)->NewBatch();
-      batch->PutIdentity("cooc", options_.config.dim,
-                         store::StateFingerprint("cooc", options_.config), stored);
-      ASSERT_TRUE((*store)->Write(batch.get()).ok());
-    }
+    ASSERT_NO_FATAL_FAILURE(
+        RewriteIdentity(dir, "cooc", store::StateFingerprint("cooc", options_.config), stored));
     auto corrupt = Engine::Open(options_, backend_.get());
     ASSERT_TRUE(corrupt.ok()) << corrupt.status();
     EXPECT_TRUE((*corrupt)->counting_changes().empty());
@@ -751,14 +756,8 @@ TEST_F(EngineTest, ABlendStateWithTheOldFingerprintSaysWhatToRunWith) {
     auto engine = Open(dir);
     ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
   }
-  {
-    auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
-    ASSERT_TRUE(store.ok()) << store.status();
-    auto batch = (*store)->NewBatch();
-    batch->PutIdentity("blend", options_.config.dim, store::LegacyBlendFingerprint(options_.config),
-                       "");
-    ASSERT_TRUE((*store)->Write(batch.get()).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      RewriteIdentity(dir, "blend", store::LegacyBlendFingerprint(options_.config), ""));
   options_.data_dir = dir;
   {
     auto same = Engine::Open(options_, backend_.get());
@@ -798,12 +797,8 @@ TEST_F(EngineTest, ABlendStateWithoutTopicsOwnTableSaysWhatToRunWith) {
       }
     }
     ASSERT_NE(toml, config::ToToml(options_.config));
-    auto store = store::StateStore::Open(store::LiveDbPath(dir), store::StateStore::Options{});
-    ASSERT_TRUE(store.ok()) << store.status();
-    auto batch = (*store)->NewBatch();
-    batch->PutIdentity("blend", options_.config.dim,
-                       store::StateFingerprint("blend", options_.config), toml);
-    ASSERT_TRUE((*store)->Write(batch.get()).ok());
+    ASSERT_NO_FATAL_FAILURE(
+        RewriteIdentity(dir, "blend", store::StateFingerprint("blend", options_.config), toml));
   }
   options_.data_dir = dir;
   const config::Config shared = options_.config;
