@@ -697,6 +697,27 @@ std::vector<std::string> CountingChanges(absl::string_view algorithm, const Conf
       changes.push_back(absl::StrCat(key, " ", *was, " -> ", *is));
     }
   }
+  // Every model weighs an event by its type: the state's counts and steps were taken with the
+  // earlier weights.
+  if (before.default_weight != now.default_weight) {
+    changes.push_back(absl::StrCat("events.default_weight ", FormatFloat(before.default_weight),
+                                   " -> ", FormatFloat(now.default_weight)));
+  }
+  std::vector<std::string> types;
+  for (const auto& [type, weight] : before.type_weights) types.push_back(type);
+  for (const auto& [type, weight] : now.type_weights) {
+    if (!before.type_weights.contains(type)) types.push_back(type);
+  }
+  std::sort(types.begin(), types.end());
+  const auto weight_text = [](const Config& config, const std::string& type) {
+    const auto it = config.type_weights.find(type);
+    return it == config.type_weights.end() ? std::string("(unset)") : FormatFloat(it->second);
+  };
+  for (const std::string& type : types) {
+    const std::string was = weight_text(before, type);
+    const std::string is = weight_text(now, type);
+    if (was != is) changes.push_back(absl::StrCat(kTypesPrefix, type, " ", was, " -> ", is));
+  }
   return changes;
 }
 

@@ -239,11 +239,13 @@ bool BlendNamesFeature(const Config& config, absl::string_view feature);
 // part.
 bool BlendTopicsOwnTable(const Config& config);
 
-// The settings that decide how `algorithm` counts an event into the pair and transition tables it
-// keeps (cooc's and hybrid's co-occurrence table; blend's, for the components blend.features
-// names), where `before` and `now` differ: one "key before -> now" each, in documentation order.
-// They leave a state's row layout as it is, so a state counted under `before` opens under `now`
-// and its tables go on counting the new way over the old counts.
+// The settings that decide how `algorithm` counts an event, where `before` and `now` differ: one
+// "key before -> now" each. First the settings of the pair and transition tables it keeps (cooc's
+// and hybrid's co-occurrence table; blend's, for the components blend.features names), in
+// documentation order; then the event weights every model takes (events.default_weight, and each
+// events.types.<type> by type name, "(unset)" where a side has no entry). They leave a state's
+// row layout as it is, so a state counted under `before` opens under `now` and goes on counting
+// the new way over the old counts.
 std::vector<std::string> CountingChanges(absl::string_view algorithm, const Config& before,
                                          const Config& now);
 

@@ -129,9 +129,9 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
     LogWarning(absl::StrCat(
         "data directory ", options.data_dir, " was counted with other settings than this run's (",
         absl::StrJoin(loaded->counting_changes, ", "),
-        "): its pair and transition tables keep their counts and go on counting with this run's, "
-        "so they mix both; run with the former values to keep them consistent, or --reset to "
-        "count afresh. This run's settings are now stored with the state"));
+        "): what it has counted stays and it goes on counting with this run's settings, so it "
+        "mixes both; run with the former values to keep it consistent, or --reset to count "
+        "afresh. This run's settings are now stored with the state"));
   }
   if (meta.empty || !loaded->counting_changes.empty()) {
     // A new state states what it is at once, so even a snapshot taken before the first flush

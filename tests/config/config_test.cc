@@ -194,5 +194,26 @@ TEST(ConfigTest, CountingChangesNameTheTableSettingsThatDiffer) {
   EXPECT_TRUE(CountingChanges("blend", *stored, now).empty());
 }
 
+// Event weights count for every model: a changed, added or dropped type weight, and a changed
+// default weight, are named for each algorithm, types by name.
+TEST(ConfigTest, CountingChangesNameChangedEventWeights) {
+  Config before;
+  ASSERT_TRUE(SetValue(&before, "events.types.rating", "0.3").ok());
+  absl::StatusOr<Config> stored = ParseConfig(ToToml(before), "stored");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  Config now = before;
+  ASSERT_TRUE(SetValue(&now, "events.types.purchase", "4").ok());
+  ASSERT_TRUE(SetValue(&now, "events.types.like", "3").ok());
+  ASSERT_TRUE(SetValue(&now, "events.default_weight", "0.5").ok());
+  now.type_weights.erase("rating");
+  for (const char* algorithm : {"popularity", "bpr", "ials", "cooc", "hybrid", "blend"}) {
+    EXPECT_THAT(CountingChanges(algorithm, *stored, now),
+                ::testing::ElementsAre(
+                    "events.default_weight 1.0 -> 0.5", "events.types.like (unset) -> 3.0",
+                    "events.types.purchase 8.0 -> 4.0", "events.types.rating 0.3 -> (unset)"))
+        << algorithm;
+  }
+}
+
 }  // namespace
 }  // namespace freshet::config

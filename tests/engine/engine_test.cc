@@ -645,8 +645,8 @@ TEST_F(EngineTest, RefusesABlendStateOfOtherComponents) {
   EXPECT_EQ((*same)->stats().events_applied, 300);
 }
 
-// A state counted with other table settings opens (its rows are laid out alike), says which
-// settings changed, and records this run's: opened again with them, it names none.
+// A state counted with other table settings or event weights opens (its rows are laid out alike),
+// says which settings changed, and records this run's: opened again with them, it names none.
 TEST_F(EngineTest, AStateCountedWithOtherTableSettingsSaysWhichOnce) {
   const std::string dir = FreshDir("engine_counting");
   options_.algorithm = "cooc";
@@ -662,12 +662,14 @@ TEST_F(EngineTest, AStateCountedWithOtherTableSettingsSaysWhichOnce) {
     EXPECT_TRUE((*same)->counting_changes().empty());
   }
   options_.config.cooc_window = 4;
-  options_.config.bpr_lr = 0.01f;  // cooc keeps no bpr: not named
+  options_.config.bpr_lr = 0.01f;                // cooc keeps no bpr: not named
+  options_.config.type_weights["purchase"] = 4;  // every model weighs events by type
   {
     auto changed = Engine::Open(options_, backend_.get());
     ASSERT_TRUE(changed.ok()) << changed.status();
     EXPECT_EQ((*changed)->stats().events_applied, 300);
-    EXPECT_THAT((*changed)->counting_changes(), ::testing::ElementsAre("cooc.window 16 -> 4"));
+    EXPECT_THAT((*changed)->counting_changes(),
+                ::testing::ElementsAre("cooc.window 16 -> 4", "events.types.purchase 8.0 -> 4.0"));
   }
   {
     auto again = Engine::Open(options_, backend_.get());
