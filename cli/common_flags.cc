@@ -1,7 +1,9 @@
 #include "cli/common_flags.h"
 
 #include <cstdio>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
 namespace freshet::cli {
@@ -34,7 +36,14 @@ absl::StatusOr<std::unique_ptr<stream::FileEventSource>> OpenDataFile(
   options.limits = {config.max_event_weight, config.max_id_bytes};
   if (!flags.type_weights.empty()) {
     FRESHET_ASSIGN_OR_RETURN(auto weights, stream::ParseTypeWeights(flags.type_weights));
-    for (const auto& [type, weight] : weights) options.type_weights[type] = weight;
+    // Checked as [events.types] is: a weight above events.max_weight would refuse every event
+    // of its type as malformed.
+    config::Config merged = config;
+    for (const auto& [type, weight] : weights) merged.type_weights[type] = weight;
+    if (absl::Status valid = config::Validate(merged); !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--type-weights: ", valid.message()));
+    }
+    options.type_weights = std::move(merged.type_weights);
   }
   options.sort_by_time = !flags.no_sort;
   return stream::FileEventSource::Open(flags.path, options);

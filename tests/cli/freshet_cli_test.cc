@@ -164,6 +164,11 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
     r = Freshet("replay --data " + kMovieLens + " --set bpr.lr=fast");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("bpr.lr"), std::string::npos) << r.output;
+    // A type weight above events.max_weight would refuse every event of the type as malformed.
+    r = Freshet("replay --data " + kMovieLens + " --type-weights rating=1e9");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.output.find("--type-weights: events.types.rating"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("events.max_weight (100)"), std::string::npos) << r.output;
     r = Freshet("replay --data " + kMovieLens + " --backend cuda");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
