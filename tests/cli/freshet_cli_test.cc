@@ -150,6 +150,12 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
   Result r = Freshet("replay --data /nonexistent/file.csv --format csv --columns user,item");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("/nonexistent/file.csv"), std::string::npos) << r.output;
+  const std::string empty = ::testing::TempDir() + "/freshet_cli_empty.jsonl";
+  std::ofstream(empty).close();
+  r = Freshet("replay --data " + empty + " --format jsonl");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no event to replay: the file holds none"), std::string::npos)
+      << r.output;
 
   if (std::filesystem::exists(kMovieLens)) {
     r = Freshet("replay --data " + kMovieLens + " --format parquet");
@@ -169,6 +175,12 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("--type-weights: events.types.rating"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("events.max_weight (100)"), std::string::npos) << r.output;
+    // So is a file without a valid event: metrics over nothing are no result.
+    r = Freshet("replay --data " + kMovieLens + " --format csv --columns user,item,_,ts,type");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.output.find("no event to replay: every record (100000) is malformed"),
+              std::string::npos)
+        << r.output;
     r = Freshet("replay --data " + kMovieLens + " --backend cuda");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
