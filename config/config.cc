@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -703,12 +704,9 @@ std::vector<std::string> CountingChanges(absl::string_view algorithm, const Conf
     changes.push_back(absl::StrCat("events.default_weight ", FormatFloat(before.default_weight),
                                    " -> ", FormatFloat(now.default_weight)));
   }
-  std::vector<std::string> types;
-  for (const auto& [type, weight] : before.type_weights) types.push_back(type);
-  for (const auto& [type, weight] : now.type_weights) {
-    if (!before.type_weights.contains(type)) types.push_back(type);
-  }
-  std::sort(types.begin(), types.end());
+  std::set<std::string> types;  // both sides' types, by name
+  for (const auto& [type, weight] : before.type_weights) types.insert(type);
+  for (const auto& [type, weight] : now.type_weights) types.insert(type);
   const auto weight_text = [](const Config& config, const std::string& type) {
     const auto it = config.type_weights.find(type);
     return it == config.type_weights.end() ? std::string("(unset)") : FormatFloat(it->second);
