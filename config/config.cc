@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -603,6 +604,15 @@ absl::Status Validate(const Config& config) {
                                                    config.max_event_weight, ")"));
   }
   for (const auto& [type, weight] : config.type_weights) {
+    // An event's type is at most events.max_id_bytes long: a longer name could never apply, and a
+    // name that long is a mistake (the start is enough to find it).
+    if (type.size() > static_cast<size_t>(config.max_id_bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("events.types: a type name of ", type.size(), " bytes (\"",
+                       absl::CHexEscape(absl::string_view(type).substr(0, 32)),
+                       "...\") is longer than events.max_id_bytes (", config.max_id_bytes,
+                       "): no event can carry it"));
+    }
     if (weight > config.max_event_weight) {
       return absl::InvalidArgumentError(absl::StrCat("events.types.", type, " = ", weight,
                                                      " is above events.max_weight (",

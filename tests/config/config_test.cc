@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -163,6 +164,24 @@ TEST(ConfigTest, TypeWeightsAboveTheEventBoundAreRefused) {
   EXPECT_FALSE(SetValue(&config, "events.max_weight", "4").ok());  // below purchase = 8
   EXPECT_TRUE(SetValue(&config, "events.max_weight", "1000").ok());
   EXPECT_TRUE(SetValue(&config, "events.types.purchase", "500").ok());
+}
+
+// A type name longer than any event's type could be is a mistake, whichever side changes.
+TEST(ConfigTest, TypeNamesLongerThanAnEventTypeAreRefused) {
+  Config config;
+  const std::string long_name(300, 'v');
+  absl::Status status = SetValue(&config, absl::StrCat("events.types.", long_name), "2");
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("300 bytes"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("events.max_id_bytes (256)"), std::string::npos) << status;
+  EXPECT_LT(status.message().size(), 200u) << "the name is cut, not printed whole";
+  EXPECT_EQ(config.type_weights.count(long_name), 0u);
+  absl::StatusOr<Config> parsed =
+      ParseConfig(absl::StrCat("[events.types]\n", long_name, " = 2\n"), "t.toml");
+  EXPECT_FALSE(parsed.ok());
+  // Lowering the bound below a name in use is refused too ("purchase", 8 bytes, is a default).
+  EXPECT_FALSE(SetValue(&config, "events.max_id_bytes", "7").ok());
+  EXPECT_TRUE(SetValue(&config, "events.max_id_bytes", "8").ok());
 }
 
 // A state's stored configuration read back names no change when nothing changed, and names each
