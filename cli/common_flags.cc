@@ -49,6 +49,15 @@ absl::StatusOr<std::unique_ptr<stream::FileEventSource>> OpenDataFile(
   return stream::FileEventSource::Open(flags.path, options);
 }
 
+absl::Status RequireEvents(const stream::FileEventSource& source, absl::string_view verb) {
+  if (source.size() > 0) return absl::OkStatus();
+  const int64_t malformed = source.stats().malformed;
+  return absl::InvalidArgumentError(
+      malformed > 0 ? absl::StrCat(source.Name(), ": no event to ", verb, ": every record (",
+                                   malformed, ") is malformed (the warnings above say why)")
+                    : absl::StrCat(source.Name(), ": no event to ", verb, ": the file holds none"));
+}
+
 void PrintError(const absl::Status& status) {
   std::fprintf(stderr, "freshet: %s\n", std::string(status.message()).c_str());
 }

@@ -44,6 +44,8 @@ absl::Status Produce(const ProduceFlags& flags) {
   FRESHET_ASSIGN_OR_RETURN(auto properties, ParseProperties(flags.properties));
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::FileEventSource> source,
                            OpenDataFile(flags.data, config));
+  // Checked before the broker is reached: a topic created for nothing would outlive the mistake.
+  FRESHET_RETURN_IF_ERROR(RequireEvents(*source, "produce"));
   FRESHET_ASSIGN_OR_RETURN(std::unique_ptr<stream::KafkaProducer> producer,
                            stream::KafkaProducer::Create(
                                {.brokers = flags.brokers, .properties = std::move(properties)}));

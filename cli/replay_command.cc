@@ -54,13 +54,7 @@ absl::Status Replay(const ReplayFlags& flags) {
                            OpenDataFile(flags.data, config));
   const stream::SourceStats stats = source->stats();
   // Metrics over nothing would read as a model that recommends nothing well.
-  if (source->size() == 0) {
-    return absl::InvalidArgumentError(
-        stats.malformed > 0
-            ? absl::StrCat(source->Name(), ": no event to replay: every record (", stats.malformed,
-                           ") is malformed (the warnings above say why)")
-            : absl::StrCat(source->Name(), ": no event to replay: the file holds none"));
-  }
+  FRESHET_RETURN_IF_ERROR(RequireEvents(*source, "replay"));
   LogInfo(absl::StrCat("replaying ", WithThousands(source->size()), " events from ", source->Name(),
                        stats.malformed > 0
                            ? absl::StrCat(" (", stats.malformed, " malformed records skipped)")

@@ -156,6 +156,16 @@ TEST(FreshetCliTest, BadInputIsAClearErrorWithNonZeroExit) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("no event to replay: the file holds none"), std::string::npos)
       << r.output;
+  // produce says so before it reaches a broker (none listens on port 1).
+  r = Freshet("produce --data " + empty + " --format jsonl --brokers 127.0.0.1:1 --topic t");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no event to produce: the file holds none"), std::string::npos)
+      << r.output;
+  // A type name no event can carry.
+  r = Freshet("replay --data " + empty + " --format jsonl --set events.types." +
+              std::string(300, 'v') + "=2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("longer than events.max_id_bytes (256)"), std::string::npos) << r.output;
 
   if (std::filesystem::exists(kMovieLens)) {
     r = Freshet("replay --data " + kMovieLens + " --format parquet");
