@@ -9,6 +9,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -281,6 +282,13 @@ absl::StatusOr<std::unique_ptr<FileEventSource>> FileEventSource::Open(
   const absl::Time start = absl::Now();
   FRESHET_ASSIGN_OR_RETURN(internal::WholeFile file,
                            internal::ReadWholeFile(path, internal::kLinePadding));
+  // Compression is told by the bytes, not the name; a name that says otherwise is worth a line,
+  // since its records may then all be refused as malformed.
+  if (!file.gzip && file.size > 0 && absl::EndsWith(path, ".gz")) {
+    LogWarning(absl::StrCat(path,
+                            ": the name ends in .gz but the file does not start like gzip "
+                            "(1f 8b): read as plain text"));
+  }
 
   auto source = absl::WrapUnique(new FileEventSource(path));
   Loader(source.get(), options, codec).Load(file, *parser);

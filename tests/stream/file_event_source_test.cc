@@ -519,6 +519,18 @@ TEST(FileEventSourceTest, GzipIsDetectedByMagicBytesForCsvAndJsonl) {
   EXPECT_THAT(Summaries(Drain(**from_jsonl)), ElementsAre("u1|i1|click|7|1"));
 }
 
+TEST(FileEventSourceTest, PlainTextNamedGzIsReadWithAWarning) {
+  const std::string path = WriteFile("plain.csv.gz", "u1,i1,2\nu2,i2,1\n");
+  ::testing::internal::CaptureStderr();
+  auto source = FileEventSource::Open(path, Csv("user,item,ts"));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(source.ok()) << source.status();
+  EXPECT_THAT(Summaries(Drain(**source)), ElementsAre("u2|i2||1000|1", "u1|i1||2000|1"));
+  EXPECT_NE(log.find("plain.csv.gz: the name ends in .gz but the file does not start like gzip"),
+            std::string::npos)
+      << log;
+}
+
 TEST(FileEventSourceTest, ConcatenatedGzipMembersAreAllRead) {
   const std::string path = WriteGzip("events", "a,1,1\n");
   WriteGzip("events", "b,2,2\n", "ab");
