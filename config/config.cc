@@ -261,10 +261,18 @@ const std::vector<KeyImpl>& Registry() {
               "the ranker steps on every event whose user takes the cold or the session-start "
               "weights (blend.cold_events, blend.session_start), outside blend.train_cost: those "
               "sets learn from such events alone, which are few"),
+      BoolKey("blend.learn_repeats", &Config::blend_learn_repeats,
+              "the ranker also learns from events whose item is among the user's latest "
+              "history.recent items; off, it learns only what a request excluding the items a "
+              "user has (exclude_seen, the default) can be answered with"),
       ChoiceKey("blend.sparse_transform", &Config::blend_sparse_transform, {"linear", "log"},
                 "scores of the sparse components (cooc, history, transitions, last, profile) "
-                "and of topics before they are standardised: linear, or log (log(1 + x / mean of "
+                "and of topics before they are scaled: linear, or log (log(1 + x / mean of "
                 "the positive scores))"),
+      ChoiceKey("blend.sparse_scale", &Config::blend_sparse_scale, {"none", "sd"},
+                "those scores enter the blend as they are (none), or divided by their standard "
+                "deviation over the catalog for each query (sd), which grows as a user's lists "
+                "get shorter: a few pairs seen once would outweigh every other component"),
       IntKey("blend.ease_items", &Config::blend_ease_items, 2, 8192,
              "the ease component fits its item-item weights over this many items, those with "
              "the most interactions (a fit costs the cube of this in time and 16 times its "

@@ -90,9 +90,11 @@ struct Config {
   int blend_sample = 128;      // uniform draws per ranker step; 0: a step scores the whole catalog
   int blend_sample_top = 32;   // best items of each sparse component certain in a sampled step
   int blend_cold_events = 20;  // users with fewer earlier events get weights of their own; 0: none
-  bool blend_session_start = true;  // users starting a session get weights of their own
-  bool blend_context_steps = true;  // the ranker steps on every event of those two contexts
+  bool blend_session_start = true;   // users starting a session get weights of their own
+  bool blend_context_steps = true;   // the ranker steps on every event of those two contexts
+  bool blend_learn_repeats = false;  // ... also on events of items among the user's recent ones
   std::string blend_sparse_transform = "log";  // "linear" or "log" (log1p(x / mean of x > 0))
+  std::string blend_sparse_scale = "none";     // "none" or "sd": those scores over their s.d.
   int blend_ease_items = 2000;                 // the ease component's fit: items counted most
   double blend_ease_lambda = 200;              // its ridge term
   int blend_ease_refit = 5000;                 // events between fits

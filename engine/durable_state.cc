@@ -21,14 +21,25 @@ std::string WrittenBlendLayout(absl::string_view algorithm, const store::StoreMe
   if (algorithm != "blend" || meta.config_toml.empty()) return "";
   absl::StatusOr<config::Config> written = config::ParseConfig(meta.config_toml, "stored");
   if (!written.ok()) return "";
-  if (store::StateFingerprint("blend", *written) != meta.fingerprint) {
-    // Written before topics had a table of its own (its configuration reads as those keys'
-    // defaults): topics was fitted to the profile table.
-    written->blend_topics_user_exponent = written->blend_profile_user_exponent;
-    written->blend_topics_window = written->history_recent;
-    written->blend_topics_unit_weights = false;
-    if (store::StateFingerprint("blend", *written) != meta.fingerprint) return "";
+  // A key that joined the fingerprint later reads, in a configuration written before it, as
+  // today's default: try what such states were written with.
+  bool found = false;
+  for (int older = 0; older < 4 && !found; ++older) {
+    config::Config c = *written;
+    // Written before blend.sparse_scale: the sparse scores were divided by their s.d.
+    if ((older & 1) != 0) c.blend_sparse_scale = "sd";
+    if ((older & 2) != 0) {
+      // Written before topics had a table of its own: topics was fitted to the profile table.
+      c.blend_topics_user_exponent = c.blend_profile_user_exponent;
+      c.blend_topics_window = c.history_recent;
+      c.blend_topics_unit_weights = false;
+    }
+    if (store::StateFingerprint("blend", c) == meta.fingerprint) {
+      *written = c;
+      found = true;
+    }
   }
+  if (!found) return "";
   // The defaults before profile and ease joined them are config/blend-fast.toml's.
   const bool former_defaults =
       written->blend_features == "bpr,cooc,history,transitions,popularity,trending,ials" &&
@@ -44,6 +55,7 @@ std::string WrittenBlendLayout(absl::string_view algorithm, const store::StoreMe
                          " --set blend.topics_unit_weights=",
                          written->blend_topics_unit_weights ? "true" : "false")
           : "",
+      " --set blend.sparse_scale=", written->blend_sparse_scale,
       former_defaults ? " (blend's defaults before profile and ease joined them: "
                         "--config config/blend-fast.toml opens it)"
                       : "");
@@ -88,7 +100,7 @@ absl::StatusOr<std::unique_ptr<DurableState>> DurableState::Open(const Options& 
           " was written with a different row layout (e.g. bpr.tied_context, or blend.features "
           "and its weight sets: blend.cold_events, blend.session_start, and whether topics has "
           "a table of its own: blend.topics_user_exponent, blend.topics_window, "
-          "blend.topics_unit_weights)",
+          "blend.topics_unit_weights; blend.sparse_scale)",
           WrittenBlendLayout(options.algorithm, meta),
           "; run with the settings it was written with, use another --data-dir, or --reset to "
           "discard the stored state"));

@@ -127,7 +127,7 @@ void BlendModel::Learn(const Interaction& event) {
   // A deferred fit not yet installed: done now, before this event changes what it reads.
   if (fit_pending_catalog_ > 0) FitComponents(fit_pending_catalog_);
   // Test, then train: the ranker steps on the components' state before the event.
-  if (config_.blend_lr > 0 && features_.size() > 1 &&
+  if (config_.blend_lr > 0 && features_.size() > 1 && RankerLearnsFrom(event) &&
       RankerDue(event, config_.blend_sample > 0 ? config_.blend_sample : event.catalog)) {
     if (config_.blend_sample > 0) {
       SampledRankerStep(event);
@@ -374,6 +374,10 @@ void BlendModel::FeatureScores(Feature f, const UserQuery& query, absl::Span<flo
   if ((Sparse(f) || f == kTopics) && config_.blend_sparse_transform == "log") LogScale(out);
 }
 
+bool BlendModel::Unscaled(Feature f) const {
+  return config_.blend_sparse_scale == "none" && (Sparse(f) || f == kTopics);
+}
+
 void BlendModel::LogScale(absl::Span<float> out) {
   // Sparse scores are heavy-tailed; the log keeps a few large ones from dominating the mix.
   double sum = 0;
@@ -426,7 +430,7 @@ void BlendModel::Score(const UserQuery& query, Context context, int32_t catalog,
                                     : absl::MakeSpan(z->data() + f * static_cast<size_t>(catalog),
                                                      static_cast<size_t>(catalog));
     FeatureScores(features_[f], query, v);
-    Standardise(v);
+    if (!Unscaled(features_[f])) Standardise(v);
     const float w = weights[f];
     for (int32_t i = 0; i < catalog; ++i) scores[i] += w * v[i];
   }
@@ -444,6 +448,14 @@ absl::Status BlendModel::Recommend(const UserQuery& query, int k,
   ScoreAll(query, absl::MakeSpan(scores));
   return backend_->TopKFromScores(scores.data(), static_cast<int64_t>(scores.size()), query.exclude,
                                   k, out);
+}
+
+bool BlendModel::RankerLearnsFrom(const Interaction& event) const {
+  // A user without history is one a request finds unknown, answered by popularity
+  // (Learner::Recommend), never by the blend.
+  if (event.recent.empty()) return false;
+  return config_.blend_learn_repeats ||
+         std::find(event.recent.begin(), event.recent.end(), event.item) == event.recent.end();
 }
 
 bool BlendModel::RankerDue(const Interaction& event, int32_t cost) {
@@ -588,6 +600,10 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
     const double var = std::max(0.0, sum_sq / catalog - mean * mean);
     sparse_mean[f] = static_cast<float>(mean);
     sparse_inv[f] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+    if (Unscaled(features_[f])) {
+      sparse_mean[f] = 0.0f;
+      sparse_inv[f] = 1.0f;
+    }
     touched_.clear();
     for (int32_t i : rows) {
       if (acc[i] > 0 && !chosen_[i] && !excluded(i)) touched_.push_back(i);
@@ -683,9 +699,14 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
     const double n = std::max<double>(1, static_cast<double>(draws_.size()));
     const double mean = sum / n;
     const double var = std::max(0.0, sum_sq / n - mean * mean);
-    const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+    float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+    float shift = static_cast<float>(mean);
+    if (Unscaled(features_[f])) {
+      inv = 1.0f;
+      shift = 0.0f;
+    }
     for (size_t c = 0; c < nc; ++c) {
-      zf[c] = (raw(features_[f], candidates_[c]) - static_cast<float>(mean)) * inv;
+      zf[c] = (raw(features_[f], candidates_[c]) - shift) * inv;
     }
   }
 

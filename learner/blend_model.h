@@ -46,13 +46,20 @@
 //                a group whose popular items it was never counted beside; log-scaled like the
 //                sparse components (blend.sparse_transform)
 //
-// Each component's scores are standardised over the catalog for the query (mean 0, variance 1),
-// after log(1 + x / mean of the positive x) for the sparse ones (cooc, history, transitions, last,
-// profile; blend.sparse_transform = log: their scores are heavy-tailed), and the blend's score is
-// sum_f w_f z_f. With blend.cold_events = N, a user with fewer than N earlier events is scored
-// with w + v, where v is a second weight set (starting at 0) stepped only on such users' events:
-// a user's first events follow popularity and short-term co-occurrence more than later ones do.
-// The weights are learnt test-then-train: before an event
+// The sparse components' scores (cooc, history, transitions, last, profile) and topics' become
+// log(1 + x / mean of the positive x) (blend.sparse_transform = log: they are heavy-tailed) and
+// enter the blend as they are; the others' are standardised over the catalog for the query (mean
+// 0, variance 1). The blend's score is sum_f w_f z_f. (Divided by their standard deviation too,
+// blend.sparse_scale = sd, a user's sparse scores grow as their lists get shorter: k items equal
+// and the rest 0 stand sqrt(catalog / k) deviations high, so one earlier item with three pairs
+// seen once each outweighs every other component, the more so the less the stream has said.)
+// With blend.cold_events = N, a user with fewer than N earlier events is scored with w + v, where
+// v is a second weight set (starting at 0) stepped only on such users' events: a user's first
+// events follow popularity and short-term co-occurrence more than later ones do.
+// The weights are learnt test-then-train, from the events a request could have been answered
+// with: not a user's first (a user never seen is answered by popularity, Learner::Recommend, not
+// by the blend), nor an item among the user's latest history.recent ones (a request excludes the
+// items a user has; blend.learn_repeats to learn from those too). Before such an event
 // is learnt, the ranker scores the catalog for the event's user as a request would (the user's
 // latest items stand in for the seen items a request excludes) and takes one Adagrad step on the
 // log-loss of the event's item under the softmax of the blend's scores over the catalog,
@@ -229,6 +236,9 @@ class BlendModel : public Model {
              absl::Span<float> scores) const;
   // One feature's raw scores over rows [0, out.size()).
   void RawScores(Feature f, const UserQuery& query, absl::Span<float> out) const;
+  // Whether the event is one the ranker learns from: a ranking the blend would be asked for (the
+  // class comment).
+  bool RankerLearnsFrom(const Interaction& event) const;
   // Whether the ranker steps on the coming event, a step costing `cost` item scorings (the
   // schedule in the class comment).
   bool RankerDue(const Interaction& event, int32_t cost);
@@ -266,6 +276,9 @@ class BlendModel : public Model {
   bool Sparse(Feature f) const {
     return f == kCooc || f == kHistory || f == kTransitions || f == kLast || f == kProfile;
   }
+  // Whether f's scores enter the blend without division by their standard deviation over the
+  // catalog (blend.sparse_scale = none: the sparse components and topics).
+  bool Unscaled(Feature f) const;
   // Adds a sparse feature's raw scores of rows [0, acc.size()) to `acc`, all 0 on entry, and
   // appends the rows it made non-zero to `touched`, each once: O(the lists it reads), not
   // O(catalog), in one pass over them.

@@ -147,6 +147,11 @@ uint64_t StateFingerprint(absl::string_view algorithm, const config::Config& con
                     "|start=", config.blend_session_start ? 1 : 0);
     // A part more in its item rows (the fingerprint of a state without it is as it was).
     if (config::BlendTopicsOwnTable(config)) absl::StrAppend(&text, "|topics_table=1");
+    // The ranker's weights are learnt on the sparse scores scaled one way: read the other way they
+    // would mislead it (states written before blend.sparse_scale, with sd, keep their fingerprint).
+    if (config.blend_sparse_scale != "sd") {
+      absl::StrAppend(&text, "|sparse_scale=", config.blend_sparse_scale);
+    }
   }
   return Fnv1a(text);
 }

@@ -101,6 +101,7 @@ TEST(ConfigTest, TheBlendFastPresetLoads) {
   EXPECT_EQ(preset->history_recent, 64);
   EXPECT_LT(preset->blend_train_cost, Config{}.blend_train_cost);
   EXPECT_FALSE(preset->blend_context_steps);
+  EXPECT_EQ(preset->blend_sparse_scale, "sd");
   for (const ConfigKey& key : ConfigKeys()) {
     if (absl::StartsWith(key.name, "blend.") || key.name == "history.recent") continue;
     EXPECT_EQ(*GetValue(*preset, key.name), *GetValue(Config{}, key.name)) << key.name;

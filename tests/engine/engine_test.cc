@@ -821,6 +821,40 @@ TEST_F(EngineTest, ABlendStateWithoutTopicsOwnTableSaysWhatToRunWith) {
   EXPECT_EQ((*written)->stats().events_applied, 300);
 }
 
+// A blend state written before blend.sparse_scale (its ranker learnt on sparse scores divided by
+// their s.d., its stored configuration without the key) is refused under today's default, and the
+// error names the setting that opens it.
+TEST_F(EngineTest, ABlendStateOfScaledSparseScoresSaysWhatToRunWith) {
+  const std::string dir = FreshDir("engine_blend_sparse_scale");
+  options_.algorithm = "blend";
+  ASSERT_EQ(options_.config.blend_sparse_scale, "none");
+  options_.config.blend_sparse_scale = "sd";
+  {
+    auto engine = Open(dir);
+    ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
+  }
+  {
+    std::string toml;
+    for (absl::string_view line : absl::StrSplit(config::ToToml(options_.config), '\n')) {
+      if (!absl::StartsWith(line, "sparse_scale")) absl::StrAppend(&toml, line, "\n");
+    }
+    ASSERT_NE(toml, config::ToToml(options_.config));
+    ASSERT_NO_FATAL_FAILURE(
+        RewriteIdentity(dir, "blend", store::StateFingerprint("blend", options_.config), toml));
+  }
+  options_.data_dir = dir;
+  options_.config.blend_sparse_scale = "none";
+  auto today = Engine::Open(options_, backend_.get());
+  ASSERT_FALSE(today.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(today.status())) << today.status();
+  EXPECT_NE(today.status().message().find("--set blend.sparse_scale=sd"), absl::string_view::npos)
+      << today.status();
+  options_.config.blend_sparse_scale = "sd";
+  auto written = Engine::Open(options_, backend_.get());
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ((*written)->stats().events_applied, 300);
+}
+
 TEST_F(EngineTest, HiddenItemsSurviveARestart) {
   const std::string dir = FreshDir("engine_hidden");
   {

@@ -2,7 +2,9 @@
 // its persisted rows, and cooc's sessions keep events hours apart from co-occurring.
 #include "learner/blend_model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +39,26 @@ std::vector<stream::Event> MakeStream(double sequential, uint64_t seed, int64_t 
   std::vector<stream::Event> out(static_cast<size_t>(o.events));
   for (stream::Event& e : out) generator->Next(&e);
   return out;
+}
+
+// The events of `events` the ranker learns from with blend.learn_repeats off: those of users with
+// earlier events whose item is not among their latest `recent` ones (a request excludes those
+// items, and a user without history is answered by popularity); with `cold_below` > 0, only those
+// of users with fewer earlier events than that.
+int64_t RankableEvents(const std::vector<stream::Event>& events, int recent, int cold_below = 0) {
+  absl::flat_hash_map<std::string, std::deque<std::string>> latest;
+  absl::flat_hash_map<std::string, int> earlier;
+  int64_t n = 0;
+  for (const stream::Event& e : events) {
+    std::deque<std::string>& items = latest[e.user];
+    const bool cold = cold_below <= 0 || earlier[e.user]++ < cold_below;
+    if (cold && !items.empty() && std::find(items.begin(), items.end(), e.item) == items.end()) {
+      ++n;
+    }
+    items.push_back(e.item);
+    if (static_cast<int>(items.size()) > recent) items.pop_front();
+  }
+  return n;
 }
 
 class BlendTest : public ::testing::Test {
@@ -107,7 +129,11 @@ TEST_F(BlendTest, SampledStepsLearnTheTransitionWeightFromTheStream) {
   // take weight from bpr on the topical stream and blur the ratio of the two).
   config.blend_features = "bpr,cooc,history,transitions,popularity,trending,ials";
   const auto sequential = ExpectTransitionWeightFollowsTheStream(config);
-  EXPECT_GE(Blend(*sequential).ranker_steps(), 19'990);  // one step per event (with 2+ items)
+  // One step per event it learns from (with 2+ items in the catalog).
+  const int64_t rankable = RankableEvents(MakeStream(0.8, 3), config.history_recent);
+  ASSERT_GT(rankable, 10'000);
+  EXPECT_GE(Blend(*sequential).ranker_steps(), rankable - 10);
+  EXPECT_LE(Blend(*sequential).ranker_steps(), rankable);
 
   // A full-catalog step costs the catalog (2,000 items): 64 per event buys one every 32 events.
   config.blend_sample = 0;
@@ -129,15 +155,21 @@ TEST_F(BlendTest, TheColdSetLearnsFromEveryColdEvent) {
 
   config.blend_context_steps = true;
   const auto learnt = Learnt(events, config);
-  absl::flat_hash_map<std::string, int> earlier;
-  int64_t cold = 0;
-  for (const stream::Event& e : events) cold += earlier[e.user]++ < config.blend_cold_events;
+  const int64_t cold = RankableEvents(events, config.history_recent, config.blend_cold_events);
   ASSERT_GT(cold, 2000);
   ASSERT_LT(cold, 4000);
-  // A user's first event is ranked against a catalog of at least two items but the stream's very
-  // first is not.
-  EXPECT_GE(Blend(*learnt).ranker_steps(), cold - 1);
-  EXPECT_LE(Blend(*learnt).ranker_steps(), cold);
+  EXPECT_EQ(Blend(*learnt).ranker_steps(), cold);
+
+  // With blend.learn_repeats it also steps on a cold user's return to an item of theirs.
+  config.blend_learn_repeats = true;
+  int64_t with_repeats = 0;
+  absl::flat_hash_map<std::string, int> earlier;
+  for (const stream::Event& e : events) {
+    const int n = earlier[e.user]++;
+    with_repeats += n > 0 && n < config.blend_cold_events;
+  }
+  ASSERT_GT(with_repeats, cold);
+  EXPECT_EQ(Blend(*Learnt(events, config)).ranker_steps(), with_repeats);
 }
 
 // ease reads a user's history as a long-term profile: for users with fewer than blend.cold_events
