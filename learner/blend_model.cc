@@ -591,18 +591,19 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
           positive > 0 ? static_cast<float>(static_cast<double>(positive) / sum) : 0.0f;
       for (int32_t i : rows) acc[i] = acc[i] > 0 ? internal::Log1p(acc[i] * inv_mean) : 0.0f;
     }
-    double sum = 0, sum_sq = 0;
-    for (int32_t i : rows) {
-      sum += acc[i];
-      sum_sq += static_cast<double>(acc[i]) * acc[i];
-    }
-    const double mean = sum / catalog;
-    const double var = std::max(0.0, sum_sq / catalog - mean * mean);
-    sparse_mean[f] = static_cast<float>(mean);
-    sparse_inv[f] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
     if (Unscaled(features_[f])) {
       sparse_mean[f] = 0.0f;
       sparse_inv[f] = 1.0f;
+    } else {
+      double sum = 0, sum_sq = 0;
+      for (int32_t i : rows) {
+        sum += acc[i];
+        sum_sq += static_cast<double>(acc[i]) * acc[i];
+      }
+      const double mean = sum / catalog;
+      const double var = std::max(0.0, sum_sq / catalog - mean * mean);
+      sparse_mean[f] = static_cast<float>(mean);
+      sparse_inv[f] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
     }
     touched_.clear();
     for (int32_t i : rows) {
@@ -690,20 +691,19 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
       for (int32_t i : sparse_rows_[f]) sparse_[f][i] = 0.0f;
       continue;
     }
-    double sum = 0, sum_sq = 0;
-    for (int32_t d : draws_) {
-      const double x = raw(features_[f], d);
-      sum += x;
-      sum_sq += x * x;
-    }
-    const double n = std::max<double>(1, static_cast<double>(draws_.size()));
-    const double mean = sum / n;
-    const double var = std::max(0.0, sum_sq / n - mean * mean);
-    float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
-    float shift = static_cast<float>(mean);
-    if (Unscaled(features_[f])) {
-      inv = 1.0f;
-      shift = 0.0f;
+    float shift = 0.0f, inv = 1.0f;
+    if (!Unscaled(features_[f])) {
+      double sum = 0, sum_sq = 0;
+      for (int32_t d : draws_) {
+        const double x = raw(features_[f], d);
+        sum += x;
+        sum_sq += x * x;
+      }
+      const double n = std::max<double>(1, static_cast<double>(draws_.size()));
+      const double mean = sum / n;
+      const double var = std::max(0.0, sum_sq / n - mean * mean);
+      shift = static_cast<float>(mean);
+      inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
     }
     for (size_t c = 0; c < nc; ++c) {
       zf[c] = (raw(features_[f], candidates_[c]) - shift) * inv;
