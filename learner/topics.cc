@@ -9,6 +9,7 @@
 
 #include "common/random.h"
 #include "learner/internal/most_counted.h"
+#include "learner/kmeans.h"
 
 namespace freshet::learner {
 namespace {
@@ -18,6 +19,8 @@ namespace {
 constexpr int kSolverIterations = 30;
 constexpr int kOversample = 8;
 constexpr int kMaxKMeansIterations = 50;
+// k-means runs from as many k-means++ starts, the tightest kept.
+constexpr int kKMeansStarts = 10;
 constexpr uint64_t kSeed = 0x746f70696373;  // fixed: two fits of one table group alike
 
 // The `k` leading eigenvectors of the symmetric `s` (eigenvalues in [-1, 1]), as columns.
@@ -42,61 +45,6 @@ Eigen::MatrixXd LeadingEigenvectors(const Eigen::MatrixXd& s, int k, Rng& rng) {
   Eigen::MatrixXd out(m, k);
   for (int j = 0; j < k; ++j) out.col(j) = q * solver.eigenvectors().col(b - 1 - j);
   return out;
-}
-
-// k-means of the rows of x into k groups from a k-means++ start; returns each row's group.
-std::vector<int32_t> KMeans(const Eigen::MatrixXd& x, int k, Rng& rng) {
-  const Eigen::Index m = x.rows();
-  Eigen::MatrixXd centres(k, x.cols());
-  std::vector<double> nearest(static_cast<size_t>(m), std::numeric_limits<double>::infinity());
-  centres.row(0) = x.row(rng.Below(static_cast<uint32_t>(m)));
-  for (int c = 1; c < k; ++c) {
-    double total = 0;
-    for (Eigen::Index i = 0; i < m; ++i) {
-      nearest[i] = std::min(nearest[i], (x.row(i) - centres.row(c - 1)).squaredNorm());
-      total += nearest[i];
-    }
-    double r = rng.Uniform() * total;
-    Eigen::Index pick = m - 1;
-    for (Eigen::Index i = 0; i < m; ++i) {
-      r -= nearest[i];
-      if (r < 0) {
-        pick = i;
-        break;
-      }
-    }
-    centres.row(c) = x.row(pick);
-  }
-  std::vector<int32_t> group(static_cast<size_t>(m), -1);
-  for (int it = 0; it < kMaxKMeansIterations; ++it) {
-    bool moved = false;
-    for (Eigen::Index i = 0; i < m; ++i) {
-      int32_t best = 0;
-      double best_distance = std::numeric_limits<double>::infinity();
-      for (int c = 0; c < k; ++c) {
-        const double distance = (x.row(i) - centres.row(c)).squaredNorm();
-        if (distance < best_distance) {
-          best_distance = distance;
-          best = c;
-        }
-      }
-      if (group[i] != best) {
-        group[i] = best;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-    Eigen::MatrixXd sums = Eigen::MatrixXd::Zero(k, x.cols());
-    std::vector<int64_t> sizes(static_cast<size_t>(k), 0);
-    for (Eigen::Index i = 0; i < m; ++i) {
-      sums.row(group[i]) += x.row(i);
-      ++sizes[group[i]];
-    }
-    for (int c = 0; c < k; ++c) {
-      if (sizes[c] > 0) centres.row(c) = sums.row(c) / static_cast<double>(sizes[c]);
-    }
-  }
-  return group;
 }
 
 }  // namespace
@@ -143,7 +91,7 @@ bool Topics::Fit(const CoocModel& table, int32_t catalog, int max_items, int top
     if (!std::isfinite(norm)) return false;
     if (norm > 0) x.row(a) /= norm;
   }
-  const std::vector<int32_t> group = KMeans(x, k, rng);
+  const std::vector<int32_t> group = KMeans(x, k, kKMeansStarts, kMaxKMeansIterations, rng).group;
 
   std::vector<int32_t> group_of(static_cast<size_t>(catalog), -1);
   for (Eigen::Index a = 0; a < m; ++a) group_of[by_count[fitted[a]]] = group[a];

@@ -5,9 +5,11 @@
 // (G(a, a) = 0) and d(a) = sum_b G(a, b), and embeds them by the leading eigenvectors of
 // D^-1/2 G D^-1/2 (spectral clustering, Ng, Jordan and Weiss 2001): items that the same users
 // consume are close, whether or not a pair of them was ever counted together. The rows, scaled to
-// length 1, are cut into `topics` groups by k-means. Then, kRefineRounds times, every counted item
-// (those outside the fitted set too), one at a time in row order, moves to the group its pairs
-// favour most, net of what the group's size would give it by chance: the largest
+// length 1, are cut into `topics` groups by k-means (learner/kmeans.h: the tightest of ten
+// k-means++ starts; one start can leave two groups under one centre and split another). Then,
+// kRefineRounds times, every counted item (those outside the fitted set too), one at a time in row
+// order, moves to the group its pairs favour most, net of what the group's size would give it by
+// chance: the largest
 //
 //   w_t(i) - w(i) vol(t) / vol,
 //
