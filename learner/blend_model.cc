@@ -600,10 +600,9 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
         sum += acc[i];
         sum_sq += static_cast<double>(acc[i]) * acc[i];
       }
-      const double mean = sum / catalog;
-      const double var = std::max(0.0, sum_sq / catalog - mean * mean);
-      sparse_mean[f] = static_cast<float>(mean);
-      sparse_inv[f] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+      const internal::Spread spread = internal::MeanAndInverseSd(sum, sum_sq, catalog);
+      sparse_mean[f] = spread.mean;
+      sparse_inv[f] = spread.inv_sd;
     }
     touched_.clear();
     for (int32_t i : rows) {
@@ -699,11 +698,10 @@ void BlendModel::SampledRankerStep(const Interaction& event) {
         sum += x;
         sum_sq += x * x;
       }
-      const double n = std::max<double>(1, static_cast<double>(draws_.size()));
-      const double mean = sum / n;
-      const double var = std::max(0.0, sum_sq / n - mean * mean);
-      shift = static_cast<float>(mean);
-      inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+      const internal::Spread spread = internal::MeanAndInverseSd(
+          sum, sum_sq, std::max<double>(1, static_cast<double>(draws_.size())));
+      shift = spread.mean;
+      inv = spread.inv_sd;
     }
     for (size_t c = 0; c < nc; ++c) {
       zf[c] = (raw(features_[f], candidates_[c]) - shift) * inv;

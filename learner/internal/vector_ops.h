@@ -96,6 +96,18 @@ inline float ExpNonPositive(float x) {
 
 // Rescales to mean 0 and variance 1 (a constant vector becomes all zeros): the per-query
 // standardisation of the scores that the hybrid and blend models combine.
+// The mean of n > 0 values and the inverse of their standard deviation (0 where they do not vary),
+// from their sum and their sum of squares.
+struct Spread {
+  float mean;
+  float inv_sd;
+};
+inline Spread MeanAndInverseSd(double sum, double sum_sq, double n) {
+  const double mean = sum / n;
+  const double var = std::max(0.0, sum_sq / n - mean * mean);
+  return {static_cast<float>(mean), var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f};
+}
+
 inline void Standardise(absl::Span<float> v) {
   if (v.empty()) return;
   double sum = 0, sum_sq = 0;
@@ -103,10 +115,8 @@ inline void Standardise(absl::Span<float> v) {
     sum += x;
     sum_sq += static_cast<double>(x) * x;
   }
-  const double mean = sum / static_cast<double>(v.size());
-  const double var = std::max(0.0, sum_sq / static_cast<double>(v.size()) - mean * mean);
-  const float inv = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
-  for (float& x : v) x = (x - static_cast<float>(mean)) * inv;
+  const Spread s = MeanAndInverseSd(sum, sum_sq, static_cast<double>(v.size()));
+  for (float& x : v) x = (x - s.mean) * s.inv_sd;
 }
 
 }  // namespace freshet::learner::internal

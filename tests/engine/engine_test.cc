@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -774,6 +775,19 @@ TEST_F(EngineTest, ABlendStateWithTheOldFingerprintSaysWhatToRunWith) {
       << other.status();
 }
 
+// `config` as TOML the way a build without the keys named (lines beginning with them) wrote it.
+std::string TomlWithout(const config::Config& config,
+                        std::initializer_list<absl::string_view> keys) {
+  std::string toml;
+  for (absl::string_view line : absl::StrSplit(config::ToToml(config), '\n')) {
+    if (std::none_of(keys.begin(), keys.end(),
+                     [&](absl::string_view key) { return absl::StartsWith(line, key); })) {
+      absl::StrAppend(&toml, line, "\n");
+    }
+  }
+  return toml;
+}
+
 // A blend state whose topics were fitted to the profile table (written before topics had a table
 // of its own, so its stored configuration lacks those keys) is refused under today's defaults, and
 // the error names the settings that open it.
@@ -789,15 +803,8 @@ TEST_F(EngineTest, ABlendStateWithoutTopicsOwnTableSaysWhatToRunWith) {
     ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
   }
   {
-    // The configuration as a build without those keys wrote it.
-    std::string toml;
-    for (absl::string_view line : absl::StrSplit(config::ToToml(options_.config), '\n')) {
-      if (!absl::StartsWith(line, "topics_user_exponent") &&
-          !absl::StartsWith(line, "topics_window") &&
-          !absl::StartsWith(line, "topics_unit_weights")) {
-        absl::StrAppend(&toml, line, "\n");
-      }
-    }
+    const std::string toml = TomlWithout(
+        options_.config, {"topics_user_exponent", "topics_window", "topics_unit_weights"});
     ASSERT_NE(toml, config::ToToml(options_.config));
     ASSERT_NO_FATAL_FAILURE(
         RewriteIdentity(dir, "blend", store::StateFingerprint("blend", options_.config), toml));
@@ -834,10 +841,7 @@ TEST_F(EngineTest, ABlendStateOfScaledSparseScoresSaysWhatToRunWith) {
     ASSERT_TRUE(RunAll(*engine, MakeEvents(300, 10, 20, 1)).ok());
   }
   {
-    std::string toml;
-    for (absl::string_view line : absl::StrSplit(config::ToToml(options_.config), '\n')) {
-      if (!absl::StartsWith(line, "sparse_scale")) absl::StrAppend(&toml, line, "\n");
-    }
+    const std::string toml = TomlWithout(options_.config, {"sparse_scale"});
     ASSERT_NE(toml, config::ToToml(options_.config));
     ASSERT_NO_FATAL_FAILURE(
         RewriteIdentity(dir, "blend", store::StateFingerprint("blend", options_.config), toml));
